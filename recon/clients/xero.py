@@ -1,0 +1,510 @@
+"""The Xero Accounting API client: OAuth2, tenants, paging, pacing, retries, errors.
+
+Floor 1: imports recon.errors, recon.money and recon.clients.*; never the
+sandbox. The same code talks to the real Xero and to the embedded sandbox:
+only ``XeroConfig`` (URLs and credentials) differs.
+
+- Tokens: authlib's httpx ``OAuth2Client`` fetches and refreshes them
+  (client_credentials for a Custom Connection, authorization_code + PKCE with
+  refresh-token rotation for a web app); every new token set is saved through
+  ``TokenStore`` (a user config folder, 0600) and never printed.
+- Calls: ``Accept: application/json``, ``xero-tenant-id`` on accounting
+  calls, JSON money parsed as ``Decimal``.
+- Limits: ``MinutePacer`` keeps under the per-minute limit from the quota
+  headers; 429/503 are retried honouring ``Retry-After``; writes are retried
+  only with an ``Idempotency-Key``.
+- Errors: httpx and authlib failures become recon.errors exceptions here, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pandas as pd
+
+from recon.clients.pacing import MinutePacer
+from recon.clients.retry import RETRY_STATUSES, RetryPolicy
+from recon.clients.tokens import TokenStore
+from recon.errors import (
+    ApiRejected,
+    AuthError,
+    ClientError,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    WrongOrganisation,
+)
+
+from authlib.deprecate import AuthlibDeprecationWarning
+
+with warnings.catch_warnings():
+    # authlib warns that it would rather use the httpx2 fork; recon pins httpx (design card).
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import OAuth2Client
+    from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+    from authlib.oauth2.rfc6749.errors import OAuth2Error
+
+__all__ = ["XeroClient", "XeroConfig", "parse_xero_date", "IDS_PER_CALL", "MAX_PAGE_SIZE", "BATCH_SIZE"]
+
+MAX_PAGE_SIZE = 1000  # reference §3.4
+BATCH_SIZE = 50  # reference §3.6: "batch elements in bundles of up to 50"
+IDS_PER_CALL = 50  # reference §3.4: ~52 GUIDs fit in IDs=
+DEFAULT_SCOPES = ("accounting.invoices accounting.payments accounting.contacts accounting.settings.read")
+_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+
+
+@dataclass(frozen=True)
+class XeroConfig:
+    """Where Xero is and who recon is to it. The defaults are the real service."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    grant: str = "client_credentials"  # or "authorization_code"
+    api_url: str = "https://api.xero.com/api.xro/2.0"
+    identity_url: str = "https://api.xero.com"
+    token_url: str = "https://identity.xero.com/connect/token"
+    authorize_url: str = "https://login.xero.com/identity/connect/authorize"
+    redirect_uri: str | None = None
+    scopes: str = DEFAULT_SCOPES
+    tenant_id: str | None = None
+    tenant_name: str | None = None
+    per_minute: int = 60
+    minute_seconds: float = 60.0
+    timeout: float = 30.0
+
+
+def parse_xero_date(value: Any) -> datetime | None:
+    """``/Date(1539993600000+0000)/`` or ISO text as an aware UTC datetime."""
+    if value in (None, ""):
+        return None
+    m = _MS_DATE.fullmatch(str(value))
+    if m:
+        return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=UTC)
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _messages(body: Any) -> list[str]:
+    """Every validation message in a Xero error body, in order."""
+    out: list[str] = []
+    if isinstance(body, dict):
+        for el in body.get("Elements") or []:
+            out.extend(m.get("Message", "") for m in el.get("ValidationErrors") or [])
+            for line in el.get("LineItems") or []:
+                out.extend(m.get("Message", "") for m in (line or {}).get("ValidationErrors") or [])
+        if not out:
+            for key in ("Message", "Detail", "detail", "error_description", "error"):
+                if body.get(key):
+                    out.append(str(body[key]))
+                    break
+    elif isinstance(body, str) and body:
+        out.append(body)
+    return out
+
+
+class XeroClient:
+    """One Xero app's connection to one organisation (tenant)."""
+
+    def __init__(
+        self,
+        config: XeroConfig,
+        *,
+        token_store: TokenStore | None = None,
+        retry: RetryPolicy | None = None,
+        pacer: MinutePacer | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.retry = retry or RetryPolicy()
+        self.pacer = pacer or MinutePacer(config.per_minute, config.minute_seconds)
+        self.token_store = token_store or TokenStore()
+        self.calls = 0
+        self.tenant_id: str | None = config.tenant_id
+        self._token_name = "xero-" + hashlib.sha256(f"{config.token_url}|{config.client_id}".encode()).hexdigest()[:16]
+        self._code_verifier: str | None = None
+        self._http = OAuth2Client(
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            token_endpoint=config.token_url,
+            # xero-python sends the secret in the form body; both are accepted (reference §11).
+            token_endpoint_auth_method="client_secret_post" if config.client_secret else "none",
+            scope=config.scopes,
+            redirect_uri=config.redirect_uri,
+            grant_type=config.grant,
+            update_token=self._save_token,
+            timeout=config.timeout,
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "recon/0.1"},
+        )
+        saved = self.token_store.load(self._token_name)
+        if saved:
+            self._http.token = saved
+
+    def __repr__(self) -> str:
+        return f"XeroClient(api_url={self.config.api_url!r}, client_id={self.config.client_id!r}, tenant_id={self.tenant_id!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> XeroClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- tokens ------------------------------------------------------------
+    def _save_token(self, token: Mapping[str, Any], refresh_token: str | None = None, access_token: str | None = None) -> None:
+        self.token_store.save(self._token_name, dict(token))
+
+    def _fetch_client_credentials(self) -> None:
+        try:
+            token = self._http.fetch_token(self.config.token_url, grant_type="client_credentials")
+        except (OAuth2Error, AuthlibOAuthError) as exc:
+            raise AuthError(f"Xero refused the app's credentials ({exc.error}): check the client id and secret "
+                            "of the Custom Connection.", service="xero", status=400) from exc
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"Xero's token service could not be reached: {exc}", service="xero") from exc
+        self._save_token(token)
+
+    def authorization_url(self, state: str | None = None) -> str:
+        """Start an authorization-code + PKCE sign-in: open this URL, then call ``finish_login``."""
+        self._code_verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(self._code_verifier.encode()).digest()).rstrip(b"=").decode()
+        params = {"response_type": "code", "client_id": self.config.client_id, "redirect_uri": self.config.redirect_uri or "",
+                  "scope": self.config.scopes, "state": state or secrets.token_urlsafe(16),
+                  "code_challenge": challenge, "code_challenge_method": "S256"}
+        return f"{self.config.authorize_url}?{urlencode(params)}"
+
+    def finish_login(self, redirected_to: str) -> None:
+        """Trade the code in the redirect URL for tokens (PKCE verifier from ``authorization_url``)."""
+        try:
+            token = self._http.fetch_token(self.config.token_url, authorization_response=redirected_to,
+                                           code_verifier=self._code_verifier, redirect_uri=self.config.redirect_uri)
+        except (OAuth2Error, AuthlibOAuthError) as exc:
+            raise AuthError(f"Xero refused the sign-in code ({exc.error}): start the sign-in again.", service="xero") from exc
+        self._save_token(token)
+
+    def refresh(self) -> None:
+        """Get a new access token now (refresh-token rotation or a new client_credentials token)."""
+        token = self._http.token
+        try:
+            if token and token.get("refresh_token"):
+                new = self._http.refresh_token(self.config.token_url, refresh_token=token["refresh_token"])
+                self._save_token(new)
+            elif self.config.grant == "client_credentials":
+                self._fetch_client_credentials()
+            else:
+                raise AuthError("No Xero sign-in is stored: run the sign-in (authorization_url / finish_login) first.", service="xero")
+        except (OAuth2Error, AuthlibOAuthError) as exc:
+            self.token_store.delete(self._token_name)
+            raise AuthError(f"Xero refused the refresh token ({exc.error}): sign in again. A refresh token works once; "
+                            "another process may have used it.", service="xero", status=400) from exc
+
+    def _ensure_token(self) -> None:
+        if not self._http.token:
+            if self.config.grant == "client_credentials":
+                self._fetch_client_credentials()
+            else:
+                raise AuthError("No Xero sign-in is stored: run the sign-in (authorization_url / finish_login) first.", service="xero")
+
+    # ---- the one request path ------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        tenant: bool = True,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
+        """Send one call with pacing and safe retries; return the successful answer or raise."""
+        self._ensure_token()
+        hdrs = dict(headers or {})
+        if tenant:
+            if not self.tenant_id:
+                self.select_tenant()
+            hdrs["xero-tenant-id"] = str(self.tenant_id)
+        if idempotency_key:
+            hdrs["Idempotency-Key"] = idempotency_key
+        content = None
+        if json_body is not None:
+            content = json.dumps(json_body, default=_json_default).encode()
+            hdrs["Content-Type"] = "application/json"
+        is_write = method.upper() not in ("GET", "HEAD")
+        retry_safe = not is_write or bool(idempotency_key)
+        refreshed = False
+        pace_key = str(self.tenant_id) if tenant else "identity"
+        for attempt in range(1, self.retry.attempts + 1):
+            if tenant:
+                self.pacer.before_call(pace_key)
+            try:
+                self.calls += 1
+                response = self._http.request(method, url, params=params, content=content, headers=hdrs)
+            except (OAuth2Error, AuthlibOAuthError) as exc:
+                self.token_store.delete(self._token_name)
+                raise AuthError(f"Xero refused to renew the token ({exc.error}): sign in again.", service="xero") from exc
+            except httpx.TransportError as exc:
+                # A dropped connection after the server got a write could have committed it:
+                # only a keyed write (replayed by Xero) or a read is safe to send again.
+                if retry_safe and attempt < self.retry.attempts:
+                    self.retry.sleep(self.retry.backoff(attempt))
+                    continue
+                raise ServiceUnavailable(f"Xero could not be reached ({type(exc).__name__}: {exc}).", service="xero",
+                                         method=method, url=url) from exc
+            if tenant:
+                self.pacer.after_call(pace_key, response.headers)
+            status = response.status_code
+            if status < 400:
+                return response
+            if status == 401 and not refreshed:
+                refreshed = True
+                self.refresh()
+                continue
+            if status in RETRY_STATUSES and (retry_safe or status == 429) and attempt < self.retry.attempts:
+                # A 429 was refused before doing anything, so even an unkeyed write may be resent.
+                wait = self.retry.retry_after(response.headers.get("Retry-After"))
+                if wait is not None and wait > self.retry.max_retry_after:
+                    break
+                self.retry.sleep(wait if wait is not None else self.retry.backoff(attempt))
+                continue
+            break
+        raise self._error(response, method, url)
+
+    def _error(self, response: httpx.Response, method: str, url: str) -> ClientError:
+        status = response.status_code
+        try:
+            body: Any = json.loads(response.content, parse_float=Decimal) if response.content else None
+        except ValueError:
+            body = response.text
+        messages = _messages(body)
+        kw: dict[str, Any] = {"service": "xero", "status": status, "method": method, "url": str(url),
+                              "request_id": response.headers.get("Xero-Correlation-Id"), "detail": body}
+        text = "; ".join(messages) or response.reason_phrase
+        if status == 401:
+            return AuthError(f"Xero refused the access token ({text}): sign in again.", **kw)
+        if status == 403:
+            return WrongOrganisation(
+                f"Xero refused access to organisation {self.tenant_id} ({text}): the app is not connected to it, "
+                "or lacks the scope. Check the tenant in params and the app's connections.", **kw)
+        if status == 404:
+            return NotFound(f"Xero has no such record or path: {method} {url}.", **kw)
+        if status == 429:
+            problem = response.headers.get("X-Rate-Limit-Problem")
+            return RateLimited(f"Xero's {problem or 'rate'} limit was still hit after retrying; "
+                               f"try again in {response.headers.get('Retry-After', '?')} s.",
+                               retry_after=self.retry.retry_after(response.headers.get("Retry-After")), problem=problem, **kw)
+        if status >= 500:
+            return ServiceUnavailable(f"Xero failed ({status}): {text}", **kw)
+        return ApiRejected(f"Xero rejected {method} {url}: {text}", messages=messages, **kw)
+
+    @staticmethod
+    def parse(response: httpx.Response) -> Any:
+        """The JSON body with every non-integer number as Decimal."""
+        return json.loads(response.content, parse_float=Decimal)
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
+        return self.parse(self.request("GET", self.config.api_url + path, params=params, headers=headers))
+
+    # ---- identity --------------------------------------------------------------
+    def connections(self) -> list[dict[str, Any]]:
+        """The organisations this token can reach (``GET /connections``)."""
+        return self.parse(self.request("GET", self.config.identity_url + "/connections", tenant=False))
+
+    def select_tenant(self, tenant_id: str | None = None, name: str | None = None) -> str:
+        """Choose the organisation by id or name (config's if not given); return its id."""
+        tenant_id = tenant_id or self.config.tenant_id
+        name = name or self.config.tenant_name
+        conns = self.connections()
+        if tenant_id:
+            match = [c for c in conns if c["tenantId"].lower() == tenant_id.lower()]
+        elif name:
+            match = [c for c in conns if c.get("tenantName", "").casefold() == name.casefold()]
+        else:
+            match = conns if len(conns) == 1 else []
+        if len(match) != 1:
+            known = ", ".join(f"{c.get('tenantName')} ({c['tenantId']})" for c in conns) or "none"
+            wanted = tenant_id or name or "(none given, and the token reaches several)"
+            raise WrongOrganisation(f"Xero organisation {wanted} is not connected to this app. Connected: {known}.",
+                                    service="xero", status=403)
+        self.tenant_id = match[0]["tenantId"]
+        return self.tenant_id
+
+    # ---- settings --------------------------------------------------------------
+    def fetch_organisation(self) -> dict[str, Any]:
+        return self._get("/Organisation")["Organisations"][0]
+
+    def fetch_accounts(self, where: str | None = None) -> pd.DataFrame:
+        """The chart of accounts, archived ones included (the mapping check needs them)."""
+        rows = self._get("/Accounts", {"where": where} if where else None)["Accounts"]
+        return _frame(rows, ["AccountID", "Code", "Name", "Type", "Class", "Status", "TaxType", "SystemAccount",
+                             "EnablePaymentsToAccount", "BankAccountType", "CurrencyCode", "Description"])
+
+    def fetch_tax_rates(self) -> pd.DataFrame:
+        """Every tax rate with its effective rate as Decimal and where it may be used."""
+        rows = self._get("/TaxRates")["TaxRates"]
+        return _frame(rows, ["TaxType", "Name", "Status", "EffectiveRate", "DisplayTaxRate", "ReportTaxType",
+                             "CanApplyToRevenue", "CanApplyToExpenses", "CanApplyToLiabilities", "CanApplyToAssets",
+                             "CanApplyToEquity"])
+
+    def fetch_currencies(self) -> pd.DataFrame:
+        return _frame(self._get("/Currencies")["Currencies"], ["Code", "Description"])
+
+    # ---- paged collections -----------------------------------------------------
+    def iter_pages(self, path: str, key: str, params: Mapping[str, Any] | None = None, *,
+                   page_size: int = MAX_PAGE_SIZE, modified_since: datetime | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Yield each page's records until a short page (pages are 1-based)."""
+        headers = {"If-Modified-Since": _http_timestamp(modified_since)} if modified_since else None
+        page = 1
+        while True:
+            query = dict(params or {})
+            query.update({"page": page, "pageSize": page_size})
+            records = self._get(path, query, headers)[key]
+            if records:
+                yield records
+            if len(records) < page_size:
+                return
+            page += 1
+
+    def iter_invoices(self, *, where: str | None = None, statuses: Iterable[str] | None = None,
+                      invoice_numbers: Iterable[str] | None = None, ids: Iterable[str] | None = None,
+                      modified_since: datetime | None = None, order: str | None = None,
+                      page_size: int = MAX_PAGE_SIZE, summary_only: bool = False) -> Iterator[dict[str, Any]]:
+        """Invoices matching the filters, with line items, in as few calls as paging allows.
+
+        ``ids`` and ``invoice_numbers`` are sent in chunks that fit in a URL.
+        """
+        base: dict[str, Any] = {}
+        if where:
+            base["where"] = where
+        if statuses:
+            base["Statuses"] = ",".join(statuses)
+        if order:
+            base["order"] = order
+        if summary_only:
+            base["summaryOnly"] = "true"
+        chunked: list[tuple[str, list[str]]] = []
+        if ids is not None:
+            chunked.append(("IDs", list(ids)))
+        if invoice_numbers is not None:
+            chunked.append(("InvoiceNumbers", list(invoice_numbers)))
+        if not chunked:
+            for page in self.iter_pages("/Invoices", "Invoices", base, page_size=page_size, modified_since=modified_since):
+                yield from page
+            return
+        name, values = chunked[0]
+        for start in range(0, len(values), IDS_PER_CALL):
+            query = dict(base, **{name: ",".join(values[start:start + IDS_PER_CALL])})
+            for page in self.iter_pages("/Invoices", "Invoices", query, page_size=page_size, modified_since=modified_since):
+                yield from page
+
+    def fetch_invoices(self, **filters: Any) -> pd.DataFrame:
+        """``iter_invoices`` as a DataFrame, one row per invoice, money as Decimal."""
+        return invoices_frame(list(self.iter_invoices(**filters)))
+
+    def get_invoice(self, invoice_id_or_number: str) -> dict[str, Any]:
+        return self._get(f"/Invoices/{invoice_id_or_number}")["Invoices"][0]
+
+    def iter_contacts(self, *, where: str | None = None, include_archived: bool = False,
+                      modified_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"includeArchived": "true"} if include_archived else {}
+        if where:
+            params["where"] = where
+        for page in self.iter_pages("/Contacts", "Contacts", params, modified_since=modified_since):
+            yield from page
+
+    def iter_payments(self, *, where: str | None = None, modified_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        for page in self.iter_pages("/Payments", "Payments", {"where": where} if where else None, modified_since=modified_since):
+            yield from page
+
+    # ---- writes -----------------------------------------------------------------
+    def _write_batch(self, method: str, path: str, key: str, elements: list[dict[str, Any]],
+                     idempotency_key: str | None, summarize_errors: bool = False) -> list[dict[str, Any]]:
+        params = {"summarizeErrors": "false"} if not summarize_errors else None
+        response = self.request(method, self.config.api_url + path, params=params, json_body={key: elements},
+                                idempotency_key=idempotency_key)
+        return self.parse(response)[key]
+
+    def create_invoices(self, invoices: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+        """PUT a batch (≤ 50) with summarizeErrors=false: one result element per invoice, in order."""
+        return self._write_batch("PUT", "/Invoices", "Invoices", invoices, idempotency_key)
+
+    def save_invoices(self, invoices: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+        """POST a batch: create or update (matched by InvoiceID or InvoiceNumber)."""
+        return self._write_batch("POST", "/Invoices", "Invoices", invoices, idempotency_key)
+
+    def update_invoice(self, invoice_id: str, fields: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        response = self.request("POST", f"{self.config.api_url}/Invoices/{invoice_id}", json_body={"Invoices": [fields]},
+                                idempotency_key=idempotency_key)
+        return self.parse(response)["Invoices"][0]
+
+    def create_contacts(self, contacts: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+        return self._write_batch("PUT", "/Contacts", "Contacts", contacts, idempotency_key)
+
+    def save_contacts(self, contacts: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+        return self._write_batch("POST", "/Contacts", "Contacts", contacts, idempotency_key)
+
+    def create_payments(self, payments: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+        return self._write_batch("PUT", "/Payments", "Payments", payments, idempotency_key)
+
+    def delete_payment(self, payment_id: str) -> dict[str, Any]:
+        response = self.request("POST", f"{self.config.api_url}/Payments/{payment_id}",
+                                json_body={"Payments": [{"Status": "DELETED"}]})
+        return self.parse(response)["Payments"][0]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        # Xero takes JSON numbers; two-place amounts print exactly through float's repr.
+        return float(obj)
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    raise TypeError(f"cannot send {type(obj).__name__} as JSON")
+
+
+def _http_timestamp(dt: datetime) -> str:
+    """If-Modified-Since as ISO 8601 UTC (what xero-python sends)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+    return frame
+
+
+INVOICE_COLUMNS = ["InvoiceID", "InvoiceNumber", "Type", "Status", "ContactID", "ContactName", "ContactNumber", "Reference",
+                   "Date", "DueDate", "CurrencyCode", "CurrencyRate", "LineAmountTypes", "SubTotal", "TotalTax", "Total",
+                   "AmountDue", "AmountPaid", "AmountCredited", "FullyPaidOnDate", "UpdatedDateUTC"]
+MONEY_COLUMNS = ("SubTotal", "TotalTax", "Total", "AmountDue", "AmountPaid", "AmountCredited", "CurrencyRate")
+
+
+def invoices_frame(invoices: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per Xero invoice; money as Decimal (object dtype), dates as UTC datetimes."""
+    rows = []
+    for inv in invoices:
+        contact = inv.get("Contact") or {}
+        row = {c: inv.get(c) for c in INVOICE_COLUMNS}
+        row.update(ContactID=contact.get("ContactID"), ContactName=contact.get("Name"), ContactNumber=contact.get("ContactNumber"))
+        for c in MONEY_COLUMNS:
+            value = inv.get(c)
+            row[c] = Decimal(str(value)) if value is not None else Decimal("0")
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=INVOICE_COLUMNS)
+    for c in ("Date", "DueDate", "FullyPaidOnDate", "UpdatedDateUTC"):
+        frame[c] = pd.to_datetime(frame[c].map(parse_xero_date), utc=True)
+    return frame

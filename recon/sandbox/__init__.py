@@ -1,0 +1,186 @@
+"""The embedded sandbox: local Xero and Nexudus servers on 127.0.0.1.
+
+Floor 0: imports nothing from recon but the leaves (money, errors), so it can
+be lifted out whole. ``start()`` runs both servers in background threads of
+this process (a notebook's, a test's); ``python -m recon.sandbox`` runs them in
+the foreground and prints one JSON line with everything a client needs.
+
+State lives in SQLite files under ``state_dir`` (default: the user state
+folder, or ``RECON_SANDBOX_DIR``), so one run's writes are seen by the next.
+The demo data is generated on first start only. Client secrets and the
+Nexudus password are made at first start and kept in that folder (never in the
+repository); ``Sandbox.__repr__`` does not show them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recon.sandbox.clock import Clock
+from recon.sandbox.http import Server
+from recon.sandbox.xero_app import API, XeroApp
+from recon.sandbox.xero_ratelimit import RateLimits
+
+__all__ = ["RateLimits", "Sandbox", "default_state_dir", "start"]
+
+CREDENTIALS_FILE = "credentials.json"
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("RECON_SANDBOX_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("recon")) / "sandbox"
+
+
+@dataclass
+class Sandbox:
+    """A running sandbox: where to reach it, the demo credentials, and its controls."""
+
+    state_dir: Path
+    xero_url: str
+    nexudus_url: str
+    xero_client_id: str
+    xero_client_secret: str = field(repr=False)
+    xero_tenant_id: str
+    xero_apps: dict[str, dict[str, Any]] = field(repr=False)
+    nexudus_username: str
+    nexudus_password: str = field(repr=False)
+    locations: dict[int, str]
+    planted: dict[str, Any] = field(repr=False)
+    xero: XeroApp = field(repr=False)
+    nexudus: Any = field(repr=False)
+    clock: Clock = field(repr=False)
+    _servers: list[Server] = field(repr=False, default_factory=list)
+
+    @property
+    def xero_api_url(self) -> str:
+        """The accounting base URL (ends in ``/api.xro/2.0``)."""
+        return self.xero_url + API
+
+    @property
+    def xero_identity_url(self) -> str:
+        """Base of ``/connections``."""
+        return self.xero_url
+
+    @property
+    def xero_token_url(self) -> str:
+        return self.xero_url + "/connect/token"
+
+    @property
+    def xero_authorize_url(self) -> str:
+        return self.xero_url + "/identity/connect/authorize"
+
+    @property
+    def nexudus_api_url(self) -> str:
+        return self.nexudus_url + "/api"
+
+    def connection_info(self) -> dict[str, Any]:
+        """Everything another client needs, as the one JSON line ``python -m recon.sandbox`` prints."""
+        return {
+            "xero": {
+                "api_url": self.xero_api_url,
+                "identity_url": self.xero_identity_url,
+                "token_url": self.xero_token_url,
+                "authorize_url": self.xero_authorize_url,
+                "client_id": self.xero_client_id,
+                "client_secret": self.xero_client_secret,
+                "tenant_id": self.xero_tenant_id,
+                "apps": self.xero_apps,
+            },
+            "nexudus": {
+                "api_url": self.nexudus_api_url,
+                "username": self.nexudus_username,
+                "password": self.nexudus_password,
+            },
+            "locations": {str(k): v for k, v in self.locations.items()},
+            "state_dir": str(self.state_dir),
+        }
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _credentials(state_dir: Path) -> dict[str, str]:
+    path = state_dir / CREDENTIALS_FILE
+    if path.exists():
+        return json.loads(path.read_text("utf-8"))
+    creds = {"nexudus_password": secrets.token_urlsafe(18)}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(creds, fh)
+    return creds
+
+
+def start(
+    state_dir: str | Path | None = None,
+    *,
+    seed: int = 2026,
+    invoices: int | None = None,
+    limits: RateLimits | None = None,
+    fresh: bool = False,
+    xero_port: int = 0,
+    nexudus_port: int = 0,
+) -> Sandbox:
+    """Start both sandbox servers on free loopback ports and return how to reach them.
+
+    ``fresh=True`` wipes the state folder first. ``invoices`` scales the demo
+    business (only on a new state folder). ``limits`` sets Xero's rate limits
+    (e.g. a one-second "minute" for tests).
+    """
+    from recon.sandbox.nexudus_app import NexudusApp
+    from recon.sandbox.seed import generate
+
+    folder = Path(state_dir) if state_dir else default_state_dir()
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    creds = _credentials(folder)
+    clock = Clock()
+    data = generate(seed=seed, invoices=invoices)
+    xero = XeroApp(str(folder / "xero.sqlite"), clock=clock, limits=limits)
+    app_secrets = xero.load_seed(data.xero_orgs, data.xero_apps)
+    nexudus = NexudusApp(folder / "nexudus.sqlite", username=data.nexudus.username,
+                         password=creds["nexudus_password"], clock=clock)
+    nexudus.load_seed(data.nexudus)
+    servers = [Server(xero, port=xero_port).start(), Server(nexudus, port=nexudus_port).start()]
+    default_app = next(a for a in data.xero_apps if a.grant == "client_credentials")
+    apps = {
+        a.name: {"client_id": a.client_id, "client_secret": app_secrets[a.client_id], "grant": a.grant,
+                 "tenant_ids": a.tenant_ids, "redirect_uris": a.redirect_uris}
+        for a in data.xero_apps
+    }
+    return Sandbox(
+        state_dir=folder,
+        xero_url=servers[0].url,
+        nexudus_url=servers[1].url,
+        xero_client_id=default_app.client_id,
+        xero_client_secret=app_secrets[default_app.client_id],
+        xero_tenant_id=default_app.tenant_ids[0],
+        xero_apps=apps,
+        nexudus_username=data.nexudus.username,
+        nexudus_password=creds["nexudus_password"],
+        locations=dict(data.locations),
+        planted=data.planted,
+        xero=xero,
+        nexudus=nexudus,
+        clock=clock,
+        _servers=servers,
+    )

@@ -1,0 +1,708 @@
+"""The Xero sandbox's books: organisations, chart, tax rates, contacts, invoices, payments.
+
+No HTTP here: functions take API-shaped dicts, enforce what Xero enforces
+(shared/reference/xero-api.md §3–§6, §13) and return documents or the
+validation messages Xero would give. Records are stored as JSON documents in
+one table, internal form: dates as ``YYYY-MM-DD``, timestamps as epoch ms in
+``UpdatedMs``; ``render_*`` turns them into Xero's wire shape.
+
+Message texts are Xero's verbatim where the reference has them; the few marked
+UNVERIFIED are our best wording for a message no public source quotes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from recon.sandbox import jsonutil
+from recon.sandbox.clock import Clock
+from recon.sandbox.seed import XeroOrgSeed
+from recon.sandbox.store import Store
+from recon.sandbox.xero_format import (
+    iso_date_string,
+    iso_utc_string,
+    money,
+    msdate,
+    msdatetime,
+    parse_request_date,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orgs(tenant TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+    number TEXT, status TEXT, updated_ms INTEGER NOT NULL, created_by TEXT,
+    doc TEXT NOT NULL,
+    UNIQUE(tenant, kind, id));
+CREATE INDEX IF NOT EXISTS records_number ON records(tenant, kind, number);
+CREATE INDEX IF NOT EXISTS records_updated ON records(tenant, kind, updated_ms);
+CREATE INDEX IF NOT EXISTS records_status ON records(tenant, kind, status);
+"""
+
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+INVOICE_TYPES = {"ACCREC", "ACCPAY"}
+LINE_AMOUNT_TYPES = {"Exclusive", "Inclusive", "NoTax"}
+CREATE_STATUSES = {"DRAFT", "SUBMITTED", "AUTHORISED"}
+# Allowed status moves (reference §3.5). PAID is reached only through payments.
+TRANSITIONS = {
+    "DRAFT": {"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED"},
+    "SUBMITTED": {"SUBMITTED", "DRAFT", "AUTHORISED", "DELETED"},
+    "AUTHORISED": {"AUTHORISED", "VOIDED"},
+    "PAID": set(),
+    "VOIDED": set(),
+    "DELETED": set(),
+}
+# Which CanApplyTo* flag a tax rate needs for an account of each class.
+CLASS_TAX_FLAG = {
+    "REVENUE": "CanApplyToRevenue",
+    "EXPENSE": "CanApplyToExpenses",
+    "ASSET": "CanApplyToAssets",
+    "LIABILITY": "CanApplyToLiabilities",
+    "EQUITY": "CanApplyToEquity",
+}
+# System accounts no invoice line may post to (Xero: "not a valid code for this document").
+LINE_FORBIDDEN_SYSTEM = {"DEBTORS", "CREDITORS", "GST", "RETAINEDEARNINGS", "UNPAIDEXPCLM", "BANKCURRENCYGAIN"}
+# ASSUMPTION: the sandbox has no XE.com feed; foreign invoices without a rate get this
+# fixed table (units of the invoice currency per one unit of base currency).
+DEMO_FX = {("GBP", "EUR"): Decimal("1.150000"), ("EUR", "GBP"): Decimal("0.870000"),
+           ("GBP", "USD"): Decimal("1.270000"), ("NZD", "AUD"): Decimal("0.910000")}
+
+
+def new_id(*parts: object) -> str:
+    """A fresh uuid; deterministic when parts are given."""
+    if parts:
+        return str(uuid.UUID(bytes=hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:16], version=4))
+    return str(uuid.uuid4())
+
+
+def _dec(value: Any, what: str, errors: list[str]) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        d = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        errors.append(f"{what} must be a number.")
+        return None
+    if not d.is_finite():
+        errors.append(f"{what} must be a number.")
+        return None
+    return d
+
+
+class _Rollback(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors or ["The invoice could not be saved."]
+        super().__init__(self.errors)
+
+
+@dataclass
+class Outcome:
+    """The result of one element of a batch."""
+
+    doc: dict[str, Any] | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    created: bool = False
+
+
+class Books:
+    """All tenants' books in one SQLite file."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._lock = threading.RLock()
+        store.ensure_schema(SCHEMA)
+
+    # ---- loading -------------------------------------------------------
+    def is_empty(self) -> bool:
+        return self.store.scalar("SELECT COUNT(*) FROM orgs") == 0
+
+    def load_seed(self, orgs: Iterable[XeroOrgSeed]) -> None:
+        now = self.now_ms()
+        with self.store.write() as db:
+            for org in orgs:
+                tenant = org.organisation["OrganisationID"]
+                db.execute("INSERT OR REPLACE INTO orgs VALUES(?,?)", (tenant, jsonutil.dumps(org.organisation)))
+                rows = []
+                for kind, docs, key, num in (
+                    ("Account", org.accounts, "AccountID", "Code"),
+                    ("TaxRate", org.tax_rates, "TaxType", "Name"),
+                    ("Currency", org.currencies, "Code", "Code"),
+                    ("Contact", org.contacts, "ContactID", "ContactNumber"),
+                ):
+                    for d in docs:
+                        doc = dict(d)
+                        doc["UpdatedMs"] = now
+                        status = doc.get("Status") or doc.get("ContactStatus")
+                        rows.append((tenant, kind, doc[key], doc.get(num), status, now, None, jsonutil.dumps(doc)))
+                db.executemany(
+                    "INSERT OR REPLACE INTO records(tenant,kind,id,number,status,updated_ms,created_by,doc) VALUES(?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+
+    # ---- reading -------------------------------------------------------
+    def now_ms(self) -> int:
+        return int(self.clock.time() * 1000)
+
+    def tenants(self) -> list[str]:
+        return [r[0] for r in self.store.query("SELECT tenant FROM orgs")]
+
+    def org(self, tenant: str) -> dict[str, Any] | None:
+        raw = self.store.scalar("SELECT doc FROM orgs WHERE tenant=?", (tenant,))
+        return None if raw is None else jsonutil.loads(raw)
+
+    def records(
+        self,
+        tenant: str,
+        kind: str,
+        *,
+        ids: Iterable[str] | None = None,
+        numbers: Iterable[str] | None = None,
+        statuses: Iterable[str] | None = None,
+        modified_since_ms: int | None = None,
+        created_by: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Records of one kind, in creation order, pre-filtered in SQL."""
+        sql = ["SELECT doc FROM records WHERE tenant=? AND kind=?"]
+        args: list[Any] = [tenant, kind]
+        for column, values, fold in (("id", ids, str.lower), ("number", numbers, None), ("status", statuses, str.upper)):
+            if values is not None:
+                vals = [fold(v) if fold else v for v in values]
+                if column == "id":
+                    sql.append(f"AND lower(id) IN ({','.join('?' * len(vals))})")
+                else:
+                    sql.append(f"AND {column} IN ({','.join('?' * len(vals))})")
+                args.extend(vals)
+        if modified_since_ms is not None:
+            # Xero: records "created or modified since" the timestamp (strictly after).
+            sql.append("AND updated_ms > ?")
+            args.append(modified_since_ms)
+        if created_by is not None:
+            sql.append("AND created_by=?")
+            args.append(created_by)
+        sql.append("ORDER BY seq")
+        return [jsonutil.loads(r[0]) for r in self.store.query(" ".join(sql), args)]
+
+    def record(self, tenant: str, kind: str, rid: str) -> dict[str, Any] | None:
+        raw = self.store.scalar("SELECT doc FROM records WHERE tenant=? AND kind=? AND lower(id)=lower(?)", (tenant, kind, rid))
+        return None if raw is None else jsonutil.loads(raw)
+
+    def by_number(self, tenant: str, kind: str, number: str) -> list[dict[str, Any]]:
+        return [jsonutil.loads(r[0]) for r in self.store.query(
+            "SELECT doc FROM records WHERE tenant=? AND kind=? AND number=? ORDER BY seq", (tenant, kind, number))]
+
+    def _save(self, db: Any, tenant: str, kind: str, rid: str, doc: dict[str, Any], *, number: str | None,
+              status: str | None, created_by: str | None = None) -> None:
+        doc["UpdatedMs"] = self.now_ms()
+        db.execute(
+            "INSERT INTO records(tenant,kind,id,number,status,updated_ms,created_by,doc) VALUES(?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(tenant,kind,id) DO UPDATE SET number=excluded.number, status=excluded.status, "
+            "updated_ms=excluded.updated_ms, doc=excluded.doc",
+            (tenant, kind, rid, number, status, doc["UpdatedMs"], created_by, jsonutil.dumps(doc)),
+        )
+
+    def accounts_by_code(self, tenant: str) -> dict[str, dict[str, Any]]:
+        return {a["Code"]: a for a in self.records(tenant, "Account") if a.get("Code")}
+
+    def tax_rates_by_type(self, tenant: str) -> dict[str, dict[str, Any]]:
+        return {t["TaxType"]: t for t in self.records(tenant, "TaxRate")}
+
+    def currency_codes(self, tenant: str) -> set[str]:
+        org = self.org(tenant) or {}
+        return {c["Code"] for c in self.records(tenant, "Currency")} | {org.get("BaseCurrency", "")}
+
+    # ---- contacts ------------------------------------------------------
+    def _find_contact(self, tenant: str, ref: dict[str, Any]) -> dict[str, Any] | None:
+        if ref.get("ContactID"):
+            return self.record(tenant, "Contact", str(ref["ContactID"]))
+        if ref.get("ContactNumber"):
+            found = self.by_number(tenant, "Contact", str(ref["ContactNumber"]))
+            if found:
+                return found[0]
+        if ref.get("Name"):
+            name = str(ref["Name"]).casefold()
+            for c in self.records(tenant, "Contact", statuses=["ACTIVE"]):
+                if str(c.get("Name", "")).casefold() == name:
+                    return c
+        return None
+
+    @staticmethod
+    def _contact_name_errors(name: Any) -> list[str]:
+        if not isinstance(name, str) or not name.strip():
+            return ["The contact name must be specified."]  # UNVERIFIED wording
+        if len(name) > 255:
+            return ["The contact name must be 255 characters or less."]  # UNVERIFIED wording (limit: spec maxLength 255)
+        if name != name.strip() or "  " in name or "<" in name or ">" in name:
+            return ["The contact name contains characters that are not allowed."]  # UNVERIFIED wording ([3p-S] rule)
+        return []
+
+    def save_contact(self, tenant: str, element: dict[str, Any], *, create_only: bool, created_by: str | None = None) -> Outcome:
+        """PUT (create_only) or POST (upsert) one contact."""
+        with self._lock, self.store.write() as db:
+            existing = self._find_contact(tenant, {k: element.get(k) for k in ("ContactID", "ContactNumber")})
+            if element.get("ContactID") and existing is None:
+                return Outcome(errors=["The contact with the specified ContactID could not be found."])  # UNVERIFIED
+            name = element.get("Name", existing.get("Name") if existing else None)
+            errors = self._contact_name_errors(name)
+            if not errors:
+                clash = self._find_contact(tenant, {"Name": name})
+                if clash and (existing is None or clash["ContactID"] != existing["ContactID"]):
+                    errors.append(f"The contact name {name} is already assigned to another contact. "
+                                  "The contact name must be unique across all active contacts.")
+            if existing is not None and create_only:
+                errors.append("The contact number is already assigned to another contact.")  # UNVERIFIED
+            if errors:
+                return Outcome(errors=errors)
+            doc = dict(existing or {"ContactID": new_id(), "ContactStatus": "ACTIVE", "IsSupplier": False,
+                                     "IsCustomer": False, "HasValidationErrors": False})
+            for key in ("Name", "ContactNumber", "FirstName", "LastName", "EmailAddress", "AccountNumber",
+                        "DefaultCurrency", "TaxNumber", "Addresses", "Phones", "ContactStatus"):
+                if key in element:
+                    doc[key] = element[key]
+            self._save(db, tenant, "Contact", doc["ContactID"], doc, number=doc.get("ContactNumber"),
+                       status=doc.get("ContactStatus"), created_by=created_by)
+            return Outcome(doc=doc, created=existing is None)
+
+    def _contact_for_invoice(self, db: Any, tenant: str, ref: Any, errors: list[str], created_by: str | None) -> dict[str, Any] | None:
+        if not isinstance(ref, dict) or not any(ref.get(k) for k in ("ContactID", "ContactNumber", "Name")):
+            errors.append("A Contact must be specified for this type of transaction")
+            return None
+        contact = self._find_contact(tenant, ref)
+        if contact is None:
+            if ref.get("ContactID"):
+                errors.append("The contact with the specified ContactID could not be found.")  # UNVERIFIED
+                return None
+            name_errors = self._contact_name_errors(ref.get("Name"))
+            if name_errors:
+                errors.extend(name_errors)
+                return None
+            # Xero creates a new contact from an unknown Name (reference §3.2: no de-duplication).
+            contact = {"ContactID": new_id(), "ContactStatus": "ACTIVE", "Name": ref["Name"],
+                       "IsSupplier": False, "IsCustomer": True, "HasValidationErrors": False}
+            for key in ("ContactNumber", "EmailAddress", "FirstName", "LastName"):
+                if ref.get(key):
+                    contact[key] = ref[key]
+            self._save(db, tenant, "Contact", contact["ContactID"], contact, number=contact.get("ContactNumber"),
+                       status="ACTIVE", created_by=created_by)
+        if contact.get("ContactStatus") == "ARCHIVED":
+            errors.append("Unable to assign an Archived contact.")
+            return None
+        if not contact.get("IsCustomer"):
+            contact["IsCustomer"] = True
+            self._save(db, tenant, "Contact", contact["ContactID"], contact, number=contact.get("ContactNumber"),
+                       status=contact.get("ContactStatus"))
+        return contact
+
+    # ---- invoices ------------------------------------------------------
+    def save_invoice(self, tenant: str, element: Any, *, mode: str, client_id: str | None,
+                     invoice_id: str | None = None, unitdp: int = 2) -> Outcome:
+        """Create (mode ``create``), upsert (``upsert``) or update (``update``) one invoice."""
+        if not isinstance(element, dict):
+            return Outcome(errors=["Invoice element must be an object."])
+        try:
+            with self._lock, self.store.write() as db:
+                existing = self._find_existing_invoice(tenant, element, mode, invoice_id)
+                if isinstance(existing, Outcome):
+                    return existing
+                errors: list[str] = []
+                if existing is not None:
+                    doc = self._update_invoice(tenant, existing, element, errors, db, client_id, unitdp)
+                else:
+                    doc = self._new_invoice(tenant, element, errors, db, client_id, unitdp)
+                if doc is not None and not errors:
+                    errors.extend(self.invoice_total_errors(doc))
+                if errors or doc is None:
+                    # Roll back everything this element wrote (e.g. a contact made from its Name).
+                    raise _Rollback(errors)
+                self._save(db, tenant, "Invoice", doc["InvoiceID"], doc, number=doc.get("InvoiceNumber"),
+                           status=doc["Status"], created_by=client_id if existing is None else None)
+                return Outcome(doc=doc, created=existing is None)
+        except _Rollback as rollback:
+            return Outcome(errors=rollback.errors)
+
+    def _find_existing_invoice(self, tenant: str, element: dict[str, Any], mode: str,
+                               invoice_id: str | None) -> dict[str, Any] | Outcome | None:
+        target_id = invoice_id or element.get("InvoiceID")
+        if target_id and target_id != NIL_UUID:
+            found = self.record(tenant, "Invoice", str(target_id))
+            if found is None:
+                return Outcome(errors=["The resource you're looking for cannot be found"]) if mode != "create" else None
+            if mode == "create":
+                return Outcome(errors=["Invoice # must be unique."])
+            return found
+        number = element.get("InvoiceNumber")
+        if number:
+            live = [i for i in self.by_number(tenant, "Invoice", str(number))
+                    if i["Status"] != "DELETED" and i["Type"] == "ACCREC"]
+            if live and element.get("Type", "ACCREC") == "ACCREC":
+                if mode == "create":
+                    return Outcome(errors=["Invoice # must be unique."])
+                return live[0]
+        if mode == "update":
+            return Outcome(errors=["The resource you're looking for cannot be found"])
+        return None
+
+    def _new_invoice(self, tenant: str, el: dict[str, Any], errors: list[str], db: Any,
+                     client_id: str | None, unitdp: int) -> dict[str, Any] | None:
+        org = self.org(tenant) or {}
+        inv_type = el.get("Type")
+        if inv_type not in INVOICE_TYPES:
+            errors.append("Invoice Type must be specified." if not inv_type else f"'{inv_type}' is not a valid invoice type.")  # UNVERIFIED
+            return None
+        status = (el.get("Status") or "DRAFT").upper()
+        if status not in CREATE_STATUSES:
+            errors.append("Invoice not of valid status for creation")  # UNVERIFIED
+        doc: dict[str, Any] = {
+            "Type": inv_type,
+            "InvoiceID": new_id(),
+            "InvoiceNumber": el.get("InvoiceNumber") or None,
+            "Reference": el.get("Reference") or "",
+            "Payments": [], "CreditNotes": [], "Prepayments": [], "Overpayments": [],
+            "AmountPaid": Decimal("0.00"), "AmountCredited": Decimal("0.00"),
+            "IsDiscounted": False, "HasAttachments": False, "HasErrors": False,
+            "Status": status,
+            "SentToContact": bool(el.get("SentToContact", False)),
+        }
+        self._apply_header(tenant, org, doc, el, errors, db, client_id, creating=True)
+        self._apply_lines(tenant, doc, el.get("LineItems"), errors, unitdp, require_accounts=status != "DRAFT")
+        if inv_type == "ACCREC" and not doc["InvoiceNumber"]:
+            doc["InvoiceNumber"] = self._next_number(tenant)
+        return None if errors else doc
+
+    def _update_invoice(self, tenant: str, existing: dict[str, Any], el: dict[str, Any], errors: list[str], db: Any,
+                        client_id: str | None, unitdp: int) -> dict[str, Any] | None:
+        current = existing["Status"]
+        target = (el.get("Status") or current).upper()
+        editing = any(k in el for k in ("LineItems", "Contact", "Date", "DueDate", "CurrencyCode", "LineAmountTypes"))
+        if target not in TRANSITIONS.get(current, set()) or (current == "AUTHORISED" and existing["AmountPaid"] and (editing or target == "VOIDED")):
+            errors.append("Invoice not of valid status for modification")
+            return None
+        doc = jsonutil.loads(jsonutil.dumps(existing))
+        doc["Status"] = target
+        if target in ("VOIDED", "DELETED"):
+            doc["AmountDue"] = Decimal("0.00")
+            return doc
+        org = self.org(tenant) or {}
+        self._apply_header(tenant, org, doc, el, errors, db, client_id, creating=False)
+        if "LineItems" in el:
+            self._apply_lines(tenant, doc, el["LineItems"], errors, unitdp, require_accounts=target != "DRAFT")
+        else:
+            self._totals(doc)
+        if "InvoiceNumber" in el and el["InvoiceNumber"] and el["InvoiceNumber"] != existing.get("InvoiceNumber"):
+            clash = [i for i in self.by_number(tenant, "Invoice", el["InvoiceNumber"]) if i["Status"] != "DELETED"]
+            if clash:
+                errors.append("Invoice # must be unique.")
+            doc["InvoiceNumber"] = el["InvoiceNumber"]
+        return None if errors else doc
+
+    def _next_number(self, tenant: str) -> str:
+        count = self.store.scalar("SELECT COUNT(*) FROM records WHERE tenant=? AND kind='Invoice'", (tenant,)) or 0
+        return f"INV-{count + 1:04d}"
+
+    def _apply_header(self, tenant: str, org: dict[str, Any], doc: dict[str, Any], el: dict[str, Any],
+                      errors: list[str], db: Any, client_id: str | None, *, creating: bool) -> None:
+        if creating or "Contact" in el:
+            contact = self._contact_for_invoice(db, tenant, el.get("Contact"), errors, client_id)
+            if contact is not None:
+                doc["Contact"] = {"ContactID": contact["ContactID"]}
+        for key in ("Date", "DueDate"):
+            if el.get(key):
+                try:
+                    doc[key] = parse_request_date(el[key]).isoformat()
+                except ValueError:
+                    errors.append(f"{key} is not a valid date.")  # UNVERIFIED
+            elif creating:
+                doc[key] = self.clock.now().date().isoformat() if key == "Date" else None
+        lock = org.get("PeriodLockDate")
+        if doc.get("Date") and lock and doc["Date"] <= lock[:10]:
+            errors.append(f"The document date cannot be before the period lock date, currently set at "
+                          f"{date.fromisoformat(lock[:10]).strftime('%d-%b-%Y')}")
+        if "Reference" in el:
+            doc["Reference"] = el.get("Reference") or ""
+        lat = el.get("LineAmountTypes", doc.get("LineAmountTypes", "Exclusive"))
+        if lat not in LINE_AMOUNT_TYPES:
+            errors.append(f"LineAmountTypes '{lat}' is not valid.")  # UNVERIFIED
+        doc["LineAmountTypes"] = lat
+        base = org.get("BaseCurrency", "")
+        code = (el.get("CurrencyCode") or doc.get("CurrencyCode") or base).upper()
+        if code not in self.currency_codes(tenant):
+            errors.append(f"Organisation is not subscribed to currency {code}")
+        doc["CurrencyCode"] = code
+        rate = _dec(el.get("CurrencyRate"), "CurrencyRate", errors)
+        if code == base:
+            doc["CurrencyRate"] = Decimal("1.000000")
+        elif rate is not None and rate > 0:
+            doc["CurrencyRate"] = money(rate, 6)
+        elif "CurrencyRate" not in doc or creating:
+            doc["CurrencyRate"] = DEMO_FX.get((base, code), Decimal("1.000000"))
+
+    def _apply_lines(self, tenant: str, doc: dict[str, Any], lines: Any, errors: list[str], unitdp: int,
+                     *, require_accounts: bool) -> None:
+        if not isinstance(lines, list) or not lines:
+            if require_accounts:
+                errors.append("Invoices must have at least one line item.")  # UNVERIFIED wording
+            doc["LineItems"] = []
+            self._totals(doc)
+            return
+        accounts = self.accounts_by_code(tenant)
+        taxes = self.tax_rates_by_type(tenant)
+        out = []
+        for raw in lines:
+            if not isinstance(raw, dict):
+                errors.append("Line item must be an object.")
+                continue
+            out.append(self._line(raw, doc["Type"], doc["LineAmountTypes"], accounts, taxes, errors, unitdp, require_accounts))
+        doc["LineItems"] = out
+        self._totals(doc)
+
+    def _line(self, raw: dict[str, Any], inv_type: str, lat: str, accounts: dict[str, Any], taxes: dict[str, Any],
+              errors: list[str], unitdp: int, require_accounts: bool) -> dict[str, Any]:
+        desc = raw.get("Description")
+        if not isinstance(desc, str) or not desc.strip():
+            errors.append("The description field is mandatory for each line item.")
+        qty = _dec(raw.get("Quantity"), "Quantity", errors)
+        unit = _dec(raw.get("UnitAmount"), "UnitAmount", errors)
+        qty = Decimal("1.0000") if qty is None else money(qty, 4)
+        unit = Decimal("0.00") if unit is None else money(unit, unitdp)
+        disc_rate = _dec(raw.get("DiscountRate"), "DiscountRate", errors)
+        disc_amt = _dec(raw.get("DiscountAmount"), "DiscountAmount", errors)
+        gross = qty * unit
+        if disc_rate is not None:
+            line_amount = money(gross * (Decimal(100) - disc_rate) / Decimal(100))
+        elif disc_amt is not None:
+            line_amount = money(gross - disc_amt)
+        else:
+            line_amount = money(gross)
+        line: dict[str, Any] = {
+            "LineItemID": raw.get("LineItemID") or new_id(),
+            "Description": desc or "",
+            "Quantity": qty,
+            "UnitAmount": unit,
+        }
+        code = raw.get("AccountCode")
+        account = None
+        if code:
+            account = accounts.get(str(code))
+            if account is None or account.get("Type") == "BANK" or account.get("SystemAccount") in LINE_FORBIDDEN_SYSTEM:
+                errors.append(f"Account code '{code}' is not a valid code for this document.")
+                account = None
+            elif account.get("Status") != "ACTIVE":
+                # UNVERIFIED wording; the reference lists archived accounts among the failures users meet.
+                errors.append(f"Account code '{code}' has been archived, or deleted. Each line item must reference a valid account.")
+                account = None
+            line["AccountCode"] = str(code)
+            if account is not None:
+                line["AccountID"] = account["AccountID"]
+        elif require_accounts:
+            errors.append("Account code or ID must be specified.")
+        tax_type = raw.get("TaxType") or (account or {}).get("TaxType") or ("NONE" if lat == "NoTax" else None)
+        rate = Decimal("0")
+        if lat == "NoTax":
+            tax_type = "NONE"
+        if tax_type:
+            tax = taxes.get(str(tax_type))
+            if tax is None or tax.get("Status") != "ACTIVE":
+                errors.append(f"The TaxType code {tax_type} does not exist or cannot be used for this type of transaction.")
+            else:
+                flag = CLASS_TAX_FLAG.get(str((account or {}).get("Class", "")))
+                if account is not None and flag and not tax.get(flag, False):
+                    errors.append(f"The TaxType code '{tax_type}' cannot be used with account code '{code}'.")
+                rate = Decimal(str(tax.get("EffectiveRate") or 0))
+            line["TaxType"] = str(tax_type)
+        if lat == "NoTax":
+            tax_amount = Decimal("0.00")
+        elif lat == "Inclusive":
+            tax_amount = money(line_amount * rate / (Decimal(100) + rate))
+        else:
+            tax_amount = money(line_amount * rate / Decimal(100))
+        override = _dec(raw.get("TaxAmount"), "TaxAmount", errors)
+        if override is not None and lat != "NoTax":
+            # Xero lets a caller override the computed tax (reference §3.3).
+            tax_amount = money(override)
+        line["TaxAmount"] = tax_amount
+        line["LineAmount"] = line_amount
+        if disc_rate is not None:
+            line["DiscountRate"] = money(disc_rate)
+        if disc_amt is not None:
+            if inv_type != "ACCREC":
+                errors.append("DiscountAmount can only be used on sales invoices.")  # UNVERIFIED
+            line["DiscountAmount"] = money(disc_amt)
+        if raw.get("ItemCode"):
+            line["ItemCode"] = raw["ItemCode"]
+        line["Tracking"] = raw.get("Tracking") or []
+        line["ValidationErrors"] = []
+        return line
+
+    @staticmethod
+    def _totals(doc: dict[str, Any]) -> None:
+        lines = doc.get("LineItems") or []
+        tax = sum((l["TaxAmount"] for l in lines), Decimal("0.00"))
+        amounts = sum((l["LineAmount"] for l in lines), Decimal("0.00"))
+        sub = amounts - tax if doc.get("LineAmountTypes") == "Inclusive" else amounts
+        discount = sum((money(l["Quantity"] * l["UnitAmount"]) - l["LineAmount"] for l in lines), Decimal("0.00"))
+        doc["SubTotal"] = money(sub)
+        doc["TotalTax"] = money(tax)
+        doc["Total"] = money(sub + tax)
+        if discount:
+            doc["TotalDiscount"] = money(discount)
+        else:
+            doc.pop("TotalDiscount", None)
+        doc["AmountDue"] = money(doc["Total"] - doc.get("AmountPaid", 0) - doc.get("AmountCredited", 0))
+
+    def invoice_total_errors(self, doc: dict[str, Any]) -> list[str]:
+        return ["Invoice Total must be greater than or equal to zero."] if doc["Total"] < 0 else []  # UNVERIFIED
+
+    # ---- payments ------------------------------------------------------
+    def create_payment(self, tenant: str, el: Any, *, client_id: str | None) -> Outcome:
+        if not isinstance(el, dict):
+            return Outcome(errors=["Payment element must be an object."])
+        errors: list[str] = []
+        with self._lock, self.store.write() as db:
+            inv_ref = el.get("Invoice") or {}
+            invoice = None
+            if inv_ref.get("InvoiceID"):
+                invoice = self.record(tenant, "Invoice", str(inv_ref["InvoiceID"]))
+            elif inv_ref.get("InvoiceNumber") or el.get("InvoiceNumber"):
+                found = [i for i in self.by_number(tenant, "Invoice", inv_ref.get("InvoiceNumber") or el["InvoiceNumber"])
+                         if i["Status"] != "DELETED"]
+                invoice = found[0] if found else None
+            if invoice is None:
+                errors.append("Invoice could not be found")  # UNVERIFIED wording
+            acc_ref = el.get("Account") or {}
+            account = None
+            if acc_ref.get("AccountID"):
+                account = self.record(tenant, "Account", str(acc_ref["AccountID"]))
+            elif acc_ref.get("Code"):
+                account = self.accounts_by_code(tenant).get(str(acc_ref["Code"]))
+            if account is None:
+                errors.append("Account could not be found")  # UNVERIFIED wording
+            elif not (account.get("Type") == "BANK" or account.get("EnablePaymentsToAccount")):
+                errors.append("Payments cannot be made to this account")  # UNVERIFIED wording (reference §6 rule)
+            amount = _dec(el.get("Amount"), "Amount", errors)
+            if amount is None or amount <= 0:
+                errors.append("Payment amount must be greater than zero")  # UNVERIFIED wording
+            try:
+                pay_date = parse_request_date(el.get("Date")) if el.get("Date") else self.clock.now().date()
+            except ValueError:
+                errors.append("Date is not a valid date.")
+                pay_date = self.clock.now().date()
+            if invoice is not None and not errors:
+                if invoice["Status"] != "AUTHORISED":
+                    errors.append("Payments can only be made against Authorised documents")
+                elif amount is not None and money(amount) > invoice["AmountDue"]:
+                    errors.append("Payment amount exceeds the amount outstanding on this document")
+            if errors or invoice is None or account is None or amount is None:
+                return Outcome(errors=errors)
+            amount = money(amount)
+            payment = {
+                "PaymentID": new_id(),
+                "Date": pay_date.isoformat(),
+                "Amount": amount,
+                "BankAmount": amount,
+                "Reference": el.get("Reference") or "",
+                "CurrencyRate": invoice.get("CurrencyRate", Decimal("1.000000")),
+                "PaymentType": "ACCRECPAYMENT" if invoice["Type"] == "ACCREC" else "ACCPAYPAYMENT",
+                "Status": "AUTHORISED",
+                "IsReconciled": bool(el.get("IsReconciled", False)),
+                "HasAccount": True,
+                "HasValidationErrors": False,
+                "Account": {"AccountID": account["AccountID"], "Code": account.get("Code")},
+                "Invoice": {"InvoiceID": invoice["InvoiceID"]},
+            }
+            invoice["Payments"].append({"PaymentID": payment["PaymentID"], "Date": payment["Date"], "Amount": amount,
+                                        "CurrencyRate": payment["CurrencyRate"], "HasAccount": True, "HasValidationErrors": False})
+            invoice["AmountPaid"] = money(invoice["AmountPaid"] + amount)
+            invoice["AmountDue"] = money(invoice["Total"] - invoice["AmountPaid"] - invoice["AmountCredited"])
+            if invoice["AmountDue"] == 0:
+                invoice["Status"] = "PAID"
+                invoice["FullyPaidOnDate"] = payment["Date"]
+            self._save(db, tenant, "Invoice", invoice["InvoiceID"], invoice, number=invoice.get("InvoiceNumber"), status=invoice["Status"])
+            self._save(db, tenant, "Payment", payment["PaymentID"], payment, number=None, status="AUTHORISED", created_by=client_id)
+            return Outcome(doc=payment, created=True)
+
+    def delete_payment(self, tenant: str, payment_id: str) -> Outcome:
+        with self._lock, self.store.write() as db:
+            payment = self.record(tenant, "Payment", payment_id)
+            if payment is None:
+                return Outcome(errors=["The resource you're looking for cannot be found"])
+            if payment["Status"] == "DELETED":
+                return Outcome(errors=["Payment has already been deleted"])  # UNVERIFIED wording
+            invoice = self.record(tenant, "Invoice", payment["Invoice"]["InvoiceID"])
+            payment["Status"] = "DELETED"
+            if invoice is not None:
+                invoice["Payments"] = [p for p in invoice["Payments"] if p["PaymentID"] != payment_id]
+                invoice["AmountPaid"] = money(invoice["AmountPaid"] - payment["Amount"])
+                invoice["AmountDue"] = money(invoice["Total"] - invoice["AmountPaid"] - invoice["AmountCredited"])
+                if invoice["Status"] == "PAID":
+                    invoice["Status"] = "AUTHORISED"
+                    invoice.pop("FullyPaidOnDate", None)
+                self._save(db, tenant, "Invoice", invoice["InvoiceID"], invoice, number=invoice.get("InvoiceNumber"), status=invoice["Status"])
+            self._save(db, tenant, "Payment", payment_id, payment, number=None, status="DELETED")
+            return Outcome(doc=payment)
+
+    # ---- rendering -----------------------------------------------------
+    def render_invoice(self, tenant: str, doc: dict[str, Any], *, with_lines: bool, contacts: dict[str, Any] | None = None,
+                       summary_only: bool = False) -> dict[str, Any]:
+        out = {k: v for k, v in doc.items() if k not in ("UpdatedMs", "Date", "DueDate", "FullyPaidOnDate", "LineItems", "Contact")}
+        cid = doc.get("Contact", {}).get("ContactID")
+        contact = (contacts or {}).get(cid) if contacts is not None else self.record(tenant, "Contact", cid) if cid else None
+        out["Contact"] = self.render_contact_stub(contact or {"ContactID": cid})
+        for key in ("Date", "DueDate"):
+            if doc.get(key):
+                d = date.fromisoformat(doc[key])
+                out[f"{key}String"] = iso_date_string(d)
+                out[key] = msdate(d)
+        if doc.get("FullyPaidOnDate"):
+            out["FullyPaidOnDate"] = msdate(date.fromisoformat(doc["FullyPaidOnDate"]))
+        out["Payments"] = [dict(p, Date=msdate(date.fromisoformat(p["Date"]))) for p in doc.get("Payments", [])]
+        out["UpdatedDateUTC"] = msdatetime(doc["UpdatedMs"])
+        out["UpdatedDateUTCString"] = iso_utc_string(doc["UpdatedMs"])
+        if with_lines and not summary_only:
+            out["LineItems"] = doc.get("LineItems", [])
+        else:
+            out["LineItems"] = []
+        if summary_only:
+            for key in ("Payments", "CreditNotes", "Prepayments", "Overpayments"):
+                out.pop(key, None)
+        return out
+
+    @staticmethod
+    def render_contact_stub(contact: dict[str, Any]) -> dict[str, Any]:
+        keys = ("ContactID", "ContactNumber", "Name", "ContactStatus", "EmailAddress", "HasValidationErrors")
+        return {k: contact[k] for k in keys if k in contact}
+
+    def render_record(self, doc: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in doc.items() if k != "UpdatedMs"}
+        if "UpdatedMs" in doc:
+            out["UpdatedDateUTC"] = msdatetime(doc["UpdatedMs"])
+        return out
+
+    def render_payment(self, tenant: str, doc: dict[str, Any]) -> dict[str, Any]:
+        out = self.render_record(doc)
+        out["UpdatedDateUTCString"] = iso_utc_string(doc["UpdatedMs"])
+        out["Date"] = msdate(date.fromisoformat(doc["Date"]))
+        invoice = self.record(tenant, "Invoice", doc["Invoice"]["InvoiceID"])
+        if invoice is not None:
+            out["Invoice"] = self.render_invoice(tenant, invoice, with_lines=False)
+            out["Invoice"].pop("LineItems", None)
+        return out
+
+    def render_org(self, org: dict[str, Any]) -> dict[str, Any]:
+        out = dict(org)
+        for key in ("PeriodLockDate", "EndOfYearLockDate"):
+            if out.get(key):
+                out[key] = msdate(date.fromisoformat(str(out[key])[:10]))
+            else:
+                out.pop(key, None)
+        if out.get("CreatedDateUTC") and not str(out["CreatedDateUTC"]).startswith("/Date"):
+            out["CreatedDateUTC"] = msdate(date.fromisoformat(str(out["CreatedDateUTC"])[:10]))
+        return out

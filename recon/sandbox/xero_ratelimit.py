@@ -1,0 +1,116 @@
+"""Xero's rate limits, as the real API applies them (shared/reference/xero-api.md §9).
+
+Per tenant: 5 calls in progress, 60 per rolling minute, 5,000 per day; per app:
+10,000 per minute across tenants. Every answer carries ``X-DayLimit-Remaining``,
+``X-MinLimit-Remaining`` and ``X-AppMinLimit-Remaining``; a breach is a 429 with
+``Retry-After`` (whole seconds) and ``X-Rate-Limit-Problem``
+(``minute``/``day`` observed; ``concurrent``/``appminute`` UNVERIFIED).
+
+The window lengths are settable so tests and benchmarks can run a "minute" in
+a second; they read the sandbox clock. The day window is rolling
+(UNVERIFIED: the reference notes it may be a fixed per-tenant window).
+A refused (429) call is not counted, as a retry after ``Retry-After`` must succeed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass, replace
+
+from recon.sandbox.clock import Clock
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    concurrent: int = 5
+    per_minute: int = 60
+    per_day: int = 5000
+    app_per_minute: int = 10_000
+    minute_seconds: float = 60.0
+    day_seconds: float = 86_400.0
+
+    def with_(self, **changes: float) -> RateLimits:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The outcome of asking to make one call."""
+
+    allowed: bool
+    headers: dict[str, str]
+    retry_after: int = 0
+    problem: str = ""
+
+
+class RateLimiter:
+    """Counts calls per tenant and per app and decides whether one may go ahead."""
+
+    def __init__(self, clock: Clock, limits: RateLimits | None = None) -> None:
+        self.clock = clock
+        self.limits = limits or RateLimits()
+        self._lock = threading.Lock()
+        self._minute: dict[str, deque[float]] = defaultdict(deque)
+        self._day: dict[str, deque[float]] = defaultdict(deque)
+        self._app: dict[str, deque[float]] = defaultdict(deque)
+        self._in_flight: dict[str, int] = defaultdict(int)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._minute.clear()
+            self._day.clear()
+            self._app.clear()
+            self._in_flight.clear()
+
+    @staticmethod
+    def _trim(q: deque[float], now: float, window: float) -> None:
+        while q and q[0] <= now - window:
+            q.popleft()
+
+    def _remaining(self, tenant: str, app: str) -> dict[str, str]:
+        lim = self.limits
+        return {
+            "X-DayLimit-Remaining": str(max(0, lim.per_day - len(self._day[tenant]))),
+            "X-MinLimit-Remaining": str(max(0, lim.per_minute - len(self._minute[tenant]))),
+            "X-AppMinLimit-Remaining": str(max(0, lim.app_per_minute - len(self._app[app]))),
+        }
+
+    def _wait(self, q: deque[float], now: float, window: float) -> int:
+        return max(1, math.ceil(q[0] + window - now)) if q else 1
+
+    def admit(self, tenant: str, app: str) -> Admission:
+        """Count one call, or refuse it with the limit that was hit."""
+        lim = self.limits
+        with self._lock:
+            now = self.clock.monotonic()
+            minute, day, app_q = self._minute[tenant], self._day[tenant], self._app[app]
+            self._trim(minute, now, lim.minute_seconds)
+            self._trim(day, now, lim.day_seconds)
+            self._trim(app_q, now, lim.minute_seconds)
+            problem, retry = "", 0
+            if len(day) >= lim.per_day:
+                problem, retry = "day", self._wait(day, now, lim.day_seconds)
+            elif len(app_q) >= lim.app_per_minute:
+                problem, retry = "appminute", self._wait(app_q, now, lim.minute_seconds)
+            elif len(minute) >= lim.per_minute:
+                problem, retry = "minute", self._wait(minute, now, lim.minute_seconds)
+            elif self._in_flight[tenant] >= lim.concurrent:
+                problem, retry = "concurrent", 1
+            if problem:
+                return Admission(False, self._remaining(tenant, app), retry, problem)
+            minute.append(now)
+            day.append(now)
+            app_q.append(now)
+            self._in_flight[tenant] += 1
+            return Admission(True, self._remaining(tenant, app))
+
+    def release(self, tenant: str) -> None:
+        """The admitted call has finished (ends its 'in progress' slot)."""
+        with self._lock:
+            self._in_flight[tenant] = max(0, self._in_flight[tenant] - 1)
+
+    def headers(self, tenant: str, app: str) -> dict[str, str]:
+        with self._lock:
+            return self._remaining(tenant, app)
