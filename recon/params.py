@@ -1,0 +1,171 @@
+"""Typed run parameters, read from ``params/*.yaml``.
+
+A leaf: imports only recon.errors. One set of names serves the YAML files,
+the notebooks' ``parameters`` cells and the step functions (a test keeps them
+in step). Connection settings name environment variables for secrets; a
+params file never holds a secret, and ``recon run`` never passes one to a
+notebook.
+
+``target: sandbox`` points every client at the embedded sandbox (URLs and demo
+credentials come from it); ``target: live`` uses the ``xero`` and ``nexudus``
+sections.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recon.errors import ParamsError
+
+__all__ = ["NexudusSettings", "RunParams", "XeroSettings", "load_params", "NOTEBOOK_PARAMETERS"]
+
+# The keys a notebook's parameters cell takes (the rest stay in the params file).
+NOTEBOOK_PARAMETERS = ("params_file", "period_start", "period_end", "location", "organisation", "tax_map_file",
+                       "output_dir", "push", "apply")
+
+
+@dataclass(frozen=True)
+class XeroSettings:
+    """Where the real Xero is and which environment variables hold the app's credentials."""
+
+    api_url: str = "https://api.xero.com/api.xro/2.0"
+    identity_url: str = "https://api.xero.com"
+    token_url: str = "https://identity.xero.com/connect/token"
+    authorize_url: str = "https://login.xero.com/identity/connect/authorize"
+    grant: str = "client_credentials"
+    client_id_env: str = "XERO_CLIENT_ID"
+    client_secret_env: str = "XERO_CLIENT_SECRET"
+    redirect_uri: str | None = None
+    scopes: str = "accounting.invoices accounting.payments accounting.contacts accounting.settings.read"
+    per_minute: int = 60
+
+
+@dataclass(frozen=True)
+class NexudusSettings:
+    api_url: str = "https://spaces.nexudus.com/api"
+    username_env: str = "NEXUDUS_USERNAME"
+    password_env: str = "NEXUDUS_PASSWORD"
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """Everything one run needs to know, validated."""
+
+    source: str = "(defaults)"
+    target: str = "sandbox"
+    period_start: date = date(2026, 8, 1)
+    period_end: date = date(2026, 10, 31)
+    location: str = "Hive Shoreditch"
+    organisation: str | None = None
+    tax_map_file: str | None = None
+    output_dir: str = "out"
+    ledger_file: str | None = None
+    sandbox_dir: str | None = None
+    push: bool = False
+    apply: bool = False
+    xero: XeroSettings = field(default_factory=XeroSettings)
+    nexudus: NexudusSettings = field(default_factory=NexudusSettings)
+
+    def with_overrides(self, **changes: Any) -> RunParams:
+        """A copy with notebook/CLI overrides applied and validated (``None`` keeps the value)."""
+        data = {k: v for k, v in changes.items() if v is not None and k != "params_file"}
+        return _validate(replace(self, **_coerce(data, self.source)))
+
+    def resolve(self, path: str | None) -> Path | None:
+        """A path from the params file, relative to the folder of the file that named it."""
+        if not path:
+            return None
+        p = Path(path)
+        if p.is_absolute() or self.source == "(defaults)":
+            return p
+        base = Path(self.source).resolve().parent
+        candidate = base / p
+        # params files live in params/; paths in them may be written from the repository root.
+        return candidate if candidate.exists() or not (base.parent / p).exists() else base.parent / p
+
+    def secret(self, env_name: str) -> str:
+        """Read a credential from the environment (never from a params file)."""
+        value = os.environ.get(env_name)
+        if not value:
+            raise ParamsError(f"environment variable {env_name} is not set; export it before the run", file=self.source,
+                              key=env_name)
+        return value
+
+
+def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
+    out = dict(data)
+    for key in ("period_start", "period_end"):
+        if key in out and not isinstance(out[key], date):
+            try:
+                out[key] = date.fromisoformat(str(out[key]))
+            except ValueError:
+                raise ParamsError(f"{out[key]!r} is not a date (use YYYY-MM-DD)", file=source, key=key) from None
+    for key in ("push", "apply"):
+        if key in out and not isinstance(out[key], bool):
+            text = str(out[key]).strip().lower()
+            if text not in ("true", "false", "yes", "no", "1", "0"):
+                raise ParamsError(f"{out[key]!r} is not true or false", file=source, key=key)
+            out[key] = text in ("true", "yes", "1")
+    if "location" in out and out["location"] is not None:
+        out["location"] = str(out["location"])
+    return out
+
+
+def _validate(params: RunParams) -> RunParams:
+    src = params.source
+    if params.target not in ("sandbox", "live"):
+        raise ParamsError(f"target must be 'sandbox' or 'live', not {params.target!r}", file=src, key="target")
+    if params.period_end < params.period_start:
+        raise ParamsError(f"the period is empty: period_end {params.period_end} is before period_start {params.period_start}",
+                          file=src, key="period_end")
+    if not str(params.location).strip():
+        raise ParamsError("location is empty: name the Nexudus location (business) to reconcile", file=src, key="location")
+    return params
+
+
+def _section(cls: type, raw: Any, source: str, key: str) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ParamsError("must be a mapping of settings", file=source, key=key)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ParamsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+                          file=source, key=f"{key}.{unknown[0]}")
+    for secretish in ("client_secret", "password", "token", "access_token", "refresh_token"):
+        if secretish in raw:
+            raise ParamsError("secrets never go in a params file: name an environment variable instead",
+                              file=source, key=f"{key}.{secretish}")
+    return cls(**raw)
+
+
+def load_params(path: str | Path) -> RunParams:
+    """Read and validate a params YAML; every error names the file and the key."""
+    source = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise ParamsError("params file not found", file=source) from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"not valid YAML: {exc}", file=source) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError("the params file must be a mapping of keys to values", file=source)
+    known = {f.name for f in fields(RunParams)} - {"source"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ParamsError(f"unknown key; known keys: {', '.join(sorted(known))}", file=source, key=unknown[0])
+    data = dict(raw)
+    data["xero"] = _section(XeroSettings, raw.get("xero"), source, "xero")
+    data["nexudus"] = _section(NexudusSettings, raw.get("nexudus"), source, "nexudus")
+    params = RunParams(source=source, **_coerce({k: v for k, v in data.items() if k not in ("xero", "nexudus")}, source),
+                       xero=data["xero"], nexudus=data["nexudus"])
+    return _validate(params)

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Set up and run recon with nothing but Python 3.11+ (no conda, no make).
+
+    python3 tasks.py demo    # create .venv, install pinned packages, run the main job on the sandbox
+    python3 tasks.py test    # same set-up, then the whole test suite
+    python3 tasks.py lock    # rewrite requirements.lock from the current .venv
+
+The virtualenv is reused while requirements.lock and pyproject.toml are unchanged
+(a stamp file records their hash). Only the standard library is used here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".recon-installed"
+
+
+def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True, env=env)
+
+
+def _fingerprint() -> str:
+    h = hashlib.sha256()
+    for name in ("requirements.lock", "pyproject.toml"):
+        h.update((ROOT / name).read_bytes())
+    h.update(sys.version.encode())
+    return h.hexdigest()
+
+
+def setup() -> None:
+    """Create .venv and install the pinned packages and recon itself (editable)."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"recon needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print(f"creating virtualenv {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    if STAMP.exists() and STAMP.read_text() == _fingerprint():
+        return
+    _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", "requirements.lock")
+    _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", ".")
+    _run(PY, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3")
+    STAMP.write_text(_fingerprint())
+
+
+def demo(args: list[str]) -> None:
+    setup()
+    _run(BIN / "recon", "run", "params/demo.yaml", *args)
+
+
+def test(args: list[str]) -> None:
+    setup()
+    _run(PY, "-m", "pytest", *(args or ["-q"]))
+
+
+def lock(args: list[str]) -> None:
+    out = subprocess.run([str(PY), "-m", "pip", "freeze", "--exclude-editable"], check=True, capture_output=True, text=True).stdout
+    lines = [l for l in out.splitlines() if l and not l.lower().startswith("recon")]
+    header = ["# Exact versions of every package the tests run against (pip freeze of a fresh install).",
+              "# Regenerate: python3 tasks.py lock"]
+    (ROOT / "requirements.lock").write_text("\n".join(header + lines) + "\n")
+
+
+def main() -> None:
+    commands = {"demo": demo, "test": test, "lock": lock}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    try:
+        commands[sys.argv[1]](sys.argv[2:])
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode)
+
+
+if __name__ == "__main__":
+    main()
