@@ -1,0 +1,53 @@
+"""HTML for results in a notebook: summaries first, problems highlighted.
+
+Floor 2 (presentation of step results; no widgets). Each result's
+``_repr_html_`` calls one function here, so the look is in one place and the
+steps only compute.
+"""
+
+from __future__ import annotations
+
+import html
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from recon.mapping import MappingResult
+
+SEVERITY_COLOURS = {"blocks": "#f8d7da", "warning": "#fff3cd", "info": "#e2e3e5", "ok": "#d1e7dd"}
+
+
+def money_text(value: Any) -> str:
+    """``1234.5`` -> ``1,234.50``; exact for Decimal."""
+    if value is None or (not isinstance(value, Decimal) and pd.isna(value)):
+        return ""
+    return f"{Decimal(value):,.2f}"
+
+
+def styled(frame: pd.DataFrame, *, money: list[str] | None = None, severity_col: str = "severity", max_rows: int = 200) -> str:
+    """A DataFrame as HTML with money formatted and rows coloured by severity."""
+    shown = frame.head(max_rows)
+    style = shown.style.hide(axis="index")
+    money = [c for c in (money or []) if c in shown.columns]
+    if money:
+        style = style.format({c: money_text for c in money})
+    if severity_col in shown.columns:
+        colours = shown[severity_col].map(SEVERITY_COLOURS).fillna("")
+        style = style.apply(lambda row: [f"background-color: {colours.loc[row.name]}"] * len(row), axis=1)
+    note = f"<p><i>{len(frame) - max_rows} more rows not shown.</i></p>" if len(frame) > max_rows else ""
+    return style.to_html() + note
+
+
+def mapping_html(result: MappingResult) -> str:
+    ctx = result.context
+    parts = [f"<h3>Mapping check — {html.escape(str(ctx.get('location', '')))} {html.escape(str(ctx.get('period', '')))}</h3>"]
+    parts.append(styled(result.summary, money=["transferable_amount", "blocked_amount"]))
+    problems = result.problems
+    if problems.empty:
+        parts.append("<p>Every account and tax rate used in the period matches Xero.</p>")
+    else:
+        parts.append(f"<h4>{len(problems)} mismatches</h4>")
+        parts.append(styled(problems, money=result.currency_columns))
+    return "\n".join(parts)

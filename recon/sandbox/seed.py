@@ -1,0 +1,934 @@
+"""Deterministic demo data: a believable coworking business on both sides.
+
+CONTRACT (shared by the Xero and Nexudus sandbox servers, the tests and the
+notebooks; change it only together with them):
+
+``generate(seed=2026, invoices=None, start=date(2026, 8, 1), months=3) -> DemoData``
+
+* Same arguments → byte-identical data (``random.Random(seed)``, no clock).
+* ``invoices=None`` gives the demo size (a few hundred invoices over the
+  quarter); an int scales the same business to that many invoices (100,000+
+  for benchmarks) in seconds.
+* Every record is a plain dict in the API's own shape (PascalCase field names
+  exactly as in ``shared/reference``), money as ``Decimal`` with 2 places,
+  Xero rates with 4 places. Nexudus date-times as ISO strings
+  ``YYYY-MM-DDTHH:MM:SSZ``; Xero dates as ISO ``YYYY-MM-DD`` strings (the
+  Xero server renders them as ``/Date(ms+0000)/``).
+* No secrets here: the sandbox makes client secrets and passwords at
+  first start.
+
+The business: "Hive Coworking", two Nexudus locations, each transferring to its
+own Xero organisation (Hive Shoreditch → "Hive Coworking UK Ltd", GBP, prices
+exclusive of VAT; Hive Dublin Docklands → "Hive Coworking Ireland Ltd", EUR,
+prices inclusive of VAT), plus a third organisation no demo app may reach.
+Invoices are monthly membership runs (one invoice per member per month, with
+extras and deposits) and one-off invoices (bookings, passes, tickets).
+
+Planted cases (``DemoData.planted``; the tables are in ``seed_catalogue``):
+mapping problems (account missing, archived, renamed, not revenue, absent;
+tax rate with another percentage, ambiguous, deleted, not allowed on the
+account, missing), awkward invoices (void, credit note, foreign and
+unsupported currencies, a zero line, a rounding difference) and awkward
+customers (unicode, a name over 255 characters, a blank billing name, two
+people with one name, a name shared with an unrelated Xero contact). Each
+problem invoice carries exactly one problem, and together they stay near 10%
+of Shoreditch's invoices, so a transfer demo moves most invoices.
+``planted["clean_invoices"]`` is derived from the data, not hand-listed.
+
+``planted`` keys (values are codes, tax-rate names, invoice numbers, or
+coworker Ids; lists are sorted or in date order):
+
+* accounts: ``matching_accounts`` [codes], ``missing_account``,
+  ``missing_account_suggestions`` [by name, by code], ``archived_account``,
+  ``name_differs_account``, ``not_revenue_account``, ``deposit_account``;
+  ``no_account_line`` (invoice number) and ``no_account_line_id`` (line Id).
+* tax rates: ``matching_tax_rates`` {Nexudus name: Xero TaxType},
+  ``percentage_differs_tax`` (+ ``_type``), ``ambiguous_tax``,
+  ``archived_tax`` (+ ``_type``), ``tax_not_allowed_on_account``, ``missing_tax``.
+* ``<case>_invoices`` [numbers] for each account and tax case above.
+* invoices: ``void_invoice``, ``credit_note``, ``credit_note_original``,
+  ``tax_inclusive_invoices``, ``second_currency_invoices``,
+  ``unsupported_currency_invoice``, ``zero_amount_line`` (+ ``_id``),
+  ``rounding_difference_invoice`` and ``rounding_difference`` (Nexudus
+  TotalAmount minus the per-line total, a Decimal).
+* customers: ``unicode_coworker``/``_invoice``, ``long_name_coworker``/``_invoice``,
+  ``blank_billing_name_coworker``/``_invoice``, ``same_name_coworkers`` [2 Ids]
+  and ``same_name_invoices``, ``name_clash_contact`` (the shared name),
+  ``name_clash_coworker``, ``name_clash_invoices``.
+* derived: ``clean_invoices`` (Shoreditch), ``clean_invoices_dublin``,
+  ``draft_invoices`` [Ids: drafts have no number], ``paid_in_nexudus_invoices``,
+  ``period_start``/``period_end`` (ISO dates, inclusive).
+"""
+
+from __future__ import annotations
+
+import calendar
+from bisect import bisect_right
+import random
+import unicodedata
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from recon.money import round_cents
+from recon.sandbox import seed_catalogue as cat
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class XeroOrgSeed:
+    """One Xero organisation (tenant) and its settings."""
+
+    organisation: Record  # Xero Organisation shape; OrganisationID is the tenant id
+    accounts: list[Record]  # Xero Account shape
+    tax_rates: list[Record]  # Xero TaxRate shape
+    currencies: list[Record]  # [{"Code", "Description"}], base currency included
+    contacts: list[Record] = field(default_factory=list)  # Xero Contact shape (pre-existing)
+
+
+@dataclass(frozen=True)
+class XeroAppSeed:
+    """An OAuth2 app registered with the Xero sandbox (its secret is made at start)."""
+
+    name: str
+    client_id: str
+    grant: str  # "client_credentials" (Custom Connection) or "authorization_code"
+    tenant_ids: list[str]
+    redirect_uris: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NexudusSeed:
+    """The Nexudus side: locations, members, chart of accounts, tax rates, invoices."""
+
+    businesses: list[Record]
+    coworkers: list[Record]
+    financial_accounts: list[Record]
+    tax_rates: list[Record]
+    invoices: list[Record]  # CoworkerInvoice shape, without lines
+    invoice_lines: list[Record]  # CoworkerInvoiceLine shape, CoworkerInvoiceId -> invoice Id
+    username: str = "admin@hive-coworking.example"
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """Everything the sandbox servers load, plus where the planted cases are."""
+
+    xero_orgs: list[XeroOrgSeed]
+    xero_apps: list[XeroAppSeed]
+    nexudus: NexudusSeed
+    # Nexudus business Id -> Xero tenant id, as the demo params wire them.
+    locations: dict[int, str]
+    # Names of the planted cases -> what identifies them (codes, invoice numbers),
+    # so tests and notebooks find them without hard-coding.
+    planted: dict[str, Any]
+
+
+# --------------------------------------------------------------------------
+# Sizes and shares (named so a reader can tune the demo in one place)
+# --------------------------------------------------------------------------
+
+DEMO_INVOICES = 400
+MIN_INVOICES = 100  # below this the planted cases no longer fit beside clean invoices
+PLAN_SHARE = 0.70  # share of a location's invoices that are monthly membership invoices
+AD_HOC_PER_CUSTOMER = 2.5  # one-off invoices per drop-in customer over the period
+CASE_SHARE = 0.007  # of Shoreditch invoices, per multi-invoice planted case (at least 2 each)
+EUR_SHARE = 0.012  # Shoreditch invoices billed in EUR (at least 3)
+DRAFT_SHARE = 0.012  # draft invoices per location (at least 2 at Shoreditch, 1 at Dublin)
+PAID_FIRST_MONTH, PAID_LAST_MONTH = 0.5, 0.1  # older invoices are more often paid: ~30% overall
+DUE_DAYS = 14
+MAX_LINES = 6
+ID_BASE = 1_400_000_001  # Nexudus ids are large ints; one counter keeps them unique across the dataset
+DEPOSIT_ACCOUNTS = frozenset({"2300"})  # non-revenue accounts a sales line may legitimately use
+EXCHANGE_RATE_ONE = Decimal("1.0000")
+CENTS0 = Decimal("0.00")
+HUNDRED = Decimal(100)
+NAMESPACE = uuid.UUID("5b0d7c52-8f0e-4a8e-9a57-2f3c6d1e9b40")  # for uuid5 ids of the fixed catalogue
+TAX_FLAG = {"REVENUE": "CanApplyToRevenue", "EXPENSE": "CanApplyToExpenses", "ASSET": "CanApplyToAssets",
+            "LIABILITY": "CanApplyToLiabilities", "EQUITY": "CanApplyToEquity"}
+
+
+def generate(seed: int = 2026, invoices: int | None = None, start: date = date(2026, 8, 1),
+             months: int = 3) -> DemoData:
+    """Build the whole demo: the three Xero organisations, the apps, and the Nexudus side.
+
+    ``invoices`` is the exact number of Nexudus invoices (credit note and drafts
+    included); ``None`` means ``DEMO_INVOICES``. All invoices fall in the
+    ``months`` months from ``start``. Raises ``ValueError`` below ``MIN_INVOICES``
+    or for ``months < 1``.
+    """
+    total = DEMO_INVOICES if invoices is None else int(invoices)
+    if total < MIN_INVOICES:
+        raise ValueError(f"invoices must be at least {MIN_INVOICES} so the planted cases fit (got {total})")
+    if months < 1:
+        raise ValueError(f"months must be at least 1 (got {months})")
+    rng = random.Random(seed)
+    period = _Period(start, months)
+    orgs, tenants = _xero_orgs(seed)
+    apps = _xero_apps(seed, tenants)
+    gen = _Generator(rng, period, total)
+    nexudus = gen.build()
+    locations = {gen.business_ids[b.key]: tenants[b.org] for b in cat.BUSINESSES}
+    planted = gen.planted(dict(zip(cat.XERO_ORGS, orgs)))
+    return DemoData(xero_orgs=orgs, xero_apps=apps, nexudus=nexudus, locations=locations, planted=planted)
+
+
+# --------------------------------------------------------------------------
+# Small helpers: period, ids, timestamps, names
+# --------------------------------------------------------------------------
+
+
+def _add_months(d: date, n: int) -> date:
+    y, m = divmod(d.month - 1 + n, 12)
+    year, month = d.year + y, m + 1
+    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class _Period:
+    """The demo period: ``months`` billing months from ``start``."""
+
+    start: date
+    months: int
+
+    @cached_property
+    def month_starts(self) -> list[date]:
+        """Start of each billing month, plus the (exclusive) end."""
+        return [_add_months(self.start, i) for i in range(self.months + 1)]
+
+    @cached_property
+    def last(self) -> date:
+        """The period's last day (inclusive)."""
+        return self.month_starts[-1] - timedelta(days=1)
+
+    def month_of(self, day: date) -> int:
+        """0-based billing month of a day inside the period."""
+        return bisect_right(self.month_starts, day) - 1
+
+
+# Version-4 and RFC 4122 variant bits, as uuid.UUID(..., version=4) sets them.
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_V4 = (4 << 76) | (0x8000 << 48)
+
+
+class _Ids:
+    """Int ids from one counter; UUIDs from the seeded generator (never uuid4)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._next = ID_BASE
+        self._bits = rng.getrandbits
+
+    def id(self) -> int:
+        self._next += 1
+        return self._next - 1
+
+    def uid(self) -> str:
+        """Same string as ``str(uuid.UUID(int=bits, version=4))``, built without the object (hot path)."""
+        h = f"{self._bits(128) & _UUID_CLEAR | _UUID_V4:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_DAY_ISO: dict[date, str] = {}
+_TIME_ISO: dict[int, str] = {}
+
+
+def _stamp(d: date, secs: int = 0) -> str:
+    """Nexudus date-time ``YYYY-MM-DDTHH:MM:SSZ`` (both halves cached: this runs ~8 times per invoice)."""
+    day = _DAY_ISO.get(d)
+    if day is None:
+        day = _DAY_ISO[d] = d.isoformat()
+    time = _TIME_ISO.get(secs)
+    if time is None:
+        time = _TIME_ISO[secs] = f"T{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}Z"
+    return day + time
+
+
+def _uuid5(seed: int, *parts: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, "/".join((str(seed), *parts))))
+
+
+def _slug(text: str, sep: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    words = "".join(c if c.isalnum() or c == " " else "" for c in ascii_text).split()
+    return sep.join(words)
+
+
+class _UniqueNames:
+    """Draws names without repeats from a mixed-radix space of parts.
+
+    Level 0 uses only the base combinations (natural names at demo size); each
+    further level adds a qualifier, and past the qualifiers a number, so even
+    very large runs never repeat a name. Expected O(1) per draw.
+    """
+
+    def __init__(self, rng: random.Random, base: int, qualifiers: int) -> None:
+        self.rng, self.base, self.qualifiers = rng, base, qualifiers
+        self.used: set[int] = set()
+
+    def draw(self) -> tuple[int, int, int]:
+        """Return (base index, qualifier 0..q (0 = none), repeat number 0..)."""
+        space = self.base
+        if len(self.used) * 2 >= space:
+            space = self.base * (self.qualifiers + 1)
+            while len(self.used) * 2 >= space:
+                space *= 2
+        while True:
+            idx = self.rng.randrange(space)
+            if idx not in self.used:
+                self.used.add(idx)
+                full = self.base * (self.qualifiers + 1)
+                return idx % self.base, idx % full // self.base, idx // full
+
+
+_INITIALS = "ABCDEFGHJKLMNPRSTW"
+
+
+def _person_name(draw: tuple[int, int, int]) -> str:
+    rest, qualifier, repeat = draw
+    first = cat.FIRST_NAMES[rest % len(cat.FIRST_NAMES)]
+    last = cat.LAST_NAMES[rest // len(cat.FIRST_NAMES)]
+    middle = f" {_INITIALS[qualifier - 1]}." if qualifier else ""
+    return f"{first}{middle} {last}{f' {repeat + 1}' if repeat else ''}"
+
+
+def _company_name(draw: tuple[int, int, int], forms: tuple[str, ...]) -> tuple[str, str]:
+    """Company name and its e-mail domain."""
+    rest, qualifier, repeat = draw
+    core = f"{cat.COMPANY_PREFIXES[rest % len(cat.COMPANY_PREFIXES)]} " \
+           f"{cat.COMPANY_NOUNS[rest // len(cat.COMPANY_PREFIXES)]}"
+    if qualifier:
+        core += f" {cat.COMPANY_QUALIFIERS[qualifier - 1]}"
+    if repeat:
+        core += f" {repeat + 1}"
+    return f"{core} {forms[rest % len(forms)]}", f"{_slug(core, '-')}.example"
+
+
+# --------------------------------------------------------------------------
+# Xero side
+# --------------------------------------------------------------------------
+
+
+def _xero_orgs(seed: int) -> tuple[list[XeroOrgSeed], dict[str, str]]:
+    """The three organisations (UK, IE, OTHER) and their tenant ids by key."""
+    orgs, tenants = [], {}
+    for key, settings in cat.XERO_ORGS.items():
+        tenant = _uuid5(seed, "org", key)
+        tenants[key] = tenant
+        orgs.append(XeroOrgSeed(
+            organisation={"OrganisationID": tenant, **settings},
+            accounts=[_xero_account(seed, key, spec) for spec in cat.XERO_ACCOUNTS[key]],
+            tax_rates=[_xero_tax_rate(spec) for spec in cat.XERO_TAX_RATES[key]],
+            currencies=[{"Code": c, "Description": cat.CURRENCY_NAMES[c]} for c in cat.XERO_CURRENCIES[key]],
+            contacts=[_xero_contact(seed, key, spec) for spec in cat.XERO_CONTACTS[key]],
+        ))
+    return orgs, tenants
+
+
+def _xero_account(seed: int, org: str, spec: cat.AccountSpec) -> Record:
+    cls = cat.ACCOUNT_CLASS[spec.type]
+    code, code_name = cat.REPORTING[cls]
+    record: Record = {
+        "AccountID": _uuid5(seed, "account", org, spec.code), "Code": spec.code, "Name": spec.name,
+        "Type": spec.type, "Status": spec.status, "Description": spec.description, "TaxType": spec.tax,
+        "Class": cls, "EnablePaymentsToAccount": False, "ShowInExpenseClaims": spec.expense_claims,
+        "BankAccountType": "BANK" if spec.type == "BANK" else "", "SystemAccount": spec.system,
+        "ReportingCode": code, "ReportingCodeName": code_name, "HasAttachments": False,
+        "AddToWatchlist": False, "UpdatedDateUTC": spec.updated,
+    }
+    if spec.type == "BANK":
+        record["BankAccountNumber"] = spec.bank_number
+        record["CurrencyCode"] = spec.currency
+    return record
+
+
+def _xero_tax_rate(spec: cat.TaxSpec) -> Record:
+    return {
+        "Name": spec.name, "TaxType": spec.tax_type, "ReportTaxType": spec.report, **cat.TAX_APPLIES[spec.kind],
+        "DisplayTaxRate": spec.rate, "EffectiveRate": spec.rate, "Status": spec.status,
+        "TaxComponents": [{"Name": spec.component, "Rate": spec.rate, "IsCompound": False,
+                           "IsNonRecoverable": False}],
+    }
+
+
+def _xero_contact(seed: int, org: str, spec: cat.ContactSpec) -> Record:
+    # Contacts made in Xero's UI have no ContactNumber (an API-only key), so none here.
+    record: Record = {"ContactID": _uuid5(seed, "contact", org, spec.name), "ContactStatus": "ACTIVE",
+                      "Name": spec.name}
+    if spec.first:
+        record.update(FirstName=spec.first, LastName=spec.last)
+    record.update(EmailAddress=spec.email, IsCustomer=spec.customer, IsSupplier=spec.supplier,
+                  DefaultCurrency=spec.currency, HasValidationErrors=False, UpdatedDateUTC=cat.CONTACTS_UPDATED)
+    return record
+
+
+def _xero_apps(seed: int, tenants: dict[str, str]) -> list[XeroAppSeed]:
+    # Xero client ids are 32 upper-case hex characters.
+    return [XeroAppSeed(spec.name, uuid.uuid5(NAMESPACE, f"{seed}/app/{spec.key}").hex.upper(), spec.grant,
+                        [tenants[o] for o in spec.orgs], list(spec.redirect_uris)) for spec in cat.XERO_APPS]
+
+
+# --------------------------------------------------------------------------
+# Nexudus side: working structures
+# --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Member:
+    """A coworker plus what the generator needs to bill them."""
+
+    record: Record
+    biz: cat.BusinessSpec
+    address: tuple[str, str, str]  # street, city, postcode
+    tax_id: str | None
+    purchase_order: str | None
+    plan: cat.Plan | None = None
+    seats: int = 1
+    discount: cat.Discount | None = None
+    contract_uid: str | None = None
+    is_new: bool = False  # joins in the first month: pays deposits on the first invoice
+    planted: str | None = None
+
+
+@dataclass(slots=True)
+class _Line:
+    product: cat.Product
+    qty: int
+    unit: Decimal  # in the location's currency; converted when the invoice is in another
+    sale: date
+    discount: cat.Discount | None = None
+    link_uid: str | None = None  # set for contract lines (one contract across months)
+
+
+@dataclass(slots=True)
+class _Inv:
+    """An invoice before it gets ids, number and amounts."""
+
+    member: _Member
+    issued: date
+    secs: int
+    period_from: date
+    period_to: date
+    month: int
+    kind: str  # "plan" or "adhoc"
+    lines: list[_Line]
+    currency: str
+    seq: int
+    case: str | None = None
+    draft: bool = False
+    void: bool = False
+    paid_on: tuple[date, int] | None = None
+    credit_of: _Inv | None = None
+    credited_by: _Inv | None = None
+    record: Record = field(default_factory=dict)  # the CoworkerInvoice, once built
+
+
+# --------------------------------------------------------------------------
+# Nexudus side: the generator
+# --------------------------------------------------------------------------
+
+
+class _Generator:
+    """Builds the Nexudus side in order: catalogue, coworkers, invoices, plants, records."""
+
+    def __init__(self, rng: random.Random, period: _Period, total: int) -> None:
+        self.rng, self.period = rng, period
+        self.ids = _Ids(rng)
+        self.counts = {"SHO": int(Decimal(total) * cat.SHOREDITCH.share + Decimal("0.5"))}
+        self.counts["DUB"] = total - self.counts["SHO"]
+        self.business_ids: dict[str, int] = {}
+        self.ref_ids: dict[str, int] = {}  # currency and country ids
+        self.members: list[_Member] = []
+        self.invs: list[_Inv] = []
+        self.cases: dict[str, list[_Inv]] = {}
+        self.lines: list[Record] = []
+        self.spans: dict[int, tuple[int, int]] = {}  # invoice Id -> its slice of self.lines
+        self.people = _UniqueNames(rng, len(cat.FIRST_NAMES) * len(cat.LAST_NAMES), len(_INITIALS))
+        self.companies = _UniqueNames(rng, len(cat.COMPANY_PREFIXES) * len(cat.COMPANY_NOUNS),
+                                      len(cat.COMPANY_QUALIFIERS))
+        self._seq = 0
+
+    # ---- table of contents ----------------------------------------------
+    def build(self) -> NexudusSeed:
+        businesses, accounts, tax_rates = self._catalogue()
+        for biz in cat.BUSINESSES:
+            self._bill_location(biz)
+        self._plant_invoices()
+        self._choose_drafts()
+        self._choose_paid()
+        self._add_credit_note()
+        invoices, lines = self._records()
+        return NexudusSeed(businesses=businesses, coworkers=[m.record for m in self.members],
+                           financial_accounts=accounts, tax_rates=tax_rates, invoices=invoices, invoice_lines=lines)
+
+    # ---- catalogue ------------------------------------------------------
+    def _catalogue(self) -> tuple[list[Record], list[Record], list[Record]]:
+        ids = self.ids
+        businesses, accounts, tax_rates = [], [], []
+        for biz in cat.BUSINESSES:
+            bid = self.business_ids[biz.key] = ids.id()
+            # ASSUMPTION: "PricesIncludeTax" is our name for the location's "prices include
+            # tax" setting (nexudus.md §2 says it exists, not what the API calls it).
+            businesses.append({"Id": bid, "UniqueId": ids.uid(), "Name": biz.name, "CurrencyCode": biz.currency,
+                               "PricesIncludeTax": biz.prices_include_tax, "CountryCode": biz.country,
+                               "TimeZone": biz.time_zone})
+            accounts += [{"Id": ids.id(), "UniqueId": ids.uid(), "Name": name, "Code": code, "BusinessId": bid}
+                         for code, name in cat.NEXUDUS_ACCOUNTS[biz.key].items()]
+            tax_rates += [{"Id": ids.id(), "UniqueId": ids.uid(), "Name": name, "Rate": rate, "BusinessId": bid}
+                          for name, rate in cat.NEXUDUS_TAX_RATES[biz.key].items()]
+        # ASSUMPTION: Nexudus' own currency and country ids are not published; ours come
+        # from the same counter so they stay unique too.
+        for ref in ("GBP", "EUR", "USD", "GB", "IE"):
+            self.ref_ids[ref] = ids.id()
+        return businesses, accounts, tax_rates
+
+    # ---- coworkers ------------------------------------------------------
+    def _new_member(self, biz: cat.BusinessSpec, *, company: bool, full_name: str | None = None,
+                    company_name: str | None = None, billing_name: str | None = None, email: str | None = None,
+                    billing_email: str | None = None, planted: str | None = None,
+                    active_chance: float = 0.9) -> _Member:
+        rng = self.rng
+        if full_name is None:
+            full_name = _person_name(self.people.draw())
+        domain = None
+        if company and company_name is None:
+            forms = cat.COMPANY_FORMS if biz.country == "GB" else cat.IE_COMPANY_FORMS
+            company_name, domain = _company_name(self.companies.draw(), forms)
+        if email is None:
+            person = _slug(full_name, ".")
+            email = f"{person}@{domain}" if domain else f"{person}@{rng.choice(cat.PERSONAL_MAIL_DOMAINS)}"
+        if billing_email is None:
+            billing_email = f"accounts@{domain}" if domain else email
+        if billing_name is None:
+            billing_name = company_name if company else full_name
+        created = self.period.start - timedelta(days=rng.randint(20, 1200))
+        updated = created + timedelta(days=rng.randint(0, (self.period.start - created).days - 1))
+        record = {
+            "Id": self.ids.id(), "UniqueId": self.ids.uid(), "FullName": full_name, "CompanyName": company_name,
+            "BillingName": billing_name, "BillingEmail": billing_email, "Email": email,
+            "BusinessId": self.business_ids[biz.key], "CoworkerType": "Company" if company else "Individual",
+            "Active": planted is not None or rng.random() < active_chance,
+            "CreatedOn": _stamp(created, rng.randint(28800, 64800)),
+            "UpdatedOn": _stamp(updated, rng.randint(28800, 64800)),
+        }
+        street = f"{rng.randint(1, 180)} {rng.choice(cat.STREETS[biz.city])}"
+        tax_id = None
+        if company and rng.random() < 0.5:
+            tax_id = f"GB{rng.randint(100000000, 999999999)}" if biz.country == "GB" else \
+                f"IE{rng.randint(1000000, 9999999)}{rng.choice('ABCDEFGHW')}"
+        po = f"PO-{rng.randint(10000, 99999)}" if company and rng.random() < 0.2 else None
+        member = _Member(record, biz, (street, biz.city, rng.choice(cat.POSTCODES[biz.city])), tax_id, po,
+                         planted=planted)
+        self.members.append(member)
+        return member
+
+    def _planted_members(self) -> list[tuple[_Member, int]]:
+        """The awkward Shoreditch customers and how many invoices each gets."""
+        sho = cat.SHOREDITCH
+        name, company, email = cat.UNICODE_PERSON
+        pairs = [
+            (self._new_member(sho, company=True, full_name=name, company_name=company, email=email,
+                              billing_email="faktura@aero-design.example", planted="unicode"), 2),
+            (self._new_member(sho, company=True, full_name=cat.LONG_COMPANY_PERSON, company_name=cat.LONG_COMPANY,
+                              email="rupert@honsoc-architects.example",
+                              billing_email="accounts@honsoc-architects.example", planted="long_name"), 2),
+            # Blank, not missing: Nexudus keeps empty strings the user cleared.
+            (self._new_member(sho, company=False, full_name=cat.BLANK_BILLING_PERSON, company_name="",
+                              billing_name="", email="priya.v@mail.example", planted="blank_billing_name"), 2),
+        ]
+        for mail in cat.SAME_NAME_EMAILS:
+            pairs.append((self._new_member(sho, company=False, full_name=cat.SAME_NAME_PERSON, email=mail,
+                                           planted="same_name"), 1))
+        pairs.append((self._new_member(sho, company=True, full_name=cat.NAME_CLASH_PERSON,
+                                       company_name=cat.NAME_CLASH_COMPANY, email="gemma@brightline-analytics.example",
+                                       billing_email="accounts@brightline-analytics.example",
+                                       planted="name_clash"), 2))
+        return pairs
+
+    # ---- invoices per location --------------------------------------------
+    def _bill_location(self, biz: cat.BusinessSpec) -> None:
+        rng, months = self.rng, self.period.months
+        n = self.counts[biz.key]
+        planted = self._planted_members() if biz.key == "SHO" else []
+        reserved = sum(k for _, k in planted) + (1 if biz.key == "SHO" else 0)  # + the credit note
+        n_members = int(n * PLAN_SHARE / months)
+        n_ad_hoc = n - reserved - n_members * months
+        plans = cat.PLANS[biz.key]
+        weights = [p.weight for p in plans]
+        members = []
+        for _ in range(n_members):
+            plan = rng.choices(plans, weights)[0]
+            company = rng.random() < plan.company_share
+            m = self._new_member(biz, company=company, active_chance=1.0)  # billed this period: active
+            m.plan, m.contract_uid, m.is_new = plan, self.ids.uid(), rng.random() < 0.1
+            m.seats = rng.randint(*plan.seats) if company else 1
+            m.discount = rng.choice(cat.CONTRACT_DISCOUNTS) if rng.random() < 0.08 else None
+            members.append(m)
+        for month, (first, nxt) in enumerate(zip(self.period.month_starts, self.period.month_starts[1:])):
+            for m in members:
+                self._plan_invoice(m, month, first, nxt - timedelta(days=1))
+        drop_ins = [self._new_member(biz, company=rng.random() < 0.3)
+                    for _ in range(max(3, round(n_ad_hoc / AD_HOC_PER_CUSTOMER)))]
+        for _ in range(n_ad_hoc):
+            who = rng.choice(members) if members and rng.random() < 0.25 else rng.choice(drop_ins)
+            self._ad_hoc_invoice(who)
+        for member, count in planted:
+            for _ in range(count):
+                self._ad_hoc_invoice(member).case = "coworker"
+
+    def _new_inv(self, member: _Member, issued: date, secs: int, frm: date, to: date, kind: str,
+                 lines: list[_Line]) -> _Inv:
+        month = self.period.month_of(issued)
+        inv = _Inv(member, issued, secs, frm, to, month, kind, lines, member.biz.currency, self._seq)
+        self._seq += 1
+        self.invs.append(inv)
+        return inv
+
+    def _line(self, product: cat.Product, sale: date, *, discount_chance: float = 0.0) -> _Line:
+        rng = self.rng
+        unit = product.prices[0] if len(product.prices) == 1 else rng.choice(product.prices)
+        qty = rng.randint(*product.qty) if product.qty[1] > 1 else 1
+        discount = rng.choice(cat.DISCOUNTS) if discount_chance and rng.random() < discount_chance else None
+        return _Line(product, qty, unit, sale, discount)
+
+    def _plan_invoice(self, m: _Member, month: int, first: date, last: date) -> None:
+        rng, key = self.rng, m.biz.key
+        assert m.plan is not None
+        plan = m.plan.product
+        lines = [_Line(plan, m.seats, plan.prices[0], first, m.discount, m.contract_uid)]
+        if m.is_new and month == 0:
+            lines.append(_Line(cat.SECURITY_DEPOSIT[key], 1, plan.prices[0] * m.seats, first))
+            lines.append(_Line(cat.KEY_DEPOSIT[key], min(m.seats, 4), cat.KEY_DEPOSIT[key].prices[0], first))
+        office = cat.OFFICE_EXTRA[key]
+        if office and plan.account == "4010" and rng.random() < office[1]:
+            lines.append(self._line(office[0], first))
+        for product, chance in cat.EXTRAS[key]:
+            if len(lines) < MAX_LINES - 1 and rng.random() < chance:  # leave room for a planted line
+                # Usage extras are billed in arrears: sold during the month before.
+                lines.append(self._line(product, first - timedelta(days=rng.randint(1, 28)), discount_chance=0.04))
+        self._new_inv(m, first, 21600 + rng.randint(0, 1800), first, last, "plan", lines)
+
+    def _ad_hoc_invoice(self, m: _Member) -> _Inv:
+        rng = self.rng
+        day = self.period.start + timedelta(days=rng.randrange((self.period.month_starts[-1] - self.period.start).days))
+        menu = cat.AD_HOC[m.biz.key]
+        count = rng.choices((1, 2, 3), (60, 30, 10))[0]
+        products = rng.choices([p for p, _ in menu], [w for _, w in menu], k=count)
+        lines = [self._line(p, day, discount_chance=0.04) for p in products]
+        return self._new_inv(m, day, rng.randint(28800, 68400), day, day, "adhoc", lines)
+
+    # ---- planted invoices ---------------------------------------------------
+    def _take(self, pool: list[_Inv], k: int, case: str) -> list[_Inv]:
+        """Tag k untagged invoices of the pool with a case (drawn at random)."""
+        free = [inv for inv in pool if inv.case is None]
+        if len(free) < k:
+            raise ValueError(f"not enough invoices to plant {case!r}; raise the invoice count")
+        chosen = self.rng.sample(free, k)
+        for inv in chosen:
+            inv.case = case
+        self.cases[case] = chosen
+        return chosen
+
+    def _plant_invoices(self) -> None:
+        n = self.counts["SHO"]
+        sho = [inv for inv in self.invs if inv.member.biz.key == "SHO" and inv.member.planted is None]
+        ad_hoc = [inv for inv in sho if inv.kind == "adhoc"]
+        # Foreign currencies go to one-off customers (a visiting team billed at home rates).
+        for inv in self._take(ad_hoc, max(3, round(n * EUR_SHARE)), "second_currency"):
+            inv.currency = "EUR"
+        self._take(ad_hoc, 1, "unsupported_currency")[0].currency = "USD"
+        rounding = self._take(ad_hoc, 1, "rounding_difference")[0]
+        rounding.lines = [_Line(cat.ROUNDING_LINE, 1, cat.ROUNDING_LINE.prices[0], rounding.issued)
+                          for _ in range(cat.ROUNDING_LINES)]
+        per_case = max(2, int(n * CASE_SHARE + 0.5))
+        for case, product in cat.PLANTED_LINES.items():
+            for inv in self._take(sho, per_case, case):
+                self._append(inv, product)
+        self._append(self._take(sho, 1, "no_account_line")[0], cat.NO_ACCOUNT_LINE)
+        self._append(self._take(sho, 1, "zero_amount_line")[0], cat.ZERO_AMOUNT_LINE)
+        self._take(sho, 1, "void")[0].void = True
+        self._take(sho, 1, "credit_note_original")
+
+    def _append(self, inv: _Inv, product: cat.Product) -> None:
+        if len(inv.lines) >= MAX_LINES:
+            inv.lines.pop()  # drop the last extra; index 0 (the plan line) stays
+        inv.lines.append(self._line(product, inv.issued))
+
+    def _choose_drafts(self) -> None:
+        """A few invoices of the last month still waiting for a number (the next run being prepared)."""
+        last_month = self.period.month_starts[-2]
+        for biz, least in (("SHO", 2), ("DUB", 1)):
+            pool = [i for i in self.invs if i.member.biz.key == biz and i.issued >= last_month
+                    and i.member.planted is None]
+            for inv in self._take(pool, max(least, round(self.counts[biz] * DRAFT_SHARE)), f"draft_{biz}"):
+                inv.draft = True
+
+    def _choose_paid(self) -> None:
+        rng, months, last = self.rng, self.period.months, self.period.last
+        for inv in self.invs:
+            if inv.draft or inv.void or inv.case == "credit_note_original":
+                continue
+            share = 0.3 if months == 1 else \
+                PAID_FIRST_MONTH - (PAID_FIRST_MONTH - PAID_LAST_MONTH) * inv.month / (months - 1)
+            if rng.random() < share:
+                day = min(inv.issued + timedelta(days=rng.randint(0, 21)), last)
+                # Paid on the day it was issued means after it was issued.
+                low = 28800 if day > inv.issued else min(inv.secs + 300, 86399)
+                inv.paid_on = (day, rng.randint(low, max(low, 72000)))
+
+    def _add_credit_note(self) -> None:
+        """Reverse one clean, unpaid invoice a few days later (it takes the reserved slot)."""
+        orig = self.cases["credit_note_original"][0]
+        issued = min(orig.issued + timedelta(days=3), self.period.last)
+        secs = orig.secs + 600 if issued == orig.issued else orig.secs
+        note = self._new_inv(orig.member, issued, secs, orig.period_from, orig.period_to, orig.kind, orig.lines)
+        note.case, note.credit_of, note.currency = "credit_note", orig, orig.currency
+        orig.credited_by = note
+        self.cases["credit_note"] = [note]
+
+    # ---- records --------------------------------------------------------------
+    def _records(self) -> tuple[list[Record], list[Record]]:
+        """Give ids and numbers in date order, and compute every amount."""
+        order = {b.key: i for i, b in enumerate(cat.BUSINESSES)}
+        self.invs.sort(key=lambda i: (i.issued, i.secs, order[i.member.biz.key], i.seq))
+        numbers: Counter[tuple[str, int]] = Counter()
+        invoices: list[Record] = []
+        lines = self.lines
+        for inv in self.invs:
+            number = None
+            if not inv.draft:
+                # Per-location prefix: Xero refuses two invoices with one reference.
+                key = (inv.member.biz.key, inv.issued.year)
+                numbers[key] += 1
+                number = f"{key[0]}-{key[1]}-{numbers[key]:05d}"
+            first = len(lines)
+            inv.record.update(self._invoice_record(inv, number, lines))
+            self.spans[inv.record["Id"]] = (first, len(lines))
+            invoices.append(inv.record)
+        for inv in self.invs:  # the original learns it was credited once the note has amounts
+            if inv.credited_by is not None:
+                inv.record["CreditedAmount"] = -inv.credited_by.record["TotalAmount"]
+                inv.record["UpdatedOn"] = inv.credited_by.record["CreatedOn"]
+        return invoices, lines
+
+    def _invoice_record(self, inv: _Inv, number: str | None, out: list[Record]) -> Record:
+        ids, biz = self.ids, inv.member.biz
+        inv_id = ids.id()
+        rates = cat.NEXUDUS_TAX_RATES[biz.key]
+        accounts = cat.NEXUDUS_ACCOUNTS[biz.key]
+        inclusive = biz.prices_include_tax
+        sign = -1 if inv.credit_of is not None else 1
+        fx = None if inv.currency == biz.currency else cat.FX_FROM_GBP[inv.currency]
+        tax_total = total = discount_total = net_total = CENTS0
+        for pos, line in enumerate(inv.lines, 1):
+            unit = line.unit if fx is None else round_cents(line.unit * fx)
+            gross = unit * line.qty
+            discount = CENTS0
+            if line.discount is not None and gross:
+                d = line.discount
+                discount = round_cents(gross * d.percent / HUNDRED) if d.percent is not None else min(d.amount, gross)
+            if sign < 0:
+                # ASSUMPTION: a Nexudus credit note carries negative prices and amounts
+                # (quantities stay positive); the public docs do not show one.
+                unit, gross, discount = -unit, -gross, -discount
+            sub = gross - discount
+            rate = rates[line.product.tax]
+            if inclusive:
+                tax = round_cents(sub * rate / (HUNDRED + rate))
+            else:
+                tax = round_cents(sub * rate / HUNDRED)
+            sub, tax, discount = sub or CENTS0, tax or CENTS0, discount or CENTS0  # no -0.00
+            tax_total += tax
+            net_total += sub
+            discount_total += discount
+            total += sub if inclusive else sub + tax
+            code = line.product.account
+            out.append({
+                "Id": ids.id(), "UniqueId": ids.uid(), "CoworkerInvoiceId": inv_id,
+                "Description": line.product.description, "Quantity": line.qty,
+                # ASSUMPTION: "UnitPrice" (price per unit before discount) is not in the
+                # published line fields; we add it so SubTotal = Quantity * UnitPrice - DiscountAmount.
+                "UnitPrice": unit, "SubTotal": sub, "TaxAmount": tax, "TaxRate": rate,
+                "TaxCategoryName": line.product.tax, "FinancialAccountCode": code,
+                "FinancialAccountName": accounts[code] if code else None,
+                "DiscountAmount": discount, "DiscountCode": line.discount.code if line.discount else None,
+                "Position": pos, "Refunded": False, "RefundedAmount": CENTS0, "SaleDate": _stamp(line.sale),
+                "TariffName": line.product.tariff,
+                **{f: None for f in cat.LINK_FIELDS},
+                line.product.link: line.link_uid or ids.uid(),
+            })
+        if inv.case == "rounding_difference":
+            # PLANTED: this invoice's header tax was computed on the invoice total, not per line.
+            tax_total = round_cents(net_total * rates[inv.lines[0].product.tax] / HUNDRED)
+            total = net_total + tax_total
+        return self._header(inv, inv_id, number, tax_total, total, discount_total)
+
+    def _header(self, inv: _Inv, inv_id: int, number: str | None, tax: Decimal, total: Decimal,
+                discount: Decimal) -> Record:
+        m, biz, rec = inv.member, inv.member.biz, inv.member.record
+        created = _stamp(inv.issued, inv.secs)
+        paid = inv.paid_on is not None
+        paid_on = _stamp(*inv.paid_on) if inv.paid_on else None
+        sent_on = None if inv.draft else _stamp(inv.issued, min(inv.secs + 120, 86399))
+        updated = paid_on or sent_on or created
+        if inv.void:
+            voided = min(inv.issued + timedelta(days=2), self.period.last)
+            updated = _stamp(voided, 43200 if voided > inv.issued else min(inv.secs + 3600, 86399))
+        if inv.credit_of is not None:
+            description = f"Credit note for {inv.credit_of.record['InvoiceNumber']}"
+        elif inv.kind == "plan":
+            description = f"Membership {inv.period_from:%B %Y}"
+        else:
+            description = f"Bookings and passes {inv.issued.day} {inv.issued:%b %Y}"
+        return {
+            "Id": inv_id, "UniqueId": self.ids.uid(), "InvoiceNumber": number,
+            "BusinessId": self.business_ids[biz.key], "BusinessName": biz.name,
+            "CoworkerId": rec["Id"], "CoworkerFullName": rec["FullName"], "CoworkerCompanyName": rec["CompanyName"],
+            "CoworkerBillingEmail": rec["BillingEmail"], "BillToName": rec["BillingName"],
+            "BillToAddress": m.address[0], "BillToCity": m.address[1], "BillToPostCode": m.address[2],
+            "BillToCountryId": self.ref_ids[biz.country], "BillToTaxIDNumber": m.tax_id,
+            "PurchaseOrder": m.purchase_order, "PaymentReference": number, "Description": description,
+            "DiscountAmount": discount, "DueDate": _stamp(inv.issued + timedelta(days=DUE_DAYS)),
+            "InvoiceFromDate": _stamp(inv.period_from), "InvoiceToDate": _stamp(inv.period_to),
+            "TotalAmount": total, "TaxAmount": tax, "PaidAmount": total if paid else CENTS0,
+            "CreditedAmount": CENTS0, "ReceivedAmount": total if paid else CENTS0,
+            "CurrencyId": self.ref_ids[inv.currency], "CurrencyCode": inv.currency,
+            "TransactionCurrencyCode": inv.currency, "TransactionExchangeRate": EXCHANGE_RATE_ONE,
+            "Draft": inv.draft, "Void": inv.void, "WaitingForInvoiceNumber": inv.draft, "Paid": paid,
+            "PaidOn": paid_on, "Sent": not inv.draft, "SentOn": sent_on,
+            "Refunded": False, "RefundedOn": None, "RefundedAmount": CENTS0,
+            "CreditNote": inv.credit_of is not None,
+            "OriginalInvoiceGuid": inv.credit_of.record["UniqueId"] if inv.credit_of else None,
+            "XeroInvoiceTransfered": False, "XeroPaymentTransfered": False,
+            "CreatedOn": created, "UpdatedOn": updated, "SystemId": None,
+        }
+
+    # ---- planted index ------------------------------------------------------
+    def planted(self, orgs: dict[str, XeroOrgSeed]) -> dict[str, Any]:
+        """What identifies each planted case: codes, names, invoice numbers, coworker ids."""
+        def numbers(case: str) -> list[str]:
+            return sorted(i.record["InvoiceNumber"] for i in self.cases[case])
+
+        by_member: dict[str, list[str]] = {}  # planted coworker kind -> invoice numbers, in date order
+        for inv in self.invs:
+            if inv.member.planted:
+                by_member.setdefault(inv.member.planted, []).append(inv.record["InvoiceNumber"])
+        members = {m.planted: m.record["Id"] for m in self.members if m.planted and m.planted != "same_name"}
+
+        def line_id(case: str, product: cat.Product) -> int:
+            return next(ln["Id"] for ln in self._lines_of(self.cases[case][0])
+                        if ln["Description"] == product.description)
+
+        planted: dict[str, Any] = {
+            "period_start": self.period.start.isoformat(), "period_end": self.period.last.isoformat(),
+            "matching_accounts": ["4000", "4010", "4040"],
+            "missing_account": "4050", "missing_account_suggestions": ["4500", "4060"],
+            "archived_account": "4030", "name_differs_account": "4020", "not_revenue_account": "5100",
+            "deposit_account": "2300",
+            "matching_tax_rates": {cat.VAT20: "OUTPUT2", cat.VAT5: "RROUTPUT", cat.NO_VAT: "NONE"},
+            "percentage_differs_tax": "Hospitality VAT", "percentage_differs_tax_type": "TAX001",
+            "ambiguous_tax": "Zero rate", "archived_tax": "Old Standard 17.5%", "archived_tax_type": "TAX002",
+            "tax_not_allowed_on_account": "20% (VAT on Expenses)", "missing_tax": "Tourist Tax",
+        }
+        for case in cat.PLANTED_LINES:
+            planted[f"{case}_invoices"] = numbers(case)
+        planted.update({
+            "no_account_line": numbers("no_account_line")[0],
+            "no_account_line_id": line_id("no_account_line", cat.NO_ACCOUNT_LINE),
+            "zero_amount_line": numbers("zero_amount_line")[0],
+            "zero_amount_line_id": line_id("zero_amount_line", cat.ZERO_AMOUNT_LINE),
+            "void_invoice": numbers("void")[0],
+            "credit_note": numbers("credit_note")[0], "credit_note_original": numbers("credit_note_original")[0],
+            "second_currency_invoices": numbers("second_currency"),
+            "unsupported_currency_invoice": numbers("unsupported_currency")[0],
+            "rounding_difference_invoice": numbers("rounding_difference")[0],
+            # Nexudus TotalAmount (tax on the total) minus the per-line total Xero computes.
+            "rounding_difference": Decimal("-0.01"),
+            "unicode_coworker": members["unicode"], "unicode_invoice": by_member["unicode"][0],
+            "long_name_coworker": members["long_name"], "long_name_invoice": by_member["long_name"][0],
+            "blank_billing_name_coworker": members["blank_billing_name"],
+            "blank_billing_name_invoice": by_member["blank_billing_name"][0],
+            "same_name_coworkers": [m.record["Id"] for m in self.members if m.planted == "same_name"],
+            "same_name_invoices": by_member["same_name"],
+            "name_clash_contact": cat.NAME_CLASH_COMPANY, "name_clash_coworker": members["name_clash"],
+            "name_clash_invoices": by_member["name_clash"],
+            "tax_inclusive_invoices": [i.record["InvoiceNumber"] for i in self.invs
+                                       if i.member.biz.key == "DUB" and not i.draft],
+            # Drafts have no number yet, so they are listed by Id.
+            "draft_invoices": [i.record["Id"] for i in self.invs if i.draft],
+            "paid_in_nexudus_invoices": [i.record["InvoiceNumber"] for i in self.invs if i.paid_on is not None],
+        })
+        planted["clean_invoices"] = self._clean(cat.SHOREDITCH, orgs[cat.SHOREDITCH.org])
+        planted["clean_invoices_dublin"] = self._clean(cat.DUBLIN, orgs[cat.DUBLIN.org])
+        return planted
+
+    def _lines_of(self, inv: _Inv) -> list[Record]:
+        start, end = self.spans[inv.record["Id"]]
+        return self.lines[start:end]
+
+    def _clean(self, biz: cat.BusinessSpec, org: XeroOrgSeed) -> list[str]:
+        """Invoices of the period that transfer with no finding, judged from the data alone.
+
+        Clean: final (numbered, not draft, void or credit note), dated in the
+        period, in a currency the organisation has, header equal to its lines, a
+        customer name Xero accepts that no other customer or Xero contact shares,
+        and every line mapped exactly: account code and name equal, ACTIVE,
+        revenue (or the deposit liability), and a tax rate of the same name and
+        percentage, ACTIVE and allowed on that account's class.
+        """
+        business_id = self.business_ids[biz.key]
+        names = Counter(_contact_name(m.record).casefold() for m in self.members
+                        if m.record["BusinessId"] == business_id)
+        names.update(c["Name"].casefold() for c in org.contacts)
+        currencies = {c["Code"] for c in org.currencies}
+        line_ok = _line_checker(org)
+        first, last = _stamp(self.period.start), _stamp(self.period.last, 86399)
+        clean = []
+        for inv in self.invs:
+            rec = inv.record
+            if (rec["BusinessId"] != business_id or rec["Draft"] or rec["Void"] or rec["CreditNote"]
+                    or not rec["InvoiceNumber"] or not first <= rec["CreatedOn"] <= last
+                    or rec["CurrencyCode"] not in currencies):
+                continue
+            name = _contact_name(inv.member.record)
+            if not name or len(name) > 255 or names[name.casefold()] != 1:
+                continue
+            lines = self._lines_of(inv)
+            tax = sum((ln["TaxAmount"] for ln in lines), CENTS0)
+            net = sum((ln["SubTotal"] for ln in lines), CENTS0)
+            if rec["TaxAmount"] != tax or rec["TotalAmount"] != (net if biz.prices_include_tax else net + tax):
+                continue
+            if all(line_ok(ln) for ln in lines):
+                clean.append(rec["InvoiceNumber"])
+        return clean
+
+
+def _contact_name(rec: Record) -> str:
+    return (rec["BillingName"] or rec["CompanyName"] or rec["FullName"] or "").strip()
+
+
+def _line_checker(org: XeroOrgSeed) -> Callable[[Record], bool]:
+    """Whether one Nexudus line maps exactly onto the organisation's chart and tax rates."""
+    accounts = {a["Code"]: a for a in org.accounts}
+    taxes = {t["Name"]: t for t in org.tax_rates}
+    seen: dict[tuple[Any, ...], bool] = {}
+
+    def ok(line: Record) -> bool:
+        key = (line["FinancialAccountCode"], line["FinancialAccountName"], line["TaxCategoryName"], line["TaxRate"])
+        hit = seen.get(key)
+        if hit is None:
+            acc = accounts.get(key[0] or "")
+            tax = taxes.get(key[2])
+            hit = seen[key] = bool(
+                acc and tax and acc["Name"] == key[1] and acc["Status"] == "ACTIVE"
+                and acc["Type"] != "BANK" and not acc["SystemAccount"]
+                and (acc["Class"] == "REVENUE" or acc["Code"] in DEPOSIT_ACCOUNTS)
+                and tax["Status"] == "ACTIVE" and tax["EffectiveRate"] == key[3]
+                and tax[TAX_FLAG[acc["Class"]]])
+        return hit
+    return ok

@@ -1,0 +1,591 @@
+"""Fixed catalogue behind the demo data: locations, products, charts, tax rates, names.
+
+Pure constants for ``recon.sandbox.seed``; nothing here is random. The
+planted mismatches between the Nexudus and Xero sides live in these tables
+(each marked ``PLANTED``), so a reader can see every case in one place.
+Imports only the standard library (floor 0, like the rest of the sandbox).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+# --------------------------------------------------------------------------
+# Locations
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BusinessSpec:
+    """One Nexudus location and the Xero organisation it transfers to."""
+
+    key: str  # also the invoice-number prefix: per-location, so Xero references never collide
+    name: str
+    currency: str
+    prices_include_tax: bool
+    country: str
+    time_zone: str
+    city: str
+    org: str  # key into XERO_ORGS
+    share: Decimal  # of all invoices
+
+
+SHOREDITCH: Final = BusinessSpec("SHO", "Hive Shoreditch", "GBP", False, "GB", "GMT Standard Time", "London", "UK",
+                                 Decimal("0.825"))
+DUBLIN: Final = BusinessSpec("DUB", "Hive Dublin Docklands", "EUR", True, "IE", "GMT Standard Time", "Dublin", "IE",
+                             Decimal("0.175"))
+BUSINESSES: Final = (SHOREDITCH, DUBLIN)
+
+CURRENCY_NAMES: Final = {"GBP": "British Pound", "EUR": "Euro", "USD": "United States Dollar",
+                         "NZD": "New Zealand Dollar"}
+# Shoreditch bills a few visitors in other currencies; prices convert at these
+# fixed rates (units of the invoice currency per GBP), like the Xero sandbox's DEMO_FX.
+FX_FROM_GBP: Final = {"EUR": Decimal("1.15"), "USD": Decimal("1.27")}
+
+# --------------------------------------------------------------------------
+# Nexudus charts and tax rates (per business)
+# --------------------------------------------------------------------------
+
+NEXUDUS_ACCOUNTS: Final[dict[str, dict[str, str]]] = {
+    "SHO": {
+        "4000": "Membership Fees",
+        "4010": "Private Office Rent",
+        "4040": "Meeting Room Hire",
+        "4100": "Services Income",
+        "4500": "Events Income",
+        "2300": "Member Deposits",
+        "4020": "Meeting Rooms",  # PLANTED name_differs_account (Xero: "Meeting Room Bookings")
+        "4030": "Day Passes",  # PLANTED archived_account
+        "4050": "Event Tickets",  # PLANTED missing_account
+        "5100": "Printing",  # PLANTED not_revenue_account (Xero: an EXPENSE account)
+    },
+    "DUB": {
+        "4000": "Membership Fees",
+        "4010": "Private Office Rent",
+        "4040": "Meeting Room Hire",
+        "2300": "Member Deposits",
+    },
+}
+
+VAT20: Final = "20% (VAT on Income)"
+VAT5: Final = "5% (VAT on Income)"
+NO_VAT: Final = "No VAT"
+IE_VAT23: Final = "23% Standard"
+
+NEXUDUS_TAX_RATES: Final[dict[str, dict[str, Decimal]]] = {
+    "SHO": {
+        VAT20: Decimal("20.00"),
+        VAT5: Decimal("5.00"),
+        NO_VAT: Decimal("0.00"),
+        "Hospitality VAT": Decimal("12.50"),  # PLANTED percentage_differs_tax (Xero TAX001 at 13.5)
+        "Zero rate": Decimal("0.00"),  # PLANTED ambiguous_tax (no Xero name; three Xero rates at 0)
+        "Old Standard 17.5%": Decimal("17.50"),  # PLANTED archived_tax (Xero TAX002 is DELETED)
+        "20% (VAT on Expenses)": Decimal("20.00"),  # PLANTED tax_not_allowed_on_account (INPUT2)
+        "Tourist Tax": Decimal("3.00"),  # PLANTED missing_tax
+    },
+    "DUB": {IE_VAT23: Decimal("23.00"), NO_VAT: Decimal("0.00")},
+}
+
+# --------------------------------------------------------------------------
+# Products: what a line sells, its account, its tax rate and its source link
+# --------------------------------------------------------------------------
+
+# The CoworkerInvoiceLine source-link fields (nexudus.md §2); each line sets one.
+CONTRACT = "CoworkerContractUniqueId"
+BOOKING = "BookingUniqueId"
+DEPOSIT = "ContractDepositUniqueId"
+TIME_PASS = "CoworkerTimePassUniqueId"
+CHARGE = "CoworkerChargeUniqueId"
+PRODUCT = "CoworkerProductUniqueId"
+EXTRA = "CoworkerExtraServiceUniqueId"
+EVENT = "EventAttendeeUniqueId"
+LINK_FIELDS: Final = (CONTRACT, BOOKING, DEPOSIT, TIME_PASS, CHARGE, PRODUCT, EXTRA, EVENT)
+
+
+@dataclass(frozen=True)
+class Product:
+    """Something a location sells; ``prices`` are unit prices in the location's currency."""
+
+    description: str
+    link: str
+    account: str | None
+    tax: str
+    prices: tuple[Decimal, ...]
+    qty: tuple[int, int] = (1, 1)
+    tariff: str | None = None  # TariffName, set on plan lines only
+
+
+def _p(*values: str) -> tuple[Decimal, ...]:
+    return tuple(Decimal(v) for v in values)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A monthly membership plan and who buys it."""
+
+    product: Product
+    weight: int
+    company_share: float  # chance the member is a company rather than a freelancer
+    seats: tuple[int, int]  # quantity range for company members
+
+
+def _plan(name: str, account: str, tax: str, price: str, weight: int, company_share: float,
+          seats: tuple[int, int] = (1, 1)) -> Plan:
+    return Plan(Product(f"{name} – monthly membership", CONTRACT, account, tax, _p(price), tariff=name),
+                weight, company_share, seats)
+
+
+PLANS: Final[dict[str, tuple[Plan, ...]]] = {
+    "SHO": (
+        _plan("Hot Desk", "4000", VAT20, "250.00", 30, 0.2, (2, 6)),
+        _plan("Hot Desk Part-time (10 days)", "4000", VAT20, "165.00", 12, 0.0),
+        _plan("Dedicated Desk", "4000", VAT20, "395.00", 22, 0.3, (2, 4)),
+        _plan("Private Office (2 person)", "4010", VAT20, "1150.00", 12, 1.0),
+        _plan("Private Office (4 person)", "4010", VAT20, "2200.00", 10, 1.0),
+        _plan("Private Office (8 person)", "4010", VAT20, "4150.00", 5, 1.0),
+        _plan("Virtual Office", "4000", VAT20, "49.00", 9, 0.5),
+    ),
+    "DUB": (
+        _plan("Hot Desk", "4000", IE_VAT23, "290.00", 35, 0.2, (2, 5)),
+        _plan("Dedicated Desk", "4000", IE_VAT23, "450.00", 30, 0.3, (2, 3)),
+        _plan("Private Office (3 person)", "4010", IE_VAT23, "1650.00", 25, 1.0),
+        _plan("Private Office (6 person)", "4010", IE_VAT23, "3100.00", 10, 1.0),
+    ),
+}
+
+# Extras added to a monthly invoice: (product, chance per invoice). Private-office
+# members also get an energy recharge at the reduced rate (keeps 5% VAT in use).
+SHO_BOARDROOM: Final = Product("Meeting room – The Boardroom (per hour)", BOOKING, "4040", VAT20, _p("45.00"), (1, 4))
+SHO_STUDIO: Final = Product("Meeting room – Studio 3 (per hour)", BOOKING, "4040", VAT20, _p("30.00"), (1, 3))
+SHO_PODCAST: Final = Product("Podcast studio (per hour)", BOOKING, "4040", VAT20, _p("35.00"), (1, 3))
+SHO_DAY_PASS: Final = Product("Day pass", TIME_PASS, "4000", VAT20, _p("25.00"), (1, 5))
+SHO_GUEST_PASS: Final = Product("Guest day pass", TIME_PASS, "4000", VAT20, _p("25.00"), (1, 3))
+SHO_EVENT: Final = Product("Event – Product Thursdays", EVENT, "4500", VAT20, _p("15.00"), (1, 2))
+SHO_PRINTING: Final = Product("Printing credits – 100 pages", PRODUCT, "4100", VAT20, _p("8.00"), (1, 3))
+SHO_LOCKER: Final = Product("Locker rental – monthly", EXTRA, "4100", VAT20, _p("20.00"))
+SHO_MAIL: Final = Product("Mail handling & scanning", EXTRA, "4100", VAT20, _p("12.50"))
+SHO_ENERGY: Final = Product("Energy recharge", CHARGE, "4100", VAT5, _p("18.40", "26.75", "38.10", "52.35", "64.80"))
+DUB_LIFFEY: Final = Product("Meeting room – Liffey Room (per hour)", BOOKING, "4040", IE_VAT23, _p("40.00"), (1, 4))
+DUB_CANAL: Final = Product("Meeting room – Grand Canal Suite (per hour)", BOOKING, "4040", IE_VAT23, _p("65.00"),
+                           (1, 3))
+DUB_DAY_PASS: Final = Product("Day pass", TIME_PASS, "4000", IE_VAT23, _p("30.00"), (1, 5))
+
+EXTRAS: Final[dict[str, tuple[tuple[Product, float], ...]]] = {
+    "SHO": ((SHO_BOARDROOM, 0.25), (SHO_STUDIO, 0.15), (SHO_PRINTING, 0.15), (SHO_LOCKER, 0.08),
+            (SHO_MAIL, 0.08), (SHO_EVENT, 0.05), (SHO_GUEST_PASS, 0.05)),
+    "DUB": ((DUB_LIFFEY, 0.3), (DUB_DAY_PASS, 0.1)),
+}
+OFFICE_EXTRA: Final[dict[str, tuple[Product, float] | None]] = {"SHO": (SHO_ENERGY, 0.5), "DUB": None}
+# One-off invoices (bookings, passes, tickets): the menu, weighted.
+AD_HOC: Final[dict[str, tuple[tuple[Product, int], ...]]] = {
+    "SHO": ((SHO_BOARDROOM, 25), (SHO_STUDIO, 20), (SHO_PODCAST, 8), (SHO_DAY_PASS, 25), (SHO_EVENT, 15),
+            (SHO_PRINTING, 7)),
+    "DUB": ((DUB_LIFFEY, 35), (DUB_CANAL, 15), (DUB_DAY_PASS, 50)),
+}
+# Deposits go to a liability account with no tax: a legitimate non-revenue mapping.
+# A security deposit's price is the member's monthly plan fee (filled in by the generator).
+SECURITY_DEPOSIT: Final[dict[str, Product]] = {
+    "SHO": Product("Security deposit – one month", DEPOSIT, "2300", NO_VAT, ()),
+    "DUB": Product("Security deposit – one month", DEPOSIT, "2300", NO_VAT, ()),
+}
+KEY_DEPOSIT: Final[dict[str, Product]] = {
+    "SHO": Product("Key card deposit", DEPOSIT, "2300", NO_VAT, _p("20.00")),
+    "DUB": Product("Key fob deposit", DEPOSIT, "2300", NO_VAT, _p("25.00")),
+}
+
+
+@dataclass(frozen=True)
+class Discount:
+    code: str
+    percent: Decimal | None  # a percentage of the line's gross, or
+    amount: Decimal | None  # a fixed amount (capped at the gross)
+
+
+DISCOUNTS: Final = (
+    Discount("FOUNDERS10", Decimal("10"), None),
+    Discount("ANNUAL15", Decimal("15"), None),
+    Discount("STARTUP20", Decimal("20"), None),
+    Discount("WELCOME50", None, Decimal("50.00")),
+)
+# A member's contract discount repeats every month, so only percentages qualify.
+CONTRACT_DISCOUNTS: Final = tuple(d for d in DISCOUNTS if d.percent is not None)
+
+# PLANTED problem lines, one product per case (all Shoreditch). Each is appended to
+# an otherwise clean invoice, so every problem invoice carries exactly one problem.
+PLANTED_LINES: Final[dict[str, Product]] = {
+    "missing_account": Product("Founders' Breakfast – ticket", EVENT, "4050", VAT20, _p("12.00"), (1, 3)),
+    "archived_account": Product("Weekend day pass", TIME_PASS, "4030", VAT20, _p("20.00"), (1, 2)),
+    "name_differs_account": Product("Phone booth (per hour)", BOOKING, "4020", VAT20, _p("8.00"), (1, 4)),
+    "not_revenue_account": Product("Printing – colour A3 (per page)", PRODUCT, "5100", VAT20, _p("0.40"), (10, 60)),
+    "percentage_differs_tax": Product("Meeting catering – sandwich platter", CHARGE, "4040", "Hospitality VAT",
+                                      _p("42.00"), (1, 2)),
+    "ambiguous_tax": Product("Member handbook (printed)", PRODUCT, "4100", "Zero rate", _p("6.50")),
+    "archived_tax": Product("Legacy plan adjustment", CHARGE, "4000", "Old Standard 17.5%", _p("35.00")),
+    "tax_not_allowed_on_account": Product("Monitor rental", EXTRA, "4000", "20% (VAT on Expenses)", _p("15.00")),
+    "missing_tax": Product("Visitor levy (per night)", CHARGE, "4000", "Tourist Tax", _p("2.00"), (1, 6)),
+}
+# Singular planted lines.
+NO_ACCOUNT_LINE: Final = Product("Guest wifi voucher", CHARGE, None, VAT20, _p("5.00"))
+ZERO_AMOUNT_LINE: Final = Product("Day pass (complimentary)", TIME_PASS, "4000", VAT20, _p("0.00"))
+# Three lines of 3.33 at 20%: per line 0.67 × 3 = 2.01; on the total 9.99 × 20% = 2.00.
+ROUNDING_LINE: Final = Product("Printing credits – 40 pages", PRODUCT, "4100", VAT20, _p("3.33"))
+ROUNDING_LINES: Final = 3
+
+# --------------------------------------------------------------------------
+# Planted coworkers (Shoreditch)
+# --------------------------------------------------------------------------
+
+UNICODE_PERSON: Final = ("Zoë Łukasiewicz-Ångström", "Ærø Design ApS 🚀", "zoe@aero-design.example")
+# A real-looking legal name longer than Xero's 255-character contact-name limit.
+LONG_COMPANY: Final = (
+    "The Honourable Society of Independent Architects, Landscape Designers, Urban Planners, Structural and "
+    "Civil Engineers, Quantity Surveyors and Sustainable Building Consultants of Greater London, Hertfordshire, "
+    "Essex and the Thames Gateway (Members' Cooperative) Limited"
+)
+LONG_COMPANY_PERSON: Final = "Rupert Ashdown-Whitfield"
+BLANK_BILLING_PERSON: Final = "Priya Venkataraman"
+SAME_NAME_PERSON: Final = "Alex Morgan"
+SAME_NAME_EMAILS: Final = ("alex.morgan@mail.example", "alex.morgan@morgan-studio.example")
+# A Nexudus company that shares its name with an unrelated, pre-existing Xero customer.
+NAME_CLASH_COMPANY: Final = "Brightline Analytics Ltd"
+NAME_CLASH_PERSON: Final = "Gemma Okafor"
+
+# --------------------------------------------------------------------------
+# Name pools (none contains a planted name, so generated names never clash with them)
+# --------------------------------------------------------------------------
+
+FIRST_NAMES: Final = (
+    "Aisha", "Ben", "Chloe", "Daniel", "Eleanor", "Femi", "Grace", "Hannah", "Isaac", "Jasmine", "Kwame", "Laura",
+    "Mohammed", "Nadia", "Oliver", "Poppy", "Quentin", "Rachel", "Samuel", "Tara", "Umar", "Victoria", "William",
+    "Yasmin", "Zara", "Arjun", "Beatrice", "Callum", "Deepa", "Ethan", "Fiona", "George", "Harriet", "Imogen",
+    "Jack", "Kiran", "Liam", "Maya", "Niamh", "Owen", "Pietro", "Rosa", "Sean", "Thea", "Tomasz", "Ursula", "Vikram",
+    "Wen", "Xavier", "Yusuf", "Aoife", "Bartosz", "Ciara", "Dmitri", "Esme", "Farah", "Giulia", "Hugo", "Ines",
+    "Jonas", "Kofi", "Lucia", "Marek", "Noor",
+)
+LAST_NAMES: Final = (
+    "Adeyemi", "Bennett", "Chowdhury", "Doyle", "Evans", "Fitzgerald", "Gallagher", "Hughes", "Iqbal", "Jenkins",
+    "Kowalski", "Lambert", "Mensah", "Nowak", "O'Brien", "Patel", "Quinn", "Robinson", "Shah", "Thompson",
+    "Underwood", "Vasquez", "Walsh", "Xu", "Young", "Zielinski", "Ahmed", "Brennan", "Campbell", "Dubois", "Ellis",
+    "Fernandes", "Green", "Hassan", "Ivanova", "Jones", "Kelly", "Lopez", "Murphy", "Nguyen", "Osei", "Price",
+    "Rahman", "Santos", "Taylor", "Ueda", "Vaughan", "Wright", "Yilmaz", "Zhang", "Byrne", "Carter", "Davies",
+    "Edwards", "Foster", "Gupta", "Harris", "Jackson", "Khan", "Lewis", "Moore", "Novak", "Okonkwo", "Parker",
+    "Reid", "Singh", "Turner", "Walker", "Ward", "Williams", "Wilson", "Wood",
+)
+COMPANY_PREFIXES: Final = (
+    "Northwind", "Bluebell", "Copperleaf", "Driftwood", "Emberline", "Foxglove", "Granite", "Harbourside",
+    "Ironbark", "Juniper", "Kestrel", "Lanternfish", "Meadowlark", "Nimbus", "Oakridge", "Pebblestone", "Quayside",
+    "Redwood", "Saltmarsh", "Tidewater", "Umbra", "Vantage", "Willowby", "Yarrow", "Zephyr", "Aldgate", "Bramble",
+    "Cobalt", "Daybreak", "Evergreen", "Fieldstone", "Goldcrest", "Hollybush", "Inkwell", "Jetstream", "Kingfisher",
+    "Lodestar", "Moorgate", "Nettlebed", "Orchard", "Pinecone", "Riverbend", "Silverline", "Thistle", "Upland",
+    "Velvet", "Wildflower", "Yellowhammer", "Atlas", "Beacon", "Cedar", "Delta", "Echo", "Falcon", "Glasshouse",
+    "Hopscotch", "Indigo", "Jigsaw", "Keystone", "Larkspur",
+)
+COMPANY_NOUNS: Final = (
+    "Analytics", "Architects", "Labs", "Studio", "Digital", "Media", "Consulting", "Ventures", "Robotics", "Design",
+    "Partners", "Software", "Health", "Energy", "Foods", "Films", "Legal", "Capital", "Learning", "Games",
+    "Logistics", "Research", "Creative", "Systems", "Collective", "Works", "Cloud", "Bio", "Sound", "Print",
+    "Mobility", "Data", "Interiors", "Recruitment", "Events", "Translations",
+)
+COMPANY_QUALIFIERS: Final = (
+    "Hoxton", "Docklands", "Northern", "Atlantic", "Global", "Urban", "Coastal", "Metro", "Pacific", "Highland",
+    "Riverside", "Central",
+)
+COMPANY_FORMS: Final = ("Ltd", "Ltd", "Ltd", "LLP", "Limited")
+IE_COMPANY_FORMS: Final = ("Ltd", "Limited", "DAC", "Teoranta")
+PERSONAL_MAIL_DOMAINS: Final = ("mail.example", "inbox.example", "post.example")
+STREETS: Final[dict[str, tuple[str, ...]]] = {
+    "London": ("Great Eastern Street", "Curtain Road", "Rivington Street", "Old Street", "Leonard Street",
+               "Paul Street", "Charlotte Road", "Hackney Road", "Kingsland Road", "Shoreditch High Street"),
+    "Dublin": ("Sir John Rogerson's Quay", "Hanover Quay", "Grand Canal Street", "Pearse Street", "Barrow Street",
+               "Mayor Street Upper", "North Wall Quay", "Misery Hill"),
+}
+POSTCODES: Final[dict[str, tuple[str, ...]]] = {
+    "London": ("EC2A 3AY", "EC2A 4HJ", "EC2A 3PT", "EC1V 9HX", "E2 8AA", "N1 6HP", "E1 6JE"),
+    "Dublin": ("D02 X285", "D02 T380", "D02 VF25", "D01 K0Y6", "D04 R2C4"),
+}
+
+# --------------------------------------------------------------------------
+# Xero organisations
+# --------------------------------------------------------------------------
+
+# Organisation fields the OpenAPI schema lists and Xero fills; ids and dates are added by the
+# generator. EndOfYearLockDate / PeriodLockDate are "shown if set": None here, and the Xero
+# sandbox drops them when it renders.
+XERO_ORGS: Final[dict[str, dict[str, Any]]] = {
+    "UK": {
+        "Name": "Hive Coworking UK Ltd", "LegalName": "Hive Coworking UK Limited", "PaysTax": True,
+        "Version": "UK", "OrganisationType": "COMPANY", "OrganisationEntityType": "COMPANY",
+        "BaseCurrency": "GBP", "CountryCode": "GB", "IsDemoCompany": False, "OrganisationStatus": "ACTIVE",
+        "RegistrationNumber": "11876543", "TaxNumber": "GB 284 6913 57",
+        "FinancialYearEndDay": 31, "FinancialYearEndMonth": 3,
+        "SalesTaxBasis": "ACCRUALS", "SalesTaxPeriod": "QUARTERLY1",
+        "DefaultSalesTax": "Tax Exclusive", "DefaultPurchasesTax": "Tax Exclusive",
+        "PeriodLockDate": None, "EndOfYearLockDate": None, "CreatedDateUTC": "2019-03-14T10:22:31Z",
+        "Timezone": "GMTSTANDARDTIME", "ShortCode": "!Hv7Qk", "Class": "PREMIUM", "Edition": "BUSINESS",
+        "LineOfBusiness": "Coworking",
+        "Addresses": [{"AddressType": "STREET", "AddressLine1": "86-90 Paul Street", "City": "London",
+                       "PostalCode": "EC2A 4NE", "Country": "United Kingdom"}],
+        "Phones": [{"PhoneType": "OFFICE", "PhoneNumber": "7946 0958", "PhoneAreaCode": "020",
+                    "PhoneCountryCode": "44"}],
+        "ExternalLinks": [{"LinkType": "Website", "Url": "https://hive-coworking.example"}],
+        "PaymentTerms": {"Sales": {"Day": 14, "Type": "DAYSAFTERBILLDATE"}},
+    },
+    "IE": {
+        "Name": "Hive Coworking Ireland Ltd", "LegalName": "Hive Coworking Ireland Limited", "PaysTax": True,
+        "Version": "GLOBAL", "OrganisationType": "COMPANY", "OrganisationEntityType": "COMPANY",
+        "BaseCurrency": "EUR", "CountryCode": "IE", "IsDemoCompany": False, "OrganisationStatus": "ACTIVE",
+        "TaxNumber": "IE 3456789KH",
+        "FinancialYearEndDay": 31, "FinancialYearEndMonth": 12,
+        # Irish VAT returns are bi-monthly.
+        "SalesTaxBasis": "INVOICE", "SalesTaxPeriod": "TWOMONTHS",
+        "DefaultSalesTax": "Tax Inclusive", "DefaultPurchasesTax": "Tax Inclusive",
+        "PeriodLockDate": None, "EndOfYearLockDate": None, "CreatedDateUTC": "2022-01-10T09:05:12Z",
+        "Timezone": "GMTSTANDARDTIME", "ShortCode": "!Ie3Dk", "Class": "PREMIUM", "Edition": "BUSINESS",
+        "LineOfBusiness": "Coworking",
+        "Addresses": [{"AddressType": "STREET", "AddressLine1": "1 Hanover Quay", "City": "Dublin",
+                       "PostalCode": "D02 X285", "Country": "Ireland"}],
+        "Phones": [{"PhoneType": "OFFICE", "PhoneNumber": "555 0142", "PhoneAreaCode": "01",
+                    "PhoneCountryCode": "353"}],
+        "ExternalLinks": [{"LinkType": "Website", "Url": "https://hive-coworking.example/dublin"}],
+        "PaymentTerms": {"Sales": {"Day": 14, "Type": "DAYSAFTERBILLDATE"}},
+    },
+    # No demo app connects to this one: its tenant id proves another tenant is refused.
+    "OTHER": {
+        "Name": "Other Company Ltd", "LegalName": "Other Company Limited", "PaysTax": True,
+        "Version": "NZ", "OrganisationType": "COMPANY", "OrganisationEntityType": "COMPANY",
+        "BaseCurrency": "NZD", "CountryCode": "NZ", "IsDemoCompany": False, "OrganisationStatus": "ACTIVE",
+        "RegistrationNumber": "8123456", "TaxNumber": "123-456-789",
+        "FinancialYearEndDay": 31, "FinancialYearEndMonth": 3,
+        "SalesTaxBasis": "PAYMENTS", "SalesTaxPeriod": "TWOMONTHS",
+        "DefaultSalesTax": "Tax Exclusive", "DefaultPurchasesTax": "Tax Exclusive",
+        "PeriodLockDate": None, "EndOfYearLockDate": None, "CreatedDateUTC": "2017-07-03T21:40:00Z",
+        "Timezone": "NEWZEALANDSTANDARDTIME", "ShortCode": "!Nz9Xp", "Class": "STANDARD", "Edition": "BUSINESS",
+        "LineOfBusiness": "Management consulting",
+        "Addresses": [{"AddressType": "STREET", "AddressLine1": "12 Queen Street", "City": "Auckland",
+                       "PostalCode": "1010", "Country": "New Zealand"}],
+        "Phones": [], "ExternalLinks": [],
+        "PaymentTerms": {"Sales": {"Day": 20, "Type": "OFFOLLOWINGMONTH"}},
+    },
+}
+XERO_CURRENCIES: Final = {"UK": ("GBP", "EUR"), "IE": ("EUR", "GBP"), "OTHER": ("NZD",)}
+
+# Account Type -> Class, as Xero derives it.
+ACCOUNT_CLASS: Final = {
+    **dict.fromkeys(("REVENUE", "SALES", "OTHERINCOME"), "REVENUE"),
+    **dict.fromkeys(("EXPENSE", "OVERHEADS", "DIRECTCOSTS", "DEPRECIATN"), "EXPENSE"),
+    **dict.fromkeys(("BANK", "CURRENT", "FIXED", "INVENTORY", "NONCURRENT", "PREPAYMENT"), "ASSET"),
+    **dict.fromkeys(("CURRLIAB", "LIABILITY", "TERMLIAB", "PAYG"), "LIABILITY"),
+    "EQUITY": "EQUITY",
+}
+# ASSUMPTION: Xero's reporting codes (standard chart tags) per class; the exact
+# codes Xero assigns to each default account are not in the reference.
+REPORTING: Final = {
+    "REVENUE": ("REV.TRA", "Revenue from trading"), "EXPENSE": ("EXP", "Expenses"),
+    "ASSET": ("ASS.CUR", "Current assets"), "LIABILITY": ("LIA.CUR", "Current liabilities"),
+    "EQUITY": ("EQU", "Equity"),
+}
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    """One Xero account; extra carries bank details and SystemAccount."""
+
+    code: str
+    name: str
+    type: str
+    tax: str
+    status: str = "ACTIVE"
+    system: str = ""
+    bank_number: str | None = None
+    currency: str | None = None
+    description: str = ""
+    expense_claims: bool = False
+    updated: str = "2019-03-14T10:30:00Z"
+
+
+def _bank(code: str, name: str, number: str, currency: str) -> AccountSpec:
+    return AccountSpec(code, name, "BANK", "NONE", bank_number=number, currency=currency)
+
+
+XERO_ACCOUNTS: Final[dict[str, tuple[AccountSpec, ...]]] = {
+    "UK": (
+        _bank("090", "Business Bank Account", "20320643987612", "GBP"),
+        _bank("091", "Business Savings Account", "20320655501234", "GBP"),
+        _bank("092", "EUR Account", "GB29NWBK60161331926819", "EUR"),
+        AccountSpec("610", "Accounts Receivable", "CURRENT", "NONE", system="DEBTORS",
+                    description="Outstanding invoices the company has issued out to the client but has not yet "
+                                "received in cash at balance date."),
+        AccountSpec("620", "Prepayments", "CURRENT", "NONE"),
+        AccountSpec("710", "Office Equipment", "FIXED", "INPUT2"),
+        AccountSpec("711", "Less Accumulated Depreciation on Office Equipment", "FIXED", "NONE"),
+        AccountSpec("800", "Accounts Payable", "CURRLIAB", "NONE", system="CREDITORS"),
+        AccountSpec("820", "VAT", "CURRLIAB", "NONE", system="GST"),
+        AccountSpec("825", "PAYE Payable", "CURRLIAB", "NONE"),
+        AccountSpec("860", "Rounding", "CURRLIAB", "NONE", system="ROUNDING"),
+        AccountSpec("2300", "Member Deposits", "CURRLIAB", "NONE",
+                    description="Refundable security and key deposits held for members."),
+        AccountSpec("900", "Loan", "TERMLIAB", "NONE"),
+        AccountSpec("960", "Retained Earnings", "EQUITY", "NONE", system="RETAINEDEARNINGS"),
+        AccountSpec("970", "Owner A Funds Introduced", "EQUITY", "NONE"),
+        AccountSpec("4000", "Membership Fees", "REVENUE", "OUTPUT2", description="Hot desk, dedicated desk, "
+                    "virtual office and day-pass income."),
+        AccountSpec("4010", "Private Office Rent", "REVENUE", "OUTPUT2"),
+        AccountSpec("4020", "Meeting Room Bookings", "REVENUE", "OUTPUT2"),  # PLANTED name differs
+        AccountSpec("4030", "Day Passes", "REVENUE", "OUTPUT2", status="ARCHIVED",  # PLANTED archived
+                    description="Archived: day passes now go to 4000.", updated="2026-04-01T10:12:00Z"),
+        AccountSpec("4040", "Meeting Room Hire", "REVENUE", "OUTPUT2"),
+        AccountSpec("4060", "Virtual Office Fees", "REVENUE", "OUTPUT2"),  # near 4050 by code
+        AccountSpec("4100", "Services Income", "REVENUE", "OUTPUT2"),
+        AccountSpec("4500", "Events Income", "REVENUE", "OUTPUT2"),  # near "Event Tickets" by name
+        AccountSpec("260", "Other Revenue", "REVENUE", "OUTPUT2"),
+        AccountSpec("270", "Interest Income", "OTHERINCOME", "EXEMPTOUTPUT"),
+        AccountSpec("310", "Cost of Goods Sold", "DIRECTCOSTS", "INPUT2"),
+        AccountSpec("400", "Advertising & Marketing", "OVERHEADS", "INPUT2"),
+        AccountSpec("404", "Bank Fees", "OVERHEADS", "EXEMPTINPUT"),
+        AccountSpec("429", "General Expenses", "OVERHEADS", "INPUT2", expense_claims=True),
+        AccountSpec("445", "Light, Power, Heating", "OVERHEADS", "INPUT2"),
+        AccountSpec("469", "Rent", "OVERHEADS", "EXEMPTINPUT"),
+        AccountSpec("473", "Repairs & Maintenance", "OVERHEADS", "INPUT2", expense_claims=True),
+        AccountSpec("477", "Salaries", "OVERHEADS", "NONE"),
+        AccountSpec("489", "Telephone & Internet", "OVERHEADS", "INPUT2", expense_claims=True),
+        AccountSpec("493", "Travel - National", "OVERHEADS", "INPUT2", expense_claims=True),
+        AccountSpec("499", "Realised Currency Gains", "OVERHEADS", "NONE", system="REALISEDCURRENCYGAIN"),
+        AccountSpec("5100", "Printing", "EXPENSE", "INPUT2", expense_claims=True),  # PLANTED not revenue
+    ),
+    "IE": (
+        _bank("090", "Business Current Account", "IE29AIBK93115212345678", "EUR"),
+        AccountSpec("610", "Accounts Receivable", "CURRENT", "NONE", system="DEBTORS"),
+        AccountSpec("800", "Accounts Payable", "CURRLIAB", "NONE", system="CREDITORS"),
+        AccountSpec("820", "VAT", "CURRLIAB", "NONE", system="GST"),
+        AccountSpec("860", "Rounding", "CURRLIAB", "NONE", system="ROUNDING"),
+        AccountSpec("2300", "Member Deposits", "CURRLIAB", "NONE"),
+        AccountSpec("960", "Retained Earnings", "EQUITY", "NONE", system="RETAINEDEARNINGS"),
+        AccountSpec("4000", "Membership Fees", "REVENUE", "OUTPUT"),
+        AccountSpec("4010", "Private Office Rent", "REVENUE", "OUTPUT"),
+        AccountSpec("4040", "Meeting Room Hire", "REVENUE", "OUTPUT"),
+        AccountSpec("429", "General Expenses", "OVERHEADS", "INPUT", expense_claims=True),
+        AccountSpec("445", "Light, Power, Heating", "OVERHEADS", "INPUT"),
+        AccountSpec("469", "Rent", "OVERHEADS", "INPUT"),
+    ),
+    "OTHER": (
+        _bank("090", "Business Bank Account", "0123450123456700", "NZD"),
+        AccountSpec("200", "Sales", "REVENUE", "OUTPUT2"),
+        AccountSpec("610", "Accounts Receivable", "CURRENT", "NONE", system="DEBTORS"),
+        AccountSpec("800", "Accounts Payable", "CURRLIAB", "NONE", system="CREDITORS"),
+        AccountSpec("820", "GST", "CURRLIAB", "NONE", system="GST"),
+        AccountSpec("429", "General Expenses", "OVERHEADS", "INPUT2"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TaxSpec:
+    """One Xero tax rate; ``kind`` decides which account classes it may apply to."""
+
+    tax_type: str
+    name: str
+    rate: Decimal
+    report: str
+    kind: str  # "output" (sales), "input" (purchases) or "any"
+    status: str = "ACTIVE"
+    component: str = "VAT"
+
+
+def _tax(tax_type: str, name: str, rate: str, report: str, kind: str, status: str = "ACTIVE",
+         component: str = "VAT") -> TaxSpec:
+    return TaxSpec(tax_type, name, Decimal(rate).quantize(Decimal("0.0001")), report, kind, status, component)
+
+
+XERO_TAX_RATES: Final[dict[str, tuple[TaxSpec, ...]]] = {
+    "UK": (
+        _tax("OUTPUT2", VAT20, "20", "OUTPUT", "output"),
+        _tax("RROUTPUT", VAT5, "5", "OUTPUT", "output"),
+        _tax("ZERORATEDOUTPUT", "Zero Rated Income", "0", "ZERORATEDOUTPUT", "output"),
+        _tax("EXEMPTOUTPUT", "Exempt Income", "0", "EXEMPTOUTPUT", "output"),
+        _tax("NONE", NO_VAT, "0", "NONE", "any"),
+        _tax("INPUT2", "20% (VAT on Expenses)", "20", "INPUT", "input"),
+        _tax("RRINPUT", "5% (VAT on Expenses)", "5", "INPUT", "input"),
+        _tax("ZERORATEDINPUT", "Zero Rated Expenses", "0", "ZERORATEDINPUT", "input"),
+        _tax("EXEMPTINPUT", "Exempt Expenses", "0", "EXEMPTINPUT", "input"),
+        _tax("TAX001", "Hospitality VAT", "13.5", "OUTPUT", "any"),  # PLANTED rate differs (Nexudus 12.5)
+        _tax("TAX002", "Old Standard 17.5%", "17.5", "OUTPUT", "any", status="DELETED"),  # PLANTED archived
+    ),
+    "IE": (
+        _tax("OUTPUT", IE_VAT23, "23", "OUTPUT", "output"),
+        _tax("INPUT", "23% VAT on Purchases", "23", "INPUT", "input"),
+        _tax("NONE", NO_VAT, "0", "NONE", "any"),
+        _tax("TAX001", "13.5% Reduced", "13.5", "OUTPUT", "any"),
+    ),
+    "OTHER": (
+        _tax("OUTPUT2", "15% GST on Income", "15", "OUTPUT", "output", component="GST"),
+        _tax("INPUT2", "15% GST on Expenses", "15", "INPUT", "input", component="GST"),
+        _tax("NONE", "No GST", "0", "NONE", "any", component="GST"),
+        _tax("ZERORATED", "Zero Rated", "0", "NONE", "output", component="GST"),
+    ),
+}
+# CanApplyTo* per kind, as Xero's default UK rates have them (sales rates not on
+# expenses, purchase rates not on revenue).
+TAX_APPLIES: Final = {
+    "output": {"CanApplyToAssets": True, "CanApplyToEquity": True, "CanApplyToExpenses": False,
+               "CanApplyToLiabilities": True, "CanApplyToRevenue": True},
+    "input": {"CanApplyToAssets": True, "CanApplyToEquity": True, "CanApplyToExpenses": True,
+              "CanApplyToLiabilities": True, "CanApplyToRevenue": False},
+    "any": {"CanApplyToAssets": True, "CanApplyToEquity": True, "CanApplyToExpenses": True,
+            "CanApplyToLiabilities": True, "CanApplyToRevenue": True},
+}
+
+
+@dataclass(frozen=True)
+class ContactSpec:
+    """A contact already in Xero before recon's first run."""
+
+    name: str
+    first: str
+    last: str
+    email: str
+    customer: bool
+    supplier: bool
+    currency: str
+
+
+XERO_CONTACTS: Final[dict[str, tuple[ContactSpec, ...]]] = {
+    "UK": (
+        ContactSpec("British Gas Business", "", "", "business.billing@britishgas.example", False, True, "GBP"),
+        ContactSpec("Shoreditch Cleaning Services Ltd", "Marta", "Silva", "accounts@sdcleaning.example", False,
+                    True, "GBP"),
+        ContactSpec("Ricoh UK Ltd", "", "", "invoices@ricoh.example", False, True, "GBP"),
+        ContactSpec("BT Business", "", "", "billing@bt.example", False, True, "GBP"),
+        ContactSpec("Meridian Legal LLP", "Oscar", "Pembroke", "finance@meridian-legal.example", True, False, "GBP"),
+        # PLANTED name_clash_contact: same name as a Nexudus company, no ContactNumber,
+        # a different e-mail: an unrelated customer a name-based matcher would merge.
+        ContactSpec(NAME_CLASH_COMPANY, "Harriet", "Lowe", "finance@brightline.example", True, False, "GBP"),
+    ),
+    "IE": (
+        ContactSpec("Electric Ireland", "", "", "business@electricireland.example", False, True, "EUR"),
+        ContactSpec("Docklands Facilities Ltd", "Ciaran", "Byrne", "accounts@docklandsfm.example", False, True,
+                    "EUR"),
+    ),
+    "OTHER": (
+        ContactSpec("Kiwi Traders Ltd", "Aroha", "Ngata", "accounts@kiwitraders.example", True, False, "NZD"),
+    ),
+}
+CONTACTS_UPDATED: Final = "2026-06-30T08:15:00Z"
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    key: str
+    name: str
+    grant: str
+    orgs: tuple[str, ...]
+    redirect_uris: tuple[str, ...] = ()
+
+
+# The first client-credentials app is the sandbox's default (UK).
+XERO_APPS: Final = (
+    AppSpec("uk", "recon demo (Custom Connection UK)", "client_credentials", ("UK",)),
+    AppSpec("ie", "recon demo (Custom Connection IE)", "client_credentials", ("IE",)),
+    AppSpec("web", "recon demo (web app)", "authorization_code", ("UK", "IE"), ("http://localhost:8765/callback",)),
+)

@@ -1,0 +1,684 @@
+"""Tests for recon.sandbox.seed: deterministic, exact to the cent, every planted case present."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import pytest
+
+from recon.sandbox.seed import MIN_INVOICES, DemoData, XeroOrgSeed, generate
+
+CENT = Decimal("0.01")
+STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+# nexudus.md §2, CoworkerInvoice and CoworkerInvoiceLine.
+INVOICE_FIELDS = (
+    "Id UniqueId InvoiceNumber BusinessId BusinessName CoworkerId CoworkerFullName CoworkerCompanyName "
+    "CoworkerBillingEmail BillToName BillToAddress BillToCity BillToPostCode BillToCountryId BillToTaxIDNumber "
+    "PurchaseOrder PaymentReference Description DiscountAmount DueDate InvoiceFromDate InvoiceToDate TotalAmount "
+    "TaxAmount PaidAmount CreditedAmount ReceivedAmount CurrencyId CurrencyCode TransactionCurrencyCode "
+    "TransactionExchangeRate Draft Void WaitingForInvoiceNumber Paid PaidOn Sent SentOn Refunded RefundedOn "
+    "RefundedAmount CreditNote OriginalInvoiceGuid XeroInvoiceTransfered XeroPaymentTransfered CreatedOn UpdatedOn "
+    "SystemId"
+).split()
+LINE_FIELDS = (
+    "Id UniqueId CoworkerInvoiceId Description Quantity SubTotal TaxAmount TaxRate TaxCategoryName "
+    "FinancialAccountCode FinancialAccountName DiscountAmount DiscountCode Position Refunded RefundedAmount SaleDate "
+    "TariffName CoworkerContractUniqueId BookingUniqueId ContractDepositUniqueId CoworkerTimePassUniqueId "
+    "CoworkerChargeUniqueId CoworkerProductUniqueId CoworkerExtraServiceUniqueId EventAttendeeUniqueId UnitPrice"
+).split()
+INVOICE_MONEY = ("DiscountAmount", "TotalAmount", "TaxAmount", "PaidAmount", "CreditedAmount", "ReceivedAmount",
+                 "RefundedAmount")
+LINE_MONEY = ("UnitPrice", "SubTotal", "TaxAmount", "DiscountAmount", "RefundedAmount", "TaxRate")
+ORGANISATION_FIELDS = (
+    "OrganisationID Name LegalName PaysTax Version OrganisationType BaseCurrency CountryCode IsDemoCompany "
+    "OrganisationStatus Timezone ShortCode Class Edition FinancialYearEndDay FinancialYearEndMonth SalesTaxBasis "
+    "SalesTaxPeriod DefaultSalesTax DefaultPurchasesTax CreatedDateUTC LineOfBusiness PeriodLockDate"
+).split()
+ACCOUNT_FIELDS = (
+    "AccountID Code Name Type Status TaxType Class EnablePaymentsToAccount ShowInExpenseClaims BankAccountType "
+    "SystemAccount ReportingCode ReportingCodeName HasAttachments AddToWatchlist Description UpdatedDateUTC"
+).split()
+TAX_RATE_FIELDS = (
+    "Name TaxType ReportTaxType CanApplyToAssets CanApplyToEquity CanApplyToExpenses CanApplyToLiabilities "
+    "CanApplyToRevenue DisplayTaxRate EffectiveRate Status TaxComponents"
+).split()
+CLASS_OF_TYPE = {
+    **dict.fromkeys(("REVENUE", "SALES", "OTHERINCOME"), "REVENUE"),
+    **dict.fromkeys(("EXPENSE", "OVERHEADS", "DIRECTCOSTS"), "EXPENSE"),
+    **dict.fromkeys(("BANK", "CURRENT", "FIXED", "INVENTORY", "NONCURRENT", "PREPAYMENT"), "ASSET"),
+    **dict.fromkeys(("CURRLIAB", "LIABILITY", "TERMLIAB"), "LIABILITY"),
+    "EQUITY": "EQUITY",
+}
+ACCOUNT_CASES = ("missing_account", "archived_account", "name_differs_account", "not_revenue_account")
+TAX_CASES = ("percentage_differs_tax", "ambiguous_tax", "archived_tax", "tax_not_allowed_on_account", "missing_tax")
+PROBLEM_CASES = ACCOUNT_CASES + TAX_CASES
+
+
+# ---- fixtures and small builders ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo() -> DemoData:
+    return generate()
+
+
+@pytest.fixture(scope="module")
+def scaled() -> DemoData:
+    return generate(invoices=20_000)
+
+
+class View:
+    """Indexes over one DemoData, so each test states only what it checks."""
+
+    def __init__(self, data: DemoData) -> None:
+        nx = data.nexudus
+        self.data, self.planted = data, data.planted
+        self.invoices = nx.invoices
+        self.by_number = {i["InvoiceNumber"]: i for i in nx.invoices if i["InvoiceNumber"]}
+        self.by_id = {i["Id"]: i for i in nx.invoices}
+        self.lines: dict[int, list[dict[str, Any]]] = {}
+        for line in nx.invoice_lines:
+            self.lines.setdefault(line["CoworkerInvoiceId"], []).append(line)
+        self.business = {b["Name"]: b for b in nx.businesses}
+        self.business_by_id = {b["Id"]: b for b in nx.businesses}
+        self.coworker = {c["Id"]: c for c in nx.coworkers}
+        self.orgs = {o.organisation["Name"]: o for o in data.xero_orgs}
+        self.uk = self.orgs["Hive Coworking UK Ltd"]
+        self.ie = self.orgs["Hive Coworking Ireland Ltd"]
+        self.sho = self.business["Hive Shoreditch"]
+        self.dub = self.business["Hive Dublin Docklands"]
+
+    def lines_of(self, number: str) -> list[dict[str, Any]]:
+        return self.lines[self.by_number[number]["Id"]]
+
+    @staticmethod
+    def accounts(org: XeroOrgSeed) -> dict[str, dict[str, Any]]:
+        return {a["Code"]: a for a in org.accounts}
+
+    @staticmethod
+    def taxes(org: XeroOrgSeed) -> dict[str, dict[str, Any]]:
+        return {t["TaxType"]: t for t in org.tax_rates}
+
+    @staticmethod
+    def tax_names(org: XeroOrgSeed) -> dict[str, dict[str, Any]]:
+        return {t["Name"]: t for t in org.tax_rates}
+
+
+@pytest.fixture(scope="module")
+def v(demo: DemoData) -> View:
+    return View(demo)
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def walk(value: Any) -> Any:
+    """Yield every scalar inside dicts, lists, tuples and dataclasses."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from walk(getattr(value, f.name))
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            yield k
+            yield from walk(item)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from walk(item)
+    else:
+        yield value
+
+
+# ---- determinism and size ---------------------------------------------------------------
+
+
+def test_same_arguments_give_identical_data(demo: DemoData) -> None:
+    again = generate()
+    assert again == demo
+    assert repr(again) == repr(demo)
+
+
+def test_a_different_seed_gives_different_data(demo: DemoData) -> None:
+    other = generate(seed=7)
+    assert other.nexudus.invoices != demo.nexudus.invoices
+    assert other.xero_orgs[0].organisation["OrganisationID"] != demo.xero_orgs[0].organisation["OrganisationID"]
+    assert {a.client_id for a in other.xero_apps}.isdisjoint(a.client_id for a in demo.xero_apps)
+
+
+def test_demo_size_is_about_400_invoices_split_between_the_locations(v: View) -> None:
+    per_business = Counter(i["BusinessId"] for i in v.invoices)
+    assert len(v.invoices) == 400
+    assert 300 <= per_business[v.sho["Id"]] <= 350
+    assert 50 <= per_business[v.dub["Id"]] <= 100
+    assert all(1 <= len(v.lines[i["Id"]]) <= 6 for i in v.invoices)
+
+
+def test_too_few_invoices_or_months_are_refused() -> None:
+    with pytest.raises(ValueError):
+        generate(invoices=MIN_INVOICES - 1)
+    with pytest.raises(ValueError):
+        generate(months=0)
+
+
+def test_all_invoices_fall_in_the_requested_period() -> None:
+    data = generate(invoices=MIN_INVOICES, start=date(2026, 11, 15), months=4)
+    assert len(data.nexudus.invoices) == MIN_INVOICES
+    days = {i["CreatedOn"][:10] for i in data.nexudus.invoices}
+    assert min(days) >= "2026-11-15" and max(days) <= "2027-03-14"
+    assert data.planted["period_end"] == "2027-03-14"
+    # numbering restarts per year and per location
+    assert any(i["InvoiceNumber"] and i["InvoiceNumber"].startswith("SHO-2027-") for i in data.nexudus.invoices)
+
+
+# ---- shapes, types, ids ----------------------------------------------------------
+
+
+def test_no_float_anywhere_in_the_data(demo: DemoData) -> None:
+    assert not [x for x in walk(demo) if isinstance(x, float)]
+
+
+def test_every_invoice_and_line_has_the_documented_fields(v: View) -> None:
+    for inv in v.invoices:
+        assert set(INVOICE_FIELDS) <= inv.keys()
+    for line in v.data.nexudus.invoice_lines:
+        assert set(LINE_FIELDS) <= line.keys()
+        # exactly one source link per line
+        links = [f for f in LINE_FIELDS if f.endswith("UniqueId") and f != "UniqueId" and line[f]]
+        assert len(links) == 1
+
+
+def test_money_is_decimal_with_two_places(v: View) -> None:
+    for inv in v.invoices:
+        for f in INVOICE_MONEY:
+            assert isinstance(inv[f], Decimal) and inv[f].as_tuple().exponent == -2, (inv["Id"], f, inv[f])
+    for line in v.data.nexudus.invoice_lines:
+        for f in LINE_MONEY:
+            assert isinstance(line[f], Decimal) and line[f].as_tuple().exponent == -2, (line["Id"], f, line[f])
+        assert isinstance(line["Quantity"], int)
+    for rate in v.data.nexudus.tax_rates:
+        assert isinstance(rate["Rate"], Decimal) and rate["Rate"].as_tuple().exponent == -2
+
+
+def test_xero_rates_have_four_places(v: View) -> None:
+    for org in v.data.xero_orgs:
+        for t in org.tax_rates:
+            for value in (t["EffectiveRate"], t["DisplayTaxRate"], t["TaxComponents"][0]["Rate"]):
+                assert isinstance(value, Decimal) and value.as_tuple().exponent == -4
+
+
+def test_ids_are_unique_across_the_dataset(demo: DemoData) -> None:
+    nx = demo.nexudus
+    records = nx.businesses + nx.coworkers + nx.financial_accounts + nx.tax_rates + nx.invoices + nx.invoice_lines
+    ids = [r["Id"] for r in records]
+    assert all(isinstance(i, int) for i in ids)
+    assert len(ids) == len(set(ids))
+    uids = [r["UniqueId"] for r in records]
+    assert len(uids) == len(set(uids))
+    assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", u) for u in uids)
+
+
+def test_invoice_numbers_are_unique_and_prefixed_per_location(v: View) -> None:
+    numbers = [i["InvoiceNumber"] for i in v.invoices if i["InvoiceNumber"]]
+    assert len(numbers) == len(set(numbers))
+    for inv in v.invoices:
+        if inv["InvoiceNumber"]:
+            prefix = "SHO" if inv["BusinessId"] == v.sho["Id"] else "DUB"
+            assert re.fullmatch(rf"{prefix}-\d{{4}}-\d{{5}}", inv["InvoiceNumber"])
+
+
+def test_every_line_belongs_to_an_invoice(v: View) -> None:
+    assert {ln["CoworkerInvoiceId"] for ln in v.data.nexudus.invoice_lines} == set(v.by_id)
+    for lines in v.lines.values():
+        assert [ln["Position"] for ln in lines] == list(range(1, len(lines) + 1))
+
+
+def test_every_invoice_points_at_its_coworker_and_business(v: View) -> None:
+    for inv in v.invoices:
+        coworker = v.coworker[inv["CoworkerId"]]
+        assert coworker["BusinessId"] == inv["BusinessId"]
+        assert inv["CoworkerFullName"] == coworker["FullName"]
+        assert inv["BusinessName"] == v.business_by_id[inv["BusinessId"]]["Name"]
+
+
+def test_dates_are_iso_and_due_fourteen_days_after_issue(v: View) -> None:
+    for inv in v.invoices:
+        for f in ("DueDate", "InvoiceFromDate", "InvoiceToDate", "CreatedOn", "UpdatedOn"):
+            assert STAMP.match(inv[f]), (f, inv[f])
+        issued = date.fromisoformat(inv["CreatedOn"][:10])
+        assert date.fromisoformat(inv["DueDate"][:10]) == issued + timedelta(days=14)
+        assert inv["InvoiceFromDate"] <= inv["InvoiceToDate"]
+        assert inv["UpdatedOn"] >= inv["CreatedOn"]
+    for c in v.data.nexudus.coworkers:
+        assert STAMP.match(c["CreatedOn"]) and STAMP.match(c["UpdatedOn"])
+
+
+def test_lines_use_their_own_location_chart_and_tax_rates(v: View) -> None:
+    nx = v.data.nexudus
+    accounts = {(a["BusinessId"], a["Code"]): a["Name"] for a in nx.financial_accounts}
+    rates = {(t["BusinessId"], t["Name"]): t["Rate"] for t in nx.tax_rates}
+    for inv in v.invoices:
+        for line in v.lines[inv["Id"]]:
+            if line["FinancialAccountCode"]:
+                assert accounts[inv["BusinessId"], line["FinancialAccountCode"]] == line["FinancialAccountName"]
+            assert rates[inv["BusinessId"], line["TaxCategoryName"]] == line["TaxRate"]
+
+
+# ---- amounts -------------------------------------------------------------------------
+
+
+def check_amounts(v: View) -> None:
+    """Every line and invoice follows the rules to the cent (the planted rounding invoice aside)."""
+    rounding = v.planted["rounding_difference_invoice"]
+    for inv in v.invoices:
+        inclusive = v.business_by_id[inv["BusinessId"]]["PricesIncludeTax"]
+        lines = v.lines[inv["Id"]]
+        for ln in lines:
+            assert ln["SubTotal"] == ln["Quantity"] * ln["UnitPrice"] - ln["DiscountAmount"]
+            divisor = 100 + ln["TaxRate"] if inclusive else Decimal(100)
+            assert ln["TaxAmount"] == cents(ln["SubTotal"] * ln["TaxRate"] / divisor)
+        tax = sum((ln["TaxAmount"] for ln in lines), Decimal("0.00"))
+        net = sum((ln["SubTotal"] for ln in lines), Decimal("0.00"))
+        total = net if inclusive else net + tax
+        assert inv["DiscountAmount"] == sum((ln["DiscountAmount"] for ln in lines), Decimal("0.00"))
+        assert inv["PaidAmount"] == (inv["TotalAmount"] if inv["Paid"] else 0)
+        if inv["InvoiceNumber"] == rounding:
+            assert inv["TotalAmount"] - total == v.planted["rounding_difference"]
+            assert inv["TaxAmount"] - tax == v.planted["rounding_difference"]
+        else:
+            assert (inv["TaxAmount"], inv["TotalAmount"]) == (tax, total), inv["InvoiceNumber"]
+
+
+def test_amounts_add_up_to_the_cent(v: View) -> None:
+    check_amounts(v)
+
+
+def test_some_lines_have_quantities_and_discounts(v: View) -> None:
+    lines = v.data.nexudus.invoice_lines
+    assert sum(ln["Quantity"] > 1 for ln in lines) >= 20
+    discounted = [ln for ln in lines if ln["DiscountAmount"] > 0]
+    assert len(discounted) >= 5
+    assert all(ln["DiscountCode"] for ln in discounted)
+
+
+def test_the_catalogue_sells_what_a_coworking_space_sells(v: View) -> None:
+    links = Counter(f for ln in v.data.nexudus.invoice_lines for f in LINE_FIELDS
+                    if f.endswith("UniqueId") and f != "UniqueId" and ln[f])
+    for link in ("CoworkerContractUniqueId", "BookingUniqueId", "ContractDepositUniqueId",
+                 "CoworkerTimePassUniqueId", "CoworkerProductUniqueId", "EventAttendeeUniqueId"):
+        assert links[link] > 0, link
+    deposits = [ln for ln in v.data.nexudus.invoice_lines if ln["FinancialAccountCode"] == "2300"]
+    assert deposits and all(ln["TaxCategoryName"] == "No VAT" and ln["TaxAmount"] == 0 for ln in deposits)
+
+
+# ---- invoice flags -----------------------------------------------------------------
+
+
+def test_invoice_flags_are_mostly_final_and_unpaid(v: View) -> None:
+    final = [i for i in v.invoices if not i["Draft"]]
+    assert all(i["InvoiceNumber"] and not i["WaitingForInvoiceNumber"] for i in final)
+    paid = [i for i in final if i["Paid"]]
+    assert 0.2 <= len(paid) / len(final) <= 0.4
+    assert all(i["PaidOn"] and i["PaidAmount"] == i["TotalAmount"] for i in paid)
+    assert all(not i["XeroInvoiceTransfered"] and not i["XeroPaymentTransfered"] for i in v.invoices)
+    assert sorted(v.planted["paid_in_nexudus_invoices"]) == sorted(i["InvoiceNumber"] for i in paid)
+
+
+def test_drafts_wait_for_a_number(v: View) -> None:
+    drafts = [i for i in v.invoices if i["Draft"]]
+    assert 2 <= len(drafts) <= 10
+    assert sorted(v.planted["draft_invoices"]) == sorted(i["Id"] for i in drafts)
+    assert all(i["WaitingForInvoiceNumber"] and i["InvoiceNumber"] is None and not i["Paid"] for i in drafts)
+
+
+# ---- Xero side ------------------------------------------------------------------------
+
+
+def test_organisations_have_the_fields_xero_fills(v: View) -> None:
+    for org in v.data.xero_orgs:
+        assert set(ORGANISATION_FIELDS) <= org.organisation.keys()
+        assert org.organisation["PeriodLockDate"] is None
+        assert org.organisation["BaseCurrency"] in {c["Code"] for c in org.currencies}
+    uk = v.uk.organisation
+    assert (uk["Version"], uk["BaseCurrency"], uk["CountryCode"], uk["Timezone"]) == \
+        ("UK", "GBP", "GB", "GMTSTANDARDTIME")
+    assert (uk["FinancialYearEndDay"], uk["FinancialYearEndMonth"], uk["DefaultSalesTax"]) == (31, 3, "Tax Exclusive")
+    assert {c["Code"] for c in v.uk.currencies} == {"GBP", "EUR"}
+    ie = v.ie.organisation
+    assert (ie["Version"], ie["BaseCurrency"], ie["CountryCode"]) == ("GLOBAL", "EUR", "IE")
+    other = v.orgs["Other Company Ltd"].organisation
+    assert (other["CountryCode"], other["BaseCurrency"]) == ("NZ", "NZD")
+
+
+def test_accounts_have_the_xero_shape_and_derived_class(v: View) -> None:
+    for org in v.data.xero_orgs:
+        codes = [a["Code"] for a in org.accounts]
+        assert len(codes) == len(set(codes))
+        for a in org.accounts:
+            assert set(ACCOUNT_FIELDS) <= a.keys()
+            assert a["Class"] == CLASS_OF_TYPE[a["Type"]]
+            assert isinstance(a["Code"], str)
+            if a["Type"] == "BANK":
+                assert a["BankAccountType"] == "BANK" and a["BankAccountNumber"] and a["CurrencyCode"]
+            else:
+                assert a["BankAccountType"] == "" and "CurrencyCode" not in a
+    uk = v.accounts(v.uk)
+    assert uk["090"]["Name"] == "Business Bank Account" and uk["090"]["CurrencyCode"] == "GBP"
+    assert any(a["Type"] == "BANK" and a["CurrencyCode"] == "EUR" for a in uk.values())
+    assert (uk["610"]["Type"], uk["610"]["SystemAccount"]) == ("CURRENT", "DEBTORS")
+    assert (uk["820"]["Type"], uk["820"]["SystemAccount"]) == ("CURRLIAB", "GST")
+    assert any(a["Class"] == "EXPENSE" for a in uk.values())
+
+
+def test_tax_rates_have_the_xero_shape(v: View) -> None:
+    for org in v.data.xero_orgs:
+        for t in org.tax_rates:
+            assert set(TAX_RATE_FIELDS) <= t.keys()
+            assert t["TaxComponents"][0]["IsCompound"] is False
+    uk = v.taxes(v.uk)
+    expected = {"OUTPUT2": ("20% (VAT on Income)", "20"), "RROUTPUT": ("5% (VAT on Income)", "5"),
+                "ZERORATEDOUTPUT": ("Zero Rated Income", "0"), "EXEMPTOUTPUT": ("Exempt Income", "0"),
+                "NONE": ("No VAT", "0"), "INPUT2": ("20% (VAT on Expenses)", "20")}
+    for tax_type, (name, rate) in expected.items():
+        assert (uk[tax_type]["Name"], uk[tax_type]["EffectiveRate"]) == (name, Decimal(rate))
+    assert uk["INPUT2"]["CanApplyToRevenue"] is False and uk["INPUT2"]["CanApplyToExpenses"] is True
+
+
+def test_apps_and_locations_are_wired_to_the_right_tenants(v: View) -> None:
+    uk, ie = v.uk.organisation["OrganisationID"], v.ie.organisation["OrganisationID"]
+    other = v.orgs["Other Company Ltd"].organisation["OrganisationID"]
+    apps = {a.name: a for a in v.data.xero_apps}
+    assert apps["recon demo (Custom Connection UK)"].tenant_ids == [uk]
+    assert apps["recon demo (Custom Connection IE)"].tenant_ids == [ie]
+    web = apps["recon demo (web app)"]
+    assert (web.grant, web.tenant_ids, web.redirect_uris) == \
+        ("authorization_code", [uk, ie], ["http://localhost:8765/callback"])
+    assert v.data.xero_apps[0].grant == "client_credentials" and v.data.xero_apps[0].tenant_ids == [uk]
+    assert all(re.fullmatch(r"[0-9A-F]{32}", a.client_id) for a in v.data.xero_apps)
+    assert all(other not in a.tenant_ids for a in v.data.xero_apps)
+    assert v.data.locations == {v.sho["Id"]: uk, v.dub["Id"]: ie}
+
+
+def test_pre_existing_contacts_include_suppliers(v: View) -> None:
+    contacts = v.uk.contacts
+    assert any(c["IsSupplier"] for c in contacts) and any(c["IsCustomer"] for c in contacts)
+    assert all(c["ContactStatus"] == "ACTIVE" and c["ContactID"] for c in contacts)
+
+
+# ---- planted cases: accounts -------------------------------------------------------
+
+
+def nexudus_accounts(v: View, business: dict[str, Any]) -> dict[str, str]:
+    return {a["Code"]: a["Name"] for a in v.data.nexudus.financial_accounts if a["BusinessId"] == business["Id"]}
+
+
+def nexudus_rates(v: View, business: dict[str, Any]) -> dict[str, Decimal]:
+    return {t["Name"]: t["Rate"] for t in v.data.nexudus.tax_rates if t["BusinessId"] == business["Id"]}
+
+
+def test_matching_accounts_are_identical_on_both_sides(v: View) -> None:
+    nx, xero = nexudus_accounts(v, v.sho), v.accounts(v.uk)
+    for code in v.planted["matching_accounts"]:
+        assert nx[code] == xero[code]["Name"]
+        assert (xero[code]["Type"], xero[code]["Status"]) == ("REVENUE", "ACTIVE")
+
+
+def test_missing_account_is_absent_in_xero_with_suggestions_nearby(v: View) -> None:
+    code = v.planted["missing_account"]
+    assert nexudus_accounts(v, v.sho)[code] == "Event Tickets"
+    xero = v.accounts(v.uk)
+    assert code not in xero
+    by_name, by_code = v.planted["missing_account_suggestions"]
+    assert xero[by_name]["Name"] == "Events Income" and xero[by_name]["Type"] == "REVENUE"
+    assert by_code in xero
+
+
+def test_archived_account_is_archived_in_xero(v: View) -> None:
+    code = v.planted["archived_account"]
+    xero = v.accounts(v.uk)[code]
+    assert xero["Status"] == "ARCHIVED" and xero["Name"] == nexudus_accounts(v, v.sho)[code] == "Day Passes"
+
+
+def test_name_differs_account_has_one_code_and_two_names(v: View) -> None:
+    code = v.planted["name_differs_account"]
+    assert nexudus_accounts(v, v.sho)[code] == "Meeting Rooms"
+    assert v.accounts(v.uk)[code]["Name"] == "Meeting Room Bookings"
+
+
+def test_not_revenue_account_is_an_expense_in_xero(v: View) -> None:
+    code = v.planted["not_revenue_account"]
+    xero = v.accounts(v.uk)[code]
+    assert (xero["Name"], xero["Type"], xero["Class"]) == ("Printing", "EXPENSE", "EXPENSE")
+
+
+def test_deposits_map_to_a_liability_with_no_vat(v: View) -> None:
+    code = v.planted["deposit_account"]
+    for org, business in ((v.uk, v.sho), (v.ie, v.dub)):
+        xero = v.accounts(org)[code]
+        assert (xero["Name"], xero["Type"], xero["TaxType"]) == ("Member Deposits", "CURRLIAB", "NONE")
+        assert nexudus_accounts(v, business)[code] == "Member Deposits"
+
+
+def test_no_account_line_has_no_account(v: View) -> None:
+    number = v.planted["no_account_line"]
+    bare = [ln for ln in v.lines_of(number) if not ln["FinancialAccountCode"]]
+    assert [ln["Id"] for ln in bare] == [v.planted["no_account_line_id"]]
+    assert bare[0]["FinancialAccountName"] is None
+    assert sum(not ln["FinancialAccountCode"] for ln in v.data.nexudus.invoice_lines) == 1
+
+
+# ---- planted cases: tax rates -------------------------------------------------------
+
+
+def test_matching_tax_rates_have_the_same_name_and_rate(v: View) -> None:
+    rates, xero = nexudus_rates(v, v.sho), v.taxes(v.uk)
+    for name, tax_type in v.planted["matching_tax_rates"].items():
+        assert xero[tax_type]["Name"] == name
+        assert xero[tax_type]["EffectiveRate"] == rates[name]
+
+
+def test_percentage_differs_tax_has_one_name_and_two_rates(v: View) -> None:
+    name = v.planted["percentage_differs_tax"]
+    xero = v.taxes(v.uk)[v.planted["percentage_differs_tax_type"]]
+    assert xero["Name"] == name and xero["Status"] == "ACTIVE"
+    assert (nexudus_rates(v, v.sho)[name], xero["EffectiveRate"]) == (Decimal("12.50"), Decimal("13.5"))
+
+
+def test_ambiguous_tax_has_no_name_match_and_several_rates_at_zero(v: View) -> None:
+    name = v.planted["ambiguous_tax"]
+    assert nexudus_rates(v, v.sho)[name] == 0
+    assert name not in v.tax_names(v.uk)
+    at_zero = {t["TaxType"] for t in v.uk.tax_rates
+               if t["EffectiveRate"] == 0 and t["Status"] == "ACTIVE" and t["CanApplyToRevenue"]}
+    assert {"ZERORATEDOUTPUT", "EXEMPTOUTPUT", "NONE"} <= at_zero
+
+
+def test_archived_tax_is_deleted_in_xero(v: View) -> None:
+    name = v.planted["archived_tax"]
+    xero = v.taxes(v.uk)[v.planted["archived_tax_type"]]
+    assert (xero["Name"], xero["Status"], xero["EffectiveRate"]) == (name, "DELETED", nexudus_rates(v, v.sho)[name])
+
+
+def test_tax_not_allowed_on_account_is_an_expense_rate_on_revenue(v: View) -> None:
+    name = v.planted["tax_not_allowed_on_account"]
+    xero = v.tax_names(v.uk)[name]
+    assert xero["TaxType"] == "INPUT2" and xero["CanApplyToRevenue"] is False
+    for number in v.planted["tax_not_allowed_on_account_invoices"]:
+        lines = [ln for ln in v.lines_of(number) if ln["TaxCategoryName"] == name]
+        assert lines and all(v.accounts(v.uk)[ln["FinancialAccountCode"]]["Class"] == "REVENUE" for ln in lines)
+
+
+def test_missing_tax_has_no_xero_rate_by_name_or_percentage(v: View) -> None:
+    name = v.planted["missing_tax"]
+    rate = nexudus_rates(v, v.sho)[name]
+    assert name not in v.tax_names(v.uk)
+    assert all(t["EffectiveRate"] != rate for t in v.uk.tax_rates)
+
+
+@pytest.mark.parametrize("case", PROBLEM_CASES)
+def test_each_problem_case_is_on_at_least_two_shoreditch_invoices(v: View, case: str) -> None:
+    numbers = v.planted[f"{case}_invoices"]
+    assert len(numbers) >= 2
+    for number in numbers:
+        inv = v.by_number[number]
+        assert inv["BusinessId"] == v.sho["Id"] and inv["CurrencyCode"] == "GBP"
+        assert number not in v.planted["clean_invoices"]
+    key = v.planted[case]
+    field = "FinancialAccountCode" if case in ACCOUNT_CASES else "TaxCategoryName"
+    carriers = sorted(n for n, inv in v.by_number.items() if any(ln[field] == key for ln in v.lines[inv["Id"]]))
+    assert carriers == sorted(numbers)
+
+
+# ---- planted cases: invoices and customers --------------------------------------------
+
+
+def test_void_invoice_is_void(v: View) -> None:
+    inv = v.by_number[v.planted["void_invoice"]]
+    assert inv["Void"] and not inv["Paid"] and not inv["Draft"]
+    assert sum(i["Void"] for i in v.invoices) == 1
+
+
+def test_credit_note_reverses_a_clean_invoice(v: View) -> None:
+    note = v.by_number[v.planted["credit_note"]]
+    original = v.by_number[v.planted["credit_note_original"]]
+    assert note["CreditNote"] and note["OriginalInvoiceGuid"] == original["UniqueId"]
+    assert note["TotalAmount"] == -original["TotalAmount"] < 0
+    assert note["TaxAmount"] == -original["TaxAmount"]
+    assert all(ln["SubTotal"] <= 0 for ln in v.lines[note["Id"]])
+    assert original["CreditedAmount"] == original["TotalAmount"] and not original["Paid"]
+    assert v.planted["credit_note_original"] in v.planted["clean_invoices"]
+    assert v.planted["credit_note"] not in v.planted["clean_invoices"]
+
+
+def test_dublin_prices_include_tax_and_map_cleanly(v: View) -> None:
+    assert v.dub["PricesIncludeTax"] is True and v.sho["PricesIncludeTax"] is False
+    numbers = v.planted["tax_inclusive_invoices"]
+    assert numbers and all(v.by_number[n]["BusinessId"] == v.dub["Id"] for n in numbers)
+    assert v.planted["clean_invoices_dublin"] == numbers
+    xero = v.tax_names(v.ie)
+    for name, rate in nexudus_rates(v, v.dub).items():
+        assert xero[name]["EffectiveRate"] == rate and xero[name]["Status"] == "ACTIVE"
+    assert xero["23% Standard"]["TaxType"] == "OUTPUT"
+    ie_accounts = v.accounts(v.ie)
+    for code, name in nexudus_accounts(v, v.dub).items():
+        assert ie_accounts[code]["Name"] == name and ie_accounts[code]["Status"] == "ACTIVE"
+
+
+def test_second_currency_invoices_are_eur_and_clean(v: View) -> None:
+    numbers = v.planted["second_currency_invoices"]
+    assert len(numbers) >= 3
+    for number in numbers:
+        inv = v.by_number[number]
+        assert (inv["CurrencyCode"], inv["TransactionCurrencyCode"], inv["BusinessId"]) == ("EUR", "EUR", v.sho["Id"])
+        assert number in v.planted["clean_invoices"]
+
+
+def test_unsupported_currency_invoice_is_in_a_currency_xero_uk_lacks(v: View) -> None:
+    inv = v.by_number[v.planted["unsupported_currency_invoice"]]
+    assert inv["CurrencyCode"] == "USD"
+    assert "USD" not in {c["Code"] for c in v.uk.currencies}
+    assert [i["InvoiceNumber"] for i in v.invoices if i["CurrencyCode"] == "USD"] == [inv["InvoiceNumber"]]
+
+
+def test_unicode_and_long_name_customers(v: View) -> None:
+    unicode_inv = v.by_number[v.planted["unicode_invoice"]]
+    person = v.coworker[v.planted["unicode_coworker"]]
+    assert unicode_inv["CoworkerId"] == person["Id"]
+    assert not person["FullName"].isascii() and not person["CompanyName"].isascii()
+    long_inv = v.by_number[v.planted["long_name_invoice"]]
+    company = v.coworker[v.planted["long_name_coworker"]]
+    assert long_inv["CoworkerId"] == company["Id"] and company["CoworkerType"] == "Company"
+    assert len(company["CompanyName"]) > 255 and long_inv["BillToName"] == company["BillingName"]
+    assert v.planted["unicode_invoice"] in v.planted["clean_invoices"]
+    assert v.planted["long_name_invoice"] not in v.planted["clean_invoices"]
+
+
+def test_blank_billing_name_customer(v: View) -> None:
+    person = v.coworker[v.planted["blank_billing_name_coworker"]]
+    assert (person["BillingName"], person["CompanyName"], person["CoworkerType"]) == ("", "", "Individual")
+    assert person["FullName"]
+    assert v.by_number[v.planted["blank_billing_name_invoice"]]["CoworkerId"] == person["Id"]
+
+
+def test_two_coworkers_share_one_name(v: View) -> None:
+    first, second = (v.coworker[i] for i in v.planted["same_name_coworkers"])
+    assert first["Id"] != second["Id"] and first["FullName"] == second["FullName"]
+    assert first["Email"] != second["Email"]
+    assert {v.by_number[n]["CoworkerId"] for n in v.planted["same_name_invoices"]} == {first["Id"], second["Id"]}
+    names = Counter(c["FullName"] for c in v.data.nexudus.coworkers)
+    assert [n for n, k in names.items() if k > 1] == [first["FullName"]]
+
+
+def test_name_clash_contact_shares_a_name_but_no_key(v: View) -> None:
+    name = v.planted["name_clash_contact"]
+    contact = next(c for c in v.uk.contacts if c["Name"] == name)
+    coworker = v.coworker[v.planted["name_clash_coworker"]]
+    assert coworker["BillingName"] == name and coworker["CoworkerType"] == "Company"
+    assert not contact.get("ContactNumber") and contact["IsCustomer"]
+    assert contact["EmailAddress"] != coworker["BillingEmail"]
+    assert len(v.planted["name_clash_invoices"]) >= 2
+
+
+def test_zero_amount_line_is_free_on_a_clean_invoice(v: View) -> None:
+    number = v.planted["zero_amount_line"]
+    line = next(ln for ln in v.lines_of(number) if ln["Id"] == v.planted["zero_amount_line_id"])
+    assert (line["UnitPrice"], line["SubTotal"], line["TaxAmount"]) == (Decimal("0.00"),) * 3
+    assert number in v.planted["clean_invoices"]
+
+
+def test_rounding_difference_invoice_rounds_on_the_total(v: View) -> None:
+    number = v.planted["rounding_difference_invoice"]
+    inv, lines = v.by_number[number], v.lines_of(number)
+    assert [ln["UnitPrice"] for ln in lines] == [Decimal("3.33")] * 3
+    assert [ln["TaxAmount"] for ln in lines] == [Decimal("0.67")] * 3
+    assert (inv["TaxAmount"], inv["TotalAmount"]) == (Decimal("2.00"), Decimal("11.99"))
+    assert v.planted["rounding_difference"] == Decimal("-0.01")
+    assert number not in v.planted["clean_invoices"]
+
+
+# ---- clean invoices ----------------------------------------------------------------
+
+
+def test_clean_invoices_are_final_shoreditch_invoices_that_map_exactly(v: View) -> None:
+    accounts, taxes = v.accounts(v.uk), v.tax_names(v.uk)
+    for number in v.planted["clean_invoices"]:
+        inv = v.by_number[number]
+        assert inv["BusinessId"] == v.sho["Id"]
+        assert not (inv["Draft"] or inv["Void"] or inv["CreditNote"])
+        assert v.planted["period_start"] <= inv["CreatedOn"][:10] <= v.planted["period_end"]
+        for ln in v.lines[inv["Id"]]:
+            account = accounts[ln["FinancialAccountCode"]]
+            assert account["Name"] == ln["FinancialAccountName"] and account["Status"] == "ACTIVE"
+            assert taxes[ln["TaxCategoryName"]]["EffectiveRate"] == ln["TaxRate"]
+
+
+def test_planted_problems_stay_a_small_fraction_of_shoreditch(v: View) -> None:
+    shoreditch = [i for i in v.invoices if i["BusinessId"] == v.sho["Id"]]
+    not_clean = len(shoreditch) - len(v.planted["clean_invoices"])
+    assert 0.08 <= not_clean / len(shoreditch) <= 0.15
+
+
+# ---- scaled generation -------------------------------------------------------------
+
+
+def test_scaled_generation_keeps_every_planted_case(scaled: DemoData) -> None:
+    sv = View(scaled)
+    assert len(scaled.nexudus.invoices) == 20_000
+    for case in PROBLEM_CASES:
+        numbers = scaled.planted[f"{case}_invoices"]
+        assert len(numbers) >= 50  # scaled with the data (the demo has 2 per case)
+        assert all(n in sv.by_number for n in numbers)
+    for key in ("void_invoice", "credit_note", "unsupported_currency_invoice", "rounding_difference_invoice",
+                "no_account_line", "zero_amount_line", "unicode_invoice", "long_name_invoice",
+                "blank_billing_name_invoice"):
+        assert scaled.planted[key] in sv.by_number, key
+    assert len(scaled.planted["second_currency_invoices"]) > 3
+    shoreditch = sum(i["BusinessId"] == sv.sho["Id"] for i in scaled.nexudus.invoices)
+    assert len(scaled.planted["clean_invoices"]) / shoreditch >= 0.85
+    check_amounts(sv)
+
