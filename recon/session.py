@@ -59,6 +59,11 @@ class Connection:
                 f"target={self.params.target}>")
 
 
+def register_sandbox(box: Sandbox) -> None:
+    """Let ``connect`` reuse an already running sandbox for its state folder (tests, notebooks)."""
+    _SANDBOXES[str(box.state_dir)] = box
+
+
 def sandbox_for(params: RunParams) -> Sandbox:
     """The embedded sandbox for these params, started once per process and state folder."""
     key = str(params.resolve(params.sandbox_dir) or "")

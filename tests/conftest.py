@@ -16,7 +16,11 @@ import pytest
 from recon.clients.retry import RetryPolicy
 from recon.clients.tokens import TokenStore
 from recon.clients.xero import XeroClient, XeroConfig
+from recon.params import RunParams, load_params
 from recon.sandbox import RateLimits, Sandbox, start
+from recon.session import Connection, connect, register_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FAST_LIMITS = RateLimits(minute_seconds=1.0)
 
@@ -34,8 +38,23 @@ def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     box = start(tmp_path_factory.mktemp("sandbox"), limits=FAST_LIMITS)
+    register_sandbox(box)
     yield box
     box.stop()
+
+
+@pytest.fixture
+def demo_params(sandbox: Sandbox, tmp_path: Path) -> RunParams:
+    """params/demo.yaml aimed at the session sandbox, writing into the test's folder."""
+    return load_params(ROOT / "params" / "demo.yaml").with_overrides(
+        sandbox_dir=str(sandbox.state_dir), output_dir=str(tmp_path / "out"), ledger_file=str(tmp_path / "ledger.sqlite"))
+
+
+@pytest.fixture
+def conn(demo_params: RunParams) -> Iterator[Connection]:
+    connection = connect(demo_params)
+    yield connection
+    connection.close()
 
 
 @pytest.fixture
