@@ -32,7 +32,9 @@ def styled(frame: pd.DataFrame, *, money: list[str] | None = None, severity_col:
     style = shown.style.hide(axis="index")
     money = [c for c in (money or []) if c in shown.columns]
     if money:
-        style = style.format({c: money_text for c in money})
+        style = style.format({c: money_text for c in money}, escape="html")
+    else:
+        style = style.format(escape="html")
     if severity_col in shown.columns:
         colours = shown[severity_col].map(SEVERITY_COLOURS).fillna("")
         style = style.apply(lambda row: [f"background-color: {colours.loc[row.name]}"] * len(row), axis=1)
@@ -50,4 +52,30 @@ def mapping_html(result: MappingResult) -> str:
     else:
         parts.append(f"<h4>{len(problems)} mismatches</h4>")
         parts.append(styled(problems, money=result.currency_columns))
+    return "\n".join(parts)
+
+
+def transfer_plan_html(plan: Any) -> str:
+    parts = [f"<h3>{html.escape(plan.describe())} to {html.escape(str(plan.context.get('organisation', 'Xero')))}</h3>"]
+    parts.append(styled(plan.totals(), money=["total"]))
+    if len(plan.new_contacts):
+        parts.append(f"<p>{len(plan.new_contacts)} new Xero contacts will be created first.</p>")
+    parts.append("<h4>Eligible</h4>")
+    parts.append(styled(plan.eligible.drop(columns=["xero_contact_id"], errors="ignore"),
+                        money=["nexudus_total", "xero_total", "difference"]))
+    if len(plan.excluded):
+        parts.append(f"<h4>Excluded ({len(plan.excluded)})</h4>")
+        parts.append(styled(plan.excluded, money=["nexudus_total"]))
+    return "\n".join(parts)
+
+
+OUTCOME_COLOURS = {"created": "ok", "adopted": "ok", "skipped": "info", "failed": "blocks"}
+
+
+def transfer_result_html(result: Any) -> str:
+    counts = ", ".join(f"{v} {html.escape(str(k))}" for k, v in sorted(result.counts().items()))
+    parts = [f"<h3>Transfer: {counts or 'nothing to do'}</h3>",
+             f"<p>{result.calls.get('xero', 0)} Xero calls in {result.seconds:.1f} s.</p>"]
+    shown = result.outcomes.assign(severity=result.outcomes["outcome"].map(OUTCOME_COLOURS))
+    parts.append(styled(shown, money=["nexudus_total", "xero_total", "difference"]))
     return "\n".join(parts)

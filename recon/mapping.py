@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,10 @@ import yaml
 
 from recon.errors import ParamsError
 from recon.mapping_problems import Problem, Severity
-from recon.money import from_minor
+from recon.money import from_minor, to_minor
 
-__all__ = ["MappingResult", "check_mapping", "load_tax_map", "save_tax_map", "tax_map_diff"]
+__all__ = ["MappingInputs", "MappingResult", "check_location", "check_mapping", "load_inputs", "load_tax_map", "save_tax_map",
+           "tax_map_diff"]
 
 # Xero account classes that may take sales lines without comment; deposits and
 # gift vouchers legitimately go to liability accounts.
@@ -113,6 +114,8 @@ class MappingResult:
     invoices: pd.DataFrame  # one row per invoice in scope: blocked?, reasons, total, currency
     summary: pd.DataFrame  # per currency: invoices and money transferable / blocked
     context: dict[str, Any] = field(default_factory=dict)
+    # What the check was run on, kept so the transfer need not fetch it again.
+    inputs: MappingInputs | None = field(default=None, repr=False, compare=False)
 
     @property
     def problems(self) -> pd.DataFrame:
@@ -246,7 +249,7 @@ def _invoice_frame(invoices: pd.DataFrame) -> pd.DataFrame:
         "total": invoices["TotalAmount"],
     })
     # Money is summed as integer cents: exact, and fast enough for a million rows.
-    out["total_minor"] = out["total"].map(lambda d: int(Decimal(d).scaleb(2))).astype("int64")
+    out["total_minor"] = out["total"].map(to_minor).astype("int64")
     return out
 
 
@@ -463,26 +466,52 @@ def _order(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---- loading both sides for a location and period ------------------------------------
-def check_location(conn: Any, tax_map_file: str | Path | None = None) -> MappingResult:
-    """Run the mapping check for the connection's location over the params' period.
+@dataclass(frozen=True)
+class MappingInputs:
+    """Both sides of one location and period, as fetched once and shared by the steps."""
 
-    ``conn`` is a ``recon.session.Connection``. Void and draft invoices are out of
-    scope (they never transfer); credit notes are in.
-    """
+    invoices: pd.DataFrame  # every Nexudus invoice of the location in the period (void and draft included)
+    lines: pd.DataFrame
+    xero_accounts: pd.DataFrame
+    xero_tax_rates: pd.DataFrame
+    tax_map: dict[str, str]
+    tax_map_file: Path | None
+
+    @property
+    def in_scope(self) -> pd.DataFrame:
+        """Invoices that could transfer at all: not void, not draft."""
+        return self.invoices[~self.invoices["Void"].astype(bool) & ~self.invoices["Draft"].astype(bool)]
+
+
+def load_inputs(conn: Any, tax_map_file: str | Path | None = None) -> MappingInputs:
+    """Fetch the period's Nexudus invoices and lines and Xero's chart and tax rates (a handful of calls)."""
     params = conn.params
     business_id = int(conn.business["Id"])
     invoices = conn.nexudus.fetch_invoices(business_id=business_id, start=params.period_start, end=params.period_end)
     if invoices.empty:
         raise ParamsError(f"no invoices of {conn.location} between {params.period_start} and {params.period_end}: "
                           "check the period", file=params.source, key="period_start")
-    in_scope = invoices[~invoices["Void"].astype(bool) & ~invoices["Draft"].astype(bool)]
     lines = conn.nexudus.fetch_invoice_lines(business_id=business_id, start=params.period_start, end=params.period_end)
     xero_accounts = conn.xero.fetch_accounts()
     xero_taxes = conn.xero.fetch_tax_rates()
-    map_path = Path(tax_map_file) if tax_map_file else params.resolve(params.tax_map_file)
+    # A tax map named in a notebook is read like one named in the params file: relative to the params' folder.
+    map_path = params.resolve(str(tax_map_file) if tax_map_file else params.tax_map_file)
     tax_map = load_tax_map(map_path)
     validate_tax_map(tax_map, conn.nexudus.fetch_tax_rates(business_id), xero_taxes, str(map_path) if map_path else None)
+    return MappingInputs(invoices, lines, xero_accounts, xero_taxes, tax_map, map_path)
+
+
+def check_location(conn: Any, tax_map_file: str | Path | None = None, inputs: MappingInputs | None = None) -> MappingResult:
+    """Run the mapping check for the connection's location over the params' period.
+
+    ``conn`` is a ``recon.session.Connection``. Void and draft invoices are out of
+    scope (they never transfer); credit notes are in.
+    """
+    inputs = inputs or load_inputs(conn, tax_map_file)
+    params = conn.params
+    in_scope = inputs.in_scope
     context = {"location": conn.location, "organisation": conn.organisation.get("Name"),
-               "period": f"{params.period_start} to {params.period_end}", "tax_map_file": str(map_path or ""),
-               "excluded_void_or_draft": int(len(invoices) - len(in_scope))}
-    return check_mapping(in_scope, lines, xero_accounts, xero_taxes, tax_map, context=context)
+               "period": f"{params.period_start} to {params.period_end}", "tax_map_file": str(inputs.tax_map_file or ""),
+               "excluded_void_or_draft": int(len(inputs.invoices) - len(in_scope))}
+    result = check_mapping(in_scope, inputs.lines, inputs.xero_accounts, inputs.xero_tax_rates, inputs.tax_map, context=context)
+    return replace(result, inputs=inputs)

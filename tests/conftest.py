@@ -8,21 +8,28 @@ need their own state (counters, faults, a fresh store) use ``fresh_sandbox``.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from recon.clients.retry import RetryPolicy
 from recon.clients.tokens import TokenStore
-from recon.clients.xero import XeroClient, XeroConfig
+from recon.clients.xero import XeroClient
 from recon.params import RunParams, load_params
 from recon.sandbox import RateLimits, Sandbox, start
 from recon.session import Connection, connect, register_sandbox
+from support import fast_retry, xero_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 FAST_LIMITS = RateLimits(minute_seconds=1.0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Nothing a test run does may touch the user's real token or sandbox folders."""
+    os.environ["RECON_CONFIG_DIR"] = tempfile.mkdtemp(prefix="recon-test-config-")
+    os.environ.setdefault("RECON_SANDBOX_DIR", tempfile.mkdtemp(prefix="recon-test-sandbox-"))
 
 
 @pytest.fixture(autouse=True)
@@ -60,28 +67,21 @@ def conn(demo_params: RunParams) -> Iterator[Connection]:
 @pytest.fixture
 def fresh_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     box = start(tmp_path / "sandbox", limits=FAST_LIMITS)
+    register_sandbox(box)
     yield box
     box.stop()
 
 
-def xero_config(box: Sandbox, app_name: str | None = None, **overrides: object) -> XeroConfig:
-    """Client settings pointing at the sandbox, for the default Custom Connection or a named app."""
-    app = box.xero_apps[app_name] if app_name else {"client_id": box.xero_client_id, "client_secret": box.xero_client_secret,
-                                                     "grant": "client_credentials", "tenant_ids": [box.xero_tenant_id],
-                                                     "redirect_uris": []}
-    settings: dict[str, object] = dict(
-        client_id=app["client_id"], client_secret=app["client_secret"], grant=app["grant"],
-        api_url=box.xero_api_url, identity_url=box.xero_identity_url, token_url=box.xero_token_url,
-        authorize_url=box.xero_authorize_url, redirect_uri=(app["redirect_uris"] or [None])[0],
-        tenant_id=app["tenant_ids"][0], minute_seconds=box.xero.limits.minute_seconds,
-    )
-    settings.update(overrides)
-    return XeroConfig(**settings)  # type: ignore[arg-type]
-
-
-def fast_retry() -> RetryPolicy:
-    """Real waits, but short: Retry-After is honoured, backoff starts at 10 ms."""
-    return RetryPolicy(base_delay=0.01, max_delay=0.2)
+@pytest.fixture
+def fresh_conn(fresh_sandbox: Sandbox, tmp_path: Path) -> Iterator[Connection]:
+    """A connection to a sandbox of its own, for tests that write."""
+    params = load_params(ROOT / "params" / "demo.yaml").with_overrides(
+        sandbox_dir=str(fresh_sandbox.state_dir), output_dir=str(tmp_path / "out"), ledger_file=str(tmp_path / "ledger.sqlite"))
+    connection = connect(params)
+    connection.xero.retry = fast_retry()
+    connection.nexudus.retry = fast_retry()
+    yield connection
+    connection.close()
 
 
 @pytest.fixture

@@ -182,8 +182,12 @@ class XeroClient:
         """Start an authorization-code + PKCE sign-in: open this URL, then call ``finish_login``."""
         self._code_verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(self._code_verifier.encode()).digest()).rstrip(b"=").decode()
+        # Without offline_access Xero gives no refresh token and the sign-in dies after 30 minutes (reference §11).
+        scopes = self.config.scopes.split()
+        if "offline_access" not in scopes:
+            scopes.insert(0, "offline_access")
         params = {"response_type": "code", "client_id": self.config.client_id, "redirect_uri": self.config.redirect_uri or "",
-                  "scope": self.config.scopes, "state": state or secrets.token_urlsafe(16),
+                  "scope": " ".join(scopes), "state": state or secrets.token_urlsafe(16),
                   "code_challenge": challenge, "code_challenge_method": "S256"}
         return f"{self.config.authorize_url}?{urlencode(params)}"
 
@@ -280,6 +284,9 @@ class XeroClient:
                 if wait is not None and wait > self.retry.max_retry_after:
                     break
                 self.retry.sleep(wait if wait is not None else self.retry.backoff(attempt))
+                if status == 429 and tenant:
+                    # Retry-After said when the server has room again: its "0 left" must not add a pacer wait on top.
+                    self.pacer.remaining[pace_key].minute = None
                 continue
             break
         raise self._error(response, method, url)
@@ -465,6 +472,25 @@ class XeroClient:
                                 json_body={"Payments": [{"Status": "DELETED"}]})
         return self.parse(response)["Payments"][0]
 
+    # ---- credit notes ------------------------------------------------------------
+    def create_credit_notes(self, notes: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+        """PUT a batch of credit notes (≤ 50) with summarizeErrors=false."""
+        return self._write_batch("PUT", "/CreditNotes", "CreditNotes", notes, idempotency_key)
+
+    def iter_credit_notes(self, *, numbers: Iterable[str] | None = None, where: str | None = None,
+                          modified_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """Credit notes, paged; ``numbers`` are looked up with a where filter, 50 at a time."""
+        if numbers is None:
+            for page in self.iter_pages("/CreditNotes", "CreditNotes", {"where": where} if where else None,
+                                        modified_since=modified_since):
+                yield from page
+            return
+        values = list(numbers)
+        for start in range(0, len(values), IDS_PER_CALL):
+            clause = " OR ".join(f'CreditNoteNumber=="{n}"' for n in values[start:start + IDS_PER_CALL])
+            for page in self.iter_pages("/CreditNotes", "CreditNotes", {"where": clause}, modified_since=modified_since):
+                yield from page
+
 
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Decimal):
@@ -491,6 +517,7 @@ INVOICE_COLUMNS = ["InvoiceID", "InvoiceNumber", "Type", "Status", "ContactID", 
                    "Date", "DueDate", "CurrencyCode", "CurrencyRate", "LineAmountTypes", "SubTotal", "TotalTax", "Total",
                    "AmountDue", "AmountPaid", "AmountCredited", "FullyPaidOnDate", "UpdatedDateUTC"]
 MONEY_COLUMNS = ("SubTotal", "TotalTax", "Total", "AmountDue", "AmountPaid", "AmountCredited", "CurrencyRate")
+DATE_COLUMNS = ("Date", "DueDate", "FullyPaidOnDate", "UpdatedDateUTC")
 
 
 def invoices_frame(invoices: list[dict[str, Any]]) -> pd.DataFrame:
@@ -503,8 +530,11 @@ def invoices_frame(invoices: list[dict[str, Any]]) -> pd.DataFrame:
         for c in MONEY_COLUMNS:
             value = inv.get(c)
             row[c] = Decimal(str(value)) if value is not None else Decimal("0")
+        for c in DATE_COLUMNS:
+            # Parsed before the frame exists: in a text column pandas would turn a missing date into NaN.
+            row[c] = parse_xero_date(row[c])
         rows.append(row)
     frame = pd.DataFrame(rows, columns=INVOICE_COLUMNS)
-    for c in ("Date", "DueDate", "FullyPaidOnDate", "UpdatedDateUTC"):
-        frame[c] = pd.to_datetime(frame[c].map(parse_xero_date), utc=True)
+    for c in DATE_COLUMNS:
+        frame[c] = pd.to_datetime(frame[c], utc=True)
     return frame

@@ -195,6 +195,10 @@ class XeroApp:
             ("PUT", "/Invoices", "Invoices", True, self._save_invoices("create")),
             ("POST", "/Invoices", "Invoices", True, self._save_invoices("upsert")),
             ("POST", "/Invoices/{id}", "Invoices", True, self._save_invoices("update")),
+            ("GET", "/CreditNotes", "Invoices", False, self._list_credit_notes),
+            ("GET", "/CreditNotes/{id}", "Invoices", False, self._get_credit_note),
+            ("PUT", "/CreditNotes", "Invoices", True, self._create_credit_notes),
+            ("POST", "/CreditNotes", "Invoices", True, self._create_credit_notes),
             ("GET", "/Payments", "Payments", False, self._list_payments),
             ("GET", "/Payments/{id}", "Payments", False, self._get_payment),
             ("PUT", "/Payments", "Payments", True, self._create_payments),
@@ -632,6 +636,35 @@ class XeroApp:
                 request, call, "Invoices", inputs, outcomes,
                 lambda doc: self.books.render_invoice(call.tenant, doc, with_lines=True, contacts=contacts), "InvoiceID")
         return handle
+
+    # ---- credit notes ------------------------------------------------------------
+    def _list_credit_notes(self, request: Request, call: _Call) -> Response:
+        docs = self.books.records(call.tenant, "CreditNote", modified_since_ms=self._modified_since(request))
+        docs = self._filter_order(request, docs)
+        docs, pagination = self._page(request, docs)
+        contacts = self._contacts_map(call.tenant)
+        items = [self.books.render_credit_note(call.tenant, d, contacts=contacts) for d in docs]
+        if pagination is None:
+            for item in items:
+                item["LineItems"] = []  # as for invoices: lines only on paged or single GETs
+        return Response.json(self._envelope(call, "CreditNotes", items, pagination))
+
+    def _get_credit_note(self, request: Request, call: _Call) -> Response:
+        ref = request.params["id"]
+        doc = self.books.record(call.tenant, "CreditNote", ref)
+        if doc is None:
+            found = self.books.by_number(call.tenant, "CreditNote", ref)
+            doc = found[0] if found else None
+        if doc is None:
+            return _not_found()
+        return Response.json(self._envelope(call, "CreditNotes", [self.books.render_credit_note(call.tenant, doc)]))
+
+    def _create_credit_notes(self, request: Request, call: _Call) -> Response:
+        inputs = self._elements(request, "CreditNotes")
+        outcomes = [self.books.save_credit_note(call.tenant, el, client_id=call.client_id) for el in inputs]
+        contacts = self._contacts_map(call.tenant)
+        return self._batch_response(request, call, "CreditNotes", inputs, outcomes,
+                                    lambda doc: self.books.render_credit_note(call.tenant, doc, contacts=contacts), "CreditNoteID")
 
     # ---- payments --------------------------------------------------------------
     def _list_payments(self, request: Request, call: _Call) -> Response:

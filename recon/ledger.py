@@ -1,0 +1,199 @@
+"""The durable local record of every write recon makes to Xero or Nexudus.
+
+Floor 2: steps import it; it imports no step. One SQLite file in WAL mode,
+synchronous=FULL, so a record survives a crash the moment ``record_*`` returns.
+
+The rule that makes re-runs safe: an *intent* is written before a call and an
+*outcome* after it. A run that finds an intent without an outcome (it crashed,
+or the connection dropped) resolves it against the remote system before
+sending anything again (``recon.transfer`` does that by invoice number).
+
+Tables:
+- ``transfers``: one row per (Xero organisation, Nexudus invoice): state
+  ``sending`` (intent) / ``created`` / ``failed`` / ``held``; Xero id, number,
+  amounts, attempts, messages, batch key, timestamps.
+- ``contacts``: Nexudus coworker -> Xero ContactID per organisation.
+- ``payments``: Nexudus invoices marked paid from Xero (the status sync).
+- ``events``: an append-only audit line for every write attempt and outcome.
+- ``watermarks``: the last successful sync time per organisation and kind.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["Ledger"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS transfers(
+    tenant_id TEXT NOT NULL, nexudus_invoice_id INTEGER NOT NULL, invoice_number TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'invoice', state TEXT NOT NULL, xero_id TEXT, batch_key TEXT,
+    currency TEXT, nexudus_total TEXT, xero_total TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+    messages TEXT NOT NULL DEFAULT '[]', written_back INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, nexudus_invoice_id));
+CREATE INDEX IF NOT EXISTS transfers_state ON transfers(tenant_id, state);
+CREATE INDEX IF NOT EXISTS transfers_number ON transfers(tenant_id, invoice_number);
+CREATE TABLE IF NOT EXISTS contacts(
+    tenant_id TEXT NOT NULL, nexudus_coworker_id INTEGER NOT NULL, contact_number TEXT NOT NULL,
+    xero_contact_id TEXT, state TEXT NOT NULL, name TEXT, updated_at TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, nexudus_coworker_id));
+CREATE TABLE IF NOT EXISTS payments(
+    tenant_id TEXT NOT NULL, nexudus_invoice_id INTEGER NOT NULL, invoice_number TEXT NOT NULL,
+    state TEXT NOT NULL, amount TEXT, paid_on TEXT, xero_invoice_id TEXT, messages TEXT NOT NULL DEFAULT '[]',
+    updated_at TEXT NOT NULL, PRIMARY KEY(tenant_id, nexudus_invoice_id));
+CREATE TABLE IF NOT EXISTS events(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, system TEXT NOT NULL, action TEXT NOT NULL,
+    tenant_id TEXT, subject TEXT, outcome TEXT NOT NULL, detail TEXT);
+CREATE TABLE IF NOT EXISTS watermarks(tenant_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, kind));
+"""
+
+
+def _now() -> str:
+    return datetime.now(tz=UTC).isoformat(timespec="milliseconds")
+
+
+class Ledger:
+    """Open (creating if needed) the ledger file at ``path``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path)!r})"
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def event(self, system: str, action: str, outcome: str, *, tenant_id: str | None = None, subject: str | None = None,
+              detail: Any = None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO events(at,system,action,tenant_id,subject,outcome,detail) VALUES(?,?,?,?,?,?,?)",
+                       (_now(), system, action, tenant_id, subject, outcome, json.dumps(detail, default=str) if detail is not None else None))
+
+    # ---- transfers ------------------------------------------------------------------
+    def transfers(self, tenant_id: str) -> pd.DataFrame:
+        """Every transfer row of an organisation."""
+        rows = self._db.execute("SELECT * FROM transfers WHERE tenant_id=? ORDER BY invoice_number", (tenant_id,)).fetchall()
+        frame = pd.DataFrame([dict(r) for r in rows], columns=[
+            "tenant_id", "nexudus_invoice_id", "invoice_number", "kind", "state", "xero_id", "batch_key", "currency",
+            "nexudus_total", "xero_total", "attempts", "messages", "written_back", "created_at", "updated_at"])
+        for col in ("nexudus_total", "xero_total"):
+            frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
+        return frame
+
+    def record_intents(self, tenant_id: str, batch_key: str, invoices: Iterable[dict[str, Any]]) -> None:
+        """Before a batch is sent: each invoice is 'sending' under this batch key."""
+        now = _now()
+        with self._tx() as db:
+            for inv in invoices:
+                db.execute(
+                    "INSERT INTO transfers(tenant_id,nexudus_invoice_id,invoice_number,kind,state,batch_key,currency,"
+                    "nexudus_total,attempts,created_at,updated_at) VALUES(?,?,?,?,'sending',?,?,?,1,?,?) "
+                    "ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET state='sending', batch_key=excluded.batch_key, "
+                    "attempts=transfers.attempts+1, updated_at=excluded.updated_at",
+                    (tenant_id, int(inv["nexudus_invoice_id"]), inv["invoice_number"], inv.get("kind", "invoice"), batch_key,
+                     inv.get("currency"), str(inv.get("nexudus_total", "")), now, now))
+
+    def record_outcome(self, tenant_id: str, nexudus_invoice_id: int, state: str, *, xero_id: str | None = None,
+                       xero_total: Decimal | None = None, messages: list[str] | None = None) -> None:
+        """After the answer: created / failed / held, with Xero's id, total and messages."""
+        with self._tx() as db:
+            db.execute("UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), xero_total=COALESCE(?, xero_total), "
+                       "messages=?, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
+                       (state, xero_id, str(xero_total) if xero_total is not None else None, json.dumps(messages or []),
+                        _now(), tenant_id, int(nexudus_invoice_id)))
+
+    def record_written_back(self, tenant_id: str, nexudus_invoice_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE transfers SET written_back=1, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
+                       (_now(), tenant_id, int(nexudus_invoice_id)))
+
+    def unfinished(self, tenant_id: str) -> pd.DataFrame:
+        """Intents with no outcome: what a crash or a dropped connection left behind."""
+        frame = self.transfers(tenant_id)
+        return frame[frame["state"] == "sending"]
+
+    def transferred_ids(self, tenant_id: str) -> set[int]:
+        rows = self._db.execute("SELECT nexudus_invoice_id FROM transfers WHERE tenant_id=? AND state='created'", (tenant_id,))
+        return {int(r[0]) for r in rows}
+
+    # ---- contacts ---------------------------------------------------------------------
+    def contacts(self, tenant_id: str) -> dict[int, dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM contacts WHERE tenant_id=?", (tenant_id,)).fetchall()
+        return {int(r["nexudus_coworker_id"]): dict(r) for r in rows}
+
+    def record_contact(self, tenant_id: str, coworker_id: int, contact_number: str, state: str, *,
+                       xero_contact_id: str | None = None, name: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO contacts VALUES(?,?,?,?,?,?,?) ON CONFLICT(tenant_id,nexudus_coworker_id) DO UPDATE SET "
+                "contact_number=excluded.contact_number, xero_contact_id=COALESCE(excluded.xero_contact_id, contacts.xero_contact_id), "
+                "state=excluded.state, name=COALESCE(excluded.name, contacts.name), updated_at=excluded.updated_at",
+                (tenant_id, int(coworker_id), contact_number, xero_contact_id, state, name, _now()))
+
+    # ---- payments (status sync) -----------------------------------------------------------
+    def payments(self, tenant_id: str) -> pd.DataFrame:
+        rows = self._db.execute("SELECT * FROM payments WHERE tenant_id=?", (tenant_id,)).fetchall()
+        return pd.DataFrame([dict(r) for r in rows], columns=["tenant_id", "nexudus_invoice_id", "invoice_number", "state",
+                                                               "amount", "paid_on", "xero_invoice_id", "messages", "updated_at"])
+
+    def record_payment(self, tenant_id: str, nexudus_invoice_id: int, invoice_number: str, state: str, *,
+                       amount: Decimal | None = None, paid_on: str | None = None, xero_invoice_id: str | None = None,
+                       messages: list[str] | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO payments VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET "
+                "state=excluded.state, amount=COALESCE(excluded.amount, payments.amount), "
+                "paid_on=COALESCE(excluded.paid_on, payments.paid_on), messages=excluded.messages, updated_at=excluded.updated_at",
+                (tenant_id, int(nexudus_invoice_id), invoice_number, state, str(amount) if amount is not None else None,
+                 paid_on, xero_invoice_id, json.dumps(messages or []), _now()))
+
+    # ---- watermarks -------------------------------------------------------------------------
+    def watermark(self, tenant_id: str, kind: str) -> datetime | None:
+        row = self._db.execute("SELECT at FROM watermarks WHERE tenant_id=? AND kind=?", (tenant_id, kind)).fetchone()
+        return datetime.fromisoformat(row[0]) if row else None
+
+    def set_watermark(self, tenant_id: str, kind: str, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO watermarks VALUES(?,?,?) ON CONFLICT(tenant_id,kind) DO UPDATE SET at=excluded.at",
+                       (tenant_id, kind, at.isoformat()))
+
+    def events(self) -> pd.DataFrame:
+        rows = self._db.execute("SELECT * FROM events ORDER BY id").fetchall()
+        return pd.DataFrame([dict(r) for r in rows], columns=["id", "at", "system", "action", "tenant_id", "subject", "outcome", "detail"])
