@@ -79,3 +79,19 @@ def transfer_result_html(result: Any) -> str:
     shown = result.outcomes.assign(severity=result.outcomes["outcome"].map(OUTCOME_COLOURS))
     parts.append(styled(shown, money=["nexudus_total", "xero_total", "difference"]))
     return "\n".join(parts)
+
+
+DIFF_SEVERITY = {"paid in Xero, unpaid in Nexudus": "ok", "part-paid in Xero": "warning",
+                 "draft or awaiting approval in Xero": "info"}
+
+
+def status_diff_html(diff: Any) -> str:
+    counts = ", ".join(f"{v} {html.escape(str(k))}" for k, v in diff.counts().items()) or "no differences"
+    parts = [f"<h3>Status sync — {html.escape(str(diff.context.get('organisation', '')))}: {counts}</h3>",
+             f"<p>{diff.context.get('transferred', 0)} transferred invoices compared; "
+             f"{diff.calls.get('xero', 0)} Xero calls, {diff.calls.get('nexudus', 0)} Nexudus calls.</p>"]
+    if len(diff.differences):
+        shown = diff.differences.assign(severity=diff.differences["difference"].map(DIFF_SEVERITY).fillna("blocks"))
+        parts.append(styled(shown, money=["xero_total", "xero_amount_paid", "xero_amount_due", "nexudus_total",
+                                          "nexudus_paid_amount", "transferred_total"]))
+    return "\n".join(parts)

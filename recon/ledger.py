@@ -15,6 +15,7 @@ Tables:
 - ``contacts``: Nexudus coworker -> Xero ContactID per organisation.
 - ``payments``: Nexudus invoices marked paid from Xero (the status sync).
 - ``events``: an append-only audit line for every write attempt and outcome.
+- ``xero_state``: the last known Xero state of each invoice (kept current with If-Modified-Since).
 - ``watermarks``: the last successful sync time per organisation and kind.
 """
 
@@ -55,6 +56,10 @@ CREATE TABLE IF NOT EXISTS payments(
 CREATE TABLE IF NOT EXISTS events(
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, system TEXT NOT NULL, action TEXT NOT NULL,
     tenant_id TEXT, subject TEXT, outcome TEXT NOT NULL, detail TEXT);
+CREATE TABLE IF NOT EXISTS xero_state(
+    tenant_id TEXT NOT NULL, xero_id TEXT NOT NULL, number TEXT, kind TEXT NOT NULL, status TEXT, total TEXT,
+    amount_due TEXT, amount_paid TEXT, amount_credited TEXT, fully_paid_on TEXT, updated_utc TEXT,
+    created_by_recon INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(tenant_id, xero_id));
 CREATE TABLE IF NOT EXISTS watermarks(tenant_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY(tenant_id, kind));
 """
@@ -193,6 +198,34 @@ class Ledger:
         with self._tx() as db:
             db.execute("INSERT INTO watermarks VALUES(?,?,?) ON CONFLICT(tenant_id,kind) DO UPDATE SET at=excluded.at",
                        (tenant_id, kind, at.isoformat()))
+
+    # ---- Xero's state, as last seen ------------------------------------------------------------
+    XERO_STATE_COLUMNS = ["xero_id", "number", "kind", "status", "total", "amount_due", "amount_paid", "amount_credited",
+                          "fully_paid_on", "updated_utc", "created_by_recon"]
+
+    def update_xero_state(self, tenant_id: str, rows: Iterable[dict[str, Any]]) -> int:
+        """Upsert invoices as Xero last showed them; ``created_by_recon`` only ever turns on."""
+        n = 0
+        with self._tx() as db:
+            for r in rows:
+                db.execute(
+                    "INSERT INTO xero_state VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tenant_id,xero_id) DO UPDATE SET "
+                    "number=excluded.number, status=excluded.status, total=excluded.total, amount_due=excluded.amount_due, "
+                    "amount_paid=excluded.amount_paid, amount_credited=excluded.amount_credited, "
+                    "fully_paid_on=excluded.fully_paid_on, updated_utc=excluded.updated_utc, "
+                    "created_by_recon=MAX(xero_state.created_by_recon, excluded.created_by_recon)",
+                    (tenant_id, r["xero_id"], r.get("number"), r.get("kind", "invoice"), r.get("status"),
+                     *(str(r[k]) if r.get(k) is not None else None for k in ("total", "amount_due", "amount_paid", "amount_credited")),
+                     r.get("fully_paid_on"), r.get("updated_utc"), int(bool(r.get("created_by_recon")))))
+                n += 1
+        return n
+
+    def xero_state(self, tenant_id: str) -> pd.DataFrame:
+        rows = self._db.execute("SELECT * FROM xero_state WHERE tenant_id=?", (tenant_id,)).fetchall()
+        frame = pd.DataFrame([dict(r) for r in rows], columns=["tenant_id", *self.XERO_STATE_COLUMNS])
+        for col in ("total", "amount_due", "amount_paid", "amount_credited"):
+            frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
+        return frame
 
     def events(self) -> pd.DataFrame:
         rows = self._db.execute("SELECT * FROM events ORDER BY id").fetchall()

@@ -12,7 +12,7 @@ LEAVES = {"recon.errors", "recon.money", "recon.params"}
 FLOORS = {
     "sandbox": 0,
     "clients": 1,
-    "ledger": 2, "session": 2, "mapping": 2, "mapping_problems": 2, "display": 2, "transfer": 2, "status": 2, "report": 2, "troubleshooting": 2,
+    "ledger": 2, "session": 2, "mapping": 2, "mapping_problems": 2, "display": 2, "demo": 2, "transfer": 2, "status": 2, "report": 2, "troubleshooting": 2,
     "widgets": 3, "cli": 3,
 }
 

@@ -389,7 +389,8 @@ class XeroClient:
     def iter_invoices(self, *, where: str | None = None, statuses: Iterable[str] | None = None,
                       invoice_numbers: Iterable[str] | None = None, ids: Iterable[str] | None = None,
                       modified_since: datetime | None = None, order: str | None = None,
-                      page_size: int = MAX_PAGE_SIZE, summary_only: bool = False) -> Iterator[dict[str, Any]]:
+                      page_size: int = MAX_PAGE_SIZE, summary_only: bool = False,
+                      created_by_my_app: bool = False) -> Iterator[dict[str, Any]]:
         """Invoices matching the filters, with line items, in as few calls as paging allows.
 
         ``ids`` and ``invoice_numbers`` are sent in chunks that fit in a URL.
@@ -403,6 +404,8 @@ class XeroClient:
             base["order"] = order
         if summary_only:
             base["summaryOnly"] = "true"
+        if created_by_my_app:
+            base["createdByMyApp"] = "true"
         chunked: list[tuple[str, list[str]]] = []
         if ids is not None:
             chunked.append(("IDs", list(ids)))

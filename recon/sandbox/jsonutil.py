@@ -1,23 +1,28 @@
 """JSON for the sandbox: Decimal money out as JSON numbers, in as Decimal.
 
-Python's ``json`` cannot write a Decimal as a bare number, so amounts go out
-through ``float``: for the two- and four-place amounts both APIs use (well
-under 15 significant digits) ``repr(float(d))`` prints exactly the digits of
-``d``, which is what a client that parses numbers as Decimal reads back.
+Python's ``json`` cannot write a Decimal as a bare number, so each one goes
+out as a marked string that is then unquoted: ``Decimal("12.00")`` is written
+``12.00``, digit for digit, as Xero writes its amounts.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 
+_MARK = "\u0000D"
+_MARKED = re.compile(r'"\\u0000D(-?[0-9.]+(?:E[+-]?[0-9]+)?)"')
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, Decimal):
-        # Normalise -0 and keep integral amounts as numbers like 12.0 -> 12.0
-        return float(obj)
+        if not obj.is_finite():
+            raise TypeError(f"not a JSON number: {obj}")
+        return _MARK + format(obj, "f")
     if isinstance(obj, (datetime, date)):
         return obj.isoformat()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
@@ -25,7 +30,7 @@ def _default(obj: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     """Serialise to compact JSON (non-ASCII kept as UTF-8)."""
-    return json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":"))
+    return _MARKED.sub(r"\1", json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":")))
 
 
 def loads(text: str | bytes) -> Any:
