@@ -16,6 +16,7 @@ Tables:
 - ``payments``: Nexudus invoices marked paid from Xero (the status sync).
 - ``events``: an append-only audit line for every write attempt and outcome.
 - ``xero_state``: the last known Xero state of each invoice (kept current with If-Modified-Since).
+- ``nexudus_state``: the same for the Nexudus side of each transferred invoice.
 - ``watermarks``: the last successful sync time per organisation and kind.
 """
 
@@ -60,6 +61,9 @@ CREATE TABLE IF NOT EXISTS xero_state(
     tenant_id TEXT NOT NULL, xero_id TEXT NOT NULL, number TEXT, kind TEXT NOT NULL, status TEXT, total TEXT,
     amount_due TEXT, amount_paid TEXT, amount_credited TEXT, fully_paid_on TEXT, updated_utc TEXT,
     created_by_recon INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(tenant_id, xero_id));
+CREATE TABLE IF NOT EXISTS nexudus_state(
+    tenant_id TEXT NOT NULL, nexudus_invoice_id INTEGER NOT NULL, total TEXT, paid INTEGER, paid_amount TEXT,
+    void INTEGER, due_date TEXT, updated_on TEXT, PRIMARY KEY(tenant_id, nexudus_invoice_id));
 CREATE TABLE IF NOT EXISTS watermarks(tenant_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY(tenant_id, kind));
 """
@@ -144,6 +148,16 @@ class Ledger:
                        (state, xero_id, str(xero_total) if xero_total is not None else None, json.dumps(messages or []),
                         _now(), tenant_id, int(nexudus_invoice_id)))
 
+    def record_outcomes(self, tenant_id: str, outcomes: Iterable[dict[str, Any]]) -> None:
+        """Several outcomes in one transaction (one fsync per batch, not per invoice)."""
+        now = _now()
+        with self._tx() as db:
+            for o in outcomes:
+                db.execute("UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), xero_total=COALESCE(?, xero_total), "
+                           "messages=?, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
+                           (o["state"], o.get("xero_id"), str(o["xero_total"]) if o.get("xero_total") is not None else None,
+                            json.dumps(o.get("messages") or []), now, tenant_id, int(o["nexudus_invoice_id"])))
+
     def record_written_back(self, tenant_id: str, nexudus_invoice_id: int) -> None:
         with self._tx() as db:
             db.execute("UPDATE transfers SET written_back=1, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
@@ -203,10 +217,16 @@ class Ledger:
     XERO_STATE_COLUMNS = ["xero_id", "number", "kind", "status", "total", "amount_due", "amount_paid", "amount_credited",
                           "fully_paid_on", "updated_utc", "created_by_recon"]
 
-    def update_xero_state(self, tenant_id: str, rows: Iterable[dict[str, Any]]) -> int:
-        """Upsert invoices as Xero last showed them; ``created_by_recon`` only ever turns on."""
+    def update_xero_state(self, tenant_id: str, rows: Iterable[dict[str, Any]], *, complete: bool = False) -> int:
+        """Upsert invoices as Xero last showed them; ``created_by_recon`` only ever turns on.
+
+        ``complete``: the rows are everything Xero has, so invoices not among them are forgotten.
+        """
         n = 0
+        rows = list(rows)
         with self._tx() as db:
+            if complete:
+                db.execute("DELETE FROM xero_state WHERE tenant_id=? AND kind='invoice'", (tenant_id,))
             for r in rows:
                 db.execute(
                     "INSERT INTO xero_state VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tenant_id,xero_id) DO UPDATE SET "
@@ -224,6 +244,23 @@ class Ledger:
         rows = self._db.execute("SELECT * FROM xero_state WHERE tenant_id=?", (tenant_id,)).fetchall()
         frame = pd.DataFrame([dict(r) for r in rows], columns=["tenant_id", *self.XERO_STATE_COLUMNS])
         for col in ("total", "amount_due", "amount_paid", "amount_credited"):
+            frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
+        return frame
+
+    def update_nexudus_state(self, tenant_id: str, frame: pd.DataFrame) -> int:
+        """Upsert Nexudus invoices as last read (columns Id, TotalAmount, Paid, PaidAmount, Void, DueDate, UpdatedOn)."""
+        rows = [(tenant_id, int(r.Id), str(r.TotalAmount), int(bool(r.Paid)), str(r.PaidAmount or 0), int(bool(r.Void)),
+                 None if pd.isna(r.DueDate) else pd.Timestamp(r.DueDate).isoformat(),
+                 None if pd.isna(r.UpdatedOn) else pd.Timestamp(r.UpdatedOn).isoformat()) for r in frame.itertuples()]
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO nexudus_state VALUES(?,?,?,?,?,?,?,?)", rows)
+        return len(rows)
+
+    def nexudus_state(self, tenant_id: str) -> pd.DataFrame:
+        rows = self._db.execute("SELECT * FROM nexudus_state WHERE tenant_id=?", (tenant_id,)).fetchall()
+        frame = pd.DataFrame([dict(r) for r in rows], columns=["tenant_id", "nexudus_invoice_id", "total", "paid", "paid_amount",
+                                                               "void", "due_date", "updated_on"])
+        for col in ("total", "paid_amount"):
             frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
         return frame
 

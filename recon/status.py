@@ -59,8 +59,9 @@ ACTIONS = {
 DIFF_COLUMNS = ["difference", "invoice_number", "nexudus_invoice_id", "xero_id", "currency", "xero_status", "xero_total",
                 "xero_amount_paid", "xero_amount_due", "xero_paid_on", "nexudus_total", "nexudus_paid", "nexudus_paid_amount",
                 "transferred_total", "action"]
-# A little overlap on the watermark: a change stamped in the same second is read again (harmless).
-WATERMARK_OVERLAP = timedelta(seconds=1)
+# The watermark is the newest UpdatedDateUTC seen, sent with milliseconds; Xero returns what changed after it.
+# Nexudus stamps to the second and its from_ filter is inclusive, so its last second is read again (harmless).
+WATERMARK_OVERLAP = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ def refresh_xero_state(conn: Any, ledger: Ledger, *, full: bool = False) -> dict
     since = mark - WATERMARK_OVERLAP if mark else None
     changed = list(conn.xero.iter_invoices(modified_since=since, summary_only=True))
     mine = {inv["InvoiceID"] for inv in conn.xero.iter_invoices(modified_since=since, summary_only=True, created_by_my_app=True)}
-    ledger.update_xero_state(tenant, [_state_row(i, kind="invoice", created_by_recon=i["InvoiceID"] in mine) for i in changed])
+    ledger.update_xero_state(tenant, [_state_row(i, kind="invoice", created_by_recon=i["InvoiceID"] in mine) for i in changed],
+                             complete=since is None)
     newest = max((parse_xero_date(i.get("UpdatedDateUTC")) for i in changed), default=None)
     if newest is not None and (mark is None or newest > mark):
         ledger.set_watermark(tenant, "xero_invoices", newest)
@@ -154,7 +156,7 @@ def sync_status(conn: Any, ledger: Ledger, *, full: bool = False, today: date | 
     transfers = ledger.transfers(tenant)
     transfers = transfers[(transfers["state"] == "created") & (transfers["kind"] == "invoice")]
     state = ledger.xero_state(tenant)
-    nexudus = _nexudus_state(conn, transfers)
+    nexudus = _nexudus_state(conn, ledger, tenant, transfers, full=full)
     frame = transfers[["nexudus_invoice_id", "invoice_number", "xero_id", "currency", "xero_total"]].rename(
         columns={"xero_total": "transferred_total"})
     frame = frame.merge(state[["xero_id", "status", "total", "amount_due", "amount_paid", "fully_paid_on", "kind"]]
@@ -172,15 +174,24 @@ def sync_status(conn: Any, ledger: Ledger, *, full: bool = False, today: date | 
     return StatusDiff(differences, unpaid.reset_index(drop=True), calls, time.monotonic() - started, context)
 
 
-def _nexudus_state(conn: Any, transfers: pd.DataFrame) -> pd.DataFrame:
+def _nexudus_state(conn: Any, ledger: Ledger, tenant: str, transfers: pd.DataFrame, *, full: bool) -> pd.DataFrame:
+    """Nexudus' side of every transferred invoice: the ledger's copy, refreshed with what changed since last time."""
     columns = ["nexudus_invoice_id", "nexudus_total", "nexudus_paid", "nexudus_paid_amount", "nexudus_void", "nexudus_due_date"]
     if transfers.empty:
         return pd.DataFrame(columns=columns)
-    invoices = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"]))
-    invoices = invoices[invoices["Id"].isin(set(transfers["nexudus_invoice_id"]))]
-    return pd.DataFrame({"nexudus_invoice_id": invoices["Id"], "nexudus_total": invoices["TotalAmount"],
-                         "nexudus_paid": invoices["Paid"].astype(bool), "nexudus_paid_amount": invoices["PaidAmount"],
-                         "nexudus_void": invoices["Void"].astype(bool), "nexudus_due_date": invoices["DueDate"]})
+    mark = None if full else ledger.watermark(tenant, "nexudus_invoices")
+    since = mark - WATERMARK_OVERLAP if mark else None
+    changed = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"]), updated_since=since)
+    if len(changed):
+        ledger.update_nexudus_state(tenant, changed)
+        newest = pd.to_datetime(changed["UpdatedOn"], utc=True).max()
+        if not pd.isna(newest):
+            ledger.set_watermark(tenant, "nexudus_invoices", newest.to_pydatetime())
+    state = ledger.nexudus_state(tenant)
+    state = state[state["nexudus_invoice_id"].isin(set(transfers["nexudus_invoice_id"]))]
+    return pd.DataFrame({"nexudus_invoice_id": state["nexudus_invoice_id"], "nexudus_total": state["total"],
+                         "nexudus_paid": state["paid"].astype(bool), "nexudus_paid_amount": state["paid_amount"],
+                         "nexudus_void": state["void"].astype(bool), "nexudus_due_date": state["due_date"]})
 
 
 def _differences(frame: pd.DataFrame, state: pd.DataFrame, transfers: pd.DataFrame, *, full: bool) -> pd.DataFrame:

@@ -537,18 +537,21 @@ def _send_batch(conn: Any, plan: TransferPlan, ledger: Ledger, kind: str, chunk:
         after_batch(len(chunk), elements)
     out = []
     duplicates = []
-    id_key, number_key = ("CreditNoteID", "CreditNoteNumber") if kind == "credit_note" else ("InvoiceID", "InvoiceNumber")
+    recorded = []
+    id_key = "CreditNoteID" if kind == "credit_note" else "InvoiceID"
     for r, el in zip(chunk, elements, strict=True):
         messages = [m.get("Message", "") for m in el.get("ValidationErrors") or []]
         if el.get("StatusAttributeString") in ("OK", "WARNING") and el.get(id_key):
             total = Decimal(str(el.get("Total", 0)))
-            ledger.record_outcome(tenant, r["nexudus_invoice_id"], "created", xero_id=el[id_key], xero_total=total)
+            recorded.append({"nexudus_invoice_id": r["nexudus_invoice_id"], "state": "created", "xero_id": el[id_key],
+                             "xero_total": total})
             out.append(_outcome(r, "created", xero_id=el[id_key], xero_total=total))
         elif any("must be unique" in m for m in messages):
             duplicates.append(r)
         else:
-            ledger.record_outcome(tenant, r["nexudus_invoice_id"], "failed", messages=messages)
+            recorded.append({"nexudus_invoice_id": r["nexudus_invoice_id"], "state": "failed", "messages": messages})
             out.append(_outcome(r, "failed", messages=messages))
+    ledger.record_outcomes(tenant, recorded)
     if duplicates:
         out.extend(_adopt(conn, ledger, tenant, duplicates, contact_ids))
     return out

@@ -505,10 +505,10 @@ def _json_default(obj: Any) -> Any:
 
 
 def _http_timestamp(dt: datetime) -> str:
-    """If-Modified-Since as ISO 8601 UTC (what xero-python sends)."""
+    """If-Modified-Since as ISO 8601 UTC with milliseconds (the spec's example has them: ``…43.202-08:00``)."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:

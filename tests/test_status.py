@@ -1,0 +1,137 @@
+"""Status sync against the sandboxes: every kind of difference, apply marks exactly the paid ones, once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from recon.demo import act_as_accountant
+from recon.ledger import Ledger
+from recon.session import Connection
+from recon.status import Difference, apply_paid, sync_status
+from recon.transfer import TransferOptions, plan_transfer, push
+
+
+@pytest.fixture
+def transferred(fresh_conn: Connection) -> tuple[Connection, Ledger, pd.DataFrame]:
+    """The demo period transferred; then the accountant pays 25, part-pays 2, voids 1 and edits 1 in Xero."""
+    ledger = Ledger(fresh_conn.ledger_path)
+    push(fresh_conn, plan_transfer(fresh_conn, ledger=ledger), ledger)
+    sync_status(fresh_conn, ledger)  # the baseline: Xero and Nexudus as just after the transfer
+    actions = act_as_accountant(fresh_conn)
+    yield fresh_conn, ledger, actions
+    ledger.close()
+
+
+def _kind(diff: pd.DataFrame, kind: Difference) -> set[str]:
+    return set(diff[diff["difference"] == kind.value]["invoice_number"])
+
+
+def test_each_kind_of_difference_is_found(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    conn, ledger, actions = transferred
+    diff = sync_status(conn, ledger).differences
+    by_action = actions.groupby("action")["invoice_number"].agg(set)
+    paid_before = set(conn.sandbox.planted["paid_in_nexudus_invoices"])
+    assert _kind(diff, Difference.PAID_IN_XERO) == by_action["paid"] - paid_before
+    assert _kind(diff, Difference.PART_PAID_IN_XERO) == by_action["part-paid"] - paid_before
+    assert _kind(diff, Difference.VOIDED_IN_XERO) == by_action["voided"]
+    assert _kind(diff, Difference.TOTAL_CHANGED) == by_action["edited"]
+    owing = _kind(diff, Difference.PAID_IN_NEXUDUS)
+    transferred_numbers = set(ledger.transfers(conn.xero.tenant_id)["invoice_number"])
+    expected_owing = (paid_before & transferred_numbers) - by_action["paid"] - by_action["voided"]
+    assert owing == expected_owing
+    edited = diff[diff["difference"] == Difference.TOTAL_CHANGED.value].iloc[0]
+    assert edited["xero_total"] - edited["transferred_total"] == actions.set_index("invoice_number").loc[edited["invoice_number"], "amount"]
+    paid_row = diff[diff["difference"] == Difference.PAID_IN_XERO.value].iloc[0]
+    assert paid_row["xero_amount_due"] == 0 and paid_row["xero_paid_on"]
+    assert isinstance(paid_row["xero_total"], Decimal)
+
+
+def test_an_invoice_recon_created_but_the_ledger_lost_is_reported(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    conn, ledger, _ = transferred
+    contact = next(conn.xero.iter_contacts())
+    made = conn.xero.create_invoices([{"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Date": "2026-10-01",
+                                       "DueDate": "2026-10-15", "InvoiceNumber": "ORPHAN-1", "Status": "AUTHORISED",
+                                       "LineItems": [{"Description": "Desk", "Quantity": 1, "UnitAmount": Decimal("10.00"),
+                                                      "AccountCode": "4000", "TaxType": "OUTPUT2"}]}])
+    assert made[0]["StatusAttributeString"] == "OK"
+    diff = sync_status(conn, ledger).differences
+    assert _kind(diff, Difference.UNKNOWN_TO_LEDGER) == {"ORPHAN-1"}
+
+
+def test_an_invoice_gone_from_xero_is_reported_by_a_full_sync(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    conn, ledger, _ = transferred
+    victim = ledger.transfers(conn.xero.tenant_id).iloc[0]
+    with conn.sandbox.xero.store.write() as db:  # as if the organisation had been restored from an older backup
+        db.execute("DELETE FROM records WHERE kind='Invoice' AND id=?", (victim["xero_id"],))
+    incremental = sync_status(conn, ledger).differences
+    assert victim["invoice_number"] not in _kind(incremental, Difference.MISSING_FROM_XERO)
+    full = sync_status(conn, ledger, full=True).differences
+    assert _kind(full, Difference.MISSING_FROM_XERO) == {victim["invoice_number"]}
+
+
+def test_apply_marks_exactly_the_fully_paid_invoices_and_a_second_apply_changes_nothing(
+        transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    conn, ledger, actions = transferred
+    diff = sync_status(conn, ledger)
+    expected = set(diff.paid_in_xero["invoice_number"])
+    applied = apply_paid(conn, ledger, diff)
+    assert set(applied[applied["outcome"] == "applied"]["invoice_number"]) == expected
+    by_number = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"])).set_index("InvoiceNumber")
+    for number in expected:
+        row = by_number.loc[number]
+        assert bool(row["Paid"]) and row["PaidAmount"] == row["TotalAmount"]
+        paid_on = diff.paid_in_xero.set_index("invoice_number").loc[number, "xero_paid_on"]
+        assert pd.Timestamp(row["PaidOn"]).date().isoformat() == paid_on
+    part = actions[actions["action"] == "part-paid"]["invoice_number"]
+    assert not by_number.loc[list(part), "Paid"].any()
+    again = sync_status(conn, ledger)
+    assert again.paid_in_xero.empty
+    assert apply_paid(conn, ledger, again).empty
+    assert set(apply_paid(conn, ledger, diff)["outcome"]) == {"skipped"}
+    paid_after = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"])).set_index("InvoiceNumber")
+    assert (paid_after["PaidAmount"] == by_number["PaidAmount"]).all()
+
+
+def test_a_crash_after_nexudus_recorded_a_payment_does_not_pay_twice(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    conn, ledger, _ = transferred
+    diff = sync_status(conn, ledger)
+    first = diff.paid_in_xero.iloc[0]
+    # Nexudus took the payment, but the process died before the ledger heard: the intent is still 'sending'.
+    conn.nexudus.record_payment(int(first["nexudus_invoice_id"]), first["xero_total"], pd.Timestamp(first["xero_paid_on"]).date(),
+                                "Paid in Xero", code="XERO")
+    ledger.record_payment(conn.xero.tenant_id, int(first["nexudus_invoice_id"]), first["invoice_number"], "sending")
+    result = apply_paid(conn, ledger, diff).set_index("invoice_number")
+    assert result.loc[first["invoice_number"], "outcome"] == "already paid"
+    invoice = conn.nexudus.get_invoice(int(first["nexudus_invoice_id"]))
+    assert invoice["PaidAmount"] == invoice["TotalAmount"]
+
+
+def test_drafts_sent_to_xero_are_reported_as_awaiting_approval(fresh_conn: Connection) -> None:
+    with Ledger(fresh_conn.ledger_path) as ledger:
+        plan = plan_transfer(fresh_conn, ledger=ledger, options=TransferOptions(status="DRAFT"))
+        push(fresh_conn, plan.only(plan.eligible["invoice_number"].head(5)), ledger)
+        diff = sync_status(fresh_conn, ledger).differences
+    assert _kind(diff, Difference.AWAITING_APPROVAL) == set(plan.eligible["invoice_number"].head(5))
+
+
+def test_an_incremental_sync_reads_only_what_changed(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    conn, ledger, _ = transferred
+    first = sync_status(conn, ledger)
+    quiet = sync_status(conn, ledger)
+    assert quiet.context["xero_changed"] <= 1  # the overlap second may return the last change again
+    assert quiet.calls["xero"] == 2 and quiet.calls["nexudus"] == 1
+    assert first.counts() == quiet.counts()
+
+
+def test_the_ageing_view_buckets_what_xero_still_shows_owing(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    import datetime as dt
+
+    conn, ledger, _ = transferred
+    diff = sync_status(conn, ledger)
+    ageing = diff.ageing(today=dt.date(2026, 11, 25))
+    assert ageing["invoices"].sum() == len(diff.unpaid)
+    for currency, group in ageing.groupby("currency"):
+        assert group["amount_due"].sum() == diff.unpaid[diff.unpaid["currency"] == currency]["amount_due"].sum()
