@@ -121,7 +121,8 @@ def _xero_config(params: RunParams, box: Sandbox | None, business: dict[str, Any
     app = next(a for a in box.xero_apps.values() if a["grant"] == "client_credentials" and tenant in a["tenant_ids"])
     return XeroConfig(client_id=app["client_id"], client_secret=app["client_secret"], api_url=box.xero_api_url,
                       identity_url=box.xero_identity_url, token_url=box.xero_token_url, authorize_url=box.xero_authorize_url,
-                      tenant_id=tenant, minute_seconds=box.xero.limits.minute_seconds)
+                      tenant_id=tenant, minute_seconds=box.xero.limits.minute_seconds,
+                      per_minute=box.xero.limits.per_minute)
 
 
 def _tenant_id(organisation: str | None) -> str | None:

@@ -129,12 +129,14 @@ def predict_xero_totals(lines: pd.DataFrame, rates: pd.Series, inclusive: pd.Ser
     return pd.DataFrame({"line_cents": line_cents, "tax_cents": tax}, index=lines.index)
 
 
-def _contact_name(inv: pd.Series) -> str:
-    for key in ("BillToName", "CoworkerCompanyName", "CoworkerFullName"):
-        value = inv.get(key)
-        if isinstance(value, str) and value.strip():
-            return " ".join(value.split())
-    return ""
+def _contact_names(invoices: pd.DataFrame) -> pd.Series:
+    """The Xero contact name per invoice: billing name, else company, else full name; spaces collapsed."""
+    names = pd.Series("", index=invoices.index, dtype="string")
+    for key in ("CoworkerFullName", "CoworkerCompanyName", "BillToName"):  # later keys win
+        if key in invoices.columns:
+            value = invoices[key].astype("string").str.split().str.join(" ").fillna("")
+            names = value.where(value != "", names)
+    return names
 
 
 def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: TransferOptions | None = None,
@@ -171,7 +173,7 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
     exclude(~invoices["CurrencyCode"].isin(currencies),
             "currency " + invoices["CurrencyCode"].astype("string") + " is not enabled in Xero organisation " +
             str(conn.organisation.get("Name")))
-    names = invoices.apply(_contact_name, axis=1)
+    names = _contact_names(invoices)
     exclude(names == "", "customer has no billing, company or full name")
     exclude(names.str.len() > MAX_CONTACT_NAME,
             f"customer name longer than {MAX_CONTACT_NAME} characters (Xero's limit): shorten it in Nexudus")
@@ -213,11 +215,13 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
     existing = _existing_contacts(conn)
     eligible["xero_contact_id"] = eligible["contact_number"].map(existing["by_number"]).astype("object")
     new_contacts = _new_contacts(eligible, existing["names"], coworkers)
-    line_groups = {k: g for k, g in lines[lines["CoworkerInvoiceId"].isin(set(eligible["nexudus_invoice_id"]))]
-                   .sort_values(["CoworkerInvoiceId", "Position"]).groupby("CoworkerInvoiceId")}
+    wanted_lines = lines[lines["CoworkerInvoiceId"].isin(set(eligible["nexudus_invoice_id"]))].sort_values(["CoworkerInvoiceId", "Position"])
+    line_groups: dict[int, list[dict[str, Any]]] = {}
+    for line in wanted_lines.to_dict("records"):
+        line_groups.setdefault(int(line["CoworkerInvoiceId"]), []).append(line)
     tax_by_name = tax_types.set_index("tax_rate_name")["xero_tax_type"].to_dict() if len(tax_types) else {}
-    payloads = {int(inv["Id"]): _payload(inv, line_groups.get(inv["Id"]), tax_by_name, inclusive_business, options)
-                for _, inv in chosen.iterrows()}
+    payloads = {int(inv["Id"]): _payload(inv, line_groups.get(int(inv["Id"]), []), tax_by_name, inclusive_business, options)
+                for inv in chosen.to_dict("records")}
     context = {"location": conn.location, "organisation": conn.organisation.get("Name"), "tenant_id": tenant,
                "period": mapping.context.get("period"), "prices_include_tax": inclusive_business}
     return TransferPlan(eligible, excluded, payloads, new_contacts, tenant, options, context)
@@ -277,23 +281,23 @@ def _date(value: Any) -> str | None:
     return pd.Timestamp(value).date().isoformat()
 
 
-def _payload(inv: pd.Series, lines: pd.DataFrame | None, tax_by_name: dict[str, str], inclusive: bool,
+def _payload(inv: dict[str, Any], lines: list[dict[str, Any]], tax_by_name: dict[str, str], inclusive: bool,
              options: TransferOptions) -> dict[str, Any]:
     """The Xero invoice (or credit note) for one Nexudus invoice."""
     credit = bool(inv["CreditNote"])
     sign = Decimal(-1) if credit else Decimal(1)  # Nexudus credit notes carry negative amounts; Xero's are positive
     items = []
-    for line in (lines.itertuples() if lines is not None else []):
-        description = next((str(v) for v in (line.Description, line.TariffName) if isinstance(v, str) and v.strip()),
-                           f"Nexudus line {line.Id}")
+    for line in lines:
+        description = next((str(v) for v in (line.get("Description"), line.get("TariffName")) if isinstance(v, str) and v.strip()),
+                           f"Nexudus line {line['Id']}")
         item: dict[str, Any] = {
             "Description": description[:4000],
-            "Quantity": Decimal(int(line.Quantity or 0)),
-            "UnitAmount": sign * Decimal(line.UnitPrice or 0),
-            "AccountCode": str(line.FinancialAccountCode),
-            "TaxType": tax_by_name.get(str(line.TaxCategoryName)),
+            "Quantity": Decimal(int(line["Quantity"] or 0)),
+            "UnitAmount": sign * Decimal(line["UnitPrice"] or 0),
+            "AccountCode": str(line["FinancialAccountCode"]),
+            "TaxType": tax_by_name.get(str(line["TaxCategoryName"])),
         }
-        discount = Decimal(line.DiscountAmount or 0) * sign
+        discount = Decimal(line["DiscountAmount"] or 0) * sign
         if discount:
             item["DiscountAmount"] = discount
         items.append(item)

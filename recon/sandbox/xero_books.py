@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS records(
     doc TEXT NOT NULL,
     UNIQUE(tenant, kind, id));
 CREATE INDEX IF NOT EXISTS records_number ON records(tenant, kind, number);
+-- Ids are matched case-insensitively (Xero's GUIDs are), so the lookup index is on lower(id).
+CREATE INDEX IF NOT EXISTS records_id_lower ON records(tenant, kind, lower(id));
 CREATE INDEX IF NOT EXISTS records_updated ON records(tenant, kind, updated_ms);
 CREATE INDEX IF NOT EXISTS records_status ON records(tenant, kind, status);
 """
