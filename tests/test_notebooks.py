@@ -10,6 +10,9 @@ one SQLite state from two processes (ours and the kernel's) is what this
 avoids; a notebook parameter would not do, since ``sandbox_dir`` is not one of
 the notebooks' parameters. ``RECON_CONFIG_DIR`` (set per test by
 ``clean_environ``) keeps the kernel's tokens out of the user's folder too.
+
+What a notebook wrote to Xero is read back after its kernel has exited, by
+starting the sandbox again on the same state folder (one process at a time).
 """
 
 from __future__ import annotations
@@ -21,10 +24,14 @@ import pandas as pd
 import papermill as pm
 import pytest
 
+from recon.ledger import Ledger
 from recon.mapping_problems import Problem
+from recon.sandbox import start
 from recon.sandbox.seed import generate
+from recon.session import connect, register_sandbox
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 STEP_NOTEBOOKS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -46,18 +53,68 @@ def test_notebook_is_committed_without_outputs_or_execution_counts(notebook: Pat
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", STEP_NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_under_papermill(notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before, _ = xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)
+    out_dir = run_notebook(notebook, tmp_path, monkeypatch)
+    if notebook.stem == "01_mapping_check":
+        assert_planted_mismatches(out_dir / "mapping_mismatches.csv")
+    if notebook.stem == "02_transfer":
+        # push is False unless the run says so: the plan is saved, nothing reaches Xero.
+        eligible = pd.read_csv(out_dir / "transfer_plan_eligible.csv", dtype=str)
+        assert len(eligible) and (out_dir / "transfer_plan_excluded.csv").exists()
+        assert not (out_dir / "transfer_outcomes.csv").exists()
+    after, transfers = xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)
+    assert after == before, "a notebook run without push=True must write nothing to Xero"
+    assert transfers.empty
+
+
+@pytest.mark.slow
+def test_the_transfer_notebook_writes_the_plan_to_xero_when_run_with_push_true(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before, _ = xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)
+    out_dir = run_notebook(NOTEBOOKS / "02_transfer.ipynb", tmp_path, monkeypatch, push=True)
+    eligible = pd.read_csv(out_dir / "transfer_plan_eligible.csv", dtype=str)
+    outcomes = pd.read_csv(out_dir / "transfer_outcomes.csv", dtype=str)
+    assert set(outcomes["outcome"]) == {"created"}
+    assert set(outcomes["invoice_number"]) == set(eligible["invoice_number"])
+    after, transfers = xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)
+    assert after - before == set(eligible["invoice_number"]) and before <= after
+    assert set(transfers["state"]) == {"created"} and len(transfers) == len(eligible)
+
+
+def run_notebook(notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **parameters: object) -> Path:
+    """Run a notebook under papermill in its own sandbox; check it ran clean; return its output_dir."""
     monkeypatch.setenv("RECON_SANDBOX_DIR", str(tmp_path / "sandbox"))
     out_dir = tmp_path / "out"
     executed = tmp_path / notebook.name
-    pm.execute_notebook(str(notebook), str(executed), parameters={"output_dir": str(out_dir)}, cwd=str(notebook.parent),
-                        kernel_name="python3", progress_bar=False)
+    pm.execute_notebook(str(notebook), str(executed), parameters={"output_dir": str(out_dir), **parameters},
+                        cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
     nb = nbformat.read(executed, as_version=4)
     assert not nb.metadata["papermill"].get("exception")  # papermill also raises on a failed cell
     assert not [o for cell in nb.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert all(cell.get("execution_count") for cell in nb.cells if cell.cell_type == "code")
     assert_no_secret_in(executed, tmp_path / "sandbox")
-    if notebook.stem == "01_mapping_check":
-        assert_planted_mismatches(out_dir / "mapping_mismatches.csv")
+    return out_dir
+
+
+def xero_documents_and_ledger(state_dir: Path, tmp_path: Path) -> tuple[set[str], pd.DataFrame]:
+    """The invoice and credit-note numbers in the sandbox's Xero organisation, and the ledger's transfers.
+
+    Called before a notebook runs (it makes and seeds the state folder the kernel
+    then opens) and after its kernel has exited: the sandbox is started on the
+    same folder each time, never by two processes at once. The demo params put
+    the ledger in that folder too.
+    """
+    box = start(state_dir)
+    register_sandbox(box)
+    try:
+        with connect(ROOT / "params" / "demo.yaml", sandbox_dir=str(state_dir), output_dir=str(tmp_path / "check")) as conn:
+            numbers = {str(i["InvoiceNumber"]) for i in conn.xero.iter_invoices(summary_only=True) if i["Status"] != "DELETED"}
+            numbers |= {str(n["CreditNoteNumber"]) for n in conn.xero.iter_credit_notes()}
+            with Ledger(conn.ledger_path) as ledger:
+                transfers = ledger.transfers(str(conn.xero.tenant_id))
+    finally:
+        box.stop()
+    return numbers, transfers
 
 
 def assert_no_secret_in(executed: Path, sandbox_dir: Path) -> None:

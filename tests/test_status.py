@@ -135,3 +135,22 @@ def test_the_ageing_view_buckets_what_xero_still_shows_owing(transferred: tuple[
     assert ageing["invoices"].sum() == len(diff.unpaid)
     for currency, group in ageing.groupby("currency"):
         assert group["amount_due"].sum() == diff.unpaid[diff.unpaid["currency"] == currency]["amount_due"].sum()
+
+
+def test_the_status_panel_writes_only_after_confirmation_and_only_once(
+        transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    from recon.widgets import StatusPanel
+
+    conn, ledger, _ = transferred
+    diff = sync_status(conn, ledger)
+    panel = StatusPanel(conn, ledger, diff)
+    assert panel.button.description == f"Mark {len(diff.paid_in_xero)} invoices paid in Nexudus"
+    panel.request()
+    assert panel.is_confirming and ledger.payments(conn.xero.tenant_id).empty
+    panel.cancel()
+    assert not panel.is_confirming
+    panel.request()
+    result = panel.confirm()
+    assert set(result["outcome"]) == {"applied"} and len(result) == len(diff.paid_in_xero)
+    assert panel.confirm() is result  # a second press does not apply again
+    assert panel.button.disabled

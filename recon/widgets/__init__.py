@@ -1,0 +1,25 @@
+"""ipywidgets panels for the notebooks: choose, review and save fixes the mapping check suggests.
+
+Floor 3: may import the steps (``recon.mapping``) and the leaves; no step
+imports this module. Every panel keeps its logic in plain methods (``select``,
+``proposed_map``, ``show_changes``, ``save``) so tests drive it without a
+browser; the widgets only call those methods and show what they return.
+
+``TaxMapEditor`` edits the tax map (Nexudus tax rate name -> Xero TaxType)
+for the tax rates a map can fix. Nothing is written until the diff of the
+current choices has been shown: ``save`` refuses otherwise.
+
+``TransferPanel`` previews a transfer plan, narrows it with a filter, and
+pushes it to Xero only after two presses: *Transfer* reveals what would be
+written and where, *Confirm* writes it (``request_transfer``, ``confirm``,
+``cancel``, ``set_filter``).
+
+``StatusPanel`` marks in Nexudus the invoices fully paid in Xero, after a
+confirmation, with a progress bar (``request``, ``confirm``, ``cancel``).
+"""
+
+from recon.widgets.status import StatusPanel
+from recon.widgets.tax_map import MAP_FIXABLE, NO_MAPPING, TaxMapEditor
+from recon.widgets.transfer import ALL_CURRENCIES, TransferPanel
+
+__all__ = ["ALL_CURRENCIES", "MAP_FIXABLE", "NO_MAPPING", "StatusPanel", "TaxMapEditor", "TransferPanel"]
