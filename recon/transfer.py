@@ -153,8 +153,10 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
     base_currency = conn.organisation.get("BaseCurrency")
     currencies = set(conn.xero.fetch_currencies()["Code"]) | {base_currency}
     ledger_done = ledger.transferred_ids(tenant) if ledger else set()
-    numbers = [n for n in invoices["InvoiceNumber"].dropna().astype(str)]
-    in_xero = _numbers_in_xero(conn, numbers)
+    # Ask Xero only about numbers the ledger does not already account for.
+    numbers = [str(n) for n, i in zip(invoices["InvoiceNumber"], invoices["Id"], strict=True)
+               if isinstance(n, str) and n and int(i) not in ledger_done]
+    in_xero = _numbers_in_xero(conn, numbers) if numbers else set()
 
     reasons = pd.Series("", index=invoices.index, dtype="string")
 
@@ -228,7 +230,7 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
 
 
 def _numbers_in_xero(conn: Any, numbers: list[str]) -> set[str]:
-    """Which of these invoice or credit-note numbers Xero already has (chunks of 50 per call)."""
+    """Which of these invoice numbers Xero already has (as many numbers per call as a URL holds)."""
     found = {str(inv.get("InvoiceNumber")) for inv in conn.xero.iter_invoices(invoice_numbers=numbers, summary_only=True)
              if inv.get("Status") != "DELETED"}
     return found
@@ -462,6 +464,7 @@ def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
     todo = plan.eligible[~plan.eligible["nexudus_invoice_id"].isin(done)]
     for row in plan.eligible[plan.eligible["nexudus_invoice_id"].isin(done)].to_dict("records"):
         outcomes.append(_outcome(row, "skipped", messages=None) | {"messages": "already transferred (ledger)"})
+    skipped = len(outcomes)
     contact_ids = dict(zip(todo["contact_number"], todo["xero_contact_id"], strict=True))
     contact_ids = {k: v for k, v in contact_ids.items() if isinstance(v, str)}
     contact_ids.update(_create_contacts(conn, plan, ledger))
@@ -491,7 +494,7 @@ def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
                 recover(conn, ledger)
                 outcomes.extend(_outcome(r, "skipped", messages=[stop_reason]) for r in ready)
             if progress:
-                progress(min(len(outcomes), total), total)
+                progress(min(len(outcomes) - skipped, total), total)
     if plan.options.write_back:
         _write_back(conn, ledger, tenant)
     frame = pd.DataFrame(outcomes, columns=OUTCOME_COLUMNS)

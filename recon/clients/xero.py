@@ -416,8 +416,8 @@ class XeroClient:
                 yield from page
             return
         name, values = chunked[0]
-        for start in range(0, len(values), IDS_PER_CALL):
-            query = dict(base, **{name: ",".join(values[start:start + IDS_PER_CALL])})
+        for chunk in _chunks_for_url(values, IDS_PER_CALL if name == "IDs" else None):
+            query = dict(base, **{name: ",".join(chunk)})
             for page in self.iter_pages("/Invoices", "Invoices", query, page_size=page_size, modified_since=modified_since):
                 yield from page
 
@@ -493,6 +493,26 @@ class XeroClient:
             clause = " OR ".join(f'CreditNoteNumber=="{n}"' for n in values[start:start + IDS_PER_CALL])
             for page in self.iter_pages("/CreditNotes", "CreditNotes", {"where": clause}, modified_since=modified_since):
                 yield from page
+
+
+# Keep a list filter's query text under this many characters: ~52 GUIDs are known to fit (reference §3.4),
+# so short invoice numbers may go 100 or more to a call.
+URL_LIST_BUDGET = 1900
+
+
+def _chunks_for_url(values: list[str], max_items: int | None) -> Iterator[list[str]]:
+    """Split a comma-separated filter so each call's list stays within the URL budget (and ``max_items``)."""
+    chunk: list[str] = []
+    length = 0
+    for value in values:
+        cost = len(value) + 3  # the value, URL-encoded comma
+        if chunk and (length + cost > URL_LIST_BUDGET or (max_items is not None and len(chunk) >= max_items)):
+            yield chunk
+            chunk, length = [], 0
+        chunk.append(value)
+        length += cost
+    if chunk:
+        yield chunk
 
 
 def _json_default(obj: Any) -> Any:

@@ -124,6 +124,7 @@ class Books:
         self.store = store
         self.clock = clock
         self._lock = threading.RLock()
+        self._names: dict[str, dict[str, str]] = {}  # a cache of active contact names, per tenant
         store.ensure_schema(SCHEMA)
 
     # ---- loading -------------------------------------------------------
@@ -213,6 +214,13 @@ class Books:
             "updated_ms=excluded.updated_ms, doc=excluded.doc",
             (tenant, kind, rid, number, status, doc["UpdatedMs"], created_by, jsonutil.dumps(doc)),
         )
+        names = self._names.get(tenant) if kind == "Contact" else None
+        if names is not None:
+            # Keep the name cache in step; a rolled-back transaction drops it (see save_invoice).
+            for key in [k for k, v in names.items() if v == rid]:
+                del names[key]
+            if doc.get("ContactStatus") == "ACTIVE":
+                names[str(doc.get("Name", "")).casefold()] = rid
 
     def accounts_by_code(self, tenant: str) -> dict[str, dict[str, Any]]:
         return {a["Code"]: a for a in self.records(tenant, "Account") if a.get("Code")}
@@ -233,11 +241,18 @@ class Books:
             if found:
                 return found[0]
         if ref.get("Name"):
-            name = str(ref["Name"]).casefold()
-            for c in self.records(tenant, "Contact", statuses=["ACTIVE"]):
-                if str(c.get("Name", "")).casefold() == name:
-                    return c
+            contact_id = self._active_names(tenant).get(str(ref["Name"]).casefold())
+            return self.record(tenant, "Contact", contact_id) if contact_id else None
         return None
+
+    def _active_names(self, tenant: str) -> dict[str, str]:
+        """Folded name -> ContactID of the tenant's ACTIVE contacts (kept in step by ``_save``)."""
+        names = self._names.get(tenant)
+        if names is None:
+            names = {str(c.get("Name", "")).casefold(): c["ContactID"]
+                     for c in self.records(tenant, "Contact", statuses=["ACTIVE"])}
+            self._names[tenant] = names
+        return names
 
     @staticmethod
     def _contact_name_errors(name: Any) -> list[str]:
@@ -331,6 +346,7 @@ class Books:
                            status=doc["Status"], created_by=client_id if existing is None else None)
                 return Outcome(doc=doc, created=existing is None)
         except _Rollback as rollback:
+            self._names.pop(tenant, None)  # it may hold a contact the rollback undid
             return Outcome(errors=rollback.errors)
 
     def _find_existing_invoice(self, tenant: str, element: dict[str, Any], mode: str,
@@ -697,6 +713,7 @@ class Books:
                            status=note["Status"], created_by=client_id)
                 return Outcome(doc=note, created=True)
         except _Rollback as rollback:
+            self._names.pop(tenant, None)  # it may hold a contact the rollback undid
             return Outcome(errors=rollback.errors)
 
     def _next_credit_note_number(self, tenant: str) -> str:
