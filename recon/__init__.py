@@ -1,3 +1,61 @@
-"""recon: reconcile Nexudus billing with Xero books from Jupyter."""
+"""recon: reconcile Nexudus billing with Xero books from Jupyter.
+
+The front door: the names a notebook or a script should use. Everything else
+stays importable but is not promised.
+
+    from recon import connect, check_location, plan_transfer, push, sync_status, apply_paid
+"""
+
+from recon.errors import (
+    ApiRejected,
+    AuthError,
+    ClientError,
+    LedgerConflict,
+    MappingBlocked,
+    NotFound,
+    ParamsError,
+    RateLimited,
+    ReconError,
+    ServiceUnavailable,
+    StepError,
+    WrongOrganisation,
+)
+from recon.ledger import Ledger
+from recon.mapping import MappingResult, check_location
+from recon.params import RunParams, load_params
+from recon.session import Connection, connect
+from recon.status import Difference, StatusDiff, apply_paid, sync_status
+from recon.transfer import TransferOptions, TransferPlan, TransferResult, plan_transfer, push
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ApiRejected",
+    "AuthError",
+    "ClientError",
+    "Connection",
+    "Difference",
+    "Ledger",
+    "LedgerConflict",
+    "MappingBlocked",
+    "MappingResult",
+    "NotFound",
+    "ParamsError",
+    "RateLimited",
+    "ReconError",
+    "RunParams",
+    "ServiceUnavailable",
+    "StatusDiff",
+    "StepError",
+    "TransferOptions",
+    "TransferPlan",
+    "TransferResult",
+    "WrongOrganisation",
+    "apply_paid",
+    "check_location",
+    "connect",
+    "load_params",
+    "plan_transfer",
+    "push",
+    "sync_status",
+]
