@@ -23,6 +23,7 @@ from recon.errors import (
 from recon.ledger import Ledger
 from recon.mapping import MappingResult, check_location
 from recon.params import RunParams, load_params
+from recon.report import ReportPaths, build_report
 from recon.session import Connection, connect
 from recon.status import Difference, StatusDiff, apply_paid, sync_status
 from recon.transfer import TransferOptions, TransferPlan, TransferResult, plan_transfer, push
@@ -43,6 +44,7 @@ __all__ = [
     "ParamsError",
     "RateLimited",
     "ReconError",
+    "ReportPaths",
     "RunParams",
     "ServiceUnavailable",
     "StatusDiff",
@@ -52,6 +54,7 @@ __all__ = [
     "TransferResult",
     "WrongOrganisation",
     "apply_paid",
+    "build_report",
     "check_location",
     "connect",
     "load_params",

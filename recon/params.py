@@ -153,7 +153,7 @@ def load_params(path: str | Path) -> RunParams:
         raw = yaml.safe_load(Path(path).read_text("utf-8"))
     except FileNotFoundError:
         raise ParamsError("params file not found", file=source) from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: YAML's own date parsing (2026-13-01)
         raise ParamsError(f"not valid YAML: {exc}", file=source) from None
     if raw is None:
         raw = {}
