@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recon.errors import ReconError
+from recon.errors import ParamsError, ReconError
 from recon.params import RunParams, load_params
 from recon.report import ReportPaths, StepRun, StepStatus, build_report
 
@@ -171,6 +171,28 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+def login(params_file: Path, ask: Callable[[str], str] = input) -> int:
+    """Sign in to a Xero web app (authorization code + PKCE) once; the refresh token is kept for later runs.
+
+    Prints the address to open, asks for the address the browser was sent back to,
+    and stores the tokens in the user config folder (0600). Never prints a token.
+    """
+    from recon.clients.xero import XeroClient
+    from recon.session import xero_config_for
+
+    params = load_params(params_file)
+    if params.target != "live" or params.xero.grant != "authorization_code":
+        raise ParamsError("`recon login` is for a Xero web app: set target: live and xero.grant: authorization_code "
+                          "(a Custom Connection needs no sign-in)", file=str(params_file), key="xero.grant")
+    with XeroClient(xero_config_for(params)) as client:
+        print("Open this address, sign in to Xero and allow access:")
+        print(client.authorization_url(), flush=True)
+        client.finish_login(ask("Paste the address your browser was sent back to: ").strip())
+        for connection in client.connections():
+            print(f"connected: {connection.get('tenantName')} ({connection['tenantId']})")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recon", description="Reconcile Nexudus with Xero.",
                                      epilog="exit codes: 0 every step ran, 1 a step failed, 2 bad params or files, 130 interrupted")
@@ -180,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--out", type=Path, default=None, help="output root (default: the params file's output_dir)")
     p_run.add_argument("--only", action="append", metavar="NAME",
                        help="run only notebooks whose name contains NAME (repeatable); the others are marked skipped")
+    p_login = sub.add_parser("login", help="sign in to a Xero web app once (authorization code + PKCE)")
+    p_login.add_argument("params_file", type=Path, metavar="PARAMS")
     args = parser.parse_args(argv)
     try:
+        if args.command == "login":
+            return login(args.params_file)
         return run(args.params_file, args.out, args.only)
     except ReconError as exc:
         print(f"recon: {exc}", file=sys.stderr)

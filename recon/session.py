@@ -104,6 +104,11 @@ def connect(params: RunParams | str | Path, **overrides: Any) -> Connection:
                       ledger_path=Path(ledger), sandbox=box)
 
 
+def xero_config_for(params: RunParams) -> XeroConfig:
+    """The Xero client settings of a live params file (credentials from the environment)."""
+    return _xero_config(params, None, {})
+
+
 def _xero_config(params: RunParams, box: Sandbox | None, business: dict[str, Any]) -> XeroConfig:
     xs = params.xero
     if box is None:

@@ -239,3 +239,41 @@ def test_only_runs_the_named_steps_and_marks_the_others_skipped(tmp_path: Path, 
 
 def test_two_runs_in_the_same_second_get_their_own_folders(tmp_path: Path) -> None:
     assert cli.new_run_dir(tmp_path) != cli.new_run_dir(tmp_path)
+
+
+def test_recon_login_signs_in_to_a_web_app_with_pkce_and_keeps_the_tokens(sandbox, tmp_path, monkeypatch, capsys) -> None:
+    """`recon login` against the sandbox's web app: open the address, paste the redirect, tokens stored."""
+    import httpx
+
+    from recon.cli import login
+    from recon.clients.tokens import TokenStore
+
+    app = sandbox.xero_apps["recon demo (web app)"]
+    params = tmp_path / "live.yaml"
+    params.write_text(
+        "target: live\n"
+        "xero:\n"
+        f"  api_url: {sandbox.xero_api_url}\n  identity_url: {sandbox.xero_identity_url}\n"
+        f"  token_url: {sandbox.xero_token_url}\n  authorize_url: {sandbox.xero_authorize_url}\n"
+        "  grant: authorization_code\n  client_id_env: WEB_APP_ID\n"
+        f"  redirect_uri: {app['redirect_uris'][0]}\n")
+    monkeypatch.setenv("WEB_APP_ID", app["client_id"])
+
+    def browser(prompt: str) -> str:
+        address = capsys.readouterr().out.splitlines()[-1]
+        return httpx.get(address, follow_redirects=False).headers["Location"]
+
+    assert login(params, ask=browser) == 0
+    out = capsys.readouterr().out
+    assert "connected: Hive Coworking UK Ltd" in out
+    saved = list(TokenStore().folder.glob("*.json"))
+    assert len(saved) == 1 and "refresh_token" in saved[0].read_text()
+    assert saved[0].read_text().split('"refresh_token": "')[1].split('"')[0] not in out
+
+
+def test_recon_login_refuses_a_custom_connection_params_file(tmp_path) -> None:
+    from recon.cli import main
+
+    params = tmp_path / "cc.yaml"
+    params.write_text("target: live\n")
+    assert main(["login", str(params)]) == 2
