@@ -60,6 +60,13 @@ def transfer_plan_html(plan: Any) -> str:
     parts.append(styled(plan.totals(), money=["total"]))
     if len(plan.new_contacts):
         parts.append(f"<p>{len(plan.new_contacts)} new Xero contacts will be created first.</p>")
+    left = plan.context.get("day_calls_left")
+    budget_note = f"{plan.write_calls} Xero write calls needed"
+    if left is not None:
+        budget_note += f"; {left} calls left in today's limit for this organisation"
+        if plan.write_calls > max(0, left - 10):
+            budget_note += " — <b>does not fit: the oldest invoices go first, the rest wait for the next run</b>"
+    parts.append(f"<p>{budget_note}.</p>")
     parts.append("<h4>Eligible</h4>")
     parts.append(styled(plan.eligible.drop(columns=["xero_contact_id"], errors="ignore"),
                         money=["nexudus_total", "xero_total", "difference"]))
@@ -69,7 +76,7 @@ def transfer_plan_html(plan: Any) -> str:
     return "\n".join(parts)
 
 
-OUTCOME_COLOURS = {"created": "ok", "adopted": "ok", "skipped": "info", "failed": "blocks"}
+OUTCOME_COLOURS = {"created": "ok", "adopted": "ok", "skipped": "info", "deferred": "warning", "failed": "blocks"}
 
 
 def transfer_result_html(result: Any) -> str:

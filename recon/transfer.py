@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -85,6 +86,11 @@ class TransferPlan:
                             self.new_contacts[self.new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))],
                             self.tenant_id, self.options, self.context)
 
+    @property
+    def write_calls(self) -> int:
+        """Xero writes a full push needs: contact batches plus invoice and credit-note batches."""
+        return calls_needed(self.eligible, self.new_contacts, self.options.batch_size)
+
     def describe(self) -> str:
         """'Transfer 297 invoices (GBP 249,653.80; EUR 641.70)'."""
         parts = "; ".join(f"{r.currency} {r.total:,.2f}" for r in self.totals().itertuples())
@@ -97,6 +103,28 @@ class TransferPlan:
         from recon.display import transfer_plan_html
 
         return transfer_plan_html(self)
+
+
+def calls_needed(eligible: pd.DataFrame, new_contacts: pd.DataFrame, batch_size: int = BATCH_SIZE) -> int:
+    """The Xero write calls the batch size forces for these invoices and the contacts they need."""
+    kinds = eligible["kind"].value_counts() if len(eligible) else pd.Series(dtype="int64")
+    needed_contacts = new_contacts[new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))] if len(eligible) else new_contacts.iloc[0:0]
+    return (sum(math.ceil(int(n) / batch_size) for n in kinds.to_numpy())
+            + math.ceil(len(needed_contacts) / batch_size))
+
+
+def fit_budget(eligible: pd.DataFrame, new_contacts: pd.DataFrame, budget: int, batch_size: int = BATCH_SIZE) -> int:
+    """How many of the oldest eligible invoices (by date, then number) fit in ``budget`` write calls."""
+    if calls_needed(eligible, new_contacts, batch_size) <= budget:
+        return len(eligible)
+    low, high = 0, len(eligible)  # calls_needed grows with the prefix: binary search the longest that fits
+    while low < high:
+        mid = (low + high + 1) // 2
+        if calls_needed(eligible.iloc[:mid], new_contacts, batch_size) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def _cents4(values: pd.Series) -> np.ndarray:
@@ -212,7 +240,7 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
         "kind": np.where(chosen["CreditNote"].astype(bool), "credit_note", "invoice"),
         "coworker_id": chosen["CoworkerId"], "contact_number": contact_numbers, "contact_name": names[eligible_mask],
         "currency": chosen["CurrencyCode"], "nexudus_total": chosen["TotalAmount"], "xero_total": chosen["xero_total"],
-        "difference": chosen["difference"],
+        "difference": chosen["difference"], "date": chosen["CreatedOn"],
     }).reset_index(drop=True)
     existing = _existing_contacts(conn)
     eligible["xero_contact_id"] = eligible["contact_number"].map(existing["by_number"]).astype("object")
@@ -225,7 +253,8 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
     payloads = {int(inv["Id"]): _payload(inv, line_groups.get(int(inv["Id"]), []), tax_by_name, inclusive_business, options)
                 for inv in chosen.to_dict("records")}
     context = {"location": conn.location, "organisation": conn.organisation.get("Name"), "tenant_id": tenant,
-               "period": mapping.context.get("period"), "prices_include_tax": inclusive_business}
+               "period": mapping.context.get("period"), "prices_include_tax": inclusive_business,
+               "day_calls_left": day_calls_left(conn)}
     return TransferPlan(eligible, excluded, payloads, new_contacts, tenant, options, context)
 
 
@@ -446,14 +475,29 @@ def _create_contacts(conn: Any, plan: TransferPlan, ledger: Ledger) -> dict[str,
     return ids
 
 
+# Calls kept back from a day's budget for the run's own reads (recovery look-ups, the status sync).
+BUDGET_RESERVE = 10
+
+
+def day_calls_left(conn: Any) -> int | None:
+    """What Xero's last answer said is left of today's calls for this organisation (None: not known yet)."""
+    remaining = getattr(conn.xero, "pacer", None)
+    value = remaining.remaining[str(conn.xero.tenant_id)].day if remaining is not None else None
+    return value
+
+
 def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
          progress: Callable[[int, int], None] | None = None,
-         after_batch: Callable[[int, list[dict[str, Any]]], None] | None = None) -> TransferResult:
+         after_batch: Callable[[int, list[dict[str, Any]]], None] | None = None,
+         call_budget: int | None = None) -> TransferResult:
     """Write the plan to Xero. Safe to repeat: nothing is ever created twice.
 
-    ``progress(done, total)`` is called after each batch; ``after_batch`` is a test
-    hook called after Xero answered and before the ledger records it (a crash there
-    is what the ledger's intents exist for).
+    ``call_budget``: Xero write calls this push may make (default: what the last
+    answer's ``X-DayLimit-Remaining`` says, less a reserve). When the plan needs
+    more, the oldest invoices that fit go now and the rest are reported
+    ``deferred`` for the next run. ``progress(done, total)`` is called after each
+    batch; ``after_batch`` is a test hook called after Xero answered and before
+    the ledger records it (a crash there is what the ledger's intents exist for).
     """
     started = time.monotonic()
     calls_before = conn.xero.calls
@@ -465,6 +509,22 @@ def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
     for row in plan.eligible[plan.eligible["nexudus_invoice_id"].isin(done)].to_dict("records"):
         outcomes.append(_outcome(row, "skipped", messages=None) | {"messages": "already transferred (ledger)"})
     skipped = len(outcomes)
+    left_today = day_calls_left(conn)
+    budget = call_budget if call_budget is not None else (None if left_today is None else max(0, left_today - BUDGET_RESERVE))
+    needed = calls_needed(todo, plan.new_contacts, plan.options.batch_size)
+    deferred_count = 0
+    if budget is not None and needed > budget:
+        todo = todo.sort_values(["date", "invoice_number"], kind="stable")
+        fits = fit_budget(todo, plan.new_contacts, budget, plan.options.batch_size)
+        reason = (f"deferred: this push needs {needed} Xero calls and {budget} are left in today's budget; "
+                  "the oldest invoices went first and the next run sends these")
+        outcomes.extend(_outcome(r, "deferred", messages=[reason]) for r in todo.iloc[fits:].to_dict("records"))
+        deferred_count = len(todo) - fits
+        skipped = len(outcomes)
+        todo = todo.iloc[:fits]
+        plan = plan.only(todo["invoice_number"])
+        ledger.event("xero", "call budget", "deferred", tenant_id=tenant, detail={"needed": needed, "budget": budget,
+                                                                                    "deferred": deferred_count})
     contact_ids = dict(zip(todo["contact_number"], todo["xero_contact_id"], strict=True))
     contact_ids = {k: v for k, v in contact_ids.items() if isinstance(v, str)}
     contact_ids.update(_create_contacts(conn, plan, ledger))
@@ -499,7 +559,8 @@ def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
         _write_back(conn, ledger, tenant)
     frame = pd.DataFrame(outcomes, columns=OUTCOME_COLUMNS)
     return TransferResult(frame, {"xero": conn.xero.calls - calls_before}, time.monotonic() - started,
-                          {**plan.context, "eligible": len(plan.eligible)})
+                          {**plan.context, "eligible": len(plan.eligible) + deferred_count, "write_calls_needed": needed,
+                           "call_budget": budget, "deferred": deferred_count})
 
 
 def _send_batch(conn: Any, plan: TransferPlan, ledger: Ledger, kind: str, chunk: list[dict[str, Any]],

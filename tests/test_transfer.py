@@ -180,3 +180,41 @@ def test_contacts_are_keyed_on_a_stable_number_and_never_merged_by_name(fresh_co
     assert len(clash) == 2 and sum(1 for c in clash if c.get("ContactNumber")) == 1
     same_name = plan.eligible[plan.eligible["coworker_id"].isin(planted["same_name_coworkers"])]
     assert same_name["contact_number"].nunique() == 2
+
+
+def test_a_push_larger_than_the_call_budget_sends_the_oldest_part_and_a_later_run_finishes(fresh_conn: Connection) -> None:
+    conn = fresh_conn
+    with _ledger(conn) as ledger:
+        plan = plan_transfer(conn, ledger=ledger)
+        assert plan.write_calls > 5
+        first = push(conn, plan, ledger, call_budget=5)
+        counts = first.counts()
+        assert counts.get("created", 0) > 0 and counts.get("deferred", 0) > 0
+        assert first.calls["xero"] <= 5 + 2  # the budget, plus at most the recovery and contact look-ups
+        created = first.outcomes[first.outcomes["outcome"] == "created"]
+        deferred = first.outcomes[first.outcomes["outcome"] == "deferred"]
+        dates = plan.eligible.set_index("invoice_number")["date"]
+        assert dates[created["invoice_number"]].max() <= dates[deferred["invoice_number"]].min()
+        assert "today's budget" in deferred["messages"].iloc[0]
+        second = push(conn, plan_transfer(conn, ledger=ledger), ledger)
+    assert set(second.outcomes["outcome"]) == {"created"}
+    assert set(created["invoice_number"]) | set(second.outcomes["invoice_number"]) == set(plan.eligible["invoice_number"])
+    in_xero = _xero_numbers(conn)
+    assert set(in_xero) == set(plan.eligible["invoice_number"]) and max(in_xero.values()) == 1
+
+
+def test_the_budget_comes_from_xeros_day_limit_header(fresh_conn: Connection) -> None:
+    conn = fresh_conn
+    with _ledger(conn) as ledger:
+        plan = plan_transfer(conn, ledger=ledger)
+        from recon.transfer import BUDGET_RESERVE, day_calls_left
+
+        per_day = conn.sandbox.xero.limits.per_day
+        used = per_day - day_calls_left(conn)  # what connect and the plan spent today, as Xero counts it
+        conn.sandbox.xero.limits = conn.sandbox.xero.limits.with_(per_day=used + 1 + BUDGET_RESERVE + 3)
+        conn.xero.fetch_currencies()  # any answer refreshes X-DayLimit-Remaining
+        assert day_calls_left(conn) == BUDGET_RESERVE + 3
+        result = push(conn, plan, ledger)
+    assert result.context["call_budget"] == 3
+    assert result.counts().get("deferred", 0) > 0
+    assert "failed" not in result.counts()
