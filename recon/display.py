@@ -76,7 +76,7 @@ def transfer_plan_html(plan: Any) -> str:
     return "\n".join(parts)
 
 
-OUTCOME_COLOURS = {"created": "ok", "adopted": "ok", "skipped": "info", "deferred": "warning", "failed": "blocks"}
+OUTCOME_COLOURS = {"created": "ok", "adopted": "ok", "skipped": "info", "deferred": "warning", "failed": "blocks", "refused": "blocks"}
 
 
 def transfer_result_html(result: Any) -> str:

@@ -23,7 +23,7 @@ import yaml
 
 from recon.errors import ParamsError
 
-__all__ = ["NexudusSettings", "RunParams", "XeroSettings", "load_params", "NOTEBOOK_PARAMETERS"]
+__all__ = ["LocationMap", "NexudusSettings", "RunParams", "XeroSettings", "load_params", "NOTEBOOK_PARAMETERS"]
 
 # The keys a notebook's parameters cell takes (the rest stay in the params file).
 NOTEBOOK_PARAMETERS = ("params_file", "period_start", "period_end", "location", "organisation", "tax_map_file",
@@ -54,6 +54,15 @@ class NexudusSettings:
 
 
 @dataclass(frozen=True)
+class LocationMap:
+    """Where one Nexudus location books: its Xero organisation and, when several share one, its tracking option."""
+
+    organisation: str
+    tracking_category: str | None = None
+    tracking_option: str | None = None
+
+
+@dataclass(frozen=True)
 class RunParams:
     """Everything one run needs to know, validated."""
 
@@ -71,6 +80,14 @@ class RunParams:
     apply: bool = False
     xero: XeroSettings = field(default_factory=XeroSettings)
     nexudus: NexudusSettings = field(default_factory=NexudusSettings)
+    # Nexudus location name -> where it books. Empty: the run's one location books into
+    # ``organisation`` (or, on the sandbox, the organisation the sandbox wires it to).
+    locations: dict[str, LocationMap] = field(default_factory=dict)
+
+    def location_map(self, name: str) -> LocationMap | None:
+        """The map entry of a location (names compared case-insensitively)."""
+        folded = name.casefold()
+        return next((m for n, m in self.locations.items() if n.casefold() == folded), None)
 
     def with_overrides(self, **changes: Any) -> RunParams:
         """A copy with notebook/CLI overrides applied and validated (``None`` keeps the value)."""
@@ -129,6 +146,40 @@ def _validate(params: RunParams) -> RunParams:
     return params
 
 
+def _locations(raw: Any, source: str) -> dict[str, LocationMap]:
+    """Read and check the ``locations`` map; two locations in one organisation need distinct tracking options."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ParamsError("must map each Nexudus location to {organisation, tracking_category, tracking_option}",
+                          file=source, key="locations")
+    out: dict[str, LocationMap] = {}
+    for name, entry in raw.items():
+        key = f"locations.{name}"
+        if isinstance(entry, str):
+            entry = {"organisation": entry}
+        if not isinstance(entry, dict) or not entry.get("organisation"):
+            raise ParamsError("needs an organisation (Xero tenant name or id)", file=source, key=key)
+        unknown = sorted(set(entry) - {"organisation", "tracking_category", "tracking_option"})
+        if unknown:
+            raise ParamsError(f"unknown setting(s) {', '.join(unknown)}", file=source, key=f"{key}.{unknown[0]}")
+        if bool(entry.get("tracking_category")) != bool(entry.get("tracking_option")):
+            raise ParamsError("tracking_category and tracking_option go together", file=source, key=key)
+        out[str(name)] = LocationMap(str(entry["organisation"]), entry.get("tracking_category"), entry.get("tracking_option"))
+    by_org: dict[str, list[str]] = {}
+    for name, m in out.items():
+        by_org.setdefault(m.organisation.casefold(), []).append(name)
+    for names in by_org.values():
+        if len(names) < 2:
+            continue
+        options = [(out[n].tracking_category, out[n].tracking_option) for n in names]
+        if any(o[1] is None for o in options) or len(set(options)) < len(options):
+            raise ParamsError(f"locations {', '.join(names)} share Xero organisation {out[names[0]].organisation!r}: each needs "
+                              "its own tracking option (e.g. tracking_category: Location), or its invoices could not be told apart",
+                              file=source, key=f"locations.{names[1]}")
+    return out
+
+
 def _section(cls: type, raw: Any, source: str, key: str) -> Any:
     if raw is None:
         return cls()
@@ -166,6 +217,8 @@ def load_params(path: str | Path) -> RunParams:
     data = dict(raw)
     data["xero"] = _section(XeroSettings, raw.get("xero"), source, "xero")
     data["nexudus"] = _section(NexudusSettings, raw.get("nexudus"), source, "nexudus")
-    params = RunParams(source=source, **_coerce({k: v for k, v in data.items() if k not in ("xero", "nexudus")}, source),
-                       xero=data["xero"], nexudus=data["nexudus"])
+    locations = _locations(raw.get("locations"), source)
+    params = RunParams(source=source, **_coerce({k: v for k, v in data.items() if k not in ("xero", "nexudus", "locations")},
+                                                source),
+                       xero=data["xero"], nexudus=data["nexudus"], locations=locations)
     return _validate(params)

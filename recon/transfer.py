@@ -250,11 +250,13 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
     for line in wanted_lines.to_dict("records"):
         line_groups.setdefault(int(line["CoworkerInvoiceId"]), []).append(line)
     tax_by_name = tax_types.set_index("tax_rate_name")["xero_tax_type"].to_dict() if len(tax_types) else {}
-    payloads = {int(inv["Id"]): _payload(inv, line_groups.get(int(inv["Id"]), []), tax_by_name, inclusive_business, options)
+    tracking = getattr(conn, "tracking", None)
+    payloads = {int(inv["Id"]): _payload(inv, line_groups.get(int(inv["Id"]), []), tax_by_name, inclusive_business, options,
+                                         tracking)
                 for inv in chosen.to_dict("records")}
     context = {"location": conn.location, "organisation": conn.organisation.get("Name"), "tenant_id": tenant,
                "period": mapping.context.get("period"), "prices_include_tax": inclusive_business,
-               "day_calls_left": day_calls_left(conn)}
+               "day_calls_left": day_calls_left(conn), "tracking": getattr(conn, "tracking", None)}
     return TransferPlan(eligible, excluded, payloads, new_contacts, tenant, options, context)
 
 
@@ -313,8 +315,8 @@ def _date(value: Any) -> str | None:
 
 
 def _payload(inv: dict[str, Any], lines: list[dict[str, Any]], tax_by_name: dict[str, str], inclusive: bool,
-             options: TransferOptions) -> dict[str, Any]:
-    """The Xero invoice (or credit note) for one Nexudus invoice."""
+             options: TransferOptions, tracking: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The Xero invoice (or credit note) for one Nexudus invoice; ``tracking`` tags every line with the location."""
     credit = bool(inv["CreditNote"])
     sign = Decimal(-1) if credit else Decimal(1)  # Nexudus credit notes carry negative amounts; Xero's are positive
     items = []
@@ -331,6 +333,8 @@ def _payload(inv: dict[str, Any], lines: list[dict[str, Any]], tax_by_name: dict
         discount = Decimal(line["DiscountAmount"] or 0) * sign
         if discount:
             item["DiscountAmount"] = discount
+        if tracking:
+            item["Tracking"] = [{"Name": tracking[0], "Option": tracking[1]}]
         items.append(item)
     date_field = "InvoiceFromDate" if options.invoice_date == "period" else "CreatedOn"
     payload: dict[str, Any] = {
@@ -479,6 +483,21 @@ def _create_contacts(conn: Any, plan: TransferPlan, ledger: Ledger) -> dict[str,
 BUDGET_RESERVE = 10
 
 
+def _wrong_place(conn: Any, plan: TransferPlan) -> str | None:
+    """Why this plan must not be written through this connection, if it must not."""
+    location = plan.context.get("location")
+    if str(conn.xero.tenant_id) != plan.tenant_id:
+        return (f"refused: this plan is for Xero organisation {plan.tenant_id} but the connection writes to "
+                f"{conn.xero.tenant_id}; invoices of {location} go only to their own organisation")
+    if location is not None and location != conn.location:
+        return (f"refused: this plan holds invoices of {location} but the connection is for {conn.location}; "
+                "connect to that location and plan again")
+    mapped = conn.params.location_map(str(location)) if location else None
+    if mapped is not None and plan.context.get("tracking") != getattr(conn, "tracking", None):
+        return f"refused: the plan's tracking {plan.context.get('tracking')} is not {location}'s {getattr(conn, 'tracking', None)}"
+    return None
+
+
 def day_calls_left(conn: Any) -> int | None:
     """What Xero's last answer said is left of today's calls for this organisation (None: not known yet)."""
     remaining = getattr(conn.xero, "pacer", None)
@@ -502,6 +521,13 @@ def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
     started = time.monotonic()
     calls_before = conn.xero.calls
     tenant = plan.tenant_id
+    refusal = _wrong_place(conn, plan)
+    if refusal:
+        # Never written, never silently dropped: every invoice is reported refused and the ledger says why.
+        ledger.event("xero", "push refused", "refused", tenant_id=str(conn.xero.tenant_id), detail=refusal)
+        frame = pd.DataFrame([_outcome(r, "refused", messages=[refusal]) for r in plan.eligible.to_dict("records")],
+                             columns=OUTCOME_COLUMNS)
+        return TransferResult(frame, {"xero": 0}, time.monotonic() - started, {**plan.context, "refused": refusal})
     outcomes: list[dict[str, Any]] = []
     recover(conn, ledger)
     done = ledger.transferred_ids(tenant)

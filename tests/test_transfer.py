@@ -218,3 +218,17 @@ def test_the_budget_comes_from_xeros_day_limit_header(fresh_conn: Connection) ->
     assert result.context["call_budget"] == 3
     assert result.counts().get("deferred", 0) > 0
     assert "failed" not in result.counts()
+
+
+def test_a_plan_for_one_location_is_refused_through_another_locations_connection(fresh_conn: Connection) -> None:
+    from recon.session import connect
+
+    conn = fresh_conn
+    with _ledger(conn) as ledger:
+        plan = plan_transfer(conn, ledger=ledger)
+        with connect(conn.params.with_overrides(location="Hive Dublin Docklands")) as dublin:
+            result = push(dublin, plan, ledger)
+        assert set(result.outcomes["outcome"]) == {"refused"}
+        assert "go only to their own organisation" in result.outcomes["messages"].iloc[0]
+        assert "push refused" in set(ledger.events()["action"])
+    assert not _xero_numbers(conn)

@@ -367,6 +367,11 @@ class XeroClient:
                              "CanApplyToRevenue", "CanApplyToExpenses", "CanApplyToLiabilities", "CanApplyToAssets",
                              "CanApplyToEquity"])
 
+    def fetch_tracking_categories(self, include_archived: bool = False) -> list[dict[str, Any]]:
+        """Tracking categories with their options (``GET /TrackingCategories``)."""
+        params = {"includeArchived": "true"} if include_archived else None
+        return self._get("/TrackingCategories", params)["TrackingCategories"]
+
     def fetch_currencies(self) -> pd.DataFrame:
         return _frame(self._get("/Currencies")["Currencies"], ["Code", "Description"])
 
