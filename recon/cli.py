@@ -76,24 +76,27 @@ def new_run_dir(root: Path) -> Path:
     raise FileExistsError(f"cannot make a new run folder in {root}")
 
 
-def notebook_parameters(notebook: Path, params_file: Path, run_dir: Path, params: RunParams) -> dict[str, Any]:
-    """What papermill passes to a notebook: paths and run switches it declares; never a credential."""
+def notebook_parameters(notebook: Path, params_file: Path, run_dir: Path, params: RunParams,
+                        location: str | None = None) -> dict[str, Any]:
+    """What papermill passes to a notebook: paths, run switches and the location it declares; never a credential."""
     import papermill as pm
 
     offered: dict[str, Any] = {"params_file": str(params_file.resolve()), "output_dir": str(run_dir.resolve()),
                                **{name: getattr(params, name) for name in SWITCHES}}
+    if location:
+        offered["location"] = location
     declared = pm.inspect_notebook(str(notebook))
     return {k: v for k, v in offered.items() if k in declared}
 
 
-def run_step(notebook: Path, params_file: Path, run_dir: Path, params: RunParams) -> StepRun:
+def run_step(notebook: Path, params_file: Path, run_dir: Path, params: RunParams, location: str | None = None) -> StepRun:
     """Execute one notebook into the run folder; a failure becomes a failed ``StepRun``, never an exception."""
     import papermill as pm
 
     started = datetime.now(tz=UTC)
     try:
         pm.execute_notebook(str(notebook), str(run_dir / notebook.name),
-                            parameters=notebook_parameters(notebook, params_file, run_dir, params),
+                            parameters=notebook_parameters(notebook, params_file, run_dir, params, location),
                             cwd=str(notebook.parent), progress_bar=False, kernel_name="python3")
     except pm.PapermillExecutionError as exc:
         return StepRun(notebook.name, StepStatus.FAILED, started, datetime.now(tz=UTC), f"{exc.ename}: {exc.evalue}",
@@ -105,7 +108,7 @@ def run_step(notebook: Path, params_file: Path, run_dir: Path, params: RunParams
 
 
 def run_steps(notebooks: Sequence[Path], params_file: Path, run_dir: Path, params: RunParams, only: Sequence[str] | None,
-              record: Callable[[StepRun], None], say: Callable[[str], None]) -> None:
+              record: Callable[[StepRun], None], say: Callable[[str], None], location: str | None = None) -> None:
     """Run the notebooks in order; after a failure the rest are skipped. Each outcome goes to ``record`` as it happens."""
     failed: str | None = None
     for nb in notebooks:
@@ -116,7 +119,7 @@ def run_steps(notebooks: Sequence[Path], params_file: Path, run_dir: Path, param
             record(StepRun(nb.name, StepStatus.SKIPPED, note=f"{failed} failed and later steps depend on it"))
             continue
         say(f"running {nb.name}")
-        step = run_step(nb, params_file, run_dir, params)
+        step = run_step(nb, params_file, run_dir, params, location)
         record(step)
         say(f"  {step.status.value} in {step.seconds or 0:.1f} s" + (f": {step.error}" if step.error else ""))
         if step.status == StepStatus.FAILED:
@@ -124,16 +127,24 @@ def run_steps(notebooks: Sequence[Path], params_file: Path, run_dir: Path, param
 
 
 def run(params_file: Path, out_root: Path | None = None, only: Sequence[str] | None = None,
-        notebooks: Sequence[Path] | None = None) -> int:
-    """One scheduled run: the steps, then the report. Returns the exit code (see the module docstring)."""
+        notebooks: Sequence[Path] | None = None, location: str | None = None) -> int:
+    """One scheduled run: the steps, then the report. Returns the exit code (see the module docstring).
+
+    ``location`` runs one Nexudus location of the params' map (a scheduler fans locations out this way).
+    """
     params = load_params(params_file)
+    if location:
+        if params.locations and params.location_map(location) is None:
+            raise ParamsError(f"{location!r} is not in the locations map (known: {', '.join(params.locations)})",
+                              file=str(params_file), key="locations")
+        params = params.with_overrides(location=location)
     notebooks = list(notebooks if notebooks is not None else notebooks_in_order())
     run_dir = new_run_dir(out_root or Path(params.output_dir))
     started = time.time()
     steps: list[StepRun] = []
     code = EXIT_OK
     try:
-        run_steps(notebooks, params_file, run_dir, params, only, steps.append, _say)
+        run_steps(notebooks, params_file, run_dir, params, only, steps.append, _say, location)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
         done = {s.name for s in steps}
@@ -202,13 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--out", type=Path, default=None, help="output root (default: the params file's output_dir)")
     p_run.add_argument("--only", action="append", metavar="NAME",
                        help="run only notebooks whose name contains NAME (repeatable); the others are marked skipped")
+    p_run.add_argument("--location", default=None, metavar="NAME",
+                       help="run one Nexudus location (default: the params' location)")
     p_login = sub.add_parser("login", help="sign in to a Xero web app once (authorization code + PKCE)")
     p_login.add_argument("params_file", type=Path, metavar="PARAMS")
     args = parser.parse_args(argv)
     try:
         if args.command == "login":
             return login(args.params_file)
-        return run(args.params_file, args.out, args.only)
+        return run(args.params_file, args.out, args.only, location=args.location)
     except ReconError as exc:
         print(f"recon: {exc}", file=sys.stderr)
         return EXIT_EXPECTED

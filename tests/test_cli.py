@@ -277,3 +277,20 @@ def test_recon_login_refuses_a_custom_connection_params_file(tmp_path) -> None:
     params = tmp_path / "cc.yaml"
     params.write_text("target: live\n")
     assert main(["login", str(params)]) == 2
+
+
+def test_run_location_runs_one_location_into_its_own_organisation(state: Path) -> None:
+    """`recon run --location` (how a scheduler fans locations out): Dublin's invoices go to the Irish organisation."""
+    env = {**os.environ, "RECON_SANDBOX_DIR": str(state / "sandbox"), "RECON_CONFIG_DIR": str(state / "config")}
+    out = state / "out-dublin"
+    proc = subprocess.run([sys.executable, "-m", "recon.cli", "run", str(DEMO), "--out", str(out),
+                           "--location", "Hive Dublin Docklands"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = next(out.iterdir())
+    summary = {(r["section"], r["item"]): r["value"] for r in csv.DictReader((run_dir / "csv" / "summary.csv").open())}
+    assert summary[("context", "location")] == "Hive Dublin Docklands"
+    assert summary[("context", "organisation")] == "Hive Coworking Ireland Ltd"
+    outcomes = list(csv.DictReader((run_dir / "transfer_outcomes.csv").open()))
+    assert outcomes and {r["outcome"] for r in outcomes} == {"created"}
+    assert all(r["invoice_number"].startswith("DUB-") and r["currency"] == "EUR" for r in outcomes)
