@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from recon.clients.nexudus import NexudusClient
 from recon.clients.xero import XeroClient, XeroConfig
 from recon.errors import ParamsError, WrongOrganisation

@@ -15,11 +15,9 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from recon.errors import ParamsError, ReconError, StepError
-from recon.ledger import Ledger
+from recon.errors import ParamsError, StepError
 from recon.mapping import MappingResult, load_tax_map, save_tax_map, tax_map_diff
 from recon.mapping_problems import Problem
-from recon.transfer import TransferPlan, TransferResult, push
 
 __all__ = ["MAP_FIXABLE", "NO_MAPPING", "TaxMapEditor", "tax_type_label"]
 

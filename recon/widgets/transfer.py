@@ -6,9 +6,6 @@ Floor 3 (see ``recon.widgets``).
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -16,8 +13,6 @@ import pandas as pd
 
 from recon.errors import ParamsError, ReconError, StepError
 from recon.ledger import Ledger
-from recon.mapping import MappingResult, load_tax_map, save_tax_map, tax_map_diff
-from recon.mapping_problems import Problem
 from recon.transfer import TransferPlan, TransferResult, push
 
 __all__ = ["ALL_CURRENCIES", "TransferPanel"]

@@ -1,358 +1,35 @@
-"""Transfer: Nexudus invoices to Xero as sales invoices, previewed, then pushed safely.
+"""The transfer's push: contacts, then invoices in keyed batches, every write in the ledger first.
 
-Floor 2. Two steps, as an accountant works:
-
-``plan_transfer(conn)`` reads both sides (no writes) and returns a
-``TransferPlan``: every eligible invoice with the Xero payload recon will send
-and the totals Xero will compute (per-line tax, rounded half away from zero to
-the cent), and every excluded invoice with its reason (void, draft, already
-transferred, blocked by the mapping, currency not in the organisation, a total
-Xero would compute differently, a customer name Xero would refuse).
-
-``push(conn, plan, ledger)`` writes: missing contacts first (keyed on a stable
-``ContactNumber``, never a name), then invoices in batches of 50 with
+Floor 2. ``push(conn, plan, ledger)`` writes: missing contacts first (keyed on
+a stable ``ContactNumber``, never a name), then invoices in batches of 50 with
 ``summarizeErrors=false`` and an ``Idempotency-Key`` derived from the batch's
 content. The ledger records the intent before each batch and the outcome
 after; a run that finds intents without outcomes looks those invoice numbers
-up in Xero before sending anything. One invoice's error never stops the batch
-or the run; a whole-batch failure is resolved the same way as a crash.
+up in Xero before sending anything (``recover``). One invoice's error never
+stops the batch or the run; a whole-batch failure is resolved like a crash. A
+push larger than today's call budget sends the oldest invoices and defers the
+rest; a plan offered through another location's connection is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from recon.clients.xero import BATCH_SIZE
 from recon.errors import AuthError, ClientError, RateLimited
 from recon.ledger import Ledger
-from recon.mapping import MappingResult, check_location
-from recon.money import from_minor
 from recon.troubleshooting import explain_all
 
-__all__ = ["TransferOptions", "TransferPlan", "TransferResult", "plan_transfer", "push", "recover"]
-
-CONTACT_NUMBER_PREFIX = "NX-"
-MAX_CONTACT_NAME = 255
-
-
-@dataclass(frozen=True)
-class TransferOptions:
-    """How invoices go over. The defaults are Nexudus' own."""
-
-    status: str = "AUTHORISED"  # DRAFT, SUBMITTED or AUTHORISED
-    invoice_date: str = "issue"  # "issue" (CreatedOn) or "period" (InvoiceFromDate)
-    write_back: bool = True  # store the Xero id in the Nexudus invoice's SystemId
-    batch_size: int = BATCH_SIZE
-
-
-# ---- the plan (preview) --------------------------------------------------------------------
-@dataclass(frozen=True)
-class TransferPlan:
-    """What a push would do. Nothing has been written when you hold one."""
-
-    eligible: pd.DataFrame
-    excluded: pd.DataFrame
-    payloads: dict[int, dict[str, Any]] = field(repr=False)
-    new_contacts: pd.DataFrame = field(repr=False)
-    tenant_id: str = ""
-    options: TransferOptions = field(default_factory=TransferOptions)
-    context: dict[str, Any] = field(default_factory=dict)
-
-    def totals(self) -> pd.DataFrame:
-        """Eligible invoices and money per currency (what the button will say)."""
-        if self.eligible.empty:
-            return pd.DataFrame(columns=["currency", "invoices", "total"])
-        grouped = self.eligible.groupby("currency")
-        return pd.DataFrame({"invoices": grouped.size(), "total": grouped["nexudus_total"].agg(lambda s: sum(s, Decimal("0")))}
-                            ).reset_index()
-
-    def only(self, invoice_numbers: Iterable[str]) -> TransferPlan:
-        """The same plan narrowed to some invoices (a notebook's filter)."""
-        keep = set(invoice_numbers)
-        eligible = self.eligible[self.eligible["invoice_number"].isin(keep)]
-        ids = set(eligible["nexudus_invoice_id"])
-        return TransferPlan(eligible.reset_index(drop=True), self.excluded, {k: v for k, v in self.payloads.items() if k in ids},
-                            self.new_contacts[self.new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))],
-                            self.tenant_id, self.options, self.context)
-
-    @property
-    def write_calls(self) -> int:
-        """Xero writes a full push needs: contact batches plus invoice and credit-note batches."""
-        return calls_needed(self.eligible, self.new_contacts, self.options.batch_size)
-
-    def describe(self) -> str:
-        """'Transfer 297 invoices (GBP 249,653.80; EUR 641.70)'."""
-        parts = "; ".join(f"{r.currency} {r.total:,.2f}" for r in self.totals().itertuples())
-        return f"Transfer {len(self.eligible)} invoices" + (f" ({parts})" if parts else "")
-
-    def __repr__(self) -> str:
-        return f"<TransferPlan {len(self.eligible)} eligible, {len(self.excluded)} excluded>"
-
-    def _repr_html_(self) -> str:
-        from recon.display import transfer_plan_html
-
-        return transfer_plan_html(self)
-
-
-def calls_needed(eligible: pd.DataFrame, new_contacts: pd.DataFrame, batch_size: int = BATCH_SIZE) -> int:
-    """The Xero write calls the batch size forces for these invoices and the contacts they need."""
-    kinds = eligible["kind"].value_counts() if len(eligible) else pd.Series(dtype="int64")
-    needed_contacts = new_contacts[new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))] if len(eligible) else new_contacts.iloc[0:0]
-    return (sum(math.ceil(int(n) / batch_size) for n in kinds.to_numpy())
-            + math.ceil(len(needed_contacts) / batch_size))
-
-
-def fit_budget(eligible: pd.DataFrame, new_contacts: pd.DataFrame, budget: int, batch_size: int = BATCH_SIZE) -> int:
-    """How many of the oldest eligible invoices (by date, then number) fit in ``budget`` write calls."""
-    if calls_needed(eligible, new_contacts, batch_size) <= budget:
-        return len(eligible)
-    low, high = 0, len(eligible)  # calls_needed grows with the prefix: binary search the longest that fits
-    while low < high:
-        mid = (low + high + 1) // 2
-        if calls_needed(eligible.iloc[:mid], new_contacts, batch_size) <= budget:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
-def _cents4(values: pd.Series) -> np.ndarray:
-    """Amounts as integers in 1/10,000 units (exact for up to four places)."""
-    return np.array([int(Decimal(v or 0).scaleb(4).to_integral_value(ROUND_HALF_UP)) for v in values], dtype=np.int64)
-
-
-def _div_round(numerator: np.ndarray, denominator: np.ndarray | int) -> np.ndarray:
-    """numerator / denominator rounded half away from zero, in integers (denominator > 0)."""
-    sign = np.sign(numerator)
-    return sign * ((2 * np.abs(numerator) + denominator) // (2 * np.asarray(denominator)))
-
-
-def predict_xero_totals(lines: pd.DataFrame, rates: pd.Series, inclusive: pd.Series) -> pd.DataFrame:
-    """Xero's LineAmount and TaxAmount per line, in cents, the way Xero computes them.
-
-    LineAmount = Quantity x UnitAmount - DiscountAmount, rounded to the cent; tax
-    per line, rounded to the cent (xero-api.md §3.3); ``rates`` are percentages
-    with up to four places; ``inclusive`` says whether the amounts include tax.
-    """
-    qty = lines["Quantity"].fillna(0).astype("int64").to_numpy()
-    unit4 = _cents4(lines["UnitPrice"])
-    disc4 = _cents4(lines["DiscountAmount"])
-    line_cents = _div_round(qty * unit4 - disc4, 100)
-    rate4 = _cents4(rates)  # 20% -> 200000
-    incl = inclusive.to_numpy(dtype=bool)
-    tax_excl = _div_round(line_cents * rate4, 1_000_000)
-    tax_incl = _div_round(line_cents * rate4, 1_000_000 + rate4)
-    tax = np.where(incl, tax_incl, tax_excl)
-    return pd.DataFrame({"line_cents": line_cents, "tax_cents": tax}, index=lines.index)
-
-
-def _contact_names(invoices: pd.DataFrame) -> pd.Series:
-    """The Xero contact name per invoice: billing name, else company, else full name; spaces collapsed."""
-    names = pd.Series("", index=invoices.index, dtype="string")
-    for key in ("CoworkerFullName", "CoworkerCompanyName", "BillToName"):  # later keys win
-        if key in invoices.columns:
-            value = invoices[key].astype("string").str.split().str.join(" ").fillna("")
-            names = value.where(value != "", names)
-    return names
-
-
-def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: TransferOptions | None = None,
-                  ledger: Ledger | None = None) -> TransferPlan:
-    """Work out what would be transferred and why anything else is not. No writes."""
-    options = options or TransferOptions()
-    mapping = mapping or check_location(conn)
-    inputs = mapping.inputs
-    assert inputs is not None, "plan_transfer needs a MappingResult from check_location"
-    tenant = str(conn.xero.tenant_id)
-    invoices = inputs.invoices.copy()
-    lines = inputs.lines
-    inclusive_business = bool(conn.business.get("PricesIncludeTax", False))
-    base_currency = conn.organisation.get("BaseCurrency")
-    currencies = set(conn.xero.fetch_currencies()["Code"]) | {base_currency}
-    ledger_done = ledger.transferred_ids(tenant) if ledger else set()
-    # Ask Xero only about numbers the ledger does not already account for.
-    numbers = [str(n) for n, i in zip(invoices["InvoiceNumber"], invoices["Id"], strict=True)
-               if isinstance(n, str) and n and int(i) not in ledger_done]
-    in_xero = _numbers_in_xero(conn, numbers) if numbers else set()
-
-    reasons = pd.Series("", index=invoices.index, dtype="string")
-
-    def exclude(mask: pd.Series, reason: pd.Series | str) -> None:
-        nonlocal reasons
-        fresh = mask & (reasons == "")
-        reasons = reasons.where(~fresh, reason if isinstance(reason, str) else reason.astype("string"))
-
-    exclude(invoices["Void"].astype(bool), "void in Nexudus")
-    exclude(invoices["Draft"].astype(bool), "draft in Nexudus (no invoice number yet)")
-    exclude(invoices["Id"].isin(ledger_done), "already transferred (ledger)")
-    exclude(invoices["InvoiceNumber"].isin(in_xero), "already in Xero (same invoice number)")
-    verdicts = mapping.invoices.set_index("invoice_id")
-    blocked = invoices["Id"].map(verdicts["reasons"]).fillna("")
-    exclude(blocked != "", "mapping: " + blocked)
-    exclude(~invoices["CurrencyCode"].isin(currencies),
-            "currency " + invoices["CurrencyCode"].astype("string") + " is not enabled in Xero organisation " +
-            str(conn.organisation.get("Name")))
-    names = _contact_names(invoices)
-    exclude(names == "", "customer has no billing, company or full name")
-    exclude(names.str.len() > MAX_CONTACT_NAME,
-            f"customer name longer than {MAX_CONTACT_NAME} characters (Xero's limit): shorten it in Nexudus")
-
-    # Predict Xero's totals per invoice and hold back any that would not reconcile.
-    tax_types = _tax_types(mapping, lines)
-    rates = lines["TaxCategoryName"].astype("string").fillna("").map(
-        tax_types.set_index("tax_rate_name")["xero_rate"] if len(tax_types) else {}).fillna("0")
-    predicted = predict_xero_totals(lines, rates, pd.Series(inclusive_business, index=lines.index))
-    predicted["invoice_id"] = lines["CoworkerInvoiceId"].to_numpy()
-    per_invoice = predicted.groupby("invoice_id")[["line_cents", "tax_cents"]].sum()
-    line_sum = invoices["Id"].map(per_invoice["line_cents"]).fillna(0).astype("int64")
-    tax_sum = invoices["Id"].map(per_invoice["tax_cents"]).fillna(0).astype("int64")
-    xero_total_cents = line_sum if inclusive_business else line_sum + tax_sum
-    nexudus_cents = invoices["TotalAmount"].map(lambda d: int(Decimal(d).scaleb(2)))
-    difference = nexudus_cents - xero_total_cents
-    invoices["xero_total"] = xero_total_cents.map(from_minor)
-    invoices["difference"] = difference.map(from_minor)
-    exclude(difference != 0, "Xero would total " + invoices["xero_total"].astype(str) + ", Nexudus says " +
-            invoices["TotalAmount"].astype(str) + " (difference " + invoices["difference"].astype(str) +
-            "): fix the rounding in Nexudus or the line amounts")
-
-    eligible_mask = reasons == ""
-    excluded = pd.DataFrame({
-        "nexudus_invoice_id": invoices["Id"], "invoice_number": invoices["InvoiceNumber"],
-        "currency": invoices["CurrencyCode"], "nexudus_total": invoices["TotalAmount"], "reason": reasons,
-    })[~eligible_mask].reset_index(drop=True)
-    chosen = invoices[eligible_mask]
-    coworkers = conn.nexudus.fetch_coworkers().set_index("Id")
-    contact_numbers = chosen["CoworkerId"].map(lambda cid: CONTACT_NUMBER_PREFIX + str(coworkers.at[cid, "UniqueId"])
-                                               if cid in coworkers.index else f"{CONTACT_NUMBER_PREFIX}{cid}")
-    eligible = pd.DataFrame({
-        "nexudus_invoice_id": chosen["Id"], "invoice_number": chosen["InvoiceNumber"],
-        "kind": np.where(chosen["CreditNote"].astype(bool), "credit_note", "invoice"),
-        "coworker_id": chosen["CoworkerId"], "contact_number": contact_numbers, "contact_name": names[eligible_mask],
-        "currency": chosen["CurrencyCode"], "nexudus_total": chosen["TotalAmount"], "xero_total": chosen["xero_total"],
-        "difference": chosen["difference"], "date": chosen["CreatedOn"],
-    }).reset_index(drop=True)
-    existing = _existing_contacts(conn)
-    eligible["xero_contact_id"] = eligible["contact_number"].map(existing["by_number"]).astype("object")
-    new_contacts = _new_contacts(eligible, existing["names"], coworkers)
-    wanted_lines = lines[lines["CoworkerInvoiceId"].isin(set(eligible["nexudus_invoice_id"]))].sort_values(["CoworkerInvoiceId", "Position"])
-    line_groups: dict[int, list[dict[str, Any]]] = {}
-    for line in wanted_lines.to_dict("records"):
-        line_groups.setdefault(int(line["CoworkerInvoiceId"]), []).append(line)
-    tax_by_name = tax_types.set_index("tax_rate_name")["xero_tax_type"].to_dict() if len(tax_types) else {}
-    tracking = getattr(conn, "tracking", None)
-    payloads = {int(inv["Id"]): _payload(inv, line_groups.get(int(inv["Id"]), []), tax_by_name, inclusive_business, options,
-                                         tracking)
-                for inv in chosen.to_dict("records")}
-    context = {"location": conn.location, "organisation": conn.organisation.get("Name"), "tenant_id": tenant,
-               "period": mapping.context.get("period"), "prices_include_tax": inclusive_business,
-               "day_calls_left": day_calls_left(conn), "tracking": getattr(conn, "tracking", None)}
-    return TransferPlan(eligible, excluded, payloads, new_contacts, tenant, options, context)
-
-
-def _numbers_in_xero(conn: Any, numbers: list[str]) -> set[str]:
-    """Which of these invoice numbers Xero already has (as many numbers per call as a URL holds)."""
-    found = {str(inv.get("InvoiceNumber")) for inv in conn.xero.iter_invoices(invoice_numbers=numbers, summary_only=True)
-             if inv.get("Status") != "DELETED"}
-    return found
-
-
-def _tax_types(mapping: MappingResult, lines: pd.DataFrame) -> pd.DataFrame:
-    """Nexudus tax rate name -> the Xero tax type and rate it resolved to.
-
-    Every resolved row counts, even one flagged for some accounts only (a tax type
-    refused on one account is fine on the others); invoices whose lines are blocked
-    never reach a payload.
-    """
-    taxes = mapping.tax_rates.dropna(subset=["xero_tax_type"])
-    taxes = taxes[taxes["tax_rate"] != ""]
-    return taxes[["tax_rate_name", "xero_tax_type", "xero_rate"]].drop_duplicates("tax_rate_name")
-
-
-def _existing_contacts(conn: Any) -> dict[str, Any]:
-    by_number: dict[str, str] = {}
-    names: set[str] = set()
-    for contact in conn.xero.iter_contacts(include_archived=True):
-        if contact.get("ContactNumber"):
-            by_number[str(contact["ContactNumber"])] = contact["ContactID"]
-        if contact.get("ContactStatus") == "ACTIVE":
-            names.add(str(contact.get("Name", "")).casefold())
-    return {"by_number": by_number, "names": names}
-
-
-def _new_contacts(eligible: pd.DataFrame, taken_names: set[str], coworkers: pd.DataFrame) -> pd.DataFrame:
-    """One contact per coworker not yet in Xero; a name already taken gets a distinguishing suffix."""
-    todo = eligible[eligible["xero_contact_id"].isna()].drop_duplicates("contact_number")
-    rows = []
-    taken = set(taken_names)
-    for rec in todo.itertuples():
-        name = rec.contact_name
-        if name.casefold() in taken:
-            email = coworkers.at[rec.coworker_id, "BillingEmail"] if rec.coworker_id in coworkers.index else None
-            suffix = f" ({email})" if isinstance(email, str) and email else f" (Nexudus {rec.coworker_id})"
-            name = name[: MAX_CONTACT_NAME - len(suffix)] + suffix
-        taken.add(name.casefold())
-        email = coworkers.at[rec.coworker_id, "BillingEmail"] if rec.coworker_id in coworkers.index else None
-        rows.append({"coworker_id": rec.coworker_id, "contact_number": rec.contact_number, "name": name,
-                     "email": email if isinstance(email, str) else None})
-    return pd.DataFrame(rows, columns=["coworker_id", "contact_number", "name", "email"])
-
-
-def _date(value: Any) -> str | None:
-    if value is None or pd.isna(value):
-        return None
-    return pd.Timestamp(value).date().isoformat()
-
-
-def _payload(inv: dict[str, Any], lines: list[dict[str, Any]], tax_by_name: dict[str, str], inclusive: bool,
-             options: TransferOptions, tracking: tuple[str, str] | None = None) -> dict[str, Any]:
-    """The Xero invoice (or credit note) for one Nexudus invoice; ``tracking`` tags every line with the location."""
-    credit = bool(inv["CreditNote"])
-    sign = Decimal(-1) if credit else Decimal(1)  # Nexudus credit notes carry negative amounts; Xero's are positive
-    items = []
-    for line in lines:
-        description = next((str(v) for v in (line.get("Description"), line.get("TariffName")) if isinstance(v, str) and v.strip()),
-                           f"Nexudus line {line['Id']}")
-        item: dict[str, Any] = {
-            "Description": description[:4000],
-            "Quantity": Decimal(int(line["Quantity"] or 0)),
-            "UnitAmount": sign * Decimal(line["UnitPrice"] or 0),
-            "AccountCode": str(line["FinancialAccountCode"]),
-            "TaxType": tax_by_name.get(str(line["TaxCategoryName"])),
-        }
-        discount = Decimal(line["DiscountAmount"] or 0) * sign
-        if discount:
-            item["DiscountAmount"] = discount
-        if tracking:
-            item["Tracking"] = [{"Name": tracking[0], "Option": tracking[1]}]
-        items.append(item)
-    date_field = "InvoiceFromDate" if options.invoice_date == "period" else "CreatedOn"
-    payload: dict[str, Any] = {
-        "Type": "ACCRECCREDIT" if credit else "ACCREC",
-        "Reference": str(inv["InvoiceNumber"]),
-        "Date": _date(inv[date_field]) or _date(inv["CreatedOn"]),
-        "CurrencyCode": str(inv["CurrencyCode"]),
-        "LineAmountTypes": "Inclusive" if inclusive else "Exclusive",
-        "Status": options.status,
-        "LineItems": items,
-    }
-    if credit:
-        payload["CreditNoteNumber"] = str(inv["InvoiceNumber"])
-    else:
-        payload["InvoiceNumber"] = str(inv["InvoiceNumber"])
-        payload["DueDate"] = _date(inv["DueDate"])
-    return payload
-
+from recon.transfer.plan import TransferPlan, calls_needed, day_calls_left, fit_budget
+__all__ = ["BUDGET_RESERVE", "TransferResult", "batch_key", "push", "recover"]
 
 # ---- the push ---------------------------------------------------------------------------------
 OUTCOME_COLUMNS = ["invoice_number", "nexudus_invoice_id", "kind", "outcome", "xero_id", "currency", "nexudus_total",
@@ -496,13 +173,6 @@ def _wrong_place(conn: Any, plan: TransferPlan) -> str | None:
     if mapped is not None and plan.context.get("tracking") != getattr(conn, "tracking", None):
         return f"refused: the plan's tracking {plan.context.get('tracking')} is not {location}'s {getattr(conn, 'tracking', None)}"
     return None
-
-
-def day_calls_left(conn: Any) -> int | None:
-    """What Xero's last answer said is left of today's calls for this organisation (None: not known yet)."""
-    remaining = getattr(conn.xero, "pacer", None)
-    value = remaining.remaining[str(conn.xero.tenant_id)].day if remaining is not None else None
-    return value
 
 
 def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
