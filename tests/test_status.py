@@ -154,3 +154,31 @@ def test_the_status_panel_writes_only_after_confirmation_and_only_once(
     assert set(result["outcome"]) == {"applied"} and len(result) == len(diff.paid_in_xero)
     assert panel.confirm() is result  # a second press does not apply again
     assert panel.button.disabled
+
+
+def test_draft_and_authorised_transfers_both_reconcile_once_the_drafts_are_approved(fresh_conn: Connection) -> None:
+    conn = fresh_conn
+    with Ledger(conn.ledger_path) as ledger:
+        plan = plan_transfer(conn, ledger=ledger, options=TransferOptions(status="DRAFT"))
+        invoices = plan.eligible[plan.eligible["kind"] == "invoice"]["invoice_number"]
+        drafts, approved = list(invoices.iloc[:3]), list(invoices.iloc[3:6])
+        push(conn, plan.only(drafts), ledger)
+        authorised_plan = plan_transfer(conn, ledger=ledger)
+        push(conn, authorised_plan.only(approved), ledger)
+        first = sync_status(conn, ledger).differences
+        assert _kind(first, Difference.AWAITING_APPROVAL) == set(drafts)
+        # In Xero the accountant approves the drafts, then the bank feed pays one draft and one approved invoice.
+        ids = ledger.transfers(conn.xero.tenant_id).set_index("invoice_number")["xero_id"]
+        for number in drafts:
+            conn.xero.update_invoice(ids[number], {"Status": "AUTHORISED"})
+        bank = conn.xero.fetch_accounts().query("Type == 'BANK'").iloc[0]["Code"]
+        for number in (drafts[0], approved[0]):
+            invoice = conn.xero.get_invoice(ids[number])
+            conn.xero.create_payments([{"Invoice": {"InvoiceID": ids[number]}, "Account": {"Code": bank},
+                                        "Amount": invoice["AmountDue"], "Date": "2026-11-20"}])
+        second = sync_status(conn, ledger)
+        assert _kind(second.differences, Difference.AWAITING_APPROVAL) == set()
+        paid = {drafts[0], approved[0]} - set(conn.sandbox.planted["paid_in_nexudus_invoices"])
+        assert _kind(second.differences, Difference.PAID_IN_XERO) == paid
+        applied = apply_paid(conn, ledger, second)
+        assert set(applied[applied["outcome"] == "applied"]["invoice_number"]) == paid
