@@ -32,9 +32,9 @@ def styled(frame: pd.DataFrame, *, money: list[str] | None = None, severity_col:
     style = shown.style.hide(axis="index")
     money = [c for c in (money or []) if c in shown.columns]
     if money:
-        style = style.format({c: money_text for c in money}, escape="html")
+        style = style.format({c: money_text for c in money}, escape="html", na_rep="")
     else:
-        style = style.format(escape="html")
+        style = style.format(escape="html", na_rep="")
     if severity_col in shown.columns:
         colours = shown[severity_col].map(SEVERITY_COLOURS).fillna("")
         style = style.apply(lambda row: [f"background-color: {colours.loc[row.name]}"] * len(row), axis=1)

@@ -460,9 +460,14 @@ def _summary(invoices: pd.DataFrame) -> pd.DataFrame:
 
 
 def _order(table: pd.DataFrame) -> pd.DataFrame:
+    """Blocking rows first, most invoices first; columns: the key, Xero's side, the verdict, its reach, the fix."""
     rank = {Severity.BLOCKS.value: 0, Severity.WARNING.value: 1, Severity.INFO.value: 2, Severity.OK.value: 3}
-    return (table.assign(_rank=table["severity"].map(rank)).sort_values(["_rank", "invoices", "invoices_using"], ascending=[True, False, False])
-            .drop(columns="_rank").reset_index(drop=True))
+    money = sorted(c for c in table.columns if c.startswith("blocked_"))
+    tail = ["problem", "severity", "invoices", "lines", *money, "invoices_using", "lines_using", "suggestion"]
+    columns = [c for c in table.columns if c not in tail] + [c for c in tail if c in table.columns]
+    return (table.assign(_rank=table["severity"].map(rank))
+            .sort_values(["_rank", "invoices", "invoices_using"], ascending=[True, False, False])
+            .drop(columns="_rank").reset_index(drop=True)[columns])
 
 
 # ---- loading both sides for a location and period ------------------------------------
