@@ -98,7 +98,12 @@ def status_diff_html(diff: Any) -> str:
              f"<p>{diff.context.get('transferred', 0)} transferred invoices compared; "
              f"{diff.calls.get('xero', 0)} Xero calls, {diff.calls.get('nexudus', 0)} Nexudus calls.</p>"]
     if len(diff.differences):
-        shown = diff.differences.assign(severity=diff.differences["difference"].map(DIFF_SEVERITY).fillna("blocks"))
+        kinds = diff.differences.groupby("difference", sort=False).agg(invoices=("invoice_number", "size"),
+                                                                       action=("action", "first")).reset_index()
+        parts.append(styled(kinds.assign(severity=kinds["difference"].map(DIFF_SEVERITY).fillna("blocks"))))
+        # The per-invoice table leaves out ids and the (per-kind) action so it fits a screen; the CSV has everything.
+        shown = diff.differences.drop(columns=["xero_id", "nexudus_invoice_id", "action"], errors="ignore")
+        shown = shown.assign(severity=shown["difference"].map(DIFF_SEVERITY).fillna("blocks"))
         parts.append(styled(shown, money=["xero_total", "xero_amount_paid", "xero_amount_due", "nexudus_total",
                                           "nexudus_paid_amount", "transferred_total"]))
     return "\n".join(parts)
