@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS xero_state(
     created_by_recon INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(tenant_id, xero_id));
 CREATE TABLE IF NOT EXISTS nexudus_state(
     tenant_id TEXT NOT NULL, nexudus_invoice_id INTEGER NOT NULL, total TEXT, paid INTEGER, paid_amount TEXT,
-    void INTEGER, due_date TEXT, updated_on TEXT, PRIMARY KEY(tenant_id, nexudus_invoice_id));
+    void INTEGER, due_date TEXT, updated_on TEXT, business_id INTEGER, PRIMARY KEY(tenant_id, nexudus_invoice_id));
 CREATE TABLE IF NOT EXISTS watermarks(tenant_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY(tenant_id, kind));
 """
@@ -251,15 +251,16 @@ class Ledger:
         """Upsert Nexudus invoices as last read (columns Id, TotalAmount, Paid, PaidAmount, Void, DueDate, UpdatedOn)."""
         rows = [(tenant_id, int(r.Id), str(r.TotalAmount), int(bool(r.Paid)), str(r.PaidAmount or 0), int(bool(r.Void)),
                  None if pd.isna(r.DueDate) else pd.Timestamp(r.DueDate).isoformat(),
-                 None if pd.isna(r.UpdatedOn) else pd.Timestamp(r.UpdatedOn).isoformat()) for r in frame.itertuples()]
+                 None if pd.isna(r.UpdatedOn) else pd.Timestamp(r.UpdatedOn).isoformat(),
+                 int(r.BusinessId) if not pd.isna(r.BusinessId) else None) for r in frame.itertuples()]
         with self._tx() as db:
-            db.executemany("INSERT OR REPLACE INTO nexudus_state VALUES(?,?,?,?,?,?,?,?)", rows)
+            db.executemany("INSERT OR REPLACE INTO nexudus_state VALUES(?,?,?,?,?,?,?,?,?)", rows)
         return len(rows)
 
     def nexudus_state(self, tenant_id: str) -> pd.DataFrame:
         rows = self._db.execute("SELECT * FROM nexudus_state WHERE tenant_id=?", (tenant_id,)).fetchall()
         frame = pd.DataFrame([dict(r) for r in rows], columns=["tenant_id", "nexudus_invoice_id", "total", "paid", "paid_amount",
-                                                               "void", "due_date", "updated_on"])
+                                                               "void", "due_date", "updated_on", "business_id"])
         for col in ("total", "paid_amount"):
             frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
         return frame

@@ -107,10 +107,19 @@ def connect(params: RunParams | str | Path, **overrides: Any) -> Connection:
     except WrongOrganisation as exc:
         raise ParamsError(str(exc), file=params.source, key=map_key) from exc
     organisation = xero.fetch_organisation()
-    tracking = _check_tracking(xero, mapped, params, str(business["Name"]))
+    wiring = mapped
+    if wiring is None and box is not None and box.location_tracking.get(int(business["Id"])):
+        # The sandbox's own wiring: its shared-organisation locations carry their Location option.
+        category, option = box.location_tracking[int(business["Id"])]
+        wiring = LocationMap(str(organisation_name(xero)), category, option)
+    tracking = _check_tracking(xero, wiring, params, str(business["Name"]))
     ledger = params.resolve(params.ledger_file) or ((box.state_dir if box else Path(params.output_dir)) / "ledger.sqlite")
     return Connection(params=params, xero=xero, nexudus=nexudus, business=business, organisation=organisation,
                       ledger_path=Path(ledger), sandbox=box, tracking=tracking)
+
+
+def organisation_name(xero: XeroClient) -> str:
+    return str(xero.fetch_organisation().get("Name", xero.tenant_id))
 
 
 def _check_tracking(xero: XeroClient, mapped: LocationMap | None, params: RunParams, location: str) -> tuple[str, str] | None:

@@ -163,14 +163,15 @@ def sync_status(conn: Any, ledger: Ledger, *, full: bool = False, today: date | 
                         .rename(columns={"status": "xero_status", "total": "xero_total", "amount_due": "xero_amount_due",
                                          "amount_paid": "xero_amount_paid", "fully_paid_on": "xero_paid_on"}),
                         on="xero_id", how="left", indicator=True)
-    frame = frame.merge(nexudus, on="nexudus_invoice_id", how="left")
+    # Only this location's invoices: another location may book into the same organisation.
+    frame = frame.merge(nexudus, on="nexudus_invoice_id", how="inner")
     differences = _differences(frame, state, transfers, full=read["full"])
     unpaid = frame[frame["xero_status"] == "AUTHORISED"]
     unpaid = pd.DataFrame({"invoice_number": unpaid["invoice_number"], "currency": unpaid["currency"],
                            "amount_due": unpaid["xero_amount_due"], "due_date": unpaid["nexudus_due_date"]})
     calls = {"xero": conn.xero.calls - xero_calls, "nexudus": conn.nexudus.calls - nexudus_calls}
     context = {"location": conn.location, "organisation": conn.organisation.get("Name"), "tenant_id": tenant,
-               "transferred": len(transfers), "xero_changed": read["changed"], "full": read["full"]}
+               "transferred": len(frame), "xero_changed": read["changed"], "full": read["full"]}
     return StatusDiff(differences, unpaid.reset_index(drop=True), calls, time.monotonic() - started, context)
 
 
@@ -179,16 +180,19 @@ def _nexudus_state(conn: Any, ledger: Ledger, tenant: str, transfers: pd.DataFra
     columns = ["nexudus_invoice_id", "nexudus_total", "nexudus_paid", "nexudus_paid_amount", "nexudus_void", "nexudus_due_date"]
     if transfers.empty:
         return pd.DataFrame(columns=columns)
-    mark = None if full else ledger.watermark(tenant, "nexudus_invoices")
+    business_id = int(conn.business["Id"])
+    # One watermark per location: locations that share an organisation are read separately.
+    kind = f"nexudus_invoices:{business_id}"
+    mark = None if full else ledger.watermark(tenant, kind)
     since = mark - WATERMARK_OVERLAP if mark else None
-    changed = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"]), updated_since=since)
+    changed = conn.nexudus.fetch_invoices(business_id=business_id, updated_since=since)
     if len(changed):
         ledger.update_nexudus_state(tenant, changed)
         newest = pd.to_datetime(changed["UpdatedOn"], utc=True).max()
         if not pd.isna(newest):
-            ledger.set_watermark(tenant, "nexudus_invoices", newest.to_pydatetime())
+            ledger.set_watermark(tenant, kind, newest.to_pydatetime())
     state = ledger.nexudus_state(tenant)
-    state = state[state["nexudus_invoice_id"].isin(set(transfers["nexudus_invoice_id"]))]
+    state = state[state["nexudus_invoice_id"].isin(set(transfers["nexudus_invoice_id"])) & (state["business_id"] == business_id)]
     return pd.DataFrame({"nexudus_invoice_id": state["nexudus_invoice_id"], "nexudus_total": state["total"],
                          "nexudus_paid": state["paid"].astype(bool), "nexudus_paid_amount": state["paid_amount"],
                          "nexudus_void": state["void"].astype(bool), "nexudus_due_date": state["due_date"]})

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from recon.clients.retry import RetryPolicy
 from recon.clients.xero import XeroConfig
+from pathlib import Path
+
 from recon.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def xero_config(box: Sandbox, app_name: str | None = None, **overrides: object) -> XeroConfig:

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from recon.sandbox.xero_ratelimit import RateLimits
 __all__ = ["RateLimits", "Sandbox", "default_state_dir", "start"]
 
 CREDENTIALS_FILE = "credentials.json"
+SEED_FILE = "seed.json"
+# Bump when the demo data changes shape (new locations, new planted cases): older state folders are reseeded.
+SEED_VERSION = 2
 
 
 def default_state_dir() -> Path:
@@ -59,6 +63,8 @@ class Sandbox:
     xero: XeroApp = field(repr=False)
     nexudus: Any = field(repr=False)
     clock: Clock = field(repr=False)
+    # Nexudus business id -> (tracking category, option) where locations share one organisation.
+    location_tracking: dict[int, tuple[str, str] | None] = field(default_factory=dict)
     _servers: list[Server] = field(repr=False, default_factory=list)
 
     @property
@@ -102,6 +108,7 @@ class Sandbox:
                 "password": self.nexudus_password,
             },
             "locations": {str(k): v for k, v in self.locations.items()},
+            "location_tracking": {str(k): list(v) if v else None for k, v in self.location_tracking.items()},
             "state_dir": str(self.state_dir),
         }
 
@@ -148,11 +155,22 @@ def start(
     from recon.sandbox.seed import generate
 
     folder = Path(state_dir) if state_dir else default_state_dir()
+    stamp = {"seed_version": SEED_VERSION, "seed": seed, "invoices": invoices}
+    if folder.exists() and not fresh and any(folder.glob("*.sqlite")):
+        try:
+            previous = json.loads((folder / SEED_FILE).read_text("utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        if previous != stamp:
+            # Demo data from another recon version (or another seed/size): start over rather than mix them.
+            print(f"recon sandbox: {folder} holds other demo data ({previous}); reseeding it as {stamp}", file=sys.stderr)
+            fresh = True
     if fresh and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     creds = _credentials(folder)
+    (folder / SEED_FILE).write_text(json.dumps(stamp), "utf-8")
     clock = Clock()
     data = generate(seed=seed, invoices=invoices)
     xero = XeroApp(str(folder / "xero.sqlite"), clock=clock, limits=limits)
@@ -179,6 +197,7 @@ def start(
         nexudus_password=creds["nexudus_password"],
         locations=dict(data.locations),
         planted=data.planted,
+        location_tracking=dict(data.location_tracking),
         xero=xero,
         nexudus=nexudus,
         clock=clock,

@@ -7,8 +7,10 @@ notebooks; change it only together with them):
 
 * Same arguments → byte-identical data (``random.Random(seed)``, no clock).
 * ``invoices=None`` gives the demo size (a few hundred invoices over the
-  quarter); an int scales the same business to that many invoices (100,000+
-  for benchmarks) in seconds.
+  quarter); an int scales the same business (100,000+ for benchmarks) in
+  seconds. ``invoices`` is exactly the number of Shoreditch and Dublin
+  invoices; Manchester and Leeds add a quarter more on top (15% and 10% of
+  ``invoices``), so the first two locations' data never depends on the others.
 * Every record is a plain dict in the API's own shape (PascalCase field names
   exactly as in ``shared/reference``), money as ``Decimal`` with 2 places,
   Xero rates with 4 places. Nexudus date-times as ISO strings
@@ -17,10 +19,18 @@ notebooks; change it only together with them):
 * No secrets here: the sandbox makes client secrets and passwords at
   first start.
 
-The business: "Hive Coworking", two Nexudus locations, each transferring to its
-own Xero organisation (Hive Shoreditch → "Hive Coworking UK Ltd", GBP, prices
-exclusive of VAT; Hive Dublin Docklands → "Hive Coworking Ireland Ltd", EUR,
-prices inclusive of VAT), plus a third organisation no demo app may reach.
+The business: "Hive Coworking", four Nexudus locations in Nexudus' two Xero
+set-ups (nexudus.md §3). Two transfer each to their own Xero organisation
+(Hive Shoreditch → "Hive Coworking UK Ltd", GBP, prices exclusive of VAT; Hive
+Dublin Docklands → "Hive Coworking Ireland Ltd", EUR, prices inclusive of VAT).
+Two share one organisation, "Hive Coworking North Ltd" (GBP, prices exclusive),
+told apart by the options "Manchester" and "Leeds" of its tracking category
+"Location" (Hive Manchester Ancoats, Hive Leeds Wellington Place); they map
+cleanly and carry no planted problem. Plus one more organisation no demo app
+may reach. Manchester and Leeds are generated after the rest, from a random stream
+of their own (``random.Random(f"{seed}:north")``) with ids continuing the one
+counter, so Shoreditch's and Dublin's records are byte-identical to what they
+were before the shared organisation existed.
 Invoices are monthly membership runs (one invoice per member per month, with
 extras and deposits) and one-off invoices (bookings, passes, tickets).
 
@@ -56,13 +66,21 @@ coworker Ids; lists are sorted or in date order):
   and ``same_name_invoices``, ``name_clash_contact`` (the shared name),
   ``name_clash_coworker``, ``name_clash_invoices``.
 * derived: ``clean_invoices`` (Shoreditch), ``clean_invoices_dublin``,
-  ``draft_invoices`` [Ids: drafts have no number], ``paid_in_nexudus_invoices``,
+  ``draft_invoices`` [Ids: drafts have no number], ``paid_in_nexudus_invoices``
+  (these two: Shoreditch and Dublin),
   ``period_start``/``period_end`` (ISO dates, inclusive).
+* shared organisation: ``shared_org_locations`` [the two business Ids],
+  ``tracking_category`` ("Location"), ``clean_invoices_manchester``,
+  ``clean_invoices_leeds`` (every final invoice of each),
+  ``shared_org_draft_invoices`` [Ids], ``shared_org_paid_in_nexudus_invoices``,
+  ``archived_tracking_option`` (an ARCHIVED option of Location),
+  ``archived_tracking_category`` (an ARCHIVED category).
 """
 
 from __future__ import annotations
 
 import calendar
+import dataclasses
 from bisect import bisect_right
 import random
 import unicodedata
@@ -90,6 +108,8 @@ class XeroOrgSeed:
     tax_rates: list[Record]  # Xero TaxRate shape
     currencies: list[Record]  # [{"Code", "Description"}], base currency included
     contacts: list[Record] = field(default_factory=list)  # Xero Contact shape (pre-existing)
+    # Xero TrackingCategory shape, Options included (ACTIVE and ARCHIVED ones).
+    tracking_categories: list[Record] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,9 @@ class DemoData:
     # Names of the planted cases -> what identifies them (codes, invoice numbers),
     # so tests and notebooks find them without hard-coding.
     planted: dict[str, Any]
+    # Nexudus business Id -> (tracking category, option) that tells it apart inside a
+    # shared organisation; None for a location with an organisation of its own.
+    location_tracking: dict[int, tuple[str, str] | None] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------
@@ -140,7 +163,8 @@ PLAN_SHARE = 0.70  # share of a location's invoices that are monthly membership 
 AD_HOC_PER_CUSTOMER = 2.5  # one-off invoices per drop-in customer over the period
 CASE_SHARE = 0.007  # of Shoreditch invoices, per multi-invoice planted case (at least 2 each)
 EUR_SHARE = 0.012  # Shoreditch invoices billed in EUR (at least 3)
-DRAFT_SHARE = 0.012  # draft invoices per location (at least 2 at Shoreditch, 1 at Dublin)
+DRAFT_SHARE = 0.012  # draft invoices per location (at least DRAFT_LEAST of each)
+DRAFT_LEAST = {"SHO": 2, "DUB": 1, "MAN": 1, "LEE": 1}
 PAID_FIRST_MONTH, PAID_LAST_MONTH = 0.5, 0.1  # older invoices are more often paid: ~30% overall
 DUE_DAYS = 14
 MAX_LINES = 6
@@ -156,12 +180,13 @@ TAX_FLAG = {"REVENUE": "CanApplyToRevenue", "EXPENSE": "CanApplyToExpenses", "AS
 
 def generate(seed: int = 2026, invoices: int | None = None, start: date = date(2026, 8, 1),
              months: int = 3) -> DemoData:
-    """Build the whole demo: the three Xero organisations, the apps, and the Nexudus side.
+    """Build the whole demo: the Xero organisations, the apps, and the Nexudus side.
 
-    ``invoices`` is the exact number of Nexudus invoices (credit note and drafts
-    included); ``None`` means ``DEMO_INVOICES``. All invoices fall in the
-    ``months`` months from ``start``. Raises ``ValueError`` below ``MIN_INVOICES``
-    or for ``months < 1``.
+    ``invoices`` is the exact number of Shoreditch and Dublin invoices (credit
+    note and drafts included); ``None`` means ``DEMO_INVOICES``. Manchester and
+    Leeds add their shares of it on top (a quarter more in all). All invoices
+    fall in the ``months`` months from ``start``. Raises ``ValueError`` below
+    ``MIN_INVOICES`` or for ``months < 1``.
     """
     total = DEMO_INVOICES if invoices is None else int(invoices)
     if total < MIN_INVOICES:
@@ -172,11 +197,26 @@ def generate(seed: int = 2026, invoices: int | None = None, start: date = date(2
     period = _Period(start, months)
     orgs, tenants = _xero_orgs(seed)
     apps = _xero_apps(seed, tenants)
-    gen = _Generator(rng, period, total)
-    nexudus = gen.build()
-    locations = {gen.business_ids[b.key]: tenants[b.org] for b in cat.BUSINESSES}
-    planted = gen.planted(dict(zip(cat.XERO_ORGS, orgs)))
-    return DemoData(xero_orgs=orgs, xero_apps=apps, nexudus=nexudus, locations=locations, planted=planted)
+    sho = int(Decimal(total) * cat.SHOREDITCH.share + Decimal("0.5"))
+    gen = _Generator(rng, period, {"SHO": sho, "DUB": total - sho}, cat.BUSINESSES)
+    own = gen.build()
+    # The shared organisation's locations: their own random stream, ids after every id above,
+    # names never used above (so every customer name stays unique across the demo).
+    north = _Generator(random.Random(f"{seed}:north"), period,
+                       {b.key: int(Decimal(total) * b.share + Decimal("0.5")) for b in cat.SHARED_ORG_BUSINESSES},
+                       cat.SHARED_ORG_BUSINESSES, after=gen)
+    shared = north.build()
+    nexudus = NexudusSeed(**{f.name: getattr(own, f.name) + getattr(shared, f.name)
+                             for f in dataclasses.fields(NexudusSeed) if f.name != "username"})
+    every = cat.BUSINESSES + cat.SHARED_ORG_BUSINESSES
+    business_ids = {**gen.business_ids, **north.business_ids}
+    locations = {business_ids[b.key]: tenants[b.org] for b in every}
+    location_tracking = {business_ids[b.key]: b.tracking for b in every}
+    by_org = dict(zip(cat.XERO_ORGS, orgs))
+    planted = gen.planted(by_org)
+    planted.update(north.planted_shared(by_org))
+    return DemoData(xero_orgs=orgs, xero_apps=apps, nexudus=nexudus, locations=locations, planted=planted,
+                    location_tracking=location_tracking)
 
 
 # --------------------------------------------------------------------------
@@ -220,13 +260,18 @@ _UUID_V4 = (4 << 76) | (0x8000 << 48)
 class _Ids:
     """Int ids from one counter; UUIDs from the seeded generator (never uuid4)."""
 
-    def __init__(self, rng: random.Random) -> None:
-        self._next = ID_BASE
+    def __init__(self, rng: random.Random, start: int = ID_BASE) -> None:
+        self._next = start
         self._bits = rng.getrandbits
 
     def id(self) -> int:
         self._next += 1
         return self._next - 1
+
+    @property
+    def next_id(self) -> int:
+        """The id the next call of ``id()`` returns (where another counter may safely start)."""
+        return self._next
 
     def uid(self) -> str:
         """Same string as ``str(uuid.UUID(int=bits, version=4))``, built without the object (hot path)."""
@@ -315,7 +360,7 @@ def _company_name(draw: tuple[int, int, int], forms: tuple[str, ...]) -> tuple[s
 
 
 def _xero_orgs(seed: int) -> tuple[list[XeroOrgSeed], dict[str, str]]:
-    """The three organisations (UK, IE, OTHER) and their tenant ids by key."""
+    """The organisations (UK, IE, OTHER, NORTH) and their tenant ids by key."""
     orgs, tenants = [], {}
     for key, settings in cat.XERO_ORGS.items():
         tenant = _uuid5(seed, "org", key)
@@ -326,8 +371,20 @@ def _xero_orgs(seed: int) -> tuple[list[XeroOrgSeed], dict[str, str]]:
             tax_rates=[_xero_tax_rate(spec) for spec in cat.XERO_TAX_RATES[key]],
             currencies=[{"Code": c, "Description": cat.CURRENCY_NAMES[c]} for c in cat.XERO_CURRENCIES[key]],
             contacts=[_xero_contact(seed, key, spec) for spec in cat.XERO_CONTACTS[key]],
+            tracking_categories=[_xero_tracking(seed, key, spec) for spec in cat.XERO_TRACKING.get(key, ())],
         ))
     return orgs, tenants
+
+
+def _xero_tracking(seed: int, org: str, spec: cat.TrackingSpec) -> Record:
+    """A TrackingCategory as GET /TrackingCategories shows it (option flags as in the spec's examples)."""
+    return {
+        "TrackingCategoryID": _uuid5(seed, "tracking", org, spec.name), "Name": spec.name, "Status": spec.status,
+        "Options": [{"TrackingOptionID": _uuid5(seed, "tracking", org, spec.name, name), "Name": name,
+                     "Status": status, "HasValidationErrors": False, "IsDeleted": status == "DELETED",
+                     "IsArchived": status == "ARCHIVED", "IsActive": status == "ACTIVE"}
+                    for name, status in spec.options],
+    }
 
 
 def _xero_account(seed: int, org: str, spec: cat.AccountSpec) -> Record:
@@ -436,11 +493,15 @@ class _Inv:
 class _Generator:
     """Builds the Nexudus side in order: catalogue, coworkers, invoices, plants, records."""
 
-    def __init__(self, rng: random.Random, period: _Period, total: int) -> None:
+    def __init__(self, rng: random.Random, period: _Period, counts: dict[str, int],
+                 businesses: tuple[cat.BusinessSpec, ...], *, after: _Generator | None = None) -> None:
+        """``counts``: invoices per business key. ``after``: a generator already run whose ids,
+        currency and country ids and used names this one continues (the shared organisation's)."""
         self.rng, self.period = rng, period
-        self.ids = _Ids(rng)
-        self.counts = {"SHO": int(Decimal(total) * cat.SHOREDITCH.share + Decimal("0.5"))}
-        self.counts["DUB"] = total - self.counts["SHO"]
+        self.businesses = businesses
+        self.after = after
+        self.ids = _Ids(rng) if after is None else _Ids(rng, after.ids.next_id)
+        self.counts = dict(counts)
         self.business_ids: dict[str, int] = {}
         self.ref_ids: dict[str, int] = {}  # currency and country ids
         self.members: list[_Member] = []
@@ -451,17 +512,24 @@ class _Generator:
         self.people = _UniqueNames(rng, len(cat.FIRST_NAMES) * len(cat.LAST_NAMES), len(_INITIALS))
         self.companies = _UniqueNames(rng, len(cat.COMPANY_PREFIXES) * len(cat.COMPANY_NOUNS),
                                       len(cat.COMPANY_QUALIFIERS))
+        if after is not None:
+            self.people.used = set(after.people.used)
+            self.companies.used = set(after.companies.used)
+        # The planted cases (problem lines, awkward customers, void, credit note) live at Shoreditch.
+        self.plants = any(b.key == cat.SHOREDITCH.key for b in businesses)
         self._seq = 0
 
     # ---- table of contents ----------------------------------------------
     def build(self) -> NexudusSeed:
         businesses, accounts, tax_rates = self._catalogue()
-        for biz in cat.BUSINESSES:
+        for biz in self.businesses:
             self._bill_location(biz)
-        self._plant_invoices()
+        if self.plants:
+            self._plant_invoices()
         self._choose_drafts()
         self._choose_paid()
-        self._add_credit_note()
+        if self.plants:
+            self._add_credit_note()
         invoices, lines = self._records()
         return NexudusSeed(businesses=businesses, coworkers=[m.record for m in self.members],
                            financial_accounts=accounts, tax_rates=tax_rates, invoices=invoices, invoice_lines=lines)
@@ -470,7 +538,7 @@ class _Generator:
     def _catalogue(self) -> tuple[list[Record], list[Record], list[Record]]:
         ids = self.ids
         businesses, accounts, tax_rates = [], [], []
-        for biz in cat.BUSINESSES:
+        for biz in self.businesses:
             bid = self.business_ids[biz.key] = ids.id()
             # ASSUMPTION: "PricesIncludeTax" is our name for the location's "prices include
             # tax" setting (nexudus.md §2 says it exists, not what the API calls it).
@@ -482,9 +550,12 @@ class _Generator:
             tax_rates += [{"Id": ids.id(), "UniqueId": ids.uid(), "Name": name, "Rate": rate, "BusinessId": bid}
                           for name, rate in cat.NEXUDUS_TAX_RATES[biz.key].items()]
         # ASSUMPTION: Nexudus' own currency and country ids are not published; ours come
-        # from the same counter so they stay unique too.
-        for ref in ("GBP", "EUR", "USD", "GB", "IE"):
-            self.ref_ids[ref] = ids.id()
+        # from the same counter so they stay unique too (one set for the whole dataset).
+        if self.after is not None:
+            self.ref_ids = dict(self.after.ref_ids)
+        else:
+            for ref in ("GBP", "EUR", "USD", "GB", "IE"):
+                self.ref_ids[ref] = ids.id()
         return businesses, accounts, tax_rates
 
     # ---- coworkers ------------------------------------------------------
@@ -662,10 +733,12 @@ class _Generator:
     def _choose_drafts(self) -> None:
         """A few invoices of the last month still waiting for a number (the next run being prepared)."""
         last_month = self.period.month_starts[-2]
-        for biz, least in (("SHO", 2), ("DUB", 1)):
+        for biz in (b.key for b in self.businesses):
             pool = [i for i in self.invs if i.member.biz.key == biz and i.issued >= last_month
                     and i.member.planted is None]
-            for inv in self._take(pool, max(least, round(self.counts[biz] * DRAFT_SHARE)), f"draft_{biz}"):
+            # Never more than the last month holds (a tiny location over many months may have few).
+            k = min(max(DRAFT_LEAST[biz], round(self.counts[biz] * DRAFT_SHARE)), len(pool))
+            for inv in self._take(pool, k, f"draft_{biz}"):
                 inv.draft = True
 
     def _choose_paid(self) -> None:
@@ -694,7 +767,7 @@ class _Generator:
     # ---- records --------------------------------------------------------------
     def _records(self) -> tuple[list[Record], list[Record]]:
         """Give ids and numbers in date order, and compute every amount."""
-        order = {b.key: i for i, b in enumerate(cat.BUSINESSES)}
+        order = {b.key: i for i, b in enumerate(self.businesses)}
         self.invs.sort(key=lambda i: (i.issued, i.secs, order[i.member.biz.key], i.seq))
         numbers: Counter[tuple[str, int]] = Counter()
         invoices: list[Record] = []
@@ -867,6 +940,21 @@ class _Generator:
         planted["clean_invoices_dublin"] = self._clean(cat.DUBLIN, orgs[cat.DUBLIN.org])
         return planted
 
+    def planted_shared(self, orgs: dict[str, XeroOrgSeed]) -> dict[str, Any]:
+        """The shared organisation's keys: its locations, the category, clean, draft and paid invoices."""
+        planted: dict[str, Any] = {
+            "shared_org_locations": [self.business_ids[b.key] for b in self.businesses],
+            "tracking_category": cat.LOCATION_CATEGORY,
+            "archived_tracking_option": cat.ARCHIVED_TRACKING_OPTION,
+            "archived_tracking_category": cat.ARCHIVED_TRACKING_CATEGORY,
+            "shared_org_draft_invoices": [i.record["Id"] for i in self.invs if i.draft],
+            "shared_org_paid_in_nexudus_invoices": [i.record["InvoiceNumber"] for i in self.invs
+                                                    if i.paid_on is not None],
+        }
+        for biz in self.businesses:
+            planted[f"clean_invoices_{biz.city.lower()}"] = self._clean(biz, orgs[biz.org])
+        return planted
+
     def _lines_of(self, inv: _Inv) -> list[Record]:
         start, end = self.spans[inv.record["Id"]]
         return self.lines[start:end]
@@ -882,8 +970,8 @@ class _Generator:
         percentage, ACTIVE and allowed on that account's class.
         """
         business_id = self.business_ids[biz.key]
-        names = Counter(_contact_name(m.record).casefold() for m in self.members
-                        if m.record["BusinessId"] == business_id)
+        # Contact names are unique per organisation: count every location that shares it.
+        names = Counter(_contact_name(m.record).casefold() for m in self.members if m.biz.org == biz.org)
         names.update(c["Name"].casefold() for c in org.contacts)
         currencies = {c["Code"] for c in org.currencies}
         line_ok = _line_checker(org)

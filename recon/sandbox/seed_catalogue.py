@@ -29,14 +29,31 @@ class BusinessSpec:
     time_zone: str
     city: str
     org: str  # key into XERO_ORGS
-    share: Decimal  # of all invoices
+    share: Decimal  # of the ``invoices`` argument (see BUSINESSES and SHARED_ORG_BUSINESSES)
+    # (tracking category, option) telling this location apart inside a shared organisation;
+    # None for a location with an organisation of its own.
+    tracking: tuple[str, str] | None = None
 
 
 SHOREDITCH: Final = BusinessSpec("SHO", "Hive Shoreditch", "GBP", False, "GB", "GMT Standard Time", "London", "UK",
                                  Decimal("0.825"))
 DUBLIN: Final = BusinessSpec("DUB", "Hive Dublin Docklands", "EUR", True, "IE", "GMT Standard Time", "Dublin", "IE",
                              Decimal("0.175"))
+# The two locations with an organisation each; their shares add up to 1: ``invoices``
+# is exactly their invoice count.
 BUSINESSES: Final = (SHOREDITCH, DUBLIN)
+
+# Nexudus' other set-up (nexudus.md §3, help.nexudus.com "setting up tracking categories in
+# Xero"): several locations in ONE organisation, told apart by one option per location of a
+# tracking category named Location. Generated after the two above from a random stream of
+# their own, so adding them changed nothing of Shoreditch's or Dublin's data. Their shares are
+# on top of ``invoices`` (a quarter more invoices in all).
+LOCATION_CATEGORY: Final = "Location"
+MANCHESTER: Final = BusinessSpec("MAN", "Hive Manchester Ancoats", "GBP", False, "GB", "GMT Standard Time",
+                                 "Manchester", "NORTH", Decimal("0.15"), (LOCATION_CATEGORY, "Manchester"))
+LEEDS: Final = BusinessSpec("LEE", "Hive Leeds Wellington Place", "GBP", False, "GB", "GMT Standard Time", "Leeds",
+                            "NORTH", Decimal("0.10"), (LOCATION_CATEGORY, "Leeds"))
+SHARED_ORG_BUSINESSES: Final = (MANCHESTER, LEEDS)
 
 CURRENCY_NAMES: Final = {"GBP": "British Pound", "EUR": "Euro", "USD": "United States Dollar",
                          "NZD": "New Zealand Dollar"}
@@ -67,6 +84,22 @@ NEXUDUS_ACCOUNTS: Final[dict[str, dict[str, str]]] = {
         "4040": "Meeting Room Hire",
         "2300": "Member Deposits",
     },
+    # Both map exactly onto "Hive Coworking North Ltd" (no planted problems in the north).
+    "MAN": {
+        "4000": "Membership Fees",
+        "4010": "Private Office Rent",
+        "4040": "Meeting Room Hire",
+        "4100": "Services Income",
+        "4500": "Events Income",
+        "2300": "Member Deposits",
+    },
+    "LEE": {
+        "4000": "Membership Fees",
+        "4010": "Private Office Rent",
+        "4040": "Meeting Room Hire",
+        "4100": "Services Income",
+        "2300": "Member Deposits",
+    },
 }
 
 VAT20: Final = "20% (VAT on Income)"
@@ -86,6 +119,8 @@ NEXUDUS_TAX_RATES: Final[dict[str, dict[str, Decimal]]] = {
         "Tourist Tax": Decimal("3.00"),  # PLANTED missing_tax
     },
     "DUB": {IE_VAT23: Decimal("23.00"), NO_VAT: Decimal("0.00")},
+    "MAN": {VAT20: Decimal("20.00"), VAT5: Decimal("5.00"), NO_VAT: Decimal("0.00")},
+    "LEE": {VAT20: Decimal("20.00"), NO_VAT: Decimal("0.00")},
 }
 
 # --------------------------------------------------------------------------
@@ -153,6 +188,19 @@ PLANS: Final[dict[str, tuple[Plan, ...]]] = {
         _plan("Private Office (3 person)", "4010", IE_VAT23, "1650.00", 25, 1.0),
         _plan("Private Office (6 person)", "4010", IE_VAT23, "3100.00", 10, 1.0),
     ),
+    "MAN": (
+        _plan("Hot Desk", "4000", VAT20, "210.00", 32, 0.2, (2, 5)),
+        _plan("Dedicated Desk", "4000", VAT20, "320.00", 25, 0.3, (2, 4)),
+        _plan("Private Office (2 person)", "4010", VAT20, "925.00", 15, 1.0),
+        _plan("Private Office (5 person)", "4010", VAT20, "2150.00", 10, 1.0),
+        _plan("Virtual Office", "4000", VAT20, "39.00", 8, 0.5),
+    ),
+    "LEE": (
+        _plan("Hot Desk", "4000", VAT20, "195.00", 35, 0.2, (2, 4)),
+        _plan("Dedicated Desk", "4000", VAT20, "295.00", 30, 0.3, (2, 3)),
+        _plan("Private Office (3 person)", "4010", VAT20, "1250.00", 20, 1.0),
+        _plan("Private Office (6 person)", "4010", VAT20, "2350.00", 8, 1.0),
+    ),
 }
 
 # Extras added to a monthly invoice: (product, chance per invoice). Private-office
@@ -171,28 +219,49 @@ DUB_LIFFEY: Final = Product("Meeting room – Liffey Room (per hour)", BOOKING, 
 DUB_CANAL: Final = Product("Meeting room – Grand Canal Suite (per hour)", BOOKING, "4040", IE_VAT23, _p("65.00"),
                            (1, 3))
 DUB_DAY_PASS: Final = Product("Day pass", TIME_PASS, "4000", IE_VAT23, _p("30.00"), (1, 5))
+MAN_MILL: Final = Product("Meeting room – The Mill Room (per hour)", BOOKING, "4040", VAT20, _p("35.00"), (1, 4))
+MAN_COTTON: Final = Product("Meeting room – Cotton Suite (per hour)", BOOKING, "4040", VAT20, _p("55.00"), (1, 3))
+MAN_DAY_PASS: Final = Product("Day pass", TIME_PASS, "4000", VAT20, _p("20.00"), (1, 5))
+MAN_EVENT: Final = Product("Event – Ancoats Tech Breakfast", EVENT, "4500", VAT20, _p("12.00"), (1, 2))
+MAN_PRINTING: Final = Product("Printing credits – 100 pages", PRODUCT, "4100", VAT20, _p("7.50"), (1, 3))
+MAN_LOCKER: Final = Product("Locker rental – monthly", EXTRA, "4100", VAT20, _p("18.00"))
+MAN_ENERGY: Final = Product("Energy recharge", CHARGE, "4100", VAT5, _p("16.20", "24.90", "35.40", "48.75"))
+LEE_AIRE: Final = Product("Meeting room – Aire Room (per hour)", BOOKING, "4040", VAT20, _p("30.00"), (1, 4))
+LEE_BOARDROOM: Final = Product("Meeting room – Wellington Boardroom (per hour)", BOOKING, "4040", VAT20, _p("50.00"),
+                               (1, 3))
+LEE_DAY_PASS: Final = Product("Day pass", TIME_PASS, "4000", VAT20, _p("18.00"), (1, 5))
+LEE_MAIL: Final = Product("Mail handling & scanning", EXTRA, "4100", VAT20, _p("10.00"))
 
 EXTRAS: Final[dict[str, tuple[tuple[Product, float], ...]]] = {
     "SHO": ((SHO_BOARDROOM, 0.25), (SHO_STUDIO, 0.15), (SHO_PRINTING, 0.15), (SHO_LOCKER, 0.08),
             (SHO_MAIL, 0.08), (SHO_EVENT, 0.05), (SHO_GUEST_PASS, 0.05)),
     "DUB": ((DUB_LIFFEY, 0.3), (DUB_DAY_PASS, 0.1)),
+    "MAN": ((MAN_MILL, 0.25), (MAN_COTTON, 0.1), (MAN_PRINTING, 0.12), (MAN_LOCKER, 0.08), (MAN_EVENT, 0.05)),
+    "LEE": ((LEE_AIRE, 0.25), (LEE_MAIL, 0.1), (LEE_DAY_PASS, 0.05)),
 }
-OFFICE_EXTRA: Final[dict[str, tuple[Product, float] | None]] = {"SHO": (SHO_ENERGY, 0.5), "DUB": None}
+OFFICE_EXTRA: Final[dict[str, tuple[Product, float] | None]] = {"SHO": (SHO_ENERGY, 0.5), "DUB": None,
+                                                               "MAN": (MAN_ENERGY, 0.4), "LEE": None}
 # One-off invoices (bookings, passes, tickets): the menu, weighted.
 AD_HOC: Final[dict[str, tuple[tuple[Product, int], ...]]] = {
     "SHO": ((SHO_BOARDROOM, 25), (SHO_STUDIO, 20), (SHO_PODCAST, 8), (SHO_DAY_PASS, 25), (SHO_EVENT, 15),
             (SHO_PRINTING, 7)),
     "DUB": ((DUB_LIFFEY, 35), (DUB_CANAL, 15), (DUB_DAY_PASS, 50)),
+    "MAN": ((MAN_MILL, 30), (MAN_COTTON, 15), (MAN_DAY_PASS, 35), (MAN_EVENT, 15), (MAN_PRINTING, 5)),
+    "LEE": ((LEE_AIRE, 35), (LEE_BOARDROOM, 20), (LEE_DAY_PASS, 45)),
 }
 # Deposits go to a liability account with no tax: a legitimate non-revenue mapping.
 # A security deposit's price is the member's monthly plan fee (filled in by the generator).
 SECURITY_DEPOSIT: Final[dict[str, Product]] = {
     "SHO": Product("Security deposit – one month", DEPOSIT, "2300", NO_VAT, ()),
     "DUB": Product("Security deposit – one month", DEPOSIT, "2300", NO_VAT, ()),
+    "MAN": Product("Security deposit – one month", DEPOSIT, "2300", NO_VAT, ()),
+    "LEE": Product("Security deposit – one month", DEPOSIT, "2300", NO_VAT, ()),
 }
 KEY_DEPOSIT: Final[dict[str, Product]] = {
     "SHO": Product("Key card deposit", DEPOSIT, "2300", NO_VAT, _p("20.00")),
     "DUB": Product("Key fob deposit", DEPOSIT, "2300", NO_VAT, _p("25.00")),
+    "MAN": Product("Key card deposit", DEPOSIT, "2300", NO_VAT, _p("15.00")),
+    "LEE": Product("Key card deposit", DEPOSIT, "2300", NO_VAT, _p("15.00")),
 }
 
 
@@ -300,10 +369,16 @@ STREETS: Final[dict[str, tuple[str, ...]]] = {
                "Paul Street", "Charlotte Road", "Hackney Road", "Kingsland Road", "Shoreditch High Street"),
     "Dublin": ("Sir John Rogerson's Quay", "Hanover Quay", "Grand Canal Street", "Pearse Street", "Barrow Street",
                "Mayor Street Upper", "North Wall Quay", "Misery Hill"),
+    "Manchester": ("Blossom Street", "Jersey Street", "Great Ancoats Street", "Hood Street", "Murray Street",
+                   "Redhill Street", "Pollard Street", "Cutting Room Square"),
+    "Leeds": ("Wellington Place", "Whitehall Road", "Wellington Street", "Aire Street", "Park Row", "King Street",
+              "Infirmary Street"),
 }
 POSTCODES: Final[dict[str, tuple[str, ...]]] = {
     "London": ("EC2A 3AY", "EC2A 4HJ", "EC2A 3PT", "EC1V 9HX", "E2 8AA", "N1 6HP", "E1 6JE"),
     "Dublin": ("D02 X285", "D02 T380", "D02 VF25", "D01 K0Y6", "D04 R2C4"),
+    "Manchester": ("M4 6AJ", "M4 6JG", "M4 5BU", "M4 7DB", "M1 2NP"),
+    "Leeds": ("LS1 4AP", "LS1 4AN", "LS1 2DE", "LS1 2HL", "LS12 1DT"),
 }
 
 # --------------------------------------------------------------------------
@@ -368,8 +443,28 @@ XERO_ORGS: Final[dict[str, dict[str, Any]]] = {
         "Phones": [], "ExternalLinks": [],
         "PaymentTerms": {"Sales": {"Day": 20, "Type": "OFFOLLOWINGMONTH"}},
     },
+    # Manchester and Leeds share this one, told apart by the Location tracking category.
+    "NORTH": {
+        "Name": "Hive Coworking North Ltd", "LegalName": "Hive Coworking North Limited", "PaysTax": True,
+        "Version": "UK", "OrganisationType": "COMPANY", "OrganisationEntityType": "COMPANY",
+        "BaseCurrency": "GBP", "CountryCode": "GB", "IsDemoCompany": False, "OrganisationStatus": "ACTIVE",
+        "RegistrationNumber": "13570246", "TaxNumber": "GB 371 5820 46",
+        "FinancialYearEndDay": 31, "FinancialYearEndMonth": 3,
+        "SalesTaxBasis": "ACCRUALS", "SalesTaxPeriod": "QUARTERLY2",
+        "DefaultSalesTax": "Tax Exclusive", "DefaultPurchasesTax": "Tax Exclusive",
+        "PeriodLockDate": None, "EndOfYearLockDate": None, "CreatedDateUTC": "2023-05-02T08:40:17Z",
+        "Timezone": "GMTSTANDARDTIME", "ShortCode": "!Nt4Wp", "Class": "PREMIUM", "Edition": "BUSINESS",
+        "LineOfBusiness": "Coworking",
+        "Addresses": [{"AddressType": "STREET", "AddressLine1": "30 Blossom Street", "City": "Manchester",
+                       "PostalCode": "M4 6AJ", "Country": "United Kingdom"}],
+        # 0161 496 0xxx: Ofcom's range for drama (never a real line).
+        "Phones": [{"PhoneType": "OFFICE", "PhoneNumber": "496 0731", "PhoneAreaCode": "0161",
+                    "PhoneCountryCode": "44"}],
+        "ExternalLinks": [{"LinkType": "Website", "Url": "https://hive-coworking.example/north"}],
+        "PaymentTerms": {"Sales": {"Day": 14, "Type": "DAYSAFTERBILLDATE"}},
+    },
 }
-XERO_CURRENCIES: Final = {"UK": ("GBP", "EUR"), "IE": ("EUR", "GBP"), "OTHER": ("NZD",)}
+XERO_CURRENCIES: Final = {"UK": ("GBP", "EUR"), "IE": ("EUR", "GBP"), "OTHER": ("NZD",), "NORTH": ("GBP",)}
 
 # Account Type -> Class, as Xero derives it.
 ACCOUNT_CLASS: Final = {
@@ -477,6 +572,25 @@ XERO_ACCOUNTS: Final[dict[str, tuple[AccountSpec, ...]]] = {
         AccountSpec("820", "GST", "CURRLIAB", "NONE", system="GST"),
         AccountSpec("429", "General Expenses", "OVERHEADS", "INPUT2"),
     ),
+    "NORTH": (
+        _bank("090", "Business Bank Account", "30964712845531", "GBP"),
+        AccountSpec("610", "Accounts Receivable", "CURRENT", "NONE", system="DEBTORS"),
+        AccountSpec("620", "Prepayments", "CURRENT", "NONE"),
+        AccountSpec("800", "Accounts Payable", "CURRLIAB", "NONE", system="CREDITORS"),
+        AccountSpec("820", "VAT", "CURRLIAB", "NONE", system="GST"),
+        AccountSpec("860", "Rounding", "CURRLIAB", "NONE", system="ROUNDING"),
+        AccountSpec("2300", "Member Deposits", "CURRLIAB", "NONE",
+                    description="Refundable security and key deposits held for members."),
+        AccountSpec("960", "Retained Earnings", "EQUITY", "NONE", system="RETAINEDEARNINGS"),
+        AccountSpec("4000", "Membership Fees", "REVENUE", "OUTPUT2"),
+        AccountSpec("4010", "Private Office Rent", "REVENUE", "OUTPUT2"),
+        AccountSpec("4040", "Meeting Room Hire", "REVENUE", "OUTPUT2"),
+        AccountSpec("4100", "Services Income", "REVENUE", "OUTPUT2"),
+        AccountSpec("4500", "Events Income", "REVENUE", "OUTPUT2"),
+        AccountSpec("429", "General Expenses", "OVERHEADS", "INPUT2", expense_claims=True),
+        AccountSpec("445", "Light, Power, Heating", "OVERHEADS", "INPUT2"),
+        AccountSpec("469", "Rent", "OVERHEADS", "EXEMPTINPUT"),
+    ),
 }
 
 
@@ -524,6 +638,16 @@ XERO_TAX_RATES: Final[dict[str, tuple[TaxSpec, ...]]] = {
         _tax("NONE", "No GST", "0", "NONE", "any", component="GST"),
         _tax("ZERORATED", "Zero Rated", "0", "NONE", "output", component="GST"),
     ),
+    "NORTH": (
+        _tax("OUTPUT2", VAT20, "20", "OUTPUT", "output"),
+        _tax("RROUTPUT", VAT5, "5", "OUTPUT", "output"),
+        _tax("ZERORATEDOUTPUT", "Zero Rated Income", "0", "ZERORATEDOUTPUT", "output"),
+        _tax("EXEMPTOUTPUT", "Exempt Income", "0", "EXEMPTOUTPUT", "output"),
+        _tax("NONE", NO_VAT, "0", "NONE", "any"),
+        _tax("INPUT2", "20% (VAT on Expenses)", "20", "INPUT", "input"),
+        _tax("ZERORATEDINPUT", "Zero Rated Expenses", "0", "ZERORATEDINPUT", "input"),
+        _tax("EXEMPTINPUT", "Exempt Expenses", "0", "EXEMPTINPUT", "input"),
+    ),
 }
 # CanApplyTo* per kind, as Xero's default UK rates have them (sales rates not on
 # expenses, purchase rates not on revenue).
@@ -570,8 +694,38 @@ XERO_CONTACTS: Final[dict[str, tuple[ContactSpec, ...]]] = {
     "OTHER": (
         ContactSpec("Kiwi Traders Ltd", "Aroha", "Ngata", "accounts@kiwitraders.example", True, False, "NZD"),
     ),
+    "NORTH": (
+        ContactSpec("Electricity North West", "", "", "business@enwl.example", False, True, "GBP"),
+        ContactSpec("Ancoats Facilities Ltd", "Dev", "Mistry", "accounts@ancoatsfm.example", False, True, "GBP"),
+        ContactSpec("Yorkshire Water Business", "", "", "billing@yorkshirewater.example", False, True, "GBP"),
+    ),
 }
 CONTACTS_UPDATED: Final = "2026-06-30T08:15:00Z"
+
+
+@dataclass(frozen=True)
+class TrackingSpec:
+    """A Xero tracking category and its options, each (name, status)."""
+
+    name: str
+    options: tuple[tuple[str, str], ...]
+    status: str = "ACTIVE"
+
+
+# Per organisation; the own-organisation ones (UK, IE) have none.
+XERO_TRACKING: Final[dict[str, tuple[TrackingSpec, ...]]] = {
+    "NORTH": (
+        # One option per location (help.nexudus.com "setting up tracking categories in Xero").
+        # PLANTED archived_tracking_option: a closed site's option, kept for its history.
+        TrackingSpec(LOCATION_CATEGORY, (("Manchester", "ACTIVE"), ("Leeds", "ACTIVE"), ("Sheffield", "ARCHIVED"))),
+        # The accountant's own second category (Xero allows two active ones per line).
+        TrackingSpec("Revenue stream", (("Memberships", "ACTIVE"), ("Meeting rooms", "ACTIVE"), ("Events", "ACTIVE"))),
+        # PLANTED archived_tracking_category: last year's campaign, archived.
+        TrackingSpec("Campaign", (("Open Day 2025", "ACTIVE"),), status="ARCHIVED"),
+    ),
+}
+ARCHIVED_TRACKING_OPTION: Final = "Sheffield"
+ARCHIVED_TRACKING_CATEGORY: Final = "Campaign"
 
 
 @dataclass(frozen=True)
@@ -583,9 +737,12 @@ class AppSpec:
     redirect_uris: tuple[str, ...] = ()
 
 
-# The first client-credentials app is the sandbox's default (UK).
+# The first client-credentials app is the sandbox's default (UK). A Custom Connection reaches
+# one organisation, so each Hive organisation has its own; the web app reaches all three.
 XERO_APPS: Final = (
     AppSpec("uk", "recon demo (Custom Connection UK)", "client_credentials", ("UK",)),
     AppSpec("ie", "recon demo (Custom Connection IE)", "client_credentials", ("IE",)),
-    AppSpec("web", "recon demo (web app)", "authorization_code", ("UK", "IE"), ("http://localhost:8765/callback",)),
+    AppSpec("north", "recon demo (Custom Connection North)", "client_credentials", ("NORTH",)),
+    AppSpec("web", "recon demo (web app)", "authorization_code", ("UK", "IE", "NORTH"),
+            ("http://localhost:8765/callback",)),
 )

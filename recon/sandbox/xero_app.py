@@ -146,9 +146,13 @@ class XeroApp:
 
     # ---- set-up ----------------------------------------------------------
     def load_seed(self, orgs: list[XeroOrgSeed], apps: list[XeroAppSeed]) -> dict[str, str]:
-        """Load organisations when the store is new; register apps. Returns client_id -> secret."""
-        if self.books.is_empty():
-            self.books.load_seed(orgs)
+        """Load the organisations the store lacks (all of them when it is new; an organisation
+        added to the demo later joins an older store without touching the others' books);
+        register apps. Returns client_id -> secret."""
+        known = set(self.books.tenants())
+        missing = [o for o in orgs if o.organisation["OrganisationID"] not in known]
+        if missing:
+            self.books.load_seed(missing)
         return self.identity.register_apps(apps)
 
     @property
@@ -185,6 +189,8 @@ class XeroApp:
             ("GET", "/TaxRates", "Settings", False, self._list_simple("TaxRate", "TaxRates")),
             ("GET", "/TaxRates/{id}", "Settings", False, self._get_simple("TaxRate", "TaxRates")),
             ("GET", "/Currencies", "Settings", False, self._list_simple("Currency", "Currencies")),
+            ("GET", "/TrackingCategories", "Settings", False, self._list_tracking_categories),
+            ("GET", "/TrackingCategories/{id}", "Settings", False, self._get_tracking_category),
             ("GET", "/Contacts", "Contacts", False, self._list_contacts),
             ("GET", "/Contacts/{id}", "Contacts", False, self._get_contact),
             ("PUT", "/Contacts", "Contacts", True, self._save_contacts(create_only=True)),
@@ -498,6 +504,41 @@ class XeroApp:
                 return _not_found()
             return Response.json(self._envelope(call, key, [self.books.render_record(doc)]))
         return handle
+
+    # ---- tracking categories -----------------------------------------------------
+    @staticmethod
+    def _tracking_view(doc: dict[str, Any], include_archived: bool) -> dict[str, Any] | None:
+        """A category as listed: DELETED ones never; ARCHIVED categories and options only on request."""
+        shown = {"ACTIVE", "ARCHIVED"} if include_archived else {"ACTIVE"}
+        if doc.get("Status") not in shown:
+            return None
+        view = dict(doc)
+        view["Options"] = [o for o in doc.get("Options") or [] if o.get("Status") in shown]
+        return view
+
+    @staticmethod
+    def _render_tracking(doc: dict[str, Any]) -> dict[str, Any]:
+        # Xero's TrackingCategory carries no UpdatedDateUTC (spec schema and examples).
+        return {k: v for k, v in doc.items() if k != "UpdatedMs"}
+
+    def _list_tracking_categories(self, request: Request, call: _Call) -> Response:
+        """``GET /TrackingCategories``: ACTIVE categories with their ACTIVE options; ``includeArchived=true``
+        adds ARCHIVED ones of both (the spec's wording); ``where`` and ``order`` as elsewhere."""
+        include = (request.arg("includeArchived") or "").lower() == "true"
+        views = [v for d in self.books.tracking_categories(call.tenant) if (v := self._tracking_view(d, include))]
+        views = self._filter_order(request, views)
+        return Response.json(self._envelope(call, "TrackingCategories", [self._render_tracking(v) for v in views]))
+
+    def _get_tracking_category(self, request: Request, call: _Call) -> Response:
+        """``GET /TrackingCategories/{id}``: the category whatever its status (the spec's example shows a
+        DELETED one), with its ACTIVE and ARCHIVED options. UNVERIFIED: whether Xero lists archived
+        options here; the spec gives this operation no includeArchived parameter."""
+        doc = self.books.record(call.tenant, "TrackingCategory", request.params["id"])
+        if doc is None:
+            return _not_found()
+        view = dict(doc)
+        view["Options"] = [o for o in doc.get("Options") or [] if o.get("Status") != "DELETED"]
+        return Response.json(self._envelope(call, "TrackingCategories", [self._render_tracking(view)]))
 
     # ---- contacts ------------------------------------------------------------
     def _list_contacts(self, request: Request, call: _Call) -> Response:

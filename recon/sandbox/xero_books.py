@@ -74,6 +74,9 @@ CLASS_TAX_FLAG = {
 }
 # System accounts no invoice line may post to (Xero: "not a valid code for this document").
 LINE_FORBIDDEN_SYSTEM = {"DEBTORS", "CREDITORS", "GST", "RETAINEDEARNINGS", "UNPAIDEXPCLM", "BANKCURRENCYGAIN"}
+# "Any LineItem can have a maximum of 2 <TrackingCategory> elements" (spec: LineItem.Tracking;
+# reference §3.3: Tracking (≤2)).
+MAX_TRACKING_PER_LINE = 2
 # ASSUMPTION: the sandbox has no XE.com feed; foreign invoices without a rate get this
 # fixed table (units of the invoice currency per one unit of base currency).
 DEMO_FX = {("GBP", "EUR"): Decimal("1.150000"), ("EUR", "GBP"): Decimal("0.870000"),
@@ -85,6 +88,23 @@ def new_id(*parts: object) -> str:
     if parts:
         return str(uuid.UUID(bytes=hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:16], version=4))
     return str(uuid.uuid4())
+
+
+def _pick(items: list[dict[str, Any]], wanted_id: Any, wanted_name: Any, *,
+          id_key: str = "TrackingCategoryID") -> dict[str, Any] | None:
+    """The tracking category (or option) with this id, else with this name (case-insensitive).
+
+    ASSUMPTION: when both are given and disagree the id wins, as it does for AccountID/Code.
+    DELETED ones are gone (Xero keeps them only for old documents).
+    """
+    live = [i for i in items if i.get("Status") != "DELETED"]
+    if wanted_id:
+        key = str(wanted_id).lower()
+        return next((i for i in live if str(i.get(id_key, "")).lower() == key), None)
+    if isinstance(wanted_name, str) and wanted_name.strip():
+        key = wanted_name.strip().casefold()
+        return next((i for i in live if str(i.get("Name", "")).casefold() == key), None)
+    return None
 
 
 def _dec(value: Any, what: str, errors: list[str]) -> Decimal | None:
@@ -143,6 +163,7 @@ class Books:
                     ("TaxRate", org.tax_rates, "TaxType", "Name"),
                     ("Currency", org.currencies, "Code", "Code"),
                     ("Contact", org.contacts, "ContactID", "ContactNumber"),
+                    ("TrackingCategory", org.tracking_categories, "TrackingCategoryID", "Name"),
                 ):
                     for d in docs:
                         doc = dict(d)
@@ -227,6 +248,10 @@ class Books:
 
     def tax_rates_by_type(self, tenant: str) -> dict[str, dict[str, Any]]:
         return {t["TaxType"]: t for t in self.records(tenant, "TaxRate")}
+
+    def tracking_categories(self, tenant: str) -> list[dict[str, Any]]:
+        """Every tracking category of the organisation (any status), options included, in seed order."""
+        return self.records(tenant, "TrackingCategory")
 
     def currency_codes(self, tenant: str) -> set[str]:
         org = self.org(tenant) or {}
@@ -478,12 +503,17 @@ class Books:
             return
         accounts = self.accounts_by_code(tenant)
         taxes = self.tax_rates_by_type(tenant)
+        # Read only when a line carries tracking (the common transfer sends none).
+        tracked = any(isinstance(raw, dict) and raw.get("Tracking") for raw in lines)
+        categories = self.tracking_categories(tenant) if tracked else []
         out = []
         for raw in lines:
             if not isinstance(raw, dict):
                 errors.append("Line item must be an object.")
                 continue
-            out.append(self._line(raw, doc["Type"], doc["LineAmountTypes"], accounts, taxes, errors, unitdp, require_accounts))
+            line = self._line(raw, doc["Type"], doc["LineAmountTypes"], accounts, taxes, errors, unitdp, require_accounts)
+            line["Tracking"] = self._line_tracking(raw.get("Tracking"), categories, errors)
+            out.append(line)
         doc["LineItems"] = out
         self._totals(doc)
 
@@ -561,9 +591,69 @@ class Books:
             line["DiscountAmount"] = money(disc_amt)
         if raw.get("ItemCode"):
             line["ItemCode"] = raw["ItemCode"]
-        line["Tracking"] = raw.get("Tracking") or []
+        line["Tracking"] = []  # filled in by _apply_lines once validated (_line_tracking)
         line["ValidationErrors"] = []
         return line
+
+    @staticmethod
+    def _line_tracking(raw: Any, categories: list[dict[str, Any]], errors: list[str]) -> list[dict[str, Any]]:
+        """Validate one line's ``Tracking`` and return it as Xero stores it (names and ids).
+
+        Each element names its category by ``TrackingCategoryID`` or ``Name`` and its option
+        by ``TrackingOptionID`` or ``Option`` (an id wins over a name; names match without
+        regard to case). The category must exist and be ACTIVE, the option must exist in it
+        and be ACTIVE; at most two categories per line, one option each. The echo carries
+        the organisation's own spelling of both names and both ids.
+        """
+        if raw is None or raw == []:
+            return []
+        if not isinstance(raw, list):
+            # UNVERIFIED wording: live Xero answers a non-array Tracking with a bare 500
+            # (XeroAPI/xero-ruby#86); the sandbox refuses it as a validation error instead.
+            errors.append("Tracking must be a list of tracking categories.")
+            return []
+        if len(raw) > MAX_TRACKING_PER_LINE:
+            # UNVERIFIED wording; the rule is Xero's documented maximum of two per line item.
+            errors.append(f"A line item can have a maximum of {MAX_TRACKING_PER_LINE} tracking categories.")
+            return []
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for element in raw:
+            if not isinstance(element, dict):
+                errors.append("Tracking must be a list of tracking categories.")  # UNVERIFIED wording
+                continue
+            category = _pick(categories, element.get("TrackingCategoryID"), element.get("Name"))
+            if category is None and element.get("TrackingCategoryID"):
+                errors.append("There is no ACTIVE tracking category with the TrackingCategoryID "
+                              f"'{element['TrackingCategoryID']}'.")  # UNVERIFIED wording
+                continue
+            if category is None or category.get("Status") != "ACTIVE":
+                # Xero's wording for a contact's SalesTrackingCategories (calcinai/xero-php#386);
+                # UNVERIFIED that invoice lines use the same text.
+                label = category["Name"] if category else (element.get("Name") or "")
+                errors.append(f"There is no ACTIVE tracking category with the name '{label}'.")
+                continue
+            if category["TrackingCategoryID"] in seen:
+                # UNVERIFIED wording for two options of one category on one line.
+                errors.append(f"The tracking category '{category['Name']}' can only be used once per line item.")
+                continue
+            seen.add(category["TrackingCategoryID"])
+            option = _pick(category.get("Options") or [], element.get("TrackingOptionID"), element.get("Option"),
+                           id_key="TrackingOptionID")
+            if option is None and element.get("TrackingOptionID"):
+                errors.append(f"There is no ACTIVE tracking option with the TrackingOptionID '{element['TrackingOptionID']}' "
+                              f"in the tracking category '{category['Name']}'.")  # UNVERIFIED wording
+                continue
+            if option is None or option.get("Status") != "ACTIVE":
+                # UNVERIFIED wording, modelled on the category message above.
+                wanted = option["Name"] if option else (element.get("Option") or "")
+                errors.append(f"There is no ACTIVE tracking option with the name '{wanted}' "
+                              f"in the tracking category '{category['Name']}'.")
+                continue
+            out.append({"Name": category["Name"], "Option": option["Name"],
+                        "TrackingCategoryID": category["TrackingCategoryID"],
+                        "TrackingOptionID": option["TrackingOptionID"]})
+        return out
 
     @staticmethod
     def _totals(doc: dict[str, Any]) -> None:

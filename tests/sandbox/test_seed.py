@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections import Counter
 from datetime import date, timedelta
@@ -93,6 +94,11 @@ class View:
         self.ie = self.orgs["Hive Coworking Ireland Ltd"]
         self.sho = self.business["Hive Shoreditch"]
         self.dub = self.business["Hive Dublin Docklands"]
+        self.north = self.orgs["Hive Coworking North Ltd"]
+        self.man = self.business["Hive Manchester Ancoats"]
+        self.lee = self.business["Hive Leeds Wellington Place"]
+        self.own_org_ids = {self.sho["Id"], self.dub["Id"]}  # the two with an organisation each
+        self.shared_org_ids = {self.man["Id"], self.lee["Id"]}
 
     def lines_of(self, number: str) -> list[dict[str, Any]]:
         return self.lines[self.by_number[number]["Id"]]
@@ -153,9 +159,12 @@ def test_a_different_seed_gives_different_data(demo: DemoData) -> None:
 
 def test_demo_size_is_about_400_invoices_split_between_the_locations(v: View) -> None:
     per_business = Counter(i["BusinessId"] for i in v.invoices)
-    assert len(v.invoices) == 400
+    # 400 at the two own-organisation locations; the shared organisation's two add 15% and 10% on top.
+    assert per_business[v.sho["Id"]] + per_business[v.dub["Id"]] == 400
     assert 300 <= per_business[v.sho["Id"]] <= 350
     assert 50 <= per_business[v.dub["Id"]] <= 100
+    assert (per_business[v.man["Id"]], per_business[v.lee["Id"]]) == (60, 40)
+    assert len(v.invoices) == 500
     assert all(1 <= len(v.lines[i["Id"]]) <= 6 for i in v.invoices)
 
 
@@ -168,7 +177,9 @@ def test_too_few_invoices_or_months_are_refused() -> None:
 
 def test_all_invoices_fall_in_the_requested_period() -> None:
     data = generate(invoices=MIN_INVOICES, start=date(2026, 11, 15), months=4)
-    assert len(data.nexudus.invoices) == MIN_INVOICES
+    own = [b["Id"] for b in data.nexudus.businesses if b["Name"] in ("Hive Shoreditch", "Hive Dublin Docklands")]
+    assert sum(i["BusinessId"] in own for i in data.nexudus.invoices) == MIN_INVOICES
+    assert len(data.nexudus.invoices) == MIN_INVOICES + 15 + 10  # Manchester and Leeds on top
     days = {i["CreatedOn"][:10] for i in data.nexudus.invoices}
     assert min(days) >= "2026-11-15" and max(days) <= "2027-03-14"
     assert data.planted["period_end"] == "2027-03-14"
@@ -228,7 +239,7 @@ def test_invoice_numbers_are_unique_and_prefixed_per_location(v: View) -> None:
     assert len(numbers) == len(set(numbers))
     for inv in v.invoices:
         if inv["InvoiceNumber"]:
-            prefix = "SHO" if inv["BusinessId"] == v.sho["Id"] else "DUB"
+            prefix = {v.sho["Id"]: "SHO", v.dub["Id"]: "DUB", v.man["Id"]: "MAN", v.lee["Id"]: "LEE"}[inv["BusinessId"]]
             assert re.fullmatch(rf"{prefix}-\d{{4}}-\d{{5}}", inv["InvoiceNumber"])
 
 
@@ -326,13 +337,19 @@ def test_invoice_flags_are_mostly_final_and_unpaid(v: View) -> None:
     assert 0.2 <= len(paid) / len(final) <= 0.4
     assert all(i["PaidOn"] and i["PaidAmount"] == i["TotalAmount"] for i in paid)
     assert all(not i["XeroInvoiceTransfered"] and not i["XeroPaymentTransfered"] for i in v.invoices)
-    assert sorted(v.planted["paid_in_nexudus_invoices"]) == sorted(i["InvoiceNumber"] for i in paid)
+    # The planted list names Shoreditch's and Dublin's (as before the shared organisation); its own list the rest.
+    assert sorted(v.planted["paid_in_nexudus_invoices"]) == \
+        sorted(i["InvoiceNumber"] for i in paid if i["BusinessId"] in v.own_org_ids)
+    assert sorted(v.planted["shared_org_paid_in_nexudus_invoices"]) == \
+        sorted(i["InvoiceNumber"] for i in paid if i["BusinessId"] in v.shared_org_ids)
 
 
 def test_drafts_wait_for_a_number(v: View) -> None:
     drafts = [i for i in v.invoices if i["Draft"]]
     assert 2 <= len(drafts) <= 10
-    assert sorted(v.planted["draft_invoices"]) == sorted(i["Id"] for i in drafts)
+    assert sorted(v.planted["draft_invoices"]) == sorted(i["Id"] for i in drafts if i["BusinessId"] in v.own_org_ids)
+    assert sorted(v.planted["shared_org_draft_invoices"]) == \
+        sorted(i["Id"] for i in drafts if i["BusinessId"] in v.shared_org_ids)
     assert all(i["WaitingForInvoiceNumber"] and i["InvoiceNumber"] is None and not i["Paid"] for i in drafts)
 
 
@@ -395,13 +412,17 @@ def test_apps_and_locations_are_wired_to_the_right_tenants(v: View) -> None:
     apps = {a.name: a for a in v.data.xero_apps}
     assert apps["recon demo (Custom Connection UK)"].tenant_ids == [uk]
     assert apps["recon demo (Custom Connection IE)"].tenant_ids == [ie]
+    north = v.north.organisation["OrganisationID"]
+    assert apps["recon demo (Custom Connection North)"].tenant_ids == [north]
+    assert apps["recon demo (Custom Connection North)"].grant == "client_credentials"
     web = apps["recon demo (web app)"]
     assert (web.grant, web.tenant_ids, web.redirect_uris) == \
-        ("authorization_code", [uk, ie], ["http://localhost:8765/callback"])
+        ("authorization_code", [uk, ie, north], ["http://localhost:8765/callback"])
     assert v.data.xero_apps[0].grant == "client_credentials" and v.data.xero_apps[0].tenant_ids == [uk]
     assert all(re.fullmatch(r"[0-9A-F]{32}", a.client_id) for a in v.data.xero_apps)
     assert all(other not in a.tenant_ids for a in v.data.xero_apps)
-    assert v.data.locations == {v.sho["Id"]: uk, v.dub["Id"]: ie}
+    assert {k: t for k, t in v.data.locations.items() if k in v.own_org_ids} == {v.sho["Id"]: uk, v.dub["Id"]: ie}
+    assert v.data.locations == {v.sho["Id"]: uk, v.dub["Id"]: ie, v.man["Id"]: north, v.lee["Id"]: north}
 
 
 def test_pre_existing_contacts_include_suppliers(v: View) -> None:
@@ -668,7 +689,8 @@ def test_planted_problems_stay_a_small_fraction_of_shoreditch(v: View) -> None:
 
 def test_scaled_generation_keeps_every_planted_case(scaled: DemoData) -> None:
     sv = View(scaled)
-    assert len(scaled.nexudus.invoices) == 20_000
+    assert sum(i["BusinessId"] in sv.own_org_ids for i in scaled.nexudus.invoices) == 20_000
+    assert len(scaled.nexudus.invoices) == 25_000  # Manchester 3,000 and Leeds 2,000 on top
     for case in PROBLEM_CASES:
         numbers = scaled.planted[f"{case}_invoices"]
         assert len(numbers) >= 50  # scaled with the data (the demo has 2 per case)
@@ -682,3 +704,167 @@ def test_scaled_generation_keeps_every_planted_case(scaled: DemoData) -> None:
     assert len(scaled.planted["clean_invoices"]) / shoreditch >= 0.85
     check_amounts(sv)
 
+
+
+# ---- the shared organisation: Manchester and Leeds through a Location tracking category ----
+
+ORIGINAL_LOCATIONS = ("Hive Shoreditch", "Hive Dublin Docklands")
+ORIGINAL_ORGS = ("Hive Coworking UK Ltd", "Hive Coworking Ireland Ltd", "Other Company Ltd")
+ORIGINAL_APPS = ("recon demo (Custom Connection UK)", "recon demo (Custom Connection IE)", "recon demo (web app)")
+SHARED_ORG_KEYS = ("shared_org_locations", "tracking_category", "archived_tracking_option",
+                   "archived_tracking_category", "shared_org_draft_invoices", "shared_org_paid_in_nexudus_invoices",
+                   "clean_invoices_manchester", "clean_invoices_leeds")
+# Nexudus' own list of names for the category (help.nexudus.com, setting up tracking categories in Xero).
+CATEGORY_NAMES = {"Location", "Space", "Site", "Center", "Centre", "Building"}
+
+
+def original_digest(data: DemoData) -> str:
+    """SHA-256 of everything that existed before the shared organisation: Shoreditch's and Dublin's
+    businesses, coworkers, charts, tax rates, invoices and lines; the UK, IE and OTHER organisations'
+    settings; the UK, IE and web apps (web: all but its tenants); their locations; every planted key
+    but the shared organisation's. ``repr`` keeps order, types and Decimal exponents."""
+    nx = data.nexudus
+    ids = {b["Id"] for b in nx.businesses if b["Name"] in ORIGINAL_LOCATIONS}
+    invoices = [i for i in nx.invoices if i["BusinessId"] in ids]
+    invoice_ids = {i["Id"] for i in invoices}
+    parts = (
+        [b for b in nx.businesses if b["Id"] in ids],
+        [c for c in nx.coworkers if c["BusinessId"] in ids],
+        [a for a in nx.financial_accounts if a["BusinessId"] in ids],
+        [t for t in nx.tax_rates if t["BusinessId"] in ids],
+        invoices,
+        [ln for ln in nx.invoice_lines if ln["CoworkerInvoiceId"] in invoice_ids],
+        [(o.organisation, o.accounts, o.tax_rates, o.currencies, o.contacts) for o in data.xero_orgs
+         if o.organisation["Name"] in ORIGINAL_ORGS],
+        [(a.name, a.client_id, a.grant, a.redirect_uris) for a in data.xero_apps if a.name in ORIGINAL_APPS],
+        {k: t for k, t in data.locations.items() if k in ids},
+        {k: p for k, p in data.planted.items() if k not in SHARED_ORG_KEYS},
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+# Computed with this same function from the committed code BEFORE Manchester and Leeds existed
+# (commit ec1411d, `git archive HEAD recon` run on its own): adding the shared organisation must
+# leave every byte of the two original locations' data as it was.
+ORIGINAL_DIGESTS = {
+    "demo": "4df66ed965c4e0cd1445ad3bad7a2d5a5973d2d0fb487ddf10a36518530559bc",
+    # MIN_INVOICES (100) from 2026-11-15 over 4 months
+    "small": "4d800d5f8e802819a08c2731d0078764e9f1f96586c60d6e059d63afef4640af",
+    "scaled": "0d62ffab97317aed47ae3d5ec509c643d3ac2f9965cffa719eb9aafa56d9a9df",  # 20,000 invoices
+}
+
+
+def test_shoreditch_and_dublin_are_byte_identical_to_before_the_shared_organisation(demo: DemoData,
+                                                                                      scaled: DemoData) -> None:
+    assert original_digest(demo) == ORIGINAL_DIGESTS["demo"]
+    small = generate(invoices=MIN_INVOICES, start=date(2026, 11, 15), months=4)
+    assert original_digest(small) == ORIGINAL_DIGESTS["small"]
+    assert original_digest(scaled) == ORIGINAL_DIGESTS["scaled"]
+
+
+def test_the_shared_organisation_comes_after_the_original_records(v: View) -> None:
+    nx = v.data.nexudus
+    for records, key in ((nx.businesses, "Id"), (nx.coworkers, "BusinessId"), (nx.financial_accounts, "BusinessId"),
+                         (nx.tax_rates, "BusinessId"), (nx.invoices, "BusinessId")):
+        shared = [r[key] in v.shared_org_ids for r in records]
+        assert any(shared) and shared == sorted(shared), "the shared organisation's records are appended"
+    north_invoices = {i["Id"] for i in nx.invoices if i["BusinessId"] in v.shared_org_ids}
+    north_lines = [ln for ln in nx.invoice_lines if ln["CoworkerInvoiceId"] in north_invoices]
+    assert nx.invoice_lines[-len(north_lines):] == north_lines
+    original = [r["Id"] for r in nx.businesses + nx.coworkers + nx.financial_accounts + nx.tax_rates
+                if r.get("BusinessId", r["Id"]) not in v.shared_org_ids]
+    original += [i for i in v.by_id if i not in north_invoices]
+    original += [ln["Id"] for ln in nx.invoice_lines[:-len(north_lines)]]
+    north = list(v.shared_org_ids) + list(north_invoices) + [ln["Id"] for ln in north_lines]
+    assert min(north) > max(original), "the one id counter continues: no id can collide"
+
+
+def test_four_locations_two_sharing_one_organisation_through_a_location_category(v: View) -> None:
+    north = v.north.organisation["OrganisationID"]
+    assert (v.north.organisation["BaseCurrency"], v.north.organisation["CountryCode"]) == ("GBP", "GB")
+    assert [b["Name"] for b in v.data.nexudus.businesses] == [
+        "Hive Shoreditch", "Hive Dublin Docklands", "Hive Manchester Ancoats", "Hive Leeds Wellington Place"]
+    assert v.planted["shared_org_locations"] == [v.man["Id"], v.lee["Id"]]
+    assert v.planted["tracking_category"] == "Location" in CATEGORY_NAMES
+    assert v.data.location_tracking == {v.sho["Id"]: None, v.dub["Id"]: None,
+                                        v.man["Id"]: ("Location", "Manchester"), v.lee["Id"]: ("Location", "Leeds")}
+    assert [k for k, t in v.data.locations.items() if t == north] == v.planted["shared_org_locations"]
+    # Every shared-organisation location has its own ACTIVE option of the ACTIVE category, none shared.
+    category = next(c for c in v.north.tracking_categories if c["Name"] == v.planted["tracking_category"])
+    options = {o["Name"]: o for o in category["Options"]}
+    assert category["Status"] == "ACTIVE"
+    chosen = [v.data.location_tracking[b] for b in v.planted["shared_org_locations"]]
+    assert len({option for _, option in chosen}) == len(chosen)
+    for name, option in chosen:
+        assert name == category["Name"] and options[option]["Status"] == "ACTIVE" and options[option]["IsActive"]
+    assert options[v.planted["archived_tracking_option"]]["Status"] == "ARCHIVED"
+    archived = next(c for c in v.north.tracking_categories if c["Name"] == v.planted["archived_tracking_category"])
+    assert archived["Status"] == "ARCHIVED"
+    assert all(not o.tracking_categories for o in v.data.xero_orgs if o is not v.north)
+    ids = [c["TrackingCategoryID"] for c in v.north.tracking_categories]
+    ids += [o["TrackingOptionID"] for c in v.north.tracking_categories for o in c["Options"]]
+    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[0-9a-f-]{36}", i) for i in ids)
+
+
+def test_the_north_custom_connection_is_the_one_for_both_shared_locations(v: View) -> None:
+    # recon.session picks the first client-credentials app connected to a location's tenant.
+    for business in (v.man, v.lee):
+        tenant = v.data.locations[business["Id"]]
+        app = next(a for a in v.data.xero_apps if a.grant == "client_credentials" and tenant in a.tenant_ids)
+        assert app.name == "recon demo (Custom Connection North)"
+    for business, name in ((v.sho, "UK"), (v.dub, "IE")):
+        tenant = v.data.locations[business["Id"]]
+        app = next(a for a in v.data.xero_apps if a.grant == "client_credentials" and tenant in a.tenant_ids)
+        assert app.name == f"recon demo (Custom Connection {name})"
+
+
+def test_manchester_and_leeds_map_cleanly_onto_the_north_chart(v: View) -> None:
+    accounts, taxes = v.accounts(v.north), v.tax_names(v.north)
+    for business in (v.man, v.lee):
+        assert (business["CurrencyCode"], business["PricesIncludeTax"], business["CountryCode"]) == ("GBP", False, "GB")
+        for code, name in nexudus_accounts(v, business).items():
+            xero = accounts[code]
+            assert (xero["Name"], xero["Status"]) == (name, "ACTIVE")
+            assert xero["Class"] == "REVENUE" or code == v.planted["deposit_account"]
+        for name, rate in nexudus_rates(v, business).items():
+            xero = taxes[name]
+            assert (xero["EffectiveRate"], xero["Status"]) == (rate, "ACTIVE")
+            assert xero["CanApplyToRevenue"] and xero["CanApplyToLiabilities"]
+        final = [i for i in v.invoices if i["BusinessId"] == business["Id"] and not i["Draft"]]
+        assert final and all(i["CurrencyCode"] == "GBP" and not i["Void"] and not i["CreditNote"] for i in final)
+        for inv in final:
+            for ln in v.lines[inv["Id"]]:
+                assert accounts[ln["FinancialAccountCode"]]["Name"] == ln["FinancialAccountName"]
+                assert taxes[ln["TaxCategoryName"]]["EffectiveRate"] == ln["TaxRate"]
+        # Judged from the data like Shoreditch's: every final invoice of a shared location is clean.
+        key = f"clean_invoices_{business['Name'].split()[1].lower()}"
+        assert v.planted[key] == [i["InvoiceNumber"] for i in final]
+
+
+def test_the_shared_organisation_never_sees_one_customer_name_twice(v: View) -> None:
+    names = Counter(c["BillingName"].casefold() for c in v.data.nexudus.coworkers
+                    if c["BusinessId"] in v.shared_org_ids)
+    names.update(c["Name"].casefold() for c in v.north.contacts)
+    assert names.most_common(1)[0][1] == 1
+    # and no customer anywhere in the demo shares a name with one of another location
+    everywhere = Counter(c["FullName"] for c in v.data.nexudus.coworkers)
+    assert [n for n, k in everywhere.items() if k > 1] == [v.coworker[v.planted["same_name_coworkers"][0]]["FullName"]]
+
+
+def test_shared_locations_number_their_invoices_apart(v: View) -> None:
+    # Xero refuses one reference twice in an organisation (nexudus.md §3): one prefix per location.
+    north_numbers = [i["InvoiceNumber"] for i in v.invoices
+                     if i["BusinessId"] in v.shared_org_ids and i["InvoiceNumber"]]
+    assert len(north_numbers) == len(set(north_numbers))
+    assert {n[:4] for n in north_numbers} == {"MAN-", "LEE-"}
+    drafts = v.planted["shared_org_draft_invoices"]
+    assert drafts and all(v.by_id[d]["Draft"] and v.by_id[d]["BusinessId"] in v.shared_org_ids for d in drafts)
+
+
+def test_the_shared_organisation_scales_with_the_rest(scaled: DemoData) -> None:
+    sv = View(scaled)
+    per_business = Counter(i["BusinessId"] for i in scaled.nexudus.invoices)
+    assert (per_business[sv.man["Id"]], per_business[sv.lee["Id"]]) == (3_000, 2_000)
+    final = sum(not i["Draft"] for i in scaled.nexudus.invoices if i["BusinessId"] == sv.man["Id"])
+    assert len(scaled.planted["clean_invoices_manchester"]) == final
+    assert 10 <= len(scaled.planted["shared_org_draft_invoices"]) <= 100
