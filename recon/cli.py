@@ -3,7 +3,8 @@
 Floor 3: parses arguments, runs the notebooks, calls ``recon.report.build_report``
 and maps the outcome to an exit code. Nothing here reconciles anything.
 
-    recon run PARAMS [--out DIR] [--only NAME ...]
+    recon run PARAMS [--out DIR] [--only NAME ...] [--location NAME] [--run-id ID]
+    recon report RUN_DIR [--params PARAMS]
 
 The step notebooks are ``notebooks/NN_*.ipynb`` in number order, except the
 report notebook (``04_audit_report.ipynb``, for people in Jupyter): the report
@@ -12,28 +13,55 @@ failed still gets a report that says what failed and where. Steps depend on
 each other, so after a failed step the later ones are skipped (and marked so).
 
 Each run writes into ``<out>/<run-id>/`` (``<out>``: ``--out``, else the params'
-``output_dir``): the executed notebooks (a failed one too: papermill writes it
-with the error in place), the steps' CSVs, and the report (``audit.xlsx``,
-``csv/``, ``html/``, ``run.json``). The last line printed is the workbook's path.
+``output_dir``; ``<run-id>``: ``--run-id``, else the UTC start time): the
+executed notebooks (a failed one too: papermill writes it with the error in
+place), the steps' CSVs, and the report (``audit.xlsx``, ``csv/``, ``html/``,
+``run.json``). The last line printed is the workbook's path.
 
-Exit codes:
+Several locations. When the params have a ``locations`` map and no
+``--location`` is given, the steps run once per mapped location, in the map's
+order, each into ``<out>/<run-id>/<location-folder>/`` (``hive-dublin-docklands``,
+see ``recon.report.location_folders``) with ``location`` passed to the
+notebooks; a location whose step fails (bad credentials, an organisation no
+longer connected, the day's call limit spent...) is reported and the next
+location still runs. One report for all of them is written at
+``<out>/<run-id>/audit.xlsx``. ``--location NAME`` runs that one location,
+as before, in a run folder of its own. With ``--run-id`` too, it is one task
+of a scheduler's fan-out: it writes into ``<out>/<ID>/<location-folder>/`` of
+the run folder all the run's tasks share, and ``recon report <out>/<ID>``,
+run after them, builds the one report.
 
-    0    every step ran (the report is written)
-    1    a step failed (the report is written and says which, and where)
+Exit codes of ``recon run``:
+
+    0    every step ran (of every location) and the report is written
+    1    a step failed (of some location): the report is written and says which, and where
     2    an expected error before any step ran: bad params (the message names the file and key),
          a missing file, an output folder that cannot be written
     130  interrupted (Ctrl-C); the report of what ran so far is still written if possible
 
+``recon report RUN_DIR`` (re)builds the report of a run folder from what its
+steps wrote (a run over locations: from its location folders); the params
+file is the one the run recorded, or ``--params``. Exit codes:
+
+    0    the report is written and no step of any location failed
+    1    the report is written and a step failed or a location has no results (not run);
+         this is what makes a scheduler's report task, its last task, fail the run
+    2    no such run folder, nothing in it to report on, or no usable params file
+    130  interrupted
+
 Only non-secret values reach a notebook as papermill parameters: the params
-file's path, the run folder, and the run switches ``push`` and ``apply`` (each
-passed only to notebooks whose parameters cell declares it). Credentials are
-read inside the kernel (from the environment, the token store, or the embedded
-sandbox), so no secret can land in an executed notebook or a report.
+file's path, the run folder, the location (of a run over locations), and the
+run switches ``push`` and ``apply`` (each passed only to notebooks whose
+parameters cell declares it). Credentials are read inside the kernel (from the
+environment, the token store, or the embedded sandbox), so no secret can land
+in an executed notebook or a report.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +71,8 @@ from typing import Any
 
 from recon.errors import ParamsError, ReconError
 from recon.params import RunParams, load_params
-from recon.report import ReportPaths, StepRun, StepStatus, build_report
+from recon.report import (RUN_RECORD, LocationRun, LocationStatus, ReportPaths, StepRun, StepStatus, build_report,
+                          location_folders, location_runs, record_location, steps_from_run)
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 REPORT_NOTEBOOK = "04_audit_report.ipynb"  # shows a report in Jupyter; `recon run` builds the report itself
@@ -51,6 +80,7 @@ REPORT_NOTEBOOK = "04_audit_report.ipynb"  # shows a report in Jupyter; `recon r
 SWITCHES = ("push", "apply")
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_EXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 130
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # what --run-id may be: one folder name
 
 
 def run_id() -> str:
@@ -126,56 +156,173 @@ def run_steps(notebooks: Sequence[Path], params_file: Path, run_dir: Path, param
             failed = nb.stem
 
 
+def named_run_dir(root: Path, name: str) -> Path:
+    """``root/<name>`` for ``--run-id``: made if missing, kept if there (the tasks of one scheduled run share it)."""
+    if not RUN_ID.fullmatch(name):
+        raise ParamsError(f"--run-id {name!r} is not a folder name: use letters, digits, '.', '_' and '-' "
+                          "(e.g. Airflow's {{ ts_nodash }})")
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def run(params_file: Path, out_root: Path | None = None, only: Sequence[str] | None = None,
-        notebooks: Sequence[Path] | None = None, location: str | None = None) -> int:
+        notebooks: Sequence[Path] | None = None, location: str | None = None, run_name: str | None = None) -> int:
     """One scheduled run: the steps, then the report. Returns the exit code (see the module docstring).
 
-    ``location`` runs one Nexudus location of the params' map (a scheduler fans locations out this way).
+    ``location`` runs one Nexudus location of the params' map (a scheduler fans locations out this way);
+    without it a params file with a locations map runs every mapped location (``run_locations``).
+    ``run_name`` names the run folder (``--run-id``) instead of the start time.
     """
     params = load_params(params_file)
+    mapped_name: str | None = None
     if location:
         if params.locations and params.location_map(location) is None:
             raise ParamsError(f"{location!r} is not in the locations map (known: {', '.join(params.locations)})",
                               file=str(params_file), key="locations")
+        mapped_name = next((n for n in params.locations if n.casefold() == location.casefold()), None)
         params = params.with_overrides(location=location)
     notebooks = list(notebooks if notebooks is not None else notebooks_in_order())
-    run_dir = new_run_dir(out_root or Path(params.output_dir))
+    root = out_root or Path(params.output_dir)
+    run_dir = named_run_dir(root, run_name) if run_name else new_run_dir(root)
+    if params.locations and not location:
+        return run_locations(params_file, params, run_dir, notebooks, only, list(params.locations))
+    if mapped_name is not None and run_name:
+        return run_location_task(params_file, params, run_dir, notebooks, only, mapped_name)
     started = time.time()
+    steps, code = execute(notebooks, params_file, run_dir, params, only, location, _say)
+    built = _report(run_dir, params, datetime.fromtimestamp(started, tz=UTC), steps)
+    _say(f"outputs: {run_dir.resolve()}")
+    for s in steps:
+        if s.status == StepStatus.FAILED:
+            print(f"recon: step {s.stem} failed at {s.where or 'start'}: {s.error}", file=sys.stderr, flush=True)
+    if built is None:
+        return code or EXIT_STEP_FAILED
+    _say(str(built))
+    _say(f"report: {built.workbook.resolve()}")
+    return code
+
+
+def execute(notebooks: Sequence[Path], params_file: Path, run_dir: Path, params: RunParams, only: Sequence[str] | None,
+            location: str | None, say: Callable[[str], None]) -> tuple[list[StepRun], int]:
+    """Run the steps of one location into ``run_dir``: their records and the exit code (0, 1 or 130)."""
     steps: list[StepRun] = []
-    code = EXIT_OK
     try:
-        run_steps(notebooks, params_file, run_dir, params, only, steps.append, _say, location)
+        run_steps(notebooks, params_file, run_dir, params, only, steps.append, say, location)
     except KeyboardInterrupt:
-        code = EXIT_INTERRUPTED
         done = {s.name for s in steps}
         rest = [nb for nb in notebooks if nb.name not in done]
         for i, nb in enumerate(rest):
             steps.append(StepRun(nb.name, StepStatus.FAILED if i == 0 else StepStatus.SKIPPED,
                                  error="KeyboardInterrupt: interrupted (Ctrl-C)" if i == 0 else "",
                                  note="" if i == 0 else "the run was interrupted"))
-    if code == EXIT_OK and any(s.status == StepStatus.FAILED for s in steps):
-        code = EXIT_STEP_FAILED
-    report = _report(run_dir, params, datetime.fromtimestamp(started, tz=UTC), steps)
+        return steps, EXIT_INTERRUPTED
+    return steps, EXIT_STEP_FAILED if any(s.status == StepStatus.FAILED for s in steps) else EXIT_OK
+
+
+def run_locations(params_file: Path, params: RunParams, run_dir: Path, notebooks: Sequence[Path], only: Sequence[str] | None,
+                  names: Sequence[str]) -> int:
+    """Every location of the map, in order, each into its own folder; one failing does not stop the next. Then one report."""
+    folders = location_folders(names)
+    started = datetime.now(tz=UTC)
+    done: list[LocationRun] = []
+    interrupted = False
+    for name in names:
+        if interrupted:
+            done.append(LocationRun(name, folders[name], note="not run: the run was interrupted (Ctrl-C) before this location"))
+            continue
+        _say(f"location {name} -> {folders[name]}/")
+        location_run, code = _run_one(params_file, params, run_dir, notebooks, only, name, folders[name])
+        done.append(location_run)
+        interrupted = code == EXIT_INTERRUPTED
+    built = _report(run_dir, params, started, [], done)
     _say(f"outputs: {run_dir.resolve()}")
-    for s in steps:
-        if s.status == StepStatus.FAILED:
-            print(f"recon: step {s.stem} failed at {s.where or 'start'}: {s.error}", file=sys.stderr, flush=True)
-    if report is None:
+    for loc in done:
+        if loc.status != LocationStatus.OK:
+            print(f"recon: location {loc.name}: {loc.failure}", file=sys.stderr, flush=True)
+    code = EXIT_INTERRUPTED if interrupted else EXIT_OK if all(loc.status == LocationStatus.OK for loc in done) else EXIT_STEP_FAILED
+    if built is None:
         return code or EXIT_STEP_FAILED
-    _say(str(report))
-    _say(f"report: {report.workbook.resolve()}")
+    _say(str(built))
+    _say(f"report: {built.workbook.resolve()}")
     return code
 
 
-def _report(run_dir: Path, params: RunParams, started: datetime, steps: list[StepRun]) -> ReportPaths | None:
+def run_location_task(params_file: Path, params: RunParams, run_dir: Path, notebooks: Sequence[Path],
+                      only: Sequence[str] | None, name: str) -> int:
+    """One location of a run whose locations a scheduler runs as separate tasks (``--location`` with ``--run-id``).
+
+    Writes into the location's folder of the shared run folder and records its
+    steps there; the one report is ``recon report``'s job, after every task.
+    """
+    folder = location_folders(params.locations)[name]
+    location_run, code = _run_one(params_file, params, run_dir, notebooks, only, name, folder)
+    if location_run.status != LocationStatus.OK:
+        print(f"recon: location {name}: {location_run.failure}", file=sys.stderr, flush=True)
+    _say(f"outputs: {(run_dir / folder).resolve()}")
+    _say(f"report: not built by a location's task; after the run's last one: recon report {run_dir}")
+    return code
+
+
+def _run_one(params_file: Path, params: RunParams, run_dir: Path, notebooks: Sequence[Path], only: Sequence[str] | None,
+             name: str, folder: str) -> tuple[LocationRun, int]:
+    """One location's steps into ``run_dir/folder``, recorded there at once (a later ``recon report`` reads it)."""
+    location_dir = run_dir / folder
+    location_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(tz=UTC)
+    steps, code = execute(notebooks, params_file, location_dir, params.with_overrides(location=name), only, name,
+                          lambda line: _say(f"  {line}"))
+    location_run = LocationRun(name, folder, tuple(steps), started, datetime.now(tz=UTC))
+    record_location(location_dir, params, location_run)
+    return location_run, code
+
+
+def _report(run_dir: Path, params: RunParams, started: datetime, steps: list[StepRun],
+            locations: Sequence[LocationRun] | None = None) -> ReportPaths | None:
     try:
-        return build_report(run_dir, params, started=started, finished=datetime.now(tz=UTC), steps=steps)
+        return build_report(run_dir, params, started=started, finished=datetime.now(tz=UTC), steps=steps, locations=locations)
     except KeyboardInterrupt:
         print("recon: interrupted while writing the report", file=sys.stderr)
         return None
     except Exception as exc:  # a run's outputs are still in place; say so rather than hide them behind a traceback
         print(f"recon: the report could not be written: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None
+
+
+def report(run_dir: Path, params_file: Path | None = None) -> int:
+    """``recon report RUN_DIR``: (re)build a run folder's report; exit code as the module docstring says."""
+    if not run_dir.is_dir():
+        raise ParamsError(f"no run folder {run_dir}")
+    params_file = params_file or recorded_params(run_dir)
+    if params_file is None:
+        raise ParamsError(f"{run_dir} records no params file (no run.json in it or its location folders): "
+                          "name it with --params")
+    params = load_params(params_file)
+    locations = location_runs(run_dir, params.locations)
+    if not locations and not steps_from_run(run_dir) and not any(run_dir.glob("*.csv")):
+        raise ParamsError(f"nothing to report on in {run_dir}: no step record, executed notebook or step CSV")
+    built = build_report(run_dir, params, locations=locations or None)
+    _say(str(built))
+    problems = ([f"location {loc.name}: {loc.failure}" for loc in built.locations if loc.status != LocationStatus.OK]
+                if built.locations else
+                [f"step {s.stem} failed at {s.where or 'start'}: {s.error}" for s in built.steps if s.status == StepStatus.FAILED])
+    for problem in problems:
+        print(f"recon: {problem}", file=sys.stderr, flush=True)
+    _say(f"report: {built.workbook.resolve()}")
+    return EXIT_STEP_FAILED if built.failed_steps else EXIT_OK
+
+
+def recorded_params(run_dir: Path) -> Path | None:
+    """The params file a run recorded (its run.json, else a location folder's), if it still exists."""
+    for record in [run_dir / RUN_RECORD, *sorted(run_dir.glob(f"*/{RUN_RECORD}"))]:
+        try:
+            data = json.loads(record.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        for key in ("params_path", "params_file"):
+            if isinstance(data, dict) and data.get(key) and Path(data[key]).is_file():
+                return Path(data[key])
+    return None
 
 
 def _say(line: str) -> None:
@@ -206,7 +353,8 @@ def login(params_file: Path, ask: Callable[[str], str] = input) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recon", description="Reconcile Nexudus with Xero.",
-                                     epilog="exit codes: 0 every step ran, 1 a step failed, 2 bad params or files, 130 interrupted")
+                                     epilog="exit codes: 0 every step ran, 1 a step (of some location) failed, 2 bad params or files, "
+                                            "130 interrupted")
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run the step notebooks in order for a params file, then write the audit report")
     p_run.add_argument("params_file", type=Path, metavar="PARAMS")
@@ -214,14 +362,24 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--only", action="append", metavar="NAME",
                        help="run only notebooks whose name contains NAME (repeatable); the others are marked skipped")
     p_run.add_argument("--location", default=None, metavar="NAME",
-                       help="run one Nexudus location (default: the params' location)")
+                       help="run one Nexudus location (default: every location of the params' locations map, "
+                            "else the params' location)")
+    p_run.add_argument("--run-id", default=None, metavar="ID",
+                       help="name the run folder <out>/ID (default: the UTC start time); the tasks of one scheduled run "
+                            "share it: with --location and a locations map, each writes its location's folder in it")
+    p_report = sub.add_parser("report", help="(re)build the audit report of a run folder (of every location folder in it)")
+    p_report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p_report.add_argument("--params", type=Path, default=None, metavar="PARAMS",
+                          help="the params file (default: the one the run recorded in its run.json)")
     p_login = sub.add_parser("login", help="sign in to a Xero web app once (authorization code + PKCE)")
     p_login.add_argument("params_file", type=Path, metavar="PARAMS")
     args = parser.parse_args(argv)
     try:
         if args.command == "login":
             return login(args.params_file)
-        return run(args.params_file, args.out, args.only, location=args.location)
+        if args.command == "report":
+            return report(args.run_dir, args.params)
+        return run(args.params_file, args.out, args.only, location=args.location, run_name=args.run_id)
     except ReconError as exc:
         print(f"recon: {exc}", file=sys.stderr)
         return EXIT_EXPECTED

@@ -105,7 +105,9 @@ def connect(params: RunParams | str | Path, **overrides: Any) -> Connection:
     try:
         xero.select_tenant()
     except WrongOrganisation as exc:
-        raise ParamsError(str(exc), file=params.source, key=map_key) from exc
+        wanted = mapped.organisation if mapped else params.organisation
+        prefix = f"{business['Name']} books into {wanted!r}, which this Xero app cannot reach. " if wanted else ""
+        raise ParamsError(prefix + str(exc), file=params.source, key=map_key) from exc
     organisation = xero.fetch_organisation()
     wiring = mapped
     if wiring is None and box is not None and box.location_tracking.get(int(business["Id"])):

@@ -294,3 +294,193 @@ def test_run_location_runs_one_location_into_its_own_organisation(state: Path) -
     outcomes = list(csv.DictReader((run_dir / "transfer_outcomes.csv").open()))
     assert outcomes and {r["outcome"] for r in outcomes} == {"created"}
     assert all(r["invoice_number"].startswith("DUB-") and r["currency"] == "EUR" for r in outcomes)
+
+
+# ---- a run over several locations ------------------------------------------------------------------
+DEMO_ALL = ROOT / "tests" / "params" / "two-locations.yaml"
+FOLDERS = {"Hive Shoreditch": "hive-shoreditch", "Hive Dublin Docklands": "hive-dublin-docklands"}
+PREFIX = {"Hive Shoreditch": "SHO-", "Hive Dublin Docklands": "DUB-"}
+ORGANISATION = {"Hive Shoreditch": "Hive Coworking UK Ltd", "Hive Dublin Docklands": "Hive Coworking Ireland Ltd"}
+SHEETS = ["Summary", "Locations", "Account mapping", "Tax mapping", "Transfers", "Status differences", "Errors"]
+
+
+@pytest.fixture(scope="module")
+def all_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli-all-locations")
+
+
+@pytest.fixture(scope="module")
+def all_locations_run(all_state: Path) -> Run:
+    """tests/params/two-locations.yaml on a sandbox of its own: both own-organisation locations, each to its own."""
+    return recon_run(DEMO_ALL, all_state / "out", all_state)
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def records(ws: Any) -> list[dict[str, Any]]:
+    rows = list(ws.iter_rows(values_only=True))
+    return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+
+
+def test_a_run_over_the_locations_map_runs_each_location_into_its_own_folder(all_locations_run: Run) -> None:
+    import nbformat
+
+    run = all_locations_run
+    assert run.code == 0, run.stderr
+    steps = cli.notebooks_in_order()
+    assert sorted(p.name for p in run.run_dir.iterdir() if p.is_dir()) == sorted([*FOLDERS.values(), "csv", "html"])
+    assert not list(run.run_dir.glob("*.ipynb")), "a location's notebooks are in its own folder"
+    for name, folder in FOLDERS.items():
+        for nb in steps:
+            executed = nbformat.read(run.run_dir / folder / nb.name, as_version=4)
+            assert executed.metadata["papermill"]["parameters"]["location"] == name
+            assert executed.metadata["papermill"]["parameters"]["output_dir"] == str((run.run_dir / folder).resolve())
+        record = json.loads((run.run_dir / folder / "run.json").read_text("utf-8"))
+        assert record["location"] == name and [s["status"] for s in record["steps"]] == ["ok"] * len(steps)
+        assert sorted(p.stem for p in (run.run_dir / "html" / folder).glob("*.html")) == [nb.stem for nb in steps]
+    lines = run.stdout.strip().splitlines()
+    assert lines.index("location Hive Shoreditch -> hive-shoreditch/") < lines.index(
+        "location Hive Dublin Docklands -> hive-dublin-docklands/"), "in the map's order"
+    assert lines[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+
+
+def test_every_invoice_of_a_location_went_to_its_own_organisation_and_none_to_the_other(all_locations_run: Run,
+                                                                                         all_state: Path) -> None:
+    from recon.session import connect, register_sandbox
+
+    assert all_locations_run.code == 0, all_locations_run.stderr
+    sent: dict[str, set[str]] = {}
+    for name, folder in FOLDERS.items():
+        outcomes = rows_of(all_locations_run.run_dir / folder / "transfer_outcomes.csv")
+        assert outcomes and {r["outcome"] for r in outcomes} == {"created"}
+        assert all(r["invoice_number"].startswith(PREFIX[name]) for r in outcomes)
+        sent[name] = {r["invoice_number"] for r in outcomes}
+    currencies = {name: {r["currency"] for r in rows_of(all_locations_run.run_dir / f / "transfer_outcomes.csv")}
+                  for name, f in FOLDERS.items()}
+    assert currencies["Hive Dublin Docklands"] == {"EUR"} and "GBP" in currencies["Hive Shoreditch"]
+
+    box = recon.sandbox.start(all_state / "sandbox")  # the run has exited: read what Xero holds, over HTTP
+    register_sandbox(box)
+    try:
+        params = load_params(DEMO_ALL).with_overrides(sandbox_dir=str(box.state_dir))
+        for name in FOLDERS:
+            with connect(params, location=name) as conn:
+                assert conn.organisation["Name"] == ORGANISATION[name]
+                held = {str(i["InvoiceNumber"]) for i in conn.xero.iter_invoices(summary_only=True)}
+                held |= {str(n["CreditNoteNumber"]) for n in conn.xero.iter_credit_notes()}
+            assert sent[name] <= held, f"{name}'s invoices are in {ORGANISATION[name]}"
+            other = next(p for n, p in PREFIX.items() if n != name)
+            assert not [n for n in held if n.startswith(other)], f"no other location's invoice in {ORGANISATION[name]}"
+    finally:
+        box.stop()
+
+
+def test_the_one_workbook_has_a_locations_sheet_and_a_location_column_on_every_table(all_locations_run: Run) -> None:
+    assert all_locations_run.code == 0, all_locations_run.stderr
+    wb = openpyxl.load_workbook(all_locations_run.run_dir / "audit.xlsx")
+    assert wb.sheetnames == SHEETS
+    for sheet in SHEETS:
+        assert wb[sheet]["A1"].value == "location", sheet
+    locations = records(wb["Locations"])
+    assert [r["location"] for r in locations if r["location"]] == sorted(
+        [r["location"] for r in locations], key=list(FOLDERS).index), "one block per location, in the map's order"
+    assert {r["location"] for r in locations} == set(FOLDERS) and {r["status"] for r in locations} == {"ok"}
+    for name, folder in FOLDERS.items():
+        created = rows_of(all_locations_run.run_dir / folder / "transfer_outcomes.csv")
+        for currency in {r["currency"] for r in created}:
+            row = next(r for r in locations if r["location"] == name and r["currency"] == currency)
+            assert row["transferred"] == sum(r["currency"] == currency for r in created)
+            assert row["organisation"] == ORGANISATION[name] and row["02_transfer"] == "ok"
+    transfers = records(wb["Transfers"])
+    assert len(transfers) == sum(len(rows_of(all_locations_run.run_dir / f / "transfer_outcomes.csv")) for f in FOLDERS.values())
+    assert all(str(r["invoice_number"]).startswith(PREFIX[str(r["location"])]) for r in transfers)
+    summary = {(r["location"], r["section"], r["item"]): r["value"] for r in records(wb["Summary"])}
+    assert summary[(None, "run", "result")] == "2 of 2 locations ran, no step failed"
+    assert all(summary[(name, "context", "organisation")] == org for name, org in ORGANISATION.items())
+    assert [r["kind"] for r in records(wb["Errors"])] == ["none"]
+
+
+def test_a_broken_location_fails_alone_exits_1_and_the_report_says_which_and_why(tmp_path: Path) -> None:
+    params = tmp_path / "dublin-unreachable.yaml"
+    params.write_text(DEMO_ALL.read_text("utf-8")
+                      .replace("organisation: Hive Coworking Ireland Ltd", "organisation: Other Company Ltd")
+                      .replace("tax_map_file: params/tax_map.yaml", f"tax_map_file: {ROOT / 'params' / 'tax_map.yaml'}"),
+                      "utf-8")
+    assert "Other Company Ltd" in params.read_text("utf-8")
+    run = recon_run(params, tmp_path / "out", tmp_path)
+    assert run.code == 1, run.stderr
+    shoreditch, dublin = (run.run_dir / f for f in FOLDERS.values())
+    assert all((shoreditch / nb.name).exists() for nb in cli.notebooks_in_order())
+    assert {r["outcome"] for r in rows_of(shoreditch / "transfer_outcomes.csv")} == {"created"}, "Shoreditch still completes"
+    assert (dublin / "01_mapping_check.ipynb").exists() and not (dublin / "transfer_outcomes.csv").exists()
+    key = "locations.Hive Dublin Docklands.organisation"
+    assert "recon: location Hive Dublin Docklands: 01_mapping_check failed" in run.stderr and key in run.stderr
+    assert run.stdout.strip().splitlines()[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+
+    wb = openpyxl.load_workbook(run.run_dir / "audit.xlsx")
+    status = {r["location"]: r for r in records(wb["Locations"])}
+    assert status["Hive Shoreditch"]["status"] == "ok"
+    failed = status["Hive Dublin Docklands"]
+    assert (failed["status"], failed["01_mapping_check"], failed["02_transfer"]) == ("failed", "failed", "skipped")
+    assert "not connected" in failed["error"] and key in failed["error"]
+    errors = records(wb["Errors"])
+    assert [(e["location"], e["kind"]) for e in errors] == [("Hive Dublin Docklands", "step failed")]
+    assert errors[0]["where"].startswith("01_mapping_check, In [") and key in errors[0]["what"]
+    assert "html/hive-dublin-docklands/01_mapping_check.html" in errors[0]["fix"]
+    summary = {(r["location"], r["section"], r["item"]): r["value"] for r in records(wb["Summary"])}
+    assert summary[(None, "run", "result")] == "FAILED: Hive Dublin Docklands (01_mapping_check)"
+    notes = [r for r in records(wb["Transfers"]) if r["location"] == "Hive Dublin Docklands"]
+    assert len(notes) == 1 and "02_transfer was skipped" in notes[0]["note"]
+
+    # `recon report` rebuilds the same report from the folder (the params file is the one the run recorded).
+    assert cli.main(["report", str(run.run_dir)]) == 1
+    again = {r["location"]: r["status"] for r in records(openpyxl.load_workbook(run.run_dir / "audit.xlsx")["Locations"])}
+    assert again == {"Hive Shoreditch": "ok", "Hive Dublin Docklands": "failed"}
+
+
+def test_ctrl_c_in_a_run_over_locations_exits_130_and_reports_the_rest_as_not_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebooks = fake_notebooks(tmp_path / "nb")
+    ran: list[tuple[str | None, str]] = []
+
+    def fake_step(nb: Path, params_file: Path, run_dir: Path, params: Any, location: str | None = None) -> StepRun:
+        ran.append((location, nb.stem))
+        if nb.stem == "02_transfer":
+            raise KeyboardInterrupt
+        return StepRun(nb.name, StepStatus.OK)
+
+    monkeypatch.setattr(cli, "run_step", fake_step)
+    assert cli.run(DEMO_ALL, tmp_path / "out", notebooks=notebooks) == 130
+    assert ran == [("Hive Shoreditch", "01_mapping_check"), ("Hive Shoreditch", "02_transfer")]
+    run_dir = next((tmp_path / "out").iterdir())
+    record = json.loads((run_dir / "run.json").read_text("utf-8"))
+    assert [(loc["name"], loc["status"]) for loc in record["locations"]] == [("Hive Shoreditch", "failed"),
+                                                                            ("Hive Dublin Docklands", "not run")]
+    errors = list(csv.DictReader((run_dir / "csv" / "errors.csv").open(encoding="utf-8")))
+    assert [(e["location"], e["kind"]) for e in errors] == [("Hive Shoreditch", "step failed"),
+                                                           ("Hive Dublin Docklands", "location not run")]
+
+
+def test_a_location_task_of_a_shared_run_writes_only_its_folder_and_recon_report_finds_the_missing_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "run_step", lambda nb, *a, **k: StepRun(nb.name, StepStatus.OK))
+    notebooks = fake_notebooks(tmp_path / "nb")
+    assert cli.run(DEMO_ALL, tmp_path / "out", notebooks=notebooks, location="hive dublin docklands", run_name="nightly") == 0
+    run_dir = tmp_path / "out" / "nightly"
+    assert [p.name for p in run_dir.iterdir()] == ["hive-dublin-docklands"], "no report: that is the report task's job"
+    assert cli.main(["report", str(run_dir)]) == 1, "Shoreditch has no results in this run"
+    assert "recon: location Hive Shoreditch: not run" in capsys.readouterr().err
+    assert cli.run(DEMO_ALL, tmp_path / "out", notebooks=notebooks, location="Hive Shoreditch", run_name="nightly") == 0
+    assert cli.main(["report", str(run_dir)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"report: {(run_dir / 'audit.xlsx').resolve()}"
+
+
+def test_run_id_must_be_one_folder_name_and_report_needs_a_run_folder(tmp_path: Path) -> None:
+    assert cli.main(["run", str(DEMO), "--out", str(tmp_path / "out"), "--run-id", "../elsewhere"]) == 2
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert cli.main(["report", str(tmp_path / "no-such-run")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["report", str(tmp_path / "empty"), "--params", str(DEMO)]) == 2

@@ -76,3 +76,9 @@ def test_a_location_missing_from_the_map_is_refused(sandbox, tmp_path: Path) -> 
     path = _write(tmp_path, "location: Hive Dublin Docklands\nlocations:\n  Hive Shoreditch: Hive Coworking UK Ltd\n")
     with pytest.raises(ParamsError, match="not in the params' locations map"):
         connect(load_params(path).with_overrides(sandbox_dir=str(sandbox.state_dir)))
+
+
+def test_the_all_locations_demo_maps_four_locations_two_of_them_through_tracking() -> None:
+    params = load_params(ROOT / "params" / "demo-all-locations.yaml")
+    assert len(params.locations) == 4
+    assert params.location_map("Hive Leeds Wellington Place") == LocationMap("Hive Coworking North Ltd", "Location", "Leeds")

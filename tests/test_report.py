@@ -26,7 +26,8 @@ from recon.ledger import Ledger
 from recon.mapping import check_location
 from recon.money import CENT
 from recon.params import load_params
-from recon.report import ReportPaths, StepRun, StepStatus, build_report, load_report, open_report, parameter_rows
+from recon.report import (LocationRun, ReportPaths, StepRun, StepStatus, build_report, load_report, location_folders,
+                          location_runs, open_report, parameter_rows, record_location)
 from recon.sandbox import RateLimits, start
 from recon.session import connect, register_sandbox
 from support import fast_retry
@@ -334,3 +335,121 @@ def test_a_key_naming_a_secret_password_or_token_is_masked() -> None:
                                 "nexudus": {"password_env": "hunter2"}}))
     assert rows == {"location": "Hive", "xero.client_secret": "(masked)", "xero.refresh_token": "(masked)",
                     "xero.token_url": "https://(masked)@identity.example/connect/token", "nexudus.password_env": "(masked)"}
+
+
+# ---- a run over several locations -----------------------------------------------------------------------
+LOCATION_SHEETS = ["Summary", "Locations", "Account mapping", "Tax mapping", "Transfers", "Status differences", "Errors"]
+
+
+def invoice(number: str, currency: str, total: str, blocked: bool = False) -> dict[str, str]:
+    return {"invoice_id": number[-1], "invoice_number": number, "currency": currency, "total": total,
+            "total_minor": str(int(Decimal(total) * 100)), "blocked": str(blocked), "reasons": "mapping: x" if blocked else ""}
+
+
+def a_run_over_locations(run_dir: Path) -> list[LocationRun]:
+    """Shoreditch ran (GBP and EUR, one deferred, one refused), Dublin failed at its first step, Manchester never ran."""
+    shoreditch, dublin = run_dir / "hive-shoreditch", run_dir / "hive-dublin-docklands"
+    write_csv(shoreditch / "mapping_invoices.csv", [invoice("SHO-1", "GBP", "10.00"), invoice("SHO-2", "GBP", "20.05"),
+                                                    invoice("SHO-3", "GBP", "5.00", blocked=True), invoice("SHO-4", "EUR", "7.50"),
+                                                    invoice("SHO-5", "GBP", "1.00")])
+    write_csv(shoreditch / "mapping_accounts.csv", [{"account_code": "4000", "account_name": "Desk", "problem": "ok",
+                                                     "blocked_GBP": "0.00"}])
+    write_csv(shoreditch / "transfer_outcomes.csv", [
+        outcome("SHO-1", "created", "GBP", "10.00", xero_id="x-1"), outcome("SHO-2", "deferred", "GBP", "20.05"),
+        outcome("SHO-4", "adopted", "EUR", "7.50", xero_id="x-4"),
+        outcome("SHO-5", "refused", "GBP", "1.00", messages="refused: this plan is for another organisation")])
+    write_csv(shoreditch / "status_differences.csv", [{"difference": "paid in Xero, unpaid in Nexudus", "invoice_number": "SHO-1",
+                                                       "currency": "GBP", "nexudus_total": "10.00"}])
+    dublin.mkdir(parents=True)
+    failed_notebook(dublin / "01_mapping_check.ipynb")
+    names = ["01_mapping_check.ipynb", "02_transfer.ipynb", "03_status_sync.ipynb"]
+    return [LocationRun("Hive Shoreditch", "hive-shoreditch", tuple(ok_steps()), T0, T0 + timedelta(seconds=30)),
+            LocationRun("Hive Dublin Docklands", "hive-dublin-docklands",
+                        (StepRun(names[0], StepStatus.FAILED, T0, T0, "PapermillExecutionError", "In [4]"),
+                         *[StepRun(n, StepStatus.SKIPPED, note="01_mapping_check failed and later steps depend on it")
+                           for n in names[1:]]), T0 + timedelta(seconds=30), T0 + timedelta(seconds=40)),
+            LocationRun("Hive Manchester", "hive-manchester", note="not run: the run was interrupted (Ctrl-C) before this location")]
+
+
+def test_a_run_over_locations_gets_one_workbook_with_a_locations_sheet_and_a_location_column(tmp_path: Path) -> None:
+    run_dir = tmp_path / "20261102T020000Z"
+    report = build_report(run_dir, load_params(ROOT / "tests" / "params" / "two-locations.yaml"), locations=a_run_over_locations(run_dir))
+    wb = openpyxl.load_workbook(report.workbook)
+    assert wb.sheetnames == LOCATION_SHEETS and all(wb[s]["A1"].value == "location" for s in LOCATION_SHEETS if s != "Locations")
+    assert [p.name for p in report.csv] == ["summary.csv", "locations.csv", "account_mapping.csv", "tax_mapping.csv",
+                                            "transfers.csv", "status_differences.csv", "errors.csv"]
+    assert report.failed_steps == ("Hive Dublin Docklands: 01_mapping_check.ipynb", "Hive Manchester: not run")
+
+    rows = {(r["location"], r["currency"]): r for r in sheet_records(wb["Locations"])}
+    assert list(rows) == [("Hive Shoreditch", "EUR"), ("Hive Shoreditch", "GBP"), ("Hive Dublin Docklands", None),
+                          ("Hive Manchester", None)]
+    gbp = rows[("Hive Shoreditch", "GBP")]
+    assert (gbp["status"], gbp["01_mapping_check"], gbp["03_status_sync"]) == ("ok", "ok", "ok")
+    assert (gbp["invoices_in_scope"], gbp["blocked"], gbp["transferred"], gbp["deferred"], gbp["failed"],
+            gbp["status_differences"]) == (4, 1, 1, 1, 1, 1)
+    assert [cents(gbp[c]) for c in ("in_scope_total", "blocked_total", "transferred_total", "deferred_total")] == [
+        Decimal("36.05"), Decimal("5.00"), Decimal("10.00"), Decimal("20.05")]
+    eur = rows[("Hive Shoreditch", "EUR")]
+    assert (eur["transferred"], cents(eur["transferred_total"]), eur["status_differences"]) == (1, Decimal("7.50"), 0)
+    dublin = rows[("Hive Dublin Docklands", None)]
+    assert (dublin["status"], dublin["01_mapping_check"], dublin["02_transfer"], dublin["transferred"]) == (
+        "failed", "failed", "skipped", None)
+    assert dublin["error"] == "01_mapping_check failed at In [4]: plan = transfer.plan_transfer(conn): " \
+                              "ServiceUnavailable: Xero did not answer after 5 tries"
+    assert rows[("Hive Manchester", None)]["status"] == "not run"
+    header = [c.value for c in wb["Locations"][1]]
+    gbp_row = next(r for r in wb["Locations"].iter_rows(min_row=2) if r[1].value == "GBP")
+    assert gbp_row[header.index("in_scope_total")].number_format == '#,##0.00 "GBP"'
+    assert gbp_row[0].fill.fgColor.rgb != "00F8D7DA"
+    assert all(r[0].fill.fgColor.rgb == "00F8D7DA" for r in wb["Locations"].iter_rows(min_row=2) if r[2].value != "ok")
+
+    transfers = sheet_records(wb["Transfers"])
+    assert [(r["location"], r["invoice_number"] or r["note"][:20]) for r in transfers] == [
+        ("Hive Shoreditch", "SHO-1"), ("Hive Shoreditch", "SHO-2"), ("Hive Shoreditch", "SHO-4"), ("Hive Shoreditch", "SHO-5"),
+        ("Hive Dublin Docklands", "No data: step 02_tra"), ("Hive Manchester", "No data: this locati")]
+    assert list(transfers[0])[-1] == "note", "the note column comes last"
+    errors = sheet_records(wb["Errors"])
+    assert [(e["location"], e["kind"], e["where"]) for e in errors] == [
+        ("Hive Shoreditch", "transfer refused", "invoice SHO-5"), ("Hive Dublin Docklands", "step failed", errors[1]["where"]),
+        ("Hive Manchester", "location not run", "hive-manchester/")]
+    assert "another organisation" in errors[0]["what"]
+    assert "html/hive-dublin-docklands/01_mapping_check.html" in errors[1]["fix"]
+    assert "--location 'Hive Manchester' --run-id 20261102T020000Z" in errors[2]["fix"]
+    summary = {(r["location"], r["section"], r["item"]): r for r in sheet_records(wb["Summary"])}
+    assert summary[(None, "run", "result")]["value"] == "FAILED: Hive Dublin Docklands (01_mapping_check); Hive Manchester (not run)"
+    assert summary[("Hive Dublin Docklands", "step", "01_mapping_check")]["value"] == "failed"
+    assert cents(summary[("Hive Shoreditch", "totals", "transfer: created")]["value"]) == Decimal("10.00")
+    assert summary[(None, "parameter", "locations.Hive Dublin Docklands.organisation")]["value"] == "Hive Coworking Ireland Ltd"
+    assert [p.relative_to(run_dir).as_posix() for p in report.html] == ["html/hive-dublin-docklands/01_mapping_check.html"]
+    assert "location: Hive Manchester (hive-manchester/): not run" in str(report)
+
+
+def test_a_run_over_locations_loads_back_and_rebuilds_from_its_folders_alone(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    params = load_params(ROOT / "tests" / "params" / "two-locations.yaml")
+    first = build_report(run_dir, params, locations=a_run_over_locations(run_dir))
+    loaded = load_report(run_dir)
+    assert loaded.failed_steps == first.failed_steps and [loc.name for loc in loaded.locations] == [
+        "Hive Shoreditch", "Hive Dublin Docklands", "Hive Manchester"]
+    assert open_report(run_dir, params).workbook.stat().st_mtime_ns == first.workbook.stat().st_mtime_ns, "kept, not rebuilt"
+    (run_dir / "run.json").unlink()  # as a scheduler's location tasks leave it: location folders only
+    rebuilt = build_report(run_dir, params)
+    assert [(loc.name, loc.status.value) for loc in rebuilt.locations] == [("Hive Shoreditch", "ok"),
+                                                                          ("Hive Dublin Docklands", "failed")]
+    assert openpyxl.load_workbook(rebuilt.workbook).sheetnames == LOCATION_SHEETS
+
+
+def test_a_mapped_location_without_a_folder_is_reported_not_run(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    params = load_params(ROOT / "tests" / "params" / "two-locations.yaml")
+    record_location(run_dir / "hive-dublin-docklands", params, LocationRun("Hive Dublin Docklands", "hive-dublin-docklands",
+                                                                           tuple(ok_steps())))
+    assert [(loc.name, loc.folder, loc.status.value) for loc in location_runs(run_dir, params.locations)] == [
+        ("Hive Shoreditch", "hive-shoreditch", "not run"), ("Hive Dublin Docklands", "hive-dublin-docklands", "ok")]
+    assert location_runs(tmp_path / "single-location-run", params.locations) == []
+
+
+def test_location_folders_are_plain_unique_and_never_the_report_s_own() -> None:
+    assert location_folders(["Hive Shoreditch", "Hive Dublin Docklands", "Zürich Hauptbahnhof", "hive  shoreditch", "CSV", "***"]) == {
+        "Hive Shoreditch": "hive-shoreditch", "Hive Dublin Docklands": "hive-dublin-docklands",
+        "Zürich Hauptbahnhof": "zurich-hauptbahnhof", "hive  shoreditch": "hive-shoreditch-2", "CSV": "csv-2", "***": "location"}

@@ -170,7 +170,10 @@ def start(
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     creds = _credentials(folder)
-    (folder / SEED_FILE).write_text(json.dumps(stamp), "utf-8")
+    # Written whole (rename) before any database exists: another process starting on this folder never reads half of it.
+    tmp = folder / f".{SEED_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps(stamp), "utf-8")
+    os.replace(tmp, folder / SEED_FILE)
     clock = Clock()
     data = generate(seed=seed, invoices=invoices)
     xero = XeroApp(str(folder / "xero.sqlite"), clock=clock, limits=limits)
