@@ -554,11 +554,7 @@ class XeroApp:
         return Response.json(self._envelope(call, "Contacts", [self.books.render_record(d) for d in docs], pagination))
 
     def _get_contact(self, request: Request, call: _Call) -> Response:
-        ref = request.params["id"]
-        doc = self.books.record(call.tenant, "Contact", ref)
-        if doc is None:
-            found = self.books.by_number(call.tenant, "Contact", ref)
-            doc = found[0] if found else None
+        doc = self.books.by_id_or_number(call.tenant, "Contact", request.params["id"])
         if doc is None:
             return _not_found()
         return Response.json(self._envelope(call, "Contacts", [self.books.render_record(doc)]))
@@ -646,11 +642,7 @@ class XeroApp:
         return Response.json(self._envelope(call, "Invoices", items, pagination))
 
     def _get_invoice(self, request: Request, call: _Call) -> Response:
-        ref = request.params["id"]
-        doc = self.books.record(call.tenant, "Invoice", ref)
-        if doc is None:
-            found = [d for d in self.books.by_number(call.tenant, "Invoice", ref) if d["Status"] != "DELETED"]
-            doc = found[0] if found else None
+        doc = self.books.by_id_or_number(call.tenant, "Invoice", request.params["id"])
         if doc is None:
             return _not_found()
         return Response.json(self._envelope(call, "Invoices", [self.books.render_invoice(call.tenant, doc, with_lines=True)]))
@@ -691,11 +683,7 @@ class XeroApp:
         return Response.json(self._envelope(call, "CreditNotes", items, pagination))
 
     def _get_credit_note(self, request: Request, call: _Call) -> Response:
-        ref = request.params["id"]
-        doc = self.books.record(call.tenant, "CreditNote", ref)
-        if doc is None:
-            found = self.books.by_number(call.tenant, "CreditNote", ref)
-            doc = found[0] if found else None
+        doc = self.books.by_id_or_number(call.tenant, "CreditNote", request.params["id"])
         if doc is None:
             return _not_found()
         return Response.json(self._envelope(call, "CreditNotes", [self.books.render_credit_note(call.tenant, doc)]))

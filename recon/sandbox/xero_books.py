@@ -222,6 +222,13 @@ class Books:
         raw = self.store.scalar("SELECT doc FROM records WHERE tenant=? AND kind=? AND lower(id)=lower(?)", (tenant, kind, rid))
         return None if raw is None else jsonutil.loads(raw)
 
+    def by_id_or_number(self, tenant: str, kind: str, ref: str) -> dict[str, Any] | None:
+        """A record by its id, else the first live one with that number (Xero's routes take either)."""
+        doc = self.record(tenant, kind, ref)
+        if doc is None:
+            doc = next((d for d in self.by_number(tenant, kind, ref) if d.get("Status") != "DELETED"), None)
+        return doc
+
     def by_number(self, tenant: str, kind: str, number: str) -> list[dict[str, Any]]:
         return [jsonutil.loads(r[0]) for r in self.store.query(
             "SELECT doc FROM records WHERE tenant=? AND kind=? AND number=? ORDER BY seq", (tenant, kind, number))]
