@@ -1,0 +1,267 @@
+"""A run's steps and locations: what ran, how it ended, and the run.json records of it.
+
+Floor 2 (part of ``recon.report``): the step and location records
+(``StepRun``, ``LocationRun`` and their statuses), reading them back from
+``run.json`` or the executed notebooks (``steps_from_run``, ``location_runs``),
+writing them (``record_location``, the run's own ``run.json``), each
+location's folder name (``location_folders``), and what a step saw or where it
+failed (``run_context.json``, ``notebook_error``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from recon.params import RunParams
+
+RUN_RECORD = "run.json"
+RUN_CONTEXT = "run_context.json"  # optional: {"location", "organisation", "tenant_id"} written by a step that connected
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+CONNECTION_REPR = re.compile(r"<Connection location='(?P<location>[^']*)' organisation='(?P<organisation>[^']*)'")
+NOT_RUN_NOTE = ("not run: this run folder has no results for it (the run was stopped before it, or its scheduler "
+                "task did not run or wrote elsewhere)")
+
+class StepStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One step notebook of a run: how it ended, when, and (if it failed) what and where."""
+
+    name: str  # the notebook's file name, e.g. 02_transfer.ipynb
+    status: StepStatus
+    started: datetime | None = None
+    finished: datetime | None = None
+    error: str = ""  # "ParamsError: ..." for a failed step
+    where: str = ""  # "In [3]: conn = connect(..." for a failed step
+    note: str = ""  # why a step was skipped
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem
+
+    @property
+    def seconds(self) -> float | None:
+        return (self.finished - self.started).total_seconds() if self.started and self.finished else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status.value, "started": _iso(self.started), "finished": _iso(self.finished),
+                "error": self.error, "where": self.where, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepRun:
+        return cls(name=str(data["name"]), status=StepStatus(data["status"]), started=_parse_time(data.get("started")),
+                   finished=_parse_time(data.get("finished")), error=str(data.get("error") or ""),
+                   where=str(data.get("where") or ""), note=str(data.get("note") or ""))
+
+
+class LocationStatus(StrEnum):
+    OK = "ok"  # no step failed
+    FAILED = "failed"  # a step failed (the error is in its notebook and on the Errors sheet)
+    NOT_RUN = "not run"  # nothing ran for it: the run was interrupted first, or its scheduler task never wrote
+
+
+@dataclass(frozen=True)
+class LocationRun:
+    """One location of a run over several: its name, its folder inside the run folder, its steps."""
+
+    name: str  # the Nexudus location, as the params' locations map names it
+    folder: str  # its folder inside the run folder (see ``location_folders``)
+    steps: tuple[StepRun, ...] = ()
+    started: datetime | None = None
+    finished: datetime | None = None
+    note: str = ""  # why nothing ran for it, when nothing did
+
+    @property
+    def status(self) -> LocationStatus:
+        if any(s.status == StepStatus.FAILED for s in self.steps):
+            return LocationStatus.FAILED
+        return LocationStatus.NOT_RUN if self.note else LocationStatus.OK
+
+    @property
+    def failure(self) -> str:
+        """What went wrong, in one line: the first failed step, where, and its error; or why it did not run."""
+        step = next((s for s in self.steps if s.status == StepStatus.FAILED), None)
+        if step is not None:
+            return f"{step.stem} failed at {step.where or 'its start'}: {step.error or '(no error text)'}"
+        return self.note
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "folder": self.folder, "status": self.status.value, "started": _iso(self.started),
+                "finished": _iso(self.finished), "note": self.note}
+
+
+def steps_from_run(run_dir: str | Path) -> list[StepRun]:
+    """The steps of a run: from ``run.json`` if the report was built before, else from the executed notebooks' metadata."""
+    run_dir = Path(run_dir)
+    record = run_dir / RUN_RECORD
+    if record.exists():
+        return [StepRun.from_dict(s) for s in json.loads(record.read_text("utf-8")).get("steps", [])]
+    import nbformat
+
+    steps = []
+    for path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
+        meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+        status = StepStatus.FAILED if meta.get("exception") else StepStatus.OK
+        steps.append(StepRun(path.name, status, _parse_time(meta.get("start_time")), _parse_time(meta.get("end_time"))))
+    return steps
+
+
+def location_folders(names: Iterable[str]) -> dict[str, str]:
+    """Each location's folder inside a run folder: lower-case ASCII words joined by ``-``, unique within ``names``.
+
+    ``Hive Dublin Docklands`` -> ``hive-dublin-docklands``. Worked out from the
+    whole list in its order (the params' locations map), so every scheduler
+    task of one run names the same folders; never ``csv`` or ``html``.
+    """
+    out: dict[str, str] = {}
+    taken = {"csv", "html"}  # the report's own folders
+    for name in names:
+        plain = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
+        base = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-") or "location"
+        folder, n = base, 1
+        while folder in taken:
+            n += 1
+            folder = f"{base}-{n}"
+        taken.add(folder)
+        out[name] = folder
+    return out
+
+
+def record_location(folder: str | Path, params: RunParams, location: LocationRun) -> Path:
+    """Write one location's step record, ``<folder>/run.json``: what the run's report is built from."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"run_id": folder.parent.name, "location": location.name, "params_file": params.source,
+              "params_path": _params_path(params), "started": _iso(location.started), "finished": _iso(location.finished),
+              "steps": [s.to_dict() for s in location.steps], "note": location.note}
+    path = folder / RUN_RECORD
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def location_runs(run_dir: str | Path, expected: Iterable[str] = ()) -> list[LocationRun]:
+    """The locations of a run over several, in order, each with its steps; ``[]`` for any other folder.
+
+    The order and the list come from the run's own record (``run.json``, once a
+    report was built) or else from ``expected`` (the params' locations map),
+    followed by any other location folder found. A listed location without a
+    folder of results is ``not run``.
+    """
+    run_dir = Path(run_dir)
+    found: dict[str, LocationRun] = {}
+    for sub in sorted(p for p in run_dir.iterdir() if p.is_dir()) if run_dir.is_dir() else []:
+        record = _read_json(sub / RUN_RECORD)
+        if record and record.get("location"):
+            found[str(record["location"]).casefold()] = LocationRun(
+                str(record["location"]), sub.name, tuple(StepRun.from_dict(s) for s in record.get("steps") or []),
+                _parse_time(record.get("started")), _parse_time(record.get("finished")), str(record.get("note") or ""))
+    recorded = _recorded_locations(run_dir)
+    if not found and not recorded:
+        return []
+    names = [str(r["name"]) for r in recorded] if recorded else list(expected)
+    folders = {str(r["name"]): str(r["folder"]) for r in recorded} if recorded else location_folders(names)
+    notes = {str(r["name"]): str(r.get("note") or "") for r in recorded}
+    out = [found.pop(name.casefold(), None) or LocationRun(name, folders[name], note=notes.get(name) or NOT_RUN_NOTE)
+           for name in names]
+    return out + list(found.values())
+
+
+def _recorded_locations(run_dir: Path) -> list[dict[str, Any]]:
+    record = _read_json(run_dir / RUN_RECORD)
+    return list(record.get("locations") or []) if record else []
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _first_failed(location: LocationRun) -> str | None:
+    return next((s.stem for s in location.steps if s.status == StepStatus.FAILED), None)
+
+
+def _failed_in(locations: Sequence[LocationRun]) -> tuple[str, ...]:
+    return tuple(f"{loc.name}: {s.name}" for loc in locations for s in loc.steps if s.status == StepStatus.FAILED) + tuple(
+        f"{loc.name}: not run" for loc in locations if loc.status == LocationStatus.NOT_RUN)
+
+
+def _run_context(run_dir: Path, params: RunParams) -> dict[str, Any]:
+    """Location and organisation as a step saw them: run_context.json, else the ``Connection`` a notebook displayed."""
+    path = run_dir / RUN_CONTEXT
+    if path.exists():
+        return {k: v for k, v in json.loads(path.read_text("utf-8")).items() if k in ("location", "organisation", "tenant_id")}
+    for nb in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
+        match = CONNECTION_REPR.search(nb.read_text("utf-8"))
+        if match:
+            return match.groupdict()
+    return {}
+
+
+def _with_notebook_error(run_dir: Path, step: StepRun) -> StepRun:
+    """A failed step with the error text and cell taken from its executed notebook (the record of truth)."""
+    path = run_dir / step.name
+    if step.status != StepStatus.FAILED or not path.exists():
+        return step
+    found = notebook_error(path)
+    if found is None:
+        return step
+    error, where = found
+    return StepRun(step.name, step.status, step.started, step.finished, error, where, step.note)
+
+
+def notebook_error(path: Path) -> tuple[str, str] | None:
+    """(``"Name: message"``, ``"In [n]: first line of the cell"``) of the first error in an executed notebook."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                first = next((ln.strip() for ln in str(cell.get("source", "")).splitlines() if ln.strip()), "")
+                label = f"In [{cell.get('execution_count')}]" if cell.get("execution_count") else f"cell {index + 1}"
+                evalue = ANSI.sub("", str(out.get("evalue", ""))).strip()
+                return f"{out.get('ename')}: {evalue}", f"{label}: {first[:100]}"
+    return None
+
+
+def _write_run_record(run_dir: Path, params: RunParams, started: datetime | None, finished: datetime | None,
+                      steps: Sequence[StepRun], locations: Sequence[LocationRun] | None = None) -> None:
+    record: dict[str, Any] = {"run_id": run_dir.name, "params_file": params.source, "params_path": _params_path(params),
+                              "started": _iso(started), "finished": _iso(finished), "steps": [s.to_dict() for s in steps]}
+    if locations is not None:
+        record["locations"] = [loc.to_dict() for loc in locations]
+    (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+
+
+def _params_path(params: RunParams) -> str | None:
+    """The params file as an absolute path (what ``recon report`` reads back), None for defaults."""
+    return None if params.source == "(defaults)" else str(Path(params.source).resolve())
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    moment = datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,268 @@
+"""The report's tables for one run folder: the step CSVs read in, the Summary and the Errors.
+
+Floor 2 (part of ``recon.report``): reads the CSVs the steps wrote into
+``_Table``s (money as exact ``Decimal``, counts as int, a missing CSV as one
+``note`` row saying why), and builds the Summary (run, steps, context,
+parameters with secrets masked, versions, per-currency totals) and the Errors
+table. Writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import platform
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from recon.money import ZERO
+from recon.params import RunParams
+from recon.report.runs import StepRun, StepStatus, _iso
+
+# The packages whose versions an auditor needs to reproduce a run.
+VERSIONED = ("recon", "pandas", "httpx", "authlib", "papermill", "nbconvert", "openpyxl")
+SENSITIVE = ("secret", "password", "token")
+MONEY_COLUMNS = frozenset({"total", "nexudus_total", "xero_total", "difference", "amount", "amount_due", "xero_amount_paid",
+                           "xero_amount_due", "nexudus_paid_amount", "transferred_total", "transferable_amount",
+                           "blocked_amount", "in_scope_total", "blocked_total", "deferred_total"})
+COUNT_COLUMNS = frozenset({"invoices", "lines", "invoices_using", "lines_using", "total_minor", "count",
+                           "invoices_in_scope", "blocked", "transferred", "deferred", "failed", "status_differences"})
+# Which step writes a CSV: the step notebook whose name holds the keyword.
+STEP_OF_CSV = (("mapping_", "mapping"), ("transfer_", "transfer"), ("status_", "status"))
+
+@dataclass(frozen=True)
+class _Table:
+    sheet: str
+    csv_name: str
+    columns: list[str]
+    rows: list[list[Any]]  # str, int, Decimal or None
+
+    def currency(self, column: str, row: list[Any]) -> str | None:
+        """The currency of a money cell: the column's (``blocked_GBP``) or the row's ``currency``."""
+        if re.fullmatch(r"blocked_[A-Z]{3}", column):
+            return column.removeprefix("blocked_")
+        if "currency" in self.columns:
+            value = row[self.columns.index("currency")]
+            return str(value) if value else None
+        return None
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
+    if not path.exists():
+        return None
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def _typed(column: str, text: str) -> Any:
+    """A CSV cell as the report holds it: money as Decimal, counts as int, the rest as text."""
+    if text == "":
+        return None
+    if column in MONEY_COLUMNS or re.fullmatch(r"blocked_[A-Z]{3}", column):
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            return text
+        return amount if amount.is_finite() else text
+    if column in COUNT_COLUMNS and re.fullmatch(r"-?\d{1,15}", text):
+        return int(text)
+    return text
+
+
+def _step_table(sheet: str, csv_name: str, run_dir: Path, source: str, steps: Sequence[StepRun], params: RunParams) -> _Table:
+    loaded = _read_csv(run_dir / source)
+    if loaded is None:
+        return _Table(sheet, csv_name, ["note"], [[_missing_note(source, steps, params)]])
+    columns, records = loaded
+    return _Table(sheet, csv_name, columns, [[_typed(c, r.get(c) or "") for c in columns] for r in records])
+
+
+def _step_for(source: str, steps: Sequence[StepRun]) -> StepRun | None:
+    keyword = next((k for prefix, k in STEP_OF_CSV if source.startswith(prefix)), None)
+    return next((s for s in steps if keyword and keyword in s.stem), None)
+
+
+def _missing_note(source: str, steps: Sequence[StepRun], params: RunParams) -> str:
+    step = _step_for(source, steps)
+    if step is None:
+        return f"No data: {source} was not written; no step of this run writes it."
+    if step.status == StepStatus.FAILED:
+        return f"No data: step {step.stem} failed before writing {source} (see the Errors sheet)."
+    if step.status == StepStatus.SKIPPED:
+        return f"No data: step {step.stem} was skipped ({step.note or 'an earlier step failed'})."
+    if source == "transfer_outcomes.csv" and not params.push:
+        return (f"Nothing was sent to Xero: push is false in the params, so {step.stem} only planned "
+                "(see transfer_plan_eligible.csv and transfer_plan_excluded.csv in the run folder).")
+    return f"No data: step {step.stem} ran but wrote no {source}."
+
+
+def _errors_table(run_dir: Path, steps: Sequence[StepRun], folder: str = "") -> _Table:
+    """What failed in one run folder; ``folder`` (``"hive-shoreditch/"``) is its place in a run over locations."""
+    columns = ["kind", "where", "what", "meaning", "fix"]
+    rows: list[list[Any]] = []
+    for i, step in enumerate(steps):
+        if step.status != StepStatus.FAILED:
+            continue
+        later = [s.stem for s in steps[i + 1:] if s.status == StepStatus.SKIPPED]
+        page = f"html/{folder}{step.stem}.html" if (run_dir / step.name).exists() else "the run's console output"
+        rows.append(["step failed", f"{step.stem}, {step.where or 'before its first cell'}", step.error or "(no error text)",
+                     "The step stopped here" + (f"; later steps were skipped: {', '.join(later)}." if later else "."),
+                     f"Read the error in {page} (or the executed {folder}{step.name}), fix its cause (a ParamsError names the params "
+                     "file and key), then run again: a re-run never duplicates a transfer or a payment."])
+    transfers = _read_csv(run_dir / "transfer_outcomes.csv")
+    for rec in (transfers[1] if transfers else []):
+        if rec.get("outcome") == "failed":
+            rows.append(["transfer failed", f"invoice {rec.get('invoice_number')}", rec.get("messages") or "",
+                         rec.get("meaning") or "", rec.get("fix") or ""])
+        elif rec.get("outcome") in ("refused", "unknown"):  # never sent / sent with no answer: both need a look
+            refused = rec.get("outcome") == "refused"
+            rows.append([f"transfer {rec.get('outcome')}", f"invoice {rec.get('invoice_number')}", rec.get("messages") or "",
+                         rec.get("meaning") or ("recon did not send it: the plan was for another location or organisation."
+                                                if refused else "Xero's answer was lost: the invoice may or may not be there."),
+                         rec.get("fix") or ("Plan and push again through this location's own connection." if refused else
+                                            "Run the transfer again: it looks the invoice up in Xero before sending anything.")])
+    payments = _read_csv(run_dir / "status_applied.csv")
+    for rec in (payments[1] if payments else []):
+        if rec.get("outcome") in ("failed", "unknown"):
+            unknown = rec.get("outcome") == "unknown"
+            rows.append([f"payment {rec.get('outcome')}", f"invoice {rec.get('invoice_number')}", rec.get("message") or "",
+                         "Nexudus did not answer; it may or may not have recorded the payment." if unknown
+                         else "Nexudus refused to mark the invoice paid.",
+                         "Run the status sync with apply again: it reads the invoice first and never pays twice." if unknown
+                         else "Check the invoice in Nexudus (void, already part-paid, amount), then apply again."])
+    if not rows:
+        rows.append(["none", "", "Nothing failed: no step, transfer or payment of this run failed.", "", ""])
+    return _Table("Errors", "errors.csv", columns, rows)
+
+
+def _summary_table(run_dir: Path, params: RunParams, started: datetime | None, finished: datetime | None,
+                   steps: Sequence[StepRun], context: Mapping[str, Any]) -> _Table:
+    columns = ["section", "item", "value", "currency", "count", "detail"]
+    failed = [s.stem for s in steps if s.status == StepStatus.FAILED]
+    ran = [s for s in steps if s.status == StepStatus.OK]
+    skipped = [s.stem for s in steps if s.status == StepStatus.SKIPPED]
+    result = (f"FAILED: {', '.join(failed)}" if failed else f"{len(ran)} of {len(steps)} steps ran"
+              + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
+    rows: list[list[Any]] = [
+        ["run", "run id", run_dir.name, None, None, str(run_dir)],
+        ["run", "started", _iso(started) or "not recorded", None, None, "UTC"],
+        ["run", "finished", _iso(finished) or "not recorded", None, None, "UTC"],
+        ["run", "result", result, None, None, ""],
+        ["run", "report built", _iso(datetime.now(tz=UTC)), None, None, "UTC"],
+    ]
+    rows += [_step_row(s) for s in steps]
+    if not steps:
+        rows.append(["step", "(none recorded)", "", None, None, "built from the CSVs in the folder, outside `recon run`"])
+    rows += [["context", "location", context.get("location") or params.location, None, None, ""],
+             ["context", "organisation", context.get("organisation") or params.organisation or "not recorded (no step connected)",
+              None, None, ""],
+             ["context", "target", params.target, None, None, "sandbox = the embedded sandbox; live = the real services"]]
+    if context.get("tenant_id"):
+        rows.append(["context", "tenant id", context["tenant_id"], None, None, ""])
+    rows += [["parameter", key, value, None, None, ""] for key, value in parameter_rows(params)]
+    rows += [["version", name, version, None, None, ""] for name, version in versions()]
+    rows += _totals_rows(run_dir)
+    return _Table("Summary", "summary.csv", columns, rows)
+
+
+def _step_row(s: StepRun) -> list[Any]:
+    times = f"{_iso(s.started)} to {_iso(s.finished)} ({s.seconds:.1f} s)" if s.seconds is not None else ""
+    detail = "; ".join(p for p in (times, s.error and f"{s.error} at {s.where}", s.note) if p)
+    return ["step", s.stem, s.status.value, None, None, detail]
+
+
+def parameter_rows(params: RunParams | Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every parameter as (dotted key, text), sections flattened.
+
+    A value whose key names a secret, password or token is masked (RunParams
+    holds none, but a ``*_secret_env`` with a pasted secret in place of a
+    variable name is an easy mistake); ``*_url`` keys are shown without any
+    ``user:password@`` part.
+    """
+    data = asdict(params) if is_dataclass(params) and not isinstance(params, type) else dict(params)
+
+    def flat(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                yield from flat(f"{prefix}.{k}" if prefix else str(k), v)
+        elif any(word in prefix.lower() for word in SENSITIVE) and not prefix.endswith("_url"):
+            yield prefix, "(masked)"
+        elif prefix.endswith("_url") and isinstance(value, str):
+            yield prefix, re.sub(r"//[^/@]*@", "//(masked)@", value)  # no user:password in a URL
+        elif isinstance(value, bool):
+            yield prefix, "true" if value else "false"
+        elif isinstance(value, date):
+            yield prefix, value.isoformat()
+        else:
+            yield prefix, "" if value is None else str(value)
+
+    return list(flat("", data))
+
+
+def versions() -> list[tuple[str, str]]:
+    """recon's version and its key dependencies', and Python's."""
+    out = []
+    for name in VERSIONED:
+        try:
+            out.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            out.append((name, "not installed"))
+    return [*out, ("python", platform.python_version())]
+
+
+def _totals_rows(run_dir: Path) -> list[list[Any]]:
+    """Counts and Nexudus totals per currency from each step CSV that exists (exact Decimal sums)."""
+    rows: list[list[Any]] = []
+
+    def add(item: str, source: str, records: Iterable[Mapping[str, str]], amount_col: str, detail: str,
+            currency_of: Mapping[str, str] | None = None) -> None:
+        counts: dict[str, int] = defaultdict(int)
+        sums: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for rec in records:
+            currency = rec.get("currency") or (currency_of or {}).get(rec.get("invoice_number") or "", "")
+            counts[currency] += 1
+            sums[currency] += _amount(rec.get(amount_col))
+        for currency in sorted(counts):
+            rows.append(["totals", item, sums[currency], currency or None, counts[currency], f"{detail} ({source})"])
+
+    def load(name: str) -> list[dict[str, str]] | None:
+        loaded = _read_csv(run_dir / name)
+        return loaded[1] if loaded else None
+
+    if (invoices := load("mapping_invoices.csv")) is not None:
+        add("invoices in scope", "mapping_invoices.csv", invoices, "total", "Nexudus totals")
+        add("blocked by the mapping", "mapping_invoices.csv", [r for r in invoices if r.get("blocked") == "True"], "total",
+            "Nexudus totals")
+    if (eligible := load("transfer_plan_eligible.csv")) is not None:
+        add("transfer plan: eligible", "transfer_plan_eligible.csv", eligible, "nexudus_total", "Nexudus totals")
+    if (excluded := load("transfer_plan_excluded.csv")) is not None:
+        add("transfer plan: excluded", "transfer_plan_excluded.csv", excluded, "nexudus_total", "Nexudus totals")
+    if (outcomes := load("transfer_outcomes.csv")) is not None:
+        for outcome in sorted({r.get("outcome") or "" for r in outcomes}):
+            add(f"transfer: {outcome}", "transfer_outcomes.csv", [r for r in outcomes if r.get("outcome") == outcome],
+                "nexudus_total", "Nexudus totals; credit notes negative")
+    differences = load("status_differences.csv")
+    for kind in sorted({r.get("difference") or "" for r in differences or []}):
+        add(f"status: {kind}", "status_differences.csv", [r for r in differences or [] if r.get("difference") == kind],
+            "nexudus_total", "Nexudus totals")
+    if (applied := load("status_applied.csv")) is not None:
+        currency_of = {r.get("invoice_number") or "": r.get("currency") or "" for r in differences or []}
+        for outcome in sorted({r.get("outcome") or "" for r in applied}):
+            add(f"marked paid in Nexudus: {outcome}", "status_applied.csv", [r for r in applied if r.get("outcome") == outcome],
+                "amount", "amounts recorded as paid", currency_of)
+    return rows
+
+
+def _amount(text: str | None) -> Decimal:
+    try:
+        return Decimal(text) if text else ZERO
+    except InvalidOperation:
+        return ZERO
