@@ -34,6 +34,8 @@ from typing import Any
 
 import pandas as pd
 
+from recon.values import cell_int, is_missing, optional_int, records
+
 __all__ = ["Ledger"]
 
 SCHEMA = """
@@ -80,7 +82,9 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30
+        )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -109,24 +113,63 @@ class Ledger:
                 raise
             self._db.execute("COMMIT")
 
-    def event(self, system: str, action: str, outcome: str, *, tenant_id: str | None = None, subject: str | None = None,
-              detail: Any = None) -> None:
+    def event(
+        self,
+        system: str,
+        action: str,
+        outcome: str,
+        *,
+        tenant_id: str | None = None,
+        subject: str | None = None,
+        detail: Any = None,
+    ) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO events(at,system,action,tenant_id,subject,outcome,detail) VALUES(?,?,?,?,?,?,?)",
-                       (_now(), system, action, tenant_id, subject, outcome, json.dumps(detail, default=str) if detail is not None else None))
+            db.execute(
+                "INSERT INTO events(at,system,action,tenant_id,subject,outcome,detail) VALUES(?,?,?,?,?,?,?)",
+                (
+                    _now(),
+                    system,
+                    action,
+                    tenant_id,
+                    subject,
+                    outcome,
+                    json.dumps(detail, default=str) if detail is not None else None,
+                ),
+            )
 
     # ---- transfers ------------------------------------------------------------------
     def transfers(self, tenant_id: str) -> pd.DataFrame:
         """Every transfer row of an organisation."""
-        rows = self._db.execute("SELECT * FROM transfers WHERE tenant_id=? ORDER BY invoice_number", (tenant_id,)).fetchall()
-        frame = pd.DataFrame([dict(r) for r in rows], columns=[
-            "tenant_id", "nexudus_invoice_id", "invoice_number", "kind", "state", "xero_id", "batch_key", "currency",
-            "nexudus_total", "xero_total", "attempts", "messages", "written_back", "created_at", "updated_at"])
+        rows = self._db.execute(
+            "SELECT * FROM transfers WHERE tenant_id=? ORDER BY invoice_number", (tenant_id,)
+        ).fetchall()
+        frame = pd.DataFrame(
+            [dict(r) for r in rows],
+            columns=[
+                "tenant_id",
+                "nexudus_invoice_id",
+                "invoice_number",
+                "kind",
+                "state",
+                "xero_id",
+                "batch_key",
+                "currency",
+                "nexudus_total",
+                "xero_total",
+                "attempts",
+                "messages",
+                "written_back",
+                "created_at",
+                "updated_at",
+            ],
+        )
         for col in ("nexudus_total", "xero_total"):
             frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
         return frame
 
-    def record_intents(self, tenant_id: str, batch_key: str, invoices: Iterable[dict[str, Any]]) -> None:
+    def record_intents(
+        self, tenant_id: str, batch_key: str, invoices: Iterable[dict[str, Any]]
+    ) -> None:
         """Before a batch is sent: each invoice is 'sending' under this batch key."""
         now = _now()
         with self._tx() as db:
@@ -136,32 +179,70 @@ class Ledger:
                     "nexudus_total,attempts,created_at,updated_at) VALUES(?,?,?,?,'sending',?,?,?,1,?,?) "
                     "ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET state='sending', batch_key=excluded.batch_key, "
                     "attempts=transfers.attempts+1, updated_at=excluded.updated_at",
-                    (tenant_id, int(inv["nexudus_invoice_id"]), inv["invoice_number"], inv.get("kind", "invoice"), batch_key,
-                     inv.get("currency"), str(inv.get("nexudus_total", "")), now, now))
+                    (
+                        tenant_id,
+                        int(inv["nexudus_invoice_id"]),
+                        inv["invoice_number"],
+                        inv.get("kind", "invoice"),
+                        batch_key,
+                        inv.get("currency"),
+                        str(inv.get("nexudus_total", "")),
+                        now,
+                        now,
+                    ),
+                )
 
-    def record_outcome(self, tenant_id: str, nexudus_invoice_id: int, state: str, *, xero_id: str | None = None,
-                       xero_total: Decimal | None = None, messages: list[str] | None = None) -> None:
+    def record_outcome(
+        self,
+        tenant_id: str,
+        nexudus_invoice_id: int,
+        state: str,
+        *,
+        xero_id: str | None = None,
+        xero_total: Decimal | None = None,
+        messages: list[str] | None = None,
+    ) -> None:
         """After the answer: created / failed / held, with Xero's id, total and messages."""
         with self._tx() as db:
-            db.execute("UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), xero_total=COALESCE(?, xero_total), "
-                       "messages=?, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
-                       (state, xero_id, str(xero_total) if xero_total is not None else None, json.dumps(messages or []),
-                        _now(), tenant_id, int(nexudus_invoice_id)))
+            db.execute(
+                "UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), xero_total=COALESCE(?, xero_total), "
+                "messages=?, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
+                (
+                    state,
+                    xero_id,
+                    str(xero_total) if xero_total is not None else None,
+                    json.dumps(messages or []),
+                    _now(),
+                    tenant_id,
+                    int(nexudus_invoice_id),
+                ),
+            )
 
     def record_outcomes(self, tenant_id: str, outcomes: Iterable[dict[str, Any]]) -> None:
         """Several outcomes in one transaction (one fsync per batch, not per invoice)."""
         now = _now()
         with self._tx() as db:
             for o in outcomes:
-                db.execute("UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), xero_total=COALESCE(?, xero_total), "
-                           "messages=?, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
-                           (o["state"], o.get("xero_id"), str(o["xero_total"]) if o.get("xero_total") is not None else None,
-                            json.dumps(o.get("messages") or []), now, tenant_id, int(o["nexudus_invoice_id"])))
+                db.execute(
+                    "UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), xero_total=COALESCE(?, xero_total), "
+                    "messages=?, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
+                    (
+                        o["state"],
+                        o.get("xero_id"),
+                        str(o["xero_total"]) if o.get("xero_total") is not None else None,
+                        json.dumps(o.get("messages") or []),
+                        now,
+                        tenant_id,
+                        int(o["nexudus_invoice_id"]),
+                    ),
+                )
 
     def record_written_back(self, tenant_id: str, nexudus_invoice_id: int) -> None:
         with self._tx() as db:
-            db.execute("UPDATE transfers SET written_back=1, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
-                       (_now(), tenant_id, int(nexudus_invoice_id)))
+            db.execute(
+                "UPDATE transfers SET written_back=1, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
+                (_now(), tenant_id, int(nexudus_invoice_id)),
+            )
 
     def unfinished(self, tenant_id: str) -> pd.DataFrame:
         """Intents with no outcome: what a crash or a dropped connection left behind."""
@@ -169,7 +250,10 @@ class Ledger:
         return frame[frame["state"] == "sending"]
 
     def transferred_ids(self, tenant_id: str) -> set[int]:
-        rows = self._db.execute("SELECT nexudus_invoice_id FROM transfers WHERE tenant_id=? AND state='created'", (tenant_id,))
+        rows = self._db.execute(
+            "SELECT nexudus_invoice_id FROM transfers WHERE tenant_id=? AND state='created'",
+            (tenant_id,),
+        )
         return {int(r[0]) for r in rows}
 
     # ---- contacts ---------------------------------------------------------------------
@@ -177,47 +261,104 @@ class Ledger:
         rows = self._db.execute("SELECT * FROM contacts WHERE tenant_id=?", (tenant_id,)).fetchall()
         return {int(r["nexudus_coworker_id"]): dict(r) for r in rows}
 
-    def record_contact(self, tenant_id: str, coworker_id: int, contact_number: str, state: str, *,
-                       xero_contact_id: str | None = None, name: str | None = None) -> None:
+    def record_contact(
+        self,
+        tenant_id: str,
+        coworker_id: int,
+        contact_number: str,
+        state: str,
+        *,
+        xero_contact_id: str | None = None,
+        name: str | None = None,
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO contacts VALUES(?,?,?,?,?,?,?) ON CONFLICT(tenant_id,nexudus_coworker_id) DO UPDATE SET "
                 "contact_number=excluded.contact_number, xero_contact_id=COALESCE(excluded.xero_contact_id, contacts.xero_contact_id), "
                 "state=excluded.state, name=COALESCE(excluded.name, contacts.name), updated_at=excluded.updated_at",
-                (tenant_id, int(coworker_id), contact_number, xero_contact_id, state, name, _now()))
+                (tenant_id, int(coworker_id), contact_number, xero_contact_id, state, name, _now()),
+            )
 
     # ---- payments (status sync) -----------------------------------------------------------
     def payments(self, tenant_id: str) -> pd.DataFrame:
         rows = self._db.execute("SELECT * FROM payments WHERE tenant_id=?", (tenant_id,)).fetchall()
-        return pd.DataFrame([dict(r) for r in rows], columns=["tenant_id", "nexudus_invoice_id", "invoice_number", "state",
-                                                               "amount", "paid_on", "xero_invoice_id", "messages", "updated_at"])
+        return pd.DataFrame(
+            [dict(r) for r in rows],
+            columns=[
+                "tenant_id",
+                "nexudus_invoice_id",
+                "invoice_number",
+                "state",
+                "amount",
+                "paid_on",
+                "xero_invoice_id",
+                "messages",
+                "updated_at",
+            ],
+        )
 
-    def record_payment(self, tenant_id: str, nexudus_invoice_id: int, invoice_number: str, state: str, *,
-                       amount: Decimal | None = None, paid_on: str | None = None, xero_invoice_id: str | None = None,
-                       messages: list[str] | None = None) -> None:
+    def record_payment(
+        self,
+        tenant_id: str,
+        nexudus_invoice_id: int,
+        invoice_number: str,
+        state: str,
+        *,
+        amount: Decimal | None = None,
+        paid_on: str | None = None,
+        xero_invoice_id: str | None = None,
+        messages: list[str] | None = None,
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO payments VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET "
                 "state=excluded.state, amount=COALESCE(excluded.amount, payments.amount), "
                 "paid_on=COALESCE(excluded.paid_on, payments.paid_on), messages=excluded.messages, updated_at=excluded.updated_at",
-                (tenant_id, int(nexudus_invoice_id), invoice_number, state, str(amount) if amount is not None else None,
-                 paid_on, xero_invoice_id, json.dumps(messages or []), _now()))
+                (
+                    tenant_id,
+                    int(nexudus_invoice_id),
+                    invoice_number,
+                    state,
+                    str(amount) if amount is not None else None,
+                    paid_on,
+                    xero_invoice_id,
+                    json.dumps(messages or []),
+                    _now(),
+                ),
+            )
 
     # ---- watermarks -------------------------------------------------------------------------
     def watermark(self, tenant_id: str, kind: str) -> datetime | None:
-        row = self._db.execute("SELECT at FROM watermarks WHERE tenant_id=? AND kind=?", (tenant_id, kind)).fetchone()
+        row = self._db.execute(
+            "SELECT at FROM watermarks WHERE tenant_id=? AND kind=?", (tenant_id, kind)
+        ).fetchone()
         return datetime.fromisoformat(row[0]) if row else None
 
     def set_watermark(self, tenant_id: str, kind: str, at: datetime) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO watermarks VALUES(?,?,?) ON CONFLICT(tenant_id,kind) DO UPDATE SET at=excluded.at",
-                       (tenant_id, kind, at.isoformat()))
+            db.execute(
+                "INSERT INTO watermarks VALUES(?,?,?) ON CONFLICT(tenant_id,kind) DO UPDATE SET at=excluded.at",
+                (tenant_id, kind, at.isoformat()),
+            )
 
     # ---- Xero's state, as last seen ------------------------------------------------------------
-    XERO_STATE_COLUMNS = ["xero_id", "number", "kind", "status", "total", "amount_due", "amount_paid", "amount_credited",
-                          "fully_paid_on", "updated_utc", "created_by_recon"]
+    XERO_STATE_COLUMNS = [
+        "xero_id",
+        "number",
+        "kind",
+        "status",
+        "total",
+        "amount_due",
+        "amount_paid",
+        "amount_credited",
+        "fully_paid_on",
+        "updated_utc",
+        "created_by_recon",
+    ]
 
-    def update_xero_state(self, tenant_id: str, rows: Iterable[dict[str, Any]], *, complete: bool = False) -> int:
+    def update_xero_state(
+        self, tenant_id: str, rows: Iterable[dict[str, Any]], *, complete: bool = False
+    ) -> int:
         """Upsert invoices as Xero last showed them; ``created_by_recon`` only ever turns on.
 
         ``complete``: the rows are everything Xero has, so invoices not among them are forgotten.
@@ -226,7 +367,9 @@ class Ledger:
         rows = list(rows)
         with self._tx() as db:
             if complete:
-                db.execute("DELETE FROM xero_state WHERE tenant_id=? AND kind='invoice'", (tenant_id,))
+                db.execute(
+                    "DELETE FROM xero_state WHERE tenant_id=? AND kind='invoice'", (tenant_id,)
+                )
             for r in rows:
                 db.execute(
                     "INSERT INTO xero_state VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tenant_id,xero_id) DO UPDATE SET "
@@ -234,37 +377,80 @@ class Ledger:
                     "amount_paid=excluded.amount_paid, amount_credited=excluded.amount_credited, "
                     "fully_paid_on=excluded.fully_paid_on, updated_utc=excluded.updated_utc, "
                     "created_by_recon=MAX(xero_state.created_by_recon, excluded.created_by_recon)",
-                    (tenant_id, r["xero_id"], r.get("number"), r.get("kind", "invoice"), r.get("status"),
-                     *(str(r[k]) if r.get(k) is not None else None for k in ("total", "amount_due", "amount_paid", "amount_credited")),
-                     r.get("fully_paid_on"), r.get("updated_utc"), int(bool(r.get("created_by_recon")))))
+                    (
+                        tenant_id,
+                        r["xero_id"],
+                        r.get("number"),
+                        r.get("kind", "invoice"),
+                        r.get("status"),
+                        *(
+                            str(r[k]) if r.get(k) is not None else None
+                            for k in ("total", "amount_due", "amount_paid", "amount_credited")
+                        ),
+                        r.get("fully_paid_on"),
+                        r.get("updated_utc"),
+                        int(bool(r.get("created_by_recon"))),
+                    ),
+                )
                 n += 1
         return n
 
     def xero_state(self, tenant_id: str) -> pd.DataFrame:
-        rows = self._db.execute("SELECT * FROM xero_state WHERE tenant_id=?", (tenant_id,)).fetchall()
-        frame = pd.DataFrame([dict(r) for r in rows], columns=["tenant_id", *self.XERO_STATE_COLUMNS])
+        rows = self._db.execute(
+            "SELECT * FROM xero_state WHERE tenant_id=?", (tenant_id,)
+        ).fetchall()
+        frame = pd.DataFrame(
+            [dict(r) for r in rows], columns=["tenant_id", *self.XERO_STATE_COLUMNS]
+        )
         for col in ("total", "amount_due", "amount_paid", "amount_credited"):
             frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
         return frame
 
     def update_nexudus_state(self, tenant_id: str, frame: pd.DataFrame) -> int:
         """Upsert Nexudus invoices as last read (columns Id, TotalAmount, Paid, PaidAmount, Void, DueDate, UpdatedOn)."""
-        rows = [(tenant_id, int(r.Id), str(r.TotalAmount), int(bool(r.Paid)), str(r.PaidAmount or 0), int(bool(r.Void)),
-                 None if pd.isna(r.DueDate) else pd.Timestamp(r.DueDate).isoformat(),
-                 None if pd.isna(r.UpdatedOn) else pd.Timestamp(r.UpdatedOn).isoformat(),
-                 int(r.BusinessId) if not pd.isna(r.BusinessId) else None) for r in frame.itertuples()]
+        rows = [
+            (
+                tenant_id,
+                cell_int(r["Id"]),
+                str(r["TotalAmount"]),
+                int(bool(r["Paid"])),
+                str(r["PaidAmount"] or 0),
+                int(bool(r["Void"])),
+                None if is_missing(r["DueDate"]) else pd.Timestamp(r["DueDate"]).isoformat(),
+                None if is_missing(r["UpdatedOn"]) else pd.Timestamp(r["UpdatedOn"]).isoformat(),
+                optional_int(r["BusinessId"]),
+            )
+            for r in records(frame)
+        ]
         with self._tx() as db:
             db.executemany("INSERT OR REPLACE INTO nexudus_state VALUES(?,?,?,?,?,?,?,?,?)", rows)
         return len(rows)
 
     def nexudus_state(self, tenant_id: str) -> pd.DataFrame:
-        rows = self._db.execute("SELECT * FROM nexudus_state WHERE tenant_id=?", (tenant_id,)).fetchall()
-        frame = pd.DataFrame([dict(r) for r in rows], columns=["tenant_id", "nexudus_invoice_id", "total", "paid", "paid_amount",
-                                                               "void", "due_date", "updated_on", "business_id"])
+        rows = self._db.execute(
+            "SELECT * FROM nexudus_state WHERE tenant_id=?", (tenant_id,)
+        ).fetchall()
+        frame = pd.DataFrame(
+            [dict(r) for r in rows],
+            columns=[
+                "tenant_id",
+                "nexudus_invoice_id",
+                "total",
+                "paid",
+                "paid_amount",
+                "void",
+                "due_date",
+                "updated_on",
+                "business_id",
+            ],
+        )
         for col in ("total", "paid_amount"):
             frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
         return frame
 
     def events(self) -> pd.DataFrame:
         rows = self._db.execute("SELECT * FROM events ORDER BY id").fetchall()
-        return pd.DataFrame([dict(r) for r in rows], columns=["id", "at", "system", "action", "tenant_id", "subject", "outcome", "detail"])
+        return pd.DataFrame(
+            [dict(r) for r in rows],
+            columns=["id", "at", "system", "action", "tenant_id", "subject", "outcome", "detail"],
+        )

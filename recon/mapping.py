@@ -28,17 +28,39 @@ import yaml
 from recon.errors import ParamsError
 from recon.mapping_problems import Problem, Severity
 from recon.money import from_minor, to_minor
+from recon.session import Connection
+from recon.values import records
 
-__all__ = ["MappingInputs", "MappingResult", "check_location", "check_mapping", "load_inputs", "load_tax_map", "save_tax_map",
-           "tax_map_diff"]
+__all__ = [
+    "MappingInputs",
+    "MappingResult",
+    "check_location",
+    "check_mapping",
+    "load_inputs",
+    "load_tax_map",
+    "save_tax_map",
+    "tax_map_diff",
+]
 
 # Xero account classes that may take sales lines without comment; deposits and
 # gift vouchers legitimately go to liability accounts.
 SALES_CLASSES = {"REVENUE", "LIABILITY"}
 FORBIDDEN_TYPES = {"BANK"}
-FORBIDDEN_SYSTEM = {"DEBTORS", "CREDITORS", "GST", "RETAINEDEARNINGS", "UNPAIDEXPCLM", "BANKCURRENCYGAIN"}
-CLASS_TAX_FLAG = {"REVENUE": "CanApplyToRevenue", "EXPENSE": "CanApplyToExpenses", "ASSET": "CanApplyToAssets",
-                  "LIABILITY": "CanApplyToLiabilities", "EQUITY": "CanApplyToEquity"}
+FORBIDDEN_SYSTEM = {
+    "DEBTORS",
+    "CREDITORS",
+    "GST",
+    "RETAINEDEARNINGS",
+    "UNPAIDEXPCLM",
+    "BANKCURRENCYGAIN",
+}
+CLASS_TAX_FLAG = {
+    "REVENUE": "CanApplyToRevenue",
+    "EXPENSE": "CanApplyToExpenses",
+    "ASSET": "CanApplyToAssets",
+    "LIABILITY": "CanApplyToLiabilities",
+    "EQUITY": "CanApplyToEquity",
+}
 ACCOUNT_KEY = ["account_code", "account_name"]
 TAX_KEY = ["tax_rate_name", "tax_rate"]
 
@@ -57,11 +79,19 @@ def load_tax_map(path: str | Path | None) -> dict[str, str]:
         raise ParamsError(f"tax map is not valid YAML: {exc}", file=source) from None
     raw = raw or {}
     if not isinstance(raw, dict) or not isinstance(raw.get("tax_map", {}), dict):
-        raise ParamsError("expected a 'tax_map:' mapping of Nexudus tax rate name to Xero TaxType", file=source, key="tax_map")
+        raise ParamsError(
+            "expected a 'tax_map:' mapping of Nexudus tax rate name to Xero TaxType",
+            file=source,
+            key="tax_map",
+        )
     out: dict[str, str] = {}
     for name, tax_type in (raw.get("tax_map") or {}).items():
         if not isinstance(tax_type, str) or not tax_type.strip():
-            raise ParamsError("the Xero TaxType must be a non-empty code such as OUTPUT2", file=source, key=f"tax_map.{name}")
+            raise ParamsError(
+                "the Xero TaxType must be a non-empty code such as OUTPUT2",
+                file=source,
+                key=f"tax_map.{name}",
+            )
         out[str(name)] = tax_type.strip()
     return out
 
@@ -83,14 +113,20 @@ def save_tax_map(path: str | Path, tax_map: Mapping[str, str]) -> None:
     header = []
     if path.exists():
         header = [line for line in path.read_text("utf-8").splitlines() if line.startswith("#")]
-    body = yaml.safe_dump({"tax_map": dict(sorted(tax_map.items()))}, allow_unicode=True, sort_keys=False)
+    body = yaml.safe_dump(
+        {"tax_map": dict(sorted(tax_map.items()))}, allow_unicode=True, sort_keys=False
+    )
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("\n".join(header + [body.rstrip()]) + "\n", "utf-8")
     tmp.replace(path)
 
 
-def validate_tax_map(tax_map: Mapping[str, str], nexudus_tax_rates: pd.DataFrame, xero_tax_rates: pd.DataFrame,
-                     source: str | None) -> None:
+def validate_tax_map(
+    tax_map: Mapping[str, str],
+    nexudus_tax_rates: pd.DataFrame,
+    xero_tax_rates: pd.DataFrame,
+    source: str | None,
+) -> None:
     """Refuse a map naming a Nexudus rate or a Xero TaxType that does not exist."""
     known_nexudus = set(nexudus_tax_rates["Name"].astype(str)) if len(nexudus_tax_rates) else set()
     known_xero = set(xero_tax_rates["TaxType"].astype(str)) if len(xero_tax_rates) else set()
@@ -98,10 +134,15 @@ def validate_tax_map(tax_map: Mapping[str, str], nexudus_tax_rates: pd.DataFrame
         if known_nexudus and name not in known_nexudus:
             close = difflib.get_close_matches(name, sorted(known_nexudus), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ParamsError(f"no Nexudus tax rate is named {name!r}{hint}", file=source, key=f"tax_map.{name}")
+            raise ParamsError(
+                f"no Nexudus tax rate is named {name!r}{hint}", file=source, key=f"tax_map.{name}"
+            )
         if tax_type not in known_xero:
-            raise ParamsError(f"Xero has no TaxType {tax_type!r}; known: {', '.join(sorted(known_xero))}",
-                              file=source, key=f"tax_map.{name}")
+            raise ParamsError(
+                f"Xero has no TaxType {tax_type!r}; known: {', '.join(sorted(known_xero))}",
+                file=source,
+                key=f"tax_map.{name}",
+            )
 
 
 # ---- the result ---------------------------------------------------------------------
@@ -120,19 +161,37 @@ class MappingResult:
     @property
     def problems(self) -> pd.DataFrame:
         """Every account and tax row that is not OK, in one table (the CSV of mismatches)."""
-        acc = self.accounts.assign(kind="account", key=self.accounts["account_code"].fillna("") + " " +
-                                   self.accounts["account_name"].fillna(""))
-        tax = self.tax_rates.assign(kind="tax rate", key=self.tax_rates["tax_rate_name"].fillna("") + " (" +
-                                    self.tax_rates["tax_rate"].astype(str) + "%)")
-        cols = (["kind", "key", "problem", "severity", "invoices", "lines"] + self.currency_columns
-                + ["invoices_using", "lines_using", "suggestion"])
+        acc = self.accounts.assign(
+            kind="account",
+            key=self.accounts["account_code"].fillna("")
+            + " "
+            + self.accounts["account_name"].fillna(""),
+        )
+        tax = self.tax_rates.assign(
+            kind="tax rate",
+            key=self.tax_rates["tax_rate_name"].fillna("")
+            + " ("
+            + self.tax_rates["tax_rate"].astype(str)
+            + "%)",
+        )
+        cols = (
+            ["kind", "key", "problem", "severity", "invoices", "lines"]
+            + self.currency_columns
+            + ["invoices_using", "lines_using", "suggestion"]
+        )
         # ``invoices``/``lines``/``blocked_*``: what the problem blocks; ``*_using`` in the tables: what uses the key.
         both = pd.concat([acc.reindex(columns=cols), tax.reindex(columns=cols)], ignore_index=True)
         return both[both["problem"] != Problem.OK.value].reset_index(drop=True)
 
     @property
     def currency_columns(self) -> list[str]:
-        return sorted({c for c in list(self.accounts.columns) + list(self.tax_rates.columns) if c.startswith("blocked_")})
+        return sorted(
+            {
+                c
+                for c in list(self.accounts.columns) + list(self.tax_rates.columns)
+                if c.startswith("blocked_")
+            }
+        )
 
     @property
     def blocked_invoices(self) -> pd.DataFrame:
@@ -153,8 +212,12 @@ class MappingResult:
         """Write the mismatches and both tables as CSV; returns the paths."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = {"mismatches": folder / "mapping_mismatches.csv", "accounts": folder / "mapping_accounts.csv",
-                 "tax_rates": folder / "mapping_tax_rates.csv", "invoices": folder / "mapping_invoices.csv"}
+        paths = {
+            "mismatches": folder / "mapping_mismatches.csv",
+            "accounts": folder / "mapping_accounts.csv",
+            "tax_rates": folder / "mapping_tax_rates.csv",
+            "invoices": folder / "mapping_invoices.csv",
+        }
         self.problems.to_csv(paths["mismatches"], index=False)
         self.accounts.to_csv(paths["accounts"], index=False)
         self.tax_rates.to_csv(paths["tax_rates"], index=False)
@@ -162,18 +225,26 @@ class MappingResult:
         return paths
 
     def __str__(self) -> str:
-        lines = [f"Mapping check {self.context.get('location', '')} {self.context.get('period', '')}".strip()]
+        lines = [
+            f"Mapping check {self.context.get('location', '')} {self.context.get('period', '')}".strip()
+        ]
         for row in self.summary.itertuples():
-            lines.append(f"  {row.currency}: {row.transferable_invoices} invoices transferable ({row.transferable_amount}), "
-                         f"{row.blocked_invoices} blocked ({row.blocked_amount})")
+            lines.append(
+                f"  {row.currency}: {row.transferable_invoices} invoices transferable ({row.transferable_amount}), "
+                f"{row.blocked_invoices} blocked ({row.blocked_amount})"
+            )
         for row in self.problems.itertuples():
-            lines.append(f"  [{row.severity}] {row.kind} {row.key}: {row.problem} — {row.invoices} invoices, {row.lines} lines")
+            lines.append(
+                f"  [{row.severity}] {row.kind} {row.key}: {row.problem} — {row.invoices} invoices, {row.lines} lines"
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         n_blocked = int(self.invoices["blocked"].sum()) if len(self.invoices) else 0
-        return (f"<MappingResult {len(self.invoices)} invoices, {n_blocked} blocked, "
-                f"{len(self.problems)} problems>")
+        return (
+            f"<MappingResult {len(self.invoices)} invoices, {n_blocked} blocked, "
+            f"{len(self.problems)} problems>"
+        )
 
     def _repr_html_(self) -> str:
         from recon.display import mapping_html
@@ -206,12 +277,22 @@ def check_mapping(
     taxes, pair_problems = _check_tax_rates(lines, xero_tax_rates, xero_accounts, tax_map)
 
     # Each line's problems, by merging the per-key verdicts back onto the lines.
-    lines = lines.merge(accounts[ACCOUNT_KEY + ["problem"]].rename(columns={"problem": "account_problem"}), on=ACCOUNT_KEY, how="left")
-    lines = lines.merge(taxes[TAX_KEY + ["problem"]].rename(columns={"problem": "tax_problem"}), on=TAX_KEY, how="left")
+    lines = lines.merge(
+        accounts[ACCOUNT_KEY + ["problem"]].rename(columns={"problem": "account_problem"}),
+        on=ACCOUNT_KEY,
+        how="left",
+    )
+    lines = lines.merge(
+        taxes[TAX_KEY + ["problem"]].rename(columns={"problem": "tax_problem"}),
+        on=TAX_KEY,
+        how="left",
+    )
     if len(pair_problems):
         lines = lines.merge(pair_problems, on=TAX_KEY + ["account_code"], how="left")
-        lines["tax_problem"] = lines["pair_problem"].where(lines["pair_problem"].notna() & (lines["tax_problem"] == Problem.OK.value),
-                                                           lines["tax_problem"])
+        lines["tax_problem"] = lines["pair_problem"].where(
+            lines["pair_problem"].notna() & (lines["tax_problem"] == Problem.OK.value),
+            lines["tax_problem"],
+        )
         lines = lines.drop(columns="pair_problem")
     blocking = {p.value for p in Problem if p.severity is Severity.BLOCKS}
     lines["account_blocks"] = lines["account_problem"].isin(blocking)
@@ -223,14 +304,20 @@ def check_mapping(
     taxes = _attach_usage(taxes, lines, TAX_KEY, "tax_blocks", invoices)
     if len(pair_rows):
         # Name the accounts the tax type is refused on, in the suggestion.
-        refused = pair_rows.groupby(TAX_KEY, observed=True)["account_code"].agg(lambda s: ", ".join(sorted(set(s))))
+        refused = pair_rows.groupby(TAX_KEY, observed=True)["account_code"].agg(
+            lambda s: ", ".join(sorted(set(s)))
+        )
         taxes = taxes.merge(refused.rename("refused_on").reset_index(), on=TAX_KEY, how="left")
         mask = taxes["refused_on"].notna()
         taxes.loc[mask, "problem"] = Problem.TAX_NOT_ALLOWED.value
         taxes.loc[mask, "severity"] = Severity.BLOCKS.value
-        taxes.loc[mask, "suggestion"] = ("Xero refuses " + taxes.loc[mask, "xero_tax_type"].astype(str) +
-                                         " on account(s) " + taxes.loc[mask, "refused_on"] +
-                                         ": use a sales tax rate on these products in Nexudus, or map the rate to one.")
+        taxes.loc[mask, "suggestion"] = (
+            "Xero refuses "
+            + taxes.loc[mask, "xero_tax_type"].astype(str)
+            + " on account(s) "
+            + taxes.loc[mask, "refused_on"]
+            + ": use a sales tax rate on these products in Nexudus, or map the rate to one."
+        )
         taxes = taxes.drop(columns="refused_on")
     taxes = pd.concat([taxes, _unused_map_rows(tax_map, lines)], ignore_index=True)
 
@@ -238,16 +325,24 @@ def check_mapping(
     summary = _summary(invoice_view)
     ctx = dict(context or {})
     ctx.setdefault("lines", len(lines))
-    return MappingResult(accounts=_order(accounts), tax_rates=_order(taxes), invoices=invoice_view, summary=summary, context=ctx)
+    return MappingResult(
+        accounts=_order(accounts),
+        tax_rates=_order(taxes),
+        invoices=invoice_view,
+        summary=summary,
+        context=ctx,
+    )
 
 
 def _invoice_frame(invoices: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({
-        "invoice_id": invoices["Id"].astype("int64"),
-        "invoice_number": invoices["InvoiceNumber"].astype("string"),
-        "currency": invoices["CurrencyCode"].astype("string"),
-        "total": invoices["TotalAmount"],
-    })
+    out = pd.DataFrame(
+        {
+            "invoice_id": invoices["Id"].astype("int64"),
+            "invoice_number": invoices["InvoiceNumber"].astype("string"),
+            "currency": invoices["CurrencyCode"].astype("string"),
+            "total": invoices["TotalAmount"],
+        }
+    )
     # Money is summed as integer cents: exact, and fast enough for a million rows.
     out["total_minor"] = out["total"].map(to_minor).astype("int64")
     return out
@@ -258,15 +353,19 @@ def _clean_text(series: pd.Series) -> pd.Series:
 
 
 def _line_frame(lines: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({
-        "line_id": lines["Id"].astype("int64"),
-        "invoice_id": lines["CoworkerInvoiceId"].astype("int64"),
-        "account_code": _clean_text(lines["FinancialAccountCode"]),
-        "account_name": _clean_text(lines["FinancialAccountName"]),
-        "tax_rate_name": _clean_text(lines["TaxCategoryName"]),
-        # Percentages as text with a fixed 2 places: exact keys for grouping and comparing.
-        "tax_rate": lines["TaxRate"].map(lambda r: f"{Decimal(r if r is not None else 0):.2f}").astype("string"),
-    })
+    out = pd.DataFrame(
+        {
+            "line_id": lines["Id"].astype("int64"),
+            "invoice_id": lines["CoworkerInvoiceId"].astype("int64"),
+            "account_code": _clean_text(lines["FinancialAccountCode"]),
+            "account_name": _clean_text(lines["FinancialAccountName"]),
+            "tax_rate_name": _clean_text(lines["TaxCategoryName"]),
+            # Percentages as text with a fixed 2 places: exact keys for grouping and comparing.
+            "tax_rate": lines["TaxRate"]
+            .map(lambda r: f"{Decimal(r if r is not None else 0):.2f}")
+            .astype("string"),
+        }
+    )
     return out[out["invoice_id"].isin(invoices["invoice_id"])]
 
 
@@ -278,7 +377,7 @@ def _closest_code(code: str, xero: pd.DataFrame) -> str | None:
         numeric = codes[codes.str.fullmatch(r"\d+")]
         if len(numeric):
             distance = (numeric.astype(int) - int(code)).abs()
-            best = numeric.loc[distance.idxmin()]
+            best = str(numeric.iloc[int(distance.to_numpy().argmin())])
             return f"{best} {xero.loc[codes == best, 'Name'].iloc[0]}"
     close = difflib.get_close_matches(code, list(codes), n=1, cutoff=0.0)
     return f"{close[0]} {xero.loc[codes == close[0], 'Name'].iloc[0]}" if close else None
@@ -297,12 +396,21 @@ def _check_accounts(lines: pd.DataFrame, xero: pd.DataFrame) -> pd.DataFrame:
     xero = xero.assign(Code=xero["Code"].astype("string").str.strip())
     merged = used.merge(
         xero[["Code", "Name", "Type", "Class", "Status", "SystemAccount"]].rename(
-            columns={"Code": "account_code", "Name": "xero_name", "Type": "xero_type", "Class": "xero_class",
-                     "Status": "xero_status", "SystemAccount": "xero_system_account"}),
-        on="account_code", how="left")
+            columns={
+                "Code": "account_code",
+                "Name": "xero_name",
+                "Type": "xero_type",
+                "Class": "xero_class",
+                "Status": "xero_status",
+                "SystemAccount": "xero_system_account",
+            }
+        ),
+        on="account_code",
+        how="left",
+    )
     active_sales = xero[(xero["Status"] == "ACTIVE") & xero["Class"].isin(SALES_CLASSES)]
     rows = []
-    for rec in merged.to_dict("records"):
+    for rec in records(merged):
         code, name = rec["account_code"], rec["account_name"]
         problem, suggestion = Problem.OK, ""
         if not code:
@@ -311,13 +419,21 @@ def _check_accounts(lines: pd.DataFrame, xero: pd.DataFrame) -> pd.DataFrame:
         elif pd.isna(rec["xero_name"]):
             problem = Problem.ACCOUNT_MISSING
             by_code, by_name = _closest_code(code, active_sales), _closest_name(name, active_sales)
-            hints = "; ".join(h for h in (f"closest by code: {by_code}" if by_code else "",
-                                          f"closest by name: {by_name}" if by_name else "") if h)
+            hints = "; ".join(
+                h
+                for h in (
+                    f"closest by code: {by_code}" if by_code else "",
+                    f"closest by name: {by_name}" if by_name else "",
+                )
+                if h
+            )
             suggestion = f"Create account {code} '{name}' in Xero, or move the Nexudus product to an existing Xero account ({hints})."
         elif rec["xero_status"] != "ACTIVE":
             problem = Problem.ACCOUNT_ARCHIVED
-            suggestion = (f"Restore account {code} in Xero (Chart of accounts > Archived), or move the Nexudus product to an "
-                          f"active account.")
+            suggestion = (
+                f"Restore account {code} in Xero (Chart of accounts > Archived), or move the Nexudus product to an "
+                f"active account."
+            )
         elif rec["xero_type"] in FORBIDDEN_TYPES or rec["xero_system_account"] in FORBIDDEN_SYSTEM:
             problem = Problem.ACCOUNT_NOT_ALLOWED
             suggestion = f"Xero account {code} is a {rec['xero_type']} account; give the product a revenue account in Nexudus."
@@ -326,11 +442,22 @@ def _check_accounts(lines: pd.DataFrame, xero: pd.DataFrame) -> pd.DataFrame:
             suggestion = f"Make the names identical: Nexudus '{name}' vs Xero '{rec['xero_name']}' (rename either side)."
         elif rec["xero_class"] not in SALES_CLASSES:
             problem = Problem.NOT_REVENUE
-            suggestion = (f"Xero account {code} is of type {rec['xero_type']} ({rec['xero_class']}); sales usually go to a "
-                          f"revenue account. Check the product's account in Nexudus.")
-        rows.append({**rec, "xero_code": code if not pd.isna(rec["xero_name"]) else None, "problem": problem.value,
-                     "severity": problem.severity.value, "suggestion": suggestion})
-    frame = pd.DataFrame(rows, columns=list(merged.columns) + ["xero_code", "problem", "severity", "suggestion"])
+            suggestion = (
+                f"Xero account {code} is of type {rec['xero_type']} ({rec['xero_class']}); sales usually go to a "
+                f"revenue account. Check the product's account in Nexudus."
+            )
+        rows.append(
+            {
+                **rec,
+                "xero_code": code if not pd.isna(rec["xero_name"]) else None,
+                "problem": problem.value,
+                "severity": problem.severity.value,
+                "suggestion": suggestion,
+            }
+        )
+    frame = pd.DataFrame(
+        rows, columns=list(merged.columns) + ["xero_code", "problem", "severity", "suggestion"]
+    )
     return frame.drop(columns=["xero_system_account"])
 
 
@@ -338,15 +465,21 @@ def _rate_text(value: Any) -> str:
     return f"{Decimal(str(value)):.2f}" if value is not None and not pd.isna(value) else ""
 
 
-def _check_tax_rates(lines: pd.DataFrame, xero_taxes: pd.DataFrame, xero_accounts: pd.DataFrame,
-                     tax_map: Mapping[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _check_tax_rates(
+    lines: pd.DataFrame,
+    xero_taxes: pd.DataFrame,
+    xero_accounts: pd.DataFrame,
+    tax_map: Mapping[str, str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     used = lines[TAX_KEY].drop_duplicates().reset_index(drop=True)
     xt = xero_taxes.assign(rate_text=xero_taxes["EffectiveRate"].map(_rate_text))
-    by_type = {r["TaxType"]: r for r in xt.to_dict("records")}
-    by_name = {r["Name"]: r for r in xt.to_dict("records")}
-    active_revenue = xt[(xt["Status"] == "ACTIVE") & xt["CanApplyToRevenue"].fillna(False).astype(bool)]
+    by_type = {r["TaxType"]: r for r in records(xt)}
+    by_name = {r["Name"]: r for r in records(xt)}
+    active_revenue = xt[
+        (xt["Status"] == "ACTIVE") & xt["CanApplyToRevenue"].fillna(False).astype(bool)
+    ]
     rows = []
-    for rec in used.to_dict("records"):
+    for rec in records(used):
         name, rate = rec["tax_rate_name"], rec["tax_rate"]
         matched_by, xero = "", None
         if name in tax_map:
@@ -359,34 +492,71 @@ def _check_tax_rates(lines: pd.DataFrame, xero_taxes: pd.DataFrame, xero_account
         if xero is None:
             if len(same_rate) > 1:
                 problem = Problem.TAX_AMBIGUOUS
-                suggestion = (f"Several Xero tax rates are {rate}%: {candidates}. Choose one in the tax map "
-                              f"(params) for '{name}', or rename one in Xero to '{name}'.")
+                suggestion = (
+                    f"Several Xero tax rates are {rate}%: {candidates}. Choose one in the tax map "
+                    f"(params) for '{name}', or rename one in Xero to '{name}'."
+                )
             else:
                 problem = Problem.TAX_MISSING
-                suggestion = (f"Create a tax rate named '{name}' at {rate}% in Xero, or map '{name}' to "
-                              + (f"{candidates} in the tax map (params)." if candidates else "an existing TaxType in the tax map."))
+                suggestion = (
+                    f"Create a tax rate named '{name}' at {rate}% in Xero, or map '{name}' to "
+                    + (
+                        f"{candidates} in the tax map (params)."
+                        if candidates
+                        else "an existing TaxType in the tax map."
+                    )
+                )
         elif xero.get("Status") != "ACTIVE":
             problem = Problem.TAX_ARCHIVED
-            suggestion = (f"Xero tax rate {xero['TaxType']} '{xero['Name']}' is {xero.get('Status')}: restore it, or map "
-                          f"'{name}' to an active rate" + (f" ({candidates})." if candidates else "."))
+            suggestion = (
+                f"Xero tax rate {xero['TaxType']} '{xero['Name']}' is {xero.get('Status')}: restore it, or map "
+                f"'{name}' to an active rate" + (f" ({candidates})." if candidates else ".")
+            )
         elif xero["rate_text"] != rate:
             problem = Problem.TAX_PERCENTAGE_DIFFERS
-            suggestion = (f"Nexudus says {rate}%, Xero {xero['TaxType']} says {xero['rate_text']}%: correct the rate on the "
-                          f"wrong side (a rate change?)." + (f" Xero rates at {rate}%: {candidates}." if candidates else ""))
-        rows.append({**rec, "matched_by": matched_by,
-                     "xero_tax_type": xero["TaxType"] if xero is not None else None,
-                     "xero_name": xero["Name"] if xero is not None else None,
-                     "xero_rate": xero["rate_text"] if xero is not None else None,
-                     "xero_status": xero.get("Status") if xero is not None else None,
-                     "candidates": candidates,
-                     "problem": problem.value, "severity": problem.severity.value, "suggestion": suggestion})
-    taxes = pd.DataFrame(rows, columns=TAX_KEY + ["matched_by", "xero_tax_type", "xero_name", "xero_rate", "xero_status",
-                                                  "candidates", "problem", "severity", "suggestion"])
+            suggestion = (
+                f"Nexudus says {rate}%, Xero {xero['TaxType']} says {xero['rate_text']}%: correct the rate on the "
+                f"wrong side (a rate change?)."
+                + (f" Xero rates at {rate}%: {candidates}." if candidates else "")
+            )
+        rows.append(
+            {
+                **rec,
+                "matched_by": matched_by,
+                "xero_tax_type": xero["TaxType"] if xero is not None else None,
+                "xero_name": xero["Name"] if xero is not None else None,
+                "xero_rate": xero["rate_text"] if xero is not None else None,
+                "xero_status": xero.get("Status") if xero is not None else None,
+                "candidates": candidates,
+                "problem": problem.value,
+                "severity": problem.severity.value,
+                "suggestion": suggestion,
+            }
+        )
+    taxes = pd.DataFrame(
+        rows,
+        columns=TAX_KEY
+        + [
+            "matched_by",
+            "xero_tax_type",
+            "xero_name",
+            "xero_rate",
+            "xero_status",
+            "candidates",
+            "problem",
+            "severity",
+            "suggestion",
+        ],
+    )
 
     # Is the resolved tax type allowed on the class of each account it is used with?
     pairs = lines[TAX_KEY + ["account_code"]].drop_duplicates()
-    pairs = pairs.merge(taxes[TAX_KEY + ["xero_tax_type"]], on=TAX_KEY).dropna(subset=["xero_tax_type"])
-    acc = xero_accounts.assign(account_code=xero_accounts["Code"].astype("string"))[["account_code", "Class"]]
+    pairs = pairs.merge(taxes[TAX_KEY + ["xero_tax_type"]], on=TAX_KEY).dropna(
+        subset=["xero_tax_type"]
+    )
+    acc = xero_accounts.assign(account_code=xero_accounts["Code"].astype("string"))[
+        ["account_code", "Class"]
+    ]
     pairs = pairs.merge(acc, on="account_code", how="inner")
     flags = xt.set_index("TaxType")
     allowed = []
@@ -397,23 +567,43 @@ def _check_tax_rates(lines: pd.DataFrame, xero_taxes: pd.DataFrame, xero_account
         else:
             allowed.append(bool(flags.at[tax_type, flag]))
     pairs["allowed"] = allowed
-    refused = pairs[~pairs["allowed"]][TAX_KEY + ["account_code"]].assign(pair_problem=Problem.TAX_NOT_ALLOWED.value)
+    refused = pairs[~pairs["allowed"]][TAX_KEY + ["account_code"]].assign(
+        pair_problem=Problem.TAX_NOT_ALLOWED.value
+    )
     return taxes, refused
 
 
-def _attach_usage(table: pd.DataFrame, lines: pd.DataFrame, key: list[str], blocks_col: str,
-                  invoices: pd.DataFrame) -> pd.DataFrame:
+def _attach_usage(
+    table: pd.DataFrame,
+    lines: pd.DataFrame,
+    key: list[str],
+    blocks_col: str,
+    invoices: pd.DataFrame,
+) -> pd.DataFrame:
     """Add how many invoices/lines use each key, how many its problem blocks, and their money per currency."""
-    usage = lines.groupby(key, observed=True).agg(invoices_using=("invoice_id", "nunique"),
-                                                   lines_using=("line_id", "size")).reset_index()
+    usage = (
+        lines.groupby(key, observed=True)
+        .agg(invoices_using=("invoice_id", "nunique"), lines_using=("line_id", "size"))
+        .reset_index()
+    )
     blocking_lines = lines[lines[blocks_col]]
-    blocked_counts = blocking_lines.groupby(key, observed=True).agg(
-        invoices=("invoice_id", "nunique"), lines=("line_id", "size")).reset_index()
+    blocked_counts = (
+        blocking_lines.groupby(key, observed=True)
+        .agg(invoices=("invoice_id", "nunique"), lines=("line_id", "size"))
+        .reset_index()
+    )
     table = table.merge(usage, on=key, how="left").merge(blocked_counts, on=key, how="left")
     blocked = blocking_lines[key + ["invoice_id"]].drop_duplicates()
     blocked = blocked.merge(invoices[["invoice_id", "currency", "total_minor"]], on="invoice_id")
     if len(blocked):
-        money = blocked.pivot_table(index=key, columns="currency", values="total_minor", aggfunc="sum", fill_value=0, observed=True)
+        money = blocked.pivot_table(
+            index=key,
+            columns="currency",
+            values="total_minor",
+            aggfunc="sum",
+            fill_value=0,
+            observed=True,
+        )
         money.columns = [f"blocked_{c}" for c in money.columns]
         table = table.merge(money.reset_index(), on=key, how="left")
     for col in [c for c in table.columns if c.startswith("blocked_")]:
@@ -425,49 +615,107 @@ def _attach_usage(table: pd.DataFrame, lines: pd.DataFrame, key: list[str], bloc
 
 def _unused_map_rows(tax_map: Mapping[str, str], lines: pd.DataFrame) -> pd.DataFrame:
     used = set(lines["tax_rate_name"])
-    rows = [{"tax_rate_name": name, "tax_rate": "", "matched_by": "tax map", "xero_tax_type": tax_type,
-             "problem": Problem.MAPPING_UNUSED.value, "severity": Severity.INFO.value, "invoices": 0, "lines": 0,
-             "invoices_using": 0, "lines_using": 0,
-             "suggestion": f"No line in the period uses '{name}': remove the entry, or check its spelling."}
-            for name, tax_type in tax_map.items() if name not in used]
+    rows = [
+        {
+            "tax_rate_name": name,
+            "tax_rate": "",
+            "matched_by": "tax map",
+            "xero_tax_type": tax_type,
+            "problem": Problem.MAPPING_UNUSED.value,
+            "severity": Severity.INFO.value,
+            "invoices": 0,
+            "lines": 0,
+            "invoices_using": 0,
+            "lines_using": 0,
+            "suggestion": f"No line in the period uses '{name}': remove the entry, or check its spelling.",
+        }
+        for name, tax_type in tax_map.items()
+        if name not in used
+    ]
     return pd.DataFrame(rows)
 
 
 def _invoice_verdicts(invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     reasons = lines[lines["blocks"]].assign(
-        reason=lambda f: (f["account_problem"].where(f["account_blocks"], "") + "|" + f["tax_problem"].where(f["tax_blocks"], "")))
-    per_invoice = reasons.groupby("invoice_id")["reason"].agg(
-        lambda s: "; ".join(sorted({p for r in s for p in r.split("|") if p}))).rename("reasons")
+        reason=lambda f: (
+            f["account_problem"].where(f["account_blocks"], "")
+            + "|"
+            + f["tax_problem"].where(f["tax_blocks"], "")
+        )
+    )
+    per_invoice = (
+        reasons.groupby("invoice_id")["reason"]
+        .agg(lambda s: "; ".join(sorted({p for r in s for p in r.split("|") if p})))
+        .rename("reasons")
+    )
     out = invoices.merge(per_invoice.reset_index(), on="invoice_id", how="left")
     out["reasons"] = out["reasons"].fillna("")
     out["blocked"] = out["reasons"] != ""
-    return out[["invoice_id", "invoice_number", "currency", "total", "total_minor", "blocked", "reasons"]]
+    return out[
+        ["invoice_id", "invoice_number", "currency", "total", "total_minor", "blocked", "reasons"]
+    ]
 
 
 def _summary(invoices: pd.DataFrame) -> pd.DataFrame:
-    grouped = invoices.groupby(["currency", "blocked"], observed=True).agg(n=("invoice_id", "size"), minor=("total_minor", "sum"))
+    grouped = invoices.groupby(["currency", "blocked"], observed=True).agg(
+        n=("invoice_id", "size"), minor=("total_minor", "sum")
+    )
     rows = []
     for currency in sorted(invoices["currency"].dropna().unique()):
+
         def pick(blocked: bool, col: str) -> int:
             try:
                 return int(grouped.loc[(currency, blocked), col])
             except KeyError:
                 return 0
-        rows.append({"currency": currency,
-                     "transferable_invoices": pick(False, "n"), "transferable_amount": from_minor(pick(False, "minor")),
-                     "blocked_invoices": pick(True, "n"), "blocked_amount": from_minor(pick(True, "minor"))})
-    return pd.DataFrame(rows, columns=["currency", "transferable_invoices", "transferable_amount", "blocked_invoices", "blocked_amount"])
+
+        rows.append(
+            {
+                "currency": currency,
+                "transferable_invoices": pick(False, "n"),
+                "transferable_amount": from_minor(pick(False, "minor")),
+                "blocked_invoices": pick(True, "n"),
+                "blocked_amount": from_minor(pick(True, "minor")),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "currency",
+            "transferable_invoices",
+            "transferable_amount",
+            "blocked_invoices",
+            "blocked_amount",
+        ],
+    )
 
 
 def _order(table: pd.DataFrame) -> pd.DataFrame:
     """Blocking rows first, most invoices first; columns: the key, Xero's side, the verdict, its reach, the fix."""
-    rank = {Severity.BLOCKS.value: 0, Severity.WARNING.value: 1, Severity.INFO.value: 2, Severity.OK.value: 3}
+    rank = {
+        Severity.BLOCKS.value: 0,
+        Severity.WARNING.value: 1,
+        Severity.INFO.value: 2,
+        Severity.OK.value: 3,
+    }
     money = sorted(c for c in table.columns if c.startswith("blocked_"))
-    tail = ["problem", "severity", "invoices", "lines", *money, "invoices_using", "lines_using", "suggestion"]
+    tail = [
+        "problem",
+        "severity",
+        "invoices",
+        "lines",
+        *money,
+        "invoices_using",
+        "lines_using",
+        "suggestion",
+    ]
     columns = [c for c in table.columns if c not in tail] + [c for c in tail if c in table.columns]
-    return (table.assign(_rank=table["severity"].map(rank))
-            .sort_values(["_rank", "invoices", "invoices_using"], ascending=[True, False, False])
-            .drop(columns="_rank").reset_index(drop=True)[columns])
+    return (
+        table.assign(_rank=table["severity"].map(rank))
+        .sort_values(["_rank", "invoices", "invoices_using"], ascending=[True, False, False])
+        .drop(columns="_rank")
+        .reset_index(drop=True)[columns]
+    )
 
 
 # ---- loading both sides for a location and period ------------------------------------
@@ -475,7 +723,9 @@ def _order(table: pd.DataFrame) -> pd.DataFrame:
 class MappingInputs:
     """Both sides of one location and period, as fetched once and shared by the steps."""
 
-    invoices: pd.DataFrame  # every Nexudus invoice of the location in the period (void and draft included)
+    invoices: (
+        pd.DataFrame
+    )  # every Nexudus invoice of the location in the period (void and draft included)
     lines: pd.DataFrame
     xero_accounts: pd.DataFrame
     xero_tax_rates: pd.DataFrame
@@ -485,28 +735,45 @@ class MappingInputs:
     @property
     def in_scope(self) -> pd.DataFrame:
         """Invoices that could transfer at all: not void, not draft."""
-        return self.invoices[~self.invoices["Void"].astype(bool) & ~self.invoices["Draft"].astype(bool)]
+        return self.invoices[
+            ~self.invoices["Void"].astype(bool) & ~self.invoices["Draft"].astype(bool)
+        ]
 
 
-def load_inputs(conn: Any, tax_map_file: str | Path | None = None) -> MappingInputs:
+def load_inputs(conn: Connection, tax_map_file: str | Path | None = None) -> MappingInputs:
     """Fetch the period's Nexudus invoices and lines and Xero's chart and tax rates (a handful of calls)."""
     params = conn.params
     business_id = int(conn.business["Id"])
-    invoices = conn.nexudus.fetch_invoices(business_id=business_id, start=params.period_start, end=params.period_end)
+    invoices = conn.nexudus.fetch_invoices(
+        business_id=business_id, start=params.period_start, end=params.period_end
+    )
     if invoices.empty:
-        raise ParamsError(f"no invoices of {conn.location} between {params.period_start} and {params.period_end}: "
-                          "check the period", file=params.source, key="period_start")
-    lines = conn.nexudus.fetch_invoice_lines(business_id=business_id, start=params.period_start, end=params.period_end)
+        raise ParamsError(
+            f"no invoices of {conn.location} between {params.period_start} and {params.period_end}: "
+            "check the period",
+            file=params.source,
+            key="period_start",
+        )
+    lines = conn.nexudus.fetch_invoice_lines(
+        business_id=business_id, start=params.period_start, end=params.period_end
+    )
     xero_accounts = conn.xero.fetch_accounts()
     xero_taxes = conn.xero.fetch_tax_rates()
     # A tax map named in a notebook is read like one named in the params file: relative to the params' folder.
     map_path = params.resolve(str(tax_map_file) if tax_map_file else params.tax_map_file)
     tax_map = load_tax_map(map_path)
-    validate_tax_map(tax_map, conn.nexudus.fetch_tax_rates(business_id), xero_taxes, str(map_path) if map_path else None)
+    validate_tax_map(
+        tax_map,
+        conn.nexudus.fetch_tax_rates(business_id),
+        xero_taxes,
+        str(map_path) if map_path else None,
+    )
     return MappingInputs(invoices, lines, xero_accounts, xero_taxes, tax_map, map_path)
 
 
-def check_location(conn: Any, tax_map_file: str | Path | None = None, inputs: MappingInputs | None = None) -> MappingResult:
+def check_location(
+    conn: Connection, tax_map_file: str | Path | None = None, inputs: MappingInputs | None = None
+) -> MappingResult:
     """Run the mapping check for the connection's location over the params' period.
 
     ``conn`` is a ``recon.session.Connection``. Void and draft invoices are out of
@@ -515,8 +782,19 @@ def check_location(conn: Any, tax_map_file: str | Path | None = None, inputs: Ma
     inputs = inputs or load_inputs(conn, tax_map_file)
     params = conn.params
     in_scope = inputs.in_scope
-    context = {"location": conn.location, "organisation": conn.organisation.get("Name"),
-               "period": f"{params.period_start} to {params.period_end}", "tax_map_file": str(inputs.tax_map_file or ""),
-               "excluded_void_or_draft": int(len(inputs.invoices) - len(in_scope))}
-    result = check_mapping(in_scope, inputs.lines, inputs.xero_accounts, inputs.xero_tax_rates, inputs.tax_map, context=context)
+    context = {
+        "location": conn.location,
+        "organisation": conn.organisation.get("Name"),
+        "period": f"{params.period_start} to {params.period_end}",
+        "tax_map_file": str(inputs.tax_map_file or ""),
+        "excluded_void_or_draft": int(len(inputs.invoices) - len(in_scope)),
+    }
+    result = check_mapping(
+        in_scope,
+        inputs.lines,
+        inputs.xero_accounts,
+        inputs.xero_tax_rates,
+        inputs.tax_map,
+        context=context,
+    )
     return replace(result, inputs=inputs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final
 
-__all__ = ["CENT", "ZERO", "D", "to_cents", "round_cents", "from_minor", "to_minor"]
+__all__ = ["CENT", "ZERO", "D", "from_minor", "round_cents", "to_cents", "to_minor"]
 
 ZERO: Final = Decimal("0")
 CENT: Final = Decimal("0.01")

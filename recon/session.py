@@ -55,8 +55,10 @@ class Connection:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"<Connection location={self.location!r} organisation={self.organisation.get('Name')!r} "
-                f"target={self.params.target}>")
+        return (
+            f"<Connection location={self.location!r} organisation={self.organisation.get('Name')!r} "
+            f"target={self.params.target}>"
+        )
 
 
 def register_sandbox(box: Sandbox) -> None:
@@ -75,11 +77,16 @@ def sandbox_for(params: RunParams) -> Sandbox:
 def _find_business(nexudus: NexudusClient, params: RunParams) -> dict[str, Any]:
     businesses = nexudus.fetch_businesses()
     wanted = str(params.location).strip()
-    match = businesses[(businesses["Id"].astype(str) == wanted) | (businesses["Name"].astype(str).str.casefold() == wanted.casefold())]
+    match = businesses[
+        (businesses["Id"].astype(str) == wanted)
+        | (businesses["Name"].astype(str).str.casefold() == wanted.casefold())
+    ]
     if len(match) != 1:
         known = ", ".join(f"{r.Name} ({r.Id})" for r in businesses.itertuples()) or "none"
-        raise ParamsError(f"no Nexudus location {wanted!r}; known: {known}", file=params.source, key="location")
-    return match.iloc[0].to_dict()
+        raise ParamsError(
+            f"no Nexudus location {wanted!r}; known: {known}", file=params.source, key="location"
+        )
+    return {str(k): v for k, v in match.iloc[0].items()}
 
 
 def connect(params: RunParams | str | Path, **overrides: Any) -> Connection:
@@ -93,55 +100,101 @@ def connect(params: RunParams | str | Path, **overrides: Any) -> Connection:
         box = sandbox_for(params)
         nexudus = NexudusClient(box.nexudus_api_url, box.nexudus_username, box.nexudus_password)
     else:
-        nexudus = NexudusClient(params.nexudus.api_url, params.secret(params.nexudus.username_env),
-                                params.secret(params.nexudus.password_env))
+        nexudus = NexudusClient(
+            params.nexudus.api_url,
+            params.secret(params.nexudus.username_env),
+            params.secret(params.nexudus.password_env),
+        )
     business = _find_business(nexudus, params)
     mapped = params.location_map(str(business["Name"]))
     if params.locations and mapped is None:
-        raise ParamsError(f"location {business['Name']!r} is not in the params' locations map; add it with its Xero "
-                          "organisation", file=params.source, key="locations")
+        raise ParamsError(
+            f"location {business['Name']!r} is not in the params' locations map; add it with its Xero "
+            "organisation",
+            file=params.source,
+            key="locations",
+        )
     xero = XeroClient(_xero_config(params, box, business, mapped))
     map_key = f"locations.{business['Name']}.organisation" if mapped else "organisation"
     try:
         xero.select_tenant()
     except WrongOrganisation as exc:
         wanted = mapped.organisation if mapped else params.organisation
-        prefix = f"{business['Name']} books into {wanted!r}, which this Xero app cannot reach. " if wanted else ""
+        prefix = (
+            f"{business['Name']} books into {wanted!r}, which this Xero app cannot reach. "
+            if wanted
+            else ""
+        )
         raise ParamsError(prefix + str(exc), file=params.source, key=map_key) from exc
     organisation = xero.fetch_organisation()
     wiring = mapped
-    if wiring is None and box is not None and box.location_tracking.get(int(business["Id"])):
+    sandbox_wiring = box.location_tracking.get(int(business["Id"])) if box is not None else None
+    if wiring is None and sandbox_wiring is not None:
         # The sandbox's own wiring: its shared-organisation locations carry their Location option.
-        category, option = box.location_tracking[int(business["Id"])]
+        category, option = sandbox_wiring
         wiring = LocationMap(str(organisation_name(xero)), category, option)
     tracking = _check_tracking(xero, wiring, params, str(business["Name"]))
-    ledger = params.resolve(params.ledger_file) or ((box.state_dir if box else Path(params.output_dir)) / "ledger.sqlite")
-    return Connection(params=params, xero=xero, nexudus=nexudus, business=business, organisation=organisation,
-                      ledger_path=Path(ledger), sandbox=box, tracking=tracking)
+    ledger = params.resolve(params.ledger_file) or (
+        (box.state_dir if box else Path(params.output_dir)) / "ledger.sqlite"
+    )
+    return Connection(
+        params=params,
+        xero=xero,
+        nexudus=nexudus,
+        business=business,
+        organisation=organisation,
+        ledger_path=Path(ledger),
+        sandbox=box,
+        tracking=tracking,
+    )
 
 
 def organisation_name(xero: XeroClient) -> str:
     return str(xero.fetch_organisation().get("Name", xero.tenant_id))
 
 
-def _check_tracking(xero: XeroClient, mapped: LocationMap | None, params: RunParams, location: str) -> tuple[str, str] | None:
+def _check_tracking(
+    xero: XeroClient, mapped: LocationMap | None, params: RunParams, location: str
+) -> tuple[str, str] | None:
     """The location's (category, option) after checking both exist and are ACTIVE in the organisation."""
     if mapped is None or not mapped.tracking_category:
         return None
     key = f"locations.{location}.tracking_option"
     categories = xero.fetch_tracking_categories()
-    category = next((c for c in categories if str(c.get("Name", "")).casefold() == str(mapped.tracking_category).casefold()
-                     and c.get("Status") == "ACTIVE"), None)
+    category = next(
+        (
+            c
+            for c in categories
+            if str(c.get("Name", "")).casefold() == str(mapped.tracking_category).casefold()
+            and c.get("Status") == "ACTIVE"
+        ),
+        None,
+    )
     if category is None:
         known = ", ".join(str(c.get("Name")) for c in categories) or "none"
-        raise ParamsError(f"Xero organisation {xero.tenant_id} has no active tracking category {mapped.tracking_category!r} "
-                          f"(it has: {known})", file=params.source, key=f"locations.{location}.tracking_category")
-    option = next((o for o in category.get("Options") or [] if str(o.get("Name", "")).casefold() ==
-                   str(mapped.tracking_option).casefold() and o.get("Status") == "ACTIVE"), None)
+        raise ParamsError(
+            f"Xero organisation {xero.tenant_id} has no active tracking category {mapped.tracking_category!r} "
+            f"(it has: {known})",
+            file=params.source,
+            key=f"locations.{location}.tracking_category",
+        )
+    option = next(
+        (
+            o
+            for o in category.get("Options") or []
+            if str(o.get("Name", "")).casefold() == str(mapped.tracking_option).casefold()
+            and o.get("Status") == "ACTIVE"
+        ),
+        None,
+    )
     if option is None:
         known = ", ".join(str(o.get("Name")) for o in category.get("Options") or []) or "none"
-        raise ParamsError(f"tracking category {category['Name']!r} has no active option {mapped.tracking_option!r} "
-                          f"(it has: {known}); add it in Xero or fix the params", file=params.source, key=key)
+        raise ParamsError(
+            f"tracking category {category['Name']!r} has no active option {mapped.tracking_option!r} "
+            f"(it has: {known}); add it in Xero or fix the params",
+            file=params.source,
+            key=key,
+        )
     return str(category["Name"]), str(option["Name"])
 
 
@@ -150,33 +203,70 @@ def xero_config_for(params: RunParams) -> XeroConfig:
     return _xero_config(params, None, {})
 
 
-def _xero_config(params: RunParams, box: Sandbox | None, business: dict[str, Any],
-                 mapped: LocationMap | None = None) -> XeroConfig:
+def _xero_config(
+    params: RunParams,
+    box: Sandbox | None,
+    business: dict[str, Any],
+    mapped: LocationMap | None = None,
+) -> XeroConfig:
     xs = params.xero
     organisation = mapped.organisation if mapped else params.organisation
     if box is None:
         return XeroConfig(
             client_id=params.secret(xs.client_id_env),
-            client_secret=params.secret(xs.client_secret_env) if xs.grant == "client_credentials" else None,
-            grant=xs.grant, api_url=xs.api_url, identity_url=xs.identity_url, token_url=xs.token_url,
-            authorize_url=xs.authorize_url, redirect_uri=xs.redirect_uri, scopes=xs.scopes,
-            tenant_id=_tenant_id(organisation), tenant_name=None if _tenant_id(organisation) else organisation,
-            per_minute=xs.per_minute)
+            client_secret=params.secret(xs.client_secret_env)
+            if xs.grant == "client_credentials"
+            else None,
+            grant=xs.grant,
+            api_url=xs.api_url,
+            identity_url=xs.identity_url,
+            token_url=xs.token_url,
+            authorize_url=xs.authorize_url,
+            redirect_uri=xs.redirect_uri,
+            scopes=xs.scopes,
+            tenant_id=_tenant_id(organisation),
+            tenant_name=None if _tenant_id(organisation) else organisation,
+            per_minute=xs.per_minute,
+        )
     tenant = box.locations.get(int(business["Id"]))
     if mapped is not None:
         # The params' map wins over the sandbox's own wiring (a test may point a location elsewhere).
         wanted = mapped.organisation.casefold()
-        tenant = next((t for t in box.xero.books.tenants() if t.lower() == wanted or
-                       str((box.xero.books.org(t) or {}).get("Name", "")).casefold() == wanted), mapped.organisation)
+        tenant = next(
+            (
+                t
+                for t in box.xero.books.tenants()
+                if t.lower() == wanted
+                or str((box.xero.books.org(t) or {}).get("Name", "")).casefold() == wanted
+            ),
+            mapped.organisation,
+        )
     if tenant is None:
-        raise ParamsError(f"the sandbox wires no Xero organisation to location {business['Name']!r}", file=params.source, key="location")
+        raise ParamsError(
+            f"the sandbox wires no Xero organisation to location {business['Name']!r}",
+            file=params.source,
+            key="location",
+        )
     # The demo's Custom Connection for that organisation.
-    app = next((a for a in box.xero_apps.values() if a["grant"] == "client_credentials" and tenant in a["tenant_ids"]),
-               next(a for a in box.xero_apps.values() if a["grant"] == "client_credentials"))
-    return XeroConfig(client_id=app["client_id"], client_secret=app["client_secret"], api_url=box.xero_api_url,
-                      identity_url=box.xero_identity_url, token_url=box.xero_token_url, authorize_url=box.xero_authorize_url,
-                      tenant_id=tenant, minute_seconds=box.xero.limits.minute_seconds,
-                      per_minute=box.xero.limits.per_minute)
+    app = next(
+        (
+            a
+            for a in box.xero_apps.values()
+            if a["grant"] == "client_credentials" and tenant in a["tenant_ids"]
+        ),
+        next(a for a in box.xero_apps.values() if a["grant"] == "client_credentials"),
+    )
+    return XeroConfig(
+        client_id=app["client_id"],
+        client_secret=app["client_secret"],
+        api_url=box.xero_api_url,
+        identity_url=box.xero_identity_url,
+        token_url=box.xero_token_url,
+        authorize_url=box.xero_authorize_url,
+        tenant_id=tenant,
+        minute_seconds=box.xero.limits.minute_seconds,
+        per_minute=box.xero.limits.per_minute,
+    )
 
 
 def _tenant_id(organisation: str | None) -> str | None:
@@ -190,4 +280,3 @@ def _tenant_id(organisation: str | None) -> str | None:
     except ValueError:
         return None
     return str(organisation)
-

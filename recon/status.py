@@ -25,6 +25,8 @@ import pandas as pd
 from recon.clients.xero import parse_xero_date
 from recon.errors import ApiRejected, ClientError
 from recon.ledger import Ledger
+from recon.session import Connection
+from recon.values import decimal_sum, records
 
 __all__ = ["Difference", "StatusDiff", "apply_paid", "sync_status"]
 
@@ -56,9 +58,23 @@ ACTIONS = {
     Difference.UNKNOWN_TO_LEDGER: "Run the transfer again: its recovery step adopts the invoice into the ledger.",
     Difference.AWAITING_APPROVAL: "Approve it in Xero; it cannot be paid until it is AUTHORISED.",
 }
-DIFF_COLUMNS = ["difference", "invoice_number", "nexudus_invoice_id", "xero_id", "currency", "xero_status", "xero_total",
-                "xero_amount_paid", "xero_amount_due", "xero_paid_on", "nexudus_total", "nexudus_paid", "nexudus_paid_amount",
-                "transferred_total", "action"]
+DIFF_COLUMNS = [
+    "difference",
+    "invoice_number",
+    "nexudus_invoice_id",
+    "xero_id",
+    "currency",
+    "xero_status",
+    "xero_total",
+    "xero_amount_paid",
+    "xero_amount_due",
+    "xero_paid_on",
+    "nexudus_total",
+    "nexudus_paid",
+    "nexudus_paid_amount",
+    "transferred_total",
+    "action",
+]
 # The watermark is the newest UpdatedDateUTC seen, sent with milliseconds; Xero returns what changed after it.
 # Nexudus stamps to the second and its from_ filter is inclusive, so its last second is read again (harmless).
 WATERMARK_OVERLAP = timedelta(0)
@@ -79,19 +95,29 @@ class StatusDiff:
         return self.differences[self.differences["difference"] == Difference.PAID_IN_XERO.value]
 
     def counts(self) -> dict[str, int]:
-        return self.differences["difference"].value_counts().to_dict()
+        return {str(k): int(v) for k, v in self.differences["difference"].value_counts().items()}
 
     def ageing(self, today: date | None = None) -> pd.DataFrame:
         """What Xero still shows owing, by days past due, per currency."""
         today = today or datetime.now(tz=UTC).date()
         if self.unpaid.empty:
             return pd.DataFrame(columns=["currency", "bucket", "invoices", "amount_due"])
-        days = (pd.Timestamp(today, tz="UTC") - pd.to_datetime(self.unpaid["due_date"], utc=True)).dt.days
-        buckets = pd.cut(days, bins=[-10_000, 0, 30, 60, 90, 10_000], labels=["not yet due", "1-30", "31-60", "61-90", "over 90"])
+        days = (
+            pd.Timestamp(today, tz="UTC") - pd.to_datetime(self.unpaid["due_date"], utc=True)
+        ).dt.days
+        buckets = pd.cut(
+            days,
+            bins=[-10_000, 0, 30, 60, 90, 10_000],
+            labels=["not yet due", "1-30", "31-60", "61-90", "over 90"],
+        )
         frame = self.unpaid.assign(bucket=buckets)
         grouped = frame.groupby(["currency", "bucket"], observed=True)
-        return pd.DataFrame({"invoices": grouped.size(),
-                             "amount_due": grouped["amount_due"].agg(lambda s: sum(s, Decimal("0")))}).reset_index()
+        return pd.DataFrame(
+            {
+                "invoices": grouped.size(),
+                "amount_due": grouped["amount_due"].agg(decimal_sum),
+            }
+        ).reset_index()
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / "status_differences.csv"
@@ -115,19 +141,31 @@ class StatusDiff:
 def _state_row(inv: dict[str, Any], *, kind: str, created_by_recon: bool) -> dict[str, Any]:
     paid_on = parse_xero_date(inv.get("FullyPaidOnDate"))
     updated = parse_xero_date(inv.get("UpdatedDateUTC"))
-    id_key, number_key = ("CreditNoteID", "CreditNoteNumber") if kind == "credit_note" else ("InvoiceID", "InvoiceNumber")
-    return {"xero_id": inv[id_key], "number": inv.get(number_key), "kind": kind, "status": inv.get("Status"),
-            "total": _dec(inv.get("Total")), "amount_due": _dec(inv.get("AmountDue")), "amount_paid": _dec(inv.get("AmountPaid")),
-            "amount_credited": _dec(inv.get("AmountCredited")),
-            "fully_paid_on": paid_on.date().isoformat() if paid_on else None,
-            "updated_utc": updated.isoformat() if updated else None, "created_by_recon": created_by_recon}
+    id_key, number_key = (
+        ("CreditNoteID", "CreditNoteNumber")
+        if kind == "credit_note"
+        else ("InvoiceID", "InvoiceNumber")
+    )
+    return {
+        "xero_id": inv[id_key],
+        "number": inv.get(number_key),
+        "kind": kind,
+        "status": inv.get("Status"),
+        "total": _dec(inv.get("Total")),
+        "amount_due": _dec(inv.get("AmountDue")),
+        "amount_paid": _dec(inv.get("AmountPaid")),
+        "amount_credited": _dec(inv.get("AmountCredited")),
+        "fully_paid_on": paid_on.date().isoformat() if paid_on else None,
+        "updated_utc": updated.isoformat() if updated else None,
+        "created_by_recon": created_by_recon,
+    }
 
 
 def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
-def refresh_xero_state(conn: Any, ledger: Ledger, *, full: bool = False) -> dict[str, Any]:
+def refresh_xero_state(conn: Connection, ledger: Ledger, *, full: bool = False) -> dict[str, Any]:
     """Bring the ledger's copy of Xero up to date; returns what it read.
 
     Incremental (a watermark exists): invoices changed since it, and of those the
@@ -138,16 +176,27 @@ def refresh_xero_state(conn: Any, ledger: Ledger, *, full: bool = False) -> dict
     mark = None if full else ledger.watermark(tenant, "xero_invoices")
     since = mark - WATERMARK_OVERLAP if mark else None
     changed = list(conn.xero.iter_invoices(modified_since=since, summary_only=True))
-    mine = {inv["InvoiceID"] for inv in conn.xero.iter_invoices(modified_since=since, summary_only=True, created_by_my_app=True)}
-    ledger.update_xero_state(tenant, [_state_row(i, kind="invoice", created_by_recon=i["InvoiceID"] in mine) for i in changed],
-                             complete=since is None)
-    newest = max((parse_xero_date(i.get("UpdatedDateUTC")) for i in changed), default=None)
+    mine = {
+        inv["InvoiceID"]
+        for inv in conn.xero.iter_invoices(
+            modified_since=since, summary_only=True, created_by_my_app=True
+        )
+    }
+    ledger.update_xero_state(
+        tenant,
+        [_state_row(i, kind="invoice", created_by_recon=i["InvoiceID"] in mine) for i in changed],
+        complete=since is None,
+    )
+    stamps = [parse_xero_date(i.get("UpdatedDateUTC")) for i in changed]
+    newest = max((s for s in stamps if s is not None), default=None)
     if newest is not None and (mark is None or newest > mark):
         ledger.set_watermark(tenant, "xero_invoices", newest)
     return {"full": since is None, "changed": len(changed), "watermark": newest or mark}
 
 
-def sync_status(conn: Any, ledger: Ledger, *, full: bool = False, today: date | None = None) -> StatusDiff:
+def sync_status(
+    conn: Connection, ledger: Ledger, *, full: bool = False, today: date | None = None
+) -> StatusDiff:
     """Compare every transferred invoice's Xero and Nexudus state; one row per difference."""
     started = time.monotonic()
     xero_calls, nexudus_calls = conn.xero.calls, conn.nexudus.calls
@@ -157,27 +206,63 @@ def sync_status(conn: Any, ledger: Ledger, *, full: bool = False, today: date | 
     transfers = transfers[(transfers["state"] == "created") & (transfers["kind"] == "invoice")]
     state = ledger.xero_state(tenant)
     nexudus = _nexudus_state(conn, ledger, tenant, transfers, full=full)
-    frame = transfers[["nexudus_invoice_id", "invoice_number", "xero_id", "currency", "xero_total"]].rename(
-        columns={"xero_total": "transferred_total"})
-    frame = frame.merge(state[["xero_id", "status", "total", "amount_due", "amount_paid", "fully_paid_on", "kind"]]
-                        .rename(columns={"status": "xero_status", "total": "xero_total", "amount_due": "xero_amount_due",
-                                         "amount_paid": "xero_amount_paid", "fully_paid_on": "xero_paid_on"}),
-                        on="xero_id", how="left", indicator=True)
+    frame = transfers[
+        ["nexudus_invoice_id", "invoice_number", "xero_id", "currency", "xero_total"]
+    ].rename(columns={"xero_total": "transferred_total"})
+    frame = frame.merge(
+        state[
+            ["xero_id", "status", "total", "amount_due", "amount_paid", "fully_paid_on", "kind"]
+        ].rename(
+            columns={
+                "status": "xero_status",
+                "total": "xero_total",
+                "amount_due": "xero_amount_due",
+                "amount_paid": "xero_amount_paid",
+                "fully_paid_on": "xero_paid_on",
+            }
+        ),
+        on="xero_id",
+        how="left",
+        indicator=True,
+    )
     # Only this location's invoices: another location may book into the same organisation.
     frame = frame.merge(nexudus, on="nexudus_invoice_id", how="inner")
     differences = _differences(frame, state, transfers, full=read["full"])
     unpaid = frame[frame["xero_status"] == "AUTHORISED"]
-    unpaid = pd.DataFrame({"invoice_number": unpaid["invoice_number"], "currency": unpaid["currency"],
-                           "amount_due": unpaid["xero_amount_due"], "due_date": unpaid["nexudus_due_date"]})
+    unpaid = pd.DataFrame(
+        {
+            "invoice_number": unpaid["invoice_number"],
+            "currency": unpaid["currency"],
+            "amount_due": unpaid["xero_amount_due"],
+            "due_date": unpaid["nexudus_due_date"],
+        }
+    )
     calls = {"xero": conn.xero.calls - xero_calls, "nexudus": conn.nexudus.calls - nexudus_calls}
-    context = {"location": conn.location, "organisation": conn.organisation.get("Name"), "tenant_id": tenant,
-               "transferred": len(frame), "xero_changed": read["changed"], "full": read["full"]}
-    return StatusDiff(differences, unpaid.reset_index(drop=True), calls, time.monotonic() - started, context)
+    context = {
+        "location": conn.location,
+        "organisation": conn.organisation.get("Name"),
+        "tenant_id": tenant,
+        "transferred": len(frame),
+        "xero_changed": read["changed"],
+        "full": read["full"],
+    }
+    return StatusDiff(
+        differences, unpaid.reset_index(drop=True), calls, time.monotonic() - started, context
+    )
 
 
-def _nexudus_state(conn: Any, ledger: Ledger, tenant: str, transfers: pd.DataFrame, *, full: bool) -> pd.DataFrame:
+def _nexudus_state(
+    conn: Connection, ledger: Ledger, tenant: str, transfers: pd.DataFrame, *, full: bool
+) -> pd.DataFrame:
     """Nexudus' side of every transferred invoice: the ledger's copy, refreshed with what changed since last time."""
-    columns = ["nexudus_invoice_id", "nexudus_total", "nexudus_paid", "nexudus_paid_amount", "nexudus_void", "nexudus_due_date"]
+    columns = [
+        "nexudus_invoice_id",
+        "nexudus_total",
+        "nexudus_paid",
+        "nexudus_paid_amount",
+        "nexudus_void",
+        "nexudus_due_date",
+    ]
     if transfers.empty:
         return pd.DataFrame(columns=columns)
     business_id = int(conn.business["Id"])
@@ -192,13 +277,25 @@ def _nexudus_state(conn: Any, ledger: Ledger, tenant: str, transfers: pd.DataFra
         if not pd.isna(newest):
             ledger.set_watermark(tenant, kind, newest.to_pydatetime())
     state = ledger.nexudus_state(tenant)
-    state = state[state["nexudus_invoice_id"].isin(set(transfers["nexudus_invoice_id"])) & (state["business_id"] == business_id)]
-    return pd.DataFrame({"nexudus_invoice_id": state["nexudus_invoice_id"], "nexudus_total": state["total"],
-                         "nexudus_paid": state["paid"].astype(bool), "nexudus_paid_amount": state["paid_amount"],
-                         "nexudus_void": state["void"].astype(bool), "nexudus_due_date": state["due_date"]})
+    state = state[
+        state["nexudus_invoice_id"].isin(set(transfers["nexudus_invoice_id"]))
+        & (state["business_id"] == business_id)
+    ]
+    return pd.DataFrame(
+        {
+            "nexudus_invoice_id": state["nexudus_invoice_id"],
+            "nexudus_total": state["total"],
+            "nexudus_paid": state["paid"].astype(bool),
+            "nexudus_paid_amount": state["paid_amount"],
+            "nexudus_void": state["void"].astype(bool),
+            "nexudus_due_date": state["due_date"],
+        }
+    )
 
 
-def _differences(frame: pd.DataFrame, state: pd.DataFrame, transfers: pd.DataFrame, *, full: bool) -> pd.DataFrame:
+def _differences(
+    frame: pd.DataFrame, state: pd.DataFrame, transfers: pd.DataFrame, *, full: bool
+) -> pd.DataFrame:
     found = frame["_merge"] == "both"
     status = frame["xero_status"].fillna("")
     paid = frame["xero_amount_paid"].map(lambda v: v or Decimal("0"))
@@ -208,38 +305,65 @@ def _differences(frame: pd.DataFrame, state: pd.DataFrame, transfers: pd.DataFra
     n_void = frame["nexudus_void"].fillna(False).astype(bool)
     masks = {
         Difference.PAID_IN_XERO: found & (status == "PAID") & ~n_paid & ~n_void,
-        Difference.PART_PAID_IN_XERO: found & (status == "AUTHORISED") & (paid > 0) & (due > 0) & (n_paid_amount < paid),
+        Difference.PART_PAID_IN_XERO: found
+        & (status == "AUTHORISED")
+        & (paid > 0)
+        & (due > 0)
+        & (n_paid_amount < paid),
         Difference.VOIDED_IN_XERO: found & status.isin(["VOIDED", "DELETED"]) & ~n_void,
         Difference.PAID_IN_NEXUDUS: found & (status == "AUTHORISED") & (due > 0) & n_paid,
-        Difference.TOTAL_CHANGED: found & frame["transferred_total"].notna() & frame["xero_total"].notna()
-                                   & (frame["transferred_total"] != frame["xero_total"]) & ~status.isin(["VOIDED", "DELETED"]),
+        Difference.TOTAL_CHANGED: found
+        & frame["transferred_total"].notna()
+        & frame["xero_total"].notna()
+        & (frame["transferred_total"] != frame["xero_total"])
+        & ~status.isin(["VOIDED", "DELETED"]),
         Difference.AWAITING_APPROVAL: found & status.isin(["DRAFT", "SUBMITTED"]),
     }
     if full:
         # Only a full read can tell that something the ledger knows is gone from Xero.
         masks[Difference.MISSING_FROM_XERO] = ~found
-    parts = [frame[mask].assign(difference=kind.value, action=kind.action) for kind, mask in masks.items() if mask.any()]
+    parts = [
+        frame[mask].assign(difference=kind.value, action=kind.action)
+        for kind, mask in masks.items()
+        if mask.any()
+    ]
     known = set(transfers["xero_id"].dropna())
-    unknown = state[(state["created_by_recon"] == 1) & ~state["xero_id"].isin(known) & (state["kind"] == "invoice")
-                    & (state["status"] != "DELETED")]
+    unknown = state[
+        (state["created_by_recon"] == 1)
+        & ~state["xero_id"].isin(known)
+        & (state["kind"] == "invoice")
+        & (state["status"] != "DELETED")
+    ]
     if len(unknown):
-        parts.append(pd.DataFrame({"invoice_number": unknown["number"], "xero_id": unknown["xero_id"],
-                                   "xero_status": unknown["status"], "xero_total": unknown["total"],
-                                   "difference": Difference.UNKNOWN_TO_LEDGER.value,
-                                   "action": Difference.UNKNOWN_TO_LEDGER.action}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "invoice_number": unknown["number"],
+                    "xero_id": unknown["xero_id"],
+                    "xero_status": unknown["status"],
+                    "xero_total": unknown["total"],
+                    "difference": Difference.UNKNOWN_TO_LEDGER.value,
+                    "action": Difference.UNKNOWN_TO_LEDGER.action,
+                }
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=DIFF_COLUMNS)
     out = pd.concat(parts, ignore_index=True).reindex(columns=DIFF_COLUMNS)
     order = {d.value: i for i, d in enumerate(Difference)}
-    return out.sort_values(["difference", "invoice_number"], key=lambda s: s.map(order) if s.name == "difference" else s
-                           ).reset_index(drop=True)
+    return out.sort_values(
+        ["difference", "invoice_number"],
+        key=lambda s: s.map(order) if s.name == "difference" else s,
+    ).reset_index(drop=True)
 
 
 # ---- apply: mark paid in Nexudus ------------------------------------------------------------------
 APPLY_COLUMNS = ["invoice_number", "nexudus_invoice_id", "outcome", "amount", "paid_on", "message"]
 
 
-def apply_paid(conn: Any, ledger: Ledger, diff: StatusDiff, *, progress: Any = None) -> pd.DataFrame:
+def apply_paid(
+    conn: Connection, ledger: Ledger, diff: StatusDiff, *, progress: Any = None
+) -> pd.DataFrame:
     """Mark paid in Nexudus every invoice fully paid in Xero; idempotent through the ledger.
 
     Each payment is an intent in the ledger before the call and an outcome after.
@@ -251,10 +375,19 @@ def apply_paid(conn: Any, ledger: Ledger, diff: StatusDiff, *, progress: Any = N
     applied = set(done[done["state"] == "applied"]["nexudus_invoice_id"].astype(int))
     rows = []
     todo = diff.paid_in_xero
-    for i, rec in enumerate(todo.itertuples()):
-        invoice_id = int(rec.nexudus_invoice_id)
+    for i, rec in enumerate(records(todo)):
+        invoice_id = int(rec["nexudus_invoice_id"])
         if invoice_id in applied:
-            rows.append([rec.invoice_number, invoice_id, "skipped", None, rec.xero_paid_on, "already applied (ledger)"])
+            rows.append(
+                [
+                    rec["invoice_number"],
+                    invoice_id,
+                    "skipped",
+                    None,
+                    rec["xero_paid_on"],
+                    "already applied (ledger)",
+                ]
+            )
             continue
         rows.append(_apply_one(conn, ledger, tenant, rec))
         if progress:
@@ -262,30 +395,79 @@ def apply_paid(conn: Any, ledger: Ledger, diff: StatusDiff, *, progress: Any = N
     return pd.DataFrame(rows, columns=APPLY_COLUMNS)
 
 
-def _apply_one(conn: Any, ledger: Ledger, tenant: str, rec: Any) -> list[Any]:
-    invoice_id = int(rec.nexudus_invoice_id)
+def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any]) -> list[Any]:
+    invoice_id = int(rec["nexudus_invoice_id"])
     try:
         current = conn.nexudus.get_invoice(invoice_id)
     except ClientError as exc:
-        return [rec.invoice_number, invoice_id, "failed", None, rec.xero_paid_on, str(exc)]
+        return [rec["invoice_number"], invoice_id, "failed", None, rec["xero_paid_on"], str(exc)]
     if current.get("Paid"):
-        ledger.record_payment(tenant, invoice_id, rec.invoice_number, "applied", paid_on=str(current.get("PaidOn")),
-                              xero_invoice_id=rec.xero_id, messages=["already paid in Nexudus"])
-        return [rec.invoice_number, invoice_id, "already paid", None, current.get("PaidOn"), "already paid in Nexudus"]
+        ledger.record_payment(
+            tenant,
+            invoice_id,
+            rec["invoice_number"],
+            "applied",
+            paid_on=str(current.get("PaidOn")),
+            xero_invoice_id=rec["xero_id"],
+            messages=["already paid in Nexudus"],
+        )
+        return [
+            rec["invoice_number"],
+            invoice_id,
+            "already paid",
+            None,
+            current.get("PaidOn"),
+            "already paid in Nexudus",
+        ]
     amount = Decimal(str(current["TotalAmount"])) - Decimal(str(current.get("PaidAmount") or 0))
-    paid_on = rec.xero_paid_on or datetime.now(tz=UTC).date().isoformat()
-    ledger.record_payment(tenant, invoice_id, rec.invoice_number, "sending", amount=amount, paid_on=paid_on,
-                          xero_invoice_id=rec.xero_id)
+    paid_on = rec["xero_paid_on"] or datetime.now(tz=UTC).date().isoformat()
+    ledger.record_payment(
+        tenant,
+        invoice_id,
+        rec["invoice_number"],
+        "sending",
+        amount=amount,
+        paid_on=paid_on,
+        xero_invoice_id=rec["xero_id"],
+    )
     try:
-        conn.nexudus.record_payment(invoice_id, amount, date.fromisoformat(str(paid_on)[:10]),
-                                    f"Paid in Xero ({rec.invoice_number})", code="XERO")
+        conn.nexudus.record_payment(
+            invoice_id,
+            amount,
+            date.fromisoformat(str(paid_on)[:10]),
+            f"Paid in Xero ({rec['invoice_number']})",
+            code="XERO",
+        )
     except ApiRejected as exc:
-        ledger.record_payment(tenant, invoice_id, rec.invoice_number, "failed", messages=exc.messages or [str(exc)])
-        return [rec.invoice_number, invoice_id, "failed", amount, paid_on, "; ".join(exc.messages) or str(exc)]
+        ledger.record_payment(
+            tenant, invoice_id, rec["invoice_number"], "failed", messages=exc.messages or [str(exc)]
+        )
+        return [
+            rec["invoice_number"],
+            invoice_id,
+            "failed",
+            amount,
+            paid_on,
+            "; ".join(exc.messages) or str(exc),
+        ]
     except ClientError as exc:
         # Unknown whether Nexudus saved it: the 'sending' intent is settled on the next apply by reading the invoice.
-        return [rec.invoice_number, invoice_id, "unknown", amount, paid_on, str(exc)]
-    ledger.record_payment(tenant, invoice_id, rec.invoice_number, "applied", amount=amount, paid_on=paid_on,
-                          xero_invoice_id=rec.xero_id)
-    ledger.event("nexudus", "mark paid", "applied", tenant_id=tenant, subject=rec.invoice_number, detail=str(amount))
-    return [rec.invoice_number, invoice_id, "applied", amount, paid_on, ""]
+        return [rec["invoice_number"], invoice_id, "unknown", amount, paid_on, str(exc)]
+    ledger.record_payment(
+        tenant,
+        invoice_id,
+        rec["invoice_number"],
+        "applied",
+        amount=amount,
+        paid_on=paid_on,
+        xero_invoice_id=rec["xero_id"],
+    )
+    ledger.event(
+        "nexudus",
+        "mark paid",
+        "applied",
+        tenant_id=tenant,
+        subject=rec["invoice_number"],
+        detail=str(amount),
+    )
+    return [rec["invoice_number"], invoice_id, "applied", amount, paid_on, ""]

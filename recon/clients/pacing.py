@@ -69,8 +69,11 @@ class MinutePacer:
     def after_call(self, key: str, headers: Mapping[str, str]) -> None:
         """Read the quota headers of an answer."""
         rem = self.remaining[key]
-        for attr, header in (("minute", "X-MinLimit-Remaining"), ("day", "X-DayLimit-Remaining"),
-                             ("app_minute", "X-AppMinLimit-Remaining")):
+        for attr, header in (
+            ("minute", "X-MinLimit-Remaining"),
+            ("day", "X-DayLimit-Remaining"),
+            ("app_minute", "X-AppMinLimit-Remaining"),
+        ):
             value = headers.get(header)
             if value is not None and value.strip().lstrip("-").isdigit():
                 setattr(rem, attr, int(value))

@@ -31,7 +31,7 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based), without a Retry-After."""
         delay = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return delay * (0.5 + 0.5 * self.jitter())
+        return float(delay * (0.5 + 0.5 * self.jitter()))
 
     @staticmethod
     def retry_after(value: str | None) -> float | None:

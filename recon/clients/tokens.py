@@ -39,11 +39,12 @@ class TokenStore:
     def load(self, name: str) -> dict[str, Any] | None:
         path = self._path(name)
         try:
-            return json.loads(path.read_text("utf-8"))
+            saved = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
             return None
         except ValueError:
             return None  # a torn or hand-edited file: treat as no token, sign in again
+        return saved if isinstance(saved, dict) else None
 
     def save(self, name: str, token: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

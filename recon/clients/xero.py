@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pandas as pd
+from authlib.deprecate import AuthlibDeprecationWarning
 
 from recon.clients.pacing import MinutePacer
 from recon.clients.retry import RETRY_STATUSES, RetryPolicy
@@ -47,21 +48,28 @@ from recon.errors import (
     WrongOrganisation,
 )
 
-from authlib.deprecate import AuthlibDeprecationWarning
-
 with warnings.catch_warnings():
     # authlib warns that it would rather use the httpx2 fork; recon pins httpx (design card).
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-    from authlib.integrations.httpx_client import OAuth2Client
     from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+    from authlib.integrations.httpx_client import OAuth2Client
     from authlib.oauth2.rfc6749.errors import OAuth2Error
 
-__all__ = ["XeroClient", "XeroConfig", "parse_xero_date", "IDS_PER_CALL", "MAX_PAGE_SIZE", "BATCH_SIZE"]
+__all__ = [
+    "BATCH_SIZE",
+    "IDS_PER_CALL",
+    "MAX_PAGE_SIZE",
+    "XeroClient",
+    "XeroConfig",
+    "parse_xero_date",
+]
 
 MAX_PAGE_SIZE = 1000  # reference §3.4
 BATCH_SIZE = 50  # reference §3.6: "batch elements in bundles of up to 50"
 IDS_PER_CALL = 50  # reference §3.4: ~52 GUIDs fit in IDs=
-DEFAULT_SCOPES = ("accounting.invoices accounting.payments accounting.contacts accounting.settings.read")
+DEFAULT_SCOPES = (
+    "accounting.invoices accounting.payments accounting.contacts accounting.settings.read"
+)
 _MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
 
 
@@ -132,7 +140,10 @@ class XeroClient:
         self.token_store = token_store or TokenStore()
         self.calls = 0
         self.tenant_id: str | None = config.tenant_id
-        self._token_name = "xero-" + hashlib.sha256(f"{config.token_url}|{config.client_id}".encode()).hexdigest()[:16]
+        self._token_name = (
+            "xero-"
+            + hashlib.sha256(f"{config.token_url}|{config.client_id}".encode()).hexdigest()[:16]
+        )
         self._code_verifier: str | None = None
         self._http = OAuth2Client(
             client_id=config.client_id,
@@ -165,39 +176,67 @@ class XeroClient:
         self.close()
 
     # ---- tokens ------------------------------------------------------------
-    def _save_token(self, token: Mapping[str, Any], refresh_token: str | None = None, access_token: str | None = None) -> None:
+    def _save_token(
+        self,
+        token: Mapping[str, Any],
+        refresh_token: str | None = None,
+        access_token: str | None = None,
+    ) -> None:
         self.token_store.save(self._token_name, dict(token))
 
     def _fetch_client_credentials(self) -> None:
         try:
             token = self._http.fetch_token(self.config.token_url, grant_type="client_credentials")
         except (OAuth2Error, AuthlibOAuthError) as exc:
-            raise AuthError(f"Xero refused the app's credentials ({exc.error}): check the client id and secret "
-                            "of the Custom Connection.", service="xero", status=400) from exc
+            raise AuthError(
+                f"Xero refused the app's credentials ({exc.error}): check the client id and secret "
+                "of the Custom Connection.",
+                service="xero",
+                status=400,
+            ) from exc
         except httpx.HTTPError as exc:
-            raise ServiceUnavailable(f"Xero's token service could not be reached: {exc}", service="xero") from exc
+            raise ServiceUnavailable(
+                f"Xero's token service could not be reached: {exc}", service="xero"
+            ) from exc
         self._save_token(token)
 
     def authorization_url(self, state: str | None = None) -> str:
         """Start an authorization-code + PKCE sign-in: open this URL, then call ``finish_login``."""
         self._code_verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(self._code_verifier.encode()).digest()).rstrip(b"=").decode()
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(self._code_verifier.encode()).digest())
+            .rstrip(b"=")
+            .decode()
+        )
         # Without offline_access Xero gives no refresh token and the sign-in dies after 30 minutes (reference §11).
         scopes = self.config.scopes.split()
         if "offline_access" not in scopes:
             scopes.insert(0, "offline_access")
-        params = {"response_type": "code", "client_id": self.config.client_id, "redirect_uri": self.config.redirect_uri or "",
-                  "scope": " ".join(scopes), "state": state or secrets.token_urlsafe(16),
-                  "code_challenge": challenge, "code_challenge_method": "S256"}
+        params = {
+            "response_type": "code",
+            "client_id": self.config.client_id,
+            "redirect_uri": self.config.redirect_uri or "",
+            "scope": " ".join(scopes),
+            "state": state or secrets.token_urlsafe(16),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
         return f"{self.config.authorize_url}?{urlencode(params)}"
 
     def finish_login(self, redirected_to: str) -> None:
         """Trade the code in the redirect URL for tokens (PKCE verifier from ``authorization_url``)."""
         try:
-            token = self._http.fetch_token(self.config.token_url, authorization_response=redirected_to,
-                                           code_verifier=self._code_verifier, redirect_uri=self.config.redirect_uri)
+            token = self._http.fetch_token(
+                self.config.token_url,
+                authorization_response=redirected_to,
+                code_verifier=self._code_verifier,
+                redirect_uri=self.config.redirect_uri,
+            )
         except (OAuth2Error, AuthlibOAuthError) as exc:
-            raise AuthError(f"Xero refused the sign-in code ({exc.error}): start the sign-in again.", service="xero") from exc
+            raise AuthError(
+                f"Xero refused the sign-in code ({exc.error}): start the sign-in again.",
+                service="xero",
+            ) from exc
         self._save_token(token)
 
     def refresh(self) -> None:
@@ -205,23 +244,35 @@ class XeroClient:
         token = self._http.token
         try:
             if token and token.get("refresh_token"):
-                new = self._http.refresh_token(self.config.token_url, refresh_token=token["refresh_token"])
+                new = self._http.refresh_token(
+                    self.config.token_url, refresh_token=token["refresh_token"]
+                )
                 self._save_token(new)
             elif self.config.grant == "client_credentials":
                 self._fetch_client_credentials()
             else:
-                raise AuthError("No Xero sign-in is stored: run the sign-in (authorization_url / finish_login) first.", service="xero")
+                raise AuthError(
+                    "No Xero sign-in is stored: run the sign-in (authorization_url / finish_login) first.",
+                    service="xero",
+                )
         except (OAuth2Error, AuthlibOAuthError) as exc:
             self.token_store.delete(self._token_name)
-            raise AuthError(f"Xero refused the refresh token ({exc.error}): sign in again. A refresh token works once; "
-                            "another process may have used it.", service="xero", status=400) from exc
+            raise AuthError(
+                f"Xero refused the refresh token ({exc.error}): sign in again. A refresh token works once; "
+                "another process may have used it.",
+                service="xero",
+                status=400,
+            ) from exc
 
     def _ensure_token(self) -> None:
         if not self._http.token:
             if self.config.grant == "client_credentials":
                 self._fetch_client_credentials()
             else:
-                raise AuthError("No Xero sign-in is stored: run the sign-in (authorization_url / finish_login) first.", service="xero")
+                raise AuthError(
+                    "No Xero sign-in is stored: run the sign-in (authorization_url / finish_login) first.",
+                    service="xero",
+                )
 
     # ---- the one request path ------------------------------------------------
     def request(
@@ -257,18 +308,26 @@ class XeroClient:
                 self.pacer.before_call(pace_key)
             try:
                 self.calls += 1
-                response = self._http.request(method, url, params=params, content=content, headers=hdrs)
+                response: httpx.Response = self._http.request(
+                    method, url, params=params, content=content, headers=hdrs
+                )
             except (OAuth2Error, AuthlibOAuthError) as exc:
                 self.token_store.delete(self._token_name)
-                raise AuthError(f"Xero refused to renew the token ({exc.error}): sign in again.", service="xero") from exc
+                raise AuthError(
+                    f"Xero refused to renew the token ({exc.error}): sign in again.", service="xero"
+                ) from exc
             except httpx.TransportError as exc:
                 # A dropped connection after the server got a write could have committed it:
                 # only a keyed write (replayed by Xero) or a read is safe to send again.
                 if retry_safe and attempt < self.retry.attempts:
                     self.retry.sleep(self.retry.backoff(attempt))
                     continue
-                raise ServiceUnavailable(f"Xero could not be reached ({type(exc).__name__}: {exc}).", service="xero",
-                                         method=method, url=url) from exc
+                raise ServiceUnavailable(
+                    f"Xero could not be reached ({type(exc).__name__}: {exc}).",
+                    service="xero",
+                    method=method,
+                    url=url,
+                ) from exc
             if tenant:
                 self.pacer.after_call(pace_key, response.headers)
             status = response.status_code
@@ -278,7 +337,11 @@ class XeroClient:
                 refreshed = True
                 self.refresh()
                 continue
-            if status in RETRY_STATUSES and (retry_safe or status == 429) and attempt < self.retry.attempts:
+            if (
+                status in RETRY_STATUSES
+                and (retry_safe or status == 429)
+                and attempt < self.retry.attempts
+            ):
                 # A 429 was refused before doing anything, so even an unkeyed write may be resent.
                 wait = self.retry.retry_after(response.headers.get("Retry-After"))
                 if wait is not None and wait > self.retry.max_retry_after:
@@ -294,26 +357,40 @@ class XeroClient:
     def _error(self, response: httpx.Response, method: str, url: str) -> ClientError:
         status = response.status_code
         try:
-            body: Any = json.loads(response.content, parse_float=Decimal) if response.content else None
+            body: Any = (
+                json.loads(response.content, parse_float=Decimal) if response.content else None
+            )
         except ValueError:
             body = response.text
         messages = _messages(body)
-        kw: dict[str, Any] = {"service": "xero", "status": status, "method": method, "url": str(url),
-                              "request_id": response.headers.get("Xero-Correlation-Id"), "detail": body}
+        kw: dict[str, Any] = {
+            "service": "xero",
+            "status": status,
+            "method": method,
+            "url": str(url),
+            "request_id": response.headers.get("Xero-Correlation-Id"),
+            "detail": body,
+        }
         text = "; ".join(messages) or response.reason_phrase
         if status == 401:
             return AuthError(f"Xero refused the access token ({text}): sign in again.", **kw)
         if status == 403:
             return WrongOrganisation(
                 f"Xero refused access to organisation {self.tenant_id} ({text}): the app is not connected to it, "
-                "or lacks the scope. Check the tenant in params and the app's connections.", **kw)
+                "or lacks the scope. Check the tenant in params and the app's connections.",
+                **kw,
+            )
         if status == 404:
             return NotFound(f"Xero has no such record or path: {method} {url}.", **kw)
         if status == 429:
             problem = response.headers.get("X-Rate-Limit-Problem")
-            return RateLimited(f"Xero's {problem or 'rate'} limit was still hit after retrying; "
-                               f"try again in {response.headers.get('Retry-After', '?')} s.",
-                               retry_after=self.retry.retry_after(response.headers.get("Retry-After")), problem=problem, **kw)
+            return RateLimited(
+                f"Xero's {problem or 'rate'} limit was still hit after retrying; "
+                f"try again in {response.headers.get('Retry-After', '?')} s.",
+                retry_after=self.retry.retry_after(response.headers.get("Retry-After")),
+                problem=problem,
+                **kw,
+            )
         if status >= 500:
             return ServiceUnavailable(f"Xero failed ({status}): {text}", **kw)
         return ApiRejected(f"Xero rejected {method} {url}: {text}", messages=messages, **kw)
@@ -323,13 +400,23 @@ class XeroClient:
         """The JSON body with every non-integer number as Decimal."""
         return json.loads(response.content, parse_float=Decimal)
 
-    def _get(self, path: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
-        return self.parse(self.request("GET", self.config.api_url + path, params=params, headers=headers))
+    def _get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        return self.parse(
+            self.request("GET", self.config.api_url + path, params=params, headers=headers)
+        )
 
     # ---- identity --------------------------------------------------------------
     def connections(self) -> list[dict[str, Any]]:
         """The organisations this token can reach (``GET /connections``)."""
-        return self.parse(self.request("GET", self.config.identity_url + "/connections", tenant=False))
+        body = self.parse(
+            self.request("GET", self.config.identity_url + "/connections", tenant=False)
+        )
+        return _record_list(body, "/connections")
 
     def select_tenant(self, tenant_id: str | None = None, name: str | None = None) -> str:
         """Choose the organisation by id or name (config's if not given); return its id."""
@@ -345,57 +432,103 @@ class XeroClient:
         if len(match) != 1:
             known = ", ".join(f"{c.get('tenantName')} ({c['tenantId']})" for c in conns) or "none"
             wanted = tenant_id or name or "(none given, and the token reaches several)"
-            raise WrongOrganisation(f"Xero organisation {wanted} is not connected to this app. Connected: {known}.",
-                                    service="xero", status=403)
+            raise WrongOrganisation(
+                f"Xero organisation {wanted} is not connected to this app. Connected: {known}.",
+                service="xero",
+                status=403,
+            )
         self.tenant_id = match[0]["tenantId"]
         return self.tenant_id
 
     # ---- settings --------------------------------------------------------------
     def fetch_organisation(self) -> dict[str, Any]:
-        return self._get("/Organisation")["Organisations"][0]
+        return _first(self._get("/Organisation"), "Organisations")
 
     def fetch_accounts(self, where: str | None = None) -> pd.DataFrame:
         """The chart of accounts, archived ones included (the mapping check needs them)."""
         rows = self._get("/Accounts", {"where": where} if where else None)["Accounts"]
-        return _frame(rows, ["AccountID", "Code", "Name", "Type", "Class", "Status", "TaxType", "SystemAccount",
-                             "EnablePaymentsToAccount", "BankAccountType", "CurrencyCode", "Description"])
+        return _frame(
+            rows,
+            [
+                "AccountID",
+                "Code",
+                "Name",
+                "Type",
+                "Class",
+                "Status",
+                "TaxType",
+                "SystemAccount",
+                "EnablePaymentsToAccount",
+                "BankAccountType",
+                "CurrencyCode",
+                "Description",
+            ],
+        )
 
     def fetch_tax_rates(self) -> pd.DataFrame:
         """Every tax rate with its effective rate as Decimal and where it may be used."""
         rows = self._get("/TaxRates")["TaxRates"]
-        return _frame(rows, ["TaxType", "Name", "Status", "EffectiveRate", "DisplayTaxRate", "ReportTaxType",
-                             "CanApplyToRevenue", "CanApplyToExpenses", "CanApplyToLiabilities", "CanApplyToAssets",
-                             "CanApplyToEquity"])
+        return _frame(
+            rows,
+            [
+                "TaxType",
+                "Name",
+                "Status",
+                "EffectiveRate",
+                "DisplayTaxRate",
+                "ReportTaxType",
+                "CanApplyToRevenue",
+                "CanApplyToExpenses",
+                "CanApplyToLiabilities",
+                "CanApplyToAssets",
+                "CanApplyToEquity",
+            ],
+        )
 
     def fetch_tracking_categories(self, include_archived: bool = False) -> list[dict[str, Any]]:
         """Tracking categories with their options (``GET /TrackingCategories``)."""
         params = {"includeArchived": "true"} if include_archived else None
-        return self._get("/TrackingCategories", params)["TrackingCategories"]
+        return _records(self._get("/TrackingCategories", params), "TrackingCategories")
 
     def fetch_currencies(self) -> pd.DataFrame:
         return _frame(self._get("/Currencies")["Currencies"], ["Code", "Description"])
 
     # ---- paged collections -----------------------------------------------------
-    def iter_pages(self, path: str, key: str, params: Mapping[str, Any] | None = None, *,
-                   page_size: int = MAX_PAGE_SIZE, modified_since: datetime | None = None) -> Iterator[list[dict[str, Any]]]:
+    def iter_pages(
+        self,
+        path: str,
+        key: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        modified_since: datetime | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
         """Yield each page's records until a short page (pages are 1-based)."""
         headers = {"If-Modified-Since": _http_timestamp(modified_since)} if modified_since else None
         page = 1
         while True:
             query = dict(params or {})
             query.update({"page": page, "pageSize": page_size})
-            records = self._get(path, query, headers)[key]
+            records = _records(self._get(path, query, headers), key)
             if records:
                 yield records
             if len(records) < page_size:
                 return
             page += 1
 
-    def iter_invoices(self, *, where: str | None = None, statuses: Iterable[str] | None = None,
-                      invoice_numbers: Iterable[str] | None = None, ids: Iterable[str] | None = None,
-                      modified_since: datetime | None = None, order: str | None = None,
-                      page_size: int = MAX_PAGE_SIZE, summary_only: bool = False,
-                      created_by_my_app: bool = False) -> Iterator[dict[str, Any]]:
+    def iter_invoices(
+        self,
+        *,
+        where: str | None = None,
+        statuses: Iterable[str] | None = None,
+        invoice_numbers: Iterable[str] | None = None,
+        ids: Iterable[str] | None = None,
+        modified_since: datetime | None = None,
+        order: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        summary_only: bool = False,
+        created_by_my_app: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         """Invoices matching the filters, with line items, in as few calls as paging allows.
 
         ``ids`` and ``invoice_numbers`` are sent in chunks that fit in a URL.
@@ -417,13 +550,17 @@ class XeroClient:
         if invoice_numbers is not None:
             chunked.append(("InvoiceNumbers", list(invoice_numbers)))
         if not chunked:
-            for page in self.iter_pages("/Invoices", "Invoices", base, page_size=page_size, modified_since=modified_since):
+            for page in self.iter_pages(
+                "/Invoices", "Invoices", base, page_size=page_size, modified_since=modified_since
+            ):
                 yield from page
             return
         name, values = chunked[0]
         for chunk in _chunks_for_url(values, IDS_PER_CALL if name == "IDs" else None):
             query = dict(base, **{name: ",".join(chunk)})
-            for page in self.iter_pages("/Invoices", "Invoices", query, page_size=page_size, modified_since=modified_since):
+            for page in self.iter_pages(
+                "/Invoices", "Invoices", query, page_size=page_size, modified_since=modified_since
+            ):
                 yield from page
 
     def fetch_invoices(self, **filters: Any) -> pd.DataFrame:
@@ -431,72 +568,130 @@ class XeroClient:
         return invoices_frame(list(self.iter_invoices(**filters)))
 
     def get_invoice(self, invoice_id_or_number: str) -> dict[str, Any]:
-        return self._get(f"/Invoices/{invoice_id_or_number}")["Invoices"][0]
+        return _first(self._get(f"/Invoices/{invoice_id_or_number}"), "Invoices")
 
-    def iter_contacts(self, *, where: str | None = None, include_archived: bool = False,
-                      modified_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    def iter_contacts(
+        self,
+        *,
+        where: str | None = None,
+        include_archived: bool = False,
+        modified_since: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {"includeArchived": "true"} if include_archived else {}
         if where:
             params["where"] = where
         for page in self.iter_pages("/Contacts", "Contacts", params, modified_since=modified_since):
             yield from page
 
-    def iter_payments(self, *, where: str | None = None, modified_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        for page in self.iter_pages("/Payments", "Payments", {"where": where} if where else None, modified_since=modified_since):
+    def iter_payments(
+        self, *, where: str | None = None, modified_since: datetime | None = None
+    ) -> Iterator[dict[str, Any]]:
+        for page in self.iter_pages(
+            "/Payments",
+            "Payments",
+            {"where": where} if where else None,
+            modified_since=modified_since,
+        ):
             yield from page
 
     # ---- writes -----------------------------------------------------------------
-    def _write_batch(self, method: str, path: str, key: str, elements: list[dict[str, Any]],
-                     idempotency_key: str | None, summarize_errors: bool = False) -> list[dict[str, Any]]:
+    def _write_batch(
+        self,
+        method: str,
+        path: str,
+        key: str,
+        elements: list[dict[str, Any]],
+        idempotency_key: str | None,
+        summarize_errors: bool = False,
+    ) -> list[dict[str, Any]]:
         params = {"summarizeErrors": "false"} if not summarize_errors else None
-        response = self.request(method, self.config.api_url + path, params=params, json_body={key: elements},
-                                idempotency_key=idempotency_key)
-        return self.parse(response)[key]
+        response = self.request(
+            method,
+            self.config.api_url + path,
+            params=params,
+            json_body={key: elements},
+            idempotency_key=idempotency_key,
+        )
+        return _records(self.parse(response), key)
 
-    def create_invoices(self, invoices: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+    def create_invoices(
+        self, invoices: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
         """PUT a batch (≤ 50) with summarizeErrors=false: one result element per invoice, in order."""
         return self._write_batch("PUT", "/Invoices", "Invoices", invoices, idempotency_key)
 
-    def save_invoices(self, invoices: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+    def save_invoices(
+        self, invoices: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
         """POST a batch: create or update (matched by InvoiceID or InvoiceNumber)."""
         return self._write_batch("POST", "/Invoices", "Invoices", invoices, idempotency_key)
 
-    def update_invoice(self, invoice_id: str, fields: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
-        response = self.request("POST", f"{self.config.api_url}/Invoices/{invoice_id}", json_body={"Invoices": [fields]},
-                                idempotency_key=idempotency_key)
-        return self.parse(response)["Invoices"][0]
+    def update_invoice(
+        self, invoice_id: str, fields: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        response = self.request(
+            "POST",
+            f"{self.config.api_url}/Invoices/{invoice_id}",
+            json_body={"Invoices": [fields]},
+            idempotency_key=idempotency_key,
+        )
+        return _first(self.parse(response), "Invoices")
 
-    def create_contacts(self, contacts: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+    def create_contacts(
+        self, contacts: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
         return self._write_batch("PUT", "/Contacts", "Contacts", contacts, idempotency_key)
 
-    def save_contacts(self, contacts: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+    def save_contacts(
+        self, contacts: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
         return self._write_batch("POST", "/Contacts", "Contacts", contacts, idempotency_key)
 
-    def create_payments(self, payments: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+    def create_payments(
+        self, payments: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
         return self._write_batch("PUT", "/Payments", "Payments", payments, idempotency_key)
 
     def delete_payment(self, payment_id: str) -> dict[str, Any]:
-        response = self.request("POST", f"{self.config.api_url}/Payments/{payment_id}",
-                                json_body={"Payments": [{"Status": "DELETED"}]})
-        return self.parse(response)["Payments"][0]
+        response = self.request(
+            "POST",
+            f"{self.config.api_url}/Payments/{payment_id}",
+            json_body={"Payments": [{"Status": "DELETED"}]},
+        )
+        return _first(self.parse(response), "Payments")
 
     # ---- credit notes ------------------------------------------------------------
-    def create_credit_notes(self, notes: list[dict[str, Any]], *, idempotency_key: str | None = None) -> list[dict[str, Any]]:
+    def create_credit_notes(
+        self, notes: list[dict[str, Any]], *, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
         """PUT a batch of credit notes (≤ 50) with summarizeErrors=false."""
         return self._write_batch("PUT", "/CreditNotes", "CreditNotes", notes, idempotency_key)
 
-    def iter_credit_notes(self, *, numbers: Iterable[str] | None = None, where: str | None = None,
-                          modified_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    def iter_credit_notes(
+        self,
+        *,
+        numbers: Iterable[str] | None = None,
+        where: str | None = None,
+        modified_since: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Credit notes, paged; ``numbers`` are looked up with a where filter, 50 at a time."""
         if numbers is None:
-            for page in self.iter_pages("/CreditNotes", "CreditNotes", {"where": where} if where else None,
-                                        modified_since=modified_since):
+            for page in self.iter_pages(
+                "/CreditNotes",
+                "CreditNotes",
+                {"where": where} if where else None,
+                modified_since=modified_since,
+            ):
                 yield from page
             return
         values = list(numbers)
         for start in range(0, len(values), IDS_PER_CALL):
-            clause = " OR ".join(f'CreditNoteNumber=="{n}"' for n in values[start:start + IDS_PER_CALL])
-            for page in self.iter_pages("/CreditNotes", "CreditNotes", {"where": clause}, modified_since=modified_since):
+            clause = " OR ".join(
+                f'CreditNoteNumber=="{n}"' for n in values[start : start + IDS_PER_CALL]
+            )
+            for page in self.iter_pages(
+                "/CreditNotes", "CreditNotes", {"where": clause}, modified_since=modified_since
+            ):
                 yield from page
 
 
@@ -511,13 +706,39 @@ def _chunks_for_url(values: list[str], max_items: int | None) -> Iterator[list[s
     length = 0
     for value in values:
         cost = len(value) + 3  # the value, URL-encoded comma
-        if chunk and (length + cost > URL_LIST_BUDGET or (max_items is not None and len(chunk) >= max_items)):
+        if chunk and (
+            length + cost > URL_LIST_BUDGET or (max_items is not None and len(chunk) >= max_items)
+        ):
             yield chunk
             chunk, length = [], 0
         chunk.append(value)
         length += cost
     if chunk:
         yield chunk
+
+
+def _record_list(items: Any, where: str) -> list[dict[str, Any]]:
+    """``items`` if it is a list of JSON objects; otherwise the answer is not Xero's shape."""
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ServiceUnavailable(
+            f"Xero answered {where} with something that is not a list of records.", service="xero"
+        )
+    return items
+
+
+def _records(body: Any, key: str) -> list[dict[str, Any]]:
+    """The ``key`` collection of a Xero answer (``{"Invoices": [...]}``)."""
+    if not isinstance(body, dict):
+        raise ServiceUnavailable(f"Xero answered without a {key} collection.", service="xero")
+    return _record_list(body.get(key), key)
+
+
+def _first(body: Any, key: str) -> dict[str, Any]:
+    """The one record of a single-record answer (``{"Invoices": [{...}]}``)."""
+    records = _records(body, key)
+    if not records:
+        raise ServiceUnavailable(f"Xero answered with an empty {key} collection.", service="xero")
+    return records[0]
 
 
 def _json_default(obj: Any) -> Any:
@@ -541,10 +762,38 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-INVOICE_COLUMNS = ["InvoiceID", "InvoiceNumber", "Type", "Status", "ContactID", "ContactName", "ContactNumber", "Reference",
-                   "Date", "DueDate", "CurrencyCode", "CurrencyRate", "LineAmountTypes", "SubTotal", "TotalTax", "Total",
-                   "AmountDue", "AmountPaid", "AmountCredited", "FullyPaidOnDate", "UpdatedDateUTC"]
-MONEY_COLUMNS = ("SubTotal", "TotalTax", "Total", "AmountDue", "AmountPaid", "AmountCredited", "CurrencyRate")
+INVOICE_COLUMNS = [
+    "InvoiceID",
+    "InvoiceNumber",
+    "Type",
+    "Status",
+    "ContactID",
+    "ContactName",
+    "ContactNumber",
+    "Reference",
+    "Date",
+    "DueDate",
+    "CurrencyCode",
+    "CurrencyRate",
+    "LineAmountTypes",
+    "SubTotal",
+    "TotalTax",
+    "Total",
+    "AmountDue",
+    "AmountPaid",
+    "AmountCredited",
+    "FullyPaidOnDate",
+    "UpdatedDateUTC",
+]
+MONEY_COLUMNS = (
+    "SubTotal",
+    "TotalTax",
+    "Total",
+    "AmountDue",
+    "AmountPaid",
+    "AmountCredited",
+    "CurrencyRate",
+)
 DATE_COLUMNS = ("Date", "DueDate", "FullyPaidOnDate", "UpdatedDateUTC")
 
 
@@ -554,7 +803,11 @@ def invoices_frame(invoices: list[dict[str, Any]]) -> pd.DataFrame:
     for inv in invoices:
         contact = inv.get("Contact") or {}
         row = {c: inv.get(c) for c in INVOICE_COLUMNS}
-        row.update(ContactID=contact.get("ContactID"), ContactName=contact.get("Name"), ContactNumber=contact.get("ContactNumber"))
+        row.update(
+            ContactID=contact.get("ContactID"),
+            ContactName=contact.get("Name"),
+            ContactNumber=contact.get("ContactNumber"),
+        )
         for c in MONEY_COLUMNS:
             value = inv.get(c)
             row[c] = Decimal(str(value)) if value is not None else Decimal("0")

@@ -29,5 +29,17 @@ from recon.transfer.plan import (
 )
 from recon.transfer.push import BUDGET_RESERVE, TransferResult, batch_key, push, recover
 
-__all__ = ["BUDGET_RESERVE", "TransferOptions", "TransferPlan", "TransferResult", "batch_key", "calls_needed",
-           "day_calls_left", "fit_budget", "plan_transfer", "predict_xero_totals", "push", "recover"]
+__all__ = [
+    "BUDGET_RESERVE",
+    "TransferOptions",
+    "TransferPlan",
+    "TransferResult",
+    "batch_key",
+    "calls_needed",
+    "day_calls_left",
+    "fit_budget",
+    "plan_transfer",
+    "predict_xero_totals",
+    "push",
+    "recover",
+]

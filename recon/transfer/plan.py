@@ -24,9 +24,18 @@ from recon.clients.xero import BATCH_SIZE
 from recon.ledger import Ledger
 from recon.mapping import MappingResult, check_location
 from recon.money import from_minor
+from recon.session import Connection
+from recon.values import decimal_sum, records
 
-__all__ = ["TransferOptions", "TransferPlan", "calls_needed", "day_calls_left", "fit_budget", "plan_transfer",
-           "predict_xero_totals"]
+__all__ = [
+    "TransferOptions",
+    "TransferPlan",
+    "calls_needed",
+    "day_calls_left",
+    "fit_budget",
+    "plan_transfer",
+    "predict_xero_totals",
+]
 
 CONTACT_NUMBER_PREFIX = "NX-"
 MAX_CONTACT_NAME = 255
@@ -60,17 +69,27 @@ class TransferPlan:
         if self.eligible.empty:
             return pd.DataFrame(columns=["currency", "invoices", "total"])
         grouped = self.eligible.groupby("currency")
-        return pd.DataFrame({"invoices": grouped.size(), "total": grouped["nexudus_total"].agg(lambda s: sum(s, Decimal("0")))}
-                            ).reset_index()
+        return pd.DataFrame(
+            {
+                "invoices": grouped.size(),
+                "total": grouped["nexudus_total"].agg(decimal_sum),
+            }
+        ).reset_index()
 
     def only(self, invoice_numbers: Iterable[str]) -> TransferPlan:
         """The same plan narrowed to some invoices (a notebook's filter)."""
         keep = set(invoice_numbers)
         eligible = self.eligible[self.eligible["invoice_number"].isin(keep)]
         ids = set(eligible["nexudus_invoice_id"])
-        return TransferPlan(eligible.reset_index(drop=True), self.excluded, {k: v for k, v in self.payloads.items() if k in ids},
-                            self.new_contacts[self.new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))],
-                            self.tenant_id, self.options, self.context)
+        return TransferPlan(
+            eligible.reset_index(drop=True),
+            self.excluded,
+            {k: v for k, v in self.payloads.items() if k in ids},
+            self.new_contacts[self.new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))],
+            self.tenant_id,
+            self.options,
+            self.context,
+        )
 
     @property
     def write_calls(self) -> int:
@@ -91,19 +110,31 @@ class TransferPlan:
         return transfer_plan_html(self)
 
 
-def calls_needed(eligible: pd.DataFrame, new_contacts: pd.DataFrame, batch_size: int = BATCH_SIZE) -> int:
+def calls_needed(
+    eligible: pd.DataFrame, new_contacts: pd.DataFrame, batch_size: int = BATCH_SIZE
+) -> int:
     """The Xero write calls the batch size forces for these invoices and the contacts they need."""
     kinds = eligible["kind"].value_counts() if len(eligible) else pd.Series(dtype="int64")
-    needed_contacts = new_contacts[new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))] if len(eligible) else new_contacts.iloc[0:0]
-    return (sum(math.ceil(int(n) / batch_size) for n in kinds.to_numpy())
-            + math.ceil(len(needed_contacts) / batch_size))
+    needed_contacts = (
+        new_contacts[new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))]
+        if len(eligible)
+        else new_contacts.iloc[0:0]
+    )
+    return sum(math.ceil(int(n) / batch_size) for n in kinds.to_numpy()) + math.ceil(
+        len(needed_contacts) / batch_size
+    )
 
 
-def fit_budget(eligible: pd.DataFrame, new_contacts: pd.DataFrame, budget: int, batch_size: int = BATCH_SIZE) -> int:
+def fit_budget(
+    eligible: pd.DataFrame, new_contacts: pd.DataFrame, budget: int, batch_size: int = BATCH_SIZE
+) -> int:
     """How many of the oldest eligible invoices (by date, then number) fit in ``budget`` write calls."""
     if calls_needed(eligible, new_contacts, batch_size) <= budget:
         return len(eligible)
-    low, high = 0, len(eligible)  # calls_needed grows with the prefix: binary search the longest that fits
+    low, high = (
+        0,
+        len(eligible),
+    )  # calls_needed grows with the prefix: binary search the longest that fits
     while low < high:
         mid = (low + high + 1) // 2
         if calls_needed(eligible.iloc[:mid], new_contacts, batch_size) <= budget:
@@ -113,18 +144,28 @@ def fit_budget(eligible: pd.DataFrame, new_contacts: pd.DataFrame, budget: int, 
     return low
 
 
-def _cents4(values: pd.Series) -> np.ndarray:
+def _cents4(values: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Amounts as integers in 1/10,000 units (exact for up to four places)."""
-    return np.array([int(Decimal(v or 0).scaleb(4).to_integral_value(ROUND_HALF_UP)) for v in values], dtype=np.int64)
+    return np.array(
+        [int(Decimal(v or 0).scaleb(4).to_integral_value(ROUND_HALF_UP)) for v in values],
+        dtype=np.int64,
+    )
 
 
-def _div_round(numerator: np.ndarray, denominator: np.ndarray | int) -> np.ndarray:
+def _div_round(
+    numerator: np.ndarray[Any, np.dtype[np.int64]], denominator: np.ndarray[Any, np.dtype[np.int64]] | int
+) -> np.ndarray[Any, np.dtype[np.int64]]:
     """numerator / denominator rounded half away from zero, in integers (denominator > 0)."""
     sign = np.sign(numerator)
-    return sign * ((2 * np.abs(numerator) + denominator) // (2 * np.asarray(denominator)))
+    rounded: np.ndarray[Any, np.dtype[np.int64]] = sign * (
+        (2 * np.abs(numerator) + denominator) // (2 * np.asarray(denominator))
+    )
+    return rounded
 
 
-def predict_xero_totals(lines: pd.DataFrame, rates: pd.Series, inclusive: pd.Series) -> pd.DataFrame:
+def predict_xero_totals(
+    lines: pd.DataFrame, rates: pd.Series, inclusive: pd.Series
+) -> pd.DataFrame:
     """Xero's LineAmount and TaxAmount per line, in cents, the way Xero computes them.
 
     LineAmount = Quantity x UnitAmount - DiscountAmount, rounded to the cent; tax
@@ -153,8 +194,12 @@ def _contact_names(invoices: pd.DataFrame) -> pd.Series:
     return names
 
 
-def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: TransferOptions | None = None,
-                  ledger: Ledger | None = None) -> TransferPlan:
+def plan_transfer(
+    conn: Connection,
+    mapping: MappingResult | None = None,
+    options: TransferOptions | None = None,
+    ledger: Ledger | None = None,
+) -> TransferPlan:
     """Work out what would be transferred and why anything else is not. No writes."""
     options = options or TransferOptions()
     mapping = mapping or check_location(conn)
@@ -168,8 +213,11 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
     currencies = set(conn.xero.fetch_currencies()["Code"]) | {base_currency}
     ledger_done = ledger.transferred_ids(tenant) if ledger else set()
     # Ask Xero only about numbers the ledger does not already account for.
-    numbers = [str(n) for n, i in zip(invoices["InvoiceNumber"], invoices["Id"], strict=True)
-               if isinstance(n, str) and n and int(i) not in ledger_done]
+    numbers = [
+        str(n)
+        for n, i in zip(invoices["InvoiceNumber"], invoices["Id"], strict=True)
+        if isinstance(n, str) and n and int(i) not in ledger_done
+    ]
     in_xero = _numbers_in_xero(conn, numbers) if numbers else set()
 
     reasons = pd.Series("", index=invoices.index, dtype="string")
@@ -177,7 +225,9 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
     def exclude(mask: pd.Series, reason: pd.Series | str) -> None:
         nonlocal reasons
         fresh = mask & (reasons == "")
-        reasons = reasons.where(~fresh, reason if isinstance(reason, str) else reason.astype("string"))
+        reasons = reasons.where(
+            ~fresh, reason if isinstance(reason, str) else reason.astype("string")
+        )
 
     exclude(invoices["Void"].astype(bool), "void in Nexudus")
     exclude(invoices["Draft"].astype(bool), "draft in Nexudus (no invoice number yet)")
@@ -186,18 +236,29 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
     verdicts = mapping.invoices.set_index("invoice_id")
     blocked = invoices["Id"].map(verdicts["reasons"]).fillna("")
     exclude(blocked != "", "mapping: " + blocked)
-    exclude(~invoices["CurrencyCode"].isin(currencies),
-            "currency " + invoices["CurrencyCode"].astype("string") + " is not enabled in Xero organisation " +
-            str(conn.organisation.get("Name")))
+    exclude(
+        ~invoices["CurrencyCode"].isin(currencies),
+        "currency "
+        + invoices["CurrencyCode"].astype("string")
+        + " is not enabled in Xero organisation "
+        + str(conn.organisation.get("Name")),
+    )
     names = _contact_names(invoices)
     exclude(names == "", "customer has no billing, company or full name")
-    exclude(names.str.len() > MAX_CONTACT_NAME,
-            f"customer name longer than {MAX_CONTACT_NAME} characters (Xero's limit): shorten it in Nexudus")
+    exclude(
+        names.str.len() > MAX_CONTACT_NAME,
+        f"customer name longer than {MAX_CONTACT_NAME} characters (Xero's limit): shorten it in Nexudus",
+    )
 
     # Predict Xero's totals per invoice and hold back any that would not reconcile.
     tax_types = _tax_types(mapping, lines)
-    rates = lines["TaxCategoryName"].astype("string").fillna("").map(
-        tax_types.set_index("tax_rate_name")["xero_rate"] if len(tax_types) else {}).fillna("0")
+    rates = (
+        lines["TaxCategoryName"]
+        .astype("string")
+        .fillna("")
+        .map(tax_types.set_index("tax_rate_name")["xero_rate"] if len(tax_types) else {})
+        .fillna("0")
+    )
     predicted = predict_xero_totals(lines, rates, pd.Series(inclusive_business, index=lines.index))
     predicted["invoice_id"] = lines["CoworkerInvoiceId"].to_numpy()
     per_invoice = predicted.groupby("invoice_id")[["line_cents", "tax_cents"]].sum()
@@ -208,48 +269,98 @@ def plan_transfer(conn: Any, mapping: MappingResult | None = None, options: Tran
     difference = nexudus_cents - xero_total_cents
     invoices["xero_total"] = xero_total_cents.map(from_minor)
     invoices["difference"] = difference.map(from_minor)
-    exclude(difference != 0, "Xero would total " + invoices["xero_total"].astype(str) + ", Nexudus says " +
-            invoices["TotalAmount"].astype(str) + " (difference " + invoices["difference"].astype(str) +
-            "): fix the rounding in Nexudus or the line amounts")
+    exclude(
+        difference != 0,
+        "Xero would total "
+        + invoices["xero_total"].astype(str)
+        + ", Nexudus says "
+        + invoices["TotalAmount"].astype(str)
+        + " (difference "
+        + invoices["difference"].astype(str)
+        + "): fix the rounding in Nexudus or the line amounts",
+    )
 
     eligible_mask = reasons == ""
-    excluded = pd.DataFrame({
-        "nexudus_invoice_id": invoices["Id"], "invoice_number": invoices["InvoiceNumber"],
-        "currency": invoices["CurrencyCode"], "nexudus_total": invoices["TotalAmount"], "reason": reasons,
-    })[~eligible_mask].reset_index(drop=True)
+    excluded = pd.DataFrame(
+        {
+            "nexudus_invoice_id": invoices["Id"],
+            "invoice_number": invoices["InvoiceNumber"],
+            "currency": invoices["CurrencyCode"],
+            "nexudus_total": invoices["TotalAmount"],
+            "reason": reasons,
+        }
+    )[~eligible_mask].reset_index(drop=True)
     chosen = invoices[eligible_mask]
     coworkers = conn.nexudus.fetch_coworkers().set_index("Id")
-    contact_numbers = chosen["CoworkerId"].map(lambda cid: CONTACT_NUMBER_PREFIX + str(coworkers.at[cid, "UniqueId"])
-                                               if cid in coworkers.index else f"{CONTACT_NUMBER_PREFIX}{cid}")
-    eligible = pd.DataFrame({
-        "nexudus_invoice_id": chosen["Id"], "invoice_number": chosen["InvoiceNumber"],
-        "kind": np.where(chosen["CreditNote"].astype(bool), "credit_note", "invoice"),
-        "coworker_id": chosen["CoworkerId"], "contact_number": contact_numbers, "contact_name": names[eligible_mask],
-        "currency": chosen["CurrencyCode"], "nexudus_total": chosen["TotalAmount"], "xero_total": chosen["xero_total"],
-        "difference": chosen["difference"], "date": chosen["CreatedOn"],
-    }).reset_index(drop=True)
+    contact_numbers = chosen["CoworkerId"].map(
+        lambda cid: (
+            CONTACT_NUMBER_PREFIX + str(coworkers.at[cid, "UniqueId"])
+            if cid in coworkers.index
+            else f"{CONTACT_NUMBER_PREFIX}{cid}"
+        )
+    )
+    eligible = pd.DataFrame(
+        {
+            "nexudus_invoice_id": chosen["Id"],
+            "invoice_number": chosen["InvoiceNumber"],
+            "kind": np.where(chosen["CreditNote"].astype(bool), "credit_note", "invoice"),
+            "coworker_id": chosen["CoworkerId"],
+            "contact_number": contact_numbers,
+            "contact_name": names[eligible_mask],
+            "currency": chosen["CurrencyCode"],
+            "nexudus_total": chosen["TotalAmount"],
+            "xero_total": chosen["xero_total"],
+            "difference": chosen["difference"],
+            "date": chosen["CreatedOn"],
+        }
+    ).reset_index(drop=True)
     existing = _existing_contacts(conn)
-    eligible["xero_contact_id"] = eligible["contact_number"].map(existing["by_number"]).astype("object")
+    eligible["xero_contact_id"] = (
+        eligible["contact_number"].map(existing["by_number"]).astype("object")
+    )
     new_contacts = _new_contacts(eligible, existing["names"], coworkers)
-    wanted_lines = lines[lines["CoworkerInvoiceId"].isin(set(eligible["nexudus_invoice_id"]))].sort_values(["CoworkerInvoiceId", "Position"])
+    wanted_lines = lines[
+        lines["CoworkerInvoiceId"].isin(set(eligible["nexudus_invoice_id"]))
+    ].sort_values(["CoworkerInvoiceId", "Position"])
     line_groups: dict[int, list[dict[str, Any]]] = {}
-    for line in wanted_lines.to_dict("records"):
+    for line in records(wanted_lines):
         line_groups.setdefault(int(line["CoworkerInvoiceId"]), []).append(line)
-    tax_by_name = tax_types.set_index("tax_rate_name")["xero_tax_type"].to_dict() if len(tax_types) else {}
+    tax_by_name: dict[str, str] = (
+        {str(k): str(v) for k, v in zip(tax_types["tax_rate_name"], tax_types["xero_tax_type"], strict=True)}
+        if len(tax_types)
+        else {}
+    )
     tracking = getattr(conn, "tracking", None)
-    payloads = {int(inv["Id"]): _payload(inv, line_groups.get(int(inv["Id"]), []), tax_by_name, inclusive_business, options,
-                                         tracking)
-                for inv in chosen.to_dict("records")}
-    context = {"location": conn.location, "organisation": conn.organisation.get("Name"), "tenant_id": tenant,
-               "period": mapping.context.get("period"), "prices_include_tax": inclusive_business,
-               "day_calls_left": day_calls_left(conn), "tracking": getattr(conn, "tracking", None)}
+    payloads = {
+        int(inv["Id"]): _payload(
+            inv,
+            line_groups.get(int(inv["Id"]), []),
+            tax_by_name,
+            inclusive_business,
+            options,
+            tracking,
+        )
+        for inv in records(chosen)
+    }
+    context = {
+        "location": conn.location,
+        "organisation": conn.organisation.get("Name"),
+        "tenant_id": tenant,
+        "period": mapping.context.get("period"),
+        "prices_include_tax": inclusive_business,
+        "day_calls_left": day_calls_left(conn),
+        "tracking": getattr(conn, "tracking", None),
+    }
     return TransferPlan(eligible, excluded, payloads, new_contacts, tenant, options, context)
 
 
-def _numbers_in_xero(conn: Any, numbers: list[str]) -> set[str]:
+def _numbers_in_xero(conn: Connection, numbers: list[str]) -> set[str]:
     """Which of these invoice numbers Xero already has (as many numbers per call as a URL holds)."""
-    found = {str(inv.get("InvoiceNumber")) for inv in conn.xero.iter_invoices(invoice_numbers=numbers, summary_only=True)
-             if inv.get("Status") != "DELETED"}
+    found = {
+        str(inv.get("InvoiceNumber"))
+        for inv in conn.xero.iter_invoices(invoice_numbers=numbers, summary_only=True)
+        if inv.get("Status") != "DELETED"
+    }
     return found
 
 
@@ -265,7 +376,7 @@ def _tax_types(mapping: MappingResult, lines: pd.DataFrame) -> pd.DataFrame:
     return taxes[["tax_rate_name", "xero_tax_type", "xero_rate"]].drop_duplicates("tax_rate_name")
 
 
-def _existing_contacts(conn: Any) -> dict[str, Any]:
+def _existing_contacts(conn: Connection) -> dict[str, Any]:
     by_number: dict[str, str] = {}
     names: set[str] = set()
     for contact in conn.xero.iter_contacts(include_archived=True):
@@ -276,21 +387,41 @@ def _existing_contacts(conn: Any) -> dict[str, Any]:
     return {"by_number": by_number, "names": names}
 
 
-def _new_contacts(eligible: pd.DataFrame, taken_names: set[str], coworkers: pd.DataFrame) -> pd.DataFrame:
+def _new_contacts(
+    eligible: pd.DataFrame, taken_names: set[str], coworkers: pd.DataFrame
+) -> pd.DataFrame:
     """One contact per coworker not yet in Xero; a name already taken gets a distinguishing suffix."""
     todo = eligible[eligible["xero_contact_id"].isna()].drop_duplicates("contact_number")
     rows = []
     taken = set(taken_names)
-    for rec in todo.itertuples():
-        name = rec.contact_name
+    for rec in records(todo):
+        name = str(rec["contact_name"])
         if name.casefold() in taken:
-            email = coworkers.at[rec.coworker_id, "BillingEmail"] if rec.coworker_id in coworkers.index else None
-            suffix = f" ({email})" if isinstance(email, str) and email else f" (Nexudus {rec.coworker_id})"
+            email = (
+                coworkers.at[rec["coworker_id"], "BillingEmail"]
+                if rec["coworker_id"] in coworkers.index
+                else None
+            )
+            suffix = (
+                f" ({email})"
+                if isinstance(email, str) and email
+                else f" (Nexudus {rec['coworker_id']})"
+            )
             name = name[: MAX_CONTACT_NAME - len(suffix)] + suffix
         taken.add(name.casefold())
-        email = coworkers.at[rec.coworker_id, "BillingEmail"] if rec.coworker_id in coworkers.index else None
-        rows.append({"coworker_id": rec.coworker_id, "contact_number": rec.contact_number, "name": name,
-                     "email": email if isinstance(email, str) else None})
+        email = (
+            coworkers.at[rec["coworker_id"], "BillingEmail"]
+            if rec["coworker_id"] in coworkers.index
+            else None
+        )
+        rows.append(
+            {
+                "coworker_id": rec["coworker_id"],
+                "contact_number": rec["contact_number"],
+                "name": name,
+                "email": email if isinstance(email, str) else None,
+            }
+        )
     return pd.DataFrame(rows, columns=["coworker_id", "contact_number", "name", "email"])
 
 
@@ -300,15 +431,29 @@ def _date(value: Any) -> str | None:
     return pd.Timestamp(value).date().isoformat()
 
 
-def _payload(inv: dict[str, Any], lines: list[dict[str, Any]], tax_by_name: dict[str, str], inclusive: bool,
-             options: TransferOptions, tracking: tuple[str, str] | None = None) -> dict[str, Any]:
+def _payload(
+    inv: dict[str, Any],
+    lines: list[dict[str, Any]],
+    tax_by_name: dict[str, str],
+    inclusive: bool,
+    options: TransferOptions,
+    tracking: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     """The Xero invoice (or credit note) for one Nexudus invoice; ``tracking`` tags every line with the location."""
     credit = bool(inv["CreditNote"])
-    sign = Decimal(-1) if credit else Decimal(1)  # Nexudus credit notes carry negative amounts; Xero's are positive
+    sign = (
+        Decimal(-1) if credit else Decimal(1)
+    )  # Nexudus credit notes carry negative amounts; Xero's are positive
     items = []
     for line in lines:
-        description = next((str(v) for v in (line.get("Description"), line.get("TariffName")) if isinstance(v, str) and v.strip()),
-                           f"Nexudus line {line['Id']}")
+        description = next(
+            (
+                str(v)
+                for v in (line.get("Description"), line.get("TariffName"))
+                if isinstance(v, str) and v.strip()
+            ),
+            f"Nexudus line {line['Id']}",
+        )
         item: dict[str, Any] = {
             "Description": description[:4000],
             "Quantity": Decimal(int(line["Quantity"] or 0)),
@@ -340,10 +485,8 @@ def _payload(inv: dict[str, Any], lines: list[dict[str, Any]], tax_by_name: dict
     return payload
 
 
-def day_calls_left(conn: Any) -> int | None:
+def day_calls_left(conn: Connection) -> int | None:
     """What Xero's last answer said is left of today's calls for this organisation (None: not known yet)."""
     remaining = getattr(conn.xero, "pacer", None)
     value = remaining.remaining[str(conn.xero.tenant_id)].day if remaining is not None else None
     return value
-
-

@@ -26,14 +26,28 @@ import pandas as pd
 
 from recon.errors import AuthError, ClientError, RateLimited
 from recon.ledger import Ledger
+from recon.session import Connection
+from recon.values import records
+from recon.transfer.plan import TransferPlan, calls_needed, day_calls_left, fit_budget
 from recon.troubleshooting import explain_all
 
-from recon.transfer.plan import TransferPlan, calls_needed, day_calls_left, fit_budget
 __all__ = ["BUDGET_RESERVE", "TransferResult", "batch_key", "push", "recover"]
 
 # ---- the push ---------------------------------------------------------------------------------
-OUTCOME_COLUMNS = ["invoice_number", "nexudus_invoice_id", "kind", "outcome", "xero_id", "currency", "nexudus_total",
-                   "xero_total", "difference", "messages", "meaning", "fix"]
+OUTCOME_COLUMNS = [
+    "invoice_number",
+    "nexudus_invoice_id",
+    "kind",
+    "outcome",
+    "xero_id",
+    "currency",
+    "nexudus_total",
+    "xero_total",
+    "difference",
+    "messages",
+    "meaning",
+    "fix",
+]
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,7 @@ class TransferResult:
     context: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        return self.outcomes["outcome"].value_counts().to_dict()
+        return {str(k): int(v) for k, v in self.outcomes["outcome"].value_counts().items()}
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -77,20 +91,36 @@ def batch_key(tenant_id: str, payloads: list[dict[str, Any]]) -> str:
     return "recon-" + hashlib.sha256(body.encode()).hexdigest()[:58]
 
 
-def _outcome(row: pd.Series | dict[str, Any], outcome: str, *, xero_id: str | None = None, xero_total: Decimal | None = None,
-             messages: list[str] | None = None) -> dict[str, Any]:
+def _outcome(
+    row: pd.Series | dict[str, Any],
+    outcome: str,
+    *,
+    xero_id: str | None = None,
+    xero_total: Decimal | None = None,
+    messages: list[str] | None = None,
+) -> dict[str, Any]:
     meaning, fix = explain_all(messages) if messages else ("", "")
     nexudus_total = row["nexudus_total"]
     difference = None
     if xero_total is not None:
         difference = abs(Decimal(nexudus_total)) - Decimal(xero_total)
-    return {"invoice_number": row["invoice_number"], "nexudus_invoice_id": int(row["nexudus_invoice_id"]),
-            "kind": row.get("kind", "invoice"), "outcome": outcome, "xero_id": xero_id, "currency": row["currency"],
-            "nexudus_total": nexudus_total, "xero_total": xero_total, "difference": difference,
-            "messages": " | ".join(messages or []), "meaning": meaning, "fix": fix}
+    return {
+        "invoice_number": row["invoice_number"],
+        "nexudus_invoice_id": int(row["nexudus_invoice_id"]),
+        "kind": row.get("kind", "invoice"),
+        "outcome": outcome,
+        "xero_id": xero_id,
+        "currency": row["currency"],
+        "nexudus_total": nexudus_total,
+        "xero_total": xero_total,
+        "difference": difference,
+        "messages": " | ".join(messages or []),
+        "meaning": meaning,
+        "fix": fix,
+    }
 
 
-def recover(conn: Any, ledger: Ledger) -> pd.DataFrame:
+def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
     """Resolve intents a crash left behind: found in Xero -> created; not found -> cleared for a resend."""
     tenant = str(conn.xero.tenant_id)
     pending = ledger.unfinished(tenant)
@@ -98,60 +128,106 @@ def recover(conn: Any, ledger: Ledger) -> pd.DataFrame:
         return pd.DataFrame(columns=["invoice_number", "resolution", "xero_id"])
     found = _lookup(conn, list(pending["invoice_number"]))
     rows = []
-    for rec in pending.itertuples():
-        hit = found.get(rec.invoice_number)
+    for rec in records(pending):
+        hit = found.get(rec["invoice_number"])
         if hit is not None:
-            ledger.record_outcome(tenant, rec.nexudus_invoice_id, "created", xero_id=hit["id"], xero_total=hit["total"],
-                                  messages=["recovered: found in Xero after an interrupted run"])
-            rows.append({"invoice_number": rec.invoice_number, "resolution": "found in Xero", "xero_id": hit["id"]})
+            ledger.record_outcome(
+                tenant,
+                rec["nexudus_invoice_id"],
+                "created",
+                xero_id=hit["id"],
+                xero_total=hit["total"],
+                messages=["recovered: found in Xero after an interrupted run"],
+            )
+            rows.append(
+                {
+                    "invoice_number": rec["invoice_number"],
+                    "resolution": "found in Xero",
+                    "xero_id": hit["id"],
+                }
+            )
         else:
-            ledger.record_outcome(tenant, rec.nexudus_invoice_id, "failed", messages=["interrupted before Xero saved it; resent"])
-            rows.append({"invoice_number": rec.invoice_number, "resolution": "not in Xero: will be sent", "xero_id": None})
-        ledger.event("xero", "recover", rows[-1]["resolution"], tenant_id=tenant, subject=rec.invoice_number)
+            ledger.record_outcome(
+                tenant,
+                rec["nexudus_invoice_id"],
+                "failed",
+                messages=["interrupted before Xero saved it; resent"],
+            )
+            rows.append(
+                {
+                    "invoice_number": rec["invoice_number"],
+                    "resolution": "not in Xero: will be sent",
+                    "xero_id": None,
+                }
+            )
+        ledger.event(
+            "xero", "recover", rows[-1]["resolution"], tenant_id=tenant, subject=rec["invoice_number"]
+        )
     return pd.DataFrame(rows)
 
 
-def _lookup(conn: Any, numbers: list[str]) -> dict[str, dict[str, Any]]:
+def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
     """Invoice and credit-note numbers -> their Xero id and total (batched)."""
     out: dict[str, dict[str, Any]] = {}
     for inv in conn.xero.iter_invoices(invoice_numbers=numbers, summary_only=True):
         if inv.get("Status") not in ("DELETED",):
-            out[str(inv["InvoiceNumber"])] = {"id": inv["InvoiceID"], "total": Decimal(str(inv.get("Total", 0))),
-                                              "contact": (inv.get("Contact") or {}).get("ContactID")}
+            out[str(inv["InvoiceNumber"])] = {
+                "id": inv["InvoiceID"],
+                "total": Decimal(str(inv.get("Total", 0))),
+                "contact": (inv.get("Contact") or {}).get("ContactID"),
+            }
     missing = [n for n in numbers if n not in out]
     if missing and hasattr(conn.xero, "iter_credit_notes"):
         for note in conn.xero.iter_credit_notes(numbers=missing):
             if note.get("Status") not in ("DELETED",):
-                out[str(note["CreditNoteNumber"])] = {"id": note["CreditNoteID"], "total": Decimal(str(note.get("Total", 0))),
-                                                      "contact": (note.get("Contact") or {}).get("ContactID")}
+                out[str(note["CreditNoteNumber"])] = {
+                    "id": note["CreditNoteID"],
+                    "total": Decimal(str(note.get("Total", 0))),
+                    "contact": (note.get("Contact") or {}).get("ContactID"),
+                }
     return out
 
 
-def _create_contacts(conn: Any, plan: TransferPlan, ledger: Ledger) -> dict[str, str]:
+def _create_contacts(conn: Connection, plan: TransferPlan, ledger: Ledger) -> dict[str, str]:
     """Create the plan's new contacts (batches of 50); returns ContactNumber -> ContactID for all of them."""
     tenant = plan.tenant_id
     ids: dict[str, str] = {}
     todo = plan.new_contacts
     for start in range(0, len(todo), plan.options.batch_size):
-        chunk = todo.iloc[start:start + plan.options.batch_size]
-        payload = [{"Name": r.name, "ContactNumber": r.contact_number, **({"EmailAddress": r.email} if r.email else {})}
-                   for r in chunk.itertuples()]
-        for r in chunk.itertuples():
-            ledger.record_contact(tenant, r.coworker_id, r.contact_number, "sending", name=r.name)
+        chunk = todo.iloc[start : start + plan.options.batch_size]
+        payload = [
+            {
+                "Name": r["name"],
+                "ContactNumber": r["contact_number"],
+                **({"EmailAddress": r["email"]} if r["email"] else {}),
+            }
+            for r in records(chunk)
+        ]
+        for r in records(chunk):
+            ledger.record_contact(tenant, r["coworker_id"], r["contact_number"], "sending", name=r["name"])
         try:
-            elements = conn.xero.create_contacts(payload, idempotency_key=batch_key(tenant, payload))
+            elements = conn.xero.create_contacts(
+                payload, idempotency_key=batch_key(tenant, payload)
+            )
         except ClientError as exc:
             ledger.event("xero", "create contacts", "error", tenant_id=tenant, detail=str(exc))
             elements = []
-        for r, el in zip(chunk.itertuples(), elements, strict=False):
+        for r, el in zip(records(chunk), elements, strict=False):
             if el.get("ContactID") and not el.get("HasValidationErrors"):
-                ids[r.contact_number] = el["ContactID"]
-                ledger.record_contact(tenant, r.coworker_id, r.contact_number, "created", xero_contact_id=el["ContactID"])
+                ids[r["contact_number"]] = el["ContactID"]
+                ledger.record_contact(
+                    tenant,
+                    r["coworker_id"],
+                    r["contact_number"],
+                    "created",
+                    xero_contact_id=el["ContactID"],
+                )
         # Anything not confirmed (an error, a dropped answer) is looked up by its number.
-        missing = [r.contact_number for r in chunk.itertuples() if r.contact_number not in ids]
+        missing = [r["contact_number"] for r in records(chunk) if r["contact_number"] not in ids]
         if missing:
-            for contact in conn.xero.iter_contacts(where=" OR ".join(f'ContactNumber=="{n}"' for n in missing),
-                                                   include_archived=True):
+            for contact in conn.xero.iter_contacts(
+                where=" OR ".join(f'ContactNumber=="{n}"' for n in missing), include_archived=True
+            ):
                 ids[str(contact["ContactNumber"])] = contact["ContactID"]
     return ids
 
@@ -160,25 +236,34 @@ def _create_contacts(conn: Any, plan: TransferPlan, ledger: Ledger) -> dict[str,
 BUDGET_RESERVE = 10
 
 
-def _wrong_place(conn: Any, plan: TransferPlan) -> str | None:
+def _wrong_place(conn: Connection, plan: TransferPlan) -> str | None:
     """Why this plan must not be written through this connection, if it must not."""
     location = plan.context.get("location")
     if str(conn.xero.tenant_id) != plan.tenant_id:
-        return (f"refused: this plan is for Xero organisation {plan.tenant_id} but the connection writes to "
-                f"{conn.xero.tenant_id}; invoices of {location} go only to their own organisation")
+        return (
+            f"refused: this plan is for Xero organisation {plan.tenant_id} but the connection writes to "
+            f"{conn.xero.tenant_id}; invoices of {location} go only to their own organisation"
+        )
     if location is not None and location != conn.location:
-        return (f"refused: this plan holds invoices of {location} but the connection is for {conn.location}; "
-                "connect to that location and plan again")
+        return (
+            f"refused: this plan holds invoices of {location} but the connection is for {conn.location}; "
+            "connect to that location and plan again"
+        )
     mapped = conn.params.location_map(str(location)) if location else None
     if mapped is not None and plan.context.get("tracking") != getattr(conn, "tracking", None):
         return f"refused: the plan's tracking {plan.context.get('tracking')} is not {location}'s {getattr(conn, 'tracking', None)}"
     return None
 
 
-def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
-         progress: Callable[[int, int], None] | None = None,
-         after_batch: Callable[[int, list[dict[str, Any]]], None] | None = None,
-         call_budget: int | None = None) -> TransferResult:
+def push(
+    conn: Connection,
+    plan: TransferPlan,
+    ledger: Ledger,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    after_batch: Callable[[int, list[dict[str, Any]]], None] | None = None,
+    call_budget: int | None = None,
+) -> TransferResult:
     """Write the plan to Xero. Safe to repeat: nothing is ever created twice.
 
     ``call_budget``: Xero write calls this push may make (default: what the last
@@ -194,56 +279,86 @@ def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
     refusal = _wrong_place(conn, plan)
     if refusal:
         # Never written, never silently dropped: every invoice is reported refused and the ledger says why.
-        ledger.event("xero", "push refused", "refused", tenant_id=str(conn.xero.tenant_id), detail=refusal)
-        frame = pd.DataFrame([_outcome(r, "refused", messages=[refusal]) for r in plan.eligible.to_dict("records")],
-                             columns=OUTCOME_COLUMNS)
-        return TransferResult(frame, {"xero": 0}, time.monotonic() - started, {**plan.context, "refused": refusal})
+        ledger.event(
+            "xero", "push refused", "refused", tenant_id=str(conn.xero.tenant_id), detail=refusal
+        )
+        frame = pd.DataFrame(
+            [_outcome(r, "refused", messages=[refusal]) for r in records(plan.eligible)],
+            columns=OUTCOME_COLUMNS,
+        )
+        return TransferResult(
+            frame, {"xero": 0}, time.monotonic() - started, {**plan.context, "refused": refusal}
+        )
     outcomes: list[dict[str, Any]] = []
     recover(conn, ledger)
     done = ledger.transferred_ids(tenant)
     todo = plan.eligible[~plan.eligible["nexudus_invoice_id"].isin(done)]
-    for row in plan.eligible[plan.eligible["nexudus_invoice_id"].isin(done)].to_dict("records"):
-        outcomes.append(_outcome(row, "skipped", messages=None) | {"messages": "already transferred (ledger)"})
+    for row in records(plan.eligible[plan.eligible["nexudus_invoice_id"].isin(done)]):
+        outcomes.append(
+            _outcome(row, "skipped", messages=None) | {"messages": "already transferred (ledger)"}
+        )
     skipped = len(outcomes)
     left_today = day_calls_left(conn)
-    budget = call_budget if call_budget is not None else (None if left_today is None else max(0, left_today - BUDGET_RESERVE))
+    budget = (
+        call_budget
+        if call_budget is not None
+        else (None if left_today is None else max(0, left_today - BUDGET_RESERVE))
+    )
     needed = calls_needed(todo, plan.new_contacts, plan.options.batch_size)
     deferred_count = 0
     if budget is not None and needed > budget:
         todo = todo.sort_values(["date", "invoice_number"], kind="stable")
         fits = fit_budget(todo, plan.new_contacts, budget, plan.options.batch_size)
-        reason = (f"deferred: this push needs {needed} Xero calls and {budget} are left in today's budget; "
-                  "the oldest invoices went first and the next run sends these")
-        outcomes.extend(_outcome(r, "deferred", messages=[reason]) for r in todo.iloc[fits:].to_dict("records"))
+        reason = (
+            f"deferred: this push needs {needed} Xero calls and {budget} are left in today's budget; "
+            "the oldest invoices went first and the next run sends these"
+        )
+        outcomes.extend(
+            _outcome(r, "deferred", messages=[reason]) for r in records(todo.iloc[fits:])
+        )
         deferred_count = len(todo) - fits
         skipped = len(outcomes)
         todo = todo.iloc[:fits]
         plan = plan.only(todo["invoice_number"])
-        ledger.event("xero", "call budget", "deferred", tenant_id=tenant, detail={"needed": needed, "budget": budget,
-                                                                                    "deferred": deferred_count})
+        ledger.event(
+            "xero",
+            "call budget",
+            "deferred",
+            tenant_id=tenant,
+            detail={"needed": needed, "budget": budget, "deferred": deferred_count},
+        )
     contact_ids = dict(zip(todo["contact_number"], todo["xero_contact_id"], strict=True))
     contact_ids = {k: v for k, v in contact_ids.items() if isinstance(v, str)}
     contact_ids.update(_create_contacts(conn, plan, ledger))
     stop_reason: str | None = None
-    rows = todo.to_dict("records")
+    rows = records(todo)
     size = plan.options.batch_size
     total = len(rows)
     for kind in ("invoice", "credit_note"):
         batch_rows = [r for r in rows if r["kind"] == kind]
         for start in range(0, len(batch_rows), size):
-            chunk = batch_rows[start:start + size]
+            chunk = batch_rows[start : start + size]
             if stop_reason:
                 outcomes.extend(_outcome(r, "skipped", messages=[stop_reason]) for r in chunk)
                 continue
-            ready, no_contact = [], []
+            ready: list[dict[str, Any]] = []
+            no_contact: list[dict[str, Any]] = []
             for r in chunk:
                 (ready if r["contact_number"] in contact_ids else no_contact).append(r)
-            outcomes.extend(_outcome(r, "failed", messages=["The Xero contact could not be created; see the contact's error"])
-                            for r in no_contact)
+            outcomes.extend(
+                _outcome(
+                    r,
+                    "failed",
+                    messages=["The Xero contact could not be created; see the contact's error"],
+                )
+                for r in no_contact
+            )
             if not ready:
                 continue
             try:
-                outcomes.extend(_send_batch(conn, plan, ledger, kind, ready, contact_ids, after_batch))
+                outcomes.extend(
+                    _send_batch(conn, plan, ledger, kind, ready, contact_ids, after_batch)
+                )
             except (AuthError, RateLimited) as exc:
                 # The run cannot go on (sign-in gone, or today's limit spent): say so for the rest.
                 stop_reason = f"not sent: {exc}"
@@ -254,13 +369,29 @@ def push(conn: Any, plan: TransferPlan, ledger: Ledger, *,
     if plan.options.write_back:
         _write_back(conn, ledger, tenant)
     frame = pd.DataFrame(outcomes, columns=OUTCOME_COLUMNS)
-    return TransferResult(frame, {"xero": conn.xero.calls - calls_before}, time.monotonic() - started,
-                          {**plan.context, "eligible": len(plan.eligible) + deferred_count, "write_calls_needed": needed,
-                           "call_budget": budget, "deferred": deferred_count})
+    return TransferResult(
+        frame,
+        {"xero": conn.xero.calls - calls_before},
+        time.monotonic() - started,
+        {
+            **plan.context,
+            "eligible": len(plan.eligible) + deferred_count,
+            "write_calls_needed": needed,
+            "call_budget": budget,
+            "deferred": deferred_count,
+        },
+    )
 
 
-def _send_batch(conn: Any, plan: TransferPlan, ledger: Ledger, kind: str, chunk: list[dict[str, Any]],
-                contact_ids: dict[str, str], after_batch: Callable[[int, list[dict[str, Any]]], None] | None) -> list[dict[str, Any]]:
+def _send_batch(
+    conn: Connection,
+    plan: TransferPlan,
+    ledger: Ledger,
+    kind: str,
+    chunk: list[dict[str, Any]],
+    contact_ids: dict[str, str],
+    after_batch: Callable[[int, list[dict[str, Any]]], None] | None,
+) -> list[dict[str, Any]]:
     tenant = plan.tenant_id
     payloads = []
     for r in chunk:
@@ -269,7 +400,14 @@ def _send_batch(conn: Any, plan: TransferPlan, ledger: Ledger, kind: str, chunk:
         payloads.append(body)
     key = batch_key(tenant, payloads)
     ledger.record_intents(tenant, key, [{**r, "nexudus_total": r["nexudus_total"]} for r in chunk])
-    ledger.event("xero", f"create {kind}s", "sending", tenant_id=tenant, subject=key, detail=[r["invoice_number"] for r in chunk])
+    ledger.event(
+        "xero",
+        f"create {kind}s",
+        "sending",
+        tenant_id=tenant,
+        subject=key,
+        detail=[r["invoice_number"] for r in chunk],
+    )
     try:
         if kind == "credit_note":
             elements = conn.xero.create_credit_notes(payloads, idempotency_key=key)
@@ -279,7 +417,9 @@ def _send_batch(conn: Any, plan: TransferPlan, ledger: Ledger, kind: str, chunk:
         raise
     except ClientError as exc:
         # Whole batch refused or unanswered: Xero may or may not have saved it. Ask, by number.
-        ledger.event("xero", f"create {kind}s", "error", tenant_id=tenant, subject=key, detail=str(exc))
+        ledger.event(
+            "xero", f"create {kind}s", "error", tenant_id=tenant, subject=key, detail=str(exc)
+        )
         try:
             found = _lookup(conn, [r["invoice_number"] for r in chunk])
         except ClientError as lookup_exc:
@@ -290,7 +430,13 @@ def _send_batch(conn: Any, plan: TransferPlan, ledger: Ledger, kind: str, chunk:
         for r in chunk:
             hit = found.get(r["invoice_number"])
             if hit:
-                ledger.record_outcome(tenant, r["nexudus_invoice_id"], "created", xero_id=hit["id"], xero_total=hit["total"])
+                ledger.record_outcome(
+                    tenant,
+                    r["nexudus_invoice_id"],
+                    "created",
+                    xero_id=hit["id"],
+                    xero_total=hit["total"],
+                )
                 out.append(_outcome(r, "created", xero_id=hit["id"], xero_total=hit["total"]))
             else:
                 messages = getattr(exc, "messages", None) or [str(exc)]
@@ -307,13 +453,25 @@ def _send_batch(conn: Any, plan: TransferPlan, ledger: Ledger, kind: str, chunk:
         messages = [m.get("Message", "") for m in el.get("ValidationErrors") or []]
         if el.get("StatusAttributeString") in ("OK", "WARNING") and el.get(id_key):
             total = Decimal(str(el.get("Total", 0)))
-            recorded.append({"nexudus_invoice_id": r["nexudus_invoice_id"], "state": "created", "xero_id": el[id_key],
-                             "xero_total": total})
+            recorded.append(
+                {
+                    "nexudus_invoice_id": r["nexudus_invoice_id"],
+                    "state": "created",
+                    "xero_id": el[id_key],
+                    "xero_total": total,
+                }
+            )
             out.append(_outcome(r, "created", xero_id=el[id_key], xero_total=total))
         elif any("must be unique" in m for m in messages):
             duplicates.append(r)
         else:
-            recorded.append({"nexudus_invoice_id": r["nexudus_invoice_id"], "state": "failed", "messages": messages})
+            recorded.append(
+                {
+                    "nexudus_invoice_id": r["nexudus_invoice_id"],
+                    "state": "failed",
+                    "messages": messages,
+                }
+            )
             out.append(_outcome(r, "failed", messages=messages))
     ledger.record_outcomes(tenant, recorded)
     if duplicates:
@@ -321,31 +479,52 @@ def _send_batch(conn: Any, plan: TransferPlan, ledger: Ledger, kind: str, chunk:
     return out
 
 
-def _adopt(conn: Any, ledger: Ledger, tenant: str, rows: list[dict[str, Any]], contact_ids: dict[str, str]) -> list[dict[str, Any]]:
+def _adopt(
+    conn: Connection, ledger: Ledger, tenant: str, rows: list[dict[str, Any]], contact_ids: dict[str, str]
+) -> list[dict[str, Any]]:
     """Xero already has these numbers: the same invoice (contact and total agree) is adopted, else it fails."""
     found = _lookup(conn, [r["invoice_number"] for r in rows])
     out = []
     for r in rows:
         hit = found.get(r["invoice_number"])
-        same = hit is not None and hit["total"] == abs(Decimal(r["nexudus_total"])) and hit["contact"] == contact_ids.get(r["contact_number"])
-        if same:
-            ledger.record_outcome(tenant, r["nexudus_invoice_id"], "created", xero_id=hit["id"], xero_total=hit["total"],
-                                  messages=["adopted: Xero already had this invoice"])
+        if (
+            hit is not None
+            and hit["total"] == abs(Decimal(r["nexudus_total"]))
+            and hit["contact"] == contact_ids.get(r["contact_number"])
+        ):
+            ledger.record_outcome(
+                tenant,
+                r["nexudus_invoice_id"],
+                "created",
+                xero_id=hit["id"],
+                xero_total=hit["total"],
+                messages=["adopted: Xero already had this invoice"],
+            )
             out.append(_outcome(r, "adopted", xero_id=hit["id"], xero_total=hit["total"]))
         else:
-            messages = ["Invoice # must be unique.", "Xero has another invoice with this number (different customer or total)"]
+            messages = [
+                "Invoice # must be unique.",
+                "Xero has another invoice with this number (different customer or total)",
+            ]
             ledger.record_outcome(tenant, r["nexudus_invoice_id"], "failed", messages=messages)
             out.append(_outcome(r, "failed", messages=messages))
     return out
 
 
-def _write_back(conn: Any, ledger: Ledger, tenant: str) -> None:
+def _write_back(conn: Connection, ledger: Ledger, tenant: str) -> None:
     """Store each new Xero id in the Nexudus invoice's SystemId (the only field its API lets us write)."""
     rows = ledger.transfers(tenant)
-    for rec in rows[(rows["state"] == "created") & (rows["written_back"] == 0)].itertuples():
+    for rec in records(rows[(rows["state"] == "created") & (rows["written_back"] == 0)]):
         try:
-            conn.nexudus.update_invoice(int(rec.nexudus_invoice_id), SystemId=f"xero:{rec.xero_id}")
+            conn.nexudus.update_invoice(int(rec["nexudus_invoice_id"]), SystemId=f"xero:{rec['xero_id']}")
         except ClientError as exc:
-            ledger.event("nexudus", "write back xero id", "error", tenant_id=tenant, subject=rec.invoice_number, detail=str(exc))
+            ledger.event(
+                "nexudus",
+                "write back xero id",
+                "error",
+                tenant_id=tenant,
+                subject=rec["invoice_number"],
+                detail=str(exc),
+            )
             continue
-        ledger.record_written_back(tenant, int(rec.nexudus_invoice_id))
+        ledger.record_written_back(tenant, int(rec["nexudus_invoice_id"]))
