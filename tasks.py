@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Set up and run recon with nothing but Python 3.11+ (no conda, no make).
 
-    python3 tasks.py demo    # create .venv, install pinned packages, run the main job on the sandbox
+    python3 tasks.py demo    # create .venv, install pinned packages, run the main job on the
+                             # sandbox
     python3 tasks.py test    # same set-up, then the whole test suite
     python3 tasks.py lock    # rewrite requirements.lock from the current .venv
 
@@ -40,15 +41,27 @@ def _fingerprint() -> str:
 
 def setup() -> None:
     """Create .venv and install the pinned packages and recon itself (editable)."""
-    if sys.version_info < (3, 11):
+    # Live check: tasks.py is started by whatever python3 the user has, not only by 3.11+.
+    if sys.version_info < (3, 11):  # noqa: UP036  runs before any 3.11 interpreter is guaranteed
         sys.exit(f"recon needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not PY.exists():
         print(f"creating virtualenv {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     if STAMP.exists() and STAMP.read_text() == _fingerprint():
         return
-    _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", "requirements.lock")
-    _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", ".")
+    _run(
+        PY,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-r",
+        "requirements.lock",
+    )
+    _run(
+        PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", "."
+    )
     _run(PY, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3")
     STAMP.write_text(_fingerprint())
 
@@ -64,10 +77,17 @@ def test(args: list[str]) -> None:
 
 
 def lock(args: list[str]) -> None:
-    out = subprocess.run([str(PY), "-m", "pip", "freeze", "--exclude-editable"], check=True, capture_output=True, text=True).stdout
-    lines = [l for l in out.splitlines() if l and not l.lower().startswith("recon")]
-    header = ["# Exact versions of every package the tests run against (pip freeze of a fresh install).",
-              "# Regenerate: python3 tasks.py lock"]
+    out = subprocess.run(
+        [str(PY), "-m", "pip", "freeze", "--exclude-editable"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    lines = [ln for ln in out.splitlines() if ln and not ln.lower().startswith("recon")]
+    header = [
+        "# Exact versions of every package the tests run against (pip freeze of a fresh install).",
+        "# Regenerate: python3 tasks.py lock",
+    ]
     (ROOT / "requirements.lock").write_text("\n".join(header + lines) + "\n")
 
 

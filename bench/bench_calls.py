@@ -1,4 +1,5 @@
-"""Xero calls per 1,000 invoices a transfer costs, with all-new contacts and with every contact already in Xero.
+"""Xero calls per 1,000 invoices a transfer costs, with all-new contacts and with every contact
+already in Xero.
 
 The call budget (issue 8) is counted in Xero calls per organisation per day
 (5,000): this prints what a transfer spends, so a month-end run can be sized.
@@ -26,7 +27,6 @@ Run: ``.venv/bin/python bench/bench_calls.py [--invoices 3000]``
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import tempfile
 import time
@@ -34,7 +34,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_transfer import CallLog, split  # the sibling bench's httpx call log (run from the repository root)
+from bench_transfer import (
+    CallLog,
+    split,
+)  # the sibling bench's httpx call log (run from the repository root)
 
 from recon.clients.xero import BATCH_SIZE
 from recon.ledger import Ledger
@@ -45,7 +48,9 @@ from recon.transfer import BUDGET_RESERVE, TransferPlan, calls_needed, plan_tran
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_DAY = 5_000  # Xero: calls per organisation per day
-LIFTED = RateLimits(per_minute=1_000_000, app_per_minute=1_000_000, per_day=1_000_000, concurrent=1_000)
+LIFTED = RateLimits(
+    per_minute=1_000_000, app_per_minute=1_000_000, per_day=1_000_000, concurrent=1_000
+)
 
 
 @dataclass
@@ -69,12 +74,21 @@ class Measured:
 
 
 def pre_create_contacts(conn, plan: TransferPlan) -> int:
-    """Every contact the plan would create, created now the way the transfer does (same ContactNumber)."""
+    """Every contact the plan would create, created now the way the transfer does (same
+    ContactNumber)."""
     todo = plan.new_contacts
     for start_at in range(0, len(todo), BATCH_SIZE):
-        chunk = todo.iloc[start_at:start_at + BATCH_SIZE]
-        conn.xero.create_contacts([{"Name": r.name, "ContactNumber": r.contact_number, **({"EmailAddress": r.email} if r.email else {})}
-                                   for r in chunk.itertuples()])
+        chunk = todo.iloc[start_at : start_at + BATCH_SIZE]
+        conn.xero.create_contacts(
+            [
+                {
+                    "Name": r.name,
+                    "ContactNumber": r.contact_number,
+                    **({"EmailAddress": r.email} if r.email else {}),
+                }
+                for r in chunk.itertuples()
+            ]
+        )
     return len(todo)
 
 
@@ -84,13 +98,17 @@ def measure(label: str, invoices: int, contacts_first: bool) -> Measured:
     box = start(state / "sandbox", invoices=invoices, limits=LIFTED)
     register_sandbox(box)
     params = load_params(ROOT / "params" / "demo.yaml").with_overrides(
-        sandbox_dir=str(box.state_dir), location="Hive Shoreditch", output_dir=str(state / "out"))
+        sandbox_dir=str(box.state_dir), location="Hive Shoreditch", output_dir=str(state / "out")
+    )
     try:
         with connect(params) as conn, Ledger(state / "ledger.sqlite") as ledger:
             if contacts_first:
                 pre_create_contacts(conn, plan_transfer(conn, ledger=ledger))
             log = CallLog(conn.xero.config.api_url)
-            conn.xero._http.event_hooks = {"request": [log.on_request], "response": [log.on_response]}
+            conn.xero._http.event_hooks = {
+                "request": [log.on_request],
+                "response": [log.on_response],
+            }
             plan_started = time.monotonic()
             plan = plan_transfer(conn, ledger=ledger)
             push_started = time.monotonic()
@@ -102,9 +120,17 @@ def measure(label: str, invoices: int, contacts_first: bool) -> Measured:
         box.stop()
         shutil.rmtree(state, ignore_errors=True)
     kinds = {str(k): int(v) for k, v in plan.eligible["kind"].value_counts().items()}
-    return Measured(label, result.counts().get("created", 0), kinds, len(plan.new_contacts),
-                    calls_needed(plan.eligible, plan.new_contacts), log.between(plan_started, push_started),
-                    log.between(push_started, push_ended), write_back, time.perf_counter() - t0)
+    return Measured(
+        label,
+        result.counts().get("created", 0),
+        kinds,
+        len(plan.new_contacts),
+        calls_needed(plan.eligible, plan.new_contacts),
+        log.between(plan_started, push_started),
+        log.between(push_started, push_ended),
+        write_back,
+        time.perf_counter() - t0,
+    )
 
 
 def by_endpoint(calls: list) -> str:
@@ -116,28 +142,50 @@ def report(m: Measured) -> None:
     writes = [c for c in m.calls if c.is_write]
     reads = [c for c in m.calls if not c.is_write]
     contact_writes = sum(c.endpoint == "Contacts" for c in writes)
-    print(f"{m.label}: {m.created:,} invoices created ({', '.join(f'{v:,} {k}' for k, v in sorted(m.kinds.items()))}), "
-          f"{m.new_contacts:,} new contacts ({m.seconds:.1f} s)")
+    print(
+        f"{m.label}: {m.created:,} invoices created "
+        f"({', '.join(f'{v:,} {k}' for k, v in sorted(m.kinds.items()))}), {m.new_contacts:,} new "
+        f"contacts ({m.seconds:.1f} s)"
+    )
     print(f"  plan  {split(m.plan)}")
     print(f"  push  {split(m.push)}")
-    print(f"  Xero calls {len(m.calls):,}: {m.per_k(len(m.calls)):.1f} per 1,000 invoices "
-          f"= {m.per_k(len(reads)):.1f} reads + {m.per_k(len(writes)):.1f} writes "
-          f"(of which contacts {m.per_k(contact_writes):.1f})")
-    print(f"  writes the batch size forces: {m.forced} = ceil per kind {m.kinds} / {BATCH_SIZE} + ceil({m.new_contacts} "
-          f"contacts / {BATCH_SIZE}) = {m.per_k(m.forced):.1f} per 1,000; the push made {len(writes)}")
+    print(
+        f"  Xero calls {len(m.calls):,}: {m.per_k(len(m.calls)):.1f} per 1,000 invoices "
+        f"= {m.per_k(len(reads)):.1f} reads + {m.per_k(len(writes)):.1f} writes "
+        f"(of which contacts {m.per_k(contact_writes):.1f})"
+    )
+    print(
+        f"  writes the batch size forces: {m.forced} = ceil per kind {m.kinds} / {BATCH_SIZE} + "
+        f"ceil({m.new_contacts} contacts / {BATCH_SIZE}) = {m.per_k(m.forced):.1f} per 1,000; the "
+        f"push made {len(writes)}"
+    )
     per_invoice = len(m.calls) / m.created if m.created else float("nan")
-    print(f"  at this mix a day's {PER_DAY:,} calls per organisation carry about {PER_DAY / per_invoice:,.0f} invoices "
-          f"(reads included); Nexudus write-back: {m.nexudus_write_back:,} calls (not Xero's budget)")
+    print(
+        f"  at this mix a day's {PER_DAY:,} calls per organisation carry about "
+        f"{PER_DAY / per_invoice:,.0f} invoices (reads included); Nexudus write-back: "
+        f"{m.nexudus_write_back:,} calls (not Xero's budget)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--invoices", type=int, default=3000, help="Nexudus invoices in each sandbox (all locations)")
+    parser = argparse.ArgumentParser(
+        # The docstring's first sentence, wrapped over two lines there.
+        description=" ".join(__doc__.split("\n\n")[0].split())
+    )
+    parser.add_argument(
+        "--invoices",
+        type=int,
+        default=3000,
+        help="Nexudus invoices in each sandbox (all locations)",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     fresh = measure("new contacts   ", args.invoices, contacts_first=False)
     known = measure("known contacts ", args.invoices, contacts_first=True)
-    print(f"Xero calls of a transfer, Hive Shoreditch, sandbox of {args.invoices:,} Nexudus invoices; batch size {BATCH_SIZE}")
+    print(
+        f"Xero calls of a transfer, Hive Shoreditch, sandbox of {args.invoices:,} Nexudus "
+        f"invoices; batch size {BATCH_SIZE}"
+    )
     print()
     report(fresh)
     print()
@@ -147,13 +195,18 @@ def main(argv: list[str] | None = None) -> None:
     for m in (fresh, known):
         reads = sum(not c.is_write for c in m.calls)
         writes = len(m.calls) - reads
-        print(f"  {m.label}        {m.per_k(len(m.calls)):9.1f} {m.per_k(reads):7.1f} {m.per_k(writes):8.1f} "
-              f"{m.per_k(m.forced):15.1f}")
+        print(
+            f"  {m.label}        {m.per_k(len(m.calls)):9.1f} {m.per_k(reads):7.1f} "
+            f"{m.per_k(writes):8.1f} {m.per_k(m.forced):15.1f}"
+        )
     plan_reads = max(len(m.plan) for m in (fresh, known))
     push_reads = max(sum(not c.is_write for c in m.push) for m in (fresh, known))
-    print(f"budget check: the push sizes itself on forced writes against X-DayLimit-Remaining, which already counts the "
-          f"plan's {plan_reads} reads; it keeps {BUDGET_RESERVE} calls back for reads after it (this push read "
-          f"{push_reads} times{'; more than the reserve' if push_reads > BUDGET_RESERVE else ''})")
+    print(
+        "budget check: the push sizes itself on forced writes against X-DayLimit-Remaining, which "
+        f"already counts the plan's {plan_reads} reads; it keeps {BUDGET_RESERVE} calls back for "
+        f"reads after it (this push read {push_reads} "
+        f"times{'; more than the reserve' if push_reads > BUDGET_RESERVE else ''})"
+    )
     print(f"bench wall time {time.perf_counter() - t0:.1f} s")
 
 

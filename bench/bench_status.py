@@ -31,10 +31,15 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="recon-bench-status-"))
     t0 = time.perf_counter()
     # Setup runs with the limits lifted; the sync is what is measured (its calls, not its pacing).
-    box = start(state / "sandbox", invoices=INVOICES, limits=RateLimits(per_minute=1_000_000, app_per_minute=1_000_000,
-                                                                         per_day=1_000_000))
+    box = start(
+        state / "sandbox",
+        invoices=INVOICES,
+        limits=RateLimits(per_minute=1_000_000, app_per_minute=1_000_000, per_day=1_000_000),
+    )
     register_sandbox(box)
-    params = load_params(ROOT / "params" / "demo.yaml").with_overrides(sandbox_dir=str(box.state_dir))
+    params = load_params(ROOT / "params" / "demo.yaml").with_overrides(
+        sandbox_dir=str(box.state_dir)
+    )
     with connect(params) as conn, Ledger(state / "ledger.sqlite") as ledger:
         result = push(conn, plan_transfer(conn, ledger=ledger), ledger)
         transferred = result.counts().get("created", 0)
@@ -49,12 +54,21 @@ def main() -> None:
         applied = apply_paid(conn, ledger, diff)
     box.stop()
     print(f"transferred invoices:          {transferred:,} (setup {setup:.1f} s, not timed)")
-    print(f"baseline full sync:            {baseline.calls['xero']} Xero calls, {baseline.calls['nexudus']} Nexudus calls")
+    print(
+        f"baseline full sync:            {baseline.calls['xero']} Xero calls, "
+        f"{baseline.calls['nexudus']} Nexudus calls"
+    )
     print(f"changed in Xero since then:    {len(actions)} ({len(actions) / transferred:.1%})")
-    print(f"incremental sync:              {diff.calls['xero']} Xero calls, {diff.calls['nexudus']} Nexudus calls, {seconds:.2f} s")
+    print(
+        f"incremental sync:              {diff.calls['xero']} Xero calls, {diff.calls['nexudus']} "
+        f"Nexudus calls, {seconds:.2f} s"
+    )
     print(f"differences found:             {diff.counts()}")
     print(f"marked paid in Nexudus:        {int((applied['outcome'] == 'applied').sum())}")
-    print(f"one GET per invoice would be:  {transferred:,} Xero calls; IDs in chunks of 50: {math.ceil(transferred / 50)}")
+    print(
+        f"one GET per invoice would be:  {transferred:,} Xero calls; IDs in chunks of 50: "
+        f"{math.ceil(transferred / 50)}"
+    )
     print(f"calls ratio (per-invoice / recon): {transferred / max(1, diff.calls['xero']):,.0f}x")
 
 

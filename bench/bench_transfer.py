@@ -37,6 +37,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -69,7 +70,8 @@ class Call:
 
 @dataclass
 class CallLog:
-    """Every Xero accounting call the client made (token calls are not paced or limited per organisation)."""
+    """Every Xero accounting call the client made (token calls are not paced or limited per
+    organisation)."""
 
     api_url: str
     calls: list[Call] = field(default_factory=list)
@@ -82,16 +84,24 @@ class CallLog:
         url = str(response.request.url)
         if not url.startswith(self.api_url):
             return
-        endpoint = url[len(self.api_url):].split("?")[0].strip("/").split("/")[0]
-        self.calls.append(Call(self._started.pop(id(response.request), time.monotonic()), time.monotonic(),
-                               response.request.method, endpoint, response.status_code))
+        endpoint = url[len(self.api_url) :].split("?")[0].strip("/").split("/")[0]
+        self.calls.append(
+            Call(
+                self._started.pop(id(response.request), time.monotonic()),
+                time.monotonic(),
+                response.request.method,
+                endpoint,
+                response.status_code,
+            )
+        )
 
     def between(self, start: float, end: float) -> list[Call]:
         return [c for c in self.calls if start <= c.started < end]
 
 
 class AdmissionCounter:
-    """Wraps the sandbox limiter's ``admit``: admitted call times and refusals by problem, server side."""
+    """Wraps the sandbox limiter's ``admit``: admitted call times and refusals by problem, server
+    side."""
 
     def __init__(self, admit: Callable[..., Any]) -> None:
         self._admit = admit
@@ -111,11 +121,16 @@ class AdmissionCounter:
     def busiest_window(self, seconds: float) -> int:
         """The most calls admitted in any window of ``seconds`` (what the limit caps)."""
         times = sorted(self.admitted)
-        return max((i - bisect_left(times, t - seconds + 1e-9) + 1 for i, t in enumerate(times)), default=0)
+        return max(
+            (i - bisect_left(times, t - seconds + 1e-9) + 1 for i, t in enumerate(times)), default=0
+        )
 
 
-def perfect_pacer_seconds(history: list[Call], calls: list[Call], sleeps: list[tuple[float, float]], minute: float) -> float:
-    """How long ``calls`` would have taken with a pacer that never waits a moment longer than the limit needs.
+def perfect_pacer_seconds(
+    history: list[Call], calls: list[Call], sleeps: list[tuple[float, float]], minute: float
+) -> float:
+    """How long ``calls`` would have taken with a pacer that never waits a moment longer than the
+    limit needs.
 
     Each call keeps its measured duration and the client's own work before it
     (its gap minus any pacer wait in that gap); it starts as soon as that work
@@ -135,36 +150,55 @@ def perfect_pacer_seconds(history: list[Call], calls: list[Call], sleeps: list[t
 
 
 def split(calls: list[Call]) -> str:
-    """'117 (53 reads, 64 writes: GET Invoices 49 x 40 ms, ...)': count and mean duration per endpoint."""
+    """'117 (53 reads, 64 writes: GET Invoices 49 x 40 ms, ...)': count and mean duration per
+    endpoint."""
     reads = sum(not c.is_write for c in calls)
     by_endpoint: dict[str, list[float]] = {}
     for c in calls:
         by_endpoint.setdefault(f"{c.method} {c.endpoint}", []).append(c.ended - c.started)
-    detail = ", ".join(f"{k} {len(v)} x {mean(v) * 1000:.0f} ms" for k, v in sorted(by_endpoint.items()))
+    detail = ", ".join(
+        f"{k} {len(v)} x {mean(v) * 1000:.0f} ms" for k, v in sorted(by_endpoint.items())
+    )
     return f"{len(calls)} ({reads} reads, {len(calls) - reads} writes: {detail})"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--invoices", type=int, default=3000, help="Nexudus invoices in the sandbox (all locations)")
-    parser.add_argument("--minute-seconds", type=float, default=2.0, help="how long the sandbox's rate-limit minute lasts")
-    parser.add_argument("--pause", action="store_true", help="wait one sandbox-minute between plan and push")
+    parser.add_argument(
+        "--invoices", type=int, default=3000, help="Nexudus invoices in the sandbox (all locations)"
+    )
+    parser.add_argument(
+        "--minute-seconds",
+        type=float,
+        default=2.0,
+        help="how long the sandbox's rate-limit minute lasts",
+    )
+    parser.add_argument(
+        "--pause", action="store_true", help="wait one sandbox-minute between plan and push"
+    )
     args = parser.parse_args(argv)
     minute = args.minute_seconds
 
     t0 = time.perf_counter()
     state = Path(tempfile.mkdtemp(prefix="recon-bench-transfer-"))
-    box = start(state / "sandbox", invoices=args.invoices, limits=RateLimits(per_minute=PER_MINUTE, minute_seconds=minute))
+    box = start(
+        state / "sandbox",
+        invoices=args.invoices,
+        limits=RateLimits(per_minute=PER_MINUTE, minute_seconds=minute),
+    )
     register_sandbox(box)
     admissions = AdmissionCounter(box.xero.limiter.admit)
     box.xero.limiter.admit = admissions  # type: ignore[method-assign]
     params = load_params(ROOT / "params" / "demo.yaml").with_overrides(
-        sandbox_dir=str(box.state_dir), location="Hive Shoreditch", output_dir=str(state / "out"))
+        sandbox_dir=str(box.state_dir), location="Hive Shoreditch", output_dir=str(state / "out")
+    )
     log: CallLog
     with connect(params) as conn, Ledger(state / "ledger.sqlite") as ledger:
         log = CallLog(conn.xero.config.api_url)
         conn.xero._http.event_hooks = {"request": [log.on_request], "response": [log.on_response]}
-        pacer_sleeps: list[tuple[float, float]] = []  # (when, seconds) of each wait the client's pacer made
+        pacer_sleeps: list[
+            tuple[float, float]
+        ] = []  # (when, seconds) of each wait the client's pacer made
         real_sleep = conn.xero.pacer.sleep
 
         def recorded_sleep(seconds: float) -> None:
@@ -183,7 +217,9 @@ def main(argv: list[str] | None = None) -> None:
         nexudus_before = conn.nexudus.calls
         waited_before = conn.xero.pacer.waited_seconds
         push_started = time.monotonic()
-        result = push(conn, plan, ledger, progress=lambda done, total: batches.append(time.monotonic()))
+        result = push(
+            conn, plan, ledger, progress=lambda done, total: batches.append(time.monotonic())
+        )
         push_ended = time.monotonic()
         waited = conn.xero.pacer.waited_seconds - waited_before
         write_back_calls = conn.nexudus.calls - nexudus_before
@@ -196,10 +232,13 @@ def main(argv: list[str] | None = None) -> None:
     plan_calls = log.between(plan_started, plan_ended)
     push_calls = log.between(push_started, push_ended)
     all_calls = plan_calls + push_calls
-    forced = sum(math.ceil(n / BATCH_SIZE) for n in kinds.values()) + math.ceil(contacts / BATCH_SIZE)
+    forced = sum(math.ceil(n / BATCH_SIZE) for n in kinds.values()) + math.ceil(
+        contacts / BATCH_SIZE
+    )
     client_429 = sum(c.status == 429 for c in log.calls)
 
-    # The push's Xero part: first call to the answer of the last invoice batch (the write-back to Nexudus follows).
+    # The push's Xero part: first call to the answer of the last invoice batch (the write-back to
+    # Nexudus follows).
     xero_end = batches[-1] if batches else push_ended
     xero_push = [c for c in push_calls if c.started < xero_end]
     elapsed = (xero_end - xero_push[0].started) if xero_push else 0.0
@@ -208,54 +247,102 @@ def main(argv: list[str] | None = None) -> None:
     invoices_per_minute = created / sandbox_minutes
     ceiling = PER_MINUTE * BATCH_SIZE
     call_seconds = mean(c.ended - c.started for c in xero_push)
-    gaps = [b.started - a.ended for a, b in zip(xero_push, xero_push[1:], strict=False)]
+    gaps = [b.started - a.ended for a, b in pairwise(xero_push)]
     gap_seconds = mean(gaps) if gaps else 0.0
     latency_bound = minute / (call_seconds + max(0.0, gap_seconds - waited / max(1, len(gaps))))
     ideal = perfect_pacer_seconds(plan_calls, xero_push, pacer_sleeps, minute) if xero_push else 0.0
 
-    print(f"sandbox: {args.invoices:,} Nexudus invoices, limit {PER_MINUTE} calls per {minute:g}-second 'minute' "
-          f"(set-up {setup:.1f} s, not timed){'; paused one minute before the push' if args.pause else ''}")
-    print(f"plan:    {len(plan.eligible):,} eligible ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))}), "
-          f"{len(plan.excluded):,} excluded, {contacts:,} new contacts; {plan_ended - plan_started:.1f} s")
-    print(f"push:    {created:,} invoices created {result.counts()}; {push_ended - push_started:.1f} s "
-          f"(Xero part {elapsed:.1f} s, then {write_back_calls:,} Nexudus write-back calls "
-          f"{push_ended - xero_end:.1f} s)")
+    print(
+        f"sandbox: {args.invoices:,} Nexudus invoices, limit {PER_MINUTE} calls per "
+        f"{minute:g}-second 'minute' (set-up {setup:.1f} s, not "
+        f"timed){'; paused one minute before the push' if args.pause else ''}"
+    )
+    print(
+        f"plan:    {len(plan.eligible):,} eligible "
+        f"({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))}), {len(plan.excluded):,} "
+        f"excluded, {contacts:,} new contacts; {plan_ended - plan_started:.1f} s"
+    )
+    print(
+        f"push:    {created:,} invoices created {result.counts()}; "
+        f"{push_ended - push_started:.1f} s (Xero part {elapsed:.1f} s, then "
+        f"{write_back_calls:,} Nexudus write-back calls "
+        f"{push_ended - xero_end:.1f} s)"
+    )
     print()
     print(f"Xero calls, plan: {split(plan_calls)}")
     print(f"Xero calls, push: {split(push_calls)}")
     per_k = 1000 / created if created else float("nan")
     reads = sum(not c.is_write for c in all_calls)
-    print(f"Xero calls, total {len(all_calls)} = {len(all_calls) * per_k:.1f} per 1,000 invoices created "
-          f"({reads * per_k:.1f} reads + {(len(all_calls) - reads) * per_k:.1f} writes)")
-    print(f"minimum the batch size forces: {forced} writes (ceil per kind of {kinds} / {BATCH_SIZE} + ceil({contacts} "
-          f"contacts / {BATCH_SIZE})); the push made {sum(c.is_write for c in push_calls)}")
+    print(
+        f"Xero calls, total {len(all_calls)} = {len(all_calls) * per_k:.1f} per 1,000 invoices "
+        f"created ({reads * per_k:.1f} reads + {(len(all_calls) - reads) * per_k:.1f} writes)"
+    )
+    print(
+        f"minimum the batch size forces: {forced} writes (ceil per kind of {kinds} / {BATCH_SIZE} "
+        f"+ ceil({contacts} contacts / {BATCH_SIZE})); the push made "
+        f"{sum(c.is_write for c in push_calls)}"
+    )
     print()
-    print(f"push rate: {calls_per_minute:.1f} Xero calls per sandbox-minute (limit {PER_MINUTE}) = "
-          f"{invoices_per_minute:,.0f} invoices per sandbox-minute; ceiling {ceiling:,} "
-          f"({invoices_per_minute / ceiling:.1%} of it)")
-    print(f"  each call took {call_seconds * 1000:.0f} ms on average, {gap_seconds * 1000:.0f} ms between calls "
-          f"(pacer waits included: {waited:.2f} s in all); one batch at a time allows at most "
-          f"{latency_bound:.1f} calls per sandbox-minute")
-    bound = "the rate limit (the pacer waited)" if latency_bound > PER_MINUTE else "call duration (one batch at a time)"
+    print(
+        f"push rate: {calls_per_minute:.1f} Xero calls per sandbox-minute (limit {PER_MINUTE}) = "
+        f"{invoices_per_minute:,.0f} invoices per sandbox-minute; ceiling {ceiling:,} "
+        f"({invoices_per_minute / ceiling:.1%} of it)"
+    )
+    print(
+        f"  each call took {call_seconds * 1000:.0f} ms on average, {gap_seconds * 1000:.0f} ms "
+        f"between calls (pacer waits included: {waited:.2f} s in all); one batch at a time allows "
+        f"at most {latency_bound:.1f} calls per sandbox-minute"
+    )
+    bound = (
+        "the rate limit (the pacer waited)"
+        if latency_bound > PER_MINUTE
+        else "call duration (one batch at a time)"
+    )
     print(f"  bound by: {bound}")
-    invoice_share = sum(c.endpoint in ("Invoices", "CreditNotes") for c in xero_push) / max(1, len(xero_push))
-    print(f"  even at {PER_MINUTE} calls a minute, {1 - invoice_share:.0%} of the push's calls create contacts: "
-          f"at most {ceiling * invoice_share:,.0f} invoices per sandbox-minute ({invoice_share:.0%} of the ceiling)")
-    print(f"  a pacer that never waits longer than needed, same calls and durations: {ideal:.2f} s vs {elapsed:.2f} s "
-          f"measured (pacer efficiency {ideal / elapsed:.1%})")
+    invoice_share = sum(c.endpoint in ("Invoices", "CreditNotes") for c in xero_push) / max(
+        1, len(xero_push)
+    )
+    print(
+        f"  even at {PER_MINUTE} calls a minute, {1 - invoice_share:.0%} of the push's calls "
+        f"create contacts: at most {ceiling * invoice_share:,.0f} invoices per sandbox-minute "
+        f"({invoice_share:.0%} of the ceiling)"
+    )
+    print(
+        f"  a pacer that never waits longer than needed, same calls and durations: {ideal:.2f} s "
+        f"vs {elapsed:.2f} s measured (pacer efficiency {ideal / elapsed:.1%})"
+    )
     if len(xero_push) < 3 * PER_MINUTE and latency_bound > PER_MINUTE:
-        print(f"  note: {len(xero_push)} calls is under three windows, so a window's burst weighs in the rate")
+        print(
+            f"  note: {len(xero_push)} calls is under three windows, so a window's burst weighs in "
+            "the rate"
+        )
     refused = sum(admissions.refused.values())
-    print(f"429s: {client_429} seen by the client; sandbox refused {refused} {dict(admissions.refused) or ''}; "
-          f"busiest {minute:g}-s window admitted {admissions.busiest_window(minute)} calls (limit {PER_MINUTE})")
+    print(
+        f"429s: {client_429} seen by the client; sandbox refused {refused} "
+        f"{dict(admissions.refused) or ''}; busiest {minute:g}-s window admitted "
+        f"{admissions.busiest_window(minute)} calls (limit {PER_MINUTE})"
+    )
     share = invoices_per_minute / ceiling
-    misses = [why for miss, why in (
-        (latency_bound < PER_MINUTE, "calls take longer than a minute's share each and go one at a time"),
-        (invoice_share < 0.95, "contact PUTs take part of the budget"),
-        (ideal / elapsed < 0.95, "the pacer waits longer than the limit needs")) if miss]
-    print(f"target (>= 95% of {ceiling:,} invoices per sandbox-minute, no 429): {share:.1%}, "
-          f"{client_429 + refused} 429s -> {'met' if share >= 0.95 and not client_429 + refused else 'missed'}"
-          + (f" ({'; '.join(misses)})" if misses and share < 0.95 else ""))
+    misses = [
+        why
+        for miss, why in (
+            (
+                latency_bound < PER_MINUTE,
+                "calls take longer than a minute's share each and go one at a time",
+            ),
+            (invoice_share < 0.95, "contact PUTs take part of the budget"),
+            (ideal / elapsed < 0.95, "the pacer waits longer than the limit needs"),
+        )
+        if miss
+    ]
+    print(
+        (
+            f"target (>= 95% of {ceiling:,} invoices per sandbox-minute, no 429): {share:.1%}, "
+            f"{client_429 + refused} 429s -> "
+            f"{'met' if share >= 0.95 and not client_429 + refused else 'missed'}"
+        )
+        + (f" ({'; '.join(misses)})" if misses and share < 0.95 else "")
+    )
     print(f"bench wall time {time.perf_counter() - t0:.1f} s")
 
 

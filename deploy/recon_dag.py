@@ -1,4 +1,5 @@
-"""Airflow DAG: recon's nightly run with one task per Nexudus location and one report task after them.
+"""Airflow DAG: recon's nightly run with one task per Nexudus location and one report task after
+them.
 
 Copy this file into your DAGs folder on a machine where recon is checked out
 and installed (``python3 tasks.py demo`` made ``.venv``), set ``RECON_REPO``
@@ -51,14 +52,22 @@ except ImportError:  # Airflow 2
     from airflow import DAG
     from airflow.operators.bash import BashOperator
 
-REPO = os.environ.get("RECON_REPO", "/srv/recon")  # the recon checkout, with .venv made by `python3 tasks.py demo`
-PARAMS = os.environ.get("RECON_PARAMS", f"{REPO}/params/my-site.yaml")  # a params file with a `locations` map
-RUN_ID = "{{ ts_nodash }}"  # one run folder per DAG run, shared by its tasks (like `recon run`'s out/<run-id>/)
+REPO = os.environ.get(
+    "RECON_REPO", "/srv/recon"
+)  # the recon checkout, with .venv made by `python3 tasks.py demo`
+PARAMS = os.environ.get(
+    "RECON_PARAMS", f"{REPO}/params/my-site.yaml"
+)  # a params file with a `locations` map
+# one run folder per DAG run, shared by its tasks (like `recon run`'s out/<run-id>/)
+RUN_ID = "{{ ts_nodash }}"
 REPORT_TASK = "audit_report"
 
 
-def location_tasks(params_file: str, repo: str, run_id: str) -> tuple[list[dict[str, str | None]], str]:
-    """The location tasks in map order and the report command. Plain Python and PyYAML: no Airflow needed.
+def location_tasks(
+    params_file: str, repo: str, run_id: str
+) -> tuple[list[dict[str, str | None]], str]:
+    """The location tasks in map order and the report command. Plain Python and PyYAML: no Airflow
+    needed.
 
     Each task: ``task_id``, ``location``, ``command`` and ``after``, the task
     of the previous location booked into the same Xero organisation (None for
@@ -68,36 +77,69 @@ def location_tasks(params_file: str, repo: str, run_id: str) -> tuple[list[dict[
         params = yaml.safe_load(fh) or {}
     locations = params.get("locations") or {}
     if not isinstance(locations, dict) or not locations:
-        raise ValueError(f"{params_file} has no `locations` map: this DAG runs one task per mapped location "
-                         "(for one location, schedule `recon run` alone, as the README's cron line does)")
-    out_root = Path(repo) / str(params.get("output_dir") or "out")  # `recon run` runs in the repo: relative to it
+        raise ValueError(
+            f"{params_file} has no `locations` map: this DAG runs one task per mapped location "
+            "(for one location, schedule `recon run` alone, as the README's cron line does)"
+        )
+    out_root = Path(repo) / str(
+        params.get("output_dir") or "out"
+    )  # `recon run` runs in the repo: relative to it
     recon = shlex.quote(f"{repo}/.venv/bin/recon")
     tasks: list[dict[str, str | None]] = []
     last_of_organisation: dict[str, str] = {}
     for name, entry in locations.items():
-        organisation = str((entry.get("organisation") if isinstance(entry, dict) else entry) or "").casefold()
-        task_id = base = "run_" + (re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or "location")
+        organisation = str(
+            (entry.get("organisation") if isinstance(entry, dict) else entry) or ""
+        ).casefold()
+        task_id = base = "run_" + (
+            re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or "location"
+        )
         n = 1
         while any(t["task_id"] == task_id for t in tasks):
             n += 1
             task_id = f"{base}_{n}"
-        tasks.append({"task_id": task_id, "location": str(name), "after": last_of_organisation.get(organisation),
-                      "command": f"{recon} run {shlex.quote(params_file)} --out {shlex.quote(str(out_root))} "
-                                 f"--location {shlex.quote(str(name))} --run-id {run_id}"})
+        tasks.append(
+            {
+                "task_id": task_id,
+                "location": str(name),
+                "after": last_of_organisation.get(organisation),
+                "command": (
+                    f"{recon} run {shlex.quote(params_file)} --out "
+                    f"{shlex.quote(str(out_root))} --location {shlex.quote(str(name))} --run-id "
+                    f"{run_id}"
+                ),
+            }
+        )
         last_of_organisation[organisation] = task_id
-    report = f"{recon} report {shlex.quote(str(out_root / run_id))} --params {shlex.quote(params_file)}"
+    report = (
+        f"{recon} report {shlex.quote(str(out_root / run_id))} --params {shlex.quote(params_file)}"
+    )
     return tasks, report
 
 
 TASKS, REPORT_COMMAND = location_tasks(PARAMS, REPO, RUN_ID)
 
-with DAG("recon_nightly", schedule="30 2 * * *", start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=1,
-         tags=["recon"]) as dag:
-    report = BashOperator(task_id=REPORT_TASK, bash_command=REPORT_COMMAND, cwd=REPO, trigger_rule="all_done")
+with DAG(
+    "recon_nightly",
+    schedule="30 2 * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["recon"],
+) as dag:
+    report = BashOperator(
+        task_id=REPORT_TASK, bash_command=REPORT_COMMAND, cwd=REPO, trigger_rule="all_done"
+    )
     operators: dict[str, BashOperator] = {}
     for spec in TASKS:
-        task = operators[str(spec["task_id"])] = BashOperator(task_id=str(spec["task_id"]), bash_command=str(spec["command"]),
-                                                              cwd=REPO, trigger_rule="all_done")
-        if spec["after"]:  # the same Xero organisation as an earlier location: after it, whatever its outcome
+        task = operators[str(spec["task_id"])] = BashOperator(
+            task_id=str(spec["task_id"]),
+            bash_command=str(spec["command"]),
+            cwd=REPO,
+            trigger_rule="all_done",
+        )
+        if spec[
+            "after"
+        ]:  # the same Xero organisation as an earlier location: after it, whatever its outcome
             operators[str(spec["after"])] >> task
         task >> report

@@ -1,4 +1,5 @@
-"""``recon run``: run the step notebooks in order under papermill, then write the run's audit report.
+"""``recon run``: run the step notebooks in order under papermill, then write the run's audit
+report.
 
 Floor 3: parses arguments, runs the notebooks, calls ``recon.report.build_report``
 and maps the outcome to an exit code. Nothing here reconciles anything.
@@ -71,11 +72,24 @@ from typing import Any
 
 from recon.errors import ParamsError, ReconError
 from recon.params import RunParams, load_params
-from recon.report import (RUN_RECORD, LocationRun, LocationStatus, ReportPaths, StepRun, StepStatus, build_report,
-                          location_folders, location_runs, record_location, steps_from_run)
+from recon.report import (
+    RUN_RECORD,
+    LocationRun,
+    LocationStatus,
+    ReportPaths,
+    StepRun,
+    StepStatus,
+    build_report,
+    location_folders,
+    location_runs,
+    record_location,
+    steps_from_run,
+)
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-REPORT_NOTEBOOK = "04_audit_report.ipynb"  # shows a report in Jupyter; `recon run` builds the report itself
+REPORT_NOTEBOOK = (
+    "04_audit_report.ipynb"  # shows a report in Jupyter; `recon run` builds the report itself
+)
 # The run switches a notebook may take from the params file (never a credential).
 SWITCHES = ("push", "apply")
 
@@ -106,81 +120,141 @@ def new_run_dir(root: Path) -> Path:
     raise FileExistsError(f"cannot make a new run folder in {root}")
 
 
-def notebook_parameters(notebook: Path, params_file: Path, run_dir: Path, params: RunParams,
-                        location: str | None = None) -> dict[str, Any]:
-    """What papermill passes to a notebook: paths, run switches and the location it declares; never a credential."""
+def notebook_parameters(
+    notebook: Path, params_file: Path, run_dir: Path, params: RunParams, location: str | None = None
+) -> dict[str, Any]:
+    """What papermill passes to a notebook: paths, run switches and the location it declares; never
+    a credential."""
     import papermill as pm
 
-    offered: dict[str, Any] = {"params_file": str(params_file.resolve()), "output_dir": str(run_dir.resolve()),
-                               **{name: getattr(params, name) for name in SWITCHES}}
+    offered: dict[str, Any] = {
+        "params_file": str(params_file.resolve()),
+        "output_dir": str(run_dir.resolve()),
+        **{name: getattr(params, name) for name in SWITCHES},
+    }
     if location:
         offered["location"] = location
     declared = pm.inspect_notebook(str(notebook))
     return {k: v for k, v in offered.items() if k in declared}
 
 
-def run_step(notebook: Path, params_file: Path, run_dir: Path, params: RunParams, location: str | None = None) -> StepRun:
-    """Execute one notebook into the run folder; a failure becomes a failed ``StepRun``, never an exception."""
+def run_step(
+    notebook: Path, params_file: Path, run_dir: Path, params: RunParams, location: str | None = None
+) -> StepRun:
+    """Execute one notebook into the run folder; a failure becomes a failed ``StepRun``, never an
+    exception."""
     import papermill as pm
 
     started = datetime.now(tz=UTC)
     try:
-        pm.execute_notebook(str(notebook), str(run_dir / notebook.name),
-                            parameters=notebook_parameters(notebook, params_file, run_dir, params, location),
-                            cwd=str(notebook.parent), progress_bar=False, kernel_name="python3")
+        pm.execute_notebook(
+            str(notebook),
+            str(run_dir / notebook.name),
+            parameters=notebook_parameters(notebook, params_file, run_dir, params, location),
+            cwd=str(notebook.parent),
+            progress_bar=False,
+            kernel_name="python3",
+        )
     except pm.PapermillExecutionError as exc:
-        return StepRun(notebook.name, StepStatus.FAILED, started, datetime.now(tz=UTC), f"{exc.ename}: {exc.evalue}",
-                       f"In [{exc.exec_count}]")
-    except Exception as exc:  # the kernel died or could not start: the step failed, the run goes on to its report
-        return StepRun(notebook.name, StepStatus.FAILED, started, datetime.now(tz=UTC), f"{type(exc).__name__}: {exc}",
-                       "running the notebook")
+        return StepRun(
+            notebook.name,
+            StepStatus.FAILED,
+            started,
+            datetime.now(tz=UTC),
+            f"{exc.ename}: {exc.evalue}",
+            f"In [{exc.exec_count}]",
+        )
+    except (
+        Exception
+    ) as exc:  # the kernel died or could not start: the step failed, the run goes on to its report
+        return StepRun(
+            notebook.name,
+            StepStatus.FAILED,
+            started,
+            datetime.now(tz=UTC),
+            f"{type(exc).__name__}: {exc}",
+            "running the notebook",
+        )
     return StepRun(notebook.name, StepStatus.OK, started, datetime.now(tz=UTC))
 
 
-def run_steps(notebooks: Sequence[Path], params_file: Path, run_dir: Path, params: RunParams, only: Sequence[str] | None,
-              record: Callable[[StepRun], None], say: Callable[[str], None], location: str | None = None) -> None:
-    """Run the notebooks in order; after a failure the rest are skipped. Each outcome goes to ``record`` as it happens."""
+def run_steps(
+    notebooks: Sequence[Path],
+    params_file: Path,
+    run_dir: Path,
+    params: RunParams,
+    only: Sequence[str] | None,
+    record: Callable[[StepRun], None],
+    say: Callable[[str], None],
+    location: str | None = None,
+) -> None:
+    """Run the notebooks in order; after a failure the rest are skipped. Each outcome goes to
+    ``record`` as it happens."""
     failed: str | None = None
     for nb in notebooks:
         if only and not any(key in nb.stem for key in only):
             record(StepRun(nb.name, StepStatus.SKIPPED, note="not selected with --only"))
             continue
         if failed:
-            record(StepRun(nb.name, StepStatus.SKIPPED, note=f"{failed} failed and later steps depend on it"))
+            record(
+                StepRun(
+                    nb.name,
+                    StepStatus.SKIPPED,
+                    note=f"{failed} failed and later steps depend on it",
+                )
+            )
             continue
         say(f"running {nb.name}")
         step = run_step(nb, params_file, run_dir, params, location)
         record(step)
-        say(f"  {step.status.value} in {step.seconds or 0:.1f} s" + (f": {step.error}" if step.error else ""))
+        say(
+            f"  {step.status.value} in {step.seconds or 0:.1f} s"
+            + (f": {step.error}" if step.error else "")
+        )
         if step.status == StepStatus.FAILED:
             failed = nb.stem
 
 
 def named_run_dir(root: Path, name: str) -> Path:
-    """``root/<name>`` for ``--run-id``: made if missing, kept if there (the tasks of one scheduled run share it)."""
+    """``root/<name>`` for ``--run-id``: made if missing, kept if there (the tasks of one scheduled
+    run share it)."""
     if not RUN_ID.fullmatch(name):
-        raise ParamsError(f"--run-id {name!r} is not a folder name: use letters, digits, '.', '_' and '-' "
-                          "(e.g. Airflow's {{ ts_nodash }})")
+        raise ParamsError(
+            f"--run-id {name!r} is not a folder name: use letters, digits, '.', '_' and '-' "
+            "(e.g. Airflow's {{ ts_nodash }})"
+        )
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def run(params_file: Path, out_root: Path | None = None, only: Sequence[str] | None = None,
-        notebooks: Sequence[Path] | None = None, location: str | None = None, run_name: str | None = None) -> int:
-    """One scheduled run: the steps, then the report. Returns the exit code (see the module docstring).
+def run(
+    params_file: Path,
+    out_root: Path | None = None,
+    only: Sequence[str] | None = None,
+    notebooks: Sequence[Path] | None = None,
+    location: str | None = None,
+    run_name: str | None = None,
+) -> int:
+    """One scheduled run: the steps, then the report. Returns the exit code (see the module
+    docstring).
 
-    ``location`` runs one Nexudus location of the params' map (a scheduler fans locations out this way);
-    without it a params file with a locations map runs every mapped location (``run_locations``).
-    ``run_name`` names the run folder (``--run-id``) instead of the start time.
+    ``location`` runs one Nexudus location of the params' map (a scheduler fans locations out this
+    way); without it a params file with a locations map runs every mapped location
+    (``run_locations``). ``run_name`` names the run folder (``--run-id``) instead of the start time.
     """
     params = load_params(params_file)
     mapped_name: str | None = None
     if location:
         if params.locations and params.location_map(location) is None:
-            raise ParamsError(f"{location!r} is not in the locations map (known: {', '.join(params.locations)})",
-                              file=str(params_file), key="locations")
-        mapped_name = next((n for n in params.locations if n.casefold() == location.casefold()), None)
+            raise ParamsError(
+                f"{location!r} is not in the locations map (known: {', '.join(params.locations)})",
+                file=str(params_file),
+                key="locations",
+            )
+        mapped_name = next(
+            (n for n in params.locations if n.casefold() == location.casefold()), None
+        )
         params = params.with_overrides(location=location)
     notebooks = list(notebooks if notebooks is not None else notebooks_in_order())
     root = out_root or Path(params.output_dir)
@@ -195,7 +269,11 @@ def run(params_file: Path, out_root: Path | None = None, only: Sequence[str] | N
     _say(f"outputs: {run_dir.resolve()}")
     for s in steps:
         if s.status == StepStatus.FAILED:
-            print(f"recon: step {s.stem} failed at {s.where or 'start'}: {s.error}", file=sys.stderr, flush=True)
+            print(
+                f"recon: step {s.stem} failed at {s.where or 'start'}: {s.error}",
+                file=sys.stderr,
+                flush=True,
+            )
     if built is None:
         return code or EXIT_STEP_FAILED
     _say(str(built))
@@ -203,9 +281,17 @@ def run(params_file: Path, out_root: Path | None = None, only: Sequence[str] | N
     return code
 
 
-def execute(notebooks: Sequence[Path], params_file: Path, run_dir: Path, params: RunParams, only: Sequence[str] | None,
-            location: str | None, say: Callable[[str], None]) -> tuple[list[StepRun], int]:
-    """Run the steps of one location into ``run_dir``: their records and the exit code (0, 1 or 130)."""
+def execute(
+    notebooks: Sequence[Path],
+    params_file: Path,
+    run_dir: Path,
+    params: RunParams,
+    only: Sequence[str] | None,
+    location: str | None,
+    say: Callable[[str], None],
+) -> tuple[list[StepRun], int]:
+    """Run the steps of one location into ``run_dir``: their records and the exit code (0, 1 or
+    130)."""
     steps: list[StepRun] = []
     try:
         run_steps(notebooks, params_file, run_dir, params, only, steps.append, say, location)
@@ -213,26 +299,46 @@ def execute(notebooks: Sequence[Path], params_file: Path, run_dir: Path, params:
         done = {s.name for s in steps}
         rest = [nb for nb in notebooks if nb.name not in done]
         for i, nb in enumerate(rest):
-            steps.append(StepRun(nb.name, StepStatus.FAILED if i == 0 else StepStatus.SKIPPED,
-                                 error="KeyboardInterrupt: interrupted (Ctrl-C)" if i == 0 else "",
-                                 note="" if i == 0 else "the run was interrupted"))
+            steps.append(
+                StepRun(
+                    nb.name,
+                    StepStatus.FAILED if i == 0 else StepStatus.SKIPPED,
+                    error="KeyboardInterrupt: interrupted (Ctrl-C)" if i == 0 else "",
+                    note="" if i == 0 else "the run was interrupted",
+                )
+            )
         return steps, EXIT_INTERRUPTED
     return steps, EXIT_STEP_FAILED if any(s.status == StepStatus.FAILED for s in steps) else EXIT_OK
 
 
-def run_locations(params_file: Path, params: RunParams, run_dir: Path, notebooks: Sequence[Path], only: Sequence[str] | None,
-                  names: Sequence[str]) -> int:
-    """Every location of the map, in order, each into its own folder; one failing does not stop the next. Then one report."""
+def run_locations(
+    params_file: Path,
+    params: RunParams,
+    run_dir: Path,
+    notebooks: Sequence[Path],
+    only: Sequence[str] | None,
+    names: Sequence[str],
+) -> int:
+    """Every location of the map, in order, each into its own folder; one failing does not stop the
+    next. Then one report."""
     folders = location_folders(names)
     started = datetime.now(tz=UTC)
     done: list[LocationRun] = []
     interrupted = False
     for name in names:
         if interrupted:
-            done.append(LocationRun(name, folders[name], note="not run: the run was interrupted (Ctrl-C) before this location"))
+            done.append(
+                LocationRun(
+                    name,
+                    folders[name],
+                    note="not run: the run was interrupted (Ctrl-C) before this location",
+                )
+            )
             continue
         _say(f"location {name} -> {folders[name]}/")
-        location_run, code = _run_one(params_file, params, run_dir, notebooks, only, name, folders[name])
+        location_run, code = _run_one(
+            params_file, params, run_dir, notebooks, only, name, folders[name]
+        )
         done.append(location_run)
         interrupted = code == EXIT_INTERRUPTED
     built = _report(run_dir, params, started, [], done)
@@ -240,7 +346,13 @@ def run_locations(params_file: Path, params: RunParams, run_dir: Path, notebooks
     for loc in done:
         if loc.status != LocationStatus.OK:
             print(f"recon: location {loc.name}: {loc.failure}", file=sys.stderr, flush=True)
-    code = EXIT_INTERRUPTED if interrupted else EXIT_OK if all(loc.status == LocationStatus.OK for loc in done) else EXIT_STEP_FAILED
+    code = (
+        EXIT_INTERRUPTED
+        if interrupted
+        else EXIT_OK
+        if all(loc.status == LocationStatus.OK for loc in done)
+        else EXIT_STEP_FAILED
+    )
     if built is None:
         return code or EXIT_STEP_FAILED
     _say(str(built))
@@ -248,9 +360,16 @@ def run_locations(params_file: Path, params: RunParams, run_dir: Path, notebooks
     return code
 
 
-def run_location_task(params_file: Path, params: RunParams, run_dir: Path, notebooks: Sequence[Path],
-                      only: Sequence[str] | None, name: str) -> int:
-    """One location of a run whose locations a scheduler runs as separate tasks (``--location`` with ``--run-id``).
+def run_location_task(
+    params_file: Path,
+    params: RunParams,
+    run_dir: Path,
+    notebooks: Sequence[Path],
+    only: Sequence[str] | None,
+    name: str,
+) -> int:
+    """One location of a run whose locations a scheduler runs as separate tasks (``--location`` with
+    ``--run-id``).
 
     Writes into the location's folder of the shared run folder and records its
     steps there; the one report is ``recon report``'s job, after every task.
@@ -260,52 +379,100 @@ def run_location_task(params_file: Path, params: RunParams, run_dir: Path, noteb
     if location_run.status != LocationStatus.OK:
         print(f"recon: location {name}: {location_run.failure}", file=sys.stderr, flush=True)
     _say(f"outputs: {(run_dir / folder).resolve()}")
-    _say(f"report: not built by a location's task; after the run's last one: recon report {run_dir}")
+    _say(
+        f"report: not built by a location's task; after the run's last one: recon report {run_dir}"
+    )
     return code
 
 
-def _run_one(params_file: Path, params: RunParams, run_dir: Path, notebooks: Sequence[Path], only: Sequence[str] | None,
-             name: str, folder: str) -> tuple[LocationRun, int]:
-    """One location's steps into ``run_dir/folder``, recorded there at once (a later ``recon report`` reads it)."""
+def _run_one(
+    params_file: Path,
+    params: RunParams,
+    run_dir: Path,
+    notebooks: Sequence[Path],
+    only: Sequence[str] | None,
+    name: str,
+    folder: str,
+) -> tuple[LocationRun, int]:
+    """One location's steps into ``run_dir/folder``, recorded there at once (a later ``recon
+    report`` reads it)."""
     location_dir = run_dir / folder
     location_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(tz=UTC)
-    steps, code = execute(notebooks, params_file, location_dir, params.with_overrides(location=name), only, name,
-                          lambda line: _say(f"  {line}"))
+    steps, code = execute(
+        notebooks,
+        params_file,
+        location_dir,
+        params.with_overrides(location=name),
+        only,
+        name,
+        lambda line: _say(f"  {line}"),
+    )
     location_run = LocationRun(name, folder, tuple(steps), started, datetime.now(tz=UTC))
     record_location(location_dir, params, location_run)
     return location_run, code
 
 
-def _report(run_dir: Path, params: RunParams, started: datetime, steps: list[StepRun],
-            locations: Sequence[LocationRun] | None = None) -> ReportPaths | None:
+def _report(
+    run_dir: Path,
+    params: RunParams,
+    started: datetime,
+    steps: list[StepRun],
+    locations: Sequence[LocationRun] | None = None,
+) -> ReportPaths | None:
     try:
-        return build_report(run_dir, params, started=started, finished=datetime.now(tz=UTC), steps=steps, locations=locations)
+        return build_report(
+            run_dir,
+            params,
+            started=started,
+            finished=datetime.now(tz=UTC),
+            steps=steps,
+            locations=locations,
+        )
     except KeyboardInterrupt:
         print("recon: interrupted while writing the report", file=sys.stderr)
         return None
-    except Exception as exc:  # a run's outputs are still in place; say so rather than hide them behind a traceback
-        print(f"recon: the report could not be written: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except (
+        Exception
+    ) as exc:  # a run's outputs are still in place; say so rather than hide them behind a traceback
+        print(
+            f"recon: the report could not be written: {type(exc).__name__}: {exc}", file=sys.stderr
+        )
         return None
 
 
 def report(run_dir: Path, params_file: Path | None = None) -> int:
-    """``recon report RUN_DIR``: (re)build a run folder's report; exit code as the module docstring says."""
+    """``recon report RUN_DIR``: (re)build a run folder's report; exit code as the module docstring
+    says."""
     if not run_dir.is_dir():
         raise ParamsError(f"no run folder {run_dir}")
     params_file = params_file or recorded_params(run_dir)
     if params_file is None:
-        raise ParamsError(f"{run_dir} records no params file (no run.json in it or its location folders): "
-                          "name it with --params")
+        raise ParamsError(
+            f"{run_dir} records no params file (no run.json in it or its location folders): "
+            "name it with --params"
+        )
     params = load_params(params_file)
     locations = location_runs(run_dir, params.locations)
     if not locations and not steps_from_run(run_dir) and not any(run_dir.glob("*.csv")):
-        raise ParamsError(f"nothing to report on in {run_dir}: no step record, executed notebook or step CSV")
+        raise ParamsError(
+            f"nothing to report on in {run_dir}: no step record, executed notebook or step CSV"
+        )
     built = build_report(run_dir, params, locations=locations or None)
     _say(str(built))
-    problems = ([f"location {loc.name}: {loc.failure}" for loc in built.locations if loc.status != LocationStatus.OK]
-                if built.locations else
-                [f"step {s.stem} failed at {s.where or 'start'}: {s.error}" for s in built.steps if s.status == StepStatus.FAILED])
+    problems = (
+        [
+            f"location {loc.name}: {loc.failure}"
+            for loc in built.locations
+            if loc.status != LocationStatus.OK
+        ]
+        if built.locations
+        else [
+            f"step {s.stem} failed at {s.where or 'start'}: {s.error}"
+            for s in built.steps
+            if s.status == StepStatus.FAILED
+        ]
+    )
     for problem in problems:
         print(f"recon: {problem}", file=sys.stderr, flush=True)
     _say(f"report: {built.workbook.resolve()}")
@@ -313,7 +480,8 @@ def report(run_dir: Path, params_file: Path | None = None) -> int:
 
 
 def recorded_params(run_dir: Path) -> Path | None:
-    """The params file a run recorded (its run.json, else a location folder's), if it still exists."""
+    """The params file a run recorded (its run.json, else a location folder's), if it still
+    exists."""
     for record in [run_dir / RUN_RECORD, *sorted(run_dir.glob(f"*/{RUN_RECORD}"))]:
         try:
             data = json.loads(record.read_text("utf-8"))
@@ -330,7 +498,8 @@ def _say(line: str) -> None:
 
 
 def login(params_file: Path, ask: Callable[[str], str] = input) -> int:
-    """Sign in to a Xero web app (authorization code + PKCE) once; the refresh token is kept for later runs.
+    """Sign in to a Xero web app (authorization code + PKCE) once; the refresh token is kept for
+    later runs.
 
     Prints the address to open, asks for the address the browser was sent back to,
     and stores the tokens in the user config folder (0600). Never prints a token.
@@ -340,8 +509,12 @@ def login(params_file: Path, ask: Callable[[str], str] = input) -> int:
 
     params = load_params(params_file)
     if params.target != "live" or params.xero.grant != "authorization_code":
-        raise ParamsError("`recon login` is for a Xero web app: set target: live and xero.grant: authorization_code "
-                          "(a Custom Connection needs no sign-in)", file=str(params_file), key="xero.grant")
+        raise ParamsError(
+            "`recon login` is for a Xero web app: set target: live and xero.grant: "
+            "authorization_code (a Custom Connection needs no sign-in)",
+            file=str(params_file),
+            key="xero.grant",
+        )
     with XeroClient(xero_config_for(params)) as client:
         print("Open this address, sign in to Xero and allow access:")
         print(client.authorization_url(), flush=True)
@@ -352,26 +525,64 @@ def login(params_file: Path, ask: Callable[[str], str] = input) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="recon", description="Reconcile Nexudus with Xero.",
-                                     epilog="exit codes: 0 every step ran, 1 a step (of some location) failed, 2 bad params or files, "
-                                            "130 interrupted")
+    parser = argparse.ArgumentParser(
+        prog="recon",
+        description="Reconcile Nexudus with Xero.",
+        epilog=(
+            "exit codes: 0 every step ran, 1 a step (of some location) failed, 2 bad params or "
+            "files, 130 interrupted"
+        ),
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="run the step notebooks in order for a params file, then write the audit report")
+    p_run = sub.add_parser(
+        "run", help="run the step notebooks in order for a params file, then write the audit report"
+    )
     p_run.add_argument("params_file", type=Path, metavar="PARAMS")
-    p_run.add_argument("--out", type=Path, default=None, help="output root (default: the params file's output_dir)")
-    p_run.add_argument("--only", action="append", metavar="NAME",
-                       help="run only notebooks whose name contains NAME (repeatable); the others are marked skipped")
-    p_run.add_argument("--location", default=None, metavar="NAME",
-                       help="run one Nexudus location (default: every location of the params' locations map, "
-                            "else the params' location)")
-    p_run.add_argument("--run-id", default=None, metavar="ID",
-                       help="name the run folder <out>/ID (default: the UTC start time); the tasks of one scheduled run "
-                            "share it: with --location and a locations map, each writes its location's folder in it")
-    p_report = sub.add_parser("report", help="(re)build the audit report of a run folder (of every location folder in it)")
+    p_run.add_argument(
+        "--out", type=Path, default=None, help="output root (default: the params file's output_dir)"
+    )
+    p_run.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=(
+            "run only notebooks whose name contains NAME (repeatable); the others are marked "
+            "skipped"
+        ),
+    )
+    p_run.add_argument(
+        "--location",
+        default=None,
+        metavar="NAME",
+        help=(
+            "run one Nexudus location (default: every location of the params' locations map, "
+            "else the params' location)"
+        ),
+    )
+    p_run.add_argument(
+        "--run-id",
+        default=None,
+        metavar="ID",
+        help=(
+            "name the run folder <out>/ID (default: the UTC start time); the tasks of one "
+            "scheduled run share it: with --location and a locations map, each writes its "
+            "location's folder in it"
+        ),
+    )
+    p_report = sub.add_parser(
+        "report", help="(re)build the audit report of a run folder (of every location folder in it)"
+    )
     p_report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    p_report.add_argument("--params", type=Path, default=None, metavar="PARAMS",
-                          help="the params file (default: the one the run recorded in its run.json)")
-    p_login = sub.add_parser("login", help="sign in to a Xero web app once (authorization code + PKCE)")
+    p_report.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        metavar="PARAMS",
+        help="the params file (default: the one the run recorded in its run.json)",
+    )
+    p_login = sub.add_parser(
+        "login", help="sign in to a Xero web app once (authorization code + PKCE)"
+    )
     p_login.add_argument("params_file", type=Path, metavar="PARAMS")
     args = parser.parse_args(argv)
     try:
@@ -379,7 +590,9 @@ def main(argv: list[str] | None = None) -> int:
             return login(args.params_file)
         if args.command == "report":
             return report(args.run_dir, args.params)
-        return run(args.params_file, args.out, args.only, location=args.location, run_name=args.run_id)
+        return run(
+            args.params_file, args.out, args.only, location=args.location, run_name=args.run_id
+        )
     except ReconError as exc:
         print(f"recon: {exc}", file=sys.stderr)
         return EXIT_EXPECTED

@@ -1,4 +1,5 @@
-"""The demo's accountant: pays, part-pays, voids and edits a few invoices in Xero, through Xero's API.
+"""The demo's accountant: pays, part-pays, voids and edits a few invoices in Xero, through Xero's
+API.
 
 Floor 2. Only for the embedded sandbox's demo and tests: it does what a
 person would do in Xero after a transfer, so the status sync has something to
@@ -23,19 +24,31 @@ def _order(number: str, seed: int) -> str:
     return hashlib.sha256(f"{seed}:{number}".encode()).hexdigest()
 
 
-def act_as_accountant(conn: Any, *, fully: int = 25, partly: int = 2, void: int = 1, edit: int = 1, seed: int = 7) -> pd.DataFrame:
-    """Pay ``fully`` invoices in full, ``partly`` in half, void ``void`` and edit ``edit`` (add a line) in Xero.
+def act_as_accountant(
+    conn: Any, *, fully: int = 25, partly: int = 2, void: int = 1, edit: int = 1, seed: int = 7
+) -> pd.DataFrame:
+    """Pay ``fully`` invoices in full, ``partly`` in half, void ``void`` and edit ``edit`` (add a
+    line) in Xero.
 
     Picks AUTHORISED invoices with nothing paid yet, in a seeded order, so a
     repeat acts on other invoices and never pays one twice. Returns what it did.
     """
     if conn.params.target != "sandbox":
-        raise ParamsError("act_as_accountant only runs against the embedded sandbox", file=conn.params.source, key="target")
+        raise ParamsError(
+            "act_as_accountant only runs against the embedded sandbox",
+            file=conn.params.source,
+            key="target",
+        )
     xero = conn.xero
     accounts = xero.fetch_accounts()
     bank = accounts[(accounts["Type"] == "BANK") & (accounts["Status"] == "ACTIVE")].iloc[0]["Code"]
-    open_invoices = [i for i in xero.iter_invoices(statuses=["AUTHORISED"], summary_only=True)
-                     if i.get("Type") == "ACCREC" and Decimal(str(i.get("AmountPaid", 0))) == 0 and Decimal(str(i["Total"])) > 0]
+    open_invoices = [
+        i
+        for i in xero.iter_invoices(statuses=["AUTHORISED"], summary_only=True)
+        if i.get("Type") == "ACCREC"
+        and Decimal(str(i.get("AmountPaid", 0))) == 0
+        and Decimal(str(i["Total"])) > 0
+    ]
     open_invoices.sort(key=lambda i: _order(str(i["InvoiceNumber"]), seed))
     done: list[dict[str, Any]] = []
     picks = iter(open_invoices)
@@ -48,25 +61,61 @@ def act_as_accountant(conn: Any, *, fully: int = 25, partly: int = 2, void: int 
             total = Decimal(str(inv["Total"]))
             amount = total if kind == "paid" else round_cents(total / 2)
             date = str(inv.get("DueDateString") or inv.get("DateString") or "")[:10] or None
-            payments.append({"Invoice": {"InvoiceID": inv["InvoiceID"]}, "Account": {"Code": bank}, "Amount": amount,
-                             **({"Date": date} if date else {}), "Reference": "Bank transfer"})
+            payments.append(
+                {
+                    "Invoice": {"InvoiceID": inv["InvoiceID"]},
+                    "Account": {"Code": bank},
+                    "Amount": amount,
+                    **({"Date": date} if date else {}),
+                    "Reference": "Bank transfer",
+                }
+            )
             done.append({"invoice_number": inv["InvoiceNumber"], "action": kind, "amount": amount})
     for start in range(0, len(payments), 50):
-        xero.create_payments(payments[start:start + 50])
+        xero.create_payments(payments[start : start + 50])
     for _ in range(void):
         inv = next(picks, None)
         if inv is not None:
             xero.update_invoice(inv["InvoiceID"], {"Status": "VOIDED"})
-            done.append({"invoice_number": inv["InvoiceNumber"], "action": "voided", "amount": Decimal(str(inv["Total"]))})
+            done.append(
+                {
+                    "invoice_number": inv["InvoiceNumber"],
+                    "action": "voided",
+                    "amount": Decimal(str(inv["Total"])),
+                }
+            )
     for _ in range(edit):
         inv = next(picks, None)
         if inv is not None:
             full = xero.get_invoice(inv["InvoiceID"])
-            lines = [{k: line[k] for k in ("LineItemID", "Description", "Quantity", "UnitAmount", "AccountCode", "TaxType")
-                      if k in line} for line in full["LineItems"]]
-            extra = dict(lines[0], Description="Late booking fee added in Xero", Quantity=1, UnitAmount=Decimal("10.00"))
+            lines = [
+                {
+                    k: line[k]
+                    for k in (
+                        "LineItemID",
+                        "Description",
+                        "Quantity",
+                        "UnitAmount",
+                        "AccountCode",
+                        "TaxType",
+                    )
+                    if k in line
+                }
+                for line in full["LineItems"]
+            ]
+            extra = dict(
+                lines[0],
+                Description="Late booking fee added in Xero",
+                Quantity=1,
+                UnitAmount=Decimal("10.00"),
+            )
             extra.pop("LineItemID", None)
-            updated = xero.update_invoice(inv["InvoiceID"], {"LineItems": lines + [extra]})
-            done.append({"invoice_number": inv["InvoiceNumber"], "action": "edited",
-                         "amount": Decimal(str(updated["Total"])) - Decimal(str(inv["Total"]))})
+            updated = xero.update_invoice(inv["InvoiceID"], {"LineItems": [*lines, extra]})
+            done.append(
+                {
+                    "invoice_number": inv["InvoiceNumber"],
+                    "action": "edited",
+                    "amount": Decimal(str(updated["Total"])) - Decimal(str(inv["Total"])),
+                }
+            )
     return pd.DataFrame(done, columns=["invoice_number", "action", "amount"])

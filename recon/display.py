@@ -26,7 +26,13 @@ def money_text(value: Any) -> str:
     return f"{Decimal(value):,.2f}"
 
 
-def styled(frame: pd.DataFrame, *, money: list[str] | None = None, severity_col: str = "severity", max_rows: int = 200) -> str:
+def styled(
+    frame: pd.DataFrame,
+    *,
+    money: list[str] | None = None,
+    severity_col: str = "severity",
+    max_rows: int = 200,
+) -> str:
     """A DataFrame as HTML with money formatted and rows coloured by severity."""
     shown = frame.head(max_rows)
     style = shown.style.hide(axis="index")
@@ -37,14 +43,23 @@ def styled(frame: pd.DataFrame, *, money: list[str] | None = None, severity_col:
         style = style.format(escape="html", na_rep="")
     if severity_col in shown.columns:
         colours = shown[severity_col].map(SEVERITY_COLOURS).fillna("")
-        style = style.apply(lambda row: [f"background-color: {colours.loc[row.name]}"] * len(row), axis=1)
-    note = f"<p><i>{len(frame) - max_rows} more rows not shown.</i></p>" if len(frame) > max_rows else ""
+        style = style.apply(
+            lambda row: [f"background-color: {colours.loc[row.name]}"] * len(row), axis=1
+        )
+    note = (
+        f"<p><i>{len(frame) - max_rows} more rows not shown.</i></p>"
+        if len(frame) > max_rows
+        else ""
+    )
     return style.to_html() + note
 
 
 def mapping_html(result: MappingResult) -> str:
     ctx = result.context
-    parts = [f"<h3>Mapping check — {html.escape(str(ctx.get('location', '')))} {html.escape(str(ctx.get('period', '')))}</h3>"]
+    parts = [
+        f"<h3>Mapping check — {html.escape(str(ctx.get('location', '')))} "
+        f"{html.escape(str(ctx.get('period', '')))}</h3>"
+    ]
     parts.append(styled(result.summary, money=["transferable_amount", "blocked_amount"]))
     problems = result.problems
     if problems.empty:
@@ -56,7 +71,10 @@ def mapping_html(result: MappingResult) -> str:
 
 
 def transfer_plan_html(plan: Any) -> str:
-    parts = [f"<h3>{html.escape(plan.describe())} to {html.escape(str(plan.context.get('organisation', 'Xero')))}</h3>"]
+    parts = [
+        f"<h3>{html.escape(plan.describe())} to "
+        f"{html.escape(str(plan.context.get('organisation', 'Xero')))}</h3>"
+    ]
     parts.append(styled(plan.totals(), money=["total"]))
     if len(plan.new_contacts):
         parts.append(f"<p>{len(plan.new_contacts)} new Xero contacts will be created first.</p>")
@@ -65,45 +83,90 @@ def transfer_plan_html(plan: Any) -> str:
     if left is not None:
         budget_note += f"; {left} calls left in today's limit for this organisation"
         if plan.write_calls > max(0, left - 10):
-            budget_note += " — <b>does not fit: the oldest invoices go first, the rest wait for the next run</b>"
+            budget_note += (
+                " — <b>does not fit: the oldest invoices go first, the rest wait for "
+                "the next run</b>"
+            )
     parts.append(f"<p>{budget_note}.</p>")
     parts.append("<h4>Eligible</h4>")
-    parts.append(styled(plan.eligible.drop(columns=["xero_contact_id"], errors="ignore"),
-                        money=["nexudus_total", "xero_total", "difference"]))
+    parts.append(
+        styled(
+            plan.eligible.drop(columns=["xero_contact_id"], errors="ignore"),
+            money=["nexudus_total", "xero_total", "difference"],
+        )
+    )
     if len(plan.excluded):
         parts.append(f"<h4>Excluded ({len(plan.excluded)})</h4>")
         parts.append(styled(plan.excluded, money=["nexudus_total"]))
     return "\n".join(parts)
 
 
-OUTCOME_COLOURS = {"created": "ok", "adopted": "ok", "skipped": "info", "deferred": "warning", "failed": "blocks", "refused": "blocks"}
+OUTCOME_COLOURS = {
+    "created": "ok",
+    "adopted": "ok",
+    "skipped": "info",
+    "deferred": "warning",
+    "failed": "blocks",
+    "refused": "blocks",
+}
 
 
 def transfer_result_html(result: Any) -> str:
     counts = ", ".join(f"{v} {html.escape(str(k))}" for k, v in sorted(result.counts().items()))
-    parts = [f"<h3>Transfer: {counts or 'nothing to do'}</h3>",
-             f"<p>{result.calls.get('xero', 0)} Xero calls in {result.seconds:.1f} s.</p>"]
+    parts = [
+        f"<h3>Transfer: {counts or 'nothing to do'}</h3>",
+        f"<p>{result.calls.get('xero', 0)} Xero calls in {result.seconds:.1f} s.</p>",
+    ]
     shown = result.outcomes.assign(severity=result.outcomes["outcome"].map(OUTCOME_COLOURS))
     parts.append(styled(shown, money=["nexudus_total", "xero_total", "difference"]))
     return "\n".join(parts)
 
 
-DIFF_SEVERITY = {"paid in Xero, unpaid in Nexudus": "ok", "part-paid in Xero": "warning",
-                 "draft or awaiting approval in Xero": "info"}
+DIFF_SEVERITY = {
+    "paid in Xero, unpaid in Nexudus": "ok",
+    "part-paid in Xero": "warning",
+    "draft or awaiting approval in Xero": "info",
+}
 
 
 def status_diff_html(diff: Any) -> str:
-    counts = ", ".join(f"{v} {html.escape(str(k))}" for k, v in diff.counts().items()) or "no differences"
-    parts = [f"<h3>Status sync — {html.escape(str(diff.context.get('organisation', '')))}: {counts}</h3>",
-             f"<p>{diff.context.get('transferred', 0)} transferred invoices compared; "
-             f"{diff.calls.get('xero', 0)} Xero calls, {diff.calls.get('nexudus', 0)} Nexudus calls.</p>"]
+    counts = (
+        ", ".join(f"{v} {html.escape(str(k))}" for k, v in diff.counts().items())
+        or "no differences"
+    )
+    parts = [
+        f"<h3>Status sync — {html.escape(str(diff.context.get('organisation', '')))}: "
+        f"{counts}</h3>",
+        f"<p>{diff.context.get('transferred', 0)} transferred invoices compared; "
+        f"{diff.calls.get('xero', 0)} Xero calls, {diff.calls.get('nexudus', 0)} Nexudus "
+        "calls.</p>",
+    ]
     if len(diff.differences):
-        kinds = diff.differences.groupby("difference", sort=False).agg(invoices=("invoice_number", "size"),
-                                                                       action=("action", "first")).reset_index()
-        parts.append(styled(kinds.assign(severity=kinds["difference"].map(DIFF_SEVERITY).fillna("blocks"))))
-        # The per-invoice table leaves out ids and the (per-kind) action so it fits a screen; the CSV has everything.
-        shown = diff.differences.drop(columns=["xero_id", "nexudus_invoice_id", "action"], errors="ignore")
+        kinds = (
+            diff.differences.groupby("difference", sort=False)
+            .agg(invoices=("invoice_number", "size"), action=("action", "first"))
+            .reset_index()
+        )
+        parts.append(
+            styled(kinds.assign(severity=kinds["difference"].map(DIFF_SEVERITY).fillna("blocks")))
+        )
+        # The per-invoice table leaves out ids and the (per-kind) action so it fits a screen; the
+        # CSV has everything.
+        shown = diff.differences.drop(
+            columns=["xero_id", "nexudus_invoice_id", "action"], errors="ignore"
+        )
         shown = shown.assign(severity=shown["difference"].map(DIFF_SEVERITY).fillna("blocks"))
-        parts.append(styled(shown, money=["xero_total", "xero_amount_paid", "xero_amount_due", "nexudus_total",
-                                          "nexudus_paid_amount", "transferred_total"]))
+        parts.append(
+            styled(
+                shown,
+                money=[
+                    "xero_total",
+                    "xero_amount_paid",
+                    "xero_amount_due",
+                    "nexudus_total",
+                    "nexudus_paid_amount",
+                    "transferred_total",
+                ],
+            )
+        )
     return "\n".join(parts)

@@ -4,7 +4,8 @@ A leaf module: it imports nothing from recon. The tree::
 
     ReconError
     ├── ParamsError              a params file or key is wrong (names the file and key)
-    ├── ClientError              talking to Xero or Nexudus failed (floor 1 translates httpx/authlib here)
+    ├── ClientError              talking to Xero or Nexudus failed (floor 1 translates
+    │   │                        httpx/authlib here)
     │   ├── AuthError            credentials refused, token expired and not refreshable
     │   │   └── WrongOrganisation  the token cannot reach that Xero organisation (tenant)
     │   ├── RateLimited          a rate limit was still hit after waiting and retrying
@@ -13,7 +14,8 @@ A leaf module: it imports nothing from recon. The tree::
     │   └── ServiceUnavailable   5xx, timeouts or dropped connections after retries
     └── StepError                a step cannot go on (floor 2)
         ├── MappingBlocked       the mapping check found problems the step cannot get past
-        └── LedgerConflict       the local ledger and the remote system disagree in a way recon will not guess about
+        └── LedgerConflict       the local ledger and the remote system disagree in a way
+                                 recon will not guess about
 
 One bad invoice is not an exception: steps return problems as rows. These are
 for calls and runs that cannot continue.
@@ -49,7 +51,9 @@ class ParamsError(ReconError):
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
         self.file = file
         self.key = key
-        where = ", ".join(p for p in (f"file {file}" if file else "", f"key {key!r}" if key else "") if p)
+        where = ", ".join(
+            p for p in (f"file {file}" if file else "", f"key {key!r}" if key else "") if p
+        )
         super().__init__(f"{message} ({where})" if where else message)
 
 
@@ -85,9 +89,17 @@ class WrongOrganisation(AuthError):
 
 
 class RateLimited(ClientError):
-    """Still rate-limited after honouring Retry-After; ``problem`` is minute/day/concurrent/appminute."""
+    """Still rate-limited after honouring Retry-After; ``problem`` is
+    minute/day/concurrent/appminute."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, problem: str | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        problem: str | None = None,
+        **kw: Any,
+    ) -> None:
         self.retry_after = retry_after
         self.problem = problem
         super().__init__(message, **kw)

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import fast_retry, xero_config
 
 from recon.clients.tokens import TokenStore
 from recon.clients.xero import XeroClient
 from recon.params import RunParams, load_params
 from recon.sandbox import RateLimits, Sandbox, start
 from recon.session import Connection, connect, register_sandbox
-from support import fast_retry, xero_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 def demo_params(sandbox: Sandbox, tmp_path: Path) -> RunParams:
     """params/demo.yaml aimed at the session sandbox, writing into the test's folder."""
     return load_params(ROOT / "params" / "demo.yaml").with_overrides(
-        sandbox_dir=str(sandbox.state_dir), output_dir=str(tmp_path / "out"), ledger_file=str(tmp_path / "ledger.sqlite"))
+        sandbox_dir=str(sandbox.state_dir),
+        output_dir=str(tmp_path / "out"),
+        ledger_file=str(tmp_path / "ledger.sqlite"),
+    )
 
 
 @pytest.fixture
@@ -76,7 +79,10 @@ def fresh_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
 def fresh_conn(fresh_sandbox: Sandbox, tmp_path: Path) -> Iterator[Connection]:
     """A connection to a sandbox of its own, for tests that write."""
     params = load_params(ROOT / "params" / "demo.yaml").with_overrides(
-        sandbox_dir=str(fresh_sandbox.state_dir), output_dir=str(tmp_path / "out"), ledger_file=str(tmp_path / "ledger.sqlite"))
+        sandbox_dir=str(fresh_sandbox.state_dir),
+        output_dir=str(tmp_path / "out"),
+        ledger_file=str(tmp_path / "ledger.sqlite"),
+    )
     connection = connect(params)
     connection.xero.retry = fast_retry()
     connection.nexudus.retry = fast_retry()
@@ -86,6 +92,8 @@ def fresh_conn(fresh_sandbox: Sandbox, tmp_path: Path) -> Iterator[Connection]:
 
 @pytest.fixture
 def xero(sandbox: Sandbox, tmp_path: Path) -> Iterator[XeroClient]:
-    client = XeroClient(xero_config(sandbox), token_store=TokenStore(tmp_path / "tokens"), retry=fast_retry())
+    client = XeroClient(
+        xero_config(sandbox), token_store=TokenStore(tmp_path / "tokens"), retry=fast_retry()
+    )
     yield client
     client.close()

@@ -1,11 +1,12 @@
-"""Helpers tests import (conftest.py is for fixtures; importing from it clashes with notebooks/conftest.py)."""
+"""Helpers tests import (conftest.py is for fixtures; importing from it clashes with
+notebooks/conftest.py)."""
 
 from __future__ import annotations
 
-from recon.clients.retry import RetryPolicy
-from recon.clients.xero import XeroConfig
 from pathlib import Path
 
+from recon.clients.retry import RetryPolicy
+from recon.clients.xero import XeroConfig
 from recon.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,14 +14,28 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def xero_config(box: Sandbox, app_name: str | None = None, **overrides: object) -> XeroConfig:
     """Client settings pointing at the sandbox, for the default Custom Connection or a named app."""
-    app = box.xero_apps[app_name] if app_name else {"client_id": box.xero_client_id, "client_secret": box.xero_client_secret,
-                                                     "grant": "client_credentials", "tenant_ids": [box.xero_tenant_id],
-                                                     "redirect_uris": []}
+    app = (
+        box.xero_apps[app_name]
+        if app_name
+        else {
+            "client_id": box.xero_client_id,
+            "client_secret": box.xero_client_secret,
+            "grant": "client_credentials",
+            "tenant_ids": [box.xero_tenant_id],
+            "redirect_uris": [],
+        }
+    )
     settings: dict[str, object] = dict(
-        client_id=app["client_id"], client_secret=app["client_secret"], grant=app["grant"],
-        api_url=box.xero_api_url, identity_url=box.xero_identity_url, token_url=box.xero_token_url,
-        authorize_url=box.xero_authorize_url, redirect_uri=(app["redirect_uris"] or [None])[0],
-        tenant_id=app["tenant_ids"][0], minute_seconds=box.xero.limits.minute_seconds,
+        client_id=app["client_id"],
+        client_secret=app["client_secret"],
+        grant=app["grant"],
+        api_url=box.xero_api_url,
+        identity_url=box.xero_identity_url,
+        token_url=box.xero_token_url,
+        authorize_url=box.xero_authorize_url,
+        redirect_uri=(app["redirect_uris"] or [None])[0],
+        tenant_id=app["tenant_ids"][0],
+        minute_seconds=box.xero.limits.minute_seconds,
     )
     settings.update(overrides)
     return XeroConfig(**settings)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""``recon run`` as a scheduler runs it: a subprocess, a params file, exit codes, the run folder, no secrets.
+"""``recon run`` as a scheduler runs it: a subprocess, a params file, exit codes, the run folder, no
+secrets.
 
 The demo runs start the embedded sandbox inside their kernels, in a state
 folder of this module's own (``RECON_SANDBOX_DIR``), with tokens in a config
@@ -56,8 +57,14 @@ def recon_run(params: Path, out: Path, state: Path) -> Run:
     env |= {"RECON_SANDBOX_DIR": str(state / "sandbox"), "RECON_CONFIG_DIR": str(state / "config")}
     script = Path(sys.executable).parent / "recon"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "recon.cli"]
-    proc = subprocess.run([*command, "run", str(params), "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [*command, "run", str(params), "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return Run(proc.returncode, proc.stdout, proc.stderr, out)
 
 
@@ -76,16 +83,27 @@ def second_demo_run(demo_run: Run, state: Path) -> Run:
     return recon_run(DEMO, state / "out-2", state)
 
 
-def test_a_demo_run_exits_0_with_the_executed_notebooks_the_workbook_csv_and_html(demo_run: Run) -> None:
+def test_a_demo_run_exits_0_with_the_executed_notebooks_the_workbook_csv_and_html(
+    demo_run: Run,
+) -> None:
     assert demo_run.code == 0, demo_run.stderr
     run_dir = demo_run.run_dir
     steps = cli.notebooks_in_order()
     assert steps and all((run_dir / nb.name).exists() for nb in steps)
-    assert not (run_dir / cli.REPORT_NOTEBOOK).exists(), "the report notebook is not a step of `recon run`"
+    assert not (run_dir / cli.REPORT_NOTEBOOK).exists(), (
+        "the report notebook is not a step of `recon run`"
+    )
     assert (run_dir / "audit.xlsx").exists()
-    assert {p.name for p in (run_dir / "csv").glob("*.csv")} >= {"summary.csv", "transfers.csv", "errors.csv"}
+    assert {p.name for p in (run_dir / "csv").glob("*.csv")} >= {
+        "summary.csv",
+        "transfers.csv",
+        "errors.csv",
+    }
     assert sorted(p.stem for p in (run_dir / "html").glob("*.html")) == [nb.stem for nb in steps]
-    summary = {(r["section"], r["item"]): r["value"] for r in csv.DictReader((run_dir / "csv" / "summary.csv").open())}
+    summary = {
+        (r["section"], r["item"]): r["value"]
+        for r in csv.DictReader((run_dir / "csv" / "summary.csv").open())
+    }
     assert all(summary[("step", nb.stem)] == "ok" for nb in steps)
     assert summary[("context", "organisation")] == "Hive Coworking UK Ltd"
 
@@ -102,20 +120,35 @@ def test_push_and_apply_come_from_the_params_so_the_demo_run_writes_to_xero(demo
     assert len(outcomes) == len(demo_run.csv_rows("transfer_plan_eligible.csv"))
 
 
-def test_no_demo_secret_or_saved_token_appears_in_any_file_of_the_run(demo_run: Run, state: Path) -> None:
+def test_no_demo_secret_or_saved_token_appears_in_any_file_of_the_run(
+    demo_run: Run, state: Path
+) -> None:
     assert demo_run.code == 0, demo_run.stderr
     box = recon.sandbox.start(state / "sandbox")
     try:
-        secrets = {box.xero_client_secret, box.nexudus_password} | {app["client_secret"] for app in box.xero_apps.values()}
+        secrets = {box.xero_client_secret, box.nexudus_password} | {
+            app["client_secret"] for app in box.xero_apps.values()
+        }
     finally:
         box.stop()
-    tokens = {v for path in (state / "config").rglob("*.json") for v in token_values(json.loads(path.read_text("utf-8")))}
+    tokens = {
+        v
+        for path in (state / "config").rglob("*.json")
+        for v in token_values(json.loads(path.read_text("utf-8")))
+    }
     assert tokens, "the kernels should have saved their Xero tokens under RECON_CONFIG_DIR"
     needles = {s.encode() for s in secrets | tokens if s and len(s) >= 8}
     files = [p for p in demo_run.run_dir.rglob("*") if p.is_file()]
     assert len(files) > 10
-    leaks = [(p.relative_to(demo_run.run_dir), n[:6]) for p in files for n in needles if n in p.read_bytes()]
-    leaks += [("console", n[:6]) for n in needles if n in (demo_run.stdout + demo_run.stderr).encode()]
+    leaks = [
+        (p.relative_to(demo_run.run_dir), n[:6])
+        for p in files
+        for n in needles
+        if n in p.read_bytes()
+    ]
+    leaks += [
+        ("console", n[:6]) for n in needles if n in (demo_run.stdout + demo_run.stderr).encode()
+    ]
     assert not leaks
 
 
@@ -134,14 +167,21 @@ def token_values(data: Any, key: str = "") -> Iterator[str]:
 def test_a_second_run_on_the_same_sandbox_transfers_nothing_new(second_demo_run: Run) -> None:
     assert second_demo_run.code == 0, second_demo_run.stderr
     assert second_demo_run.csv_rows("transfer_plan_eligible.csv") == []
-    assert not [r for r in second_demo_run.csv_rows("transfer_outcomes.csv") if r["outcome"] == "created"]
+    assert not [
+        r for r in second_demo_run.csv_rows("transfer_outcomes.csv") if r["outcome"] == "created"
+    ]
     excluded = second_demo_run.csv_rows("transfer_plan_excluded.csv")
     assert any(r["reason"] == "already transferred (ledger)" for r in excluded)
 
 
 def test_broken_params_exit_2_naming_the_file_and_key_and_start_no_run(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
-    broken.write_text(DEMO.read_text("utf-8").replace("period_start: 2026-08-01", "period_start: first of August"), "utf-8")
+    broken.write_text(
+        DEMO.read_text("utf-8").replace(
+            "period_start: 2026-08-01", "period_start: first of August"
+        ),
+        "utf-8",
+    )
     run = recon_run(broken, tmp_path / "out", tmp_path)
     assert run.code == 2
     assert str(broken) in run.stderr and "'period_start'" in run.stderr
@@ -150,31 +190,44 @@ def test_broken_params_exit_2_naming_the_file_and_key_and_start_no_run(tmp_path:
 
 def test_a_failing_step_exits_1_and_its_report_says_what_failed_and_where(tmp_path: Path) -> None:
     params = tmp_path / "unknown-location.yaml"
-    params.write_text(DEMO.read_text("utf-8").replace("location: Hive Shoreditch", "location: Hive Atlantis")
-                      .replace("tax_map_file: params/tax_map.yaml", f"tax_map_file: {ROOT / 'params' / 'tax_map.yaml'}"), "utf-8")
+    params.write_text(
+        DEMO.read_text("utf-8")
+        .replace("location: Hive Shoreditch", "location: Hive Atlantis")
+        .replace(
+            "tax_map_file: params/tax_map.yaml", f"tax_map_file: {ROOT / 'params' / 'tax_map.yaml'}"
+        ),
+        "utf-8",
+    )
     run = recon_run(params, tmp_path / "out", tmp_path)
     assert run.code == 1, run.stderr
     steps = cli.notebooks_in_order()
     first, later = steps[0].stem, [nb.stem for nb in steps[1:]]
     assert (run.run_dir / steps[0].name).exists(), "papermill writes the failed notebook"
     assert (run.run_dir / "html" / f"{first}.html").exists()
-    assert run.stdout.strip().splitlines()[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+    assert (
+        run.stdout.strip().splitlines()[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+    )
     assert f"step {first} failed" in run.stderr and "Hive Atlantis" in run.stderr
 
     wb = openpyxl.load_workbook(run.run_dir / "audit.xlsx")
     summary = {(r[0], r[1]): r[2] for r in wb["Summary"].iter_rows(min_row=2, values_only=True)}
-    assert summary[("step", first)] == "failed" and all(summary[("step", s)] == "skipped" for s in later)
+    assert summary[("step", first)] == "failed" and all(
+        summary[("step", s)] == "skipped" for s in later
+    )
     assert str(summary[("run", "result")]).startswith(f"FAILED: {first}")
     errors = list(wb["Errors"].iter_rows(min_row=2, values_only=True))
     assert len(errors) == 1
-    kind, where, what, meaning, fix = errors[0]
+    kind, where, what, meaning, _fix = errors[0]
     assert kind == "step failed" and where.startswith(f"{first}, In [") and "connect(" in where
-    assert what.startswith("ParamsError: no Nexudus location 'Hive Atlantis'") and "key 'location'" in what
+    assert (
+        what.startswith("ParamsError: no Nexudus location 'Hive Atlantis'")
+        and "key 'location'" in what
+    )
     assert all(s in meaning for s in later)
     assert "No data" in wb["Transfers"]["A2"].value
 
 
-# ---- in-process: ordering, skips, Ctrl-C and what a notebook is given (no kernels) --------------------
+# ---- in-process: ordering, skips, Ctrl-C and what a notebook is given (no kernels) ---------------
 def fake_notebooks(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("01_mapping_check", "02_transfer", "03_status_sync", "04_audit_report"):
@@ -183,26 +236,39 @@ def fake_notebooks(folder: Path) -> list[Path]:
 
 
 def test_the_report_notebook_is_not_a_step_and_steps_run_in_number_order(tmp_path: Path) -> None:
-    assert [p.stem for p in fake_notebooks(tmp_path)] == ["01_mapping_check", "02_transfer", "03_status_sync"]
+    assert [p.stem for p in fake_notebooks(tmp_path)] == [
+        "01_mapping_check",
+        "02_transfer",
+        "03_status_sync",
+    ]
 
 
 def test_a_notebook_gets_only_the_paths_and_the_run_switches_it_declares(tmp_path: Path) -> None:
     params = load_params(DEMO)
-    mapping = cli.notebook_parameters(ROOT / "notebooks" / "01_mapping_check.ipynb", DEMO, tmp_path, params)
+    mapping = cli.notebook_parameters(
+        ROOT / "notebooks" / "01_mapping_check.ipynb", DEMO, tmp_path, params
+    )
     assert mapping == {"params_file": str(DEMO.resolve()), "output_dir": str(tmp_path.resolve())}
-    transfer = cli.notebook_parameters(ROOT / "notebooks" / "02_transfer.ipynb", DEMO, tmp_path, params)
+    transfer = cli.notebook_parameters(
+        ROOT / "notebooks" / "02_transfer.ipynb", DEMO, tmp_path, params
+    )
     assert transfer == mapping | {"push": True}
 
 
 def test_after_a_failed_step_the_later_ones_are_skipped_and_the_report_is_still_written(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     notebooks = fake_notebooks(tmp_path / "nb")
     ran = []
 
     def fake_step(nb: Path, *args: object) -> StepRun:
         ran.append(nb.stem)
         status = StepStatus.FAILED if nb.stem == "02_transfer" else StepStatus.OK
-        return StepRun(nb.name, status, error="ServiceUnavailable: Xero did not answer" if status == "failed" else "")
+        return StepRun(
+            nb.name,
+            status,
+            error="ServiceUnavailable: Xero did not answer" if status == "failed" else "",
+        )
 
     monkeypatch.setattr(cli, "run_step", fake_step)
     code = cli.run(DEMO, tmp_path / "out", notebooks=notebooks)
@@ -210,10 +276,15 @@ def test_after_a_failed_step_the_later_ones_are_skipped_and_the_report_is_still_
     run_dir = next((tmp_path / "out").iterdir())
     steps = json.loads((run_dir / "run.json").read_text("utf-8"))["steps"]
     assert [s["status"] for s in steps] == ["ok", "failed", "skipped"]
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"report: {(run_dir / 'audit.xlsx').resolve()}"
+    assert (
+        capsys.readouterr().out.strip().splitlines()[-1]
+        == f"report: {(run_dir / 'audit.xlsx').resolve()}"
+    )
 
 
-def test_ctrl_c_exits_130_and_still_reports_what_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_exits_130_and_still_reports_what_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     notebooks = fake_notebooks(tmp_path / "nb")
 
     def fake_step(nb: Path, *args: object) -> StepRun:
@@ -225,24 +296,43 @@ def test_ctrl_c_exits_130_and_still_reports_what_ran(tmp_path: Path, monkeypatch
     assert cli.run(DEMO, tmp_path / "out", notebooks=notebooks) == 130
     run_dir = next((tmp_path / "out").iterdir())
     steps = json.loads((run_dir / "run.json").read_text("utf-8"))["steps"]
-    assert [(s["status"], s["error"][:17]) for s in steps] == [("ok", ""), ("failed", "KeyboardInterrupt"), ("skipped", "")]
+    assert [(s["status"], s["error"][:17]) for s in steps] == [
+        ("ok", ""),
+        ("failed", "KeyboardInterrupt"),
+        ("skipped", ""),
+    ]
     assert (run_dir / "audit.xlsx").exists()
 
 
-def test_only_runs_the_named_steps_and_marks_the_others_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_runs_the_named_steps_and_marks_the_others_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(cli, "run_step", lambda nb, *a: StepRun(nb.name, StepStatus.OK))
-    assert cli.run(DEMO, tmp_path / "out", only=["transfer"], notebooks=fake_notebooks(tmp_path / "nb")) == 0
-    steps = json.loads((next((tmp_path / "out").iterdir()) / "run.json").read_text("utf-8"))["steps"]
-    assert [(s["name"], s["status"]) for s in steps] == [("01_mapping_check.ipynb", "skipped"), ("02_transfer.ipynb", "ok"),
-                                                         ("03_status_sync.ipynb", "skipped")]
+    assert (
+        cli.run(
+            DEMO, tmp_path / "out", only=["transfer"], notebooks=fake_notebooks(tmp_path / "nb")
+        )
+        == 0
+    )
+    steps = json.loads((next((tmp_path / "out").iterdir()) / "run.json").read_text("utf-8"))[
+        "steps"
+    ]
+    assert [(s["name"], s["status"]) for s in steps] == [
+        ("01_mapping_check.ipynb", "skipped"),
+        ("02_transfer.ipynb", "ok"),
+        ("03_status_sync.ipynb", "skipped"),
+    ]
 
 
 def test_two_runs_in_the_same_second_get_their_own_folders(tmp_path: Path) -> None:
     assert cli.new_run_dir(tmp_path) != cli.new_run_dir(tmp_path)
 
 
-def test_recon_login_signs_in_to_a_web_app_with_pkce_and_keeps_the_tokens(sandbox, tmp_path, monkeypatch, capsys) -> None:
-    """`recon login` against the sandbox's web app: open the address, paste the redirect, tokens stored."""
+def test_recon_login_signs_in_to_a_web_app_with_pkce_and_keeps_the_tokens(
+    sandbox, tmp_path, monkeypatch, capsys
+) -> None:
+    """`recon login` against the sandbox's web app: open the address, paste the redirect, tokens
+    stored."""
     import httpx
 
     from recon.cli import login
@@ -256,7 +346,8 @@ def test_recon_login_signs_in_to_a_web_app_with_pkce_and_keeps_the_tokens(sandbo
         f"  api_url: {sandbox.xero_api_url}\n  identity_url: {sandbox.xero_identity_url}\n"
         f"  token_url: {sandbox.xero_token_url}\n  authorize_url: {sandbox.xero_authorize_url}\n"
         "  grant: authorization_code\n  client_id_env: WEB_APP_ID\n"
-        f"  redirect_uri: {app['redirect_uris'][0]}\n")
+        f"  redirect_uri: {app['redirect_uris'][0]}\n"
+    )
     monkeypatch.setenv("WEB_APP_ID", app["client_id"])
 
     def browser(prompt: str) -> str:
@@ -280,15 +371,38 @@ def test_recon_login_refuses_a_custom_connection_params_file(tmp_path) -> None:
 
 
 def test_run_location_runs_one_location_into_its_own_organisation(state: Path) -> None:
-    """`recon run --location` (how a scheduler fans locations out): Dublin's invoices go to the Irish organisation."""
-    env = {**os.environ, "RECON_SANDBOX_DIR": str(state / "sandbox"), "RECON_CONFIG_DIR": str(state / "config")}
+    """`recon run --location` (how a scheduler fans locations out): Dublin's invoices go to the
+    Irish organisation."""
+    env = {
+        **os.environ,
+        "RECON_SANDBOX_DIR": str(state / "sandbox"),
+        "RECON_CONFIG_DIR": str(state / "config"),
+    }
     out = state / "out-dublin"
-    proc = subprocess.run([sys.executable, "-m", "recon.cli", "run", str(DEMO), "--out", str(out),
-                           "--location", "Hive Dublin Docklands"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recon.cli",
+            "run",
+            str(DEMO),
+            "--out",
+            str(out),
+            "--location",
+            "Hive Dublin Docklands",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     run_dir = next(out.iterdir())
-    summary = {(r["section"], r["item"]): r["value"] for r in csv.DictReader((run_dir / "csv" / "summary.csv").open())}
+    summary = {
+        (r["section"], r["item"]): r["value"]
+        for r in csv.DictReader((run_dir / "csv" / "summary.csv").open())
+    }
     assert summary[("context", "location")] == "Hive Dublin Docklands"
     assert summary[("context", "organisation")] == "Hive Coworking Ireland Ltd"
     outcomes = list(csv.DictReader((run_dir / "transfer_outcomes.csv").open()))
@@ -296,12 +410,23 @@ def test_run_location_runs_one_location_into_its_own_organisation(state: Path) -
     assert all(r["invoice_number"].startswith("DUB-") and r["currency"] == "EUR" for r in outcomes)
 
 
-# ---- a run over several locations ------------------------------------------------------------------
+# ---- a run over several locations ----------------------------------------------------------------
 DEMO_ALL = ROOT / "tests" / "params" / "two-locations.yaml"
 FOLDERS = {"Hive Shoreditch": "hive-shoreditch", "Hive Dublin Docklands": "hive-dublin-docklands"}
 PREFIX = {"Hive Shoreditch": "SHO-", "Hive Dublin Docklands": "DUB-"}
-ORGANISATION = {"Hive Shoreditch": "Hive Coworking UK Ltd", "Hive Dublin Docklands": "Hive Coworking Ireland Ltd"}
-SHEETS = ["Summary", "Locations", "Account mapping", "Tax mapping", "Transfers", "Status differences", "Errors"]
+ORGANISATION = {
+    "Hive Shoreditch": "Hive Coworking UK Ltd",
+    "Hive Dublin Docklands": "Hive Coworking Ireland Ltd",
+}
+SHEETS = [
+    "Summary",
+    "Locations",
+    "Account mapping",
+    "Tax mapping",
+    "Transfers",
+    "Status differences",
+    "Errors",
+]
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +436,8 @@ def all_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def all_locations_run(all_state: Path) -> Run:
-    """tests/params/two-locations.yaml on a sandbox of its own: both own-organisation locations, each to its own."""
+    """tests/params/two-locations.yaml on a sandbox of its own: both own-organisation locations,
+    each to its own."""
     return recon_run(DEMO_ALL, all_state / "out", all_state)
 
 
@@ -325,30 +451,42 @@ def records(ws: Any) -> list[dict[str, Any]]:
     return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
 
 
-def test_a_run_over_the_locations_map_runs_each_location_into_its_own_folder(all_locations_run: Run) -> None:
+def test_a_run_over_the_locations_map_runs_each_location_into_its_own_folder(
+    all_locations_run: Run,
+) -> None:
     import nbformat
 
     run = all_locations_run
     assert run.code == 0, run.stderr
     steps = cli.notebooks_in_order()
-    assert sorted(p.name for p in run.run_dir.iterdir() if p.is_dir()) == sorted([*FOLDERS.values(), "csv", "html"])
+    assert sorted(p.name for p in run.run_dir.iterdir() if p.is_dir()) == sorted(
+        [*FOLDERS.values(), "csv", "html"]
+    )
     assert not list(run.run_dir.glob("*.ipynb")), "a location's notebooks are in its own folder"
     for name, folder in FOLDERS.items():
         for nb in steps:
             executed = nbformat.read(run.run_dir / folder / nb.name, as_version=4)
             assert executed.metadata["papermill"]["parameters"]["location"] == name
-            assert executed.metadata["papermill"]["parameters"]["output_dir"] == str((run.run_dir / folder).resolve())
+            assert executed.metadata["papermill"]["parameters"]["output_dir"] == str(
+                (run.run_dir / folder).resolve()
+            )
         record = json.loads((run.run_dir / folder / "run.json").read_text("utf-8"))
-        assert record["location"] == name and [s["status"] for s in record["steps"]] == ["ok"] * len(steps)
-        assert sorted(p.stem for p in (run.run_dir / "html" / folder).glob("*.html")) == [nb.stem for nb in steps]
+        assert record["location"] == name and [s["status"] for s in record["steps"]] == [
+            "ok"
+        ] * len(steps)
+        assert sorted(p.stem for p in (run.run_dir / "html" / folder).glob("*.html")) == [
+            nb.stem for nb in steps
+        ]
     lines = run.stdout.strip().splitlines()
     assert lines.index("location Hive Shoreditch -> hive-shoreditch/") < lines.index(
-        "location Hive Dublin Docklands -> hive-dublin-docklands/"), "in the map's order"
+        "location Hive Dublin Docklands -> hive-dublin-docklands/"
+    ), "in the map's order"
     assert lines[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
 
 
-def test_every_invoice_of_a_location_went_to_its_own_organisation_and_none_to_the_other(all_locations_run: Run,
-                                                                                         all_state: Path) -> None:
+def test_every_invoice_of_a_location_went_to_its_own_organisation_and_none_to_the_other(
+    all_locations_run: Run, all_state: Path
+) -> None:
     from recon.session import connect, register_sandbox
 
     assert all_locations_run.code == 0, all_locations_run.stderr
@@ -358,11 +496,17 @@ def test_every_invoice_of_a_location_went_to_its_own_organisation_and_none_to_th
         assert outcomes and {r["outcome"] for r in outcomes} == {"created"}
         assert all(r["invoice_number"].startswith(PREFIX[name]) for r in outcomes)
         sent[name] = {r["invoice_number"] for r in outcomes}
-    currencies = {name: {r["currency"] for r in rows_of(all_locations_run.run_dir / f / "transfer_outcomes.csv")}
-                  for name, f in FOLDERS.items()}
+    currencies = {
+        name: {
+            r["currency"] for r in rows_of(all_locations_run.run_dir / f / "transfer_outcomes.csv")
+        }
+        for name, f in FOLDERS.items()
+    }
     assert currencies["Hive Dublin Docklands"] == {"EUR"} and "GBP" in currencies["Hive Shoreditch"]
 
-    box = recon.sandbox.start(all_state / "sandbox")  # the run has exited: read what Xero holds, over HTTP
+    box = recon.sandbox.start(
+        all_state / "sandbox"
+    )  # the run has exited: read what Xero holds, over HTTP
     register_sandbox(box)
     try:
         params = load_params(DEMO_ALL).with_overrides(sandbox_dir=str(box.state_dir))
@@ -373,12 +517,16 @@ def test_every_invoice_of_a_location_went_to_its_own_organisation_and_none_to_th
                 held |= {str(n["CreditNoteNumber"]) for n in conn.xero.iter_credit_notes()}
             assert sent[name] <= held, f"{name}'s invoices are in {ORGANISATION[name]}"
             other = next(p for n, p in PREFIX.items() if n != name)
-            assert not [n for n in held if n.startswith(other)], f"no other location's invoice in {ORGANISATION[name]}"
+            assert not [n for n in held if n.startswith(other)], (
+                f"no other location's invoice in {ORGANISATION[name]}"
+            )
     finally:
         box.stop()
 
 
-def test_the_one_workbook_has_a_locations_sheet_and_a_location_column_on_every_table(all_locations_run: Run) -> None:
+def test_the_one_workbook_has_a_locations_sheet_and_a_location_column_on_every_table(
+    all_locations_run: Run,
+) -> None:
     assert all_locations_run.code == 0, all_locations_run.stderr
     wb = openpyxl.load_workbook(all_locations_run.run_dir / "audit.xlsx")
     assert wb.sheetnames == SHEETS
@@ -386,8 +534,11 @@ def test_the_one_workbook_has_a_locations_sheet_and_a_location_column_on_every_t
         assert wb[sheet]["A1"].value == "location", sheet
     locations = records(wb["Locations"])
     assert [r["location"] for r in locations if r["location"]] == sorted(
-        [r["location"] for r in locations], key=list(FOLDERS).index), "one block per location, in the map's order"
-    assert {r["location"] for r in locations} == set(FOLDERS) and {r["status"] for r in locations} == {"ok"}
+        [r["location"] for r in locations], key=list(FOLDERS).index
+    ), "one block per location, in the map's order"
+    assert {r["location"] for r in locations} == set(FOLDERS) and {
+        r["status"] for r in locations
+    } == {"ok"}
     for name, folder in FOLDERS.items():
         created = rows_of(all_locations_run.run_dir / folder / "transfer_outcomes.csv")
         for currency in {r["currency"] for r in created}:
@@ -395,39 +546,65 @@ def test_the_one_workbook_has_a_locations_sheet_and_a_location_column_on_every_t
             assert row["transferred"] == sum(r["currency"] == currency for r in created)
             assert row["organisation"] == ORGANISATION[name] and row["02_transfer"] == "ok"
     transfers = records(wb["Transfers"])
-    assert len(transfers) == sum(len(rows_of(all_locations_run.run_dir / f / "transfer_outcomes.csv")) for f in FOLDERS.values())
+    assert len(transfers) == sum(
+        len(rows_of(all_locations_run.run_dir / f / "transfer_outcomes.csv"))
+        for f in FOLDERS.values()
+    )
     assert all(str(r["invoice_number"]).startswith(PREFIX[str(r["location"])]) for r in transfers)
     summary = {(r["location"], r["section"], r["item"]): r["value"] for r in records(wb["Summary"])}
     assert summary[(None, "run", "result")] == "2 of 2 locations ran, no step failed"
-    assert all(summary[(name, "context", "organisation")] == org for name, org in ORGANISATION.items())
+    assert all(
+        summary[(name, "context", "organisation")] == org for name, org in ORGANISATION.items()
+    )
     assert [r["kind"] for r in records(wb["Errors"])] == ["none"]
 
 
-def test_a_broken_location_fails_alone_exits_1_and_the_report_says_which_and_why(tmp_path: Path) -> None:
+def test_a_broken_location_fails_alone_exits_1_and_the_report_says_which_and_why(
+    tmp_path: Path,
+) -> None:
     params = tmp_path / "dublin-unreachable.yaml"
-    params.write_text(DEMO_ALL.read_text("utf-8")
-                      .replace("organisation: Hive Coworking Ireland Ltd", "organisation: Other Company Ltd")
-                      .replace("tax_map_file: params/tax_map.yaml", f"tax_map_file: {ROOT / 'params' / 'tax_map.yaml'}"),
-                      "utf-8")
+    params.write_text(
+        DEMO_ALL.read_text("utf-8")
+        .replace("organisation: Hive Coworking Ireland Ltd", "organisation: Other Company Ltd")
+        .replace(
+            "tax_map_file: params/tax_map.yaml", f"tax_map_file: {ROOT / 'params' / 'tax_map.yaml'}"
+        ),
+        "utf-8",
+    )
     assert "Other Company Ltd" in params.read_text("utf-8")
     run = recon_run(params, tmp_path / "out", tmp_path)
     assert run.code == 1, run.stderr
     shoreditch, dublin = (run.run_dir / f for f in FOLDERS.values())
     assert all((shoreditch / nb.name).exists() for nb in cli.notebooks_in_order())
-    assert {r["outcome"] for r in rows_of(shoreditch / "transfer_outcomes.csv")} == {"created"}, "Shoreditch still completes"
-    assert (dublin / "01_mapping_check.ipynb").exists() and not (dublin / "transfer_outcomes.csv").exists()
+    assert {r["outcome"] for r in rows_of(shoreditch / "transfer_outcomes.csv")} == {"created"}, (
+        "Shoreditch still completes"
+    )
+    assert (dublin / "01_mapping_check.ipynb").exists() and not (
+        dublin / "transfer_outcomes.csv"
+    ).exists()
     key = "locations.Hive Dublin Docklands.organisation"
-    assert "recon: location Hive Dublin Docklands: 01_mapping_check failed" in run.stderr and key in run.stderr
-    assert run.stdout.strip().splitlines()[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+    assert (
+        "recon: location Hive Dublin Docklands: 01_mapping_check failed" in run.stderr
+        and key in run.stderr
+    )
+    assert (
+        run.stdout.strip().splitlines()[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+    )
 
     wb = openpyxl.load_workbook(run.run_dir / "audit.xlsx")
     status = {r["location"]: r for r in records(wb["Locations"])}
     assert status["Hive Shoreditch"]["status"] == "ok"
     failed = status["Hive Dublin Docklands"]
-    assert (failed["status"], failed["01_mapping_check"], failed["02_transfer"]) == ("failed", "failed", "skipped")
+    assert (failed["status"], failed["01_mapping_check"], failed["02_transfer"]) == (
+        "failed",
+        "failed",
+        "skipped",
+    )
     assert "not connected" in failed["error"] and key in failed["error"]
     errors = records(wb["Errors"])
-    assert [(e["location"], e["kind"]) for e in errors] == [("Hive Dublin Docklands", "step failed")]
+    assert [(e["location"], e["kind"]) for e in errors] == [
+        ("Hive Dublin Docklands", "step failed")
+    ]
     assert errors[0]["where"].startswith("01_mapping_check, In [") and key in errors[0]["what"]
     assert "html/hive-dublin-docklands/01_mapping_check.html" in errors[0]["fix"]
     summary = {(r["location"], r["section"], r["item"]): r["value"] for r in records(wb["Summary"])}
@@ -435,18 +612,25 @@ def test_a_broken_location_fails_alone_exits_1_and_the_report_says_which_and_why
     notes = [r for r in records(wb["Transfers"]) if r["location"] == "Hive Dublin Docklands"]
     assert len(notes) == 1 and "02_transfer was skipped" in notes[0]["note"]
 
-    # `recon report` rebuilds the same report from the folder (the params file is the one the run recorded).
+    # `recon report` rebuilds the same report from the folder (the params file is the one the run
+    # recorded).
     assert cli.main(["report", str(run.run_dir)]) == 1
-    again = {r["location"]: r["status"] for r in records(openpyxl.load_workbook(run.run_dir / "audit.xlsx")["Locations"])}
+    again = {
+        r["location"]: r["status"]
+        for r in records(openpyxl.load_workbook(run.run_dir / "audit.xlsx")["Locations"])
+    }
     assert again == {"Hive Shoreditch": "ok", "Hive Dublin Docklands": "failed"}
 
 
 def test_ctrl_c_in_a_run_over_locations_exits_130_and_reports_the_rest_as_not_run(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     notebooks = fake_notebooks(tmp_path / "nb")
     ran: list[tuple[str | None, str]] = []
 
-    def fake_step(nb: Path, params_file: Path, run_dir: Path, params: Any, location: str | None = None) -> StepRun:
+    def fake_step(
+        nb: Path, params_file: Path, run_dir: Path, params: Any, location: str | None = None
+    ) -> StepRun:
         ran.append((location, nb.stem))
         if nb.stem == "02_transfer":
             raise KeyboardInterrupt
@@ -457,29 +641,60 @@ def test_ctrl_c_in_a_run_over_locations_exits_130_and_reports_the_rest_as_not_ru
     assert ran == [("Hive Shoreditch", "01_mapping_check"), ("Hive Shoreditch", "02_transfer")]
     run_dir = next((tmp_path / "out").iterdir())
     record = json.loads((run_dir / "run.json").read_text("utf-8"))
-    assert [(loc["name"], loc["status"]) for loc in record["locations"]] == [("Hive Shoreditch", "failed"),
-                                                                            ("Hive Dublin Docklands", "not run")]
+    assert [(loc["name"], loc["status"]) for loc in record["locations"]] == [
+        ("Hive Shoreditch", "failed"),
+        ("Hive Dublin Docklands", "not run"),
+    ]
     errors = list(csv.DictReader((run_dir / "csv" / "errors.csv").open(encoding="utf-8")))
-    assert [(e["location"], e["kind"]) for e in errors] == [("Hive Shoreditch", "step failed"),
-                                                           ("Hive Dublin Docklands", "location not run")]
+    assert [(e["location"], e["kind"]) for e in errors] == [
+        ("Hive Shoreditch", "step failed"),
+        ("Hive Dublin Docklands", "location not run"),
+    ]
 
 
-def test_a_location_task_of_a_shared_run_writes_only_its_folder_and_recon_report_finds_the_missing_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_location_task_of_a_shared_run_writes_only_its_folder_and_recon_report_finds_the_missing_one(  # noqa: E501  the name is the sentence it checks
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(cli, "run_step", lambda nb, *a, **k: StepRun(nb.name, StepStatus.OK))
     notebooks = fake_notebooks(tmp_path / "nb")
-    assert cli.run(DEMO_ALL, tmp_path / "out", notebooks=notebooks, location="hive dublin docklands", run_name="nightly") == 0
+    assert (
+        cli.run(
+            DEMO_ALL,
+            tmp_path / "out",
+            notebooks=notebooks,
+            location="hive dublin docklands",
+            run_name="nightly",
+        )
+        == 0
+    )
     run_dir = tmp_path / "out" / "nightly"
-    assert [p.name for p in run_dir.iterdir()] == ["hive-dublin-docklands"], "no report: that is the report task's job"
+    assert [p.name for p in run_dir.iterdir()] == ["hive-dublin-docklands"], (
+        "no report: that is the report task's job"
+    )
     assert cli.main(["report", str(run_dir)]) == 1, "Shoreditch has no results in this run"
     assert "recon: location Hive Shoreditch: not run" in capsys.readouterr().err
-    assert cli.run(DEMO_ALL, tmp_path / "out", notebooks=notebooks, location="Hive Shoreditch", run_name="nightly") == 0
+    assert (
+        cli.run(
+            DEMO_ALL,
+            tmp_path / "out",
+            notebooks=notebooks,
+            location="Hive Shoreditch",
+            run_name="nightly",
+        )
+        == 0
+    )
     assert cli.main(["report", str(run_dir)]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"report: {(run_dir / 'audit.xlsx').resolve()}"
+    assert (
+        capsys.readouterr().out.strip().splitlines()[-1]
+        == f"report: {(run_dir / 'audit.xlsx').resolve()}"
+    )
 
 
 def test_run_id_must_be_one_folder_name_and_report_needs_a_run_folder(tmp_path: Path) -> None:
-    assert cli.main(["run", str(DEMO), "--out", str(tmp_path / "out"), "--run-id", "../elsewhere"]) == 2
+    assert (
+        cli.main(["run", str(DEMO), "--out", str(tmp_path / "out"), "--run-id", "../elsewhere"])
+        == 2
+    )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert cli.main(["report", str(tmp_path / "no-such-run")]) == 2
     (tmp_path / "empty").mkdir()

@@ -1,8 +1,11 @@
-"""Several locations: each invoice lands in its own organisation, with its own tracking option, and nowhere else."""
+"""Several locations: each invoice lands in its own organisation, with its own tracking option, and
+nowhere else."""
 
 from __future__ import annotations
 
 from collections import Counter
+
+from support import ROOT
 
 from recon.demo import act_as_accountant
 from recon.ledger import Ledger
@@ -11,7 +14,6 @@ from recon.sandbox import Sandbox
 from recon.session import connect
 from recon.status import Difference, sync_status
 from recon.transfer import plan_transfer, push
-from support import ROOT
 
 LOCATIONS = {
     "Hive Shoreditch": ("Hive Coworking UK Ltd", "SHO", None),
@@ -22,8 +24,11 @@ LOCATIONS = {
 
 
 def test_a_run_over_every_location_puts_each_invoice_in_its_organisation_with_its_tracking_option(
-        fresh_sandbox: Sandbox, tmp_path) -> None:
-    params = load_params(ROOT / "params" / "demo.yaml").with_overrides(sandbox_dir=str(fresh_sandbox.state_dir))
+    fresh_sandbox: Sandbox, tmp_path
+) -> None:
+    params = load_params(ROOT / "params" / "demo.yaml").with_overrides(
+        sandbox_dir=str(fresh_sandbox.state_dir)
+    )
     created: dict[str, set[str]] = {}
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
         for location in LOCATIONS:
@@ -39,20 +44,27 @@ def test_a_run_over_every_location_puts_each_invoice_in_its_organisation_with_it
                 seen[organisation] = Counter(i["InvoiceNumber"][:3] for i in invoices)
                 mine = [i for i in invoices if i["InvoiceNumber"].startswith(prefix)]
                 notes = {n["CreditNoteNumber"] for n in conn.xero.iter_credit_notes()}
-                assert {i["InvoiceNumber"] for i in mine} | {n for n in notes if n.startswith(prefix)} == {
-                    n for n in created[location] if n.startswith(prefix)}
+                assert {i["InvoiceNumber"] for i in mine} | {
+                    n for n in notes if n.startswith(prefix)
+                } == {n for n in created[location] if n.startswith(prefix)}
                 for invoice in mine:
                     for line in invoice["LineItems"]:
                         options = [t["Option"] for t in line.get("Tracking") or []]
-                        assert options == ([option] if option else []), (invoice["InvoiceNumber"], options)
+                        assert options == ([option] if option else []), (
+                            invoice["InvoiceNumber"],
+                            options,
+                        )
     assert set(seen["Hive Coworking UK Ltd"]) == {"SHO"}
     assert set(seen["Hive Coworking Ireland Ltd"]) == {"DUB"}
     assert set(seen["Hive Coworking North Ltd"]) == {"MAN", "LEE"}
 
 
 def test_locations_sharing_an_organisation_each_see_only_their_own_status_differences(
-        fresh_sandbox: Sandbox, tmp_path) -> None:
-    params = load_params(ROOT / "params" / "demo.yaml").with_overrides(sandbox_dir=str(fresh_sandbox.state_dir))
+    fresh_sandbox: Sandbox, tmp_path
+) -> None:
+    params = load_params(ROOT / "params" / "demo.yaml").with_overrides(
+        sandbox_dir=str(fresh_sandbox.state_dir)
+    )
     north = ["Hive Manchester Ancoats", "Hive Leeds Wellington Place"]
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
         for location in north:
@@ -67,6 +79,9 @@ def test_locations_sharing_an_organisation_each_see_only_their_own_status_differ
                 diff = sync_status(conn, ledger).differences
                 numbers = set(diff["invoice_number"])
                 assert all(n.startswith(prefix) for n in numbers), location
-                found = set(diff[diff["difference"] == Difference.PAID_IN_XERO.value]["invoice_number"])
+                found = set(
+                    diff[diff["difference"] == Difference.PAID_IN_XERO.value]["invoice_number"]
+                )
                 assert found == {n for n in paid if n.startswith(prefix)} - set(
-                    fresh_sandbox.planted["shared_org_paid_in_nexudus_invoices"])
+                    fresh_sandbox.planted["shared_org_paid_in_nexudus_invoices"]
+                )

@@ -42,9 +42,16 @@ def test_there_are_step_notebooks() -> None:
 @pytest.mark.parametrize("notebook", STEP_NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_committed_without_outputs_or_execution_counts(notebook: Path) -> None:
     nb = nbformat.read(notebook, as_version=4)
-    dirty = [i for i, cell in enumerate(nb.cells)
-             if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)]
-    assert not dirty, f"{notebook.name}: cells {dirty} have outputs or execution counts; clear them before committing"
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{notebook.name}: cells {dirty} have outputs or execution counts; clear them before "
+        "committing"
+    )
     assert nb.metadata["kernelspec"]["name"] == "python3"
     tagged = [cell for cell in nb.cells if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{notebook.name}: exactly one cell must be tagged 'parameters'"
@@ -52,7 +59,9 @@ def test_notebook_is_committed_without_outputs_or_execution_counts(notebook: Pat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", STEP_NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_under_papermill(notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_runs_under_papermill(
+    notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before, _ = xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)
     out_dir = run_notebook(notebook, tmp_path, monkeypatch)
     if notebook.stem == "01_mapping_check":
@@ -69,7 +78,8 @@ def test_notebook_runs_under_papermill(notebook: Path, tmp_path: Path, monkeypat
 
 @pytest.mark.slow
 def test_the_transfer_notebook_writes_the_plan_to_xero_when_run_with_push_true(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before, _ = xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)
     out_dir = run_notebook(NOTEBOOKS / "02_transfer.ipynb", tmp_path, monkeypatch, push=True)
     eligible = pd.read_csv(out_dir / "transfer_plan_eligible.csv", dtype=str)
@@ -81,23 +91,35 @@ def test_the_transfer_notebook_writes_the_plan_to_xero_when_run_with_push_true(
     assert set(transfers["state"]) == {"created"} and len(transfers) == len(eligible)
 
 
-def run_notebook(notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **parameters: object) -> Path:
-    """Run a notebook under papermill in its own sandbox; check it ran clean; return its output_dir."""
+def run_notebook(
+    notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **parameters: object
+) -> Path:
+    """Run a notebook under papermill in its own sandbox; check it ran clean; return its
+    output_dir."""
     monkeypatch.setenv("RECON_SANDBOX_DIR", str(tmp_path / "sandbox"))
     out_dir = tmp_path / "out"
     executed = tmp_path / notebook.name
-    pm.execute_notebook(str(notebook), str(executed), parameters={"output_dir": str(out_dir), **parameters},
-                        cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
+    pm.execute_notebook(
+        str(notebook),
+        str(executed),
+        parameters={"output_dir": str(out_dir), **parameters},
+        cwd=str(notebook.parent),
+        kernel_name="python3",
+        progress_bar=False,
+    )
     nb = nbformat.read(executed, as_version=4)
     assert not nb.metadata["papermill"].get("exception")  # papermill also raises on a failed cell
-    assert not [o for cell in nb.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not [
+        o for cell in nb.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert all(cell.get("execution_count") for cell in nb.cells if cell.cell_type == "code")
     assert_no_secret_in(executed, tmp_path / "sandbox")
     return out_dir
 
 
 def xero_documents_and_ledger(state_dir: Path, tmp_path: Path) -> tuple[set[str], pd.DataFrame]:
-    """The invoice and credit-note numbers in the sandbox's Xero organisation, and the ledger's transfers.
+    """The invoice and credit-note numbers in the sandbox's Xero organisation, and the ledger's
+    transfers.
 
     Called before a notebook runs (it makes and seeds the state folder the kernel
     then opens) and after its kernel has exited: the sandbox is started on the
@@ -107,8 +129,16 @@ def xero_documents_and_ledger(state_dir: Path, tmp_path: Path) -> tuple[set[str]
     box = start(state_dir)
     register_sandbox(box)
     try:
-        with connect(ROOT / "params" / "demo.yaml", sandbox_dir=str(state_dir), output_dir=str(tmp_path / "check")) as conn:
-            numbers = {str(i["InvoiceNumber"]) for i in conn.xero.iter_invoices(summary_only=True) if i["Status"] != "DELETED"}
+        with connect(
+            ROOT / "params" / "demo.yaml",
+            sandbox_dir=str(state_dir),
+            output_dir=str(tmp_path / "check"),
+        ) as conn:
+            numbers = {
+                str(i["InvoiceNumber"])
+                for i in conn.xero.iter_invoices(summary_only=True)
+                if i["Status"] != "DELETED"
+            }
             numbers |= {str(n["CreditNoteNumber"]) for n in conn.xero.iter_credit_notes()}
             with Ledger(conn.ledger_path) as ledger:
                 transfers = ledger.transfers(str(conn.xero.tenant_id))
@@ -122,7 +152,9 @@ def assert_no_secret_in(executed: Path, sandbox_dir: Path) -> None:
     import json
 
     text = executed.read_text("utf-8")
-    secrets = [v for v in json.loads((sandbox_dir / "credentials.json").read_text("utf-8")).values() if v]
+    secrets = [
+        v for v in json.loads((sandbox_dir / "credentials.json").read_text("utf-8")).values() if v
+    ]
     assert not [s for s in secrets if s in text]
     assert "client_secret" not in text and "nexudus_password" not in text
 
@@ -132,11 +164,23 @@ def assert_planted_mismatches(csv: Path) -> None:
     mismatches = pd.read_csv(csv, dtype=str, keep_default_na=False)
     planted = generate().planted
     found = set(zip(mismatches["kind"], mismatches["problem"], strict=True))
-    expected = {("account", Problem.ACCOUNT_MISSING.value), ("account", Problem.ACCOUNT_ARCHIVED.value),
-                ("account", Problem.ACCOUNT_NAME_DIFFERS.value), ("account", Problem.NO_ACCOUNT.value),
-                ("tax rate", Problem.TAX_AMBIGUOUS.value), ("tax rate", Problem.TAX_MISSING.value),
-                ("tax rate", Problem.TAX_ARCHIVED.value), ("tax rate", Problem.TAX_PERCENTAGE_DIFFERS.value)}
+    expected = {
+        ("account", Problem.ACCOUNT_MISSING.value),
+        ("account", Problem.ACCOUNT_ARCHIVED.value),
+        ("account", Problem.ACCOUNT_NAME_DIFFERS.value),
+        ("account", Problem.NO_ACCOUNT.value),
+        ("tax rate", Problem.TAX_AMBIGUOUS.value),
+        ("tax rate", Problem.TAX_MISSING.value),
+        ("tax rate", Problem.TAX_ARCHIVED.value),
+        ("tax rate", Problem.TAX_PERCENTAGE_DIFFERS.value),
+    }
     assert expected <= found
     keys = dict(zip(mismatches["key"], mismatches["problem"], strict=True))
-    assert any(k.startswith(planted["missing_account"] + " ") and p == Problem.ACCOUNT_MISSING.value for k, p in keys.items())
-    assert any(k.startswith(planted["ambiguous_tax"] + " (") and p == Problem.TAX_AMBIGUOUS.value for k, p in keys.items())
+    assert any(
+        k.startswith(planted["missing_account"] + " ") and p == Problem.ACCOUNT_MISSING.value
+        for k, p in keys.items()
+    )
+    assert any(
+        k.startswith(planted["ambiguous_tax"] + " (") and p == Problem.TAX_AMBIGUOUS.value
+        for k, p in keys.items()
+    )

@@ -1,4 +1,5 @@
-"""Status sync against the sandboxes: every kind of difference, apply marks exactly the paid ones, once."""
+"""Status sync against the sandboxes: every kind of difference, apply marks exactly the paid ones,
+once."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from recon.transfer import TransferOptions, plan_transfer, push
 
 @pytest.fixture
 def transferred(fresh_conn: Connection) -> tuple[Connection, Ledger, pd.DataFrame]:
-    """The demo period transferred; then the accountant pays 25, part-pays 2, voids 1 and edits 1 in Xero."""
+    """The demo period transferred; then the accountant pays 25, part-pays 2, voids 1 and edits 1 in
+    Xero."""
     ledger = Ledger(fresh_conn.ledger_path)
     push(fresh_conn, plan_transfer(fresh_conn, ledger=ledger), ledger)
     sync_status(fresh_conn, ledger)  # the baseline: Xero and Nexudus as just after the transfer
@@ -29,7 +31,9 @@ def _kind(diff: pd.DataFrame, kind: Difference) -> set[str]:
     return set(diff[diff["difference"] == kind.value]["invoice_number"])
 
 
-def test_each_kind_of_difference_is_found(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+def test_each_kind_of_difference_is_found(
+    transferred: tuple[Connection, Ledger, pd.DataFrame],
+) -> None:
     conn, ledger, actions = transferred
     diff = sync_status(conn, ledger).differences
     by_action = actions.groupby("action")["invoice_number"].agg(set)
@@ -43,28 +47,54 @@ def test_each_kind_of_difference_is_found(transferred: tuple[Connection, Ledger,
     expected_owing = (paid_before & transferred_numbers) - by_action["paid"] - by_action["voided"]
     assert owing == expected_owing
     edited = diff[diff["difference"] == Difference.TOTAL_CHANGED.value].iloc[0]
-    assert edited["xero_total"] - edited["transferred_total"] == actions.set_index("invoice_number").loc[edited["invoice_number"], "amount"]
+    assert (
+        edited["xero_total"] - edited["transferred_total"]
+        == actions.set_index("invoice_number").loc[edited["invoice_number"], "amount"]
+    )
     paid_row = diff[diff["difference"] == Difference.PAID_IN_XERO.value].iloc[0]
     assert paid_row["xero_amount_due"] == 0 and paid_row["xero_paid_on"]
     assert isinstance(paid_row["xero_total"], Decimal)
 
 
-def test_an_invoice_recon_created_but_the_ledger_lost_is_reported(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+def test_an_invoice_recon_created_but_the_ledger_lost_is_reported(
+    transferred: tuple[Connection, Ledger, pd.DataFrame],
+) -> None:
     conn, ledger, _ = transferred
     contact = next(conn.xero.iter_contacts())
-    made = conn.xero.create_invoices([{"Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Date": "2026-10-01",
-                                       "DueDate": "2026-10-15", "InvoiceNumber": "ORPHAN-1", "Status": "AUTHORISED",
-                                       "LineItems": [{"Description": "Desk", "Quantity": 1, "UnitAmount": Decimal("10.00"),
-                                                      "AccountCode": "4000", "TaxType": "OUTPUT2"}]}])
+    made = conn.xero.create_invoices(
+        [
+            {
+                "Type": "ACCREC",
+                "Contact": {"ContactID": contact["ContactID"]},
+                "Date": "2026-10-01",
+                "DueDate": "2026-10-15",
+                "InvoiceNumber": "ORPHAN-1",
+                "Status": "AUTHORISED",
+                "LineItems": [
+                    {
+                        "Description": "Desk",
+                        "Quantity": 1,
+                        "UnitAmount": Decimal("10.00"),
+                        "AccountCode": "4000",
+                        "TaxType": "OUTPUT2",
+                    }
+                ],
+            }
+        ]
+    )
     assert made[0]["StatusAttributeString"] == "OK"
     diff = sync_status(conn, ledger).differences
     assert _kind(diff, Difference.UNKNOWN_TO_LEDGER) == {"ORPHAN-1"}
 
 
-def test_an_invoice_gone_from_xero_is_reported_by_a_full_sync(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+def test_an_invoice_gone_from_xero_is_reported_by_a_full_sync(
+    transferred: tuple[Connection, Ledger, pd.DataFrame],
+) -> None:
     conn, ledger, _ = transferred
     victim = ledger.transfers(conn.xero.tenant_id).iloc[0]
-    with conn.sandbox.xero.store.write() as db:  # as if the organisation had been restored from an older backup
+    with (
+        conn.sandbox.xero.store.write() as db
+    ):  # as if the organisation had been restored from an older backup
         db.execute("DELETE FROM records WHERE kind='Invoice' AND id=?", (victim["xero_id"],))
     incremental = sync_status(conn, ledger).differences
     assert victim["invoice_number"] not in _kind(incremental, Difference.MISSING_FROM_XERO)
@@ -73,13 +103,16 @@ def test_an_invoice_gone_from_xero_is_reported_by_a_full_sync(transferred: tuple
 
 
 def test_apply_marks_exactly_the_fully_paid_invoices_and_a_second_apply_changes_nothing(
-        transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    transferred: tuple[Connection, Ledger, pd.DataFrame],
+) -> None:
     conn, ledger, actions = transferred
     diff = sync_status(conn, ledger)
     expected = set(diff.paid_in_xero["invoice_number"])
     applied = apply_paid(conn, ledger, diff)
     assert set(applied[applied["outcome"] == "applied"]["invoice_number"]) == expected
-    by_number = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"])).set_index("InvoiceNumber")
+    by_number = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"])).set_index(
+        "InvoiceNumber"
+    )
     for number in expected:
         row = by_number.loc[number]
         assert bool(row["Paid"]) and row["PaidAmount"] == row["TotalAmount"]
@@ -91,18 +124,30 @@ def test_apply_marks_exactly_the_fully_paid_invoices_and_a_second_apply_changes_
     assert again.paid_in_xero.empty
     assert apply_paid(conn, ledger, again).empty
     assert set(apply_paid(conn, ledger, diff)["outcome"]) == {"skipped"}
-    paid_after = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"])).set_index("InvoiceNumber")
+    paid_after = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"])).set_index(
+        "InvoiceNumber"
+    )
     assert (paid_after["PaidAmount"] == by_number["PaidAmount"]).all()
 
 
-def test_a_crash_after_nexudus_recorded_a_payment_does_not_pay_twice(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+def test_a_crash_after_nexudus_recorded_a_payment_does_not_pay_twice(
+    transferred: tuple[Connection, Ledger, pd.DataFrame],
+) -> None:
     conn, ledger, _ = transferred
     diff = sync_status(conn, ledger)
     first = diff.paid_in_xero.iloc[0]
-    # Nexudus took the payment, but the process died before the ledger heard: the intent is still 'sending'.
-    conn.nexudus.record_payment(int(first["nexudus_invoice_id"]), first["xero_total"], pd.Timestamp(first["xero_paid_on"]).date(),
-                                "Paid in Xero", code="XERO")
-    ledger.record_payment(conn.xero.tenant_id, int(first["nexudus_invoice_id"]), first["invoice_number"], "sending")
+    # Nexudus took the payment, but the process died before the ledger heard: the intent is still
+    # 'sending'.
+    conn.nexudus.record_payment(
+        int(first["nexudus_invoice_id"]),
+        first["xero_total"],
+        pd.Timestamp(first["xero_paid_on"]).date(),
+        "Paid in Xero",
+        code="XERO",
+    )
+    ledger.record_payment(
+        conn.xero.tenant_id, int(first["nexudus_invoice_id"]), first["invoice_number"], "sending"
+    )
     result = apply_paid(conn, ledger, diff).set_index("invoice_number")
     assert result.loc[first["invoice_number"], "outcome"] == "already paid"
     invoice = conn.nexudus.get_invoice(int(first["nexudus_invoice_id"]))
@@ -117,7 +162,9 @@ def test_drafts_sent_to_xero_are_reported_as_awaiting_approval(fresh_conn: Conne
     assert _kind(diff, Difference.AWAITING_APPROVAL) == set(plan.eligible["invoice_number"].head(5))
 
 
-def test_an_incremental_sync_reads_only_what_changed(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+def test_an_incremental_sync_reads_only_what_changed(
+    transferred: tuple[Connection, Ledger, pd.DataFrame],
+) -> None:
     conn, ledger, _ = transferred
     first = sync_status(conn, ledger)
     quiet = sync_status(conn, ledger)
@@ -126,7 +173,9 @@ def test_an_incremental_sync_reads_only_what_changed(transferred: tuple[Connecti
     assert first.counts() == quiet.counts()
 
 
-def test_the_ageing_view_buckets_what_xero_still_shows_owing(transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+def test_the_ageing_view_buckets_what_xero_still_shows_owing(
+    transferred: tuple[Connection, Ledger, pd.DataFrame],
+) -> None:
     import datetime as dt
 
     conn, ledger, _ = transferred
@@ -134,11 +183,15 @@ def test_the_ageing_view_buckets_what_xero_still_shows_owing(transferred: tuple[
     ageing = diff.ageing(today=dt.date(2026, 11, 25))
     assert ageing["invoices"].sum() == len(diff.unpaid)
     for currency, group in ageing.groupby("currency"):
-        assert group["amount_due"].sum() == diff.unpaid[diff.unpaid["currency"] == currency]["amount_due"].sum()
+        assert (
+            group["amount_due"].sum()
+            == diff.unpaid[diff.unpaid["currency"] == currency]["amount_due"].sum()
+        )
 
 
 def test_the_status_panel_writes_only_after_confirmation_and_only_once(
-        transferred: tuple[Connection, Ledger, pd.DataFrame]) -> None:
+    transferred: tuple[Connection, Ledger, pd.DataFrame],
+) -> None:
     from recon.widgets import StatusPanel
 
     conn, ledger, _ = transferred
@@ -156,7 +209,9 @@ def test_the_status_panel_writes_only_after_confirmation_and_only_once(
     assert panel.button.disabled
 
 
-def test_draft_and_authorised_transfers_both_reconcile_once_the_drafts_are_approved(fresh_conn: Connection) -> None:
+def test_draft_and_authorised_transfers_both_reconcile_once_the_drafts_are_approved(
+    fresh_conn: Connection,
+) -> None:
     conn = fresh_conn
     with Ledger(conn.ledger_path) as ledger:
         plan = plan_transfer(conn, ledger=ledger, options=TransferOptions(status="DRAFT"))
@@ -167,15 +222,24 @@ def test_draft_and_authorised_transfers_both_reconcile_once_the_drafts_are_appro
         push(conn, authorised_plan.only(approved), ledger)
         first = sync_status(conn, ledger).differences
         assert _kind(first, Difference.AWAITING_APPROVAL) == set(drafts)
-        # In Xero the accountant approves the drafts, then the bank feed pays one draft and one approved invoice.
+        # In Xero the accountant approves the drafts, then the bank feed pays one draft and one
+        # approved invoice.
         ids = ledger.transfers(conn.xero.tenant_id).set_index("invoice_number")["xero_id"]
         for number in drafts:
             conn.xero.update_invoice(ids[number], {"Status": "AUTHORISED"})
         bank = conn.xero.fetch_accounts().query("Type == 'BANK'").iloc[0]["Code"]
         for number in (drafts[0], approved[0]):
             invoice = conn.xero.get_invoice(ids[number])
-            conn.xero.create_payments([{"Invoice": {"InvoiceID": ids[number]}, "Account": {"Code": bank},
-                                        "Amount": invoice["AmountDue"], "Date": "2026-11-20"}])
+            conn.xero.create_payments(
+                [
+                    {
+                        "Invoice": {"InvoiceID": ids[number]},
+                        "Account": {"Code": bank},
+                        "Amount": invoice["AmountDue"],
+                        "Date": "2026-11-20",
+                    }
+                ]
+            )
         second = sync_status(conn, ledger)
         assert _kind(second.differences, Difference.AWAITING_APPROVAL) == set()
         paid = {drafts[0], approved[0]} - set(conn.sandbox.planted["paid_in_nexudus_invoices"])

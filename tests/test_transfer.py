@@ -1,4 +1,5 @@
-"""Transfer to the Xero sandbox: exactly the eligible invoices, to the cent, never twice, whatever breaks."""
+"""Transfer to the Xero sandbox: exactly the eligible invoices, to the cent, never twice, whatever
+breaks."""
 
 from __future__ import annotations
 
@@ -26,23 +27,33 @@ def _xero_invoices(conn: Connection) -> list[dict[str, Any]]:
 
 
 def _xero_numbers(conn: Connection) -> Counter[str]:
-    numbers = Counter(str(i["InvoiceNumber"]) for i in _xero_invoices(conn) if i["Status"] != "DELETED")
+    numbers = Counter(
+        str(i["InvoiceNumber"]) for i in _xero_invoices(conn) if i["Status"] != "DELETED"
+    )
     numbers.update(str(n["CreditNoteNumber"]) for n in conn.xero.iter_credit_notes())
     return numbers
 
 
 def _nexudus_totals(conn: Connection) -> dict[str, Decimal]:
     frame = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"]))
-    return {str(r.InvoiceNumber): abs(r.TotalAmount) for r in frame.itertuples() if isinstance(r.InvoiceNumber, str)}
+    return {
+        str(r.InvoiceNumber): abs(r.TotalAmount)
+        for r in frame.itertuples()
+        if isinstance(r.InvoiceNumber, str)
+    }
 
 
-def test_a_transfer_creates_exactly_the_eligible_invoices_with_nexudus_totals_to_the_cent(fresh_conn: Connection) -> None:
+def test_a_transfer_creates_exactly_the_eligible_invoices_with_nexudus_totals_to_the_cent(
+    fresh_conn: Connection,
+) -> None:
     conn = fresh_conn
     planted = conn.sandbox.planted
     with _ledger(conn) as ledger:
         plan = plan_transfer(conn, ledger=ledger)
         result = push(conn, plan, ledger)
-    assert set(result.outcomes["outcome"]) == {"created"}, result.failed[["invoice_number", "messages"]]
+    assert set(result.outcomes["outcome"]) == {"created"}, result.failed[
+        ["invoice_number", "messages"]
+    ]
     created = set(result.outcomes["invoice_number"])
     assert created == set(plan.eligible["invoice_number"])
     assert set(planted["clean_invoices"]) <= created
@@ -50,7 +61,12 @@ def test_a_transfer_creates_exactly_the_eligible_invoices_with_nexudus_totals_to
     assert set(in_xero) == created and max(in_xero.values()) == 1
     totals = _nexudus_totals(conn)
     xero_totals = {str(i["InvoiceNumber"]): Decimal(str(i["Total"])) for i in _xero_invoices(conn)}
-    xero_totals.update({str(n["CreditNoteNumber"]): Decimal(str(n["Total"])) for n in conn.xero.iter_credit_notes()})
+    xero_totals.update(
+        {
+            str(n["CreditNoteNumber"]): Decimal(str(n["Total"]))
+            for n in conn.xero.iter_credit_notes()
+        }
+    )
     assert all(xero_totals[n] == totals[n] for n in created)
     assert (result.outcomes["difference"] == 0).all()
 
@@ -68,8 +84,13 @@ def test_every_excluded_invoice_says_why(fresh_conn: Connection) -> None:
     assert "longer than 255" in reasons[planted["long_name_invoice"]]
     rounding = reasons[planted["rounding_difference_invoice"]]
     assert "difference -0.01" in rounding
-    assert len(plan.excluded) + len(plan.eligible) == len(conn.nexudus.fetch_invoices(
-        business_id=int(conn.business["Id"]), start=conn.params.period_start, end=conn.params.period_end))
+    assert len(plan.excluded) + len(plan.eligible) == len(
+        conn.nexudus.fetch_invoices(
+            business_id=int(conn.business["Id"]),
+            start=conn.params.period_start,
+            end=conn.params.period_end,
+        )
+    )
 
 
 def test_a_second_run_creates_nothing(fresh_conn: Connection) -> None:
@@ -85,7 +106,9 @@ def test_a_second_run_creates_nothing(fresh_conn: Connection) -> None:
     assert _xero_numbers(conn) == before
 
 
-def test_a_crash_after_xero_saved_a_batch_leaves_no_duplicate_and_nothing_missing(fresh_conn: Connection) -> None:
+def test_a_crash_after_xero_saved_a_batch_leaves_no_duplicate_and_nothing_missing(
+    fresh_conn: Connection,
+) -> None:
     conn = fresh_conn
     batches = []
 
@@ -110,7 +133,9 @@ def test_a_crash_after_xero_saved_a_batch_leaves_no_duplicate_and_nothing_missin
     assert "failed" not in set(rerun.outcomes["outcome"])
 
 
-def test_a_connection_dropped_after_xero_saved_the_batch_is_retried_without_duplicates(fresh_conn: Connection) -> None:
+def test_a_connection_dropped_after_xero_saved_the_batch_is_retried_without_duplicates(
+    fresh_conn: Connection,
+) -> None:
     conn = fresh_conn
     conn.sandbox.xero.faults.drop_next(2, after_commit=True)
     with _ledger(conn) as ledger:
@@ -121,7 +146,9 @@ def test_a_connection_dropped_after_xero_saved_the_batch_is_retried_without_dupl
     assert set(in_xero) == set(plan.eligible["invoice_number"]) and max(in_xero.values()) == 1
 
 
-def test_one_invalid_invoice_in_a_batch_of_50_fails_alone_with_xeros_message(fresh_conn: Connection) -> None:
+def test_one_invalid_invoice_in_a_batch_of_50_fails_alone_with_xeros_message(
+    fresh_conn: Connection,
+) -> None:
     conn = fresh_conn
     with _ledger(conn) as ledger:
         plan = plan_transfer(conn, ledger=ledger)
@@ -164,10 +191,15 @@ def test_the_xero_id_is_written_back_to_nexudus(fresh_conn: Connection) -> None:
         result = push(conn, plan_transfer(conn, ledger=ledger), ledger)
         assert (ledger.transfers(conn.xero.tenant_id)["written_back"] == 1).all()
     first = result.outcomes.iloc[0]
-    assert conn.nexudus.get_invoice(int(first["nexudus_invoice_id"]))["SystemId"] == f"xero:{first['xero_id']}"
+    assert (
+        conn.nexudus.get_invoice(int(first["nexudus_invoice_id"]))["SystemId"]
+        == f"xero:{first['xero_id']}"
+    )
 
 
-def test_contacts_are_keyed_on_a_stable_number_and_never_merged_by_name(fresh_conn: Connection) -> None:
+def test_contacts_are_keyed_on_a_stable_number_and_never_merged_by_name(
+    fresh_conn: Connection,
+) -> None:
     conn = fresh_conn
     planted = conn.sandbox.planted
     with _ledger(conn) as ledger:
@@ -182,7 +214,9 @@ def test_contacts_are_keyed_on_a_stable_number_and_never_merged_by_name(fresh_co
     assert same_name["contact_number"].nunique() == 2
 
 
-def test_a_push_larger_than_the_call_budget_sends_the_oldest_part_and_a_later_run_finishes(fresh_conn: Connection) -> None:
+def test_a_push_larger_than_the_call_budget_sends_the_oldest_part_and_a_later_run_finishes(
+    fresh_conn: Connection,
+) -> None:
     conn = fresh_conn
     with _ledger(conn) as ledger:
         plan = plan_transfer(conn, ledger=ledger)
@@ -190,7 +224,9 @@ def test_a_push_larger_than_the_call_budget_sends_the_oldest_part_and_a_later_ru
         first = push(conn, plan, ledger, call_budget=5)
         counts = first.counts()
         assert counts.get("created", 0) > 0 and counts.get("deferred", 0) > 0
-        assert first.calls["xero"] <= 5 + 2  # the budget, plus at most the recovery and contact look-ups
+        assert (
+            first.calls["xero"] <= 5 + 2
+        )  # the budget, plus at most the recovery and contact look-ups
         created = first.outcomes[first.outcomes["outcome"] == "created"]
         deferred = first.outcomes[first.outcomes["outcome"] == "deferred"]
         dates = plan.eligible.set_index("invoice_number")["date"]
@@ -198,7 +234,9 @@ def test_a_push_larger_than_the_call_budget_sends_the_oldest_part_and_a_later_ru
         assert "today's budget" in deferred["messages"].iloc[0]
         second = push(conn, plan_transfer(conn, ledger=ledger), ledger)
     assert set(second.outcomes["outcome"]) == {"created"}
-    assert set(created["invoice_number"]) | set(second.outcomes["invoice_number"]) == set(plan.eligible["invoice_number"])
+    assert set(created["invoice_number"]) | set(second.outcomes["invoice_number"]) == set(
+        plan.eligible["invoice_number"]
+    )
     in_xero = _xero_numbers(conn)
     assert set(in_xero) == set(plan.eligible["invoice_number"]) and max(in_xero.values()) == 1
 
@@ -210,8 +248,12 @@ def test_the_budget_comes_from_xeros_day_limit_header(fresh_conn: Connection) ->
         from recon.transfer import BUDGET_RESERVE, day_calls_left
 
         per_day = conn.sandbox.xero.limits.per_day
-        used = per_day - day_calls_left(conn)  # what connect and the plan spent today, as Xero counts it
-        conn.sandbox.xero.limits = conn.sandbox.xero.limits.with_(per_day=used + 1 + BUDGET_RESERVE + 3)
+        used = per_day - day_calls_left(
+            conn
+        )  # what connect and the plan spent today, as Xero counts it
+        conn.sandbox.xero.limits = conn.sandbox.xero.limits.with_(
+            per_day=used + 1 + BUDGET_RESERVE + 3
+        )
         conn.xero.fetch_currencies()  # any answer refreshes X-DayLimit-Remaining
         assert day_calls_left(conn) == BUDGET_RESERVE + 3
         result = push(conn, plan, ledger)
@@ -220,7 +262,9 @@ def test_the_budget_comes_from_xeros_day_limit_header(fresh_conn: Connection) ->
     assert "failed" not in result.counts()
 
 
-def test_a_plan_for_one_location_is_refused_through_another_locations_connection(fresh_conn: Connection) -> None:
+def test_a_plan_for_one_location_is_refused_through_another_locations_connection(
+    fresh_conn: Connection,
+) -> None:
     from recon.session import connect
 
     conn = fresh_conn

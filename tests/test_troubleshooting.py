@@ -7,7 +7,10 @@ from recon.troubleshooting import explain
 KNOWN = [
     "Account code '4050' is not a valid code for this document.",
     "Account code or ID must be specified.",
-    "Account code '4030' has been archived, or deleted. Each line item must reference a valid account.",
+    (
+        "Account code '4030' has been archived, or deleted. Each line item must reference a valid "
+        "account."
+    ),
     "Account must be valid.",
     "Tax rate must be valid.",
     "The TaxType code GST on Income does not exist or cannot be used for this type of transaction.",

@@ -1,4 +1,5 @@
-"""The tax map editor, driven through its methods (no browser) on a real mapping check of the sandbox."""
+"""The tax map editor, driven through its methods (no browser) on a real mapping check of the
+sandbox."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def demo_conn(sandbox: Sandbox, tmp_path: Path) -> Iterator[Connection]:
     """params/demo.yaml aimed at the session sandbox's state."""
-    with connect(ROOT / "params" / "demo.yaml", sandbox_dir=str(sandbox.state_dir), output_dir=str(tmp_path / "out")) as conn:
+    with connect(
+        ROOT / "params" / "demo.yaml",
+        sandbox_dir=str(sandbox.state_dir),
+        output_dir=str(tmp_path / "out"),
+    ) as conn:
         yield conn
 
 
@@ -45,29 +50,48 @@ def xero_tax_rates(demo_conn: Connection) -> pd.DataFrame:
     return demo_conn.xero.fetch_tax_rates()
 
 
-def with_new_xero_rate(xero_tax_rates: pd.DataFrame, tax_type: str, name: str, rate: str) -> pd.DataFrame:
+def with_new_xero_rate(
+    xero_tax_rates: pd.DataFrame, tax_type: str, name: str, rate: str
+) -> pd.DataFrame:
     """Xero's tax rates after the accountant created one more active sales rate."""
     row = {c: None for c in xero_tax_rates.columns} | {
-        "TaxType": tax_type, "Name": name, "Status": "ACTIVE", "EffectiveRate": Decimal(rate), "DisplayTaxRate": Decimal(rate),
-        "ReportTaxType": "OUTPUT", "CanApplyToRevenue": True, "CanApplyToExpenses": False, "CanApplyToLiabilities": True,
-        "CanApplyToAssets": True, "CanApplyToEquity": True}
+        "TaxType": tax_type,
+        "Name": name,
+        "Status": "ACTIVE",
+        "EffectiveRate": Decimal(rate),
+        "DisplayTaxRate": Decimal(rate),
+        "ReportTaxType": "OUTPUT",
+        "CanApplyToRevenue": True,
+        "CanApplyToExpenses": False,
+        "CanApplyToLiabilities": True,
+        "CanApplyToAssets": True,
+        "CanApplyToEquity": True,
+    }
     return pd.concat([xero_tax_rates, pd.DataFrame([row])], ignore_index=True)
 
 
-def test_each_tax_rate_a_map_can_fix_gets_a_dropdown(result: MappingResult, xero_tax_rates: pd.DataFrame,
-                                                      tax_map_file: Path, sandbox: Sandbox) -> None:
+def test_each_tax_rate_a_map_can_fix_gets_a_dropdown(
+    result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path, sandbox: Sandbox
+) -> None:
     editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
     planted = sandbox.planted
-    assert set(editor.names) == {planted["missing_tax"], planted["ambiguous_tax"], planted["archived_tax"],
-                                 planted["percentage_differs_tax"]}
+    assert set(editor.names) == {
+        planted["missing_tax"],
+        planted["ambiguous_tax"],
+        planted["archived_tax"],
+        planted["percentage_differs_tax"],
+    }
     # Rates that match, or that a map cannot fix (not allowed on the account), get none.
-    assert "No VAT" not in editor.names and planted["tax_not_allowed_on_account"] not in editor.names
+    assert (
+        "No VAT" not in editor.names and planted["tax_not_allowed_on_account"] not in editor.names
+    )
     assert isinstance(editor.panel, widgets.VBox)
     assert set(editor._dropdowns) == set(editor.names)
 
 
 def test_the_choices_are_the_active_xero_rates_that_can_apply_to_revenue(
-        result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path) -> None:
+    result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
+) -> None:
     editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
     options = dict(editor._dropdowns["Zero rate"].options)
     assert options["ZERORATEDOUTPUT — Zero Rated Income (0%)"] == "ZERORATEDOUTPUT"
@@ -77,8 +101,9 @@ def test_the_choices_are_the_active_xero_rates_that_can_apply_to_revenue(
     assert "TAX002" not in values  # deleted in Xero
 
 
-def test_the_editor_preselects_the_single_candidate(result: MappingResult, xero_tax_rates: pd.DataFrame,
-                                                    tax_map_file: Path) -> None:
+def test_the_editor_preselects_the_single_candidate(
+    result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
+) -> None:
     xero = with_new_xero_rate(xero_tax_rates, "TAX003", "Tourist Tax 3%", "3.0000")
     editor = TaxMapEditor(result, xero, tax_map_file)
     assert editor.candidates("Tourist Tax") == ["TAX003"]
@@ -90,16 +115,18 @@ def test_the_editor_preselects_the_single_candidate(result: MappingResult, xero_
     assert editor.proposed_map() == {"Tourist Tax": "TAX003"}
 
 
-def test_the_editor_starts_from_the_saved_map_entry(demo_conn: Connection, xero_tax_rates: pd.DataFrame,
-                                                    tax_map_file: Path) -> None:
+def test_the_editor_starts_from_the_saved_map_entry(
+    demo_conn: Connection, xero_tax_rates: pd.DataFrame, tax_map_file: Path
+) -> None:
     save_tax_map(tax_map_file, {"Zero rate": "EXEMPTOUTPUT"})
     editor = TaxMapEditor(check_location(demo_conn, tax_map_file), xero_tax_rates, tax_map_file)
     assert editor.selection["Zero rate"] == "EXEMPTOUTPUT"
     assert editor.changes().empty
 
 
-def test_selecting_a_tax_type_changes_the_proposed_map(result: MappingResult, xero_tax_rates: pd.DataFrame,
-                                                       tax_map_file: Path) -> None:
+def test_selecting_a_tax_type_changes_the_proposed_map(
+    result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
+) -> None:
     editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
     assert editor.proposed_map() == {}
     editor.select("Zero rate", "ZERORATEDOUTPUT")
@@ -111,8 +138,9 @@ def test_selecting_a_tax_type_changes_the_proposed_map(result: MappingResult, xe
     assert editor.proposed_map() == {}
 
 
-def test_a_rate_xero_would_refuse_on_sales_cannot_be_chosen(result: MappingResult, xero_tax_rates: pd.DataFrame,
-                                                           tax_map_file: Path) -> None:
+def test_a_rate_xero_would_refuse_on_sales_cannot_be_chosen(
+    result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
+) -> None:
     editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
     with pytest.raises(ParamsError, match="INPUT2"):
         editor.select("Zero rate", "INPUT2")
@@ -120,8 +148,9 @@ def test_a_rate_xero_would_refuse_on_sales_cannot_be_chosen(result: MappingResul
         editor.select("No VAT", "NONE")
 
 
-def test_saving_before_the_changes_were_shown_is_refused(result: MappingResult, xero_tax_rates: pd.DataFrame,
-                                                         tax_map_file: Path) -> None:
+def test_saving_before_the_changes_were_shown_is_refused(
+    result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
+) -> None:
     before = tax_map_file.read_text("utf-8")
     editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
     editor.select("Zero rate", "ZERORATEDOUTPUT")
@@ -130,7 +159,9 @@ def test_saving_before_the_changes_were_shown_is_refused(result: MappingResult, 
         editor.save()
     editor.show_changes()
     assert not editor.save_button.disabled
-    editor.select("Zero rate", "EXEMPTOUTPUT")  # a new choice after the diff: the diff shown is stale
+    editor.select(
+        "Zero rate", "EXEMPTOUTPUT"
+    )  # a new choice after the diff: the diff shown is stale
     assert editor.save_button.disabled
     with pytest.raises(StepError, match="show the changes"):
         editor.save()
@@ -138,39 +169,49 @@ def test_saving_before_the_changes_were_shown_is_refused(result: MappingResult, 
 
 
 def test_show_changes_then_save_writes_the_map_and_keeps_the_comment_header(
-        result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path) -> None:
+    result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
+) -> None:
     header = [line for line in tax_map_file.read_text("utf-8").splitlines() if line.startswith("#")]
     assert header, "the committed tax map has a comment header"
     editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
     editor.select("Zero rate", "ZERORATEDOUTPUT")
     diff = editor.show_changes()
-    assert diff.to_dict("records") == [{"tax_rate_name": "Zero rate", "change": "added", "before": None,
-                                        "after": "ZERORATEDOUTPUT"}]
+    assert diff.to_dict("records") == [
+        {
+            "tax_rate_name": "Zero rate",
+            "change": "added",
+            "before": None,
+            "after": "ZERORATEDOUTPUT",
+        }
+    ]
     shown = editor.output.outputs[0]["data"]
     assert "ZERORATEDOUTPUT" in shown["text/html"] and "not saved yet" in shown["text/html"]
 
     saved = editor.save()
     assert saved.equals(diff)
     assert load_tax_map(tax_map_file) == {"Zero rate": "ZERORATEDOUTPUT"}
-    assert tax_map_file.read_text("utf-8").splitlines()[:len(header)] == header
+    assert tax_map_file.read_text("utf-8").splitlines()[: len(header)] == header
     assert "Saved 1 change(s)" in editor.output.outputs[0]["data"]["text/plain"]
     # Saved: nothing left to show or save until the next choice.
     assert editor.changes().empty and editor.save_button.disabled
 
 
-def test_choosing_no_mapping_removes_the_entry(demo_conn: Connection, xero_tax_rates: pd.DataFrame,
-                                               tax_map_file: Path) -> None:
+def test_choosing_no_mapping_removes_the_entry(
+    demo_conn: Connection, xero_tax_rates: pd.DataFrame, tax_map_file: Path
+) -> None:
     save_tax_map(tax_map_file, {"Zero rate": "EXEMPTOUTPUT"})
     editor = TaxMapEditor(check_location(demo_conn, tax_map_file), xero_tax_rates, tax_map_file)
     editor.select("Zero rate", None)
     assert editor.show_changes().to_dict("records") == [
-        {"tax_rate_name": "Zero rate", "change": "removed", "before": "EXEMPTOUTPUT", "after": None}]
+        {"tax_rate_name": "Zero rate", "change": "removed", "before": "EXEMPTOUTPUT", "after": None}
+    ]
     editor.save()
     assert load_tax_map(tax_map_file) == {}
 
 
-def test_a_map_edited_elsewhere_after_the_diff_is_not_overwritten(result: MappingResult, xero_tax_rates: pd.DataFrame,
-                                                                  tax_map_file: Path) -> None:
+def test_a_map_edited_elsewhere_after_the_diff_is_not_overwritten(
+    result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
+) -> None:
     editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
     editor.select("Zero rate", "ZERORATEDOUTPUT")
     editor.show_changes()

@@ -71,6 +71,20 @@ from recon.report.tables import VERSIONED as VERSIONED
 from recon.report.tables import parameter_rows, versions
 from recon.report.workbook import MONEY_FORMAT as MONEY_FORMAT
 
-__all__ = ["LocationRun", "ReportPaths", "StepRun", "StepStatus", "build_report", "load_report", "location_folders",
-           "location_runs", "notebook_error", "open_report", "parameter_rows", "record_location", "render_notebooks",
-           "steps_from_run", "versions"]
+__all__ = [
+    "LocationRun",
+    "ReportPaths",
+    "StepRun",
+    "StepStatus",
+    "build_report",
+    "load_report",
+    "location_folders",
+    "location_runs",
+    "notebook_error",
+    "open_report",
+    "parameter_rows",
+    "record_location",
+    "render_notebooks",
+    "steps_from_run",
+    "versions",
+]

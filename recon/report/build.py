@@ -53,6 +53,7 @@ from recon.report.workbook import _write_csv, _write_workbook
 
 WORKBOOK = "audit.xlsx"
 
+
 @dataclass(frozen=True)
 class ReportPaths:
     """Where a run's audit pack is. Shows itself as links and the Summary table."""
@@ -61,9 +62,13 @@ class ReportPaths:
     workbook: Path
     csv: tuple[Path, ...]
     html: tuple[Path, ...]
-    failed_steps: tuple[str, ...] = ()  # "02_transfer.ipynb"; for a run over locations "Hive Dublin Docklands: 01_....ipynb"
+    failed_steps: tuple[
+        str, ...
+    ] = ()  # "02_transfer.ipynb"; for a run over locations "Hive Dublin Docklands: 01_....ipynb"
     steps: tuple[StepRun, ...] = field(default=(), repr=False)
-    locations: tuple[LocationRun, ...] = field(default=(), repr=False)  # a run over several locations only
+    locations: tuple[LocationRun, ...] = field(
+        default=(), repr=False
+    )  # a run over several locations only
 
     @property
     def csv_dir(self) -> Path:
@@ -74,7 +79,8 @@ class ReportPaths:
         return not self.failed_steps
 
     def table(self, name: str) -> pd.DataFrame:
-        """One table of the report (``summary``, ``transfers``, ``errors``...) from its CSV; money as Decimal, blanks None."""
+        """One table of the report (``summary``, ``transfers``, ``errors``...) from its CSV; money
+        as Decimal, blanks None."""
         loaded = _read_csv(self.csv_dir / f"{name}.csv")
         if loaded is None:
             raise FileNotFoundError(f"no table {name!r} in {self.csv_dir}")
@@ -91,19 +97,30 @@ class ReportPaths:
         return self.table("summary")
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"run_dir": str(self.run_dir), "workbook": str(self.workbook), "csv": [str(p) for p in self.csv],
-               "html": [str(p) for p in self.html], "failed_steps": list(self.failed_steps)}
+        out: dict[str, Any] = {
+            "run_dir": str(self.run_dir),
+            "workbook": str(self.workbook),
+            "csv": [str(p) for p in self.csv],
+            "html": [str(p) for p in self.html],
+            "failed_steps": list(self.failed_steps),
+        }
         if self.locations:
             out["locations"] = [loc.to_dict() for loc in self.locations]
         return out
 
     def __str__(self) -> str:
-        verdict = f"FAILED: {', '.join(self.failed_steps)}" if self.failed_steps else "no step failed"
-        lines = [f"Audit report for run {self.run_dir.name} ({verdict})",
-                 f"  workbook: {self.workbook}",
-                 f"  CSV:      {self.csv_dir} ({len(self.csv)} files)",
-                 f"  HTML:     {self.run_dir / 'html'} ({len(self.html)} executed notebooks)"]
-        lines += [f"  location: {loc.name} ({loc.folder}/): {loc.status.value}" for loc in self.locations]
+        verdict = (
+            f"FAILED: {', '.join(self.failed_steps)}" if self.failed_steps else "no step failed"
+        )
+        lines = [
+            f"Audit report for run {self.run_dir.name} ({verdict})",
+            f"  workbook: {self.workbook}",
+            f"  CSV:      {self.csv_dir} ({len(self.csv)} files)",
+            f"  HTML:     {self.run_dir / 'html'} ({len(self.html)} executed notebooks)",
+        ]
+        lines += [
+            f"  location: {loc.name} ({loc.folder}/): {loc.status.value}" for loc in self.locations
+        ]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -111,21 +128,39 @@ class ReportPaths:
 
     def _repr_html_(self) -> str:
         colour = "#f8d7da" if self.failed_steps else "#d1e7dd"
-        verdict = f"failed: {', '.join(self.failed_steps)}" if self.failed_steps else "no step failed"
-        links = [f"<li>workbook: {_link(self.workbook)}</li>", f"<li>CSV: {_link(self.csv_dir)} ({len(self.csv)} files)</li>"]
+        verdict = (
+            f"failed: {', '.join(self.failed_steps)}" if self.failed_steps else "no step failed"
+        )
+        links = [
+            f"<li>workbook: {_link(self.workbook)}</li>",
+            f"<li>CSV: {_link(self.csv_dir)} ({len(self.csv)} files)</li>",
+        ]
         links += [f"<li>HTML: {_link(p)}</li>" for p in self.html]
         summary = self.summary()
         shown = summary[summary["section"] != "parameter"].map(
-            lambda v: "" if v is None else f"{v:,.2f}" if isinstance(v, Decimal) else v)
-        return (f"<h3>Audit report · run {html.escape(self.run_dir.name)} "
-                f"<span style='background:{colour};padding:0 .4em'>{html.escape(verdict)}</span></h3>"
-                f"<ul>{''.join(links)}</ul>" + shown.to_html(index=False, escape=True)
-                + "<p><i>Parameters are on the workbook's Summary sheet.</i></p>")
+            lambda v: "" if v is None else f"{v:,.2f}" if isinstance(v, Decimal) else v
+        )
+        return (
+            (
+                f"<h3>Audit report · run {html.escape(self.run_dir.name)} "
+                f"<span style='background:{colour};padding:0 .4em'>{html.escape(verdict)}</span>"
+                f"</h3><ul>{''.join(links)}</ul>"
+            )
+            + shown.to_html(index=False, escape=True)
+            + "<p><i>Parameters are on the workbook's Summary sheet.</i></p>"
+        )
 
 
-def build_report(run_dir: str | Path, params: RunParams, *, started: datetime | None = None, finished: datetime | None = None,
-                 steps: Sequence[StepRun] | None = None, context: Mapping[str, Any] | None = None,
-                 locations: Sequence[LocationRun] | None = None) -> ReportPaths:
+def build_report(
+    run_dir: str | Path,
+    params: RunParams,
+    *,
+    started: datetime | None = None,
+    finished: datetime | None = None,
+    steps: Sequence[StepRun] | None = None,
+    context: Mapping[str, Any] | None = None,
+    locations: Sequence[LocationRun] | None = None,
+) -> ReportPaths:
     """Write the audit pack of the run in ``run_dir`` and return where it is.
 
     ``steps`` are the run's step notebooks in order (``None``: read back from
@@ -144,24 +179,53 @@ def build_report(run_dir: str | Path, params: RunParams, *, started: datetime | 
         locations = location_runs(run_dir, params.locations) or None
     if locations:
         return _locations_report(run_dir, params, started, finished, locations)
-    steps = [_with_notebook_error(run_dir, s) for s in (steps if steps is not None else steps_from_run(run_dir))]
+    steps = [
+        _with_notebook_error(run_dir, s)
+        for s in (steps if steps is not None else steps_from_run(run_dir))
+    ]
     started = started or min((s.started for s in steps if s.started), default=None)
     finished = finished or max((s.finished for s in steps if s.finished), default=None)
     _write_run_record(run_dir, params, started, finished, steps)
     data = {
-        "Account mapping": _step_table("Account mapping", "account_mapping.csv", run_dir, "mapping_accounts.csv", steps, params),
-        "Tax mapping": _step_table("Tax mapping", "tax_mapping.csv", run_dir, "mapping_tax_rates.csv", steps, params),
-        "Transfers": _step_table("Transfers", "transfers.csv", run_dir, "transfer_outcomes.csv", steps, params),
-        "Status differences": _step_table("Status differences", "status_differences.csv", run_dir, "status_differences.csv",
-                                          steps, params),
+        "Account mapping": _step_table(
+            "Account mapping", "account_mapping.csv", run_dir, "mapping_accounts.csv", steps, params
+        ),
+        "Tax mapping": _step_table(
+            "Tax mapping", "tax_mapping.csv", run_dir, "mapping_tax_rates.csv", steps, params
+        ),
+        "Transfers": _step_table(
+            "Transfers", "transfers.csv", run_dir, "transfer_outcomes.csv", steps, params
+        ),
+        "Status differences": _step_table(
+            "Status differences",
+            "status_differences.csv",
+            run_dir,
+            "status_differences.csv",
+            steps,
+            params,
+        ),
     }
     errors = _errors_table(run_dir, steps)
-    summary = _summary_table(run_dir, params, started, finished, steps, {**_run_context(run_dir, params), **(context or {})})
+    summary = _summary_table(
+        run_dir,
+        params,
+        started,
+        finished,
+        steps,
+        {**_run_context(run_dir, params), **(context or {})},
+    )
     tables = [summary, *data.values(), errors]
     workbook = _write_workbook(tables, run_dir / WORKBOOK)
     csvs = tuple(_write_csv(t, run_dir / "csv") for t in tables)
     htmls = render_notebooks(run_dir, run_dir / "html")
-    return ReportPaths(run_dir, workbook, csvs, htmls, tuple(s.name for s in steps if s.status == StepStatus.FAILED), tuple(steps))
+    return ReportPaths(
+        run_dir,
+        workbook,
+        csvs,
+        htmls,
+        tuple(s.name for s in steps if s.status == StepStatus.FAILED),
+        tuple(steps),
+    )
 
 
 def load_report(run_dir: str | Path) -> ReportPaths:
@@ -169,15 +233,30 @@ def load_report(run_dir: str | Path) -> ReportPaths:
     run_dir = Path(run_dir)
     workbook = run_dir / WORKBOOK
     if not workbook.exists():
-        raise FileNotFoundError(f"no {WORKBOOK} in {run_dir}: run `recon run`, or build_report for this folder")
+        raise FileNotFoundError(
+            f"no {WORKBOOK} in {run_dir}: run `recon run`, or build_report for this folder"
+        )
     csvs = tuple(sorted((run_dir / "csv").glob("*.csv")))
     if _recorded_locations(run_dir):
         locations = tuple(location_runs(run_dir))
-        return ReportPaths(run_dir, workbook, csvs, tuple(sorted((run_dir / "html").glob("*/*.html"))),
-                           _failed_in(locations), (), locations)
+        return ReportPaths(
+            run_dir,
+            workbook,
+            csvs,
+            tuple(sorted((run_dir / "html").glob("*/*.html"))),
+            _failed_in(locations),
+            (),
+            locations,
+        )
     steps = tuple(steps_from_run(run_dir))
-    return ReportPaths(run_dir, workbook, csvs, tuple(sorted((run_dir / "html").glob("*.html"))),
-                       tuple(s.name for s in steps if s.status == StepStatus.FAILED), steps)
+    return ReportPaths(
+        run_dir,
+        workbook,
+        csvs,
+        tuple(sorted((run_dir / "html").glob("*.html"))),
+        tuple(s.name for s in steps if s.status == StepStatus.FAILED),
+        steps,
+    )
 
 
 def open_report(run_dir: str | Path, params: RunParams, *, rebuild: bool = False) -> ReportPaths:
@@ -189,13 +268,18 @@ def open_report(run_dir: str | Path, params: RunParams, *, rebuild: bool = False
     CSVs in it, so it is current after every re-run of a step.
     """
     run_dir = Path(run_dir)
-    if (run_dir / WORKBOOK).exists() and (steps_from_run(run_dir) or _recorded_locations(run_dir)) and not rebuild:
+    if (
+        (run_dir / WORKBOOK).exists()
+        and (steps_from_run(run_dir) or _recorded_locations(run_dir))
+        and not rebuild
+    ):
         return load_report(run_dir)
     return build_report(run_dir, params)
 
 
 def render_notebooks(run_dir: Path, html_dir: Path) -> tuple[Path, ...]:
-    """Every executed notebook in ``run_dir`` as HTML without code cells (outputs, markdown and errors only)."""
+    """Every executed notebook in ``run_dir`` as HTML without code cells (outputs, markdown and
+    errors only)."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -203,41 +287,74 @@ def render_notebooks(run_dir: Path, html_dir: Path) -> tuple[Path, ...]:
     if not notebooks:
         return ()
     html_dir.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]  # nbconvert's traitlets __init__
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
     written = []
     for path in notebooks:
-        body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # unannotated
+        body, _ = exporter.from_notebook_node(notebook)
         target = html_dir / f"{path.stem}.html"
         target.write_text(body, "utf-8")
         written.append(target)
     return tuple(written)
 
 
-def _locations_report(run_dir: Path, params: RunParams, started: datetime | None, finished: datetime | None,
-                      locations: Sequence[LocationRun]) -> ReportPaths:
+def _locations_report(
+    run_dir: Path,
+    params: RunParams,
+    started: datetime | None,
+    finished: datetime | None,
+    locations: Sequence[LocationRun],
+) -> ReportPaths:
     """One workbook for a run over several locations (see the module docstring)."""
-    locs = [replace(loc, steps=tuple(_with_notebook_error(run_dir / loc.folder, s) for s in loc.steps)) for loc in locations]
+    locs = [
+        replace(loc, steps=tuple(_with_notebook_error(run_dir / loc.folder, s) for s in loc.steps))
+        for loc in locations
+    ]
     started = started or min((loc.started for loc in locs if loc.started), default=None)
     finished = finished or max((loc.finished for loc in locs if loc.finished), default=None)
     for loc in locs:
         if loc.steps:
             record_location(run_dir / loc.folder, params, loc)
     _write_run_record(run_dir, params, started, finished, [], locs)
-    contexts = {loc.name: _run_context(run_dir / loc.folder, params) if (run_dir / loc.folder).is_dir() else {} for loc in locs}
+    contexts = {
+        loc.name: _run_context(run_dir / loc.folder, params)
+        if (run_dir / loc.folder).is_dir()
+        else {}
+        for loc in locs
+    }
     data = []
-    for sheet, csv_name, source in (("Account mapping", "account_mapping.csv", "mapping_accounts.csv"),
-                                    ("Tax mapping", "tax_mapping.csv", "mapping_tax_rates.csv"),
-                                    ("Transfers", "transfers.csv", "transfer_outcomes.csv"),
-                                    ("Status differences", "status_differences.csv", "status_differences.csv")):
-        parts = [(loc.name, _not_run_table(sheet, csv_name, loc) if loc.status == LocationStatus.NOT_RUN
-                  else _step_table(sheet, csv_name, run_dir / loc.folder, source, loc.steps, params)) for loc in locs]
+    for sheet, csv_name, source in (
+        ("Account mapping", "account_mapping.csv", "mapping_accounts.csv"),
+        ("Tax mapping", "tax_mapping.csv", "mapping_tax_rates.csv"),
+        ("Transfers", "transfers.csv", "transfer_outcomes.csv"),
+        ("Status differences", "status_differences.csv", "status_differences.csv"),
+    ):
+        parts = [
+            (
+                loc.name,
+                _not_run_table(sheet, csv_name, loc)
+                if loc.status == LocationStatus.NOT_RUN
+                else _step_table(sheet, csv_name, run_dir / loc.folder, source, loc.steps, params),
+            )
+            for loc in locs
+        ]
         data.append(_combined(sheet, csv_name, parts))
-    tables = [_locations_summary(run_dir, params, started, finished, locs, contexts),
-              _locations_table(run_dir, params, locs, contexts), *data, _locations_errors(run_dir, locs)]
+    tables = [
+        _locations_summary(run_dir, params, started, finished, locs, contexts),
+        _locations_table(run_dir, params, locs, contexts),
+        *data,
+        _locations_errors(run_dir, locs),
+    ]
     workbook = _write_workbook(tables, run_dir / WORKBOOK)
     csvs = tuple(_write_csv(t, run_dir / "csv") for t in tables)
-    htmls = tuple(page for loc in locs if (run_dir / loc.folder).is_dir()
-                  for page in render_notebooks(run_dir / loc.folder, run_dir / "html" / loc.folder))
+    htmls = tuple(
+        page
+        for loc in locs
+        if (run_dir / loc.folder).is_dir()
+        for page in render_notebooks(run_dir / loc.folder, run_dir / "html" / loc.folder)
+    )
     return ReportPaths(run_dir, workbook, csvs, htmls, _failed_in(locs), (), tuple(locs))
 
 
@@ -246,4 +363,6 @@ def _link(path: Path) -> str:
         href = os.path.relpath(path, Path.cwd())
     except ValueError:
         href = str(path)
-    return f"<a href='{html.escape(href)}' target='_blank'>{html.escape(path.name or str(path))}</a>"
+    return (
+        f"<a href='{html.escape(href)}' target='_blank'>{html.escape(path.name or str(path))}</a>"
+    )

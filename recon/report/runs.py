@@ -24,11 +24,17 @@ from typing import Any
 from recon.params import RunParams
 
 RUN_RECORD = "run.json"
-RUN_CONTEXT = "run_context.json"  # optional: {"location", "organisation", "tenant_id"} written by a step that connected
+# optional: {"location", "organisation", "tenant_id"} written by a step that connected
+RUN_CONTEXT = "run_context.json"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-CONNECTION_REPR = re.compile(r"<Connection location='(?P<location>[^']*)' organisation='(?P<organisation>[^']*)'")
-NOT_RUN_NOTE = ("not run: this run folder has no results for it (the run was stopped before it, or its scheduler "
-                "task did not run or wrote elsewhere)")
+CONNECTION_REPR = re.compile(
+    r"<Connection location='(?P<location>[^']*)' organisation='(?P<organisation>[^']*)'"
+)
+NOT_RUN_NOTE = (
+    "not run: this run folder has no results for it (the run was stopped before it, or its "
+    "scheduler task did not run or wrote elsewhere)"
+)
+
 
 class StepStatus(StrEnum):
     OK = "ok"
@@ -54,23 +60,41 @@ class StepRun:
 
     @property
     def seconds(self) -> float | None:
-        return (self.finished - self.started).total_seconds() if self.started and self.finished else None
+        return (
+            (self.finished - self.started).total_seconds()
+            if self.started and self.finished
+            else None
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status.value, "started": _iso(self.started), "finished": _iso(self.finished),
-                "error": self.error, "where": self.where, "note": self.note}
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "error": self.error,
+            "where": self.where,
+            "note": self.note,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepRun:
-        return cls(name=str(data["name"]), status=StepStatus(data["status"]), started=_parse_time(data.get("started")),
-                   finished=_parse_time(data.get("finished")), error=str(data.get("error") or ""),
-                   where=str(data.get("where") or ""), note=str(data.get("note") or ""))
+        return cls(
+            name=str(data["name"]),
+            status=StepStatus(data["status"]),
+            started=_parse_time(data.get("started")),
+            finished=_parse_time(data.get("finished")),
+            error=str(data.get("error") or ""),
+            where=str(data.get("where") or ""),
+            note=str(data.get("note") or ""),
+        )
 
 
 class LocationStatus(StrEnum):
     OK = "ok"  # no step failed
     FAILED = "failed"  # a step failed (the error is in its notebook and on the Errors sheet)
-    NOT_RUN = "not run"  # nothing ran for it: the run was interrupted first, or its scheduler task never wrote
+    # nothing ran for it: the run was interrupted first, or its scheduler task never wrote
+    NOT_RUN = "not run"
 
 
 @dataclass(frozen=True)
@@ -92,35 +116,57 @@ class LocationRun:
 
     @property
     def failure(self) -> str:
-        """What went wrong, in one line: the first failed step, where, and its error; or why it did not run."""
+        """What went wrong, in one line: the first failed step, where, and its error; or why it did
+        not run."""
         step = next((s for s in self.steps if s.status == StepStatus.FAILED), None)
         if step is not None:
-            return f"{step.stem} failed at {step.where or 'its start'}: {step.error or '(no error text)'}"
+            return (
+                f"{step.stem} failed at {step.where or 'its start'}: "
+                f"{step.error or '(no error text)'}"
+            )
         return self.note
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "folder": self.folder, "status": self.status.value, "started": _iso(self.started),
-                "finished": _iso(self.finished), "note": self.note}
+        return {
+            "name": self.name,
+            "folder": self.folder,
+            "status": self.status.value,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "note": self.note,
+        }
 
 
 def steps_from_run(run_dir: str | Path) -> list[StepRun]:
-    """The steps of a run: from ``run.json`` if the report was built before, else from the executed notebooks' metadata."""
+    """The steps of a run: from ``run.json`` if the report was built before, else from the executed
+    notebooks' metadata."""
     run_dir = Path(run_dir)
     record = run_dir / RUN_RECORD
     if record.exists():
-        return [StepRun.from_dict(s) for s in json.loads(record.read_text("utf-8")).get("steps", [])]
+        return [
+            StepRun.from_dict(s) for s in json.loads(record.read_text("utf-8")).get("steps", [])
+        ]
     import nbformat
 
     steps = []
     for path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
-        meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # unannotated
+        meta = notebook.metadata.get("papermill", {})
         status = StepStatus.FAILED if meta.get("exception") else StepStatus.OK
-        steps.append(StepRun(path.name, status, _parse_time(meta.get("start_time")), _parse_time(meta.get("end_time"))))
+        steps.append(
+            StepRun(
+                path.name,
+                status,
+                _parse_time(meta.get("start_time")),
+                _parse_time(meta.get("end_time")),
+            )
+        )
     return steps
 
 
 def location_folders(names: Iterable[str]) -> dict[str, str]:
-    """Each location's folder inside a run folder: lower-case ASCII words joined by ``-``, unique within ``names``.
+    """Each location's folder inside a run folder: lower-case ASCII words joined by ``-``, unique
+    within ``names``.
 
     ``Hive Dublin Docklands`` -> ``hive-dublin-docklands``. Worked out from the
     whole list in its order (the params' locations map), so every scheduler
@@ -141,12 +187,20 @@ def location_folders(names: Iterable[str]) -> dict[str, str]:
 
 
 def record_location(folder: str | Path, params: RunParams, location: LocationRun) -> Path:
-    """Write one location's step record, ``<folder>/run.json``: what the run's report is built from."""
+    """Write one location's step record, ``<folder>/run.json``: what the run's report is built
+    from."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"run_id": folder.parent.name, "location": location.name, "params_file": params.source,
-              "params_path": _params_path(params), "started": _iso(location.started), "finished": _iso(location.finished),
-              "steps": [s.to_dict() for s in location.steps], "note": location.note}
+    record = {
+        "run_id": folder.parent.name,
+        "location": location.name,
+        "params_file": params.source,
+        "params_path": _params_path(params),
+        "started": _iso(location.started),
+        "finished": _iso(location.finished),
+        "steps": [s.to_dict() for s in location.steps],
+        "note": location.note,
+    }
     path = folder / RUN_RECORD
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n", "utf-8")
@@ -155,7 +209,8 @@ def record_location(folder: str | Path, params: RunParams, location: LocationRun
 
 
 def location_runs(run_dir: str | Path, expected: Iterable[str] = ()) -> list[LocationRun]:
-    """The locations of a run over several, in order, each with its steps; ``[]`` for any other folder.
+    """The locations of a run over several, in order, each with its steps; ``[]`` for any other
+    folder.
 
     The order and the list come from the run's own record (``run.json``, once a
     report was built) or else from ``expected`` (the params' locations map),
@@ -168,16 +223,27 @@ def location_runs(run_dir: str | Path, expected: Iterable[str] = ()) -> list[Loc
         record = _read_json(sub / RUN_RECORD)
         if record and record.get("location"):
             found[str(record["location"]).casefold()] = LocationRun(
-                str(record["location"]), sub.name, tuple(StepRun.from_dict(s) for s in record.get("steps") or []),
-                _parse_time(record.get("started")), _parse_time(record.get("finished")), str(record.get("note") or ""))
+                str(record["location"]),
+                sub.name,
+                tuple(StepRun.from_dict(s) for s in record.get("steps") or []),
+                _parse_time(record.get("started")),
+                _parse_time(record.get("finished")),
+                str(record.get("note") or ""),
+            )
     recorded = _recorded_locations(run_dir)
     if not found and not recorded:
         return []
     names = [str(r["name"]) for r in recorded] if recorded else list(expected)
-    folders = {str(r["name"]): str(r["folder"]) for r in recorded} if recorded else location_folders(names)
+    folders = (
+        {str(r["name"]): str(r["folder"]) for r in recorded}
+        if recorded
+        else location_folders(names)
+    )
     notes = {str(r["name"]): str(r.get("note") or "") for r in recorded}
-    out = [found.pop(name.casefold(), None) or LocationRun(name, folders[name], note=notes.get(name) or NOT_RUN_NOTE)
-           for name in names]
+    out: list[LocationRun] = []
+    for name in names:
+        known = found.pop(name.casefold(), None)
+        out.append(known or LocationRun(name, folders[name], note=notes.get(name) or NOT_RUN_NOTE))
     return out + list(found.values())
 
 
@@ -199,15 +265,24 @@ def _first_failed(location: LocationRun) -> str | None:
 
 
 def _failed_in(locations: Sequence[LocationRun]) -> tuple[str, ...]:
-    return tuple(f"{loc.name}: {s.name}" for loc in locations for s in loc.steps if s.status == StepStatus.FAILED) + tuple(
-        f"{loc.name}: not run" for loc in locations if loc.status == LocationStatus.NOT_RUN)
+    return tuple(
+        f"{loc.name}: {s.name}"
+        for loc in locations
+        for s in loc.steps
+        if s.status == StepStatus.FAILED
+    ) + tuple(f"{loc.name}: not run" for loc in locations if loc.status == LocationStatus.NOT_RUN)
 
 
 def _run_context(run_dir: Path, params: RunParams) -> dict[str, Any]:
-    """Location and organisation as a step saw them: run_context.json, else the ``Connection`` a notebook displayed."""
+    """Location and organisation as a step saw them: run_context.json, else the ``Connection`` a
+    notebook displayed."""
     path = run_dir / RUN_CONTEXT
     if path.exists():
-        return {k: v for k, v in json.loads(path.read_text("utf-8")).items() if k in ("location", "organisation", "tenant_id")}
+        return {
+            k: v
+            for k, v in json.loads(path.read_text("utf-8")).items()
+            if k in ("location", "organisation", "tenant_id")
+        }
     for nb in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
         match = CONNECTION_REPR.search(nb.read_text("utf-8"))
         if match:
@@ -216,7 +291,8 @@ def _run_context(run_dir: Path, params: RunParams) -> dict[str, Any]:
 
 
 def _with_notebook_error(run_dir: Path, step: StepRun) -> StepRun:
-    """A failed step with the error text and cell taken from its executed notebook (the record of truth)."""
+    """A failed step with the error text and cell taken from its executed notebook (the record of
+    truth)."""
     path = run_dir / step.name
     if step.status != StepStatus.FAILED or not path.exists():
         return step
@@ -228,24 +304,44 @@ def _with_notebook_error(run_dir: Path, step: StepRun) -> StepRun:
 
 
 def notebook_error(path: Path) -> tuple[str, str] | None:
-    """(``"Name: message"``, ``"In [n]: first line of the cell"``) of the first error in an executed notebook."""
+    """(``"Name: message"``, ``"In [n]: first line of the cell"``) of the first error in an executed
+    notebook."""
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)
+    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # nbformat.read is unannotated
     for index, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                first = next((ln.strip() for ln in str(cell.get("source", "")).splitlines() if ln.strip()), "")
-                label = f"In [{cell.get('execution_count')}]" if cell.get("execution_count") else f"cell {index + 1}"
+                first = next(
+                    (ln.strip() for ln in str(cell.get("source", "")).splitlines() if ln.strip()),
+                    "",
+                )
+                label = (
+                    f"In [{cell.get('execution_count')}]"
+                    if cell.get("execution_count")
+                    else f"cell {index + 1}"
+                )
                 evalue = ANSI.sub("", str(out.get("evalue", ""))).strip()
                 return f"{out.get('ename')}: {evalue}", f"{label}: {first[:100]}"
     return None
 
 
-def _write_run_record(run_dir: Path, params: RunParams, started: datetime | None, finished: datetime | None,
-                      steps: Sequence[StepRun], locations: Sequence[LocationRun] | None = None) -> None:
-    record: dict[str, Any] = {"run_id": run_dir.name, "params_file": params.source, "params_path": _params_path(params),
-                              "started": _iso(started), "finished": _iso(finished), "steps": [s.to_dict() for s in steps]}
+def _write_run_record(
+    run_dir: Path,
+    params: RunParams,
+    started: datetime | None,
+    finished: datetime | None,
+    steps: Sequence[StepRun],
+    locations: Sequence[LocationRun] | None = None,
+) -> None:
+    record: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "params_file": params.source,
+        "params_path": _params_path(params),
+        "started": _iso(started),
+        "finished": _iso(finished),
+        "steps": [s.to_dict() for s in steps],
+    }
     if locations is not None:
         record["locations"] = [loc.to_dict() for loc in locations]
     (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", "utf-8")

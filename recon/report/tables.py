@@ -14,7 +14,7 @@ import platform
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import metadata
@@ -28,13 +28,44 @@ from recon.report.runs import StepRun, StepStatus, _iso
 # The packages whose versions an auditor needs to reproduce a run.
 VERSIONED = ("recon", "pandas", "httpx", "authlib", "papermill", "nbconvert", "openpyxl")
 SENSITIVE = ("secret", "password", "token")
-MONEY_COLUMNS = frozenset({"total", "nexudus_total", "xero_total", "difference", "amount", "amount_due", "xero_amount_paid",
-                           "xero_amount_due", "nexudus_paid_amount", "transferred_total", "transferable_amount",
-                           "blocked_amount", "in_scope_total", "blocked_total", "deferred_total"})
-COUNT_COLUMNS = frozenset({"invoices", "lines", "invoices_using", "lines_using", "total_minor", "count",
-                           "invoices_in_scope", "blocked", "transferred", "deferred", "failed", "status_differences"})
+MONEY_COLUMNS = frozenset(
+    {
+        "total",
+        "nexudus_total",
+        "xero_total",
+        "difference",
+        "amount",
+        "amount_due",
+        "xero_amount_paid",
+        "xero_amount_due",
+        "nexudus_paid_amount",
+        "transferred_total",
+        "transferable_amount",
+        "blocked_amount",
+        "in_scope_total",
+        "blocked_total",
+        "deferred_total",
+    }
+)
+COUNT_COLUMNS = frozenset(
+    {
+        "invoices",
+        "lines",
+        "invoices_using",
+        "lines_using",
+        "total_minor",
+        "count",
+        "invoices_in_scope",
+        "blocked",
+        "transferred",
+        "deferred",
+        "failed",
+        "status_differences",
+    }
+)
 # Which step writes a CSV: the step notebook whose name holds the keyword.
 STEP_OF_CSV = (("mapping_", "mapping"), ("transfer_", "transfer"), ("status_", "status"))
+
 
 @dataclass(frozen=True)
 class _Table:
@@ -44,7 +75,8 @@ class _Table:
     rows: list[list[Any]]  # str, int, Decimal or None
 
     def currency(self, column: str, row: list[Any]) -> str | None:
-        """The currency of a money cell: the column's (``blocked_GBP``) or the row's ``currency``."""
+        """The currency of a money cell: the column's (``blocked_GBP``) or the row's
+        ``currency``."""
         if re.fullmatch(r"blocked_[A-Z]{3}", column):
             return column.removeprefix("blocked_")
         if "currency" in self.columns:
@@ -77,12 +109,21 @@ def _typed(column: str, text: str) -> Any:
     return text
 
 
-def _step_table(sheet: str, csv_name: str, run_dir: Path, source: str, steps: Sequence[StepRun], params: RunParams) -> _Table:
+def _step_table(
+    sheet: str,
+    csv_name: str,
+    run_dir: Path,
+    source: str,
+    steps: Sequence[StepRun],
+    params: RunParams,
+) -> _Table:
     loaded = _read_csv(run_dir / source)
     if loaded is None:
         return _Table(sheet, csv_name, ["note"], [[_missing_note(source, steps, params)]])
     columns, records = loaded
-    return _Table(sheet, csv_name, columns, [[_typed(c, r.get(c) or "") for c in columns] for r in records])
+    return _Table(
+        sheet, csv_name, columns, [[_typed(c, r.get(c) or "") for c in columns] for r in records]
+    )
 
 
 def _step_for(source: str, steps: Sequence[StepRun]) -> StepRun | None:
@@ -99,58 +140,126 @@ def _missing_note(source: str, steps: Sequence[StepRun], params: RunParams) -> s
     if step.status == StepStatus.SKIPPED:
         return f"No data: step {step.stem} was skipped ({step.note or 'an earlier step failed'})."
     if source == "transfer_outcomes.csv" and not params.push:
-        return (f"Nothing was sent to Xero: push is false in the params, so {step.stem} only planned "
-                "(see transfer_plan_eligible.csv and transfer_plan_excluded.csv in the run folder).")
+        return (
+            f"Nothing was sent to Xero: push is false in the params, so {step.stem} only planned "
+            "(see transfer_plan_eligible.csv and transfer_plan_excluded.csv in the run folder)."
+        )
     return f"No data: step {step.stem} ran but wrote no {source}."
 
 
 def _errors_table(run_dir: Path, steps: Sequence[StepRun], folder: str = "") -> _Table:
-    """What failed in one run folder; ``folder`` (``"hive-shoreditch/"``) is its place in a run over locations."""
+    """What failed in one run folder; ``folder`` (``"hive-shoreditch/"``) is its place in a run over
+    locations."""
     columns = ["kind", "where", "what", "meaning", "fix"]
     rows: list[list[Any]] = []
     for i, step in enumerate(steps):
         if step.status != StepStatus.FAILED:
             continue
-        later = [s.stem for s in steps[i + 1:] if s.status == StepStatus.SKIPPED]
-        page = f"html/{folder}{step.stem}.html" if (run_dir / step.name).exists() else "the run's console output"
-        rows.append(["step failed", f"{step.stem}, {step.where or 'before its first cell'}", step.error or "(no error text)",
-                     "The step stopped here" + (f"; later steps were skipped: {', '.join(later)}." if later else "."),
-                     f"Read the error in {page} (or the executed {folder}{step.name}), fix its cause (a ParamsError names the params "
-                     "file and key), then run again: a re-run never duplicates a transfer or a payment."])
+        later = [s.stem for s in steps[i + 1 :] if s.status == StepStatus.SKIPPED]
+        page = (
+            f"html/{folder}{step.stem}.html"
+            if (run_dir / step.name).exists()
+            else "the run's console output"
+        )
+        rows.append(
+            [
+                "step failed",
+                f"{step.stem}, {step.where or 'before its first cell'}",
+                step.error or "(no error text)",
+                "The step stopped here"
+                + (f"; later steps were skipped: {', '.join(later)}." if later else "."),
+                f"Read the error in {page} (or the executed {folder}{step.name}), fix its cause (a "
+                "ParamsError names the params file and key), then run again: a re-run never "
+                "duplicates a transfer or a payment.",
+            ]
+        )
     transfers = _read_csv(run_dir / "transfer_outcomes.csv")
-    for rec in (transfers[1] if transfers else []):
+    for rec in transfers[1] if transfers else []:
         if rec.get("outcome") == "failed":
-            rows.append(["transfer failed", f"invoice {rec.get('invoice_number')}", rec.get("messages") or "",
-                         rec.get("meaning") or "", rec.get("fix") or ""])
-        elif rec.get("outcome") in ("refused", "unknown"):  # never sent / sent with no answer: both need a look
+            rows.append(
+                [
+                    "transfer failed",
+                    f"invoice {rec.get('invoice_number')}",
+                    rec.get("messages") or "",
+                    rec.get("meaning") or "",
+                    rec.get("fix") or "",
+                ]
+            )
+        elif rec.get("outcome") in (
+            "refused",
+            "unknown",
+        ):  # never sent / sent with no answer: both need a look
             refused = rec.get("outcome") == "refused"
-            rows.append([f"transfer {rec.get('outcome')}", f"invoice {rec.get('invoice_number')}", rec.get("messages") or "",
-                         rec.get("meaning") or ("recon did not send it: the plan was for another location or organisation."
-                                                if refused else "Xero's answer was lost: the invoice may or may not be there."),
-                         rec.get("fix") or ("Plan and push again through this location's own connection." if refused else
-                                            "Run the transfer again: it looks the invoice up in Xero before sending anything.")])
+            rows.append(
+                [
+                    f"transfer {rec.get('outcome')}",
+                    f"invoice {rec.get('invoice_number')}",
+                    rec.get("messages") or "",
+                    rec.get("meaning")
+                    or (
+                        "recon did not send it: the plan was for another location or organisation."
+                        if refused
+                        else "Xero's answer was lost: the invoice may or may not be there."
+                    ),
+                    rec.get("fix")
+                    or (
+                        "Plan and push again through this location's own connection."
+                        if refused
+                        else (
+                            "Run the transfer again: it looks the invoice up in Xero before "
+                            "sending anything."
+                        )
+                    ),
+                ]
+            )
     payments = _read_csv(run_dir / "status_applied.csv")
-    for rec in (payments[1] if payments else []):
+    for rec in payments[1] if payments else []:
         if rec.get("outcome") in ("failed", "unknown"):
             unknown = rec.get("outcome") == "unknown"
-            rows.append([f"payment {rec.get('outcome')}", f"invoice {rec.get('invoice_number')}", rec.get("message") or "",
-                         "Nexudus did not answer; it may or may not have recorded the payment." if unknown
-                         else "Nexudus refused to mark the invoice paid.",
-                         "Run the status sync with apply again: it reads the invoice first and never pays twice." if unknown
-                         else "Check the invoice in Nexudus (void, already part-paid, amount), then apply again."])
+            rows.append(
+                [
+                    f"payment {rec.get('outcome')}",
+                    f"invoice {rec.get('invoice_number')}",
+                    rec.get("message") or "",
+                    "Nexudus did not answer; it may or may not have recorded the payment."
+                    if unknown
+                    else "Nexudus refused to mark the invoice paid.",
+                    (
+                        "Run the status sync with apply again: it reads the invoice first and "
+                        "never pays twice."
+                    )
+                    if unknown
+                    else (
+                        "Check the invoice in Nexudus (void, already part-paid, amount), then "
+                        "apply again."
+                    ),
+                ]
+            )
     if not rows:
-        rows.append(["none", "", "Nothing failed: no step, transfer or payment of this run failed.", "", ""])
+        rows.append(
+            ["none", "", "Nothing failed: no step, transfer or payment of this run failed.", "", ""]
+        )
     return _Table("Errors", "errors.csv", columns, rows)
 
 
-def _summary_table(run_dir: Path, params: RunParams, started: datetime | None, finished: datetime | None,
-                   steps: Sequence[StepRun], context: Mapping[str, Any]) -> _Table:
+def _summary_table(
+    run_dir: Path,
+    params: RunParams,
+    started: datetime | None,
+    finished: datetime | None,
+    steps: Sequence[StepRun],
+    context: Mapping[str, Any],
+) -> _Table:
     columns = ["section", "item", "value", "currency", "count", "detail"]
     failed = [s.stem for s in steps if s.status == StepStatus.FAILED]
     ran = [s for s in steps if s.status == StepStatus.OK]
     skipped = [s.stem for s in steps if s.status == StepStatus.SKIPPED]
-    result = (f"FAILED: {', '.join(failed)}" if failed else f"{len(ran)} of {len(steps)} steps ran"
-              + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
+    result = (
+        f"FAILED: {', '.join(failed)}"
+        if failed
+        else f"{len(ran)} of {len(steps)} steps ran"
+        + (f"; skipped: {', '.join(skipped)}" if skipped else "")
+    )
     rows: list[list[Any]] = [
         ["run", "run id", run_dir.name, None, None, str(run_dir)],
         ["run", "started", _iso(started) or "not recorded", None, None, "UTC"],
@@ -160,11 +269,37 @@ def _summary_table(run_dir: Path, params: RunParams, started: datetime | None, f
     ]
     rows += [_step_row(s) for s in steps]
     if not steps:
-        rows.append(["step", "(none recorded)", "", None, None, "built from the CSVs in the folder, outside `recon run`"])
-    rows += [["context", "location", context.get("location") or params.location, None, None, ""],
-             ["context", "organisation", context.get("organisation") or params.organisation or "not recorded (no step connected)",
-              None, None, ""],
-             ["context", "target", params.target, None, None, "sandbox = the embedded sandbox; live = the real services"]]
+        rows.append(
+            [
+                "step",
+                "(none recorded)",
+                "",
+                None,
+                None,
+                "built from the CSVs in the folder, outside `recon run`",
+            ]
+        )
+    rows += [
+        ["context", "location", context.get("location") or params.location, None, None, ""],
+        [
+            "context",
+            "organisation",
+            context.get("organisation")
+            or params.organisation
+            or "not recorded (no step connected)",
+            None,
+            None,
+            "",
+        ],
+        [
+            "context",
+            "target",
+            params.target,
+            None,
+            None,
+            "sandbox = the embedded sandbox; live = the real services",
+        ],
+    ]
     if context.get("tenant_id"):
         rows.append(["context", "tenant id", context["tenant_id"], None, None, ""])
     rows += [["parameter", key, value, None, None, ""] for key, value in parameter_rows(params)]
@@ -174,7 +309,11 @@ def _summary_table(run_dir: Path, params: RunParams, started: datetime | None, f
 
 
 def _step_row(s: StepRun) -> list[Any]:
-    times = f"{_iso(s.started)} to {_iso(s.finished)} ({s.seconds:.1f} s)" if s.seconds is not None else ""
+    times = (
+        f"{_iso(s.started)} to {_iso(s.finished)} ({s.seconds:.1f} s)"
+        if s.seconds is not None
+        else ""
+    )
     detail = "; ".join(p for p in (times, s.error and f"{s.error} at {s.where}", s.note) if p)
     return ["step", s.stem, s.status.value, None, None, detail]
 
@@ -187,7 +326,7 @@ def parameter_rows(params: RunParams | Mapping[str, Any]) -> list[tuple[str, str
     variable name is an easy mistake); ``*_url`` keys are shown without any
     ``user:password@`` part.
     """
-    data = asdict(params) if is_dataclass(params) and not isinstance(params, type) else dict(params)
+    data = dict(params) if isinstance(params, Mapping) else asdict(params)
 
     def flat(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
         if isinstance(value, Mapping):
@@ -219,19 +358,37 @@ def versions() -> list[tuple[str, str]]:
 
 
 def _totals_rows(run_dir: Path) -> list[list[Any]]:
-    """Counts and Nexudus totals per currency from each step CSV that exists (exact Decimal sums)."""
+    """Counts and Nexudus totals per currency from each step CSV that exists (exact Decimal
+    sums)."""
     rows: list[list[Any]] = []
 
-    def add(item: str, source: str, records: Iterable[Mapping[str, str]], amount_col: str, detail: str,
-            currency_of: Mapping[str, str] | None = None) -> None:
+    def add(
+        item: str,
+        source: str,
+        records: Iterable[Mapping[str, str]],
+        amount_col: str,
+        detail: str,
+        currency_of: Mapping[str, str] | None = None,
+    ) -> None:
         counts: dict[str, int] = defaultdict(int)
         sums: dict[str, Decimal] = defaultdict(lambda: ZERO)
         for rec in records:
-            currency = rec.get("currency") or (currency_of or {}).get(rec.get("invoice_number") or "", "")
+            currency = rec.get("currency") or (currency_of or {}).get(
+                rec.get("invoice_number") or "", ""
+            )
             counts[currency] += 1
             sums[currency] += _amount(rec.get(amount_col))
         for currency in sorted(counts):
-            rows.append(["totals", item, sums[currency], currency or None, counts[currency], f"{detail} ({source})"])
+            rows.append(
+                [
+                    "totals",
+                    item,
+                    sums[currency],
+                    currency or None,
+                    counts[currency],
+                    f"{detail} ({source})",
+                ]
+            )
 
     def load(name: str) -> list[dict[str, str]] | None:
         loaded = _read_csv(run_dir / name)
@@ -239,25 +396,60 @@ def _totals_rows(run_dir: Path) -> list[list[Any]]:
 
     if (invoices := load("mapping_invoices.csv")) is not None:
         add("invoices in scope", "mapping_invoices.csv", invoices, "total", "Nexudus totals")
-        add("blocked by the mapping", "mapping_invoices.csv", [r for r in invoices if r.get("blocked") == "True"], "total",
-            "Nexudus totals")
+        add(
+            "blocked by the mapping",
+            "mapping_invoices.csv",
+            [r for r in invoices if r.get("blocked") == "True"],
+            "total",
+            "Nexudus totals",
+        )
     if (eligible := load("transfer_plan_eligible.csv")) is not None:
-        add("transfer plan: eligible", "transfer_plan_eligible.csv", eligible, "nexudus_total", "Nexudus totals")
+        add(
+            "transfer plan: eligible",
+            "transfer_plan_eligible.csv",
+            eligible,
+            "nexudus_total",
+            "Nexudus totals",
+        )
     if (excluded := load("transfer_plan_excluded.csv")) is not None:
-        add("transfer plan: excluded", "transfer_plan_excluded.csv", excluded, "nexudus_total", "Nexudus totals")
+        add(
+            "transfer plan: excluded",
+            "transfer_plan_excluded.csv",
+            excluded,
+            "nexudus_total",
+            "Nexudus totals",
+        )
     if (outcomes := load("transfer_outcomes.csv")) is not None:
         for outcome in sorted({r.get("outcome") or "" for r in outcomes}):
-            add(f"transfer: {outcome}", "transfer_outcomes.csv", [r for r in outcomes if r.get("outcome") == outcome],
-                "nexudus_total", "Nexudus totals; credit notes negative")
+            add(
+                f"transfer: {outcome}",
+                "transfer_outcomes.csv",
+                [r for r in outcomes if r.get("outcome") == outcome],
+                "nexudus_total",
+                "Nexudus totals; credit notes negative",
+            )
     differences = load("status_differences.csv")
     for kind in sorted({r.get("difference") or "" for r in differences or []}):
-        add(f"status: {kind}", "status_differences.csv", [r for r in differences or [] if r.get("difference") == kind],
-            "nexudus_total", "Nexudus totals")
+        add(
+            f"status: {kind}",
+            "status_differences.csv",
+            [r for r in differences or [] if r.get("difference") == kind],
+            "nexudus_total",
+            "Nexudus totals",
+        )
     if (applied := load("status_applied.csv")) is not None:
-        currency_of = {r.get("invoice_number") or "": r.get("currency") or "" for r in differences or []}
+        currency_of = {
+            r.get("invoice_number") or "": r.get("currency") or "" for r in differences or []
+        }
         for outcome in sorted({r.get("outcome") or "" for r in applied}):
-            add(f"marked paid in Nexudus: {outcome}", "status_applied.csv", [r for r in applied if r.get("outcome") == outcome],
-                "amount", "amounts recorded as paid", currency_of)
+            add(
+                f"marked paid in Nexudus: {outcome}",
+                "status_applied.csv",
+                [r for r in applied if r.get("outcome") == outcome],
+                "amount",
+                "amounts recorded as paid",
+                currency_of,
+            )
     return rows
 
 

@@ -22,6 +22,7 @@ from recon.report.tables import _Table
 
 MONEY_FORMAT = "#,##0.00"
 
+
 def _cell_value(value: Any) -> Any:
     """What goes into a cell. Money becomes a float here and nowhere else.
 
@@ -37,7 +38,11 @@ def _cell_value(value: Any) -> Any:
 
 
 def _money_format(currency: str | None) -> str:
-    return f'{MONEY_FORMAT} "{currency}"' if currency and re.fullmatch(r"[A-Z]{3}", currency) else MONEY_FORMAT
+    return (
+        f'{MONEY_FORMAT} "{currency}"'
+        if currency and re.fullmatch(r"[A-Z]{3}", currency)
+        else MONEY_FORMAT
+    )
 
 
 def _display(value: Any, currency: str | None) -> str:
@@ -82,12 +87,16 @@ def _write_workbook(tables: Sequence[_Table], path: Path) -> Path:
 
 
 def _marks_failure(table: _Table, row: list[Any]) -> bool:
-    """A Summary row of a failed step or location, a Locations row of a location that failed or did not run."""
+    """A Summary row of a failed step or location, a Locations row of a location that failed or did
+    not run."""
     if table.sheet == "Summary":
         section, value = row[table.columns.index("section")], row[table.columns.index("value")]
-        return section in ("step", "location") and value in (StepStatus.FAILED.value, LocationStatus.NOT_RUN.value)
+        return section in ("step", "location") and value in (
+            StepStatus.FAILED.value,
+            LocationStatus.NOT_RUN.value,
+        )
     if table.sheet == "Locations":
-        return row[table.columns.index("status")] != LocationStatus.OK.value
+        return bool(row[table.columns.index("status")] != LocationStatus.OK.value)
     return False
 
 

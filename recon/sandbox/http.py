@@ -96,7 +96,13 @@ class Router:
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         regex = re.compile(
-            "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(pattern).replace(r"\{", "{").replace(r"\}", "}")) + "/?$",
+            "^"
+            + re.sub(
+                r"\{(\w+)\}",
+                r"(?P<\1>[^/]+)",
+                re.escape(pattern).replace(r"\{", "{").replace(r"\}", "}"),
+            )
+            + "/?$",
             re.IGNORECASE,
         )
 
@@ -145,7 +151,11 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a sandbox bug must still answer, as Xero's 500 does
             traceback.print_exc()
             response = Response.json(
-                {"Title": "An error occurred", "Detail": "An error occurred in the sandbox.", "Status": 500},
+                {
+                    "Title": "An error occurred",
+                    "Detail": "An error occurred in the sandbox.",
+                    "Status": 500,
+                },
                 status=500,
             )
         if response.drop:
@@ -161,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         # Silent on purpose: request lines can carry codes and tokens.
         pass
 
@@ -175,7 +185,9 @@ class _Server(ThreadingHTTPServer):
 class Server:
     """One sandbox HTTP server on 127.0.0.1 (a free port unless given)."""
 
-    def __init__(self, app: Callable[[Request], Response], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: Callable[[Request], Response], host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self._httpd = _Server((host, port), _Handler)
         self._httpd.app = app  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
@@ -183,11 +195,17 @@ class Server:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
+        if isinstance(host, (bytes, bytearray)):  # typeshed allows it; an AF_INET socket gives str
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def start(self) -> Server:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"sandbox {self.url}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox {self.url}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 

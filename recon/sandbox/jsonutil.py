@@ -13,7 +13,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-
 _MARK = "\u0000D"
 _MARKED = re.compile(r'"\\u0000D(-?[0-9.]+(?:E[+-]?[0-9]+)?)"')
 
@@ -30,7 +29,9 @@ def _default(obj: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     """Serialise to compact JSON (non-ASCII kept as UTF-8)."""
-    return _MARKED.sub(r"\1", json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":")))
+    return _MARKED.sub(
+        r"\1", json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":"))
+    )
 
 
 def loads(text: str | bytes) -> Any:

@@ -34,7 +34,9 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -46,7 +48,8 @@ class Store:
         return self._conn().execute(sql, tuple(args)).fetchall()
 
     def one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
-        return self._conn().execute(sql, tuple(args)).fetchone()
+        row: sqlite3.Row | None = self._conn().execute(sql, tuple(args)).fetchone()  # row_factory
+        return row
 
     def scalar(self, sql: str, args: Iterable[Any] = ()) -> Any:
         row = self.one(sql, args)

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from recon.sandbox import jsonutil
@@ -46,9 +47,9 @@ IDEMPOTENCY_SECONDS = 360  # reference §7: ~6 minutes
 IDEMPOTENCY_KEY_MAX = 128
 
 IDEMPOTENCY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS idempotency(client_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
-    status INTEGER NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL, created REAL NOT NULL,
-    PRIMARY KEY(client_id, key));
+CREATE TABLE IF NOT EXISTS idempotency(client_id TEXT NOT NULL, key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, status INTEGER NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL,
+    created REAL NOT NULL, PRIMARY KEY(client_id, key));
 """
 
 # Scopes that open each collection: broad or granular (reference §11), read or write.
@@ -75,7 +76,9 @@ class Faults:
     def throttle_next(self, n: int = 1, retry_after: int = 1, problem: str = "minute") -> None:
         """The next n calls answer 429 with Retry-After, whatever the counters say."""
         with self.lock:
-            self.queue.extend(("429", {"retry_after": retry_after, "problem": problem}) for _ in range(n))
+            self.queue.extend(
+                ("429", {"retry_after": retry_after, "problem": problem}) for _ in range(n)
+            )
 
     def drop_next(self, n: int = 1, after_commit: bool = True) -> None:
         """The next n writes drop the connection, after (default) or before doing the work."""
@@ -86,7 +89,7 @@ class Faults:
         with self.lock:
             if not self.queue:
                 return None
-            kind, args = self.queue[0]
+            kind, _args = self.queue[0]
             if kind == "drop" and not is_write:
                 return None
             return self.queue.popleft()
@@ -97,22 +100,44 @@ class Faults:
 
 
 def _problem(status: int, title: str, detail: str) -> Response:
-    body = {"Type": None, "Title": title, "Status": status, "Detail": detail, "Instance": str(uuid.uuid4()), "Extensions": {}}
+    body: dict[str, Any] = {
+        "Type": None,
+        "Title": title,
+        "Status": status,
+        "Detail": detail,
+        "Instance": str(uuid.uuid4()),
+        "Extensions": {},
+    }
     return Response.json(body, status=status)
 
 
 def _validation(elements: list[dict[str, Any]]) -> Response:
-    return Response.json({"ErrorNumber": 10, "Type": "ValidationException", "Message": "A validation exception occurred",
-                          "Elements": elements}, status=400)
+    return Response.json(
+        {
+            "ErrorNumber": 10,
+            "Type": "ValidationException",
+            "Message": "A validation exception occurred",
+            "Elements": elements,
+        },
+        status=400,
+    )
 
 
 def _post_data_invalid(detail: str) -> Response:
-    return Response.json({"ErrorNumber": 14, "Type": "PostDataInvalidException",
-                          "Message": f"JSON for post data was invalid,{detail}"}, status=400)
+    return Response.json(
+        {
+            "ErrorNumber": 14,
+            "Type": "PostDataInvalidException",
+            "Message": f"JSON for post data was invalid,{detail}",
+        },
+        status=400,
+    )
 
 
 def _query_error(message: str) -> Response:
-    return Response.json({"ErrorNumber": 16, "Type": "QueryParseException", "Message": message}, status=400)
+    return Response.json(
+        {"ErrorNumber": 16, "Type": "QueryParseException", "Message": message}, status=400
+    )
 
 
 def _not_found() -> Response:
@@ -132,7 +157,9 @@ class _Call:
 class XeroApp:
     """The Xero sandbox as a WSGI-free callable: ``(Request) -> Response``."""
 
-    def __init__(self, db_path: str, *, clock: Clock | None = None, limits: RateLimits | None = None) -> None:
+    def __init__(
+        self, db_path: str, *, clock: Clock | None = None, limits: RateLimits | None = None
+    ) -> None:
         self.clock = clock or Clock()
         self.store = Store(db_path, IDEMPOTENCY_SCHEMA)
         self.books = Books(self.store, self.clock)
@@ -233,7 +260,9 @@ class XeroApp:
             body = self.identity.token(request.form(), self._basic(request))
         except (OAuthError, BadRequestBody) as exc:
             err = exc if isinstance(exc, OAuthError) else OAuthError("invalid_request")
-            return Response.json(err.body(), status=err.status, headers={"Cache-Control": "no-store"})
+            return Response.json(
+                err.body(), status=err.status, headers={"Cache-Control": "no-store"}
+            )
         return Response.json(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     def _revocation(self, request: Request) -> Response:
@@ -289,7 +318,12 @@ class XeroApp:
     # ---- sandbox control (not part of Xero) ---------------------------------
     def _info(self, request: Request) -> Response:
         lim = self.limits
-        return Response.json({"limits": lim.__dict__, "clock_offset_seconds": self.clock.time() - __import__("time").time()})
+        return Response.json(
+            {
+                "limits": lim.__dict__,
+                "clock_offset_seconds": self.clock.time() - __import__("time").time(),
+            }
+        )
 
     def _settings(self, request: Request) -> Response:
         try:
@@ -297,7 +331,9 @@ class XeroApp:
         except BadRequestBody:
             return Response.json({"error": "bad JSON"}, status=400)
         if "limits" in body:
-            self.limits = self.limits.with_(**{k: (float(v) if "seconds" in k else int(v)) for k, v in body["limits"].items()})
+            self.limits = self.limits.with_(
+                **{k: (float(v) if "seconds" in k else int(v)) for k, v in body["limits"].items()}
+            )
         if body.get("advance_clock"):
             self.clock.advance(float(body["advance_clock"]))
         if body.get("reset_counters"):
@@ -309,25 +345,37 @@ class XeroApp:
             if kind == "fail":
                 self.faults.fail_next(int(fault.get("n", 1)), int(fault.get("status", 503)))
             elif kind == "throttle":
-                self.faults.throttle_next(int(fault.get("n", 1)), int(fault.get("retry_after", 1)), fault.get("problem", "minute"))
+                self.faults.throttle_next(
+                    int(fault.get("n", 1)),
+                    int(fault.get("retry_after", 1)),
+                    fault.get("problem", "minute"),
+                )
             elif kind == "drop":
                 self.faults.drop_next(int(fault.get("n", 1)), bool(fault.get("after_commit", True)))
         return Response.json({"ok": True})
 
     # ---- the accounting pipeline -------------------------------------------
-    def _accounting(self, scope: str, is_write: bool, fn: Callable[[Request, _Call], Response]) -> Callable[[Request], Response]:
+    def _accounting(
+        self, scope: str, is_write: bool, fn: Callable[[Request, _Call], Response]
+    ) -> Callable[[Request], Response]:
         def handle(request: Request) -> Response:
             grant = self._bearer(request)
             if isinstance(grant, Response):
                 return grant
             tenant = (request.header("xero-tenant-id") or "").strip().lower()
             tenants = {t.lower(): t for t in grant.tenant_ids}
-            if not tenant and len(grant.tenant_ids) == 1 and self._is_custom_connection(grant.client_id):
+            if (
+                not tenant
+                and len(grant.tenant_ids) == 1
+                and self._is_custom_connection(grant.client_id)
+            ):
                 tenant = grant.tenant_ids[0].lower()  # reference §2: custom connections may omit it
             if tenant not in tenants:
                 return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
             wanted = SCOPES[scope]
-            ok = any(s in grant.scopes or (not is_write and f"{s}.read" in grant.scopes) for s in wanted)
+            ok = any(
+                s in grant.scopes or (not is_write and f"{s}.read" in grant.scopes) for s in wanted
+            )
             if not ok:
                 return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
             call = _Call(grant, tenants[tenant], self._app_name(grant.client_id))
@@ -342,24 +390,49 @@ class XeroApp:
     def _app_name(self, client_id: str) -> str:
         return self.store.scalar("SELECT name FROM apps WHERE client_id=?", (client_id,)) or ""
 
-    def _limited(self, request: Request, call: _Call, is_write: bool, fn: Callable[[Request, _Call], Response]) -> Response:
+    def _limited(
+        self,
+        request: Request,
+        call: _Call,
+        is_write: bool,
+        fn: Callable[[Request, _Call], Response],
+    ) -> Response:
         fault = self.faults.take(is_write)
         if fault and fault[0] == "429":
             headers = self.limiter.headers(call.tenant, call.client_id)
-            headers.update({"Retry-After": str(fault[1]["retry_after"]), "X-Rate-Limit-Problem": fault[1]["problem"]})
+            headers.update(
+                {
+                    "Retry-After": str(fault[1]["retry_after"]),
+                    "X-Rate-Limit-Problem": fault[1]["problem"],
+                }
+            )
             return Response.text("", status=429, headers=headers)
         admission = self.limiter.admit(call.tenant, call.client_id)
         if not admission.allowed:
             headers = dict(admission.headers)
-            headers.update({"Retry-After": str(admission.retry_after), "X-Rate-Limit-Problem": admission.problem})
+            headers.update(
+                {
+                    "Retry-After": str(admission.retry_after),
+                    "X-Rate-Limit-Problem": admission.problem,
+                }
+            )
             return Response.text("", status=429, headers=headers)
         try:
             if fault and fault[0] == "status":
                 status = fault[1]["status"]
                 if status == 500:
-                    response = Response.json({"Title": "An error occurred", "Detail": "An error occurred in Xero. Check the API Status page "
-                                              "http://status.developer.xero.com for current service status.", "Status": 500,
-                                              "Instance": str(uuid.uuid4())}, status=500)
+                    response = Response.json(
+                        {
+                            "Title": "An error occurred",
+                            "Detail": (
+                                "An error occurred in Xero. Check the API Status page "
+                                "http://status.developer.xero.com for current service status."
+                            ),
+                            "Status": 500,
+                            "Instance": str(uuid.uuid4()),
+                        },
+                        status=500,
+                    )
                 else:
                     response = Response.text("Service Unavailable", status=status)
             elif fault and fault[0] == "drop" and not fault[1]["after_commit"]:
@@ -378,34 +451,69 @@ class XeroApp:
         with self._key_locks_guard:
             return self._key_locks.setdefault((client_id, key), threading.Lock())
 
-    def _idempotent(self, request: Request, call: _Call, is_write: bool, fn: Callable[[Request, _Call], Response]) -> Response:
+    def _idempotent(
+        self,
+        request: Request,
+        call: _Call,
+        is_write: bool,
+        fn: Callable[[Request, _Call], Response],
+    ) -> Response:
         if "application/json" not in (request.header("Accept") or ""):
-            return Response.text("The recon sandbox answers JSON only: send 'Accept: application/json' "
-                                 "(the real Xero would answer XML).", status=406)
+            return Response.text(
+                "The recon sandbox answers JSON only: send 'Accept: application/json' "
+                "(the real Xero would answer XML).",
+                status=406,
+            )
         key = request.header("Idempotency-Key") if is_write else None
         if not key:
             return self._guarded(request, call, fn)
         if len(key) > IDEMPOTENCY_KEY_MAX:
-            return _validation_message(f"Idempotency-Key must be {IDEMPOTENCY_KEY_MAX} characters or less.")
+            return _validation_message(
+                f"Idempotency-Key must be {IDEMPOTENCY_KEY_MAX} characters or less."
+            )
         query = "&".join(f"{k}={','.join(v)}" for k, v in sorted(request.query.items()))
-        fingerprint = hashlib.sha256(b"|".join([request.method.encode(), request.path.lower().encode(), query.encode(),
-                                                call.tenant.encode(), request.body])).hexdigest()
+        fingerprint = hashlib.sha256(
+            b"|".join(
+                [
+                    request.method.encode(),
+                    request.path.lower().encode(),
+                    query.encode(),
+                    call.tenant.encode(),
+                    request.body,
+                ]
+            )
+        ).hexdigest()
         with self._key_lock(call.client_id, key):
-            row = self.store.one("SELECT * FROM idempotency WHERE client_id=? AND key=?", (call.client_id, key))
+            row = self.store.one(
+                "SELECT * FROM idempotency WHERE client_id=? AND key=?", (call.client_id, key)
+            )
             if row is not None and row["created"] + IDEMPOTENCY_SECONDS > self.clock.time():
                 if row["fingerprint"] != fingerprint:
                     # UNVERIFIED full text; reference §7 gives "is used with a different request".
-                    return _validation_message(f"Idempotency Key {key} is used with a different request.")
+                    return _validation_message(
+                        f"Idempotency Key {key} is used with a different request."
+                    )
                 return Response(row["status"], bytes(row["body"]), jsonutil.loads(row["headers"]))
             response = self._guarded(request, call, fn)
             if response.status < 500:  # a failed store would answer 500 and not cache; reference §7
                 with self.store.write() as db:
-                    db.execute("INSERT OR REPLACE INTO idempotency VALUES(?,?,?,?,?,?,?)",
-                               (call.client_id, key, fingerprint, response.status, jsonutil.dumps(response.headers),
-                                response.body, self.clock.time()))
+                    db.execute(
+                        "INSERT OR REPLACE INTO idempotency VALUES(?,?,?,?,?,?,?)",
+                        (
+                            call.client_id,
+                            key,
+                            fingerprint,
+                            response.status,
+                            jsonutil.dumps(response.headers),
+                            response.body,
+                            self.clock.time(),
+                        ),
+                    )
             return response
 
-    def _guarded(self, request: Request, call: _Call, fn: Callable[[Request, _Call], Response]) -> Response:
+    def _guarded(
+        self, request: Request, call: _Call, fn: Callable[[Request, _Call], Response]
+    ) -> Response:
         if len(request.body) > MAX_BODY_BYTES:
             return Response.text("Request entity too large", status=413)
         try:
@@ -416,10 +524,20 @@ class XeroApp:
             return _query_error(str(exc))
 
     # ---- envelope and listing --------------------------------------------
-    def _envelope(self, call: _Call, key: str, items: list[dict[str, Any]], pagination: dict[str, int] | None = None,
-                  warnings: list[str] | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": call.app_name,
-                               "DateTimeUTC": msdatetime(self.books.now_ms(), offset=False)}
+    def _envelope(
+        self,
+        call: _Call,
+        key: str,
+        items: list[dict[str, Any]],
+        pagination: dict[str, int] | None = None,
+        warnings: list[str] | None = None,
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Id": str(uuid.uuid4()),
+            "Status": "OK",
+            "ProviderName": call.app_name,
+            "DateTimeUTC": msdatetime(self.books.now_ms(), offset=False),
+        }
         if pagination is not None:
             out["pagination"] = pagination
         if warnings:
@@ -450,21 +568,35 @@ class XeroApp:
             view["UpdatedDateUTC"] = iso_utc_string(doc["UpdatedMs"])
         return view
 
-    def _filter_order(self, request: Request, docs: list[dict[str, Any]], extend: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def _filter_order(
+        self,
+        request: Request,
+        docs: list[dict[str, Any]],
+        extend: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
         where = request.arg("where")
         if where:
             predicate = compile_where(where)
-            docs = [d for d in docs if predicate(extend(self._where_view(d)) if extend else self._where_view(d))]
+            docs = [
+                d
+                for d in docs
+                if predicate(extend(self._where_view(d)) if extend else self._where_view(d))
+            ]
         order = request.arg("order")
         if order:
             for part in reversed([p.strip() for p in order.split(",") if p.strip()]):
                 name, _, direction = part.partition(" ")
                 name = "UpdatedMs" if name.lower() == "updateddateutc" else name
-                docs.sort(key=lambda d, n=name: _sort_key(d, n), reverse=direction.strip().upper() == "DESC")
+                docs.sort(
+                    key=partial(_sort_key, name=name),
+                    reverse=direction.strip().upper() == "DESC",
+                )
         return docs
 
     @staticmethod
-    def _page(request: Request, docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    def _page(
+        request: Request, docs: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
         raw_page = request.arg("page")
         if raw_page is None:
             return docs, None
@@ -475,8 +607,13 @@ class XeroApp:
             raise QueryParseError("page and pageSize must be whole numbers") from None
         size = min(max(1, size), MAX_PAGE_SIZE)
         count = len(docs)
-        chunk = docs[(page - 1) * size: page * size]
-        return chunk, {"page": page, "pageSize": size, "pageCount": math.ceil(count / size) if count else 0, "itemCount": count}
+        chunk = docs[(page - 1) * size : page * size]
+        return chunk, {
+            "page": page,
+            "pageSize": size,
+            "pageCount": math.ceil(count / size) if count else 0,
+            "itemCount": count,
+        }
 
     # ---- settings collections ------------------------------------------------
     def _organisation(self, request: Request, call: _Call) -> Response:
@@ -485,16 +622,32 @@ class XeroApp:
 
     def _organisation_actions(self, request: Request, call: _Call) -> Response:
         multi = len(self.books.currency_codes(call.tenant)) > 1
-        actions = [{"Name": n, "Status": "ALLOWED"} for n in ("CreateApprovedInvoice", "CreateApprovedBill", "CreateDraftInvoice",
-                                                              "AttachFilesToInvoice")]
-        actions.append({"Name": "UseMulticurrency", "Status": "ALLOWED" if multi else "NOT-ALLOWED"})
+        actions = [
+            {"Name": n, "Status": "ALLOWED"}
+            for n in (
+                "CreateApprovedInvoice",
+                "CreateApprovedBill",
+                "CreateDraftInvoice",
+                "AttachFilesToInvoice",
+            )
+        ]
+        actions.append(
+            {"Name": "UseMulticurrency", "Status": "ALLOWED" if multi else "NOT-ALLOWED"}
+        )
         return Response.json(self._envelope(call, "Actions", actions))
 
     def _list_simple(self, kind: str, key: str) -> Callable[[Request, _Call], Response]:
         def handle(request: Request, call: _Call) -> Response:
-            docs = self.books.records(call.tenant, kind, modified_since_ms=self._modified_since(request) if kind == "Account" else None)
+            docs = self.books.records(
+                call.tenant,
+                kind,
+                modified_since_ms=self._modified_since(request) if kind == "Account" else None,
+            )
             docs = self._filter_order(request, docs)
-            return Response.json(self._envelope(call, key, [self.books.render_record(d) for d in docs]))
+            return Response.json(
+                self._envelope(call, key, [self.books.render_record(d) for d in docs])
+            )
+
         return handle
 
     def _get_simple(self, kind: str, key: str) -> Callable[[Request, _Call], Response]:
@@ -503,12 +656,14 @@ class XeroApp:
             if doc is None:
                 return _not_found()
             return Response.json(self._envelope(call, key, [self.books.render_record(doc)]))
+
         return handle
 
     # ---- tracking categories -----------------------------------------------------
     @staticmethod
     def _tracking_view(doc: dict[str, Any], include_archived: bool) -> dict[str, Any] | None:
-        """A category as listed: DELETED ones never; ARCHIVED categories and options only on request."""
+        """A category as listed: DELETED ones never; ARCHIVED categories and options only on
+        request."""
         shown = {"ACTIVE", "ARCHIVED"} if include_archived else {"ACTIVE"}
         if doc.get("Status") not in shown:
             return None
@@ -522,36 +677,64 @@ class XeroApp:
         return {k: v for k, v in doc.items() if k != "UpdatedMs"}
 
     def _list_tracking_categories(self, request: Request, call: _Call) -> Response:
-        """``GET /TrackingCategories``: ACTIVE categories with their ACTIVE options; ``includeArchived=true``
-        adds ARCHIVED ones of both (the spec's wording); ``where`` and ``order`` as elsewhere."""
+        """``GET /TrackingCategories``: ACTIVE categories with their ACTIVE options;
+        ``includeArchived=true`` adds ARCHIVED ones of both (the spec's wording); ``where`` and
+        ``order`` as elsewhere."""
         include = (request.arg("includeArchived") or "").lower() == "true"
-        views = [v for d in self.books.tracking_categories(call.tenant) if (v := self._tracking_view(d, include))]
+        views = [
+            v
+            for d in self.books.tracking_categories(call.tenant)
+            if (v := self._tracking_view(d, include))
+        ]
         views = self._filter_order(request, views)
-        return Response.json(self._envelope(call, "TrackingCategories", [self._render_tracking(v) for v in views]))
+        return Response.json(
+            self._envelope(call, "TrackingCategories", [self._render_tracking(v) for v in views])
+        )
 
     def _get_tracking_category(self, request: Request, call: _Call) -> Response:
-        """``GET /TrackingCategories/{id}``: the category whatever its status (the spec's example shows a
-        DELETED one), with its ACTIVE and ARCHIVED options. UNVERIFIED: whether Xero lists archived
-        options here; the spec gives this operation no includeArchived parameter."""
+        """``GET /TrackingCategories/{id}``: the category whatever its status (the spec's example
+        shows a DELETED one), with its ACTIVE and ARCHIVED options. UNVERIFIED: whether Xero lists
+        archived options here; the spec gives this operation no includeArchived parameter."""
         doc = self.books.record(call.tenant, "TrackingCategory", request.params["id"])
         if doc is None:
             return _not_found()
         view = dict(doc)
         view["Options"] = [o for o in doc.get("Options") or [] if o.get("Status") != "DELETED"]
-        return Response.json(self._envelope(call, "TrackingCategories", [self._render_tracking(view)]))
+        return Response.json(
+            self._envelope(call, "TrackingCategories", [self._render_tracking(view)])
+        )
 
     # ---- contacts ------------------------------------------------------------
     def _list_contacts(self, request: Request, call: _Call) -> Response:
-        statuses = None if (request.arg("includeArchived") or "").lower() == "true" else ["ACTIVE", "GDPRREQUEST"]
-        docs = self.books.records(call.tenant, "Contact", ids=self._csv(request, "IDs"), statuses=statuses,
-                                  modified_since_ms=self._modified_since(request))
+        statuses = (
+            None
+            if (request.arg("includeArchived") or "").lower() == "true"
+            else ["ACTIVE", "GDPRREQUEST"]
+        )
+        docs = self.books.records(
+            call.tenant,
+            "Contact",
+            ids=self._csv(request, "IDs"),
+            statuses=statuses,
+            modified_since_ms=self._modified_since(request),
+        )
         term = (request.arg("searchTerm") or "").casefold()
         if term:
-            docs = [d for d in docs if any(term in str(d.get(k) or "").casefold()
-                                           for k in ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress"))]
+            docs = [
+                d
+                for d in docs
+                if any(
+                    term in str(d.get(k) or "").casefold()
+                    for k in ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
+                )
+            ]
         docs = self._filter_order(request, docs)
         docs, pagination = self._page(request, docs)
-        return Response.json(self._envelope(call, "Contacts", [self.books.render_record(d) for d in docs], pagination))
+        return Response.json(
+            self._envelope(
+                call, "Contacts", [self.books.render_record(d) for d in docs], pagination
+            )
+        )
 
     def _get_contact(self, request: Request, call: _Call) -> Response:
         doc = self.books.by_id_or_number(call.tenant, "Contact", request.params["id"])
@@ -562,13 +745,22 @@ class XeroApp:
     def _elements(self, request: Request, key: str) -> list[Any]:
         body = request.json()
         if isinstance(body, dict) and isinstance(body.get(key), list):
-            return body[key]
+            elements: list[Any] = body[key]
+            return elements
         if isinstance(body, dict) and body and key not in body:
             return [body]  # a single object is accepted as a batch of one
         raise BadRequestBody(f" the body needs a '{key}' array")
 
-    def _batch_response(self, request: Request, call: _Call, key: str, inputs: list[Any], outcomes: list[Outcome],
-                        render: Callable[[dict[str, Any]], dict[str, Any]], id_key: str) -> Response:
+    def _batch_response(
+        self,
+        request: Request,
+        call: _Call,
+        key: str,
+        inputs: list[Any],
+        outcomes: list[Outcome],
+        render: Callable[[dict[str, Any]], dict[str, Any]],
+        id_key: str,
+    ) -> Response:
         summarize = (request.arg("summarizeErrors") or "true").lower() != "false"
         elements = []
         failed = []
@@ -582,15 +774,21 @@ class XeroApp:
             else:
                 echo = dict(raw) if isinstance(raw, dict) else {}
                 echo.setdefault(id_key, NIL_UUID)
-                echo.update({"HasErrors": True, "StatusAttributeString": "ERROR",
-                             "ValidationErrors": [{"Message": m} for m in outcome.errors]})
+                echo.update(
+                    {
+                        "HasErrors": True,
+                        "StatusAttributeString": "ERROR",
+                        "ValidationErrors": [{"Message": m} for m in outcome.errors],
+                    }
+                )
                 if key == "Contacts":
                     echo["HasValidationErrors"] = True
                     echo.pop("HasErrors")
                 elements.append(echo)
                 failed.append(echo)
         if failed and summarize:
-            # Live Xero's default: 400 naming only the failed elements; the valid ones were still saved.
+            # Live Xero's default: 400 naming only the failed elements; the valid ones were still
+            # saved.
             return _validation(failed)
         return Response.json(self._envelope(call, key, elements))
 
@@ -599,9 +797,19 @@ class XeroApp:
             inputs = self._elements(request, "Contacts")
             if request.params.get("id"):
                 inputs = [dict(inputs[0], ContactID=request.params["id"])] if inputs else []
-            outcomes = [self.books.save_contact(call.tenant, el if isinstance(el, dict) else {}, create_only=create_only,
-                                                created_by=call.client_id) for el in inputs]
-            return self._batch_response(request, call, "Contacts", inputs, outcomes, self.books.render_record, "ContactID")
+            outcomes = [
+                self.books.save_contact(
+                    call.tenant,
+                    el if isinstance(el, dict) else {},
+                    create_only=create_only,
+                    created_by=call.client_id,
+                )
+                for el in inputs
+            ]
+            return self._batch_response(
+                request, call, "Contacts", inputs, outcomes, self.books.render_record, "ContactID"
+            )
+
         return handle
 
     # ---- invoices --------------------------------------------------------------
@@ -613,9 +821,16 @@ class XeroApp:
         numbers = self._csv(request, "InvoiceNumbers")
         statuses = self._csv(request, "Statuses")
         docs = self.books.records(
-            call.tenant, "Invoice", ids=ids, numbers=numbers, statuses=[s.upper() for s in statuses] if statuses else None,
+            call.tenant,
+            "Invoice",
+            ids=ids,
+            numbers=numbers,
+            statuses=[s.upper() for s in statuses] if statuses else None,
             modified_since_ms=self._modified_since(request),
-            created_by=call.client_id if (request.arg("createdByMyApp") or "").lower() == "true" else None)
+            created_by=call.client_id
+            if (request.arg("createdByMyApp") or "").lower() == "true"
+            else None,
+        )
         contact_ids = self._csv(request, "ContactIDs")
         if contact_ids:
             wanted = {c.lower() for c in contact_ids}
@@ -625,7 +840,12 @@ class XeroApp:
         contacts = self._contacts_map(call.tenant)
         term = (request.arg("searchTerm") or "").casefold()
         if term:
-            docs = [d for d in docs if term in str(d.get("InvoiceNumber") or "").casefold() or term in str(d.get("Reference") or "").casefold()]
+            docs = [
+                d
+                for d in docs
+                if term in str(d.get("InvoiceNumber") or "").casefold()
+                or term in str(d.get("Reference") or "").casefold()
+            ]
 
         def extend(view: dict[str, Any]) -> dict[str, Any]:
             cid = view.get("Contact", {}).get("ContactID")
@@ -637,15 +857,23 @@ class XeroApp:
         # Multi-invoice GETs carry line items only when paged (reference §3.4).
         with_lines = pagination is not None
         summary = (request.arg("summaryOnly") or "").lower() == "true"
-        items = [self.books.render_invoice(call.tenant, d, with_lines=with_lines, contacts=contacts, summary_only=summary)
-                 for d in page_docs]
+        items = [
+            self.books.render_invoice(
+                call.tenant, d, with_lines=with_lines, contacts=contacts, summary_only=summary
+            )
+            for d in page_docs
+        ]
         return Response.json(self._envelope(call, "Invoices", items, pagination))
 
     def _get_invoice(self, request: Request, call: _Call) -> Response:
         doc = self.books.by_id_or_number(call.tenant, "Invoice", request.params["id"])
         if doc is None:
             return _not_found()
-        return Response.json(self._envelope(call, "Invoices", [self.books.render_invoice(call.tenant, doc, with_lines=True)]))
+        return Response.json(
+            self._envelope(
+                call, "Invoices", [self.books.render_invoice(call.tenant, doc, with_lines=True)]
+            )
+        )
 
     def _save_invoices(self, mode: str) -> Callable[[Request, _Call], Response]:
         def handle(request: Request, call: _Call) -> Response:
@@ -656,23 +884,47 @@ class XeroApp:
                 unitdp = 2
             invoice_id = request.params.get("id")
             if invoice_id and not _is_uuid(invoice_id):
-                found = [d for d in self.books.by_number(call.tenant, "Invoice", invoice_id) if d["Status"] != "DELETED"]
+                found = [
+                    d
+                    for d in self.books.by_number(call.tenant, "Invoice", invoice_id)
+                    if d["Status"] != "DELETED"
+                ]
                 if not found:
                     return _not_found()
                 invoice_id = found[0]["InvoiceID"]
             if invoice_id and self.books.record(call.tenant, "Invoice", invoice_id) is None:
                 return _not_found()
-            outcomes = [self.books.save_invoice(call.tenant, el, mode=mode, client_id=call.client_id,
-                                                invoice_id=invoice_id, unitdp=unitdp) for el in inputs]
+            outcomes = [
+                self.books.save_invoice(
+                    call.tenant,
+                    el,
+                    mode=mode,
+                    client_id=call.client_id,
+                    invoice_id=invoice_id,
+                    unitdp=unitdp,
+                )
+                for el in inputs
+            ]
             contacts = self._contacts_map(call.tenant)
             return self._batch_response(
-                request, call, "Invoices", inputs, outcomes,
-                lambda doc: self.books.render_invoice(call.tenant, doc, with_lines=True, contacts=contacts), "InvoiceID")
+                request,
+                call,
+                "Invoices",
+                inputs,
+                outcomes,
+                lambda doc: self.books.render_invoice(
+                    call.tenant, doc, with_lines=True, contacts=contacts
+                ),
+                "InvoiceID",
+            )
+
         return handle
 
     # ---- credit notes ------------------------------------------------------------
     def _list_credit_notes(self, request: Request, call: _Call) -> Response:
-        docs = self.books.records(call.tenant, "CreditNote", modified_since_ms=self._modified_since(request))
+        docs = self.books.records(
+            call.tenant, "CreditNote", modified_since_ms=self._modified_since(request)
+        )
         docs = self._filter_order(request, docs)
         docs, pagination = self._page(request, docs)
         contacts = self._contacts_map(call.tenant)
@@ -686,48 +938,89 @@ class XeroApp:
         doc = self.books.by_id_or_number(call.tenant, "CreditNote", request.params["id"])
         if doc is None:
             return _not_found()
-        return Response.json(self._envelope(call, "CreditNotes", [self.books.render_credit_note(call.tenant, doc)]))
+        return Response.json(
+            self._envelope(call, "CreditNotes", [self.books.render_credit_note(call.tenant, doc)])
+        )
 
     def _create_credit_notes(self, request: Request, call: _Call) -> Response:
         inputs = self._elements(request, "CreditNotes")
-        outcomes = [self.books.save_credit_note(call.tenant, el, client_id=call.client_id) for el in inputs]
+        outcomes = [
+            self.books.save_credit_note(call.tenant, el, client_id=call.client_id) for el in inputs
+        ]
         contacts = self._contacts_map(call.tenant)
-        return self._batch_response(request, call, "CreditNotes", inputs, outcomes,
-                                    lambda doc: self.books.render_credit_note(call.tenant, doc, contacts=contacts), "CreditNoteID")
+        return self._batch_response(
+            request,
+            call,
+            "CreditNotes",
+            inputs,
+            outcomes,
+            lambda doc: self.books.render_credit_note(call.tenant, doc, contacts=contacts),
+            "CreditNoteID",
+        )
 
     # ---- payments --------------------------------------------------------------
     def _list_payments(self, request: Request, call: _Call) -> Response:
-        docs = self.books.records(call.tenant, "Payment", modified_since_ms=self._modified_since(request))
+        docs = self.books.records(
+            call.tenant, "Payment", modified_since_ms=self._modified_since(request)
+        )
         docs = self._filter_order(request, docs)
         docs, pagination = self._page(request, docs)
-        return Response.json(self._envelope(call, "Payments", [self.books.render_payment(call.tenant, d) for d in docs], pagination))
+        return Response.json(
+            self._envelope(
+                call,
+                "Payments",
+                [self.books.render_payment(call.tenant, d) for d in docs],
+                pagination,
+            )
+        )
 
     def _get_payment(self, request: Request, call: _Call) -> Response:
         doc = self.books.record(call.tenant, "Payment", request.params["id"])
         if doc is None:
             return _not_found()
-        return Response.json(self._envelope(call, "Payments", [self.books.render_payment(call.tenant, doc)]))
+        return Response.json(
+            self._envelope(call, "Payments", [self.books.render_payment(call.tenant, doc)])
+        )
 
     def _create_payments(self, request: Request, call: _Call) -> Response:
         inputs = self._elements(request, "Payments")
-        outcomes = [self.books.create_payment(call.tenant, el, client_id=call.client_id) for el in inputs]
-        return self._batch_response(request, call, "Payments", inputs, outcomes,
-                                    lambda doc: self.books.render_payment(call.tenant, doc), "PaymentID")
+        outcomes = [
+            self.books.create_payment(call.tenant, el, client_id=call.client_id) for el in inputs
+        ]
+        return self._batch_response(
+            request,
+            call,
+            "Payments",
+            inputs,
+            outcomes,
+            lambda doc: self.books.render_payment(call.tenant, doc),
+            "PaymentID",
+        )
 
     def _delete_payment(self, request: Request, call: _Call) -> Response:
         inputs = self._elements(request, "Payments")
-        if not inputs or not isinstance(inputs[0], dict) or str(inputs[0].get("Status", "")).upper() != "DELETED":
-            return _validation_message("Payments can only be deleted: send {\"Status\":\"DELETED\"}.")  # reference §6
+        if (
+            not inputs
+            or not isinstance(inputs[0], dict)
+            or str(inputs[0].get("Status", "")).upper() != "DELETED"
+        ):
+            return _validation_message(
+                'Payments can only be deleted: send {"Status":"DELETED"}.'
+            )  # reference §6
         outcome = self.books.delete_payment(call.tenant, request.params["id"])
         if outcome.doc is None:
             if outcome.errors == [NOT_FOUND_TEXT]:
                 return _not_found()
             return _validation_message(outcome.errors[0])
-        return Response.json(self._envelope(call, "Payments", [self.books.render_payment(call.tenant, outcome.doc)]))
+        return Response.json(
+            self._envelope(call, "Payments", [self.books.render_payment(call.tenant, outcome.doc)])
+        )
 
 
 def _validation_message(message: str) -> Response:
-    return Response.json({"ErrorNumber": 10, "Type": "ValidationException", "Message": message}, status=400)
+    return Response.json(
+        {"ErrorNumber": 10, "Type": "ValidationException", "Message": message}, status=400
+    )
 
 
 def _is_uuid(text: str) -> bool:

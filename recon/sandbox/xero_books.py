@@ -73,25 +73,45 @@ CLASS_TAX_FLAG = {
     "EQUITY": "CanApplyToEquity",
 }
 # System accounts no invoice line may post to (Xero: "not a valid code for this document").
-LINE_FORBIDDEN_SYSTEM = {"DEBTORS", "CREDITORS", "GST", "RETAINEDEARNINGS", "UNPAIDEXPCLM", "BANKCURRENCYGAIN"}
+LINE_FORBIDDEN_SYSTEM = {
+    "DEBTORS",
+    "CREDITORS",
+    "GST",
+    "RETAINEDEARNINGS",
+    "UNPAIDEXPCLM",
+    "BANKCURRENCYGAIN",
+}
 # "Any LineItem can have a maximum of 2 <TrackingCategory> elements" (spec: LineItem.Tracking;
 # reference §3.3: Tracking (≤2)).
 MAX_TRACKING_PER_LINE = 2
 # ASSUMPTION: the sandbox has no XE.com feed; foreign invoices without a rate get this
 # fixed table (units of the invoice currency per one unit of base currency).
-DEMO_FX = {("GBP", "EUR"): Decimal("1.150000"), ("EUR", "GBP"): Decimal("0.870000"),
-           ("GBP", "USD"): Decimal("1.270000"), ("NZD", "AUD"): Decimal("0.910000")}
+DEMO_FX = {
+    ("GBP", "EUR"): Decimal("1.150000"),
+    ("EUR", "GBP"): Decimal("0.870000"),
+    ("GBP", "USD"): Decimal("1.270000"),
+    ("NZD", "AUD"): Decimal("0.910000"),
+}
 
 
 def new_id(*parts: object) -> str:
     """A fresh uuid; deterministic when parts are given."""
     if parts:
-        return str(uuid.UUID(bytes=hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:16], version=4))
+        return str(
+            uuid.UUID(
+                bytes=hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:16], version=4
+            )
+        )
     return str(uuid.uuid4())
 
 
-def _pick(items: list[dict[str, Any]], wanted_id: Any, wanted_name: Any, *,
-          id_key: str = "TrackingCategoryID") -> dict[str, Any] | None:
+def _pick(
+    items: list[dict[str, Any]],
+    wanted_id: Any,
+    wanted_name: Any,
+    *,
+    id_key: str = "TrackingCategoryID",
+) -> dict[str, Any] | None:
     """The tracking category (or option) with this id, else with this name (case-insensitive).
 
     ASSUMPTION: when both are given and disagree the id wins, as it does for AccountID/Code.
@@ -149,14 +169,18 @@ class Books:
 
     # ---- loading -------------------------------------------------------
     def is_empty(self) -> bool:
-        return self.store.scalar("SELECT COUNT(*) FROM orgs") == 0
+        count: int = self.store.scalar("SELECT COUNT(*) FROM orgs")
+        return count == 0
 
     def load_seed(self, orgs: Iterable[XeroOrgSeed]) -> None:
         now = self.now_ms()
         with self.store.write() as db:
             for org in orgs:
                 tenant = org.organisation["OrganisationID"]
-                db.execute("INSERT OR REPLACE INTO orgs VALUES(?,?)", (tenant, jsonutil.dumps(org.organisation)))
+                db.execute(
+                    "INSERT OR REPLACE INTO orgs VALUES(?,?)",
+                    (tenant, jsonutil.dumps(org.organisation)),
+                )
                 rows = []
                 for kind, docs, key, num in (
                     ("Account", org.accounts, "AccountID", "Code"),
@@ -169,9 +193,21 @@ class Books:
                         doc = dict(d)
                         doc["UpdatedMs"] = now
                         status = doc.get("Status") or doc.get("ContactStatus")
-                        rows.append((tenant, kind, doc[key], doc.get(num), status, now, None, jsonutil.dumps(doc)))
+                        rows.append(
+                            (
+                                tenant,
+                                kind,
+                                doc[key],
+                                doc.get(num),
+                                status,
+                                now,
+                                None,
+                                jsonutil.dumps(doc),
+                            )
+                        )
                 db.executemany(
-                    "INSERT OR REPLACE INTO records(tenant,kind,id,number,status,updated_ms,created_by,doc) VALUES(?,?,?,?,?,?,?,?)",
+                    "INSERT OR REPLACE INTO records(tenant,kind,id,number,status,updated_ms,"
+                    "created_by,doc) VALUES(?,?,?,?,?,?,?,?)",
                     rows,
                 )
 
@@ -200,7 +236,11 @@ class Books:
         """Records of one kind, in creation order, pre-filtered in SQL."""
         sql = ["SELECT doc FROM records WHERE tenant=? AND kind=?"]
         args: list[Any] = [tenant, kind]
-        for column, values, fold in (("id", ids, str.lower), ("number", numbers, None), ("status", statuses, str.upper)):
+        for column, values, fold in (
+            ("id", ids, str.lower),
+            ("number", numbers, None),
+            ("status", statuses, str.upper),
+        ):
             if values is not None:
                 vals = [fold(v) if fold else v for v in values]
                 if column == "id":
@@ -219,27 +259,49 @@ class Books:
         return [jsonutil.loads(r[0]) for r in self.store.query(" ".join(sql), args)]
 
     def record(self, tenant: str, kind: str, rid: str) -> dict[str, Any] | None:
-        raw = self.store.scalar("SELECT doc FROM records WHERE tenant=? AND kind=? AND lower(id)=lower(?)", (tenant, kind, rid))
+        raw = self.store.scalar(
+            "SELECT doc FROM records WHERE tenant=? AND kind=? AND lower(id)=lower(?)",
+            (tenant, kind, rid),
+        )
         return None if raw is None else jsonutil.loads(raw)
 
     def by_id_or_number(self, tenant: str, kind: str, ref: str) -> dict[str, Any] | None:
-        """A record by its id, else the first live one with that number (Xero's routes take either)."""
+        """A record by its id, else the first live one with that number (Xero's routes take
+        either)."""
         doc = self.record(tenant, kind, ref)
         if doc is None:
-            doc = next((d for d in self.by_number(tenant, kind, ref) if d.get("Status") != "DELETED"), None)
+            doc = next(
+                (d for d in self.by_number(tenant, kind, ref) if d.get("Status") != "DELETED"), None
+            )
         return doc
 
     def by_number(self, tenant: str, kind: str, number: str) -> list[dict[str, Any]]:
-        return [jsonutil.loads(r[0]) for r in self.store.query(
-            "SELECT doc FROM records WHERE tenant=? AND kind=? AND number=? ORDER BY seq", (tenant, kind, number))]
+        return [
+            jsonutil.loads(r[0])
+            for r in self.store.query(
+                "SELECT doc FROM records WHERE tenant=? AND kind=? AND number=? ORDER BY seq",
+                (tenant, kind, number),
+            )
+        ]
 
-    def _save(self, db: Any, tenant: str, kind: str, rid: str, doc: dict[str, Any], *, number: str | None,
-              status: str | None, created_by: str | None = None) -> None:
+    def _save(
+        self,
+        db: Any,
+        tenant: str,
+        kind: str,
+        rid: str,
+        doc: dict[str, Any],
+        *,
+        number: str | None,
+        status: str | None,
+        created_by: str | None = None,
+    ) -> None:
         doc["UpdatedMs"] = self.now_ms()
         db.execute(
-            "INSERT INTO records(tenant,kind,id,number,status,updated_ms,created_by,doc) VALUES(?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(tenant,kind,id) DO UPDATE SET number=excluded.number, status=excluded.status, "
-            "updated_ms=excluded.updated_ms, doc=excluded.doc",
+            "INSERT INTO records(tenant,kind,id,number,status,updated_ms,created_by,doc) "
+            "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(tenant,kind,id) DO UPDATE SET "
+            "number=excluded.number, status=excluded.status, updated_ms=excluded.updated_ms, "
+            "doc=excluded.doc",
             (tenant, kind, rid, number, status, doc["UpdatedMs"], created_by, jsonutil.dumps(doc)),
         )
         names = self._names.get(tenant) if kind == "Contact" else None
@@ -257,7 +319,8 @@ class Books:
         return {t["TaxType"]: t for t in self.records(tenant, "TaxRate")}
 
     def tracking_categories(self, tenant: str) -> list[dict[str, Any]]:
-        """Every tracking category of the organisation (any status), options included, in seed order."""
+        """Every tracking category of the organisation (any status), options included, in seed
+        order."""
         return self.records(tenant, "TrackingCategory")
 
     def currency_codes(self, tenant: str) -> set[str]:
@@ -281,8 +344,10 @@ class Books:
         """Folded name -> ContactID of the tenant's ACTIVE contacts (kept in step by ``_save``)."""
         names = self._names.get(tenant)
         if names is None:
-            names = {str(c.get("Name", "")).casefold(): c["ContactID"]
-                     for c in self.records(tenant, "Contact", statuses=["ACTIVE"])}
+            names = {
+                str(c.get("Name", "")).casefold(): c["ContactID"]
+                for c in self.records(tenant, "Contact", statuses=["ACTIVE"])
+            }
             self._names[tenant] = names
         return names
 
@@ -291,71 +356,152 @@ class Books:
         if not isinstance(name, str) or not name.strip():
             return ["The contact name must be specified."]  # UNVERIFIED wording
         if len(name) > 255:
-            return ["The contact name must be 255 characters or less."]  # UNVERIFIED wording (limit: spec maxLength 255)
+            return [
+                "The contact name must be 255 characters or less."
+            ]  # UNVERIFIED wording (limit: spec maxLength 255)
         if name != name.strip() or "  " in name or "<" in name or ">" in name:
-            return ["The contact name contains characters that are not allowed."]  # UNVERIFIED wording ([3p-S] rule)
+            return [
+                "The contact name contains characters that are not allowed."
+            ]  # UNVERIFIED wording ([3p-S] rule)
         return []
 
-    def save_contact(self, tenant: str, element: dict[str, Any], *, create_only: bool, created_by: str | None = None) -> Outcome:
+    def save_contact(
+        self,
+        tenant: str,
+        element: dict[str, Any],
+        *,
+        create_only: bool,
+        created_by: str | None = None,
+    ) -> Outcome:
         """PUT (create_only) or POST (upsert) one contact."""
         with self._lock, self.store.write() as db:
-            existing = self._find_contact(tenant, {k: element.get(k) for k in ("ContactID", "ContactNumber")})
+            existing = self._find_contact(
+                tenant, {k: element.get(k) for k in ("ContactID", "ContactNumber")}
+            )
             if element.get("ContactID") and existing is None:
-                return Outcome(errors=["The contact with the specified ContactID could not be found."])  # UNVERIFIED
+                return Outcome(
+                    errors=["The contact with the specified ContactID could not be found."]
+                )  # UNVERIFIED
             name = element.get("Name", existing.get("Name") if existing else None)
             errors = self._contact_name_errors(name)
             if not errors:
                 clash = self._find_contact(tenant, {"Name": name})
                 if clash and (existing is None or clash["ContactID"] != existing["ContactID"]):
-                    errors.append(f"The contact name {name} is already assigned to another contact. "
-                                  "The contact name must be unique across all active contacts.")
+                    errors.append(
+                        f"The contact name {name} is already assigned to another contact. "
+                        "The contact name must be unique across all active contacts."
+                    )
             if existing is not None and create_only:
-                errors.append("The contact number is already assigned to another contact.")  # UNVERIFIED
+                errors.append(
+                    "The contact number is already assigned to another contact."
+                )  # UNVERIFIED
             if errors:
                 return Outcome(errors=errors)
-            doc = dict(existing or {"ContactID": new_id(), "ContactStatus": "ACTIVE", "IsSupplier": False,
-                                     "IsCustomer": False, "HasValidationErrors": False})
-            for key in ("Name", "ContactNumber", "FirstName", "LastName", "EmailAddress", "AccountNumber",
-                        "DefaultCurrency", "TaxNumber", "Addresses", "Phones", "ContactStatus"):
+            doc = dict(
+                existing
+                or {
+                    "ContactID": new_id(),
+                    "ContactStatus": "ACTIVE",
+                    "IsSupplier": False,
+                    "IsCustomer": False,
+                    "HasValidationErrors": False,
+                }
+            )
+            for key in (
+                "Name",
+                "ContactNumber",
+                "FirstName",
+                "LastName",
+                "EmailAddress",
+                "AccountNumber",
+                "DefaultCurrency",
+                "TaxNumber",
+                "Addresses",
+                "Phones",
+                "ContactStatus",
+            ):
                 if key in element:
                     doc[key] = element[key]
-            self._save(db, tenant, "Contact", doc["ContactID"], doc, number=doc.get("ContactNumber"),
-                       status=doc.get("ContactStatus"), created_by=created_by)
+            self._save(
+                db,
+                tenant,
+                "Contact",
+                doc["ContactID"],
+                doc,
+                number=doc.get("ContactNumber"),
+                status=doc.get("ContactStatus"),
+                created_by=created_by,
+            )
             return Outcome(doc=doc, created=existing is None)
 
-    def _contact_for_invoice(self, db: Any, tenant: str, ref: Any, errors: list[str], created_by: str | None) -> dict[str, Any] | None:
-        if not isinstance(ref, dict) or not any(ref.get(k) for k in ("ContactID", "ContactNumber", "Name")):
+    def _contact_for_invoice(
+        self, db: Any, tenant: str, ref: Any, errors: list[str], created_by: str | None
+    ) -> dict[str, Any] | None:
+        if not isinstance(ref, dict) or not any(
+            ref.get(k) for k in ("ContactID", "ContactNumber", "Name")
+        ):
             errors.append("A Contact must be specified for this type of transaction")
             return None
         contact = self._find_contact(tenant, ref)
         if contact is None:
             if ref.get("ContactID"):
-                errors.append("The contact with the specified ContactID could not be found.")  # UNVERIFIED
+                errors.append(
+                    "The contact with the specified ContactID could not be found."
+                )  # UNVERIFIED
                 return None
             name_errors = self._contact_name_errors(ref.get("Name"))
             if name_errors:
                 errors.extend(name_errors)
                 return None
             # Xero creates a new contact from an unknown Name (reference §3.2: no de-duplication).
-            contact = {"ContactID": new_id(), "ContactStatus": "ACTIVE", "Name": ref["Name"],
-                       "IsSupplier": False, "IsCustomer": True, "HasValidationErrors": False}
+            contact = {
+                "ContactID": new_id(),
+                "ContactStatus": "ACTIVE",
+                "Name": ref["Name"],
+                "IsSupplier": False,
+                "IsCustomer": True,
+                "HasValidationErrors": False,
+            }
             for key in ("ContactNumber", "EmailAddress", "FirstName", "LastName"):
                 if ref.get(key):
                     contact[key] = ref[key]
-            self._save(db, tenant, "Contact", contact["ContactID"], contact, number=contact.get("ContactNumber"),
-                       status="ACTIVE", created_by=created_by)
+            self._save(
+                db,
+                tenant,
+                "Contact",
+                contact["ContactID"],
+                contact,
+                number=contact.get("ContactNumber"),
+                status="ACTIVE",
+                created_by=created_by,
+            )
         if contact.get("ContactStatus") == "ARCHIVED":
             errors.append("Unable to assign an Archived contact.")
             return None
         if not contact.get("IsCustomer"):
             contact["IsCustomer"] = True
-            self._save(db, tenant, "Contact", contact["ContactID"], contact, number=contact.get("ContactNumber"),
-                       status=contact.get("ContactStatus"))
+            self._save(
+                db,
+                tenant,
+                "Contact",
+                contact["ContactID"],
+                contact,
+                number=contact.get("ContactNumber"),
+                status=contact.get("ContactStatus"),
+            )
         return contact
 
     # ---- invoices ------------------------------------------------------
-    def save_invoice(self, tenant: str, element: Any, *, mode: str, client_id: str | None,
-                     invoice_id: str | None = None, unitdp: int = 2) -> Outcome:
+    def save_invoice(
+        self,
+        tenant: str,
+        element: Any,
+        *,
+        mode: str,
+        client_id: str | None,
+        invoice_id: str | None = None,
+        unitdp: int = 2,
+    ) -> Outcome:
         """Create (mode ``create``), upsert (``upsert``) or update (``update``) one invoice."""
         if not isinstance(element, dict):
             return Outcome(errors=["Invoice element must be an object."])
@@ -366,7 +512,9 @@ class Books:
                     return existing
                 errors: list[str] = []
                 if existing is not None:
-                    doc = self._update_invoice(tenant, existing, element, errors, db, client_id, unitdp)
+                    doc = self._update_invoice(
+                        tenant, existing, element, errors, db, client_id, unitdp
+                    )
                 else:
                     doc = self._new_invoice(tenant, element, errors, db, client_id, unitdp)
                 if doc is not None and not errors:
@@ -374,27 +522,43 @@ class Books:
                 if errors or doc is None:
                     # Roll back everything this element wrote (e.g. a contact made from its Name).
                     raise _Rollback(errors)
-                self._save(db, tenant, "Invoice", doc["InvoiceID"], doc, number=doc.get("InvoiceNumber"),
-                           status=doc["Status"], created_by=client_id if existing is None else None)
+                self._save(
+                    db,
+                    tenant,
+                    "Invoice",
+                    doc["InvoiceID"],
+                    doc,
+                    number=doc.get("InvoiceNumber"),
+                    status=doc["Status"],
+                    created_by=client_id if existing is None else None,
+                )
                 return Outcome(doc=doc, created=existing is None)
         except _Rollback as rollback:
             self._names.pop(tenant, None)  # it may hold a contact the rollback undid
             return Outcome(errors=rollback.errors)
 
-    def _find_existing_invoice(self, tenant: str, element: dict[str, Any], mode: str,
-                               invoice_id: str | None) -> dict[str, Any] | Outcome | None:
+    def _find_existing_invoice(
+        self, tenant: str, element: dict[str, Any], mode: str, invoice_id: str | None
+    ) -> dict[str, Any] | Outcome | None:
         target_id = invoice_id or element.get("InvoiceID")
         if target_id and target_id != NIL_UUID:
             found = self.record(tenant, "Invoice", str(target_id))
             if found is None:
-                return Outcome(errors=["The resource you're looking for cannot be found"]) if mode != "create" else None
+                return (
+                    Outcome(errors=["The resource you're looking for cannot be found"])
+                    if mode != "create"
+                    else None
+                )
             if mode == "create":
                 return Outcome(errors=["Invoice # must be unique."])
             return found
         number = element.get("InvoiceNumber")
         if number:
-            live = [i for i in self.by_number(tenant, "Invoice", str(number))
-                    if i["Status"] != "DELETED" and i["Type"] == "ACCREC"]
+            live = [
+                i
+                for i in self.by_number(tenant, "Invoice", str(number))
+                if i["Status"] != "DELETED" and i["Type"] == "ACCREC"
+            ]
             if live and element.get("Type", "ACCREC") == "ACCREC":
                 if mode == "create":
                     return Outcome(errors=["Invoice # must be unique."])
@@ -403,12 +567,23 @@ class Books:
             return Outcome(errors=["The resource you're looking for cannot be found"])
         return None
 
-    def _new_invoice(self, tenant: str, el: dict[str, Any], errors: list[str], db: Any,
-                     client_id: str | None, unitdp: int) -> dict[str, Any] | None:
+    def _new_invoice(
+        self,
+        tenant: str,
+        el: dict[str, Any],
+        errors: list[str],
+        db: Any,
+        client_id: str | None,
+        unitdp: int,
+    ) -> dict[str, Any] | None:
         org = self.org(tenant) or {}
         inv_type = el.get("Type")
         if inv_type not in INVOICE_TYPES:
-            errors.append("Invoice Type must be specified." if not inv_type else f"'{inv_type}' is not a valid invoice type.")  # UNVERIFIED
+            errors.append(
+                "Invoice Type must be specified."
+                if not inv_type
+                else f"'{inv_type}' is not a valid invoice type."
+            )  # UNVERIFIED
             return None
         status = (el.get("Status") or "DRAFT").upper()
         if status not in CREATE_STATUSES:
@@ -416,29 +591,51 @@ class Books:
         doc: dict[str, Any] = {
             "Type": inv_type,
             "InvoiceID": new_id(),
-            "InvoiceNumber": el.get("InvoiceNumber") or "",  # a bill without a number: "" (the spec has no null)
+            "InvoiceNumber": el.get("InvoiceNumber")
+            or "",  # a bill without a number: "" (the spec has no null)
             "Reference": el.get("Reference") or "",
-            "Payments": [], "CreditNotes": [], "Prepayments": [], "Overpayments": [],
-            "AmountPaid": Decimal("0.00"), "AmountCredited": Decimal("0.00"),
-            "IsDiscounted": False, "HasAttachments": False, "HasErrors": False,
+            "Payments": [],
+            "CreditNotes": [],
+            "Prepayments": [],
+            "Overpayments": [],
+            "AmountPaid": Decimal("0.00"),
+            "AmountCredited": Decimal("0.00"),
+            "IsDiscounted": False,
+            "HasAttachments": False,
+            "HasErrors": False,
             "Status": status,
             "SentToContact": bool(el.get("SentToContact", False)),
         }
         self._apply_header(tenant, org, doc, el, errors, db, client_id, creating=True)
-        self._apply_lines(tenant, doc, el.get("LineItems"), errors, unitdp, require_accounts=status != "DRAFT")
+        self._apply_lines(
+            tenant, doc, el.get("LineItems"), errors, unitdp, require_accounts=status != "DRAFT"
+        )
         if inv_type == "ACCREC" and not doc["InvoiceNumber"]:
             doc["InvoiceNumber"] = self._next_number(tenant)
         return None if errors else doc
 
-    def _update_invoice(self, tenant: str, existing: dict[str, Any], el: dict[str, Any], errors: list[str], db: Any,
-                        client_id: str | None, unitdp: int) -> dict[str, Any] | None:
+    def _update_invoice(
+        self,
+        tenant: str,
+        existing: dict[str, Any],
+        el: dict[str, Any],
+        errors: list[str],
+        db: Any,
+        client_id: str | None,
+        unitdp: int,
+    ) -> dict[str, Any] | None:
         current = existing["Status"]
         target = (el.get("Status") or current).upper()
-        editing = any(k in el for k in ("LineItems", "Contact", "Date", "DueDate", "CurrencyCode", "LineAmountTypes"))
-        if target not in TRANSITIONS.get(current, set()) or (current == "AUTHORISED" and existing["AmountPaid"] and (editing or target == "VOIDED")):
+        editing = any(
+            k in el
+            for k in ("LineItems", "Contact", "Date", "DueDate", "CurrencyCode", "LineAmountTypes")
+        )
+        if target not in TRANSITIONS.get(current, set()) or (
+            current == "AUTHORISED" and existing["AmountPaid"] and (editing or target == "VOIDED")
+        ):
             errors.append("Invoice not of valid status for modification")
             return None
-        doc = jsonutil.loads(jsonutil.dumps(existing))
+        doc: dict[str, Any] = jsonutil.loads(jsonutil.dumps(existing))
         doc["Status"] = target
         if target in ("VOIDED", "DELETED"):
             doc["AmountDue"] = Decimal("0.00")
@@ -446,25 +643,52 @@ class Books:
         org = self.org(tenant) or {}
         self._apply_header(tenant, org, doc, el, errors, db, client_id, creating=False)
         if "LineItems" in el:
-            self._apply_lines(tenant, doc, el["LineItems"], errors, unitdp, require_accounts=target != "DRAFT")
+            self._apply_lines(
+                tenant, doc, el["LineItems"], errors, unitdp, require_accounts=target != "DRAFT"
+            )
         else:
             self._totals(doc)
-        if "InvoiceNumber" in el and el["InvoiceNumber"] and el["InvoiceNumber"] != existing.get("InvoiceNumber"):
-            clash = [i for i in self.by_number(tenant, "Invoice", el["InvoiceNumber"]) if i["Status"] != "DELETED"]
+        if (
+            "InvoiceNumber" in el
+            and el["InvoiceNumber"]
+            and el["InvoiceNumber"] != existing.get("InvoiceNumber")
+        ):
+            clash = [
+                i
+                for i in self.by_number(tenant, "Invoice", el["InvoiceNumber"])
+                if i["Status"] != "DELETED"
+            ]
             if clash:
                 errors.append("Invoice # must be unique.")
             doc["InvoiceNumber"] = el["InvoiceNumber"]
         return None if errors else doc
 
     def _next_number(self, tenant: str) -> str:
-        count = self.store.scalar("SELECT COUNT(*) FROM records WHERE tenant=? AND kind='Invoice'", (tenant,)) or 0
+        count = (
+            self.store.scalar(
+                "SELECT COUNT(*) FROM records WHERE tenant=? AND kind='Invoice'", (tenant,)
+            )
+            or 0
+        )
         n = count + 1
-        while self.by_number(tenant, "Invoice", f"INV-{n:04d}"):  # a caller may have used the next number already
+        while self.by_number(
+            tenant, "Invoice", f"INV-{n:04d}"
+        ):  # a caller may have used the next number already
             n += 1
         return f"INV-{n:04d}"
 
-    def _apply_header(self, tenant: str, org: dict[str, Any], doc: dict[str, Any], el: dict[str, Any],
-                      errors: list[str], db: Any, client_id: str | None, *, creating: bool) -> None:
+    def _apply_header(
+        self,
+        tenant: str,
+        org: dict[str, Any],
+        doc: dict[str, Any],
+        el: dict[str, Any],
+        errors: list[str],
+        db: Any,
+        client_id: str | None,
+        *,
+        creating: bool,
+    ) -> None:
         if creating or "Contact" in el:
             contact = self._contact_for_invoice(db, tenant, el.get("Contact"), errors, client_id)
             if contact is not None:
@@ -479,8 +703,10 @@ class Books:
                 doc[key] = self.clock.now().date().isoformat() if key == "Date" else None
         lock = org.get("PeriodLockDate")
         if doc.get("Date") and lock and doc["Date"] <= lock[:10]:
-            errors.append(f"The document date cannot be before the period lock date, currently set at "
-                          f"{date.fromisoformat(lock[:10]).strftime('%d-%b-%Y')}")
+            errors.append(
+                f"The document date cannot be before the period lock date, currently set at "
+                f"{date.fromisoformat(lock[:10]).strftime('%d-%b-%Y')}"
+            )
         if "Reference" in el:
             doc["Reference"] = el.get("Reference") or ""
         lat = el.get("LineAmountTypes", doc.get("LineAmountTypes", "Exclusive"))
@@ -500,8 +726,16 @@ class Books:
         elif "CurrencyRate" not in doc or creating:
             doc["CurrencyRate"] = DEMO_FX.get((base, code), Decimal("1.000000"))
 
-    def _apply_lines(self, tenant: str, doc: dict[str, Any], lines: Any, errors: list[str], unitdp: int,
-                     *, require_accounts: bool) -> None:
+    def _apply_lines(
+        self,
+        tenant: str,
+        doc: dict[str, Any],
+        lines: Any,
+        errors: list[str],
+        unitdp: int,
+        *,
+        require_accounts: bool,
+    ) -> None:
         if not isinstance(lines, list) or not lines:
             if require_accounts:
                 errors.append("Invoices must have at least one line item.")  # UNVERIFIED wording
@@ -518,14 +752,32 @@ class Books:
             if not isinstance(raw, dict):
                 errors.append("Line item must be an object.")
                 continue
-            line = self._line(raw, doc["Type"], doc["LineAmountTypes"], accounts, taxes, errors, unitdp, require_accounts)
+            line = self._line(
+                raw,
+                doc["Type"],
+                doc["LineAmountTypes"],
+                accounts,
+                taxes,
+                errors,
+                unitdp,
+                require_accounts,
+            )
             line["Tracking"] = self._line_tracking(raw.get("Tracking"), categories, errors)
             out.append(line)
         doc["LineItems"] = out
         self._totals(doc)
 
-    def _line(self, raw: dict[str, Any], inv_type: str, lat: str, accounts: dict[str, Any], taxes: dict[str, Any],
-              errors: list[str], unitdp: int, require_accounts: bool) -> dict[str, Any]:
+    def _line(
+        self,
+        raw: dict[str, Any],
+        inv_type: str,
+        lat: str,
+        accounts: dict[str, Any],
+        taxes: dict[str, Any],
+        errors: list[str],
+        unitdp: int,
+        require_accounts: bool,
+    ) -> dict[str, Any]:
         desc = raw.get("Description")
         if not isinstance(desc, str) or not desc.strip():
             errors.append("The description field is mandatory for each line item.")
@@ -552,30 +804,47 @@ class Books:
         account = None
         if code:
             account = accounts.get(str(code))
-            if account is None or account.get("Type") == "BANK" or account.get("SystemAccount") in LINE_FORBIDDEN_SYSTEM:
+            if (
+                account is None
+                or account.get("Type") == "BANK"
+                or account.get("SystemAccount") in LINE_FORBIDDEN_SYSTEM
+            ):
                 errors.append(f"Account code '{code}' is not a valid code for this document.")
                 account = None
             elif account.get("Status") != "ACTIVE":
-                # UNVERIFIED wording; the reference lists archived accounts among the failures users meet.
-                errors.append(f"Account code '{code}' has been archived, or deleted. Each line item must reference a valid account.")
+                # UNVERIFIED wording; the reference lists archived accounts among the failures users
+                # meet.
+                errors.append(
+                    f"Account code '{code}' has been archived, or deleted. Each line item must "
+                    "reference a valid account."
+                )
                 account = None
             line["AccountCode"] = str(code)
             if account is not None:
                 line["AccountID"] = account["AccountID"]
         elif require_accounts:
             errors.append("Account code or ID must be specified.")
-        tax_type = raw.get("TaxType") or (account or {}).get("TaxType") or ("NONE" if lat == "NoTax" else None)
+        tax_type = (
+            raw.get("TaxType")
+            or (account or {}).get("TaxType")
+            or ("NONE" if lat == "NoTax" else None)
+        )
         rate = Decimal("0")
         if lat == "NoTax":
             tax_type = "NONE"
         if tax_type:
             tax = taxes.get(str(tax_type))
             if tax is None or tax.get("Status") != "ACTIVE":
-                errors.append(f"The TaxType code {tax_type} does not exist or cannot be used for this type of transaction.")
+                errors.append(
+                    f"The TaxType code {tax_type} does not exist or cannot be used for this type "
+                    "of transaction."
+                )
             else:
                 flag = CLASS_TAX_FLAG.get(str((account or {}).get("Class", "")))
                 if account is not None and flag and not tax.get(flag, False):
-                    errors.append(f"The TaxType code '{tax_type}' cannot be used with account code '{code}'.")
+                    errors.append(
+                        f"The TaxType code '{tax_type}' cannot be used with account code '{code}'."
+                    )
                 rate = Decimal(str(tax.get("EffectiveRate") or 0))
             line["TaxType"] = str(tax_type)
         if lat == "NoTax":
@@ -603,7 +872,9 @@ class Books:
         return line
 
     @staticmethod
-    def _line_tracking(raw: Any, categories: list[dict[str, Any]], errors: list[str]) -> list[dict[str, Any]]:
+    def _line_tracking(
+        raw: Any, categories: list[dict[str, Any]], errors: list[str]
+    ) -> list[dict[str, Any]]:
         """Validate one line's ``Tracking`` and return it as Xero stores it (names and ids).
 
         Each element names its category by ``TrackingCategoryID`` or ``Name`` and its option
@@ -621,18 +892,24 @@ class Books:
             return []
         if len(raw) > MAX_TRACKING_PER_LINE:
             # UNVERIFIED wording; the rule is Xero's documented maximum of two per line item.
-            errors.append(f"A line item can have a maximum of {MAX_TRACKING_PER_LINE} tracking categories.")
+            errors.append(
+                f"A line item can have a maximum of {MAX_TRACKING_PER_LINE} tracking categories."
+            )
             return []
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
         for element in raw:
             if not isinstance(element, dict):
-                errors.append("Tracking must be a list of tracking categories.")  # UNVERIFIED wording
+                errors.append(
+                    "Tracking must be a list of tracking categories."
+                )  # UNVERIFIED wording
                 continue
             category = _pick(categories, element.get("TrackingCategoryID"), element.get("Name"))
             if category is None and element.get("TrackingCategoryID"):
-                errors.append("There is no ACTIVE tracking category with the TrackingCategoryID "
-                              f"'{element['TrackingCategoryID']}'.")  # UNVERIFIED wording
+                errors.append(
+                    "There is no ACTIVE tracking category with the TrackingCategoryID "
+                    f"'{element['TrackingCategoryID']}'."
+                )  # UNVERIFIED wording
                 continue
             if category is None or category.get("Status") != "ACTIVE":
                 # Xero's wording for a contact's SalesTrackingCategories (calcinai/xero-php#386);
@@ -642,33 +919,53 @@ class Books:
                 continue
             if category["TrackingCategoryID"] in seen:
                 # UNVERIFIED wording for two options of one category on one line.
-                errors.append(f"The tracking category '{category['Name']}' can only be used once per line item.")
+                errors.append(
+                    f"The tracking category '{category['Name']}' can only be used once per line "
+                    "item."
+                )
                 continue
             seen.add(category["TrackingCategoryID"])
-            option = _pick(category.get("Options") or [], element.get("TrackingOptionID"), element.get("Option"),
-                           id_key="TrackingOptionID")
+            option = _pick(
+                category.get("Options") or [],
+                element.get("TrackingOptionID"),
+                element.get("Option"),
+                id_key="TrackingOptionID",
+            )
             if option is None and element.get("TrackingOptionID"):
-                errors.append(f"There is no ACTIVE tracking option with the TrackingOptionID '{element['TrackingOptionID']}' "
-                              f"in the tracking category '{category['Name']}'.")  # UNVERIFIED wording
+                errors.append(
+                    "There is no ACTIVE tracking option with the TrackingOptionID "
+                    f"'{element['TrackingOptionID']}' in the tracking category "
+                    f"'{category['Name']}'."
+                )  # UNVERIFIED wording
                 continue
             if option is None or option.get("Status") != "ACTIVE":
                 # UNVERIFIED wording, modelled on the category message above.
                 wanted = option["Name"] if option else (element.get("Option") or "")
-                errors.append(f"There is no ACTIVE tracking option with the name '{wanted}' "
-                              f"in the tracking category '{category['Name']}'.")
+                errors.append(
+                    f"There is no ACTIVE tracking option with the name '{wanted}' "
+                    f"in the tracking category '{category['Name']}'."
+                )
                 continue
-            out.append({"Name": category["Name"], "Option": option["Name"],
-                        "TrackingCategoryID": category["TrackingCategoryID"],
-                        "TrackingOptionID": option["TrackingOptionID"]})
+            out.append(
+                {
+                    "Name": category["Name"],
+                    "Option": option["Name"],
+                    "TrackingCategoryID": category["TrackingCategoryID"],
+                    "TrackingOptionID": option["TrackingOptionID"],
+                }
+            )
         return out
 
     @staticmethod
     def _totals(doc: dict[str, Any]) -> None:
         lines = doc.get("LineItems") or []
-        tax = sum((l["TaxAmount"] for l in lines), Decimal("0.00"))
-        amounts = sum((l["LineAmount"] for l in lines), Decimal("0.00"))
+        tax = sum((li["TaxAmount"] for li in lines), Decimal("0.00"))
+        amounts = sum((li["LineAmount"] for li in lines), Decimal("0.00"))
         sub = amounts - tax if doc.get("LineAmountTypes") == "Inclusive" else amounts
-        discount = sum((money(l["Quantity"] * l["UnitAmount"]) - l["LineAmount"] for l in lines), Decimal("0.00"))
+        discount = sum(
+            (money(li["Quantity"] * li["UnitAmount"]) - li["LineAmount"] for li in lines),
+            Decimal("0.00"),
+        )
         doc["SubTotal"] = money(sub)
         doc["TotalTax"] = money(tax)
         doc["Total"] = money(sub + tax)
@@ -676,10 +973,14 @@ class Books:
             doc["TotalDiscount"] = money(discount)
         else:
             doc.pop("TotalDiscount", None)
-        doc["AmountDue"] = money(doc["Total"] - doc.get("AmountPaid", 0) - doc.get("AmountCredited", 0))
+        doc["AmountDue"] = money(
+            doc["Total"] - doc.get("AmountPaid", 0) - doc.get("AmountCredited", 0)
+        )
 
     def invoice_total_errors(self, doc: dict[str, Any]) -> list[str]:
-        return ["Invoice Total must be greater than or equal to zero."] if doc["Total"] < 0 else []  # UNVERIFIED
+        return (
+            ["Invoice Total must be greater than or equal to zero."] if doc["Total"] < 0 else []
+        )  # UNVERIFIED
 
     # ---- payments ------------------------------------------------------
     def create_payment(self, tenant: str, el: Any, *, client_id: str | None) -> Outcome:
@@ -692,8 +993,13 @@ class Books:
             if inv_ref.get("InvoiceID"):
                 invoice = self.record(tenant, "Invoice", str(inv_ref["InvoiceID"]))
             elif inv_ref.get("InvoiceNumber") or el.get("InvoiceNumber"):
-                found = [i for i in self.by_number(tenant, "Invoice", inv_ref.get("InvoiceNumber") or el["InvoiceNumber"])
-                         if i["Status"] != "DELETED"]
+                found = [
+                    i
+                    for i in self.by_number(
+                        tenant, "Invoice", inv_ref.get("InvoiceNumber") or el["InvoiceNumber"]
+                    )
+                    if i["Status"] != "DELETED"
+                ]
                 invoice = found[0] if found else None
             if invoice is None:
                 errors.append("Invoice could not be found")  # UNVERIFIED wording
@@ -706,12 +1012,18 @@ class Books:
             if account is None:
                 errors.append("Account could not be found")  # UNVERIFIED wording
             elif not (account.get("Type") == "BANK" or account.get("EnablePaymentsToAccount")):
-                errors.append("Payments cannot be made to this account")  # UNVERIFIED wording (reference §6 rule)
+                errors.append(
+                    "Payments cannot be made to this account"
+                )  # UNVERIFIED wording (reference §6 rule)
             amount = _dec(el.get("Amount"), "Amount", errors)
             if amount is None or amount <= 0:
                 errors.append("Payment amount must be greater than zero")  # UNVERIFIED wording
             try:
-                pay_date = parse_request_date(el.get("Date")) if el.get("Date") else self.clock.now().date()
+                pay_date = (
+                    parse_request_date(el.get("Date"))
+                    if el.get("Date")
+                    else self.clock.now().date()
+                )
             except ValueError:
                 errors.append("Date is not a valid date.")
                 pay_date = self.clock.now().date()
@@ -738,15 +1050,42 @@ class Books:
                 "Account": {"AccountID": account["AccountID"], "Code": account.get("Code")},
                 "Invoice": {"InvoiceID": invoice["InvoiceID"]},
             }
-            invoice["Payments"].append({"PaymentID": payment["PaymentID"], "Date": payment["Date"], "Amount": amount,
-                                        "CurrencyRate": payment["CurrencyRate"], "HasAccount": True, "HasValidationErrors": False})
+            invoice["Payments"].append(
+                {
+                    "PaymentID": payment["PaymentID"],
+                    "Date": payment["Date"],
+                    "Amount": amount,
+                    "CurrencyRate": payment["CurrencyRate"],
+                    "HasAccount": True,
+                    "HasValidationErrors": False,
+                }
+            )
             invoice["AmountPaid"] = money(invoice["AmountPaid"] + amount)
-            invoice["AmountDue"] = money(invoice["Total"] - invoice["AmountPaid"] - invoice["AmountCredited"])
+            invoice["AmountDue"] = money(
+                invoice["Total"] - invoice["AmountPaid"] - invoice["AmountCredited"]
+            )
             if invoice["AmountDue"] == 0:
                 invoice["Status"] = "PAID"
                 invoice["FullyPaidOnDate"] = payment["Date"]
-            self._save(db, tenant, "Invoice", invoice["InvoiceID"], invoice, number=invoice.get("InvoiceNumber"), status=invoice["Status"])
-            self._save(db, tenant, "Payment", payment["PaymentID"], payment, number=None, status="AUTHORISED", created_by=client_id)
+            self._save(
+                db,
+                tenant,
+                "Invoice",
+                invoice["InvoiceID"],
+                invoice,
+                number=invoice.get("InvoiceNumber"),
+                status=invoice["Status"],
+            )
+            self._save(
+                db,
+                tenant,
+                "Payment",
+                payment["PaymentID"],
+                payment,
+                number=None,
+                status="AUTHORISED",
+                created_by=client_id,
+            )
             return Outcome(doc=payment, created=True)
 
     def delete_payment(self, tenant: str, payment_id: str) -> Outcome:
@@ -759,18 +1098,32 @@ class Books:
             invoice = self.record(tenant, "Invoice", payment["Invoice"]["InvoiceID"])
             payment["Status"] = "DELETED"
             if invoice is not None:
-                invoice["Payments"] = [p for p in invoice["Payments"] if p["PaymentID"] != payment_id]
+                invoice["Payments"] = [
+                    p for p in invoice["Payments"] if p["PaymentID"] != payment_id
+                ]
                 invoice["AmountPaid"] = money(invoice["AmountPaid"] - payment["Amount"])
-                invoice["AmountDue"] = money(invoice["Total"] - invoice["AmountPaid"] - invoice["AmountCredited"])
+                invoice["AmountDue"] = money(
+                    invoice["Total"] - invoice["AmountPaid"] - invoice["AmountCredited"]
+                )
                 if invoice["Status"] == "PAID":
                     invoice["Status"] = "AUTHORISED"
                     invoice.pop("FullyPaidOnDate", None)
-                self._save(db, tenant, "Invoice", invoice["InvoiceID"], invoice, number=invoice.get("InvoiceNumber"), status=invoice["Status"])
+                self._save(
+                    db,
+                    tenant,
+                    "Invoice",
+                    invoice["InvoiceID"],
+                    invoice,
+                    number=invoice.get("InvoiceNumber"),
+                    status=invoice["Status"],
+                )
             self._save(db, tenant, "Payment", payment_id, payment, number=None, status="DELETED")
             return Outcome(doc=payment)
 
     # ---- credit notes --------------------------------------------------
-    def save_credit_note(self, tenant: str, element: Any, *, client_id: str | None, unitdp: int = 2) -> Outcome:
+    def save_credit_note(
+        self, tenant: str, element: Any, *, client_id: str | None, unitdp: int = 2
+    ) -> Outcome:
         """Create one credit note (``PUT /CreditNotes``): lines and totals exactly as an invoice's.
 
         Credit notes are validated by the invoice rules (accounts, tax types, currency,
@@ -782,11 +1135,19 @@ class Books:
             return Outcome(errors=["Credit note element must be an object."])
         note_type = element.get("Type")
         if note_type not in CREDIT_NOTE_TYPES:
-            return Outcome(errors=["Credit note Type must be ACCRECCREDIT or ACCPAYCREDIT."])  # UNVERIFIED wording
+            return Outcome(
+                errors=["Credit note Type must be ACCRECCREDIT or ACCPAYCREDIT."]
+            )  # UNVERIFIED wording
         number = element.get("CreditNoteNumber") or ""
-        if number and [n for n in self.by_number(tenant, "CreditNote", number) if n["Status"] != "DELETED"]:
+        if number and [
+            n for n in self.by_number(tenant, "CreditNote", number) if n["Status"] != "DELETED"
+        ]:
             return Outcome(errors=["Credit Note # must be unique."])  # UNVERIFIED wording
-        as_invoice = {k: v for k, v in element.items() if k not in ("CreditNoteNumber", "CreditNoteID", "DueDate")}
+        as_invoice = {
+            k: v
+            for k, v in element.items()
+            if k not in ("CreditNoteNumber", "CreditNoteID", "DueDate")
+        }
         as_invoice["Type"] = CREDIT_NOTE_TYPES[note_type]
         as_invoice["InvoiceNumber"] = number or "CN"
         try:
@@ -797,32 +1158,70 @@ class Books:
                     errors.extend(self.invoice_total_errors(doc))
                 if errors or doc is None:
                     raise _Rollback(errors)
-                note = {"Type": note_type, "CreditNoteID": doc["InvoiceID"],
-                        "CreditNoteNumber": number or self._next_credit_note_number(tenant)}
-                for key in ("Reference", "Contact", "Date", "Status", "LineAmountTypes", "LineItems", "SubTotal", "TotalTax",
-                            "Total", "CurrencyCode", "CurrencyRate", "HasAttachments", "HasErrors", "SentToContact"):
+                note = {
+                    "Type": note_type,
+                    "CreditNoteID": doc["InvoiceID"],
+                    "CreditNoteNumber": number or self._next_credit_note_number(tenant),
+                }
+                for key in (
+                    "Reference",
+                    "Contact",
+                    "Date",
+                    "Status",
+                    "LineAmountTypes",
+                    "LineItems",
+                    "SubTotal",
+                    "TotalTax",
+                    "Total",
+                    "CurrencyCode",
+                    "CurrencyRate",
+                    "HasAttachments",
+                    "HasErrors",
+                    "SentToContact",
+                ):
                     if key in doc:
                         note[key] = doc[key]
                 note["RemainingCredit"] = doc["Total"]
                 note["Allocations"] = []
                 note["Payments"] = []
-                self._save(db, tenant, "CreditNote", note["CreditNoteID"], note, number=note["CreditNoteNumber"],
-                           status=note["Status"], created_by=client_id)
+                self._save(
+                    db,
+                    tenant,
+                    "CreditNote",
+                    note["CreditNoteID"],
+                    note,
+                    number=note["CreditNoteNumber"],
+                    status=note["Status"],
+                    created_by=client_id,
+                )
                 return Outcome(doc=note, created=True)
         except _Rollback as rollback:
             self._names.pop(tenant, None)  # it may hold a contact the rollback undid
             return Outcome(errors=rollback.errors)
 
     def _next_credit_note_number(self, tenant: str) -> str:
-        n = (self.store.scalar("SELECT COUNT(*) FROM records WHERE tenant=? AND kind='CreditNote'", (tenant,)) or 0) + 1
+        n = (
+            self.store.scalar(
+                "SELECT COUNT(*) FROM records WHERE tenant=? AND kind='CreditNote'", (tenant,)
+            )
+            or 0
+        ) + 1
         while self.by_number(tenant, "CreditNote", f"CN-{n:04d}"):
             n += 1
         return f"CN-{n:04d}"
 
-    def render_credit_note(self, tenant: str, doc: dict[str, Any], *, contacts: dict[str, Any] | None = None) -> dict[str, Any]:
+    def render_credit_note(
+        self, tenant: str, doc: dict[str, Any], *, contacts: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         out = {k: v for k, v in doc.items() if k not in ("UpdatedMs", "Date", "Contact")}
         cid = doc.get("Contact", {}).get("ContactID")
-        contact = (contacts or {}).get(cid) if contacts is not None else self.record(tenant, "Contact", cid) if cid else None
+        contact = (
+            (contacts or {}).get(cid)
+            if contacts is not None
+            else self.record(tenant, "Contact", cid)
+            if cid
+            else None
+        )
         out["Contact"] = self.render_contact_stub(contact or {"ContactID": cid})
         if doc.get("Date"):
             d = date.fromisoformat(doc["Date"])
@@ -832,11 +1231,28 @@ class Books:
         return out
 
     # ---- rendering -----------------------------------------------------
-    def render_invoice(self, tenant: str, doc: dict[str, Any], *, with_lines: bool, contacts: dict[str, Any] | None = None,
-                       summary_only: bool = False) -> dict[str, Any]:
-        out = {k: v for k, v in doc.items() if k not in ("UpdatedMs", "Date", "DueDate", "FullyPaidOnDate", "LineItems", "Contact")}
+    def render_invoice(
+        self,
+        tenant: str,
+        doc: dict[str, Any],
+        *,
+        with_lines: bool,
+        contacts: dict[str, Any] | None = None,
+        summary_only: bool = False,
+    ) -> dict[str, Any]:
+        out = {
+            k: v
+            for k, v in doc.items()
+            if k not in ("UpdatedMs", "Date", "DueDate", "FullyPaidOnDate", "LineItems", "Contact")
+        }
         cid = doc.get("Contact", {}).get("ContactID")
-        contact = (contacts or {}).get(cid) if contacts is not None else self.record(tenant, "Contact", cid) if cid else None
+        contact = (
+            (contacts or {}).get(cid)
+            if contacts is not None
+            else self.record(tenant, "Contact", cid)
+            if cid
+            else None
+        )
         out["Contact"] = self.render_contact_stub(contact or {"ContactID": cid})
         for key in ("Date", "DueDate"):
             if doc.get(key):
@@ -845,7 +1261,9 @@ class Books:
                 out[key] = msdate(d)
         if doc.get("FullyPaidOnDate"):
             out["FullyPaidOnDate"] = msdate(date.fromisoformat(doc["FullyPaidOnDate"]))
-        out["Payments"] = [dict(p, Date=msdate(date.fromisoformat(p["Date"]))) for p in doc.get("Payments", [])]
+        out["Payments"] = [
+            dict(p, Date=msdate(date.fromisoformat(p["Date"]))) for p in doc.get("Payments", [])
+        ]
         out["UpdatedDateUTC"] = msdatetime(doc["UpdatedMs"])
         out["UpdatedDateUTCString"] = iso_utc_string(doc["UpdatedMs"])
         if with_lines and not summary_only:
@@ -859,7 +1277,14 @@ class Books:
 
     @staticmethod
     def render_contact_stub(contact: dict[str, Any]) -> dict[str, Any]:
-        keys = ("ContactID", "ContactNumber", "Name", "ContactStatus", "EmailAddress", "HasValidationErrors")
+        keys = (
+            "ContactID",
+            "ContactNumber",
+            "Name",
+            "ContactStatus",
+            "EmailAddress",
+            "HasValidationErrors",
+        )
         return {k: contact[k] for k in keys if k in contact}
 
     def render_record(self, doc: dict[str, Any]) -> dict[str, Any]:

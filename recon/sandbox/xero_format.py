@@ -52,10 +52,12 @@ def parse_request_date(value: object) -> date:
     m = _MS_DATE.match(text)
     if m:
         ms = int(m.group(1))
-        tz = timezone.utc
+        tz = UTC
         if m.group(2):
             sign = 1 if m.group(2)[0] == "+" else -1
-            tz = timezone(sign * timedelta(hours=int(m.group(2)[1:3]), minutes=int(m.group(2)[3:5])))
+            tz = timezone(
+                sign * timedelta(hours=int(m.group(2)[1:3]), minutes=int(m.group(2)[3:5]))
+            )
         return datetime.fromtimestamp(ms / 1000, tz=tz).date()
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).date()

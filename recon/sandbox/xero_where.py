@@ -65,7 +65,11 @@ def _coerce_pair(left: Any, right: Any) -> tuple[Any, Any]:
     """Bring both sides of a comparison to one comparable type."""
     if isinstance(right, date) and isinstance(left, str):
         try:
-            left = datetime.fromisoformat(left.replace("Z", "+00:00")).date() if "T" in left else date.fromisoformat(left[:10])
+            left = (
+                datetime.fromisoformat(left.replace("Z", "+00:00")).date()
+                if "T" in left
+                else date.fromisoformat(left[:10])
+            )
         except ValueError:
             return left, str(right)
     if isinstance(left, date) and isinstance(right, str):
@@ -87,14 +91,16 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         if left is None or right is None:
             return left is None and right is None
         left, right = _coerce_pair(left, right)
-        return left == right
+        return bool(left == right)
     if op in ("!=", "<>"):
         return not _compare("==", left, right)
     if left is None or right is None:
         return False
     left, right = _coerce_pair(left, right)
     try:
-        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+        return bool(
+            {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+        )
     except TypeError:
         return False
 
@@ -156,7 +162,9 @@ class _Parser:
         tok = self.take()
         kind, text = tok
         if kind == "str":
-            value = bytes(text[1:-1], "utf-8").decode("unicode_escape") if "\\" in text else text[1:-1]
+            value = (
+                bytes(text[1:-1], "utf-8").decode("unicode_escape") if "\\" in text else text[1:-1]
+            )
             return lambda d: value
         if kind == "num":
             num = Decimal(text)
@@ -201,7 +209,11 @@ class _Parser:
             raise QueryParseError("String literal expected")
         self.take(")")
         needle = text[1:-1].casefold()
-        fn = {"CONTAINS": str.__contains__, "STARTSWITH": str.startswith, "ENDSWITH": str.endswith}.get(name.upper())
+        fn = {
+            "CONTAINS": str.__contains__,
+            "STARTSWITH": str.startswith,
+            "ENDSWITH": str.endswith,
+        }.get(name.upper())
         if fn is None:
             raise QueryParseError(f"No applicable method '{name}' exists")
         return lambda d: bool(fn(str(_lookup(d, path) or "").casefold(), needle))

@@ -22,4 +22,11 @@ from recon.widgets.status import StatusPanel
 from recon.widgets.tax_map import MAP_FIXABLE, NO_MAPPING, TaxMapEditor
 from recon.widgets.transfer import ALL_CURRENCIES, TransferPanel
 
-__all__ = ["ALL_CURRENCIES", "MAP_FIXABLE", "NO_MAPPING", "StatusPanel", "TaxMapEditor", "TransferPanel"]
+__all__ = [
+    "ALL_CURRENCIES",
+    "MAP_FIXABLE",
+    "NO_MAPPING",
+    "StatusPanel",
+    "TaxMapEditor",
+    "TransferPanel",
+]

@@ -24,6 +24,11 @@ from recon.status import StatusDiff, apply_paid
 __all__ = ["StatusPanel"]
 
 
+def _decimal_total(amounts: pd.Series) -> Decimal:
+    """Exact sum of one currency's Decimal amounts."""
+    return sum(amounts, Decimal("0"))
+
+
 class StatusPanel:
     """The *Mark N invoices paid in Nexudus* button, its confirmation, progress and results."""
 
@@ -35,21 +40,33 @@ class StatusPanel:
         self.result: pd.DataFrame | None = None
         self._confirming = False
         n = len(self.todo)
-        self.button = widgets.Button(description=f"Mark {n} invoices paid in Nexudus", button_style="warning",
-                                     disabled=n == 0, layout=widgets.Layout(width="auto"))
+        self.button = widgets.Button(
+            description=f"Mark {n} invoices paid in Nexudus",
+            button_style="warning",
+            disabled=n == 0,
+            layout=widgets.Layout(width="auto"),
+        )
         self.confirm_button = widgets.Button(description="Confirm", button_style="danger")
         self.cancel_button = widgets.Button(description="Cancel")
         self.question = widgets.HTML()
-        self.confirm_row = widgets.HBox([self.question, self.confirm_button, self.cancel_button],
-                                        layout=widgets.Layout(display="none"))
-        self.progress = widgets.IntProgress(min=0, max=max(n, 1), description="Marked", layout=widgets.Layout(display="none"))
+        self.confirm_row = widgets.HBox(
+            [self.question, self.confirm_button, self.cancel_button],
+            layout=widgets.Layout(display="none"),
+        )
+        self.progress = widgets.IntProgress(
+            min=0, max=max(n, 1), description="Marked", layout=widgets.Layout(display="none")
+        )
         self.output = widgets.Output()
         self.button.on_click(lambda _: self._safely(self.request))
         self.confirm_button.on_click(lambda _: self._safely(self.confirm))
         self.cancel_button.on_click(lambda _: self._safely(self.cancel))
-        intro = widgets.HTML(f"<h4>Mark paid in Nexudus</h4><p>{n} invoices are fully paid in Xero and unpaid in Nexudus "
-                             f"({html.escape(self._totals())}). Other differences are only reported.</p>")
-        self.panel = widgets.VBox([intro, self.button, self.confirm_row, self.progress, self.output])
+        intro = widgets.HTML(
+            f"<h4>Mark paid in Nexudus</h4><p>{n} invoices are fully paid in Xero and unpaid in "
+            f"Nexudus ({html.escape(self._totals())}). Other differences are only reported.</p>"
+        )
+        self.panel = widgets.VBox(
+            [intro, self.button, self.confirm_row, self.progress, self.output]
+        )
 
     # ---- the logic ---------------------------------------------------------------------
     @property
@@ -59,12 +76,16 @@ class StatusPanel:
     def request(self) -> None:
         """Show what *Confirm* would write. Writes nothing."""
         if self.result is not None:
-            raise StepError("this panel has already marked its invoices paid: sync again for new differences")
+            raise StepError(
+                "this panel has already marked its invoices paid: sync again for new differences"
+            )
         if self.todo.empty:
             raise StepError("nothing to mark: no invoice is paid in Xero and unpaid in Nexudus")
         self._confirming = True
-        self.question.value = (f"<b>This marks {len(self.todo)} invoices paid in Nexudus ({html.escape(self._totals())}) "
-                               f"with Xero's payment dates. Confirm?</b>&nbsp;")
+        self.question.value = (
+            f"<b>This marks {len(self.todo)} invoices paid in Nexudus "
+            f"({html.escape(self._totals())}) with Xero's payment dates. Confirm?</b>&nbsp;"
+        )
         self.confirm_row.layout.display = "flex"
 
     def cancel(self) -> None:
@@ -72,7 +93,8 @@ class StatusPanel:
         self.confirm_row.layout.display = "none"
 
     def confirm(self) -> pd.DataFrame:
-        """Apply: mark the invoices paid (ledger first), with progress; returns each invoice's outcome."""
+        """Apply: mark the invoices paid (ledger first), with progress; returns each invoice's
+        outcome."""
         if self.result is not None:
             return self.result
         if not self._confirming:
@@ -86,21 +108,25 @@ class StatusPanel:
         try:
             self.result = apply_paid(self.conn, self.ledger, self.diff, progress=tick)
         except ReconError as exc:
-            self.button.disabled = self.confirm_button.disabled = self.cancel_button.disabled = False
+            self.button.disabled = self.confirm_button.disabled = self.cancel_button.disabled = (
+                False
+            )
             self._say(f"<p><b>Stopped:</b> {html.escape(str(exc))}</p>", f"Stopped: {exc}")
             raise
         self._confirming = False
         self.confirm_row.layout.display = "none"
         counts = self.result["outcome"].value_counts().to_dict()
         summary = ", ".join(f"{v} {k}" for k, v in counts.items())
-        self._say(f"<p><b>{html.escape(summary)}</b></p>" + styled(self.result, money=["amount"]), summary)
+        self._say(
+            f"<p><b>{html.escape(summary)}</b></p>" + styled(self.result, money=["amount"]), summary
+        )
         return self.result
 
     # ---- display -----------------------------------------------------------------------
     def _totals(self) -> str:
         if self.todo.empty:
             return "nothing"
-        grouped = self.todo.groupby("currency")["xero_total"].agg(lambda s: sum(s, Decimal("0")))
+        grouped = self.todo.groupby("currency")["xero_total"].agg(_decimal_total)
         return "; ".join(f"{currency} {money_text(total)}" for currency, total in grouped.items())
 
     def _safely(self, action: Any) -> None:
@@ -110,11 +136,19 @@ class StatusPanel:
             self._say(f"<p><b>Not done:</b> {html.escape(str(exc))}</p>", f"Not done: {exc}")
 
     def _say(self, html_text: str, plain: str) -> None:
-        self.output.outputs = ({"output_type": "display_data", "metadata": {},
-                                "data": {"text/html": html_text, "text/plain": plain}},)
+        self.output.outputs = (
+            {
+                "output_type": "display_data",
+                "metadata": {},
+                "data": {"text/html": html_text, "text/plain": plain},
+            },
+        )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.panel._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
-        return f"<StatusPanel {len(self.todo)} to mark paid, {'done' if self.result is not None else 'not applied'}>"
+        return (
+            f"<StatusPanel {len(self.todo)} to mark paid, "
+            f"{'done' if self.result is not None else 'not applied'}>"
+        )

@@ -45,12 +45,16 @@ class TransferPanel:
     def __init__(self, conn: Any, plan: TransferPlan, ledger: Ledger) -> None:
         tenant = str(getattr(conn.xero, "tenant_id", "") or "")
         if plan.tenant_id and tenant and plan.tenant_id != tenant:
-            raise StepError(f"this plan was made for Xero organisation {plan.tenant_id}, but the connection writes to "
-                            f"{tenant}: run plan_transfer again with this connection")
+            raise StepError(
+                f"this plan was made for Xero organisation {plan.tenant_id}, but the connection "
+                f"writes to {tenant}: run plan_transfer again with this connection"
+            )
         self.conn = conn
         self.plan = plan
         self.ledger = ledger
-        self.organisation = str(plan.context.get("organisation") or conn.organisation.get("Name") or "Xero")
+        self.organisation = str(
+            plan.context.get("organisation") or conn.organisation.get("Name") or "Xero"
+        )
         self.result: TransferResult | None = None
         self.error: ReconError | None = None  # why the last push stopped, if it did
         self._text = ""
@@ -76,7 +80,8 @@ class TransferPanel:
 
     @property
     def is_confirming(self) -> bool:
-        """Whether the confirmation row is showing (Transfer pressed, not yet confirmed or cancelled)."""
+        """Whether the confirmation row is showing (Transfer pressed, not yet confirmed or
+        cancelled)."""
         return self._requested is not None
 
     @property
@@ -85,18 +90,25 @@ class TransferPanel:
         return self.result is not None
 
     def set_filter(self, text: str | None = None, currency: str | None = None) -> TransferPlan:
-        """Narrow the preview to invoices whose number or customer name contains ``text``, in ``currency``.
+        """Narrow the preview to invoices whose number or customer name contains ``text``, in
+        ``currency``.
 
         Both filters are set at once; ``None`` or ``""`` means no filter on that
         field. A confirmation showing for the previous filter is withdrawn.
         Returns the narrowed plan.
         """
         if self._pushing or self.is_done:
-            raise StepError("this panel has already transferred its plan: run plan_transfer again for a new preview")
+            raise StepError(
+                "this panel has already transferred its plan: run plan_transfer again for a new "
+                "preview"
+            )
         wanted = (currency or ALL_CURRENCIES).strip().upper()
         if wanted and wanted not in self.currencies:
-            raise ParamsError(f"no eligible invoice is in {wanted}; the plan's currencies are {', '.join(self.currencies) or 'none'}",
-                              key="currency")
+            raise ParamsError(
+                f"no eligible invoice is in {wanted}; the plan's currencies are "
+                f"{', '.join(self.currencies) or 'none'}",
+                key="currency",
+            )
         self._text = (text or "").strip()
         self._currency = wanted
         self._current = self._narrow()
@@ -109,11 +121,16 @@ class TransferPanel:
     def request_transfer(self) -> None:
         """Show what *Confirm* would write, and where. Writes nothing."""
         if self._pushing or self.is_done:
-            raise StepError("this panel has already transferred its plan: run plan_transfer again to transfer more")
+            raise StepError(
+                "this panel has already transferred its plan: run plan_transfer again to transfer "
+                "more"
+            )
         plan = self.current_plan
         if plan.eligible.empty:
-            raise StepError("nothing to transfer: the filter matches no eligible invoice (clear it, or see the excluded "
-                            "invoices and their reasons)")
+            raise StepError(
+                "nothing to transfer: the filter matches no eligible invoice (clear it, or see the "
+                "excluded invoices and their reasons)"
+            )
         self._requested = plan
         self.confirm_message.value = self._confirmation_html(plan)
         self._say(self.status, "")
@@ -138,8 +155,10 @@ class TransferPanel:
             raise StepError("a transfer is already running in this panel")
         plan = self._requested
         if plan is None:
-            raise StepError("press Transfer first (panel.request_transfer()): it shows what would be written before "
-                            "anything is")
+            raise StepError(
+                "press Transfer first (panel.request_transfer()): it shows what would be written "
+                "before anything is"
+            )
         self._pushing = True
         self.error = None
         self._start_progress(len(plan.eligible))
@@ -152,9 +171,13 @@ class TransferPanel:
             # Whatever reached Xero is in the ledger, so pressing Transfer again is safe.
             self.error = exc
             self.progress.bar_style = "danger"
-            self._say(self.status, f"<p><b>The transfer stopped:</b> {html.escape(str(exc))}</p><p>What was written is "
-                      "recorded in the ledger; nothing will be written twice if you press Transfer again.</p>",
-                      f"The transfer stopped: {exc}")
+            self._say(
+                self.status,
+                f"<p><b>The transfer stopped:</b> {html.escape(str(exc))}</p><p>What was written "
+                "is recorded in the ledger; nothing will be written twice if you press Transfer "
+                "again.</p>",
+                f"The transfer stopped: {exc}",
+            )
             raise
         finally:
             self._pushing = False
@@ -173,25 +196,35 @@ class TransferPanel:
         keep = pd.Series(True, index=eligible.index)
         if self._text:
             needle = self._text.casefold()
-            keep &= (eligible["invoice_number"].astype(str).str.casefold().str.contains(needle, regex=False)
-                     | eligible["contact_name"].astype(str).str.casefold().str.contains(needle, regex=False))
+            keep &= eligible["invoice_number"].astype(str).str.casefold().str.contains(
+                needle, regex=False
+            ) | eligible["contact_name"].astype(str).str.casefold().str.contains(
+                needle, regex=False
+            )
         if self._currency:
             keep &= eligible["currency"] == self._currency
         return self.plan.only(eligible.loc[keep, "invoice_number"])
 
     def _confirmation_html(self, plan: TransferPlan) -> str:
         totals = "; ".join(f"{r.currency} {r.total:,.2f}" for r in plan.totals().itertuples())
-        contacts = f" and creates {len(plan.new_contacts)} new contact(s) first" if len(plan.new_contacts) else ""
+        contacts = (
+            f" and creates {len(plan.new_contacts)} new contact(s) first"
+            if len(plan.new_contacts)
+            else ""
+        )
         where = " (sandbox)" if getattr(self.conn.params, "target", "") == "sandbox" else ""
-        return (f"<b>This writes {len(plan.eligible)} invoices ({html.escape(totals)}) to "
-                f"{html.escape(self.organisation)}{where}</b>{html.escape(contacts)}. Confirm?")
+        return (
+            f"<b>This writes {len(plan.eligible)} invoices ({html.escape(totals)}) to "
+            f"{html.escape(self.organisation)}{where}</b>{html.escape(contacts)}. Confirm?"
+        )
 
     def _progress(self, done: int, total: int) -> None:
         self.progress.max = max(total, 1)
         self.progress.value = min(done, self.progress.max)
         self.progress_label.value = f"{min(done, total)} of {total}"
         if done >= total and self.plan.options.write_back:
-            # push writes each new Xero id back to Nexudus after the last batch: say so, or 100% looks stuck.
+            # push writes each new Xero id back to Nexudus after the last batch: say so, or 100%
+            # looks stuck.
             self.progress_label.value += " sent to Xero; storing the Xero ids in Nexudus…"
 
     def _start_progress(self, total: int) -> None:
@@ -203,46 +236,87 @@ class TransferPanel:
 
     def _finish(self, result: TransferResult) -> None:
         outcomes = result.outcomes
-        # Failed, unknown, or skipped because the run had to stop; an invoice the ledger already had is not news.
-        not_sent = outcomes[~outcomes["outcome"].isin(["created", "adopted"])
-                            & (outcomes["messages"] != "already transferred (ledger)")]
+        # Failed, unknown, or skipped because the run had to stop; an invoice the ledger already had
+        # is not news.
+        not_sent = outcomes[
+            ~outcomes["outcome"].isin(["created", "adopted"])
+            & (outcomes["messages"] != "already transferred (ledger)")
+        ]
         self.progress.value = self.progress.max
         self.progress.bar_style = "warning" if len(not_sent) else "success"
-        advice = (f" {len(not_sent)} did not go: see the messages and fix columns below, correct what they say, then run "
-                  "the plan again (the ledger keeps anything from going twice)." if len(not_sent) else "")
-        self._say(self.status, f"<p><b>{html.escape(str(result))}.</b>{html.escape(advice)}</p>", f"{result}.{advice}")
+        advice = (
+            (
+                f" {len(not_sent)} did not go: see the messages and fix columns below, correct "
+                "what they say, then run the plan again (the ledger keeps anything from going "
+                "twice)."
+            )
+            if len(not_sent)
+            else ""
+        )
+        self._say(
+            self.status,
+            f"<p><b>{html.escape(str(result))}.</b>{html.escape(advice)}</p>",
+            f"{result}.{advice}",
+        )
         self._say(self.result_output, result._repr_html_(), repr(result))
 
     # ---- the widgets --------------------------------------------------------------------
     def _build_panel(self) -> None:
-        self.text_filter = widgets.Text(placeholder="invoice number or customer contains…", description="Filter",
-                                        continuous_update=False, layout=widgets.Layout(width="360px"))
+        self.text_filter = widgets.Text(
+            placeholder="invoice number or customer contains…",
+            description="Filter",
+            continuous_update=False,
+            layout=widgets.Layout(width="360px"),
+        )
         counts = self.plan.eligible["currency"].value_counts()
         self.currency_filter = widgets.Dropdown(
-            options=[("All currencies", ALL_CURRENCIES)] + [(f"{c} ({int(counts[c])})", c) for c in self.currencies],
-            value=ALL_CURRENCIES, layout=widgets.Layout(width="200px"))
+            options=[("All currencies", ALL_CURRENCIES)]
+            + [(f"{c} ({int(counts[c])})", c) for c in self.currencies],
+            value=ALL_CURRENCIES,
+            layout=widgets.Layout(width="200px"),
+        )
         self.text_filter.observe(lambda _: self._filters_changed(), names="value")
         self.currency_filter.observe(lambda _: self._filters_changed(), names="value")
-        self.transfer_button = widgets.Button(icon="upload", button_style="primary", layout=widgets.Layout(width="auto"))
+        self.transfer_button = widgets.Button(
+            icon="upload", button_style="primary", layout=widgets.Layout(width="auto")
+        )
         self.transfer_button.on_click(lambda _: self._clicked(self.request_transfer))
         self.confirm_message = widgets.HTML()
-        self.confirm_button = widgets.Button(description="Confirm", icon="check", button_style="danger")
+        self.confirm_button = widgets.Button(
+            description="Confirm", icon="check", button_style="danger"
+        )
         self.cancel_button = widgets.Button(description="Cancel", icon="times")
         self.confirm_button.on_click(lambda _: self._clicked(self.confirm))
         self.cancel_button.on_click(lambda _: self._clicked(self.cancel))
-        self.confirm_row = widgets.HBox([self.confirm_message, self.confirm_button, self.cancel_button],
-                                        layout=widgets.Layout(display="none", align_items="center"))
+        self.confirm_row = widgets.HBox(
+            [self.confirm_message, self.confirm_button, self.cancel_button],
+            layout=widgets.Layout(display="none", align_items="center"),
+        )
         self.progress = widgets.IntProgress(min=0, max=1, value=0, description="Writing")
         self.progress_label = widgets.Label()
-        self.progress_row = widgets.HBox([self.progress, self.progress_label], layout=widgets.Layout(display="none"))
+        self.progress_row = widgets.HBox(
+            [self.progress, self.progress_label], layout=widgets.Layout(display="none")
+        )
         self.status = widgets.Output()
         self.result_output = widgets.Output()
         self.preview = widgets.Output()
         heading = widgets.HTML(
-            f"<h4>Transfer to {html.escape(self.organisation)}</h4><p>Nothing is written until you press <i>Transfer</i> "
-            "and then <i>Confirm</i>. Narrow the invoices with the filter; the preview below shows what would go.</p>")
-        self.panel = widgets.VBox([heading, widgets.HBox([self.text_filter, self.currency_filter]), self.transfer_button,
-                                   self.confirm_row, self.progress_row, self.status, self.result_output, self.preview])
+            f"<h4>Transfer to {html.escape(self.organisation)}</h4><p>Nothing is written until you "
+            "press <i>Transfer</i> and then <i>Confirm</i>. Narrow the invoices with the filter; "
+            "the preview below shows what would go.</p>"
+        )
+        self.panel = widgets.VBox(
+            [
+                heading,
+                widgets.HBox([self.text_filter, self.currency_filter]),
+                self.transfer_button,
+                self.confirm_row,
+                self.progress_row,
+                self.status,
+                self.result_output,
+                self.preview,
+            ]
+        )
 
     def _filters_changed(self) -> None:
         if self._syncing:
@@ -250,7 +324,8 @@ class TransferPanel:
         self._clicked(lambda: self.set_filter(self.text_filter.value, self.currency_filter.value))
 
     def _sync_filters(self) -> None:
-        """Make the filter widgets show the current filter without that counting as the user's change."""
+        """Make the filter widgets show the current filter without that counting as the user's
+        change."""
         self._syncing = True
         try:
             if self.text_filter.value != self._text:
@@ -261,12 +336,17 @@ class TransferPanel:
             self._syncing = False
 
     def _clicked(self, action: Any) -> None:
-        """Run a button's method; an error a person can act on is shown in the panel, not as a traceback."""
+        """Run a button's method; an error a person can act on is shown in the panel, not as a
+        traceback."""
         try:
             action()
         except ReconError as exc:
             if exc is not self.error:  # a stopped push has already said why, at more length
-                self._say(self.status, f"<p><b>Not done:</b> {html.escape(str(exc))}</p>", f"Not done: {exc}")
+                self._say(
+                    self.status,
+                    f"<p><b>Not done:</b> {html.escape(str(exc))}</p>",
+                    f"Not done: {exc}",
+                )
 
     def _show_preview(self) -> None:
         plan = self.current_plan
@@ -281,7 +361,9 @@ class TransferPanel:
         else:
             self.transfer_button.description = plan.describe()
         self.transfer_button.disabled = busy_or_done or self.is_confirming or plan.eligible.empty
-        self.confirm_row.layout.display = None if self.is_confirming and not busy_or_done else "none"
+        self.confirm_row.layout.display = (
+            None if self.is_confirming and not busy_or_done else "none"
+        )
         self.confirm_button.disabled = busy_or_done or not self.is_confirming
         self.cancel_button.disabled = busy_or_done or not self.is_confirming
         self.text_filter.disabled = busy_or_done
@@ -289,9 +371,19 @@ class TransferPanel:
 
     @staticmethod
     def _say(output: widgets.Output, html_text: str, plain: str = "") -> None:
-        """Replace what an output area shows (works with or without a running kernel); ``""`` clears it."""
-        output.outputs = ({"output_type": "display_data", "metadata": {},
-                           "data": {"text/html": html_text, "text/plain": plain}},) if html_text else ()
+        """Replace what an output area shows (works with or without a running kernel); ``""`` clears
+        it."""
+        output.outputs = (
+            (
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "data": {"text/html": html_text, "text/plain": plain},
+                },
+            )
+            if html_text
+            else ()
+        )
 
     # ---- display --------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:

@@ -1,4 +1,5 @@
-"""The XeroClient against the embedded sandbox: tenants, DataFrames, chunked ids, call counting, errors.
+"""The XeroClient against the embedded sandbox: tenants, DataFrames, chunked ids, call counting,
+errors.
 
 Over real HTTP on loopback; the same client code talks to the real Xero.
 """
@@ -14,8 +15,8 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-
 from support import fast_retry, xero_config
+
 from recon.clients.tokens import TokenStore
 from recon.clients.xero import IDS_PER_CALL, XeroClient, parse_xero_date
 from recon.errors import ApiRejected, AuthError, ClientError, NotFound, WrongOrganisation
@@ -23,10 +24,23 @@ from recon.sandbox import Sandbox
 
 
 def invoice(number: str, amount: str = "100.00", **fields: Any) -> dict[str, Any]:
-    return {"Type": "ACCREC", "Contact": {"Name": "Client Test Member"}, "Date": "2026-08-03", "DueDate": "2026-08-17",
-            "InvoiceNumber": number, "Status": "AUTHORISED",
-            "LineItems": [{"Description": "Hot desk", "Quantity": Decimal("1"), "UnitAmount": Decimal(amount), "AccountCode": "4000"}],
-            **fields}
+    return {
+        "Type": "ACCREC",
+        "Contact": {"Name": "Client Test Member"},
+        "Date": "2026-08-03",
+        "DueDate": "2026-08-17",
+        "InvoiceNumber": number,
+        "Status": "AUTHORISED",
+        "LineItems": [
+            {
+                "Description": "Hot desk",
+                "Quantity": Decimal("1"),
+                "UnitAmount": Decimal(amount),
+                "AccountCode": "4000",
+            }
+        ],
+        **fields,
+    }
 
 
 def web_app(box: Sandbox) -> str:
@@ -56,11 +70,18 @@ def test_the_organisation_is_chosen_by_name(sandbox: Sandbox, tmp_path: Path) ->
         assert client.calls == 2, "one GET /connections to find the tenant, one GET /Organisation"
 
 
-def test_the_web_app_picks_each_of_its_organisations_by_name(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_the_web_app_picks_each_of_its_organisations_by_name(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     app = sandbox.xero_apps[web_app(sandbox)]
-    with XeroClient(xero_config(sandbox, web_app(sandbox), tenant_id=None), token_store=TokenStore(tmp_path / "t"),
-                    retry=fast_retry()) as client:
-        client.finish_login(httpx.get(client.authorization_url(), follow_redirects=False).headers["Location"])
+    with XeroClient(
+        xero_config(sandbox, web_app(sandbox), tenant_id=None),
+        token_store=TokenStore(tmp_path / "t"),
+        retry=fast_retry(),
+    ) as client:
+        client.finish_login(
+            httpx.get(client.authorization_url(), follow_redirects=False).headers["Location"]
+        )
         with pytest.raises(WrongOrganisation, match="several"):
             client.select_tenant()
         for tenant in app["tenant_ids"]:
@@ -69,11 +90,15 @@ def test_the_web_app_picks_each_of_its_organisations_by_name(sandbox: Sandbox, t
             assert client.fetch_organisation()["OrganisationID"] == tenant
 
 
-def test_an_unknown_organisation_name_is_a_wrong_organisation_naming_the_connected_ones(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_an_unknown_organisation_name_is_a_wrong_organisation_naming_the_connected_ones(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     config = xero_config(sandbox, tenant_id=None, tenant_name="No Such Coworking Ltd")
-    with XeroClient(config, token_store=TokenStore(tmp_path / "t"), retry=fast_retry()) as client:
-        with pytest.raises(WrongOrganisation) as err:
-            client.fetch_accounts()
+    with (
+        XeroClient(config, token_store=TokenStore(tmp_path / "t"), retry=fast_retry()) as client,
+        pytest.raises(WrongOrganisation) as err,
+    ):
+        client.fetch_accounts()
     assert "No Such Coworking Ltd" in str(err.value)
     assert sandbox.xero_tenant_id in str(err.value)
 
@@ -81,7 +106,9 @@ def test_an_unknown_organisation_name_is_a_wrong_organisation_naming_the_connect
 # ---- DataFrames ------------------------------------------------------------------------------
 def test_accounts_come_as_a_frame_with_text_codes_and_no_floats(xero: XeroClient) -> None:
     accounts = xero.fetch_accounts()
-    assert {"AccountID", "Code", "Name", "Type", "Class", "Status", "TaxType"} <= set(accounts.columns)
+    assert {"AccountID", "Code", "Name", "Type", "Class", "Status", "TaxType"} <= set(
+        accounts.columns
+    )
     assert len(accounts) > 0
     by_code = accounts.set_index("Code")
     assert by_code.loc["4000", "TaxType"] == "OUTPUT2"
@@ -104,13 +131,31 @@ def test_tax_rates_come_as_a_frame_with_decimal_rates(xero: XeroClient) -> None:
 
 def test_invoices_come_as_a_frame_with_decimal_money_and_utc_dates(xero: XeroClient) -> None:
     pfx = "C" + uuid.uuid4().hex[:8]
-    made = xero.create_invoices([invoice(f"{pfx}-1", "3.33"), invoice(f"{pfx}-2", "0.10", CurrencyCode=None)])
+    made = xero.create_invoices(
+        [invoice(f"{pfx}-1", "3.33"), invoice(f"{pfx}-2", "0.10", CurrencyCode=None)]
+    )
     assert [m["StatusAttributeString"] for m in made] == ["OK", "OK"]
-    xero.create_payments([{"Invoice": {"InvoiceID": made[1]["InvoiceID"]}, "Account": {"Code": "090"}, "Date": "2026-08-20",
-                           "Amount": Decimal("0.12")}])
+    xero.create_payments(
+        [
+            {
+                "Invoice": {"InvoiceID": made[1]["InvoiceID"]},
+                "Account": {"Code": "090"},
+                "Date": "2026-08-20",
+                "Amount": Decimal("0.12"),
+            }
+        ]
+    )
     frame = xero.fetch_invoices(invoice_numbers=[f"{pfx}-1", f"{pfx}-2"], order="InvoiceNumber")
     assert list(frame["InvoiceNumber"]) == [f"{pfx}-1", f"{pfx}-2"]
-    for column in ("SubTotal", "TotalTax", "Total", "AmountDue", "AmountPaid", "AmountCredited", "CurrencyRate"):
+    for column in (
+        "SubTotal",
+        "TotalTax",
+        "Total",
+        "AmountDue",
+        "AmountPaid",
+        "AmountCredited",
+        "CurrencyRate",
+    ):
         assert all(isinstance(v, Decimal) for v in frame[column]), column
     assert list(frame["Total"]) == [Decimal("4.00"), Decimal("0.12")]
     assert list(frame["TotalTax"]) == [Decimal("0.67"), Decimal("0.02")]
@@ -128,9 +173,15 @@ def test_invoices_come_as_a_frame_with_decimal_money_and_utc_dates(xero: XeroCli
 
 
 def test_parse_xero_date_reads_ms_json_and_iso_as_utc() -> None:
-    assert parse_xero_date("/Date(1539993600000+0000)/") == pd.Timestamp("2018-10-20", tz="UTC").to_pydatetime()
+    assert (
+        parse_xero_date("/Date(1539993600000+0000)/")
+        == pd.Timestamp("2018-10-20", tz="UTC").to_pydatetime()
+    )
     assert parse_xero_date("/Date(1552326816230)/").tzinfo is not None
-    assert parse_xero_date("2019-11-14T18:10:38Z") == pd.Timestamp("2019-11-14 18:10:38", tz="UTC").to_pydatetime()
+    assert (
+        parse_xero_date("2019-11-14T18:10:38Z")
+        == pd.Timestamp("2019-11-14 18:10:38", tz="UTC").to_pydatetime()
+    )
     assert parse_xero_date("2018-10-20T00:00:00").tzinfo is not None
     assert parse_xero_date(None) is None and parse_xero_date("") is None
 
@@ -140,7 +191,9 @@ def test_iter_invoices_with_120_ids_uses_three_calls(xero: XeroClient) -> None:
     pfx = "C" + uuid.uuid4().hex[:8]
     ids: list[str] = []
     for start in range(0, 120, 50):
-        made = xero.create_invoices([invoice(f"{pfx}-{i:03d}") for i in range(start, min(start + 50, 120))])
+        made = xero.create_invoices(
+            [invoice(f"{pfx}-{i:03d}") for i in range(start, min(start + 50, 120))]
+        )
         assert all(m["StatusAttributeString"] == "OK" for m in made)
         ids.extend(m["InvoiceID"] for m in made)
     before = xero.calls
@@ -185,14 +238,24 @@ def test_an_unknown_record_is_not_found(xero: XeroClient) -> None:
     assert err.value.detail == "The resource you're looking for cannot be found"
 
 
-def test_an_organisation_the_app_is_not_connected_to_is_wrong_organisation(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_an_organisation_the_app_is_not_connected_to_is_wrong_organisation(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     connected = {t for app in sandbox.xero_apps.values() for t in app["tenant_ids"]}
     unconnected = [t for t in sandbox.xero.books.tenants() if t not in connected]
-    sibling = [t for t in sandbox.xero.books.tenants() if t in connected and t != sandbox.xero_tenant_id]
+    sibling = [
+        t for t in sandbox.xero.books.tenants() if t in connected and t != sandbox.xero_tenant_id
+    ]
     for tenant in [*unconnected, *sibling, str(uuid.uuid4())]:
-        with XeroClient(xero_config(sandbox, tenant_id=tenant), token_store=TokenStore(tmp_path / "t"), retry=fast_retry()) as client:
-            with pytest.raises(WrongOrganisation) as err:
-                client.fetch_invoices()
+        with (
+            XeroClient(
+                xero_config(sandbox, tenant_id=tenant),
+                token_store=TokenStore(tmp_path / "t"),
+                retry=fast_retry(),
+            ) as client,
+            pytest.raises(WrongOrganisation) as err,
+        ):
+            client.fetch_invoices()
         assert err.value.status == 403
         assert isinstance(err.value, AuthError), "WrongOrganisation is an AuthError"
         assert tenant in str(err.value)
@@ -202,32 +265,53 @@ def test_bad_credentials_are_an_auth_error(sandbox: Sandbox, tmp_path: Path) -> 
     bad_id = xero_config(sandbox, client_id="NO-SUCH-APP")
     bad_secret = xero_config(sandbox, client_secret="wrong")
     for config in (bad_id, bad_secret):
-        with XeroClient(config, token_store=TokenStore(tmp_path / "t"), retry=fast_retry()) as client:
-            with pytest.raises(AuthError) as err:
-                client.fetch_organisation()
+        with (
+            XeroClient(
+                config, token_store=TokenStore(tmp_path / "t"), retry=fast_retry()
+            ) as client,
+            pytest.raises(AuthError) as err,
+        ):
+            client.fetch_organisation()
         assert not isinstance(err.value, WrongOrganisation)
         assert isinstance(err.value, ClientError)
         assert "wrong" not in str(err.value), "the secret is never echoed"
 
 
 def test_a_web_app_without_a_sign_in_says_so(sandbox: Sandbox, tmp_path: Path) -> None:
-    with XeroClient(xero_config(sandbox, web_app(sandbox)), token_store=TokenStore(tmp_path / "t"), retry=fast_retry()) as client:
-        with pytest.raises(AuthError, match="sign-in"):
-            client.fetch_organisation()
+    with (
+        XeroClient(
+            xero_config(sandbox, web_app(sandbox)),
+            token_store=TokenStore(tmp_path / "t"),
+            retry=fast_retry(),
+        ) as client,
+        pytest.raises(AuthError, match="sign-in"),
+    ):
+        client.fetch_organisation()
 
 
-def test_a_refresh_token_used_elsewhere_is_an_auth_error_and_the_stale_token_is_dropped(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_a_refresh_token_used_elsewhere_is_an_auth_error_and_the_stale_token_is_dropped(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     folder = tmp_path / "t"
     name = web_app(sandbox)
     app = sandbox.xero_apps[name]
-    with XeroClient(xero_config(sandbox, name), token_store=TokenStore(folder), retry=fast_retry()) as client:
-        client.finish_login(httpx.get(client.authorization_url(), follow_redirects=False).headers["Location"])
+    with XeroClient(
+        xero_config(sandbox, name), token_store=TokenStore(folder), retry=fast_retry()
+    ) as client:
+        client.finish_login(
+            httpx.get(client.authorization_url(), follow_redirects=False).headers["Location"]
+        )
         (saved,) = [TokenStore(folder).load(f.stem) for f in folder.glob("*.json")]
         stolen = saved["refresh_token"]
         # Another process refreshes first: our refresh token is now spent.
-        r = httpx.post(sandbox.xero_token_url, data={"grant_type": "refresh_token", "refresh_token": stolen},
-                       auth=(app["client_id"], app["client_secret"]))
+        r = httpx.post(
+            sandbox.xero_token_url,
+            data={"grant_type": "refresh_token", "refresh_token": stolen},
+            auth=(app["client_id"], app["client_secret"]),
+        )
         assert r.status_code == 200
         with pytest.raises(AuthError, match="invalid_grant"):
             client.refresh()
-    assert list(folder.glob("*.json")) == [], "a dead token set is removed so the next run asks to sign in"
+    assert list(folder.glob("*.json")) == [], (
+        "a dead token set is removed so the next run asks to sign in"
+    )

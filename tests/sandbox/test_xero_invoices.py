@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from support import fast_retry, xero_config
+
 from recon.clients.tokens import TokenStore
 from recon.clients.xero import XeroClient, parse_xero_date
 from recon.errors import ApiRejected, NotFound
@@ -39,7 +39,9 @@ def prefix() -> str:
     return "T" + uuid.uuid4().hex[:8].upper()
 
 
-def invoice(number: str | None, *lines: dict[str, Any], contact: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+def invoice(
+    number: str | None, *lines: dict[str, Any], contact: dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "Type": "ACCREC",
         "Contact": contact if contact is not None else {"Name": "Sandbox Test Member"},
@@ -54,22 +56,47 @@ def invoice(number: str | None, *lines: dict[str, Any], contact: dict[str, Any] 
     return body
 
 
-def line(amount: str = "100.00", qty: str = "1", account: str = SALES, **fields: Any) -> dict[str, Any]:
-    return {"Description": "Hot desk, August", "Quantity": Decimal(qty), "UnitAmount": Decimal(amount), "AccountCode": account, **fields}
+def line(
+    amount: str = "100.00", qty: str = "1", account: str = SALES, **fields: Any
+) -> dict[str, Any]:
+    return {
+        "Description": "Hot desk, August",
+        "Quantity": Decimal(qty),
+        "UnitAmount": Decimal(amount),
+        "AccountCode": account,
+        **fields,
+    }
 
 
-def raw(box: Sandbox, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-        content: bytes | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+def raw(
+    box: Sandbox,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, Any] | None = None,
+    body: Any = None,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     """One accounting call with a fresh Custom Connection token."""
-    token = httpx.post(box.xero_token_url, data={"grant_type": "client_credentials"},
-                       auth=(box.xero_client_id, box.xero_client_secret)).json()["access_token"]
-    hdrs = {"Authorization": f"Bearer {token}", "Accept": "application/json", "xero-tenant-id": box.xero_tenant_id}
+    token = httpx.post(
+        box.xero_token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(box.xero_client_id, box.xero_client_secret),
+    ).json()["access_token"]
+    hdrs = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        "xero-tenant-id": box.xero_tenant_id,
+    }
     if body is not None:
         content = json.dumps(body, default=as_json).encode()
     if content is not None:
         hdrs["Content-Type"] = "application/json"
     hdrs.update(headers or {})
-    return httpx.request(method, box.xero_api_url + path, params=params, content=content, headers=hdrs, timeout=30)
+    return httpx.request(
+        method, box.xero_api_url + path, params=params, content=content, headers=hdrs, timeout=30
+    )
 
 
 def archived_code(box: Sandbox, tenant: str) -> str:
@@ -80,10 +107,17 @@ def archived_code(box: Sandbox, tenant: str) -> str:
     return code
 
 
-def get_json(client: XeroClient, path: str, params: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """One GET through the client's public request path (tenant header, retries, Decimal parsing)."""
-    return client.parse(client.request("GET", client.config.api_url + path, params=params, headers=headers))
+def get_json(
+    client: XeroClient,
+    path: str,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One GET through the client's public request path (tenant header, retries, Decimal
+    parsing)."""
+    return client.parse(
+        client.request("GET", client.config.api_url + path, params=params, headers=headers)
+    )
 
 
 def count_numbers(client: XeroClient, numbers: list[str]) -> int:
@@ -96,30 +130,46 @@ def by_number(client: XeroClient, numbers: list[str], **params: Any) -> list[dic
 
 
 # ---- paging -----------------------------------------------------------------------
-def test_paging_2500_invoices_with_page_size_1000_takes_exactly_three_calls(fresh_sandbox: Sandbox, tmp_path) -> None:
+def test_paging_2500_invoices_with_page_size_1000_takes_exactly_three_calls(
+    fresh_sandbox: Sandbox, tmp_path
+) -> None:
     box = fresh_sandbox
     tenant = box.xero_tenant_id
     contact = box.xero.books.save_contact(tenant, {"Name": "Paging Member"}, create_only=True).doc
     assert contact is not None
     made = set()
     for i in range(2500):
-        out = box.xero.books.save_invoice(tenant, invoice(f"PG-{i:05d}", contact={"ContactID": contact["ContactID"]}),
-                                          mode="create", client_id=box.xero_client_id)
+        out = box.xero.books.save_invoice(
+            tenant,
+            invoice(f"PG-{i:05d}", contact={"ContactID": contact["ContactID"]}),
+            mode="create",
+            client_id=box.xero_client_id,
+        )
         assert out.doc is not None, out.errors
         made.add(out.doc["InvoiceID"])
 
-    with XeroClient(xero_config(box), token_store=TokenStore(tmp_path / "t"), retry=fast_retry()) as client:
+    with XeroClient(
+        xero_config(box), token_store=TokenStore(tmp_path / "t"), retry=fast_retry()
+    ) as client:
         pages = []
         for page in (1, 2, 3, 4):
-            body = get_json(client, "/Invoices", {"createdByMyApp": "true", "page": page, "pageSize": 1000})
+            body = get_json(
+                client, "/Invoices", {"createdByMyApp": "true", "page": page, "pageSize": 1000}
+            )
             pages.append(body)
         assert [len(p["Invoices"]) for p in pages] == [1000, 1000, 500, 0]
         assert [p["pagination"] for p in pages[:3]] == [
-            {"page": n, "pageSize": 1000, "pageCount": 3, "itemCount": 2500} for n in (1, 2, 3)]
+            {"page": n, "pageSize": 1000, "pageCount": 3, "itemCount": 2500} for n in (1, 2, 3)
+        ]
 
         before = client.calls
-        seen = [inv["InvoiceID"] for page in client.iter_pages("/Invoices", "Invoices", {"createdByMyApp": "true"}, page_size=1000)
-                for inv in page]
+        seen = [
+            inv["InvoiceID"]
+            for page in client.iter_pages(
+                "/Invoices", "Invoices", {"createdByMyApp": "true"}, page_size=1000
+            )
+            for inv in page
+        ]
         assert client.calls - before == 3, "a short third page ends the paging"
         assert len(seen) == 2500 and set(seen) == made
         # Paged answers carry line items.
@@ -127,10 +177,17 @@ def test_paging_2500_invoices_with_page_size_1000_takes_exactly_three_calls(fres
 
         default = get_json(client, "/Invoices", {"createdByMyApp": "true", "page": 1})
         assert len(default["Invoices"]) == 100
-        assert default["pagination"] == {"page": 1, "pageSize": 100, "pageCount": 25, "itemCount": 2500}
+        assert default["pagination"] == {
+            "page": 1,
+            "pageSize": 100,
+            "pageCount": 25,
+            "itemCount": 2500,
+        }
         last = get_json(client, "/Invoices", {"createdByMyApp": "true", "page": 25})
         assert len(last["Invoices"]) == 100 and last["pagination"]["page"] == 25
-        capped = get_json(client, "/Invoices", {"createdByMyApp": "true", "page": 1, "pageSize": 5000})
+        capped = get_json(
+            client, "/Invoices", {"createdByMyApp": "true", "page": 1, "pageSize": 5000}
+        )
         assert capped["pagination"]["pageSize"] == 1000 and len(capped["Invoices"]) == 1000
 
 
@@ -149,7 +206,9 @@ def _mixed_batch(box: Sandbox, pfx: str) -> tuple[list[dict[str, Any]], dict[int
     return batch, expected
 
 
-def test_a_batch_of_50_with_3_invalid_gives_47_ok_and_3_error_elements(sandbox: Sandbox, xero: XeroClient) -> None:
+def test_a_batch_of_50_with_3_invalid_gives_47_ok_and_3_error_elements(
+    sandbox: Sandbox, xero: XeroClient
+) -> None:
     pfx = prefix()
     batch, expected = _mixed_batch(sandbox, pfx)
     results = xero.create_invoices(batch)
@@ -161,7 +220,9 @@ def test_a_batch_of_50_with_3_invalid_gives_47_ok_and_3_error_elements(sandbox: 
             assert got.get("InvoiceID") in (None, "00000000-0000-0000-0000-000000000000")
             messages = [m["Message"] for m in got["ValidationErrors"]]
             assert any(m.startswith(expected[i]) for m in messages), messages
-            assert got["InvoiceNumber"] == sent["InvoiceNumber"], "failed elements echo what was sent"
+            assert got["InvoiceNumber"] == sent["InvoiceNumber"], (
+                "failed elements echo what was sent"
+            )
         else:
             assert got["StatusAttributeString"] == "OK"
             assert uuid.UUID(got["InvoiceID"]).int != 0
@@ -170,7 +231,9 @@ def test_a_batch_of_50_with_3_invalid_gives_47_ok_and_3_error_elements(sandbox: 
     assert count_numbers(xero, [b["InvoiceNumber"] for b in batch]) == 47
 
 
-def test_without_summarize_errors_the_batch_answers_400_with_only_the_failures_but_saves_the_rest(sandbox: Sandbox, xero: XeroClient) -> None:
+def test_without_summarize_errors_the_batch_answers_400_with_only_the_failures_but_saves_the_rest(
+    sandbox: Sandbox, xero: XeroClient
+) -> None:
     pfx = prefix()
     batch, expected = _mixed_batch(sandbox, pfx)
     r = raw(sandbox, "PUT", "/Invoices", body={"Invoices": batch})
@@ -180,14 +243,18 @@ def test_without_summarize_errors_the_batch_answers_400_with_only_the_failures_b
     assert body["Type"] == "ValidationException"
     assert body["Message"] == "A validation exception occurred"
     assert len(body["Elements"]) == 3
-    assert [el["InvoiceNumber"] for el in body["Elements"]] == [batch[i]["InvoiceNumber"] for i in sorted(expected)]
+    assert [el["InvoiceNumber"] for el in body["Elements"]] == [
+        batch[i]["InvoiceNumber"] for i in sorted(expected)
+    ]
     for el, i in zip(body["Elements"], sorted(expected), strict=True):
         assert el["ValidationErrors"][0]["Message"].startswith(expected[i])
     # Live Xero's trap: the 47 valid ones were created although the answer was a 400.
     assert count_numbers(xero, [b["InvoiceNumber"] for b in batch]) == 47
 
 
-def test_the_client_raises_api_rejected_with_the_messages_of_a_summarized_400(sandbox: Sandbox, xero: XeroClient) -> None:
+def test_the_client_raises_api_rejected_with_the_messages_of_a_summarized_400(
+    sandbox: Sandbox, xero: XeroClient
+) -> None:
     pfx = prefix()
     batch = [invoice(f"{pfx}-1", line(account="9999"))]
     with pytest.raises(ApiRejected) as err:
@@ -197,7 +264,9 @@ def test_the_client_raises_api_rejected_with_the_messages_of_a_summarized_400(sa
 
 
 # ---- totals ------------------------------------------------------------------------------
-def test_tax_is_rounded_per_line_so_three_lines_of_3_33_at_20_percent_give_2_01(xero: XeroClient) -> None:
+def test_tax_is_rounded_per_line_so_three_lines_of_3_33_at_20_percent_give_2_01(
+    xero: XeroClient,
+) -> None:
     (inv,) = xero.create_invoices([invoice(None, line("3.33"), line("3.33"), line("3.33"))])
     assert inv["StatusAttributeString"] == "OK"
     assert [li["TaxAmount"] for li in inv["LineItems"]] == [Decimal("0.67")] * 3
@@ -207,11 +276,15 @@ def test_tax_is_rounded_per_line_so_three_lines_of_3_33_at_20_percent_give_2_01(
     assert inv["AmountDue"] == Decimal("12.00")
     assert inv["LineAmountTypes"] == "Exclusive"
     assert inv["InvoiceNumber"], "ACCREC invoices get a number when none is sent"
-    assert {li["TaxType"] for li in inv["LineItems"]} == {"OUTPUT2"}, "the account's default tax type applies"
+    assert {li["TaxType"] for li in inv["LineItems"]} == {"OUTPUT2"}, (
+        "the account's default tax type applies"
+    )
 
 
 def test_inclusive_line_amounts_take_the_tax_out_of_the_amount(xero: XeroClient) -> None:
-    (inv,) = xero.create_invoices([invoice(None, line("120.00"), line("10.00"), LineAmountTypes="Inclusive")])
+    (inv,) = xero.create_invoices(
+        [invoice(None, line("120.00"), line("10.00"), LineAmountTypes="Inclusive")]
+    )
     assert [li["TaxAmount"] for li in inv["LineItems"]] == [Decimal("20.00"), Decimal("1.67")]
     assert [li["LineAmount"] for li in inv["LineItems"]] == [Decimal("120.00"), Decimal("10.00")]
     assert inv["TotalTax"] == Decimal("21.67")
@@ -220,8 +293,15 @@ def test_inclusive_line_amounts_take_the_tax_out_of_the_amount(xero: XeroClient)
 
 
 def test_discounts_reduce_the_line_amount_and_its_tax(xero: XeroClient) -> None:
-    (inv,) = xero.create_invoices([invoice(None, line("50.00", qty="2", DiscountRate=Decimal("10")),
-                                           line("30.00", DiscountAmount=Decimal("5.00")))])
+    (inv,) = xero.create_invoices(
+        [
+            invoice(
+                None,
+                line("50.00", qty="2", DiscountRate=Decimal("10")),
+                line("30.00", DiscountAmount=Decimal("5.00")),
+            )
+        ]
+    )
     first, second = inv["LineItems"]
     assert first["LineAmount"] == Decimal("90.00") and first["TaxAmount"] == Decimal("18.00")
     assert first["DiscountRate"] == Decimal("10")
@@ -233,7 +313,9 @@ def test_discounts_reduce_the_line_amount_and_its_tax(xero: XeroClient) -> None:
 
 
 def test_no_tax_invoices_carry_no_tax(xero: XeroClient) -> None:
-    (inv,) = xero.create_invoices([invoice(None, line("99.99"), line("0.01"), LineAmountTypes="NoTax")])
+    (inv,) = xero.create_invoices(
+        [invoice(None, line("99.99"), line("0.01"), LineAmountTypes="NoTax")]
+    )
     assert inv["TotalTax"] == Decimal("0")
     assert inv["SubTotal"] == inv["Total"] == Decimal("100.00")
     assert all(li["TaxAmount"] == 0 for li in inv["LineItems"])
@@ -260,8 +342,16 @@ def test_put_of_an_existing_number_is_refused_while_post_updates_it(xero: XeroCl
 
 def test_a_paid_invoice_cannot_be_edited(xero: XeroClient) -> None:
     (inv,) = xero.create_invoices([invoice(prefix() + "-PAID")])
-    (pay,) = xero.create_payments([{"Invoice": {"InvoiceID": inv["InvoiceID"]}, "Account": {"Code": BANK},
-                                    "Date": "2026-08-20", "Amount": Decimal("120.00")}])
+    (pay,) = xero.create_payments(
+        [
+            {
+                "Invoice": {"InvoiceID": inv["InvoiceID"]},
+                "Account": {"Code": BANK},
+                "Date": "2026-08-20",
+                "Amount": Decimal("120.00"),
+            }
+        ]
+    )
     assert pay["StatusAttributeString"] == "OK"
     with pytest.raises(ApiRejected) as err:
         xero.update_invoice(inv["InvoiceID"], {"LineItems": [line("1.00")]})
@@ -281,34 +371,87 @@ def test_a_voided_invoice_cannot_be_edited_or_paid(xero: XeroClient) -> None:
     assert err.value.messages == ["Invoice not of valid status for modification"]
     with pytest.raises(ApiRejected):
         xero.update_invoice(inv["InvoiceID"], {"Status": "AUTHORISED"})
-    (pay,) = xero.create_payments([{"Invoice": {"InvoiceID": inv["InvoiceID"]}, "Account": {"Code": BANK}, "Amount": Decimal("1.00")}])
+    (pay,) = xero.create_payments(
+        [
+            {
+                "Invoice": {"InvoiceID": inv["InvoiceID"]},
+                "Account": {"Code": BANK},
+                "Amount": Decimal("1.00"),
+            }
+        ]
+    )
     assert pay["StatusAttributeString"] == "ERROR"
-    assert [m["Message"] for m in pay["ValidationErrors"]] == ["Payments can only be made against Authorised documents"]
+    assert [m["Message"] for m in pay["ValidationErrors"]] == [
+        "Payments can only be made against Authorised documents"
+    ]
 
 
 def test_draft_invoices_move_to_authorised_and_cannot_take_payments(xero: XeroClient) -> None:
     (draft,) = xero.create_invoices([invoice(prefix() + "-DRAFT", Status="DRAFT")])
     assert draft["Status"] == "DRAFT"
-    (pay,) = xero.create_payments([{"Invoice": {"InvoiceID": draft["InvoiceID"]}, "Account": {"Code": BANK},
-                                    "Date": "2026-08-20", "Amount": Decimal("10.00")}])
+    (pay,) = xero.create_payments(
+        [
+            {
+                "Invoice": {"InvoiceID": draft["InvoiceID"]},
+                "Account": {"Code": BANK},
+                "Date": "2026-08-20",
+                "Amount": Decimal("10.00"),
+            }
+        ]
+    )
     assert pay["StatusAttributeString"] == "ERROR"
-    assert [m["Message"] for m in pay["ValidationErrors"]] == ["Payments can only be made against Authorised documents"]
-    assert xero.update_invoice(draft["InvoiceID"], {"Status": "AUTHORISED"})["Status"] == "AUTHORISED"
+    assert [m["Message"] for m in pay["ValidationErrors"]] == [
+        "Payments can only be made against Authorised documents"
+    ]
+    assert (
+        xero.update_invoice(draft["InvoiceID"], {"Status": "AUTHORISED"})["Status"] == "AUTHORISED"
+    )
 
 
-def test_payments_above_the_amount_due_are_refused_and_a_full_payment_makes_the_invoice_paid(xero: XeroClient) -> None:
+def test_payments_above_the_amount_due_are_refused_and_a_full_payment_makes_the_invoice_paid(
+    xero: XeroClient,
+) -> None:
     (inv,) = xero.create_invoices([invoice(prefix() + "-PAY")])
     target = {"InvoiceID": inv["InvoiceID"]}
-    (too_much,) = xero.create_payments([{"Invoice": target, "Account": {"Code": BANK}, "Date": "2026-08-20", "Amount": Decimal("120.01")}])
+    (too_much,) = xero.create_payments(
+        [
+            {
+                "Invoice": target,
+                "Account": {"Code": BANK},
+                "Date": "2026-08-20",
+                "Amount": Decimal("120.01"),
+            }
+        ]
+    )
     assert too_much["StatusAttributeString"] == "ERROR"
-    assert [m["Message"] for m in too_much["ValidationErrors"]] == ["Payment amount exceeds the amount outstanding on this document"]
+    assert [m["Message"] for m in too_much["ValidationErrors"]] == [
+        "Payment amount exceeds the amount outstanding on this document"
+    ]
 
-    (part,) = xero.create_payments([{"Invoice": target, "Account": {"Code": BANK}, "Date": "2026-08-20", "Amount": Decimal("20.00")}])
+    (part,) = xero.create_payments(
+        [
+            {
+                "Invoice": target,
+                "Account": {"Code": BANK},
+                "Date": "2026-08-20",
+                "Amount": Decimal("20.00"),
+            }
+        ]
+    )
     assert part["Invoice"]["Status"] == "AUTHORISED"
     assert part["Invoice"]["AmountDue"] == Decimal("100.00")
     assert part["Invoice"]["AmountPaid"] == Decimal("20.00")
 
-    (rest,) = xero.create_payments([{"Invoice": target, "Account": {"Code": BANK}, "Date": "2026-08-25", "Amount": Decimal("100.00")}])
+    (rest,) = xero.create_payments(
+        [
+            {
+                "Invoice": target,
+                "Account": {"Code": BANK},
+                "Date": "2026-08-25",
+                "Amount": Decimal("100.00"),
+            }
+        ]
+    )
     assert rest["StatusAttributeString"] == "OK"
     assert rest["PaymentType"] == "ACCRECPAYMENT"
     assert rest["Status"] == "AUTHORISED"
@@ -333,7 +476,15 @@ def test_payments_above_the_amount_due_are_refused_and_a_full_payment_makes_the_
 
 def test_payments_need_a_bank_account(xero: XeroClient) -> None:
     (inv,) = xero.create_invoices([invoice(prefix() + "-BANK")])
-    (pay,) = xero.create_payments([{"Invoice": {"InvoiceID": inv["InvoiceID"]}, "Account": {"Code": SALES}, "Amount": Decimal("1.00")}])
+    (pay,) = xero.create_payments(
+        [
+            {
+                "Invoice": {"InvoiceID": inv["InvoiceID"]},
+                "Account": {"Code": SALES},
+                "Amount": Decimal("1.00"),
+            }
+        ]
+    )
     assert pay["StatusAttributeString"] == "ERROR"
     assert xero.get_invoice(inv["InvoiceID"])["AmountPaid"] == 0
 
@@ -341,13 +492,16 @@ def test_payments_need_a_bank_account(xero: XeroClient) -> None:
 # ---- filters -------------------------------------------------------------------------------------
 @pytest.fixture
 def four(xero: XeroClient) -> dict[str, Any]:
-    """Four invoices of one test (A, B AUTHORISED; C DRAFT; D SUBMITTED; two contacts) and their number prefix."""
+    """Four invoices of one test (A, B AUTHORISED; C DRAFT; D SUBMITTED; two contacts) and their
+    number prefix."""
     pfx = prefix()
     batch = [
         invoice(f"{pfx}-A", contact={"Name": f"{pfx} Alpha"}),
         invoice(f"{pfx}-B", line("50.00"), contact={"Name": f"{pfx} Beta"}),
         invoice(f"{pfx}-C", contact={"Name": f"{pfx} Alpha"}, Status="DRAFT"),
-        invoice(f"{pfx}-D", contact={"Name": f"{pfx} Beta"}, Status="SUBMITTED", Reference="needle"),
+        invoice(
+            f"{pfx}-D", contact={"Name": f"{pfx} Beta"}, Status="SUBMITTED", Reference="needle"
+        ),
     ]
     made = xero.create_invoices(batch)
     assert [m["StatusAttributeString"] for m in made] == ["OK"] * 4
@@ -356,40 +510,82 @@ def four(xero: XeroClient) -> dict[str, Any]:
 
 def test_where_filters_on_fields_and_on_the_contact(xero: XeroClient, four: dict[str, Any]) -> None:
     pfx = four["prefix"]
-    got = [i["InvoiceNumber"] for i in xero.iter_invoices(where=f'InvoiceNumber.StartsWith("{pfx}") AND Status=="AUTHORISED"')]
+    got = [
+        i["InvoiceNumber"]
+        for i in xero.iter_invoices(
+            where=f'InvoiceNumber.StartsWith("{pfx}") AND Status=="AUTHORISED"'
+        )
+    ]
     assert sorted(got) == [f"{pfx}-A", f"{pfx}-B"]
     alpha = [i["InvoiceNumber"] for i in xero.iter_invoices(where=f'Contact.Name=="{pfx} alpha"')]
     assert sorted(alpha) == [f"{pfx}-A", f"{pfx}-C"], "string equality is case-insensitive"
-    dated = [i["InvoiceNumber"] for i in xero.iter_invoices(
-        where=f'InvoiceNumber.StartsWith("{pfx}") AND Date>=DateTime(2026,08,01) AND Date<DateTime(2026, 8, 2) AND Type=="ACCREC"')]
+    dated = [
+        i["InvoiceNumber"]
+        for i in xero.iter_invoices(
+            where=(
+                f'InvoiceNumber.StartsWith("{pfx}") AND Date>=DateTime(2026,08,01) AND '
+                'Date<DateTime(2026, 8, 2) AND Type=="ACCREC"'
+            )
+        )
+    ]
     assert sorted(dated) == [f"{pfx}-{k}" for k in "ABCD"]
-    assert list(xero.iter_invoices(where=f'InvoiceNumber.StartsWith("{pfx}") AND DueDate<DateTime(2026,08,01)')) == []
+    assert (
+        list(
+            xero.iter_invoices(
+                where=f'InvoiceNumber.StartsWith("{pfx}") AND DueDate<DateTime(2026,08,01)'
+            )
+        )
+        == []
+    )
     cid = four["B"]["Contact"]["ContactID"]
-    beta = [i["InvoiceNumber"] for i in xero.iter_invoices(where=f'Contact.ContactID==Guid("{cid}") AND Total>100')]
+    beta = [
+        i["InvoiceNumber"]
+        for i in xero.iter_invoices(where=f'Contact.ContactID==Guid("{cid}") AND Total>100')
+    ]
     assert beta == [f"{pfx}-D"]
 
 
-def test_statuses_invoice_numbers_and_ids_filter_as_lists(xero: XeroClient, four: dict[str, Any]) -> None:
+def test_statuses_invoice_numbers_and_ids_filter_as_lists(
+    xero: XeroClient, four: dict[str, Any]
+) -> None:
     pfx = four["prefix"]
     numbers = [f"{pfx}-{k}" for k in "ABCD"]
-    got = [i["InvoiceNumber"] for i in xero.iter_invoices(invoice_numbers=numbers, statuses=["DRAFT", "SUBMITTED"])]
+    got = [
+        i["InvoiceNumber"]
+        for i in xero.iter_invoices(invoice_numbers=numbers, statuses=["DRAFT", "SUBMITTED"])
+    ]
     assert sorted(got) == [f"{pfx}-C", f"{pfx}-D"]
     ids = [four["A"]["InvoiceID"], four["D"]["InvoiceID"].upper()]
-    assert sorted(i["InvoiceNumber"] for i in xero.iter_invoices(ids=ids)) == [f"{pfx}-A", f"{pfx}-D"]
-    assert [i["InvoiceNumber"] for i in by_number(xero, numbers, searchTerm="NEEDLE")] == [f"{pfx}-D"]
-    assert sorted(i["InvoiceNumber"] for i in by_number(xero, numbers, ContactIDs=four["A"]["Contact"]["ContactID"])) == \
-        [f"{pfx}-A", f"{pfx}-C"]
+    assert sorted(i["InvoiceNumber"] for i in xero.iter_invoices(ids=ids)) == [
+        f"{pfx}-A",
+        f"{pfx}-D",
+    ]
+    assert [i["InvoiceNumber"] for i in by_number(xero, numbers, searchTerm="NEEDLE")] == [
+        f"{pfx}-D"
+    ]
+    assert sorted(
+        i["InvoiceNumber"]
+        for i in by_number(xero, numbers, ContactIDs=four["A"]["Contact"]["ContactID"])
+    ) == [f"{pfx}-A", f"{pfx}-C"]
 
 
 def test_order_sorts_ascending_and_descending(xero: XeroClient, four: dict[str, Any]) -> None:
     pfx = four["prefix"]
     numbers = [f"{pfx}-{k}" for k in "ABCD"]
-    assert [i["InvoiceNumber"] for i in xero.iter_invoices(invoice_numbers=numbers, order="InvoiceNumber DESC")] == numbers[::-1]
-    by_total = [i["InvoiceNumber"] for i in xero.iter_invoices(invoice_numbers=numbers, order="Total ASC,InvoiceNumber DESC")]
+    assert [
+        i["InvoiceNumber"]
+        for i in xero.iter_invoices(invoice_numbers=numbers, order="InvoiceNumber DESC")
+    ] == numbers[::-1]
+    by_total = [
+        i["InvoiceNumber"]
+        for i in xero.iter_invoices(invoice_numbers=numbers, order="Total ASC,InvoiceNumber DESC")
+    ]
     assert by_total == [f"{pfx}-B", f"{pfx}-D", f"{pfx}-C", f"{pfx}-A"]
 
 
-def test_unpaged_multi_invoice_gets_have_no_line_items_but_paged_and_single_ones_do(xero: XeroClient, four: dict[str, Any]) -> None:
+def test_unpaged_multi_invoice_gets_have_no_line_items_but_paged_and_single_ones_do(
+    xero: XeroClient, four: dict[str, Any]
+) -> None:
     pfx = four["prefix"]
     numbers = [f"{pfx}-{k}" for k in "ABCD"]
     unpaged = by_number(xero, numbers)
@@ -403,20 +599,29 @@ def test_unpaged_multi_invoice_gets_have_no_line_items_but_paged_and_single_ones
     assert all(not inv.get("LineItems") for inv in summary)
 
 
-def test_created_by_my_app_keeps_only_the_callers_invoices(sandbox: Sandbox, xero: XeroClient) -> None:
+def test_created_by_my_app_keeps_only_the_callers_invoices(
+    sandbox: Sandbox, xero: XeroClient
+) -> None:
     pfx = prefix()
-    (mine,) = xero.create_invoices([invoice(f"{pfx}-MINE")])
-    theirs = sandbox.xero.books.save_invoice(sandbox.xero_tenant_id, invoice(f"{pfx}-THEIRS"), mode="create",
-                                             client_id="another-app")
+    (_mine,) = xero.create_invoices([invoice(f"{pfx}-MINE")])
+    theirs = sandbox.xero.books.save_invoice(
+        sandbox.xero_tenant_id, invoice(f"{pfx}-THEIRS"), mode="create", client_id="another-app"
+    )
     assert theirs.doc is not None
     numbers = [f"{pfx}-MINE", f"{pfx}-THEIRS"]
     assert len(by_number(xero, numbers)) == 2
-    assert [i["InvoiceNumber"] for i in by_number(xero, numbers, createdByMyApp="true")] == [f"{pfx}-MINE"]
+    assert [i["InvoiceNumber"] for i in by_number(xero, numbers, createdByMyApp="true")] == [
+        f"{pfx}-MINE"
+    ]
 
 
-def test_if_modified_since_takes_iso_and_rfc_1123_timestamps(fresh_sandbox: Sandbox, tmp_path) -> None:
+def test_if_modified_since_takes_iso_and_rfc_1123_timestamps(
+    fresh_sandbox: Sandbox, tmp_path
+) -> None:
     box = fresh_sandbox
-    with XeroClient(xero_config(box), token_store=TokenStore(tmp_path / "t"), retry=fast_retry()) as client:
+    with XeroClient(
+        xero_config(box), token_store=TokenStore(tmp_path / "t"), retry=fast_retry()
+    ) as client:
         client.create_invoices([invoice("OLD-1"), invoice("OLD-2")])
         box.clock.advance(5)
         since = box.clock.now().replace(microsecond=0)
@@ -428,37 +633,58 @@ def test_if_modified_since_takes_iso_and_rfc_1123_timestamps(fresh_sandbox: Sand
 
         got = sorted(i["InvoiceNumber"] for i in client.iter_invoices(modified_since=since))
         assert got == ["NEW-1", "OLD-2"]
-        for header in (since.strftime("%Y-%m-%dT%H:%M:%S"), since.isoformat(), format_datetime(since, usegmt=True),
-                       since.astimezone(timezone(timedelta(hours=2))).isoformat()):
+        for header in (
+            since.strftime("%Y-%m-%dT%H:%M:%S"),
+            since.isoformat(),
+            format_datetime(since, usegmt=True),
+            since.astimezone(timezone(timedelta(hours=2))).isoformat(),
+        ):
             body = get_json(client, "/Invoices", {"page": 1}, {"If-Modified-Since": header})
-            assert sorted(i["InvoiceNumber"] for i in body["Invoices"]) == ["NEW-1", "OLD-2"], header
+            assert sorted(i["InvoiceNumber"] for i in body["Invoices"]) == ["NEW-1", "OLD-2"], (
+                header
+            )
         later = format_datetime(box.clock.now() + timedelta(seconds=60), usegmt=True)
-        assert get_json(client, "/Invoices", {"page": 1}, {"If-Modified-Since": later})["Invoices"] == []
+        assert (
+            get_json(client, "/Invoices", {"page": 1}, {"If-Modified-Since": later})["Invoices"]
+            == []
+        )
 
 
-# ---- validation messages --------------------------------------------------------------------------
-def test_a_currency_the_organisation_has_not_enabled_is_refused(sandbox: Sandbox, xero: XeroClient) -> None:
+# ---- validation messages -------------------------------------------------------------------------
+def test_a_currency_the_organisation_has_not_enabled_is_refused(
+    sandbox: Sandbox, xero: XeroClient
+) -> None:
     enabled = {c["Code"] for c in get_json(xero, "/Currencies")["Currencies"]}
     code = next(c for c in ("USD", "JPY", "CHF", "CAD", "SEK") if c not in enabled)
     (got,) = xero.create_invoices([invoice(prefix() + "-FX", CurrencyCode=code)])
     assert got["StatusAttributeString"] == "ERROR"
-    assert [m["Message"] for m in got["ValidationErrors"]] == [f"Organisation is not subscribed to currency {code}"]
+    assert [m["Message"] for m in got["ValidationErrors"]] == [
+        f"Organisation is not subscribed to currency {code}"
+    ]
 
 
 def test_a_tax_type_the_account_does_not_allow_is_refused(xero: XeroClient) -> None:
     rates = get_json(xero, "/TaxRates")["TaxRates"]
-    wrong = next(r["TaxType"] for r in rates if r["Status"] == "ACTIVE" and not r.get("CanApplyToRevenue"))
+    wrong = next(
+        r["TaxType"] for r in rates if r["Status"] == "ACTIVE" and not r.get("CanApplyToRevenue")
+    )
     (got,) = xero.create_invoices([invoice(prefix() + "-TAX", line(TaxType=wrong))])
     assert got["StatusAttributeString"] == "ERROR"
-    assert [m["Message"] for m in got["ValidationErrors"]] == [f"The TaxType code '{wrong}' cannot be used with account code '{SALES}'."]
+    assert [m["Message"] for m in got["ValidationErrors"]] == [
+        f"The TaxType code '{wrong}' cannot be used with account code '{SALES}'."
+    ]
     (unknown,) = xero.create_invoices([invoice(prefix() + "-TAX2", line(TaxType="GST on Income"))])
     assert [m["Message"] for m in unknown["ValidationErrors"]] == [
-        "The TaxType code GST on Income does not exist or cannot be used for this type of transaction."]
+        "The TaxType code GST on Income does not exist or cannot be used for this type of "
+        "transaction."
+    ]
 
 
 def test_a_bank_account_on_an_invoice_line_is_not_a_valid_code(xero: XeroClient) -> None:
     (got,) = xero.create_invoices([invoice(prefix() + "-BNK", line(account=BANK))])
-    assert [m["Message"] for m in got["ValidationErrors"]] == [f"Account code '{BANK}' is not a valid code for this document."]
+    assert [m["Message"] for m in got["ValidationErrors"]] == [
+        f"Account code '{BANK}' is not a valid code for this document."
+    ]
 
 
 def test_bad_json_is_a_post_data_invalid_exception(sandbox: Sandbox) -> None:
@@ -473,7 +699,11 @@ def test_bad_json_is_a_post_data_invalid_exception(sandbox: Sandbox) -> None:
 def test_a_bad_where_is_a_query_parse_exception(sandbox: Sandbox, xero: XeroClient) -> None:
     r = raw(sandbox, "GET", "/Invoices", params={"where": 'Status=="DRAFT" AND'})
     assert r.status_code == 400
-    assert r.json() == {"ErrorNumber": 16, "Type": "QueryParseException", "Message": "Expression expected"}
+    assert r.json() == {
+        "ErrorNumber": 16,
+        "Type": "QueryParseException",
+        "Message": "Expression expected",
+    }
     with pytest.raises(ApiRejected) as err:
         xero.fetch_invoices(where="Status==")
     assert err.value.messages == ["Expression expected"]
@@ -493,14 +723,24 @@ def test_an_unknown_invoice_or_path_is_a_plain_text_404(sandbox: Sandbox, xero: 
 
 def test_routes_and_query_names_are_case_insensitive(sandbox: Sandbox) -> None:
     pfx = prefix()
-    r = raw(sandbox, "PUT", "/invoices", params={"summarizeerrors": "false"}, body={"Invoices": [invoice(f"{pfx}-CASE")]})
+    r = raw(
+        sandbox,
+        "PUT",
+        "/invoices",
+        params={"summarizeerrors": "false"},
+        body={"Invoices": [invoice(f"{pfx}-CASE")]},
+    )
     assert r.status_code == 200
     got = raw(sandbox, "GET", "/INVOICES", params={"invoicenumbers": f"{pfx}-CASE"})
     assert [i["InvoiceNumber"] for i in got.json()["Invoices"]] == [f"{pfx}-CASE"]
 
 
-def test_automatic_invoice_numbers_skip_numbers_already_taken(fresh_sandbox: Sandbox, tmp_path) -> None:
-    with XeroClient(xero_config(fresh_sandbox), token_store=TokenStore(tmp_path / "t"), retry=fast_retry()) as client:
+def test_automatic_invoice_numbers_skip_numbers_already_taken(
+    fresh_sandbox: Sandbox, tmp_path
+) -> None:
+    with XeroClient(
+        xero_config(fresh_sandbox), token_store=TokenStore(tmp_path / "t"), retry=fast_retry()
+    ) as client:
         (first,) = client.create_invoices([invoice(None)])
         n = int(first["InvoiceNumber"].split("-")[1])
         taken = f"INV-{n + 2:04d}"

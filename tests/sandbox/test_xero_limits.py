@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from support import fast_retry, xero_config
+
 from recon.clients.pacing import MinutePacer
 from recon.clients.retry import RetryPolicy
 from recon.clients.tokens import TokenStore
@@ -38,7 +38,8 @@ def as_json(value: Any) -> Any:
 
 
 class Recorder(httpx.BaseTransport):
-    """A real transport that remembers (method, path, status) of every answer and every dropped request."""
+    """A real transport that remembers (method, path, status) of every answer and every dropped
+    request."""
 
     def __init__(self) -> None:
         self.inner = httpx.HTTPTransport()
@@ -74,33 +75,76 @@ class SleepLog:
 
 
 def token(box: Sandbox) -> str:
-    r = httpx.post(box.xero_token_url, data={"grant_type": "client_credentials"}, auth=(box.xero_client_id, box.xero_client_secret))
+    r = httpx.post(
+        box.xero_token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(box.xero_client_id, box.xero_client_secret),
+    )
     return r.json()["access_token"]
 
 
 def headers(box: Sandbox, tok: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tok}", "Accept": "application/json", "xero-tenant-id": box.xero_tenant_id, **extra}
+    return {
+        "Authorization": f"Bearer {tok}",
+        "Accept": "application/json",
+        "xero-tenant-id": box.xero_tenant_id,
+        **extra,
+    }
 
 
-def client(box: Sandbox, folder: Path, *, retry: RetryPolicy | None = None, pacer: MinutePacer | None = None,
-           transport: httpx.BaseTransport | None = None) -> XeroClient:
-    return XeroClient(xero_config(box), token_store=TokenStore(folder), retry=retry or fast_retry(), pacer=pacer, transport=transport)
+def client(
+    box: Sandbox,
+    folder: Path,
+    *,
+    retry: RetryPolicy | None = None,
+    pacer: MinutePacer | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> XeroClient:
+    return XeroClient(
+        xero_config(box),
+        token_store=TokenStore(folder),
+        retry=retry or fast_retry(),
+        pacer=pacer,
+        transport=transport,
+    )
 
 
 def invoice(number: str) -> dict[str, Any]:
-    return {"Type": "ACCREC", "Contact": {"Name": "Limits Member"}, "Date": "2026-08-01", "DueDate": "2026-08-15",
-            "InvoiceNumber": number, "Status": "AUTHORISED",
-            "LineItems": [{"Description": "Desk", "Quantity": 1, "UnitAmount": Decimal("100.00"), "AccountCode": "4000"}]}
+    return {
+        "Type": "ACCREC",
+        "Contact": {"Name": "Limits Member"},
+        "Date": "2026-08-01",
+        "DueDate": "2026-08-15",
+        "InvoiceNumber": number,
+        "Status": "AUTHORISED",
+        "LineItems": [
+            {
+                "Description": "Desk",
+                "Quantity": 1,
+                "UnitAmount": Decimal("100.00"),
+                "AccountCode": "4000",
+            }
+        ],
+    }
 
 
 def count(box: Sandbox, numbers: list[str]) -> int:
-    return sum(1 for n in numbers for d in box.xero.books.by_number(box.xero_tenant_id, "Invoice", n) if d["Status"] != "DELETED")
+    return sum(
+        1
+        for n in numbers
+        for d in box.xero.books.by_number(box.xero_tenant_id, "Invoice", n)
+        if d["Status"] != "DELETED"
+    )
 
 
 # ---- per-minute limit -----------------------------------------------------------------
-def test_past_the_minute_limit_calls_get_429_with_retry_after_and_quota_headers_on_every_answer(fresh_sandbox: Sandbox) -> None:
+def test_past_the_minute_limit_calls_get_429_with_retry_after_and_quota_headers_on_every_answer(
+    fresh_sandbox: Sandbox,
+) -> None:
     box = fresh_sandbox
-    box.xero.limits = RateLimits(per_minute=5)  # a real 60-second minute; the sandbox clock is moved instead of waiting
+    box.xero.limits = RateLimits(
+        per_minute=5
+    )  # a real 60-second minute; the sandbox clock is moved instead of waiting
     tok = token(box)
     with httpx.Client(headers=headers(box, tok)) as http:
         answers = [http.get(box.xero_api_url + "/Organisation") for _ in range(7)]
@@ -110,12 +154,16 @@ def test_past_the_minute_limit_calls_get_429_with_retry_after_and_quota_headers_
                 assert a.headers[name].isdigit(), (name, a.status_code)
         assert [int(a.headers["X-MinLimit-Remaining"]) for a in answers[:5]] == [4, 3, 2, 1, 0]
         assert int(answers[0].headers["X-DayLimit-Remaining"]) == box.xero.limits.per_day - 1
-        assert int(answers[0].headers["X-AppMinLimit-Remaining"]) == box.xero.limits.app_per_minute - 1
+        assert (
+            int(answers[0].headers["X-AppMinLimit-Remaining"]) == box.xero.limits.app_per_minute - 1
+        )
         refused = answers[5]
         assert refused.headers["X-Rate-Limit-Problem"] == "minute"
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
         assert refused.headers["X-MinLimit-Remaining"] == "0"
-        assert refused.headers["X-DayLimit-Remaining"] == str(box.xero.limits.per_day - 5), "a refused call is not counted"
+        assert refused.headers["X-DayLimit-Remaining"] == str(box.xero.limits.per_day - 5), (
+            "a refused call is not counted"
+        )
         # Once Retry-After has passed, calls go through again.
         box.clock.advance(int(refused.headers["Retry-After"]))
         again = http.get(box.xero_api_url + "/Organisation")
@@ -123,7 +171,9 @@ def test_past_the_minute_limit_calls_get_429_with_retry_after_and_quota_headers_
     assert again.headers["X-MinLimit-Remaining"] == "4"
 
 
-def test_the_client_waits_out_429s_from_another_caller_and_completes(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_the_client_waits_out_429s_from_another_caller_and_completes(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     box.xero.limits = RateLimits(per_minute=5, minute_seconds=1.0)
     sleeps, pacer_sleeps, transport = SleepLog(), SleepLog(), Recorder()
@@ -131,7 +181,9 @@ def test_the_client_waits_out_429s_from_another_caller_and_completes(fresh_sandb
     pacer = MinutePacer(5, 1.0, sleep=pacer_sleeps)
     with client(box, tmp_path / "t", retry=retry, pacer=pacer, transport=transport) as xero:
         xero.fetch_organisation()  # token fetched, one call
-        with httpx.Client(headers=headers(box, token(box))) as other:  # another process spends the minute
+        with httpx.Client(
+            headers=headers(box, token(box))
+        ) as other:  # another process spends the minute
             while other.get(box.xero_api_url + "/Organisation").status_code == 200:
                 pass
         org = xero.fetch_organisation()
@@ -142,11 +194,17 @@ def test_the_client_waits_out_429s_from_another_caller_and_completes(fresh_sandb
     statuses = [s for _, s in transport.api()]
     assert 429 in statuses
     assert statuses[-1] == 200
-    assert sleeps.waits and all(w >= 1 for w in sleeps.waits), "Retry-After is honoured, not the 10 ms backoff"
-    assert pacer_sleeps.waits == [], "after Retry-After the pacer adds no second wait for the same window"
+    assert sleeps.waits and all(w >= 1 for w in sleeps.waits), (
+        "Retry-After is honoured, not the 10 ms backoff"
+    )
+    assert pacer_sleeps.waits == [], (
+        "after Retry-After the pacer adds no second wait for the same window"
+    )
 
 
-def test_the_pacer_keeps_the_client_under_the_limit_without_any_429(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_the_pacer_keeps_the_client_under_the_limit_without_any_429(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     box.xero.limits = RateLimits(per_minute=5, minute_seconds=1.0)
     pacer_sleeps = SleepLog()
@@ -165,29 +223,42 @@ def test_a_storm_of_429s_is_survived(fresh_sandbox: Sandbox, tmp_path: Path) -> 
     box = fresh_sandbox
     box.xero.faults.throttle_next(5, retry_after=1)
     sleeps, transport = SleepLog(real=False), Recorder()  # injected 429s do not depend on time
-    with client(box, tmp_path / "t", retry=RetryPolicy(base_delay=0.01, sleep=sleeps), transport=transport) as xero:
+    with client(
+        box, tmp_path / "t", retry=RetryPolicy(base_delay=0.01, sleep=sleeps), transport=transport
+    ) as xero:
         assert xero.fetch_organisation()["OrganisationID"] == box.xero_tenant_id
         assert xero.calls == 6
     assert [s for _, s in transport.api()] == [429] * 5 + [200]
     assert sleeps.waits == [1.0] * 5
 
 
-def test_an_unkeyed_write_refused_with_429_is_resent_and_creates_one_invoice(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_an_unkeyed_write_refused_with_429_is_resent_and_creates_one_invoice(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     box.xero.faults.throttle_next(2, retry_after=1)
     transport = Recorder()
-    with client(box, tmp_path / "t", retry=RetryPolicy(sleep=SleepLog(real=False)), transport=transport) as xero:
+    with client(
+        box, tmp_path / "t", retry=RetryPolicy(sleep=SleepLog(real=False)), transport=transport
+    ) as xero:
         (made,) = xero.create_invoices([invoice("THROTTLED-PUT")])
     assert made["StatusAttributeString"] == "OK"
     assert transport.api() == [("PUT", 429), ("PUT", 429), ("PUT", 200)]
-    assert count(box, ["THROTTLED-PUT"]) == 1, "a 429 is refused before any work, so resending is safe"
+    assert count(box, ["THROTTLED-PUT"]) == 1, (
+        "a 429 is refused before any work, so resending is safe"
+    )
 
 
-def test_a_429_storm_longer_than_the_retries_raises_rate_limited(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_a_429_storm_longer_than_the_retries_raises_rate_limited(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     box.xero.faults.throttle_next(3, retry_after=1)
     sleeps = SleepLog(real=False)
-    with client(box, tmp_path / "t", retry=RetryPolicy(attempts=3, sleep=sleeps)) as xero, pytest.raises(RateLimited) as err:
+    with (
+        client(box, tmp_path / "t", retry=RetryPolicy(attempts=3, sleep=sleeps)) as xero,
+        pytest.raises(RateLimited) as err,
+    ):
         xero.fetch_organisation()
     assert err.value.problem == "minute"
     assert err.value.status == 429
@@ -195,17 +266,23 @@ def test_a_429_storm_longer_than_the_retries_raises_rate_limited(fresh_sandbox: 
 
 
 # ---- day and concurrency limits ---------------------------------------------------------
-def test_the_day_limit_answers_429_day_and_the_client_gives_up_at_once(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_the_day_limit_answers_429_day_and_the_client_gives_up_at_once(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     box.xero.limits = RateLimits(per_day=3, minute_seconds=1.0)
     sleeps, transport = SleepLog(), Recorder()
-    with client(box, tmp_path / "t", retry=RetryPolicy(base_delay=0.01, sleep=sleeps), transport=transport) as xero:
+    with client(
+        box, tmp_path / "t", retry=RetryPolicy(base_delay=0.01, sleep=sleeps), transport=transport
+    ) as xero:
         for _ in range(3):
             xero.fetch_organisation()
         with pytest.raises(RateLimited) as err:
             xero.fetch_organisation()
     assert err.value.problem == "day"
-    assert err.value.retry_after is not None and err.value.retry_after > RetryPolicy().max_retry_after
+    assert (
+        err.value.retry_after is not None and err.value.retry_after > RetryPolicy().max_retry_after
+    )
     assert sleeps.waits == [], "a Retry-After of hours is not slept on"
     assert [s for _, s in transport.api()] == [200, 200, 200, 429]
 
@@ -217,13 +294,17 @@ def test_the_day_limit_answers_429_day_and_the_client_gives_up_at_once(fresh_san
     assert int(r.headers["Retry-After"]) > 3600
 
 
-def test_more_calls_in_progress_than_the_concurrent_limit_get_429_concurrent(fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_more_calls_in_progress_than_the_concurrent_limit_get_429_concurrent(
+    fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     box = fresh_sandbox
     box.xero.limits = RateLimits(concurrent=1, minute_seconds=1.0)
     books = box.xero.books
     real_org = books.org
 
-    def slow_org(tenant: str) -> Any:  # hold the call in progress long enough for the others to arrive
+    def slow_org(
+        tenant: str,
+    ) -> Any:  # hold the call in progress long enough for the others to arrive
         time.sleep(0.3)
         return real_org(tenant)
 
@@ -257,11 +338,15 @@ def test_more_calls_in_progress_than_the_concurrent_limit_get_429_concurrent(fre
 
 
 # ---- idempotency ------------------------------------------------------------------------------
-def test_a_replayed_idempotency_key_gives_the_identical_answer_and_creates_one_invoice(sandbox: Sandbox) -> None:
+def test_a_replayed_idempotency_key_gives_the_identical_answer_and_creates_one_invoice(
+    sandbox: Sandbox,
+) -> None:
     numbers = [f"IK-{uuid.uuid4().hex[:8]}-{i}" for i in range(3)]
     body = json.dumps({"Invoices": [invoice(n) for n in numbers]}, default=as_json).encode()
     key = str(uuid.uuid4())
-    hdrs = headers(sandbox, token(sandbox), **{"Idempotency-Key": key, "Content-Type": "application/json"})
+    hdrs = headers(
+        sandbox, token(sandbox), **{"Idempotency-Key": key, "Content-Type": "application/json"}
+    )
     url = sandbox.xero_api_url + "/Invoices?summarizeErrors=false"
     with httpx.Client(headers=hdrs) as http:
         first = http.put(url, content=body)
@@ -282,7 +367,11 @@ def test_an_errored_keyed_request_replays_its_error(sandbox: Sandbox) -> None:
     bad = invoice(f"IK-{uuid.uuid4().hex[:8]}")
     bad["LineItems"][0]["AccountCode"] = "9999"
     body = json.dumps({"Invoices": [bad]}, default=as_json).encode()
-    hdrs = headers(sandbox, token(sandbox), **{"Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/json"})
+    hdrs = headers(
+        sandbox,
+        token(sandbox),
+        **{"Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/json"},
+    )
     with httpx.Client(headers=hdrs) as http:
         first = http.put(sandbox.xero_api_url + "/Invoices", content=body)
         second = http.put(sandbox.xero_api_url + "/Invoices", content=body)
@@ -291,25 +380,48 @@ def test_an_errored_keyed_request_replays_its_error(sandbox: Sandbox) -> None:
 
 
 def test_idempotency_keys_belong_to_one_app(sandbox: Sandbox) -> None:
-    others = [a for a in sandbox.xero_apps.values() if a["grant"] == "client_credentials" and a["client_id"] != sandbox.xero_client_id]
+    others = [
+        a
+        for a in sandbox.xero_apps.values()
+        if a["grant"] == "client_credentials" and a["client_id"] != sandbox.xero_client_id
+    ]
     assert others, "the demo has a Custom Connection per organisation"
     key = str(uuid.uuid4())
-    body = json.dumps({"Invoices": [invoice(f"IK-{uuid.uuid4().hex[:8]}")]}, default=as_json).encode()
-    with httpx.Client(headers=headers(sandbox, token(sandbox), **{"Idempotency-Key": key, "Content-Type": "application/json"})) as http:
+    body = json.dumps(
+        {"Invoices": [invoice(f"IK-{uuid.uuid4().hex[:8]}")]}, default=as_json
+    ).encode()
+    with httpx.Client(
+        headers=headers(
+            sandbox, token(sandbox), **{"Idempotency-Key": key, "Content-Type": "application/json"}
+        )
+    ) as http:
         assert http.put(sandbox.xero_api_url + "/Invoices", content=body).status_code == 200
     app = others[0]
-    tok = httpx.post(sandbox.xero_token_url, data={"grant_type": "client_credentials"},
-                     auth=(app["client_id"], app["client_secret"])).json()["access_token"]
+    tok = httpx.post(
+        sandbox.xero_token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(app["client_id"], app["client_secret"]),
+    ).json()["access_token"]
     other_number = f"IK-{uuid.uuid4().hex[:8]}"
-    hdrs = {"Authorization": f"Bearer {tok}", "Accept": "application/json", "xero-tenant-id": app["tenant_ids"][0],
-            "Idempotency-Key": key, "Content-Type": "application/json"}
-    r = httpx.put(sandbox.xero_api_url + "/Invoices", headers=hdrs,
-                  content=json.dumps({"Invoices": [invoice(other_number)]}, default=as_json).encode())
+    hdrs = {
+        "Authorization": f"Bearer {tok}",
+        "Accept": "application/json",
+        "xero-tenant-id": app["tenant_ids"][0],
+        "Idempotency-Key": key,
+        "Content-Type": "application/json",
+    }
+    r = httpx.put(
+        sandbox.xero_api_url + "/Invoices",
+        headers=hdrs,
+        content=json.dumps({"Invoices": [invoice(other_number)]}, default=as_json).encode(),
+    )
     assert r.status_code == 200, "the same key from another app is a new request, not a clash"
     assert r.json()["Invoices"][0]["InvoiceNumber"] == other_number
 
 
-def test_a_keyed_write_whose_connection_dropped_after_commit_is_retried_and_replayed(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_a_keyed_write_whose_connection_dropped_after_commit_is_retried_and_replayed(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     transport = Recorder()
     with client(box, tmp_path / "t", transport=transport) as xero:
@@ -323,7 +435,9 @@ def test_a_keyed_write_whose_connection_dropped_after_commit_is_retried_and_repl
     assert found[0]["InvoiceID"] == made["InvoiceID"]
 
 
-def test_an_unkeyed_write_whose_connection_dropped_is_not_retried(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_an_unkeyed_write_whose_connection_dropped_is_not_retried(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     transport = Recorder()
     with client(box, tmp_path / "t", transport=transport) as xero:
@@ -336,7 +450,9 @@ def test_an_unkeyed_write_whose_connection_dropped_is_not_retried(fresh_sandbox:
     assert len(box.xero.books.by_number(box.xero_tenant_id, "Invoice", "DROP-UNKEYED")) == 1
 
 
-def test_a_write_dropped_before_commit_and_retried_with_its_key_creates_one_invoice(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_a_write_dropped_before_commit_and_retried_with_its_key_creates_one_invoice(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     with client(box, tmp_path / "t") as xero:
         box.xero.faults.drop_next(1, after_commit=False)
@@ -359,7 +475,9 @@ def test_503_and_500_on_reads_are_retried(fresh_sandbox: Sandbox, tmp_path: Path
     assert "An error occurred in Xero" in str(err.value)
 
 
-def test_an_unkeyed_write_answered_503_is_not_retried(fresh_sandbox: Sandbox, tmp_path: Path) -> None:
+def test_an_unkeyed_write_answered_503_is_not_retried(
+    fresh_sandbox: Sandbox, tmp_path: Path
+) -> None:
     box = fresh_sandbox
     transport = Recorder()
     with client(box, tmp_path / "t", transport=transport) as xero:
