@@ -5,8 +5,11 @@ import recon
 
 def test_all_is_sorted_and_complete() -> None:
     assert recon.__all__ == sorted(recon.__all__)
-    public = {name for name, value in vars(recon).items()
-              if not name.startswith("_") and getattr(value, "__module__", "").startswith("recon.")}
+    public = {
+        name
+        for name, value in vars(recon).items()
+        if not name.startswith("_") and getattr(value, "__module__", "").startswith("recon.")
+    }
     assert public == set(recon.__all__)
 
 

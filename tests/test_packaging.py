@@ -45,4 +45,6 @@ def test_requirements_lock_holds_every_pyproject_pin_at_the_same_version() -> No
             name, _, version = line.partition("==")
             lock[_norm(name)] = version
     for name, version in _pyproject_pins().items():
-        assert lock.get(name) == version, f"requirements.lock has {name}=={lock.get(name)}, pyproject.toml {version}"
+        assert lock.get(name) == version, (
+            f"requirements.lock has {name}=={lock.get(name)}, pyproject.toml {version}"
+        )

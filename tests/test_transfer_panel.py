@@ -31,18 +31,26 @@ def panel(fresh_conn: Connection, plan: TransferPlan, ledger: Ledger) -> Transfe
 
 def xero_numbers(conn: Connection) -> set[str]:
     """Every invoice and credit-note number the organisation has in Xero."""
-    numbers = {str(i["InvoiceNumber"]) for i in conn.xero.iter_invoices(summary_only=True) if i["Status"] != "DELETED"}
+    numbers = {
+        str(i["InvoiceNumber"])
+        for i in conn.xero.iter_invoices(summary_only=True)
+        if i["Status"] != "DELETED"
+    }
     return numbers | {str(n["CreditNoteNumber"]) for n in conn.xero.iter_credit_notes()}
 
 
-def test_the_button_says_what_the_whole_plan_would_transfer(panel: TransferPanel, plan: TransferPlan) -> None:
+def test_the_button_says_what_the_whole_plan_would_transfer(
+    panel: TransferPanel, plan: TransferPlan
+) -> None:
     assert panel.transfer_button.description == plan.describe()
     assert panel.transfer_button.description.startswith(f"Transfer {len(plan.eligible)} invoices (")
     assert panel.confirm_row.layout.display == "none"
     assert plan.describe() in panel.preview.outputs[0]["data"]["text/html"]
 
 
-def test_the_filter_narrows_the_preview_and_the_button_label(panel: TransferPanel, plan: TransferPlan) -> None:
+def test_the_filter_narrows_the_preview_and_the_button_label(
+    panel: TransferPanel, plan: TransferPlan
+) -> None:
     first = str(plan.eligible["invoice_number"].iloc[0])
     narrowed = panel.set_filter(text=first.lower())
     assert list(narrowed.eligible["invoice_number"]) == [first]
@@ -54,12 +62,17 @@ def test_the_filter_narrows_the_preview_and_the_button_label(panel: TransferPane
     assert narrowed.describe() in shown and plan.describe() not in shown
 
 
-def test_the_currency_dropdown_narrows_to_one_currency(panel: TransferPanel, plan: TransferPlan) -> None:
+def test_the_currency_dropdown_narrows_to_one_currency(
+    panel: TransferPanel, plan: TransferPlan
+) -> None:
     assert panel.currencies == ["EUR", "GBP"]
     panel.currency_filter.value = "EUR"  # what a choice in the browser does
     euros = plan.eligible[plan.eligible["currency"] == "EUR"]
     assert set(panel.current_plan.eligible["invoice_number"]) == set(euros["invoice_number"])
-    assert panel.transfer_button.description == f"Transfer {len(euros)} invoices (EUR {sum(euros['nexudus_total']):,.2f})"
+    assert (
+        panel.transfer_button.description
+        == f"Transfer {len(euros)} invoices (EUR {sum(euros['nexudus_total']):,.2f})"
+    )
     panel.set_filter(text="", currency=None)
     assert panel.transfer_button.description == plan.describe()
     assert panel.currency_filter.value == ""
@@ -69,12 +82,17 @@ def test_a_customer_name_filter_matches_any_case(panel: TransferPanel, plan: Tra
     name = str(plan.eligible["contact_name"].iloc[0])
     narrowed = panel.set_filter(text=name.upper())
     assert len(narrowed.eligible) >= 1
-    assert (narrowed.eligible["contact_name"].str.casefold().str.contains(name.casefold(), regex=False)
-            | narrowed.eligible["invoice_number"].str.casefold().str.contains(name.casefold(), regex=False)).all()
+    assert (
+        narrowed.eligible["contact_name"].str.casefold().str.contains(name.casefold(), regex=False)
+        | narrowed.eligible["invoice_number"]
+        .str.casefold()
+        .str.contains(name.casefold(), regex=False)
+    ).all()
 
 
-def test_pressing_transfer_only_asks_for_confirmation_and_writes_nothing(fresh_conn: Connection, panel: TransferPanel,
-                                                                         plan: TransferPlan, ledger: Ledger) -> None:
+def test_pressing_transfer_only_asks_for_confirmation_and_writes_nothing(
+    fresh_conn: Connection, panel: TransferPanel, plan: TransferPlan, ledger: Ledger
+) -> None:
     before = xero_numbers(fresh_conn)
     assert panel.request_transfer() is None
     assert panel.is_confirming
@@ -87,8 +105,9 @@ def test_pressing_transfer_only_asks_for_confirmation_and_writes_nothing(fresh_c
     assert ledger.transfers(plan.tenant_id).empty
 
 
-def test_cancel_hides_the_confirmation_and_writes_nothing(fresh_conn: Connection, panel: TransferPanel,
-                                                          plan: TransferPlan, ledger: Ledger) -> None:
+def test_cancel_hides_the_confirmation_and_writes_nothing(
+    fresh_conn: Connection, panel: TransferPanel, plan: TransferPlan, ledger: Ledger
+) -> None:
     before = xero_numbers(fresh_conn)
     panel.request_transfer()
     panel.cancel_button.click()  # what a click in the browser does
@@ -107,8 +126,9 @@ def test_changing_the_filter_withdraws_a_confirmation(panel: TransferPanel) -> N
     assert not panel.is_confirming and panel.confirm_row.layout.display == "none"
 
 
-def test_confirm_writes_exactly_the_filtered_invoices(fresh_conn: Connection, panel: TransferPanel, plan: TransferPlan,
-                                                      ledger: Ledger) -> None:
+def test_confirm_writes_exactly_the_filtered_invoices(
+    fresh_conn: Connection, panel: TransferPanel, plan: TransferPlan, ledger: Ledger
+) -> None:
     before = xero_numbers(fresh_conn)
     wanted = panel.set_filter(currency="EUR")
     assert 0 < len(wanted.eligible) < len(plan.eligible)
@@ -123,13 +143,19 @@ def test_confirm_writes_exactly_the_filtered_invoices(fresh_conn: Connection, pa
     assert panel.transfer_button.description.startswith("Transferred (")
 
 
-def test_a_second_confirm_does_not_push_again(fresh_conn: Connection, panel: TransferPanel, plan: TransferPlan) -> None:
+def test_a_second_confirm_does_not_push_again(
+    fresh_conn: Connection, panel: TransferPanel, plan: TransferPlan
+) -> None:
     panel.set_filter(currency="EUR")
     panel.request_transfer()
     first = panel.confirm()
     after_first = xero_numbers(fresh_conn)
     calls = fresh_conn.xero.calls
-    assert panel.transfer_button.disabled and panel.confirm_button.disabled and panel.cancel_button.disabled
+    assert (
+        panel.transfer_button.disabled
+        and panel.confirm_button.disabled
+        and panel.cancel_button.disabled
+    )
     assert panel.text_filter.disabled and panel.currency_filter.disabled
     assert panel.confirm() is first
     panel.confirm_button.click()
