@@ -24,6 +24,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".recon-installed"
+# What ruff checks and formats (mypy's files are in pyproject.toml).
+LINTED = ("recon", "tests", "bench", "deploy", "notebooks", "tasks.py")
 
 
 def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -72,8 +74,13 @@ def demo(args: list[str]) -> None:
 
 
 def test(args: list[str]) -> None:
+    """The CI gates, then every test: lint, format, types, pytest with branch coverage."""
     setup()
-    _run(PY, "-m", "pytest", *(args or ["-q"]))
+    _run(PY, "-m", "ruff", "check", *LINTED)
+    _run(PY, "-m", "ruff", "format", "--check", *LINTED)
+    _run(PY, "-m", "mypy")  # [tool.mypy] in pyproject.toml: strict, on recon/
+    coverage = ["--cov=recon", "--cov-branch", "--cov-report=term:skip-covered"]
+    _run(PY, "-m", "pytest", *(args or ["-q", *coverage]))
 
 
 def lock(args: list[str]) -> None:
