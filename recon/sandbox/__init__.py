@@ -1,7 +1,7 @@
 """The embedded sandbox: local Xero and Nexudus servers on 127.0.0.1.
 
-Floor 0: imports nothing from recon but the leaves (money, errors), so it can
-be lifted out whole. ``start()`` runs both servers in background threads of
+Floor 0: imports nothing of recon outside ``recon.sandbox``, so it can be
+lifted out whole. ``start()`` runs both servers in background threads of
 this process (a notebook's, a test's); ``python -m recon.sandbox`` runs them in
 the foreground and prints one JSON line with everything a client needs.
 
@@ -25,15 +25,17 @@ from typing import Any
 
 from recon.sandbox.clock import Clock
 from recon.sandbox.http import Server
+from recon.sandbox.nexudus_ratelimit import NexudusLimits
 from recon.sandbox.xero_app import API, XeroApp
 from recon.sandbox.xero_ratelimit import RateLimits
 
-__all__ = ["RateLimits", "Sandbox", "default_state_dir", "start"]
+__all__ = ["NexudusLimits", "RateLimits", "Sandbox", "default_state_dir", "start"]
 
 CREDENTIALS_FILE = "credentials.json"
 SEED_FILE = "seed.json"
-# Bump when the demo data changes shape (new locations, new planted cases): older state folders are reseeded.
-SEED_VERSION = 2
+# Bump when the demo data changes shape (new locations, new planted cases): older state folders are
+# reseeded.
+SEED_VERSION = 3
 
 
 def default_state_dir() -> Path:
@@ -68,6 +70,23 @@ class Sandbox:
     _servers: list[Server] = field(repr=False, default_factory=list)
 
     @property
+    def organisations(self) -> dict[str, str]:
+        """Xero tenant id -> organisation name, for every organisation of the demo."""
+        books = self.xero.books
+        return {t: str((books.org(t) or {}).get("Name", "")) for t in books.tenants()}
+
+    @property
+    def xero_limits(self) -> RateLimits:
+        """The rate limits the Xero server enforces now (clients pace to them)."""
+        limits: RateLimits = self.xero.limits
+        return limits
+
+    @property
+    def nexudus_minute_seconds(self) -> float:
+        """How long a "minute" of the Nexudus limits lasts (60 s unless a test shrank it)."""
+        return float(self.nexudus.limits.minute_seconds)
+
+    @property
     def xero_api_url(self) -> str:
         """The accounting base URL (ends in ``/api.xro/2.0``)."""
         return self.xero_url + API
@@ -90,7 +109,8 @@ class Sandbox:
         return self.nexudus_url + "/api"
 
     def connection_info(self) -> dict[str, Any]:
-        """Everything another client needs, as the one JSON line ``python -m recon.sandbox`` prints."""
+        """Everything another client needs, as the one JSON line ``python -m recon.sandbox``
+        prints."""
         return {
             "xero": {
                 "api_url": self.xero_api_url,
@@ -108,7 +128,9 @@ class Sandbox:
                 "password": self.nexudus_password,
             },
             "locations": {str(k): v for k, v in self.locations.items()},
-            "location_tracking": {str(k): list(v) if v else None for k, v in self.location_tracking.items()},
+            "location_tracking": {
+                str(k): list(v) if v else None for k, v in self.location_tracking.items()
+            },
             "state_dir": str(self.state_dir),
         }
 
@@ -127,7 +149,8 @@ class Sandbox:
 def _credentials(state_dir: Path) -> dict[str, str]:
     path = state_dir / CREDENTIALS_FILE
     if path.exists():
-        return json.loads(path.read_text("utf-8"))
+        saved: dict[str, str] = json.loads(path.read_text("utf-8"))
+        return saved
     creds = {"nexudus_password": secrets.token_urlsafe(18)}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -141,6 +164,7 @@ def start(
     seed: int = 2026,
     invoices: int | None = None,
     limits: RateLimits | None = None,
+    nexudus_limits: NexudusLimits | None = None,
     fresh: bool = False,
     xero_port: int = 0,
     nexudus_port: int = 0,
@@ -149,7 +173,8 @@ def start(
 
     ``fresh=True`` wipes the state folder first. ``invoices`` scales the demo
     business (only on a new state folder). ``limits`` sets Xero's rate limits
-    (e.g. a one-second "minute" for tests).
+    (e.g. a one-second "minute" for tests). ``nexudus_limits`` sets Nexudus'
+    (default: the real ones, with the "minute" of ``limits`` when given).
     """
     from recon.sandbox.nexudus_app import NexudusApp
     from recon.sandbox.seed import generate
@@ -162,15 +187,21 @@ def start(
         except (OSError, ValueError):
             previous = None
         if previous != stamp:
-            # Demo data from another recon version (or another seed/size): start over rather than mix them.
-            print(f"recon sandbox: {folder} holds other demo data ({previous}); reseeding it as {stamp}", file=sys.stderr)
+            # Demo data from another recon version (or another seed/size): start over rather than
+            # mix them.
+            print(
+                f"recon sandbox: {folder} holds other demo data ({previous}); reseeding it as "
+                f"{stamp}",
+                file=sys.stderr,
+            )
             fresh = True
     if fresh and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     creds = _credentials(folder)
-    # Written whole (rename) before any database exists: another process starting on this folder never reads half of it.
+    # Written whole (rename) before any database exists: another process starting on this folder
+    # never reads half of it.
     tmp = folder / f".{SEED_FILE}.{os.getpid()}"
     tmp.write_text(json.dumps(stamp), "utf-8")
     os.replace(tmp, folder / SEED_FILE)
@@ -178,14 +209,26 @@ def start(
     data = generate(seed=seed, invoices=invoices)
     xero = XeroApp(str(folder / "xero.sqlite"), clock=clock, limits=limits)
     app_secrets = xero.load_seed(data.xero_orgs, data.xero_apps)
-    nexudus = NexudusApp(folder / "nexudus.sqlite", username=data.nexudus.username,
-                         password=creds["nexudus_password"], clock=clock)
+    if nexudus_limits is None and limits is not None:
+        nexudus_limits = NexudusLimits(minute_seconds=limits.minute_seconds)
+    nexudus = NexudusApp(
+        folder / "nexudus.sqlite",
+        username=data.nexudus.username,
+        password=creds["nexudus_password"],
+        clock=clock,
+        limits=nexudus_limits,
+    )
     nexudus.load_seed(data.nexudus)
     servers = [Server(xero, port=xero_port).start(), Server(nexudus, port=nexudus_port).start()]
     default_app = next(a for a in data.xero_apps if a.grant == "client_credentials")
     apps = {
-        a.name: {"client_id": a.client_id, "client_secret": app_secrets[a.client_id], "grant": a.grant,
-                 "tenant_ids": a.tenant_ids, "redirect_uris": a.redirect_uris}
+        a.name: {
+            "client_id": a.client_id,
+            "client_secret": app_secrets[a.client_id],
+            "grant": a.grant,
+            "tenant_ids": a.tenant_ids,
+            "redirect_uris": a.redirect_uris,
+        }
         for a in data.xero_apps
     }
     return Sandbox(

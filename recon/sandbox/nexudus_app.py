@@ -1,63 +1,72 @@
-"""A fake Nexudus admin REST API: tokens, paged lists with filters, invoice writes, payments.
+"""A fake Nexudus admin REST API: tokens, paged lists with filters, invoice updates, payments.
 
 ``NexudusApp`` is a WSGI-like callable ``(Request) -> Response`` for
 ``recon.sandbox.http.Server``. Everything lives under ``/api/`` as on
-``https://spaces.nexudus.com/api/``; shapes follow ``shared/reference/nexudus.md``.
-State is one SQLite file (``recon.sandbox.store.Store``): documents kept as JSON
-in the API's own shape, with real indexed columns for what clients filter and
-sort on, so 100,000 invoices page as fast as ten. A reopened app sees every
-earlier write, issued tokens included.
+``https://spaces.nexudus.com/api/``; every rule follows
+``shared/reference/nexudus.md`` (cited §N), never recon's client. State is one
+SQLite file (``recon.sandbox.store.Store``): documents kept as JSON in the API's
+own shape, with real indexed columns for what clients filter and sort on, so
+100,000 invoices page as fast as ten. A reopened app sees every earlier write,
+issued tokens included.
 
-Endpoints (all but the first take ``Authorization: Bearer <token>`` or HTTP Basic)::
+Endpoints (all but the first take ``Authorization: Bearer <token>`` or HTTP Basic, §1)::
 
-    POST /api/token                              form: grant_type=password|refresh_token, ...
-    GET  /api/billing/coworkerinvoices           list (envelope; page, size, orderBy, dir, filters)
-    GET  /api/billing/coworkerinvoices/{id}      one invoice
-    PUT  /api/billing/coworkerinvoices[/{id}]    JSON {Id, writable fields} -> action result
-    GET  /api/billing/coworkerinvoicelines       list; parent filters CoworkerInvoiceLine_CoworkerInvoice_<Field>
-    GET  /api/billing/coworkerledgerentries      list
-    POST /api/billing/coworkerledgerentries      JSON payment -> action result
-    GET  /api/billing/financialaccounts, /api/billing/taxrates, /api/sys/businesses, /api/spaces/coworkers
+    POST /api/token                                   form: grant_type=password|refresh_token (§1)
+    GET  /api/billing/coworkerinvoices[/{id}]         §2, §3, §7.1
+    PUT  /api/billing/coworkerinvoices                full record, Id in the body (§4, §7.1)
+    GET  /api/billing/coworkerinvoicelines[/{id}]     §7.2
+    GET  /api/billing/coworkerledgerentries[/{id}]    §7.3
+    POST /api/billing/coworkerledgerentries           a payment: marks an invoice paid (§8)
+    GET  /api/billing/financialaccounts[/{id}]        §7.4
+    GET  /api/sys/taxrates[/{id}]                     §2: TaxRate lives in sys, not billing
+    GET  /api/sys/businesses[/{id}], /api/spaces/coworkers[/{id}]
+    GET  /api/sys/currencies[/{id}], /api/sys/simpletimezones[/{id}]   §2, §6
 
-The pieces: ``nexudus_records`` (schema, entities, value conversion, field
-errors), ``nexudus_auth`` (tokens), ``nexudus_query`` (list queries to SQL),
-``nexudus_billing`` (invoice update and payment rules); this module holds the
-routes, faults, rate limit and error answers.
+Answers: lists in the §3 envelope; writes answer §4's success shape; refusals
+§4's validation shape (400); a missing record or path 404 with the JSON string
+``"Not found"`` (§4); a server error 500 ``{"Message":"An error has occurred."}``
+(§4); over a limit 409 with ``Retry-After`` and no body, or 429 ``Wait N
+seconds`` (§5, ``nexudus_ratelimit``).
 
-Where the public material is silent, the choice made is marked ASSUMPTION.
+The pieces: ``nexudus_records`` (schema, entities, values, field errors),
+``nexudus_auth`` (tokens), ``nexudus_query`` (lists and filters),
+``nexudus_billing`` (invoice update and payment rules), ``nexudus_ratelimit``
+(§5 limits); this module holds the routes, faults and error answers.
 
-Floor 0: imports only ``recon.sandbox.*`` and the leaves ``recon.money`` and
-``recon.errors``.
+Imports nothing of recon outside ``recon.sandbox``.
 """
 
 from __future__ import annotations
 
-import math
 import threading
+import traceback
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from recon.money import ZERO
 from recon.sandbox.clock import Clock
 from recon.sandbox.http import BadRequestBody, Request, Response, Router
 from recon.sandbox.nexudus_auth import DEFAULT_REFRESH_SECONDS, DEFAULT_TOKEN_SECONDS, NexudusAuth
 from recon.sandbox.nexudus_billing import (
-    _apply_invoice_changes,
-    _apply_payment,
-    _check_payment,
-    _get_ci,
-    _json_object,
-    _load_invoice,
-    _not_found,
+    answer_value,
+    json_object,
+    new_ledger_entry,
+    rejection_message,
+    replace_invoice,
 )
-from recon.sandbox.nexudus_query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, _Lister
+from recon.sandbox.nexudus_query import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    _Lister,
+    not_found,
+)
+from recon.sandbox.nexudus_ratelimit import WRITE_METHODS, NexudusLimiter, NexudusLimits
 from recon.sandbox.nexudus_records import (
     BUSINESS,
     COWORKER,
     CREATE_INDEXES,
+    CURRENCY,
     ENTITIES,
     FINANCIAL_ACCOUNT,
     INDEXES,
@@ -65,6 +74,7 @@ from recon.sandbox.nexudus_records import (
     LEDGER_ENTRY,
     LINE,
     SCHEMA,
+    SIMPLE_TIME_ZONE,
     TAX_RATE,
     FieldError,
     Rejected,
@@ -75,63 +85,146 @@ from recon.sandbox.nexudus_records import (
 from recon.sandbox.seed import NexudusSeed
 from recon.sandbox.store import Store
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Faults", "NexudusApp"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "Faults", "NexudusApp", "NexudusLimits"]
 
-RATE_WINDOW_SECONDS = 60.0
+# --------------------------------------------------------------------------- answers, in one place
 
-# --------------------------------------------------------------------------- errors as answers
+# §2 (and §7.4 for TaxRate's module): collection path -> entity. Each also answers GET {path}/{id}.
+COLLECTIONS: Final = {
+    "/api/billing/coworkerinvoices": INVOICE,
+    "/api/billing/coworkerinvoicelines": LINE,
+    "/api/billing/coworkerledgerentries": LEDGER_ENTRY,
+    "/api/billing/financialaccounts": FINANCIAL_ACCOUNT,
+    "/api/sys/taxrates": TAX_RATE,
+    "/api/sys/businesses": BUSINESS,
+    "/api/spaces/coworkers": COWORKER,
+    "/api/sys/currencies": CURRENCY,
+    "/api/sys/simpletimezones": SIMPLE_TIME_ZONE,
+}
+SERVER_ERROR: Final = {"Message": "An error has occurred."}  # §4 "Server error"
+# ASSUMPTION (§1 gives 401, no body): ASP.NET Web API's [Authorize] answer. Also the 403 faults'.
+DENIED: Final = {"Message": "Authorization has been denied for this request."}
+# ASSUMPTION: ASP.NET Web API's answer to a method a path does not take. §2: a plain DELETE on
+# coworkerinvoices answers 405; §4: "no documented PUT …/{id}", so it answers 405 too (the path
+# exists for GET).
+METHOD_NOT_ALLOWED: Final = "The requested resource does not support http method '{}'."
+# ASSUMPTION: the text of an injected 503 (a gateway's, not Nexudus').
+UNAVAILABLE: Final = {"Message": "The service is temporarily unavailable."}
+# ASSUMPTION: the Message of an injected "200 yet failed" write (§4); no source quotes one.
+UNSUCCESSFUL: Final = "There was a problem while running this action."
 
 
-def _rejection(message: str, errors: list[FieldError], status: int = 400) -> Response:
-    """The reference's ASSUMPTION error shape: Status, Message, Errors, WasSuccessful."""
-    return Response.json(
-        {"Status": status, "Message": message, "Errors": [e.to_json() for e in errors], "WasSuccessful": False},
-        status=status,
+def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response.json(body, status=status, headers=headers)
+
+
+def _validation(exc: Rejected) -> Response:
+    """§4 "Validation error": 400 with Status, Message, Value null, Errors, WasSuccessful false.
+
+    §4 notes the body's Status may differ from the HTTP status (GB's example has
+    500 inside a 400); the sandbox writes 400 in both.
+    """
+    return _json(
+        {
+            "Status": 400,
+            "Message": exc.message,
+            "Value": None,
+            "Errors": [e.to_json() for e in exc.errors],
+            "WasSuccessful": False,
+        },
+        400,
     )
 
 
-def _message(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    # ASSUMPTION: non-validation errors answer like ASP.NET Web API: {"Message": ...}.
-    return Response.json({"Message": message}, status=status, headers=headers)
+def _throttled(wait: int, status: int) -> Response:
+    """§5: 409 with ``Retry-After`` (seconds) and an empty body; or 429 with the wait as text."""
+    if status == 429:  # §5 "Also seen": "Wait N seconds" in the body, no Retry-After
+        return Response.text(f"Wait {wait} seconds", status=429)
+    return Response(status, b"", {"Retry-After": str(wait)})
 
 
-# --------------------------------------------------------------------------- faults and rate limit
+def _status_answer(status: int, retry_after: int | None) -> Response:
+    """What an injected failure of ``status`` looks like, each in its documented shape."""
+    if status in (409, 429):
+        return _throttled(retry_after or 1, status)
+    if status == 500:
+        return _json(SERVER_ERROR, 500)
+    if status == 401:
+        return _json(DENIED, 401, {"WWW-Authenticate": "Bearer"})
+    if status == 403:
+        return _json(DENIED, 403)
+    if status == 404:
+        return not_found()
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return _json(UNAVAILABLE, status, headers)
+
+
+# --------------------------------------------------------------------------- faults
 
 
 @dataclass
 class _Fault:
-    kind: str  # "fail" or "drop"
+    kind: str  # "fail", "throttle", "unsuccessful" or "drop"
     status: int = 503
     retry_after: int | None = None
     method: str | None = None  # only requests with this method; None: any
+    message: str = UNSUCCESSFUL
 
     def matches(self, request: Request) -> bool:
+        if self.kind == "unsuccessful" and request.method not in WRITE_METHODS:
+            return False
         return self.method is None or self.method.upper() == request.method
 
 
 class Faults:
-    """Failures queued for the next API requests (tests only): statuses or dropped connections.
+    """Failures queued for the next API requests (tests only).
 
-    Each fault hits the next request it matches (any request, or only ``method``),
-    in the order queued. Faults apply before the rate limit and authentication,
-    as a gateway's would, and to the token endpoint too.
+    Each fault hits the next request it matches (any request, or only
+    ``method``), in the order queued. Faults apply before the rate limit and
+    authentication, as a gateway's would, and to the token endpoint too. An
+    injected failure is not processed.
+
+    * ``fail_next(n, status)``: answer ``status`` in its documented shape: 500
+      §4's server error, 409 and 429 §5's throttled answers, 401/403 a refusal,
+      404 ``"Not found"``, anything else a bare ``{"Message": ...}``.
+    * ``error_burst(n)``: n 500s in a row (§4 "transient and bursty").
+    * ``throttle_next(n, retry_after)``: n throttled answers, 409 or 429 as the
+      app's ``limits.status`` says (§5).
+    * ``unsuccessful_next(n)``: the next n writes (POST/PUT/DELETE) answer 200
+      with ``WasSuccessful: false`` (§4 "200 yet failed").
+    * ``drop_next(n)``: close the connection without answering.
     """
 
     def __init__(self) -> None:
         self._queue: list[_Fault] = []
         self._lock = threading.Lock()
 
-    def fail_next(self, n: int = 1, status: int = 503, retry_after: int | None = None, method: str | None = None) -> None:
-        """Answer the next ``n`` API requests with ``status`` (429 gets ``Retry-After``, 1 s by default)."""
-        if status == 429 and retry_after is None:
-            retry_after = 1
+    def _add(self, n: int, fault: _Fault) -> None:
         with self._lock:
-            self._queue.extend(_Fault("fail", status, retry_after, method) for _ in range(n))
+            self._queue.extend(_Fault(**fault.__dict__) for _ in range(n))
+
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 503,
+        retry_after: int | None = None,
+        method: str | None = None,
+    ) -> None:
+        self._add(n, _Fault("fail", status, retry_after, method))
+
+    def error_burst(self, n: int = 3, method: str | None = None) -> None:
+        self._add(n, _Fault("fail", 500, None, method))
+
+    def throttle_next(self, n: int = 1, retry_after: int = 1, method: str | None = None) -> None:
+        self._add(n, _Fault("throttle", 409, retry_after, method))
+
+    def unsuccessful_next(
+        self, n: int = 1, message: str = UNSUCCESSFUL, method: str | None = None
+    ) -> None:
+        self._add(n, _Fault("unsuccessful", 200, None, method, message))
 
     def drop_next(self, n: int = 1, method: str | None = None) -> None:
-        """Close the connection of the next ``n`` API requests without answering."""
-        with self._lock:
-            self._queue.extend(_Fault("drop", method=method) for _ in range(n))
+        self._add(n, _Fault("drop", method=method))
 
     def clear(self) -> None:
         with self._lock:
@@ -160,7 +253,7 @@ class _DroppingHeaders(dict[str, str]):
     timed-out request and closes the connection, silently.
     """
 
-    def items(self):  # type: ignore[override]
+    def items(self) -> Any:
         raise TimeoutError("sandbox fault: connection dropped")
 
 
@@ -168,42 +261,18 @@ def _dropped_connection() -> Response:
     return Response(500, b"", _DroppingHeaders())
 
 
-class _RateLimiter:
-    """ASSUMPTION: Nexudus documents no rate limit; an optional sliding window per minute.
-
-    Counts every API request (tokens included) on the sandbox clock; a refused
-    request is not counted, so a retry after ``Retry-After`` succeeds.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.per_minute: int | None = None
-        self.window_seconds = RATE_WINDOW_SECONDS
-        self._calls: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def admit(self) -> int:
-        """0 if the call may go ahead, else the seconds to wait."""
-        if self.per_minute is None:
-            return 0
-        with self._lock:
-            now = self.clock.monotonic()
-            while self._calls and self._calls[0] <= now - self.window_seconds:
-                self._calls.popleft()
-            if len(self._calls) >= self.per_minute:
-                return max(1, math.ceil(self._calls[0] + self.window_seconds - now))
-            self._calls.append(now)
-            return 0
 # --------------------------------------------------------------------------- the app
 
 
 class NexudusApp(NexudusAuth):
     """The fake Nexudus admin API for one administrator account.
 
-    ``NexudusApp(db_path, *, username, password, clock=None)``; then
-    ``load_seed(seed)`` once (a no-op on a file that already holds data).
-    Test knobs: ``faults`` (``fail_next``, ``drop_next``), ``rate_limit_per_minute``
-    (None = off), ``rate_window_seconds``, ``token_seconds``, ``refresh_seconds``.
+    ``NexudusApp(db_path, *, username, password, clock=None, limits=None)``;
+    then ``load_seed(seed)`` once (a no-op on a file that already holds data).
+    Controls: ``faults`` (see ``Faults``), ``limits`` (a ``NexudusLimits``; the
+    real §5 numbers unless given, e.g. ``NexudusLimits(minute_seconds=1)`` for a
+    one-second minute or ``NexudusLimits(enabled=False)``), ``limiter.reset()``,
+    ``token_seconds``, ``refresh_seconds``.
     """
 
     def __init__(
@@ -215,7 +284,7 @@ class NexudusApp(NexudusAuth):
         clock: Clock | None = None,
         token_seconds: int = DEFAULT_TOKEN_SECONDS,
         refresh_seconds: int = DEFAULT_REFRESH_SECONDS,
-        rate_limit_per_minute: int | None = None,
+        limits: NexudusLimits | None = None,
     ) -> None:
         self.store = Store(db_path, SCHEMA)
         self.username = username
@@ -224,29 +293,18 @@ class NexudusApp(NexudusAuth):
         self.token_seconds = token_seconds
         self.refresh_seconds = refresh_seconds
         self.faults = Faults()
-        self._limiter = _RateLimiter(self.clock)
-        self._limiter.per_minute = rate_limit_per_minute
+        self.limiter = NexudusLimiter(self.clock, limits)
         self._listers = {e: _Lister(self.store, e) for e in ENTITIES}
         self.router = Router()
         self._add_routes()
 
-    # ---- settings
-
     @property
-    def rate_limit_per_minute(self) -> int | None:
-        return self._limiter.per_minute
+    def limits(self) -> NexudusLimits:
+        return self.limiter.limits
 
-    @rate_limit_per_minute.setter
-    def rate_limit_per_minute(self, value: int | None) -> None:
-        self._limiter.per_minute = value
-
-    @property
-    def rate_window_seconds(self) -> float:
-        return self._limiter.window_seconds
-
-    @rate_window_seconds.setter
-    def rate_window_seconds(self, value: float) -> None:
-        self._limiter.window_seconds = value
+    @limits.setter
+    def limits(self, value: NexudusLimits) -> None:
+        self.limiter.limits = value
 
     def __repr__(self) -> str:
         return f"NexudusApp({str(self.store.path)!r}, username={self.username!r})"
@@ -257,7 +315,7 @@ class NexudusApp(NexudusAuth):
         return self.store.scalar("SELECT value FROM meta WHERE key = 'seeded'") is None
 
     def load_seed(self, seed: NexudusSeed) -> bool:
-        """Load the seed into an empty store; return whether it loaded (False: data already there)."""
+        """Load the seed into an empty store; return whether it loaded (False: data was there)."""
         with self.store.write() as db:
             if db.execute("SELECT 1 FROM meta WHERE key = 'seeded'").fetchone():
                 return False
@@ -268,13 +326,17 @@ class NexudusApp(NexudusAuth):
                 (COWORKER, seed.coworkers),
                 (FINANCIAL_ACCOUNT, seed.financial_accounts),
                 (TAX_RATE, seed.tax_rates),
+                (CURRENCY, seed.currencies),
+                (SIMPLE_TIME_ZONE, seed.simple_time_zones),
                 (INVOICE, seed.invoices),
                 (LINE, seed.invoice_lines),
             ):
                 db.executemany(_insert_sql(entity), (_row(entity, d) for d in docs))
             for sql in CREATE_INDEXES:
                 db.execute(sql)
-            db.execute("INSERT INTO meta(key, value) VALUES ('seeded', ?)", (_iso(self.clock.now()),))
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES ('seeded', ?)", (_iso(self.clock.now()),)
+            )
         for lister in self._listers.values():
             lister.forget_fields()
         return True
@@ -284,125 +346,80 @@ class NexudusApp(NexudusAuth):
     def _add_routes(self) -> None:
         r = self.router
         r.add("POST", "/api/token", self._token)
-        lists = {
-            "/api/billing/coworkerinvoices": INVOICE,
-            "/api/billing/coworkerinvoicelines": LINE,
-            "/api/billing/financialaccounts": FINANCIAL_ACCOUNT,
-            "/api/billing/taxrates": TAX_RATE,
-            "/api/sys/businesses": BUSINESS,
-            "/api/spaces/coworkers": COWORKER,
-            "/api/billing/coworkerledgerentries": LEDGER_ENTRY,
-        }
-        for path, entity in lists.items():
+        for path, entity in COLLECTIONS.items():
             r.add("GET", path, self._listers[entity].page)
-        r.add("GET", "/api/billing/coworkerinvoices/{id}", self._get_invoice)
+            r.add("GET", path + "/{id}", self._listers[entity].one)
         r.add("PUT", "/api/billing/coworkerinvoices", self._put_invoice)
-        r.add("PUT", "/api/billing/coworkerinvoices/{id}", self._put_invoice)
         r.add("POST", "/api/billing/coworkerledgerentries", self._post_ledger_entry)
 
     def __call__(self, request: Request) -> Response:
-        """Answer one HTTP request: faults, rate limit, auth, then the route."""
+        """Answer one HTTP request: faults, rate limit, route, auth, then the handler."""
         if not request.path.lower().startswith("/api/"):
-            return _message(404, "No HTTP resource was found that matches the request URI.")
+            return not_found()
         fault = self.faults.take(request)
         if fault is not None:
-            if fault.kind == "drop":
-                return _dropped_connection()
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            return _message(fault.status, "The service is temporarily unavailable (sandbox fault).", headers)
-        wait = self._limiter.admit()
+            return self._fault_answer(fault)
+        wait = self.limiter.admit(self._client_key(request), request.method)
         if wait:
-            return _message(429, "Too many requests; slow down.", {"Retry-After": str(wait)})
+            return _throttled(wait, self.limits.status)  # not processed (§5)
         handler, params, path_exists = self.router.resolve(request.method, request.path)
         if handler is None:
             if path_exists:
-                return _message(405, f"The requested resource does not support http method '{request.method}'.")
-            return _message(404, "No HTTP resource was found that matches the request URI.")
+                return _json({"Message": METHOD_NOT_ALLOWED.format(request.method)}, 405)
+            return not_found()
         request.params = params
         if handler != self._token and not self._is_authorised(request):
-            # ASSUMPTION: the body ASP.NET Web API gives for [Authorize] failures.
-            return _message(401, "Authorization has been denied for this request.", {"WWW-Authenticate": "Bearer"})
+            # §1: 401 for bad credentials or a missing role (403 only through faults).
+            return _json(DENIED, 401, {"WWW-Authenticate": "Bearer"})
         try:
             return handler(request)
         except Rejected as exc:
-            return _rejection(exc.message, exc.errors)
+            return _validation(exc)
         except BadRequestBody as exc:
-            return _rejection("The request body is not valid JSON.", [FieldError("", str(exc))])
+            error = FieldError("", str(exc))
+            return _validation(Rejected(rejection_message([error]), [error]))
+        except Exception:  # a sandbox bug still answers as Nexudus does (§4 "Server error")
+            traceback.print_exc()
+            return _json(SERVER_ERROR, 500)
 
-    # ---- auth: _token, _is_authorised and the rest come from NexudusAuth
+    def _fault_answer(self, fault: _Fault) -> Response:
+        if fault.kind == "drop":
+            return _dropped_connection()
+        if fault.kind == "throttle":
+            return _throttled(fault.retry_after or 1, self.limits.status)
+        if fault.kind == "unsuccessful":
+            return _json(self._action_result(fault.message, None, successful=False), 200)
+        return _status_answer(fault.status, fault.retry_after)
 
-    # ---- invoices
+    # ---- auth: _token, _is_authorised and _client_key come from NexudusAuth
 
-    def _get_invoice(self, request: Request) -> Response:
-        doc = self._invoice_text(request.params["id"])
-        if doc is None:
-            return _not_found(request.params["id"])
-        return Response(200, doc.encode("utf-8"), {"Content-Type": "application/json; charset=utf-8"})
-
-    def _invoice_text(self, raw_id: Any) -> str | None:
-        try:
-            invoice_id = int(raw_id)
-        except (TypeError, ValueError):
-            return None
-        value = self.store.scalar("SELECT doc FROM invoices WHERE id = ?", (invoice_id,))
-        return None if value is None else str(value)
+    # ---- writes
 
     def _put_invoice(self, request: Request) -> Response:
-        """Update an invoice's writable fields.
-
-        ASSUMPTION: Nexudus updates by PUT to the collection with ``Id`` in the JSON
-        body (``/coworkerinvoices/{id}`` is accepted too). Body keys match
-        case-insensitively; unknown keys are ignored; a read-only field sent with
-        its current value is accepted (a client may PUT back the whole record),
-        with another value it is refused with 400.
-        """
-        body = _json_object(request)
-        raw_id = request.params.get("id", _get_ci(body, "Id"))
-        with self.store.write() as db:
-            doc = _load_invoice(db, raw_id)
-            if doc is None:
-                return _not_found(raw_id)
-            errors = _apply_invoice_changes(doc, body)
-            if errors:
-                raise Rejected("The invoice could not be updated.", errors)
-            doc["UpdatedOn"] = _iso(self.clock.now())
-            db.execute(_insert_sql(INVOICE), _row(INVOICE, doc))
-        return Response.json(self._action_result("Invoice updated.", {"Id": doc["Id"]}))
-
-    def _post_ledger_entry(self, request: Request) -> Response:
-        """Record a payment against an invoice (a ledger entry with a Credit).
-
-        ASSUMPTION: ``Date`` (optional) is the payment date and becomes the invoice's
-        ``PaidOn`` once it is fully paid; default now. Only credits are supported.
-        """
-        body = _json_object(request)
+        """Replace an invoice: PUT to the collection, the whole record with its Id (§4, §7.1)."""
+        body = json_object(request)
         now = _iso(self.clock.now())
         with self.store.write() as db:
-            invoice = _load_invoice(db, _get_ci(body, "CoworkerInvoiceId"))
-            payment = _check_payment(body, invoice, now)
-            assert invoice is not None  # _check_payment refuses a missing invoice
-            entry_id = int(db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM ledger_entries").fetchone()[0])
-            entry = {
-                "Id": entry_id,
-                "UniqueId": str(uuid.uuid4()),
-                "BusinessId": invoice["BusinessId"],
-                "CoworkerId": invoice["CoworkerId"],
-                "CoworkerInvoiceId": invoice["Id"],
-                "Description": payment.description,
-                "Code": payment.code,
-                "Credit": payment.credit,
-                "Debit": ZERO,
-                "Date": payment.date,
-                "CreatedOn": now,
-                "UpdatedOn": now,
-            }
-            db.execute(_insert_sql(LEDGER_ENTRY), _row(LEDGER_ENTRY, entry))
-            _apply_payment(invoice, payment, now)
-            db.execute(_insert_sql(INVOICE), _row(INVOICE, invoice))
-        return Response.json(self._action_result("Ledger entry added.", {"Id": entry_id}))
+            doc = replace_invoice(db, body, now)
+        if doc is None:
+            return not_found()
+        return _json(self._action_result("The invoice was updated.", doc), 200)
 
-    def _action_result(self, message: str, value: dict[str, Any]) -> dict[str, Any]:
-        """Nexudus' answer to a successful write (its ActionResult shape)."""
+    def _post_ledger_entry(self, request: Request) -> Response:
+        """Create a ledger entry; with a CoworkerInvoiceId, its Credit pays it (§7.3, §8)."""
+        body = json_object(request)
+        now = _iso(self.clock.now())
+        with self.store.write() as db:
+            entry_id = int(
+                db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM ledger_entries").fetchone()[0]
+            )
+            entry = new_ledger_entry(db, body, entry_id, str(uuid.uuid4()), now)
+        return _json(self._action_result("The ledger entry was added.", answer_value(entry)), 200)
+
+    def _action_result(
+        self, message: str, value: dict[str, Any] | None, *, successful: bool = True
+    ) -> dict[str, Any]:
+        """§4 "Success": HTTP 200 with this shape; ``successful=False`` is §4's "200 yet failed"."""
         return {
             "Status": 200,
             "Message": message,
@@ -413,6 +430,6 @@ class NexudusApp(NexudusAuth):
             "JavaScript": None,
             "UpdatedOn": _iso(self.clock.now()),
             "UpdatedBy": self.username,
-            "Errors": None,
-            "WasSuccessful": True,
+            "Errors": None if successful else [],
+            "WasSuccessful": successful,
         }

@@ -1,12 +1,16 @@
-"""The fake Nexudus API's records: SQLite schema, entities and their fields, value conversion, field errors.
+"""The fake Nexudus API's records: SQLite schema, entities, fields, values, field errors.
 
-No HTTP here. Each ``Entity`` names its filter prefix, table, indexed columns and
-documented fields; ``_row`` and ``_insert_sql`` turn an API-shaped document into
-its SQL row; ``FieldError`` and ``Rejected`` carry the validation errors the
-other ``nexudus_*`` modules raise and ``nexudus_app`` answers with.
+No HTTP here. Each ``Entity`` names its filter prefix (``CoworkerInvoice`` in
+``CoworkerInvoice_Paid=true``), table, indexed columns and documented fields
+(``shared/reference/nexudus.md`` §7); ``_row`` and ``_insert_sql`` turn an
+API-shaped document into its SQL row; ``FieldError`` and ``Rejected`` carry the
+validation errors the other ``nexudus_*`` modules raise and ``nexudus_app``
+answers in the §4 shape.
 
-Floor 0: imports only ``recon.sandbox.*`` and the leaves ``recon.money`` and
-``recon.errors``.
+Date-times are stored and served as the reference's UTC text (§6): one fixed
+format, ``YYYY-MM-DDTHH:MM:SSZ``, so text order is time order in SQLite.
+
+Imports nothing of recon outside ``recon.sandbox``.
 """
 
 from __future__ import annotations
@@ -14,27 +18,46 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
 from recon.sandbox import jsonutil
 
+# --------------------------------------------------------------------------- date-time rules
+
+# §3 range values "YYYY-MM-DDTHH:mm", public clients add ":SS" and "Z"; §6 answers carry up to
+# 7 decimals. A bare date is read too (its midnight; §13: no whole-day expansion).
+_WHEN = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,7})?)?)?(?:Z|[+-]\d{2}:?\d{2})?",
+    re.IGNORECASE,
+)
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")  # what _iso writes
+# §13 "zone of a zone-less filter value": UTC. The same for date-times in request bodies.
+ZONELESS: Final = UTC
+
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens(token_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, client_id TEXT NOT NULL,
-    expires REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS tokens(token_hash TEXT PRIMARY KEY, kind TEXT NOT NULL,
+    client_id TEXT NOT NULL, expires REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS businesses(id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS coworkers(id INTEGER PRIMARY KEY, business_id INTEGER, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS financial_accounts(id INTEGER PRIMARY KEY, business_id INTEGER, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tax_rates(id INTEGER PRIMARY KEY, business_id INTEGER, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS invoices(id INTEGER PRIMARY KEY, business_id INTEGER, coworker_id INTEGER,
-    invoice_number TEXT, created_on TEXT, updated_on TEXT, paid INTEGER, void INTEGER, draft INTEGER,
-    credit_note INTEGER, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS invoice_lines(id INTEGER PRIMARY KEY, coworker_invoice_id INTEGER, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ledger_entries(id INTEGER PRIMARY KEY, business_id INTEGER, coworker_id INTEGER,
-    coworker_invoice_id INTEGER, created_on TEXT, updated_on TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS coworkers(id INTEGER PRIMARY KEY, invoicing_business_id INTEGER,
+    doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS financial_accounts(id INTEGER PRIMARY KEY, business_id INTEGER,
+    doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tax_rates(id INTEGER PRIMARY KEY, business_id INTEGER,
+    doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS currencies(id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS simple_time_zones(id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS invoices(id INTEGER PRIMARY KEY, business_id INTEGER,
+    coworker_id INTEGER, invoice_number TEXT, created_on TEXT, updated_on TEXT, paid INTEGER,
+    void INTEGER, draft INTEGER, credit_note INTEGER, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS invoice_lines(id INTEGER PRIMARY KEY, coworker_invoice_id INTEGER,
+    created_on TEXT, updated_on TEXT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_entries(id INTEGER PRIMARY KEY, business_id INTEGER,
+    coworker_id INTEGER, coworker_invoice_id INTEGER, created_on TEXT, updated_on TEXT,
+    doc TEXT NOT NULL);
 """
 # Kept apart so load_seed can build them after a bulk insert (about twice as fast).
 INDEXES = {
@@ -45,42 +68,180 @@ INDEXES = {
     "invoices_number": "invoices(invoice_number)",
     "invoices_paid": "invoices(paid, void, draft, credit_note)",
     "lines_invoice": "invoice_lines(coworker_invoice_id)",
+    "lines_created": "invoice_lines(created_on)",
+    "lines_updated": "invoice_lines(updated_on)",
     "ledger_invoice": "ledger_entries(coworker_invoice_id)",
 }
-CREATE_INDEXES = [f"CREATE INDEX IF NOT EXISTS {name} ON {target}" for name, target in INDEXES.items()]
+CREATE_INDEXES = [
+    f"CREATE INDEX IF NOT EXISTS {name} ON {target}" for name, target in INDEXES.items()
+]
 SCHEMA = TABLES + "".join(f"{sql};\n" for sql in CREATE_INDEXES)
 
 # --------------------------------------------------------------------------- entities
 
+# §7.1 CoworkerInvoice (the fields the sandbox stores; others of the reference's list are absent).
 INVOICE_FIELDS = (
-    "Id UniqueId InvoiceNumber BusinessId BusinessName CoworkerId CoworkerFullName CoworkerCompanyName "
-    "CoworkerBillingEmail BillToName BillToAddress BillToCity BillToPostCode BillToCountryId BillToTaxIDNumber "
-    "PurchaseOrder PaymentReference Description DiscountAmount DueDate InvoiceFromDate InvoiceToDate TotalAmount "
-    "TaxAmount PaidAmount CreditedAmount ReceivedAmount CurrencyId CurrencyCode TransactionCurrencyCode "
-    "TransactionExchangeRate Draft Void WaitingForInvoiceNumber Paid PaidOn Sent SentOn Refunded RefundedOn "
-    "RefundedAmount CreditNote OriginalInvoiceGuid XeroInvoiceTransfered XeroPaymentTransfered CreatedOn "
-    "UpdatedOn SystemId"
-).split()
+    "Id",
+    "UniqueId",
+    "InvoiceNumber",
+    "BusinessId",
+    "BusinessName",
+    "CoworkerId",
+    "CoworkerFullName",
+    "CoworkerCompanyName",
+    "CoworkerBillingEmail",
+    "BillToName",
+    "BillToAddress",
+    "BillToCity",
+    "BillToPostCode",
+    "BillToState",
+    "BillToCountryId",
+    "BillToTaxIDNumber",
+    "PurchaseOrder",
+    "PaymentReference",
+    "Description",
+    "DiscountAmount",
+    "DueDate",
+    "InvoiceFromDate",
+    "InvoiceToDate",
+    "TotalAmount",
+    "TaxAmount",
+    "PaidAmount",
+    "DueAmount",
+    "IsDue",
+    "CreditedAmount",
+    "ReceivedAmount",
+    "CurrencyId",
+    "CurrencyCode",
+    "TransactionCurrencyId",
+    "TransactionCurrencyCode",
+    "TransactionExchangeRate",
+    "Draft",
+    "Void",
+    "WaitingForInvoiceNumber",
+    "Paid",
+    "PaidOn",
+    "Sent",
+    "SentOn",
+    "Refunded",
+    "RefundedOn",
+    "RefundedAmount",
+    "CreditNote",
+    "OriginalInvoiceGuid",
+    "CustomData",
+    "XeroInvoiceTransfered",
+    "XeroPaymentTransfered",
+    "QuickbooksInvoiceTransfered",
+    "QuickbooksPaymentTransfered",
+    "AutoTransferToXeroOrQuickBooks",
+    "StorecoveInvoiceStatus",
+    "DoNotApplyCreditAutomatically",
+    "CreatedOn",
+    "UpdatedOn",
+    "SystemId",
+)
+# §7.2 CoworkerInvoiceLine, with the parent invoice's echoes the reference lists.
 LINE_FIELDS = (
-    "Id UniqueId CoworkerInvoiceId Description Quantity SubTotal TaxAmount TaxRate TaxCategoryName "
-    "FinancialAccountCode FinancialAccountName DiscountAmount DiscountCode Position Refunded RefundedAmount "
-    "SaleDate TariffName CoworkerContractUniqueId BookingUniqueId ContractDepositUniqueId "
-    "CoworkerTimePassUniqueId CoworkerChargeUniqueId CoworkerProductUniqueId CoworkerExtraServiceUniqueId "
-    "EventAttendeeUniqueId CreatedOn UpdatedOn"
-).split()
-# ASSUMPTION: the ledger entry's fields beyond what public code posts (Id, Date,
-# Debit, CreatedOn, UpdatedOn) are the sandbox's choice.
+    "Id",
+    "UniqueId",
+    "CoworkerInvoiceId",
+    "CoworkerInvoiceInvoiceNumber",
+    "CoworkerInvoicePaid",
+    "CoworkerInvoicePaidOn",
+    "CoworkerInvoiceCreditNote",
+    "CoworkerInvoiceCurrencyCode",
+    "CoworkerInvoiceDueDate",
+    "Description",
+    "Quantity",
+    "UnitPrice",
+    "SubTotal",
+    "TaxAmount",
+    "TaxRate",
+    "TaxCategoryName",
+    "FinancialAccountCode",
+    "FinancialAccountName",
+    "DiscountAmount",
+    "DiscountCode",
+    "Position",
+    "Refunded",
+    "RefundedAmount",
+    "SaleDate",
+    "TariffName",
+    "CoworkerContractUniqueId",
+    "BookingUniqueId",
+    "ContractDepositUniqueId",
+    "CoworkerTimePassUniqueId",
+    "CoworkerChargeUniqueId",
+    "CoworkerProductUniqueId",
+    "CoworkerExtraServiceUniqueId",
+    "EventAttendeeUniqueId",
+    "CreatedOn",
+    "UpdatedOn",
+)
+# §7.3 CoworkerLedgerEntry: its own fields, then the read-only echoes of its invoice and location.
 LEDGER_FIELDS = (
-    "Id UniqueId BusinessId CoworkerId CoworkerInvoiceId Description Code Credit Debit Date CreatedOn UpdatedOn"
-).split()
+    "Id",
+    "UniqueId",
+    "BusinessId",
+    "CoworkerId",
+    "CoworkerInvoiceId",
+    "Description",
+    "Code",
+    "Debit",
+    "Credit",
+    "Balance",
+    "PaymentGatewayName",
+    "PaymentMethodNumber",
+    "TransactionDate",
+    "ConnectedTransactionGuid",
+    "Billed",
+    "BusinessCurrencyCode",
+    "CoworkerInvoiceInvoiceNumber",
+    "CoworkerInvoicePaid",
+    "CoworkerInvoicePaidOn",
+    "CoworkerInvoiceTotalAmount",
+    "CreatedOn",
+    "UpdatedOn",
+)
 
 _BOOL_FIELDS = frozenset(
-    "Draft Void WaitingForInvoiceNumber Paid Sent Refunded CreditNote XeroInvoiceTransfered "
-    "XeroPaymentTransfered".split()
+    [
+        "Draft",
+        "Void",
+        "WaitingForInvoiceNumber",
+        "Paid",
+        "IsDue",
+        "Sent",
+        "Refunded",
+        "CreditNote",
+        "XeroInvoiceTransfered",
+        "XeroPaymentTransfered",
+        "QuickbooksInvoiceTransfered",
+        "QuickbooksPaymentTransfered",
+        "AutoTransferToXeroOrQuickBooks",
+        "DoNotApplyCreditAutomatically",
+        "CoworkerInvoicePaid",
+        "CoworkerInvoiceCreditNote",
+        "UsesSummerTime",
+        "Billed",
+    ]
 )
-_DECIMAL_FIELDS = frozenset("TransactionExchangeRate SubTotal TaxRate Rate Credit Debit".split())
-_INT_FIELDS = frozenset("Quantity Position".split())
-_TEXT_FIELDS = frozenset({"SystemId"})  # ends in Id, but is free text
+_DECIMAL_FIELDS = frozenset(
+    [
+        "TransactionExchangeRate",
+        "UnitPrice",
+        "SubTotal",
+        "TaxRate",
+        "Rate",
+        "Credit",
+        "Debit",
+        "Balance",
+        "TimeOffset",
+    ]
+)
+_INT_FIELDS = frozenset(["Quantity", "Position", "AccountType", "ExemptionReason"])
+# End in Id or Name but hold text or an enum; read by their own kind.
+_TEXT_FIELDS = frozenset({"SystemId", "PaymentMethodNumber", "ConnectedTransactionGuid"})
 
 
 def _kind(name: str, sample: Any = None) -> str:
@@ -93,7 +254,7 @@ def _kind(name: str, sample: Any = None) -> str:
         return "decimal"
     if name in _INT_FIELDS or (name.endswith("Id") and not name.endswith("UniqueId")):
         return "int"
-    if name == "Date" or name.endswith("Date") or name.endswith("On"):
+    if name.endswith("Date") or name.endswith("On"):
         return "date"
     if isinstance(sample, bool):
         return "bool"
@@ -112,71 +273,149 @@ class Entity:
     table: str
     columns: Mapping[str, str]  # API field -> indexed SQL column
     fields: tuple[str, ...] = ()
-    parent: Entity | None = None
-    parent_key: str = ""  # the field holding the parent's Id
 
     @cached_property
     def column_kinds(self) -> tuple[tuple[str, str], ...]:
         return tuple((name, _kind(name)) for name in self.columns)
 
 
-BUSINESS = Entity("Business", "businesses", {"Id": "id"}, ("Id", "Name", "CurrencyCode"))
+# §7.4 Business: no "prices include tax" property exists on it.
+BUSINESS = Entity(
+    "Business",
+    "businesses",
+    {"Id": "id"},
+    (
+        "Id",
+        "UniqueId",
+        "Name",
+        "CurrencyId",
+        "CurrencyCode",
+        "CountryId",
+        "CountryName",
+        "SimpleTimeZoneId",
+        "RootLocationId",
+    ),
+)
+# §7.4 Coworker: no BusinessId; InvoicingBusinessId and the Businesses list instead.
 COWORKER = Entity(
-    "Coworker", "coworkers", {"Id": "id", "BusinessId": "business_id"},
-    ("Id", "FullName", "CompanyName", "BillingEmail", "BusinessId"),
+    "Coworker",
+    "coworkers",
+    {"Id": "id", "InvoicingBusinessId": "invoicing_business_id"},
+    (
+        "Id",
+        "UniqueId",
+        "FullName",
+        "CompanyName",
+        "BillingName",
+        "BillingEmail",
+        "Email",
+        "TaxIDNumber",
+        "InvoicingBusinessId",
+        "Businesses",
+    ),
 )
+# §7.4 FinancialAccount; AccountType 0 None, 1 Sales, 2 Payments, 3 Deposits.
 FINANCIAL_ACCOUNT = Entity(
-    "FinancialAccount", "financial_accounts", {"Id": "id", "BusinessId": "business_id"},
-    ("Id", "Name", "Code", "BusinessId"),
+    "FinancialAccount",
+    "financial_accounts",
+    {"Id": "id", "BusinessId": "business_id"},
+    ("Id", "UniqueId", "BusinessId", "Name", "Code", "Description", "AccountType"),
 )
-TAX_RATE = Entity("TaxRate", "tax_rates", {"Id": "id", "BusinessId": "business_id"}, ("Id", "Name", "Rate", "BusinessId"))
+# §7.4 TaxRate (served at sys/taxrates, §2).
+TAX_RATE = Entity(
+    "TaxRate",
+    "tax_rates",
+    {"Id": "id", "BusinessId": "business_id"},
+    ("Id", "UniqueId", "BusinessId", "Name", "Rate", "ExemptionReason"),
+)
+# §2 Currency (sys/currencies, read).
+CURRENCY = Entity("Currency", "currencies", {"Id": "id"}, ("Id", "UniqueId", "Code", "Name"))
+# §6 and §7.4 SimpleTimeZone: a Windows-style Name, TimeOffset, UsesSummerTime.
+SIMPLE_TIME_ZONE = Entity(
+    "SimpleTimeZone",
+    "simple_time_zones",
+    {"Id": "id"},
+    ("Id", "Name", "TimeOffset", "UsesSummerTime"),
+)
 INVOICE = Entity(
-    "CoworkerInvoice", "invoices",
+    "CoworkerInvoice",
+    "invoices",
     {
-        "Id": "id", "BusinessId": "business_id", "CoworkerId": "coworker_id", "InvoiceNumber": "invoice_number",
-        "CreatedOn": "created_on", "UpdatedOn": "updated_on", "Paid": "paid", "Void": "void", "Draft": "draft",
+        "Id": "id",
+        "BusinessId": "business_id",
+        "CoworkerId": "coworker_id",
+        "InvoiceNumber": "invoice_number",
+        "CreatedOn": "created_on",
+        "UpdatedOn": "updated_on",
+        "Paid": "paid",
+        "Void": "void",
+        "Draft": "draft",
         "CreditNote": "credit_note",
     },
-    tuple(INVOICE_FIELDS),
+    INVOICE_FIELDS,
 )
 LINE = Entity(
-    "CoworkerInvoiceLine", "invoice_lines", {"Id": "id", "CoworkerInvoiceId": "coworker_invoice_id"},
-    tuple(LINE_FIELDS), parent=INVOICE, parent_key="CoworkerInvoiceId",
+    "CoworkerInvoiceLine",
+    "invoice_lines",
+    {
+        "Id": "id",
+        "CoworkerInvoiceId": "coworker_invoice_id",
+        "CreatedOn": "created_on",
+        "UpdatedOn": "updated_on",
+    },
+    LINE_FIELDS,
 )
 LEDGER_ENTRY = Entity(
-    "CoworkerLedgerEntry", "ledger_entries",
+    "CoworkerLedgerEntry",
+    "ledger_entries",
     {
-        "Id": "id", "BusinessId": "business_id", "CoworkerId": "coworker_id",
-        "CoworkerInvoiceId": "coworker_invoice_id", "CreatedOn": "created_on", "UpdatedOn": "updated_on",
+        "Id": "id",
+        "BusinessId": "business_id",
+        "CoworkerId": "coworker_id",
+        "CoworkerInvoiceId": "coworker_invoice_id",
+        "CreatedOn": "created_on",
+        "UpdatedOn": "updated_on",
     },
-    tuple(LEDGER_FIELDS),
+    LEDGER_FIELDS,
 )
-ENTITIES = (BUSINESS, COWORKER, FINANCIAL_ACCOUNT, TAX_RATE, INVOICE, LINE, LEDGER_ENTRY)
+ENTITIES = (
+    BUSINESS,
+    COWORKER,
+    FINANCIAL_ACCOUNT,
+    TAX_RATE,
+    CURRENCY,
+    SIMPLE_TIME_ZONE,
+    INVOICE,
+    LINE,
+    LEDGER_ENTRY,
+)
 
 # --------------------------------------------------------------------------- values
 
 
 def _iso(dt: datetime) -> str:
-    """Nexudus date-time text as the seed writes it: ``YYYY-MM-DDTHH:MM:SSZ`` in UTC.
-
-    One fixed format keeps text comparison equal to time comparison in SQLite.
-    """
+    """Nexudus date-time text (§6): ``YYYY-MM-DDTHH:MM:SSZ`` in UTC, whole seconds."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_when(text: str) -> tuple[datetime, bool]:
-    """(UTC datetime, whether only a date was given). Raises ValueError.
+def _parse_when(text: str) -> datetime:
+    """A date-time value sent by a client, as an aware UTC datetime. Raises ValueError.
 
-    ASSUMPTION: a date-time without a zone is UTC (Nexudus may read it in the
-    location's time zone; the sandbox keeps every time in UTC).
+    §13 choice: a value without a zone is UTC (undocumented; public clients send
+    ``Z``), and a bare date is that day's midnight UTC.
     """
     text = text.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return datetime.combine(date.fromisoformat(text), time(), UTC), True
-    parsed = datetime.fromisoformat(text)
+    if not _WHEN.fullmatch(text):
+        raise ValueError(f"not a date-time: {text!r}")
+    if "." in text:  # Python reads at most 6 decimals; Nexudus writes up to 7 (§6)
+        head, _, tail = text.partition(".")
+        digits = re.match(r"\d*", tail)
+        assert digits is not None
+        text = head + "." + digits.group()[:6].ljust(6, "0") + tail[digits.end() :]
+    parsed = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC), False
+        parsed = parsed.replace(tzinfo=ZONELESS)
+    return parsed.astimezone(UTC)
 
 
 def _column_value(kind: str, value: Any) -> Any:
@@ -188,7 +427,10 @@ def _column_value(kind: str, value: Any) -> Any:
     if kind == "int":
         return int(value)
     if kind == "date":
-        return _iso(_parse_when(str(value))[0])
+        text = str(value)
+        if _CANONICAL.fullmatch(text):  # already the stored form (the seed's, the server's)
+            return text
+        return _iso(_parse_when(text))
     return str(value)
 
 
@@ -200,7 +442,8 @@ def _row(entity: Entity, doc: Mapping[str, Any]) -> tuple[Any, ...]:
 
 def _insert_sql(entity: Entity) -> str:
     cols = [*entity.columns.values(), "doc"]
-    return f"INSERT OR REPLACE INTO {entity.table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    marks = ", ".join("?" * len(cols))
+    return f"INSERT OR REPLACE INTO {entity.table}({', '.join(cols)}) VALUES ({marks})"
 
 
 # --------------------------------------------------------------------------- errors as answers
@@ -208,21 +451,24 @@ def _insert_sql(entity: Entity) -> str:
 
 @dataclass
 class FieldError:
-    """One entry of the (ASSUMPTION) Nexudus validation error shape."""
+    """One entry of §4's validation error shape: ``{AttemptedValue, Message, PropertyName}``."""
 
     property_name: str
     message: str
     attempted_value: Any = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"AttemptedValue": self.attempted_value, "Message": self.message, "PropertyName": self.property_name}
+        return {
+            "AttemptedValue": self.attempted_value,
+            "Message": self.message,
+            "PropertyName": self.property_name,
+        }
 
 
 class Rejected(Exception):
-    """A request the API refuses with 400 and field errors."""
+    """A request the API refuses with §4's validation answer (HTTP 400, field errors)."""
 
     def __init__(self, message: str, errors: Iterable[FieldError] = ()) -> None:
         self.message = message
         self.errors = list(errors)
         super().__init__(message)
-

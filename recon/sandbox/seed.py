@@ -8,29 +8,39 @@ notebooks; change it only together with them):
 * Same arguments → byte-identical data (``random.Random(seed)``, no clock).
 * ``invoices=None`` gives the demo size (a few hundred invoices over the
   quarter); an int scales the same business (100,000+ for benchmarks) in
-  seconds. ``invoices`` is exactly the number of Shoreditch and Dublin
-  invoices; Manchester and Leeds add a quarter more on top (15% and 10% of
-  ``invoices``), so the first two locations' data never depends on the others.
+  seconds. ``invoices`` is the number of Shoreditch and Dublin invoices,
+  plus eight fixed Shoreditch additions (below); Manchester and Leeds add
+  15% and 10% of ``invoices`` on top, Singapore and New York 7.5% each plus
+  one April invoice each, so the first two locations' data never depends on
+  the others.
 * Every record is a plain dict in the API's own shape (PascalCase field names
   exactly as in ``shared/reference``), money as ``Decimal`` with 2 places,
-  Xero rates with 4 places. Nexudus date-times as ISO strings
-  ``YYYY-MM-DDTHH:MM:SSZ``; Xero dates as ISO ``YYYY-MM-DD`` strings (the
-  Xero server renders them as ``/Date(ms+0000)/``).
+  Xero rates with 4 places. Xero dates as ISO ``YYYY-MM-DD`` strings (the
+  Xero server renders them as ``/Date(ms+0000)/``). Nexudus date-times are
+  UTC ``YYYY-MM-DDTHH:MM:SSZ`` as nexudus.md §6 describes them: date-like
+  fields (InvoiceFromDate, InvoiceToDate, DueDate, SaleDate and the lines'
+  CoworkerInvoiceDueDate) are the UTC instant of the location's local
+  midnight (a London period from 1 April 2026 reads ``2026-03-31T23:00:00Z``);
+  CreatedOn, UpdatedOn, SentOn and PaidOn are real instants, the location's
+  wall-clock time (a plan run at 06:00, one-off sales in the day) in UTC.
 * No secrets here: the sandbox makes client secrets and passwords at
   first start.
 
-The business: "Hive Coworking", four Nexudus locations in Nexudus' two Xero
-set-ups (nexudus.md §3). Two transfer each to their own Xero organisation
-(Hive Shoreditch → "Hive Coworking UK Ltd", GBP, prices exclusive of VAT; Hive
-Dublin Docklands → "Hive Coworking Ireland Ltd", EUR, prices inclusive of VAT).
-Two share one organisation, "Hive Coworking North Ltd" (GBP, prices exclusive),
-told apart by the options "Manchester" and "Leeds" of its tracking category
-"Location" (Hive Manchester Ancoats, Hive Leeds Wellington Place); they map
-cleanly and carry no planted problem. Plus one more organisation no demo app
-may reach. Manchester and Leeds are generated after the rest, from a random stream
-of their own (``random.Random(f"{seed}:north")``) with ids continuing the one
-counter, so Shoreditch's and Dublin's records are byte-identical to what they
-were before the shared organisation existed.
+The business: "Hive Coworking", six Nexudus locations in three time zones and
+Nexudus' two Xero set-ups (nexudus.md §11). Four transfer each to their own Xero
+organisation (Hive Shoreditch → "Hive Coworking UK Ltd", GBP, London, prices
+exclusive of VAT; Hive Dublin Docklands → "Hive Coworking Ireland Ltd", EUR,
+Dublin, prices inclusive of VAT; Hive Singapore Raffles → "Hive Coworking
+Singapore Pte Ltd", SGD, Singapore; Hive New York Flatiron → "Hive Coworking US
+Inc", USD, New York). Two share one organisation, "Hive Coworking North Ltd"
+(GBP, London time, prices exclusive), told apart by the options "Manchester" and
+"Leeds" of its tracking category "Location" (Hive Manchester Ancoats, Hive Leeds
+Wellington Place). The north and the far locations map cleanly and carry no
+planted problem; Leeds has Nexudus' own automatic Xero transfer on. Plus one more
+organisation no demo app may reach. The later locations are generated after the
+first two, each group from a random stream of its own
+(``random.Random(f"{seed}:north")``, ``f"{seed}:overseas"``) with ids continuing
+the one counter, so Shoreditch's and Dublin's records never depend on them.
 Invoices are monthly membership runs (one invoice per member per month, with
 extras and deposits) and one-off invoices (bookings, passes, tickets).
 
@@ -42,7 +52,11 @@ unsupported currencies, a zero line, a rounding difference) and awkward
 customers (unicode, a name over 255 characters, a blank billing name, two
 people with one name, a name shared with an unrelated Xero contact). Each
 problem invoice carries exactly one problem, and together they stay near 10%
-of Shoreditch's invoices, so a transfer demo moves most invoices.
+of Shoreditch's invoices, so a transfer demo moves most invoices. Eight
+Shoreditch invoices are added after all others (so nothing of the rest moves):
+lines whose tax rate is not a TaxRate record (``[No Tax]``, the default rate, a
+personal rate; nexudus.md §7.2), three invoices Nexudus' own integration already
+sent (§11), and the April 2026 period invoice (§6).
 ``planted["clean_invoices"]`` is derived from the data, not hand-listed.
 
 ``planted`` keys (values are codes, tax-rate names, invoice numbers, or
@@ -74,27 +88,44 @@ coworker Ids; lists are sorted or in date order):
   ``clean_invoices_leeds`` (every final invoice of each),
   ``shared_org_draft_invoices`` [Ids], ``shared_org_paid_in_nexudus_invoices``,
   ``archived_tracking_option`` (an ARCHIVED option of Location),
-  ``archived_tracking_category`` (an ARCHIVED category).
+  ``archived_tracking_category`` (an ARCHIVED category),
+  ``auto_transfer_location`` (Leeds' business Id: AutoTransferToXeroOrQuickBooks).
+* tax rates that are not TaxRate records (Shoreditch): ``no_tax_invoices``,
+  ``default_tax_rate_invoices``, ``personal_tax_rate_invoices`` [numbers], each
+  with ``_line_ids`` [line Ids] and ``_name`` ("[No Tax]", "Default tax rate",
+  "Personal rate - charity").
+* accounts of type Payments: ``payments_account`` ("090", in Xero UK),
+  ``missing_payments_account`` ("094", not in Xero UK) and its ``_name``.
+* Nexudus' own integration: ``already_sent_by_nexudus`` [numbers,
+  XeroInvoiceTransfered true; clean but for that, so not in ``clean_invoices``].
+* zones: ``april_period`` {location name: invoice number} for Shoreditch,
+  Singapore and New York: billed local 1–30 April 2026, issued at local 01:30 on
+  1 April (outside the demo period, so in no clean list).
+* far locations: ``overseas_locations`` [Singapore's and New York's Ids],
+  ``clean_invoices_singapore``, ``clean_invoices_new_york`` (every final
+  invoice of the period), ``overseas_paid_in_nexudus_invoices``.
 """
 
 from __future__ import annotations
 
 import calendar
 import dataclasses
-from bisect import bisect_right
 import random
 import unicodedata
 import uuid
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from recon.money import round_cents
 from recon.sandbox import seed_catalogue as cat
+from recon.sandbox.decimals import round_cents
+from recon.sandbox.nexudus_billing import LINE_ECHOES, due_fields
 
 Record = dict[str, Any]
 
@@ -134,6 +165,9 @@ class NexudusSeed:
     invoices: list[Record]  # CoworkerInvoice shape, without lines
     invoice_lines: list[Record]  # CoworkerInvoiceLine shape, CoworkerInvoiceId -> invoice Id
     username: str = "admin@hive-coworking.example"
+    currencies: list[Record] = field(default_factory=list)  # Currency shape (sys/currencies)
+    # SimpleTimeZone shape (sys/simpletimezones): Id, Name, TimeOffset, UsesSummerTime
+    simple_time_zones: list[Record] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -164,22 +198,32 @@ AD_HOC_PER_CUSTOMER = 2.5  # one-off invoices per drop-in customer over the peri
 CASE_SHARE = 0.007  # of Shoreditch invoices, per multi-invoice planted case (at least 2 each)
 EUR_SHARE = 0.012  # Shoreditch invoices billed in EUR (at least 3)
 DRAFT_SHARE = 0.012  # draft invoices per location (at least DRAFT_LEAST of each)
-DRAFT_LEAST = {"SHO": 2, "DUB": 1, "MAN": 1, "LEE": 1}
+DRAFT_LEAST = {"SHO": 2, "DUB": 1, "MAN": 1, "LEE": 1, "SIN": 0, "NYC": 0}
 PAID_FIRST_MONTH, PAID_LAST_MONTH = 0.5, 0.1  # older invoices are more often paid: ~30% overall
 DUE_DAYS = 14
 MAX_LINES = 6
-ID_BASE = 1_400_000_001  # Nexudus ids are large ints; one counter keeps them unique across the dataset
+ID_BASE = (
+    1_400_000_001  # Nexudus ids are large ints; one counter keeps them unique across the dataset
+)
 DEPOSIT_ACCOUNTS = frozenset({"2300"})  # non-revenue accounts a sales line may legitimately use
 EXCHANGE_RATE_ONE = Decimal("1.0000")
 CENTS0 = Decimal("0.00")
 HUNDRED = Decimal(100)
-NAMESPACE = uuid.UUID("5b0d7c52-8f0e-4a8e-9a57-2f3c6d1e9b40")  # for uuid5 ids of the fixed catalogue
-TAX_FLAG = {"REVENUE": "CanApplyToRevenue", "EXPENSE": "CanApplyToExpenses", "ASSET": "CanApplyToAssets",
-            "LIABILITY": "CanApplyToLiabilities", "EQUITY": "CanApplyToEquity"}
+NAMESPACE = uuid.UUID(
+    "5b0d7c52-8f0e-4a8e-9a57-2f3c6d1e9b40"
+)  # for uuid5 ids of the fixed catalogue
+TAX_FLAG = {
+    "REVENUE": "CanApplyToRevenue",
+    "EXPENSE": "CanApplyToExpenses",
+    "ASSET": "CanApplyToAssets",
+    "LIABILITY": "CanApplyToLiabilities",
+    "EQUITY": "CanApplyToEquity",
+}
 
 
-def generate(seed: int = 2026, invoices: int | None = None, start: date = date(2026, 8, 1),
-             months: int = 3) -> DemoData:
+def generate(
+    seed: int = 2026, invoices: int | None = None, start: date = date(2026, 8, 1), months: int = 3
+) -> DemoData:
     """Build the whole demo: the Xero organisations, the apps, and the Nexudus side.
 
     ``invoices`` is the exact number of Shoreditch and Dublin invoices (credit
@@ -190,7 +234,9 @@ def generate(seed: int = 2026, invoices: int | None = None, start: date = date(2
     """
     total = DEMO_INVOICES if invoices is None else int(invoices)
     if total < MIN_INVOICES:
-        raise ValueError(f"invoices must be at least {MIN_INVOICES} so the planted cases fit (got {total})")
+        raise ValueError(
+            f"invoices must be at least {MIN_INVOICES} so the planted cases fit (got {total})"
+        )
     if months < 1:
         raise ValueError(f"months must be at least 1 (got {months})")
     rng = random.Random(seed)
@@ -202,21 +248,63 @@ def generate(seed: int = 2026, invoices: int | None = None, start: date = date(2
     own = gen.build()
     # The shared organisation's locations: their own random stream, ids after every id above,
     # names never used above (so every customer name stays unique across the demo).
-    north = _Generator(random.Random(f"{seed}:north"), period,
-                       {b.key: int(Decimal(total) * b.share + Decimal("0.5")) for b in cat.SHARED_ORG_BUSINESSES},
-                       cat.SHARED_ORG_BUSINESSES, after=gen)
+    north = _Generator(
+        random.Random(f"{seed}:north"),
+        period,
+        {b.key: int(Decimal(total) * b.share + Decimal("0.5")) for b in cat.SHARED_ORG_BUSINESSES},
+        cat.SHARED_ORG_BUSINESSES,
+        after=gen,
+    )
     shared = north.build()
-    nexudus = NexudusSeed(**{f.name: getattr(own, f.name) + getattr(shared, f.name)
-                             for f in dataclasses.fields(NexudusSeed) if f.name != "username"})
-    every = cat.BUSINESSES + cat.SHARED_ORG_BUSINESSES
-    business_ids = {**gen.business_ids, **north.business_ids}
+    # Singapore and New York: last, from a stream of their own, ids after every id above.
+    overseas = _Generator(
+        random.Random(f"{seed}:overseas"),
+        period,
+        {b.key: int(Decimal(total) * b.share + Decimal("0.5")) for b in cat.OVERSEAS_BUSINESSES},
+        cat.OVERSEAS_BUSINESSES,
+        after=north,
+    )
+    far = overseas.build()
+    parts = (own, shared, far)
+    records: dict[str, Any] = {
+        f.name: [r for part in parts for r in getattr(part, f.name)]
+        for f in dataclasses.fields(NexudusSeed)
+        if f.name not in ("username", "currencies", "simple_time_zones")
+    }
+    nexudus = NexudusSeed(
+        **records,
+        currencies=[
+            {"Id": overseas.ref_ids[code], "Code": code, "Name": cat.CURRENCY_NAMES[code]}
+            for code in cat.CURRENCY_NAMES
+            if code in overseas.ref_ids
+        ],
+        simple_time_zones=[
+            {
+                "Id": z.id,
+                "Name": z.name,
+                "TimeOffset": z.offset,
+                "UsesSummerTime": z.summer,
+            }
+            for z in cat.SIMPLE_TIME_ZONES
+        ],
+    )
+    every = cat.BUSINESSES + cat.SHARED_ORG_BUSINESSES + cat.OVERSEAS_BUSINESSES
+    business_ids = {**gen.business_ids, **north.business_ids, **overseas.business_ids}
     locations = {business_ids[b.key]: tenants[b.org] for b in every}
     location_tracking = {business_ids[b.key]: b.tracking for b in every}
-    by_org = dict(zip(cat.XERO_ORGS, orgs))
+    by_org = dict(zip(cat.XERO_ORGS, orgs, strict=True))
     planted = gen.planted(by_org)
     planted.update(north.planted_shared(by_org))
-    return DemoData(xero_orgs=orgs, xero_apps=apps, nexudus=nexudus, locations=locations, planted=planted,
-                    location_tracking=location_tracking)
+    planted.update(overseas.planted_overseas(by_org))
+    planted["april_period"] = {**gen.april, **overseas.april}
+    return DemoData(
+        xero_orgs=orgs,
+        xero_apps=apps,
+        nexudus=nexudus,
+        locations=locations,
+        planted=planted,
+        location_tracking=location_tracking,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -274,24 +362,57 @@ class _Ids:
         return self._next
 
     def uid(self) -> str:
-        """Same string as ``str(uuid.UUID(int=bits, version=4))``, built without the object (hot path)."""
+        """``str(uuid.UUID(int=bits, version=4))``, built without the object (hot path)."""
         h = f"{self._bits(128) & _UUID_CLEAR | _UUID_V4:032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-_DAY_ISO: dict[date, str] = {}
-_TIME_ISO: dict[int, str] = {}
+# Summer-time changes happen before 03:00 local time in every zone the demo uses (01:00 UTC in
+# Europe, 02:00 local in New York): from 04:00 on, a local day has one UTC offset.
+SETTLED_SECS = 4 * 3600
 
 
-def _stamp(d: date, secs: int = 0) -> str:
-    """Nexudus date-time ``YYYY-MM-DDTHH:MM:SSZ`` (both halves cached: this runs ~8 times per invoice)."""
-    day = _DAY_ISO.get(d)
-    if day is None:
-        day = _DAY_ISO[d] = d.isoformat()
-    time = _TIME_ISO.get(secs)
-    if time is None:
-        time = _TIME_ISO[secs] = f"T{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}Z"
-    return day + time
+def _utc_text(moment: datetime) -> str:
+    """Nexudus date-time text (nexudus.md §6): ``YYYY-MM-DDTHH:MM:SSZ`` in UTC."""
+    u = moment.astimezone(UTC)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
+
+
+class _LocalTime:
+    """A location's local dates and wall-clock times as Nexudus' UTC text (nexudus.md §6).
+
+    Date-like fields (InvoiceFromDate, InvoiceToDate, DueDate, SaleDate) hold the
+    UTC instant of the location's local midnight: a London period from 1 April
+    2026 reads ``2026-03-31T23:00:00Z``. CreatedOn, PaidOn and the like are real
+    instants: a local wall-clock time converted to UTC. Cached: this runs
+    several times per invoice.
+    """
+
+    def __init__(self, iana: str) -> None:
+        self.zone = ZoneInfo(iana)
+        self._midnights: dict[date, str] = {}
+        self._offsets: dict[date, timedelta] = {}
+
+    def midnight(self, d: date) -> str:
+        """The UTC instant of local midnight at the start of ``d``."""
+        text = self._midnights.get(d)
+        if text is None:
+            start = datetime(d.year, d.month, d.day, tzinfo=self.zone)
+            text = self._midnights[d] = _utc_text(start)
+        return text
+
+    def at(self, d: date, secs: int) -> str:
+        """The UTC instant ``secs`` seconds of local wall-clock time into day ``d``."""
+        if secs < SETTLED_SECS:
+            local = datetime(d.year, d.month, d.day, tzinfo=self.zone) + timedelta(seconds=secs)
+            return _utc_text(local)
+        offset = self._offsets.get(d)
+        if offset is None:
+            noon = datetime(d.year, d.month, d.day, 12, tzinfo=self.zone).utcoffset()
+            assert noon is not None
+            offset = self._offsets[d] = noon
+        u = datetime(d.year, d.month, d.day) + timedelta(seconds=secs) - offset
+        return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
 
 
 def _uuid5(seed: int, *parts: str) -> str:
@@ -345,8 +466,10 @@ def _person_name(draw: tuple[int, int, int]) -> str:
 def _company_name(draw: tuple[int, int, int], forms: tuple[str, ...]) -> tuple[str, str]:
     """Company name and its e-mail domain."""
     rest, qualifier, repeat = draw
-    core = f"{cat.COMPANY_PREFIXES[rest % len(cat.COMPANY_PREFIXES)]} " \
-           f"{cat.COMPANY_NOUNS[rest // len(cat.COMPANY_PREFIXES)]}"
+    core = (
+        f"{cat.COMPANY_PREFIXES[rest % len(cat.COMPANY_PREFIXES)]} "
+        f"{cat.COMPANY_NOUNS[rest // len(cat.COMPANY_PREFIXES)]}"
+    )
     if qualifier:
         core += f" {cat.COMPANY_QUALIFIERS[qualifier - 1]}"
     if repeat:
@@ -365,25 +488,42 @@ def _xero_orgs(seed: int) -> tuple[list[XeroOrgSeed], dict[str, str]]:
     for key, settings in cat.XERO_ORGS.items():
         tenant = _uuid5(seed, "org", key)
         tenants[key] = tenant
-        orgs.append(XeroOrgSeed(
-            organisation={"OrganisationID": tenant, **settings},
-            accounts=[_xero_account(seed, key, spec) for spec in cat.XERO_ACCOUNTS[key]],
-            tax_rates=[_xero_tax_rate(spec) for spec in cat.XERO_TAX_RATES[key]],
-            currencies=[{"Code": c, "Description": cat.CURRENCY_NAMES[c]} for c in cat.XERO_CURRENCIES[key]],
-            contacts=[_xero_contact(seed, key, spec) for spec in cat.XERO_CONTACTS[key]],
-            tracking_categories=[_xero_tracking(seed, key, spec) for spec in cat.XERO_TRACKING.get(key, ())],
-        ))
+        orgs.append(
+            XeroOrgSeed(
+                organisation={"OrganisationID": tenant, **settings},
+                accounts=[_xero_account(seed, key, spec) for spec in cat.XERO_ACCOUNTS[key]],
+                tax_rates=[_xero_tax_rate(spec) for spec in cat.XERO_TAX_RATES[key]],
+                currencies=[
+                    {"Code": c, "Description": cat.CURRENCY_NAMES[c]}
+                    for c in cat.XERO_CURRENCIES[key]
+                ],
+                contacts=[_xero_contact(seed, key, spec) for spec in cat.XERO_CONTACTS[key]],
+                tracking_categories=[
+                    _xero_tracking(seed, key, spec) for spec in cat.XERO_TRACKING.get(key, ())
+                ],
+            )
+        )
     return orgs, tenants
 
 
 def _xero_tracking(seed: int, org: str, spec: cat.TrackingSpec) -> Record:
-    """A TrackingCategory as GET /TrackingCategories shows it (option flags as in the spec's examples)."""
+    """A TrackingCategory as GET /TrackingCategories shows it (option flags as the spec shows)."""
     return {
-        "TrackingCategoryID": _uuid5(seed, "tracking", org, spec.name), "Name": spec.name, "Status": spec.status,
-        "Options": [{"TrackingOptionID": _uuid5(seed, "tracking", org, spec.name, name), "Name": name,
-                     "Status": status, "HasValidationErrors": False, "IsDeleted": status == "DELETED",
-                     "IsArchived": status == "ARCHIVED", "IsActive": status == "ACTIVE"}
-                    for name, status in spec.options],
+        "TrackingCategoryID": _uuid5(seed, "tracking", org, spec.name),
+        "Name": spec.name,
+        "Status": spec.status,
+        "Options": [
+            {
+                "TrackingOptionID": _uuid5(seed, "tracking", org, spec.name, name),
+                "Name": name,
+                "Status": status,
+                "HasValidationErrors": False,
+                "IsDeleted": status == "DELETED",
+                "IsArchived": status == "ARCHIVED",
+                "IsActive": status == "ACTIVE",
+            }
+            for name, status in spec.options
+        ],
     }
 
 
@@ -391,12 +531,23 @@ def _xero_account(seed: int, org: str, spec: cat.AccountSpec) -> Record:
     cls = cat.ACCOUNT_CLASS[spec.type]
     code, code_name = cat.REPORTING[cls]
     record: Record = {
-        "AccountID": _uuid5(seed, "account", org, spec.code), "Code": spec.code, "Name": spec.name,
-        "Type": spec.type, "Status": spec.status, "Description": spec.description, "TaxType": spec.tax,
-        "Class": cls, "EnablePaymentsToAccount": False, "ShowInExpenseClaims": spec.expense_claims,
-        "BankAccountType": "BANK" if spec.type == "BANK" else "", "SystemAccount": spec.system,
-        "ReportingCode": code, "ReportingCodeName": code_name, "HasAttachments": False,
-        "AddToWatchlist": False, "UpdatedDateUTC": spec.updated,
+        "AccountID": _uuid5(seed, "account", org, spec.code),
+        "Code": spec.code,
+        "Name": spec.name,
+        "Type": spec.type,
+        "Status": spec.status,
+        "Description": spec.description,
+        "TaxType": spec.tax,
+        "Class": cls,
+        "EnablePaymentsToAccount": False,
+        "ShowInExpenseClaims": spec.expense_claims,
+        "BankAccountType": "BANK" if spec.type == "BANK" else "",
+        "SystemAccount": spec.system,
+        "ReportingCode": code,
+        "ReportingCodeName": code_name,
+        "HasAttachments": False,
+        "AddToWatchlist": False,
+        "UpdatedDateUTC": spec.updated,
     }
     if spec.type == "BANK":
         record["BankAccountNumber"] = spec.bank_number
@@ -406,28 +557,56 @@ def _xero_account(seed: int, org: str, spec: cat.AccountSpec) -> Record:
 
 def _xero_tax_rate(spec: cat.TaxSpec) -> Record:
     return {
-        "Name": spec.name, "TaxType": spec.tax_type, "ReportTaxType": spec.report, **cat.TAX_APPLIES[spec.kind],
-        "DisplayTaxRate": spec.rate, "EffectiveRate": spec.rate, "Status": spec.status,
-        "TaxComponents": [{"Name": spec.component, "Rate": spec.rate, "IsCompound": False,
-                           "IsNonRecoverable": False}],
+        "Name": spec.name,
+        "TaxType": spec.tax_type,
+        "ReportTaxType": spec.report,
+        **cat.TAX_APPLIES[spec.kind],
+        "DisplayTaxRate": spec.rate,
+        "EffectiveRate": spec.rate,
+        "Status": spec.status,
+        "TaxComponents": [
+            {
+                "Name": spec.component,
+                "Rate": spec.rate,
+                "IsCompound": False,
+                "IsNonRecoverable": False,
+            }
+        ],
     }
 
 
 def _xero_contact(seed: int, org: str, spec: cat.ContactSpec) -> Record:
     # Contacts made in Xero's UI have no ContactNumber (an API-only key), so none here.
-    record: Record = {"ContactID": _uuid5(seed, "contact", org, spec.name), "ContactStatus": "ACTIVE",
-                      "Name": spec.name}
+    record: Record = {
+        "ContactID": _uuid5(seed, "contact", org, spec.name),
+        "ContactStatus": "ACTIVE",
+        "Name": spec.name,
+    }
     if spec.first:
         record.update(FirstName=spec.first, LastName=spec.last)
-    record.update(EmailAddress=spec.email, IsCustomer=spec.customer, IsSupplier=spec.supplier,
-                  DefaultCurrency=spec.currency, HasValidationErrors=False, UpdatedDateUTC=cat.CONTACTS_UPDATED)
+    record.update(
+        EmailAddress=spec.email,
+        IsCustomer=spec.customer,
+        IsSupplier=spec.supplier,
+        DefaultCurrency=spec.currency,
+        HasValidationErrors=False,
+        UpdatedDateUTC=cat.CONTACTS_UPDATED,
+    )
     return record
 
 
 def _xero_apps(seed: int, tenants: dict[str, str]) -> list[XeroAppSeed]:
     # Xero client ids are 32 upper-case hex characters.
-    return [XeroAppSeed(spec.name, uuid.uuid5(NAMESPACE, f"{seed}/app/{spec.key}").hex.upper(), spec.grant,
-                        [tenants[o] for o in spec.orgs], list(spec.redirect_uris)) for spec in cat.XERO_APPS]
+    return [
+        XeroAppSeed(
+            spec.name,
+            uuid.uuid5(NAMESPACE, f"{seed}/app/{spec.key}").hex.upper(),
+            spec.grant,
+            [tenants[o] for o in spec.orgs],
+            list(spec.redirect_uris),
+        )
+        for spec in cat.XERO_APPS
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -482,6 +661,7 @@ class _Inv:
     paid_on: tuple[date, int] | None = None
     credit_of: _Inv | None = None
     credited_by: _Inv | None = None
+    xero_sent: bool = False  # already transferred by Nexudus' own Xero integration (§11)
     record: Record = field(default_factory=dict)  # the CoworkerInvoice, once built
 
 
@@ -493,14 +673,21 @@ class _Inv:
 class _Generator:
     """Builds the Nexudus side in order: catalogue, coworkers, invoices, plants, records."""
 
-    def __init__(self, rng: random.Random, period: _Period, counts: dict[str, int],
-                 businesses: tuple[cat.BusinessSpec, ...], *, after: _Generator | None = None) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        period: _Period,
+        counts: dict[str, int],
+        businesses: tuple[cat.BusinessSpec, ...],
+        *,
+        after: _Generator | None = None,
+    ) -> None:
         """``counts``: invoices per business key. ``after``: a generator already run whose ids,
         currency and country ids and used names this one continues (the shared organisation's)."""
         self.rng, self.period = rng, period
         self.businesses = businesses
         self.after = after
-        self.ids = _Ids(rng) if after is None else _Ids(rng, after.ids.next_id)
+        self.ids: _Ids = _Ids(rng) if after is None else _Ids(rng, after.ids.next_id)
         self.counts = dict(counts)
         self.business_ids: dict[str, int] = {}
         self.ref_ids: dict[str, int] = {}  # currency and country ids
@@ -510,14 +697,18 @@ class _Generator:
         self.lines: list[Record] = []
         self.spans: dict[int, tuple[int, int]] = {}  # invoice Id -> its slice of self.lines
         self.people = _UniqueNames(rng, len(cat.FIRST_NAMES) * len(cat.LAST_NAMES), len(_INITIALS))
-        self.companies = _UniqueNames(rng, len(cat.COMPANY_PREFIXES) * len(cat.COMPANY_NOUNS),
-                                      len(cat.COMPANY_QUALIFIERS))
+        self.companies = _UniqueNames(
+            rng, len(cat.COMPANY_PREFIXES) * len(cat.COMPANY_NOUNS), len(cat.COMPANY_QUALIFIERS)
+        )
         if after is not None:
             self.people.used = set(after.people.used)
             self.companies.used = set(after.companies.used)
-        # The planted cases (problem lines, awkward customers, void, credit note) live at Shoreditch.
+        # The planted cases (problem lines, awkward customers, void, credit note): at Shoreditch.
         self.plants = any(b.key == cat.SHOREDITCH.key for b in businesses)
         self._seq = 0
+        self._numbers: Counter[tuple[str, int]] = Counter()  # invoice numbers per location and year
+        self.local = {b.key: _LocalTime(cat.iana_zone(b.time_zone, b.country)) for b in businesses}
+        self.april: dict[str, str] = {}  # location name -> its April 2026 period invoice
 
     # ---- table of contents ----------------------------------------------
     def build(self) -> NexudusSeed:
@@ -526,53 +717,135 @@ class _Generator:
             self._bill_location(biz)
         if self.plants:
             self._plant_invoices()
+        else:  # a new location's April invoice is numbered in date order with the rest
+            for biz in self.businesses:
+                if biz.key in cat.APRIL_PERIOD_LOCATIONS:
+                    self._april_invoice(biz)
         self._choose_drafts()
         self._choose_paid()
         if self.plants:
             self._add_credit_note()
         invoices, lines = self._records()
-        return NexudusSeed(businesses=businesses, coworkers=[m.record for m in self.members],
-                           financial_accounts=accounts, tax_rates=tax_rates, invoices=invoices, invoice_lines=lines)
+        if self.plants:
+            # Added after every other record, from the same stream: nothing above changes.
+            invoices += self._shoreditch_extras()
+        accounts += self._payment_accounts()
+        for inv in self.invs:
+            if inv.member.biz.key in cat.APRIL_PERIOD_LOCATIONS and inv.case == "april_period":
+                self.april[inv.member.biz.name] = inv.record["InvoiceNumber"]
+        return NexudusSeed(
+            businesses=businesses,
+            coworkers=[m.record for m in self.members],
+            financial_accounts=accounts,
+            tax_rates=tax_rates,
+            invoices=invoices,
+            invoice_lines=lines,
+        )
 
     # ---- catalogue ------------------------------------------------------
     def _catalogue(self) -> tuple[list[Record], list[Record], list[Record]]:
         ids = self.ids
         businesses, accounts, tax_rates = [], [], []
+        zone_ids = {z.name: z.id for z in cat.SIMPLE_TIME_ZONES}
         for biz in self.businesses:
             bid = self.business_ids[biz.key] = ids.id()
-            # ASSUMPTION: "PricesIncludeTax" is our name for the location's "prices include
-            # tax" setting (nexudus.md §2 says it exists, not what the API calls it).
-            businesses.append({"Id": bid, "UniqueId": ids.uid(), "Name": biz.name, "CurrencyCode": biz.currency,
-                               "PricesIncludeTax": biz.prices_include_tax, "CountryCode": biz.country,
-                               "TimeZone": biz.time_zone})
-            accounts += [{"Id": ids.id(), "UniqueId": ids.uid(), "Name": name, "Code": code, "BusinessId": bid}
-                         for code, name in cat.NEXUDUS_ACCOUNTS[biz.key].items()]
-            tax_rates += [{"Id": ids.id(), "UniqueId": ids.uid(), "Name": name, "Rate": rate, "BusinessId": bid}
-                          for name, rate in cat.NEXUDUS_TAX_RATES[biz.key].items()]
+            # nexudus.md §7.4 Business: no "prices include tax" property (where that setting
+            # lives in the API is open, §13). CurrencyId and CountryId are filled in below.
+            businesses.append(
+                {
+                    "Id": bid,
+                    "UniqueId": ids.uid(),
+                    "Name": biz.name,
+                    "CurrencyId": None,
+                    "CurrencyCode": biz.currency,
+                    "CountryId": None,
+                    "CountryName": cat.COUNTRY_NAMES[biz.country],
+                    "SimpleTimeZoneId": zone_ids[biz.time_zone],
+                    "RootLocationId": None,
+                }
+            )
+            accounts += [
+                {
+                    "Id": ids.id(),
+                    "UniqueId": ids.uid(),
+                    "Name": name,
+                    "Code": code,
+                    "BusinessId": bid,
+                    "Description": None,
+                    "AccountType": cat.DEPOSITS if code in cat.DEPOSIT_ACCOUNT_CODES else cat.SALES,
+                }
+                for code, name in cat.NEXUDUS_ACCOUNTS[biz.key].items()
+            ]
+            tax_rates += [
+                {
+                    "Id": ids.id(),
+                    "UniqueId": ids.uid(),
+                    "Name": name,
+                    "Rate": rate,
+                    "BusinessId": bid,
+                    "ExemptionReason": cat.EXEMPTION_NONE,
+                }
+                for name, rate in cat.NEXUDUS_TAX_RATES[biz.key].items()
+            ]
         # ASSUMPTION: Nexudus' own currency and country ids are not published; ours come
         # from the same counter so they stay unique too (one set for the whole dataset).
         if self.after is not None:
             self.ref_ids = dict(self.after.ref_ids)
-        else:
-            for ref in ("GBP", "EUR", "USD", "GB", "IE"):
+        refs: tuple[str, ...] = ("GBP", "EUR", "USD", "GB", "IE")  # the first ones, in this order
+        for biz in self.businesses:
+            refs += (biz.currency, biz.country)
+        for ref in refs:
+            if ref not in self.ref_ids:
                 self.ref_ids[ref] = ids.id()
+        for record, biz in zip(businesses, self.businesses, strict=True):
+            record["CurrencyId"] = self.ref_ids[biz.currency]
+            record["CountryId"] = self.ref_ids[biz.country]
         return businesses, accounts, tax_rates
 
+    def _payment_accounts(self) -> list[Record]:
+        """Each location's Payments accounts (AccountType 2, nexudus.md §7.4, §11), made last."""
+        return [
+            {
+                "Id": self.ids.id(),
+                "UniqueId": self.ids.uid(),
+                "Name": name,
+                "Code": code,
+                "BusinessId": self.business_ids[biz.key],
+                "Description": None,
+                "AccountType": cat.PAYMENTS,
+            }
+            for biz in self.businesses
+            for code, name in cat.NEXUDUS_PAYMENT_ACCOUNTS[biz.key].items()
+        ]
+
     # ---- coworkers ------------------------------------------------------
-    def _new_member(self, biz: cat.BusinessSpec, *, company: bool, full_name: str | None = None,
-                    company_name: str | None = None, billing_name: str | None = None, email: str | None = None,
-                    billing_email: str | None = None, planted: str | None = None,
-                    active_chance: float = 0.9) -> _Member:
+    def _new_member(
+        self,
+        biz: cat.BusinessSpec,
+        *,
+        company: bool,
+        full_name: str | None = None,
+        company_name: str | None = None,
+        billing_name: str | None = None,
+        email: str | None = None,
+        billing_email: str | None = None,
+        planted: str | None = None,
+        active_chance: float = 0.9,
+    ) -> _Member:
         rng = self.rng
         if full_name is None:
             full_name = _person_name(self.people.draw())
         domain = None
         if company and company_name is None:
-            forms = cat.COMPANY_FORMS if biz.country == "GB" else cat.IE_COMPANY_FORMS
+            forms = cat.COMPANY_FORMS_BY_COUNTRY[biz.country]
             company_name, domain = _company_name(self.companies.draw(), forms)
         if email is None:
             person = _slug(full_name, ".")
-            email = f"{person}@{domain}" if domain else f"{person}@{rng.choice(cat.PERSONAL_MAIL_DOMAINS)}"
+            email = (
+                f"{person}@{domain}"
+                if domain
+                else f"{person}@{rng.choice(cat.PERSONAL_MAIL_DOMAINS)}"
+            )
         if billing_email is None:
             billing_email = f"accounts@{domain}" if domain else email
         if billing_name is None:
@@ -580,21 +853,36 @@ class _Generator:
         created = self.period.start - timedelta(days=rng.randint(20, 1200))
         updated = created + timedelta(days=rng.randint(0, (self.period.start - created).days - 1))
         record = {
-            "Id": self.ids.id(), "UniqueId": self.ids.uid(), "FullName": full_name, "CompanyName": company_name,
-            "BillingName": billing_name, "BillingEmail": billing_email, "Email": email,
-            "BusinessId": self.business_ids[biz.key], "CoworkerType": "Company" if company else "Individual",
+            "Id": self.ids.id(),
+            "UniqueId": self.ids.uid(),
+            "FullName": full_name,
+            "CompanyName": company_name,
+            "BillingName": billing_name,
+            "BillingEmail": billing_email,
+            "Email": email,
+            # nexudus.md §7.4 Coworker: no BusinessId; the location that invoices them, and their
+            # locations.
+            "InvoicingBusinessId": self.business_ids[biz.key],
+            "Businesses": [self.business_ids[biz.key]],
+            "CoworkerType": "Company" if company else "Individual",
             "Active": planted is not None or rng.random() < active_chance,
-            "CreatedOn": _stamp(created, rng.randint(28800, 64800)),
-            "UpdatedOn": _stamp(updated, rng.randint(28800, 64800)),
+            "CreatedOn": self.local[biz.key].at(created, rng.randint(28800, 64800)),
+            "UpdatedOn": self.local[biz.key].at(updated, rng.randint(28800, 64800)),
         }
         street = f"{rng.randint(1, 180)} {rng.choice(cat.STREETS[biz.city])}"
         tax_id = None
         if company and rng.random() < 0.5:
-            tax_id = f"GB{rng.randint(100000000, 999999999)}" if biz.country == "GB" else \
-                f"IE{rng.randint(1000000, 9999999)}{rng.choice('ABCDEFGHW')}"
+            tax_id = _tax_id(rng, biz.country)
+        record["TaxIDNumber"] = tax_id
         po = f"PO-{rng.randint(10000, 99999)}" if company and rng.random() < 0.2 else None
-        member = _Member(record, biz, (street, biz.city, rng.choice(cat.POSTCODES[biz.city])), tax_id, po,
-                         planted=planted)
+        member = _Member(
+            record,
+            biz,
+            (street, biz.city, rng.choice(cat.POSTCODES[biz.city])),
+            tax_id,
+            po,
+            planted=planted,
+        )
         self.members.append(member)
         return member
 
@@ -603,22 +891,71 @@ class _Generator:
         sho = cat.SHOREDITCH
         name, company, email = cat.UNICODE_PERSON
         pairs = [
-            (self._new_member(sho, company=True, full_name=name, company_name=company, email=email,
-                              billing_email="faktura@aero-design.example", planted="unicode"), 2),
-            (self._new_member(sho, company=True, full_name=cat.LONG_COMPANY_PERSON, company_name=cat.LONG_COMPANY,
-                              email="rupert@honsoc-architects.example",
-                              billing_email="accounts@honsoc-architects.example", planted="long_name"), 2),
+            (
+                self._new_member(
+                    sho,
+                    company=True,
+                    full_name=name,
+                    company_name=company,
+                    email=email,
+                    billing_email="faktura@aero-design.example",
+                    planted="unicode",
+                ),
+                2,
+            ),
+            (
+                self._new_member(
+                    sho,
+                    company=True,
+                    full_name=cat.LONG_COMPANY_PERSON,
+                    company_name=cat.LONG_COMPANY,
+                    email="rupert@honsoc-architects.example",
+                    billing_email="accounts@honsoc-architects.example",
+                    planted="long_name",
+                ),
+                2,
+            ),
             # Blank, not missing: Nexudus keeps empty strings the user cleared.
-            (self._new_member(sho, company=False, full_name=cat.BLANK_BILLING_PERSON, company_name="",
-                              billing_name="", email="priya.v@mail.example", planted="blank_billing_name"), 2),
+            (
+                self._new_member(
+                    sho,
+                    company=False,
+                    full_name=cat.BLANK_BILLING_PERSON,
+                    company_name="",
+                    billing_name="",
+                    email="priya.v@mail.example",
+                    planted="blank_billing_name",
+                ),
+                2,
+            ),
         ]
         for mail in cat.SAME_NAME_EMAILS:
-            pairs.append((self._new_member(sho, company=False, full_name=cat.SAME_NAME_PERSON, email=mail,
-                                           planted="same_name"), 1))
-        pairs.append((self._new_member(sho, company=True, full_name=cat.NAME_CLASH_PERSON,
-                                       company_name=cat.NAME_CLASH_COMPANY, email="gemma@brightline-analytics.example",
-                                       billing_email="accounts@brightline-analytics.example",
-                                       planted="name_clash"), 2))
+            pairs.append(
+                (
+                    self._new_member(
+                        sho,
+                        company=False,
+                        full_name=cat.SAME_NAME_PERSON,
+                        email=mail,
+                        planted="same_name",
+                    ),
+                    1,
+                )
+            )
+        pairs.append(
+            (
+                self._new_member(
+                    sho,
+                    company=True,
+                    full_name=cat.NAME_CLASH_PERSON,
+                    company_name=cat.NAME_CLASH_COMPANY,
+                    email="gemma@brightline-analytics.example",
+                    billing_email="accounts@brightline-analytics.example",
+                    planted="name_clash",
+                ),
+                2,
+            )
+        )
         return pairs
 
     # ---- invoices per location --------------------------------------------
@@ -635,16 +972,22 @@ class _Generator:
         for _ in range(n_members):
             plan = rng.choices(plans, weights)[0]
             company = rng.random() < plan.company_share
-            m = self._new_member(biz, company=company, active_chance=1.0)  # billed this period: active
+            m = self._new_member(
+                biz, company=company, active_chance=1.0
+            )  # billed this period: active
             m.plan, m.contract_uid, m.is_new = plan, self.ids.uid(), rng.random() < 0.1
             m.seats = rng.randint(*plan.seats) if company else 1
             m.discount = rng.choice(cat.CONTRACT_DISCOUNTS) if rng.random() < 0.08 else None
             members.append(m)
-        for month, (first, nxt) in enumerate(zip(self.period.month_starts, self.period.month_starts[1:])):
+        for month, (first, nxt) in enumerate(
+            zip(self.period.month_starts, self.period.month_starts[1:], strict=False)
+        ):
             for m in members:
                 self._plan_invoice(m, month, first, nxt - timedelta(days=1))
-        drop_ins = [self._new_member(biz, company=rng.random() < 0.3)
-                    for _ in range(max(3, round(n_ad_hoc / AD_HOC_PER_CUSTOMER)))]
+        drop_ins = [
+            self._new_member(biz, company=rng.random() < 0.3)
+            for _ in range(max(3, round(n_ad_hoc / AD_HOC_PER_CUSTOMER)))
+        ]
         for _ in range(n_ad_hoc):
             who = rng.choice(members) if members and rng.random() < 0.25 else rng.choice(drop_ins)
             self._ad_hoc_invoice(who)
@@ -652,10 +995,20 @@ class _Generator:
             for _ in range(count):
                 self._ad_hoc_invoice(member).case = "coworker"
 
-    def _new_inv(self, member: _Member, issued: date, secs: int, frm: date, to: date, kind: str,
-                 lines: list[_Line]) -> _Inv:
+    def _new_inv(
+        self,
+        member: _Member,
+        issued: date,
+        secs: int,
+        frm: date,
+        to: date,
+        kind: str,
+        lines: list[_Line],
+    ) -> _Inv:
         month = self.period.month_of(issued)
-        inv = _Inv(member, issued, secs, frm, to, month, kind, lines, member.biz.currency, self._seq)
+        inv = _Inv(
+            member, issued, secs, frm, to, month, kind, lines, member.biz.currency, self._seq
+        )
         self._seq += 1
         self.invs.append(inv)
         return inv
@@ -664,7 +1017,11 @@ class _Generator:
         rng = self.rng
         unit = product.prices[0] if len(product.prices) == 1 else rng.choice(product.prices)
         qty = rng.randint(*product.qty) if product.qty[1] > 1 else 1
-        discount = rng.choice(cat.DISCOUNTS) if discount_chance and rng.random() < discount_chance else None
+        discount = (
+            rng.choice(cat.DISCOUNTS)
+            if discount_chance and rng.random() < discount_chance
+            else None
+        )
         return _Line(product, qty, unit, sale, discount)
 
     def _plan_invoice(self, m: _Member, month: int, first: date, last: date) -> None:
@@ -674,19 +1031,29 @@ class _Generator:
         lines = [_Line(plan, m.seats, plan.prices[0], first, m.discount, m.contract_uid)]
         if m.is_new and month == 0:
             lines.append(_Line(cat.SECURITY_DEPOSIT[key], 1, plan.prices[0] * m.seats, first))
-            lines.append(_Line(cat.KEY_DEPOSIT[key], min(m.seats, 4), cat.KEY_DEPOSIT[key].prices[0], first))
+            lines.append(
+                _Line(cat.KEY_DEPOSIT[key], min(m.seats, 4), cat.KEY_DEPOSIT[key].prices[0], first)
+            )
         office = cat.OFFICE_EXTRA[key]
         if office and plan.account == "4010" and rng.random() < office[1]:
             lines.append(self._line(office[0], first))
         for product, chance in cat.EXTRAS[key]:
-            if len(lines) < MAX_LINES - 1 and rng.random() < chance:  # leave room for a planted line
+            if (
+                len(lines) < MAX_LINES - 1 and rng.random() < chance
+            ):  # leave room for a planted line
                 # Usage extras are billed in arrears: sold during the month before.
-                lines.append(self._line(product, first - timedelta(days=rng.randint(1, 28)), discount_chance=0.04))
+                lines.append(
+                    self._line(
+                        product, first - timedelta(days=rng.randint(1, 28)), discount_chance=0.04
+                    )
+                )
         self._new_inv(m, first, 21600 + rng.randint(0, 1800), first, last, "plan", lines)
 
     def _ad_hoc_invoice(self, m: _Member) -> _Inv:
         rng = self.rng
-        day = self.period.start + timedelta(days=rng.randrange((self.period.month_starts[-1] - self.period.start).days))
+        day = self.period.start + timedelta(
+            days=rng.randrange((self.period.month_starts[-1] - self.period.start).days)
+        )
         menu = cat.AD_HOC[m.biz.key]
         count = rng.choices((1, 2, 3), (60, 30, 10))[0]
         products = rng.choices([p for p, _ in menu], [w for _, w in menu], k=count)
@@ -707,15 +1074,19 @@ class _Generator:
 
     def _plant_invoices(self) -> None:
         n = self.counts["SHO"]
-        sho = [inv for inv in self.invs if inv.member.biz.key == "SHO" and inv.member.planted is None]
+        sho = [
+            inv for inv in self.invs if inv.member.biz.key == "SHO" and inv.member.planted is None
+        ]
         ad_hoc = [inv for inv in sho if inv.kind == "adhoc"]
         # Foreign currencies go to one-off customers (a visiting team billed at home rates).
         for inv in self._take(ad_hoc, max(3, round(n * EUR_SHARE)), "second_currency"):
             inv.currency = "EUR"
         self._take(ad_hoc, 1, "unsupported_currency")[0].currency = "USD"
         rounding = self._take(ad_hoc, 1, "rounding_difference")[0]
-        rounding.lines = [_Line(cat.ROUNDING_LINE, 1, cat.ROUNDING_LINE.prices[0], rounding.issued)
-                          for _ in range(cat.ROUNDING_LINES)]
+        rounding.lines = [
+            _Line(cat.ROUNDING_LINE, 1, cat.ROUNDING_LINE.prices[0], rounding.issued)
+            for _ in range(cat.ROUNDING_LINES)
+        ]
         per_case = max(2, int(n * CASE_SHARE + 0.5))
         for case, product in cat.PLANTED_LINES.items():
             for inv in self._take(sho, per_case, case):
@@ -731,11 +1102,14 @@ class _Generator:
         inv.lines.append(self._line(product, inv.issued))
 
     def _choose_drafts(self) -> None:
-        """A few invoices of the last month still waiting for a number (the next run being prepared)."""
+        """A few invoices of the last month still waiting for a number (the next run, prepared)."""
         last_month = self.period.month_starts[-2]
         for biz in (b.key for b in self.businesses):
-            pool = [i for i in self.invs if i.member.biz.key == biz and i.issued >= last_month
-                    and i.member.planted is None]
+            pool = [
+                i
+                for i in self.invs
+                if i.member.biz.key == biz and i.issued >= last_month and i.member.planted is None
+            ]
             # Never more than the last month holds (a tiny location over many months may have few).
             k = min(max(DRAFT_LEAST[biz], round(self.counts[biz] * DRAFT_SHARE)), len(pool))
             for inv in self._take(pool, k, f"draft_{biz}"):
@@ -744,10 +1118,14 @@ class _Generator:
     def _choose_paid(self) -> None:
         rng, months, last = self.rng, self.period.months, self.period.last
         for inv in self.invs:
-            if inv.draft or inv.void or inv.case == "credit_note_original":
+            if inv.draft or inv.void or inv.case in ("credit_note_original", "april_period"):
                 continue
-            share = 0.3 if months == 1 else \
-                PAID_FIRST_MONTH - (PAID_FIRST_MONTH - PAID_LAST_MONTH) * inv.month / (months - 1)
+            share = (
+                0.3
+                if months == 1
+                else PAID_FIRST_MONTH
+                - (PAID_FIRST_MONTH - PAID_LAST_MONTH) * inv.month / (months - 1)
+            )
             if rng.random() < share:
                 day = min(inv.issued + timedelta(days=rng.randint(0, 21)), last)
                 # Paid on the day it was issued means after it was issued.
@@ -759,7 +1137,9 @@ class _Generator:
         orig = self.cases["credit_note_original"][0]
         issued = min(orig.issued + timedelta(days=3), self.period.last)
         secs = orig.secs + 600 if issued == orig.issued else orig.secs
-        note = self._new_inv(orig.member, issued, secs, orig.period_from, orig.period_to, orig.kind, orig.lines)
+        note = self._new_inv(
+            orig.member, issued, secs, orig.period_from, orig.period_to, orig.kind, orig.lines
+        )
         note.case, note.credit_of, note.currency = "credit_note", orig, orig.currency
         orig.credited_by = note
         self.cases["credit_note"] = [note]
@@ -769,30 +1149,82 @@ class _Generator:
         """Give ids and numbers in date order, and compute every amount."""
         order = {b.key: i for i, b in enumerate(self.businesses)}
         self.invs.sort(key=lambda i: (i.issued, i.secs, order[i.member.biz.key], i.seq))
-        numbers: Counter[tuple[str, int]] = Counter()
-        invoices: list[Record] = []
+        invoices = [self._record(inv) for inv in self.invs]
         lines = self.lines
-        for inv in self.invs:
-            number = None
-            if not inv.draft:
-                # Per-location prefix: Xero refuses two invoices with one reference.
-                key = (inv.member.biz.key, inv.issued.year)
-                numbers[key] += 1
-                number = f"{key[0]}-{key[1]}-{numbers[key]:05d}"
-            first = len(lines)
-            inv.record.update(self._invoice_record(inv, number, lines))
-            self.spans[inv.record["Id"]] = (first, len(lines))
-            invoices.append(inv.record)
         for inv in self.invs:  # the original learns it was credited once the note has amounts
             if inv.credited_by is not None:
                 inv.record["CreditedAmount"] = -inv.credited_by.record["TotalAmount"]
                 inv.record["UpdatedOn"] = inv.credited_by.record["CreatedOn"]
         return invoices, lines
 
+    def _record(self, inv: _Inv) -> Record:
+        """Number (unless a draft), ids, lines and amounts of one invoice, in ``inv.record``."""
+        number = None
+        if not inv.draft:
+            # Per-location prefix: Xero refuses two invoices with one reference.
+            key = (inv.member.biz.key, inv.issued.year)
+            self._numbers[key] += 1
+            number = f"{key[0]}-{key[1]}-{self._numbers[key]:05d}"
+        first = len(self.lines)
+        inv.record.update(self._invoice_record(inv, number, self.lines))
+        self.spans[inv.record["Id"]] = (first, len(self.lines))
+        return inv.record
+
+    # ---- additions after the first records --------------------------------------
+    def _april_invoice(self, biz: cat.BusinessSpec) -> _Inv:
+        """A member's monthly invoice for local 1–30 April 2026, issued at local 01:30 on 1 April.
+
+        PLANTED april_period (nexudus.md §6): its period dates read as local midnights in UTC.
+        """
+        frm, to, secs = cat.APRIL_PERIOD
+        first, last = date(*frm), date(*to)
+        members = [m for m in self.members if m.biz is biz and m.plan and m.planted is None]
+        m = self.rng.choice(members)
+        assert m.plan is not None
+        plan = m.plan.product
+        lines = [_Line(plan, m.seats, plan.prices[0], first, m.discount, m.contract_uid)]
+        inv = self._new_inv(m, first, secs, first, last, "plan", lines)
+        inv.case = "april_period"
+        return inv
+
+    def _shoreditch_extras(self) -> list[Record]:
+        """Shoreditch invoices added after all the others (so none of theirs changes).
+
+        Their numbers continue Shoreditch's sequence (SHO-2026-00327 on), so the
+        April invoice's number is out of date order.
+
+        Each is a clean one-off invoice, plus: a line whose tax rate is not a TaxRate
+        record (``[No Tax]``, the default rate, a personal rate; nexudus.md §7.2), or
+        the flag of Nexudus' own Xero transfer (§11), or, for the April period
+        invoice, nothing but its dates (§6).
+        """
+        sho = cat.SHOREDITCH
+        drop_ins = [m for m in self.members if m.biz is sho and not m.plan and m.planted is None]
+        added: list[_Inv] = []
+        for case, (product, count) in cat.LINE_ONLY_TAX_LINES.items():
+            chosen = []
+            for _ in range(count):
+                inv = self._ad_hoc_invoice(self.rng.choice(drop_ins))
+                self._append(inv, product)
+                inv.case = case
+                chosen.append(inv)
+            self.cases[case] = chosen
+            added += chosen
+        sent = []
+        for _ in range(cat.ALREADY_SENT_INVOICES):
+            inv = self._ad_hoc_invoice(self.rng.choice(drop_ins))
+            inv.case, inv.xero_sent = "already_sent_by_nexudus", True
+            sent.append(inv)
+        self.cases["already_sent_by_nexudus"] = sent
+        added += sent
+        added.append(self._april_invoice(sho))
+        return [self._record(inv) for inv in added]
+
     def _invoice_record(self, inv: _Inv, number: str | None, out: list[Record]) -> Record:
         ids, biz = self.ids, inv.member.biz
         inv_id = ids.id()
-        rates = cat.NEXUDUS_TAX_RATES[biz.key]
+        first_line = len(out)
+        local = self.local[biz.key]
         accounts = cat.NEXUDUS_ACCOUNTS[biz.key]
         inclusive = biz.prices_include_tax
         sign = -1 if inv.credit_of is not None else 1
@@ -804,13 +1236,16 @@ class _Generator:
             discount = CENTS0
             if line.discount is not None and gross:
                 d = line.discount
-                discount = round_cents(gross * d.percent / HUNDRED) if d.percent is not None else min(d.amount, gross)
+                if d.percent is not None:
+                    discount = round_cents(gross * d.percent / HUNDRED)
+                elif d.amount is not None:
+                    discount = min(d.amount, gross)
             if sign < 0:
                 # ASSUMPTION: a Nexudus credit note carries negative prices and amounts
                 # (quantities stay positive); the public docs do not show one.
                 unit, gross, discount = -unit, -gross, -discount
             sub = gross - discount
-            rate = rates[line.product.tax]
+            rate = cat.line_tax_rate(biz.key, line.product.tax)
             if inclusive:
                 tax = round_cents(sub * rate / (HUNDRED + rate))
             else:
@@ -821,37 +1256,75 @@ class _Generator:
             discount_total += discount
             total += sub if inclusive else sub + tax
             code = line.product.account
-            out.append({
-                "Id": ids.id(), "UniqueId": ids.uid(), "CoworkerInvoiceId": inv_id,
-                "Description": line.product.description, "Quantity": line.qty,
-                # ASSUMPTION: "UnitPrice" (price per unit before discount) is not in the
-                # published line fields; we add it so SubTotal = Quantity * UnitPrice - DiscountAmount.
-                "UnitPrice": unit, "SubTotal": sub, "TaxAmount": tax, "TaxRate": rate,
-                "TaxCategoryName": line.product.tax, "FinancialAccountCode": code,
-                "FinancialAccountName": accounts[code] if code else None,
-                "DiscountAmount": discount, "DiscountCode": line.discount.code if line.discount else None,
-                "Position": pos, "Refunded": False, "RefundedAmount": CENTS0, "SaleDate": _stamp(line.sale),
-                "TariffName": line.product.tariff,
-                **{f: None for f in cat.LINK_FIELDS},
-                line.product.link: line.link_uid or ids.uid(),
-            })
+            out.append(
+                {
+                    "Id": ids.id(),
+                    "UniqueId": ids.uid(),
+                    "CoworkerInvoiceId": inv_id,
+                    # The invoice's echoes (nexudus.md §7.2), filled in once it has them.
+                    **dict.fromkeys(LINE_ECHOES),
+                    "Description": line.product.description,
+                    "Quantity": line.qty,
+                    # nexudus.md §7.2: UnitPrice "appears in real output though not in the docs'
+                    # list" (FW): the price per unit before discount, so that
+                    # SubTotal = Quantity * UnitPrice - DiscountAmount.
+                    "UnitPrice": unit,
+                    "SubTotal": sub,
+                    "TaxAmount": tax,
+                    "TaxRate": rate,
+                    "TaxCategoryName": line.product.tax,
+                    "FinancialAccountCode": code,
+                    "FinancialAccountName": accounts[code] if code else None,
+                    "DiscountAmount": discount,
+                    "DiscountCode": line.discount.code if line.discount else None,
+                    "Position": pos,
+                    "Refunded": False,
+                    "RefundedAmount": CENTS0,
+                    "SaleDate": local.midnight(line.sale),
+                    "TariffName": line.product.tariff,
+                    **{f: None for f in cat.LINK_FIELDS},
+                    line.product.link: line.link_uid or ids.uid(),
+                    "CreatedOn": None,
+                    "UpdatedOn": None,
+                }
+            )
         if inv.case == "rounding_difference":
             # PLANTED: this invoice's header tax was computed on the invoice total, not per line.
-            tax_total = round_cents(net_total * rates[inv.lines[0].product.tax] / HUNDRED)
+            rate = cat.line_tax_rate(biz.key, inv.lines[0].product.tax)
+            tax_total = round_cents(net_total * rate / HUNDRED)
             total = net_total + tax_total
-        return self._header(inv, inv_id, number, tax_total, total, discount_total)
+        header = self._header(inv, inv_id, number, tax_total, total, discount_total)
+        echoes = {echo: header[source] for echo, source in LINE_ECHOES.items()}
+        for ln in out[first_line:]:
+            ln.update(echoes)
+            # ASSUMPTION: a line is created with its invoice and not touched since.
+            ln["CreatedOn"] = ln["UpdatedOn"] = header["CreatedOn"]
+        return header
 
-    def _header(self, inv: _Inv, inv_id: int, number: str | None, tax: Decimal, total: Decimal,
-                discount: Decimal) -> Record:
+    def _header(
+        self,
+        inv: _Inv,
+        inv_id: int,
+        number: str | None,
+        tax: Decimal,
+        total: Decimal,
+        discount: Decimal,
+    ) -> Record:
         m, biz, rec = inv.member, inv.member.biz, inv.member.record
-        created = _stamp(inv.issued, inv.secs)
+        local = self.local[biz.key]
+        # Real instants: the local wall-clock time in UTC (nexudus.md §6).
+        created = local.at(inv.issued, inv.secs)
         paid = inv.paid_on is not None
-        paid_on = _stamp(*inv.paid_on) if inv.paid_on else None
-        sent_on = None if inv.draft else _stamp(inv.issued, min(inv.secs + 120, 86399))
+        paid_on = local.at(*inv.paid_on) if inv.paid_on else None
+        sent_on = None if inv.draft else local.at(inv.issued, min(inv.secs + 120, 86399))
         updated = paid_on or sent_on or created
         if inv.void:
             voided = min(inv.issued + timedelta(days=2), self.period.last)
-            updated = _stamp(voided, 43200 if voided > inv.issued else min(inv.secs + 3600, 86399))
+            updated = local.at(
+                voided, 43200 if voided > inv.issued else min(inv.secs + 3600, 86399)
+            )
+        paid_amount = total if paid else CENTS0
+        due_amount, is_due = due_fields(total, paid_amount)
         if inv.credit_of is not None:
             description = f"Credit note for {inv.credit_of.record['InvoiceNumber']}"
         elif inv.kind == "plan":
@@ -859,100 +1332,210 @@ class _Generator:
         else:
             description = f"Bookings and passes {inv.issued.day} {inv.issued:%b %Y}"
         return {
-            "Id": inv_id, "UniqueId": self.ids.uid(), "InvoiceNumber": number,
-            "BusinessId": self.business_ids[biz.key], "BusinessName": biz.name,
-            "CoworkerId": rec["Id"], "CoworkerFullName": rec["FullName"], "CoworkerCompanyName": rec["CompanyName"],
-            "CoworkerBillingEmail": rec["BillingEmail"], "BillToName": rec["BillingName"],
-            "BillToAddress": m.address[0], "BillToCity": m.address[1], "BillToPostCode": m.address[2],
-            "BillToCountryId": self.ref_ids[biz.country], "BillToTaxIDNumber": m.tax_id,
-            "PurchaseOrder": m.purchase_order, "PaymentReference": number, "Description": description,
-            "DiscountAmount": discount, "DueDate": _stamp(inv.issued + timedelta(days=DUE_DAYS)),
-            "InvoiceFromDate": _stamp(inv.period_from), "InvoiceToDate": _stamp(inv.period_to),
-            "TotalAmount": total, "TaxAmount": tax, "PaidAmount": total if paid else CENTS0,
-            "CreditedAmount": CENTS0, "ReceivedAmount": total if paid else CENTS0,
-            "CurrencyId": self.ref_ids[inv.currency], "CurrencyCode": inv.currency,
-            "TransactionCurrencyCode": inv.currency, "TransactionExchangeRate": EXCHANGE_RATE_ONE,
-            "Draft": inv.draft, "Void": inv.void, "WaitingForInvoiceNumber": inv.draft, "Paid": paid,
-            "PaidOn": paid_on, "Sent": not inv.draft, "SentOn": sent_on,
-            "Refunded": False, "RefundedOn": None, "RefundedAmount": CENTS0,
+            "Id": inv_id,
+            "UniqueId": self.ids.uid(),
+            "InvoiceNumber": number,
+            "BusinessId": self.business_ids[biz.key],
+            "BusinessName": biz.name,
+            "CoworkerId": rec["Id"],
+            "CoworkerFullName": rec["FullName"],
+            "CoworkerCompanyName": rec["CompanyName"],
+            "CoworkerBillingEmail": rec["BillingEmail"],
+            "BillToName": rec["BillingName"],
+            "BillToAddress": m.address[0],
+            "BillToCity": m.address[1],
+            "BillToPostCode": m.address[2],
+            "BillToState": None,
+            "BillToCountryId": self.ref_ids[biz.country],
+            "BillToTaxIDNumber": m.tax_id,
+            "PurchaseOrder": m.purchase_order,
+            "PaymentReference": number,
+            "Description": description,
+            "DiscountAmount": discount,
+            # Date-like fields: the UTC instant of the local midnight (nexudus.md §6).
+            "DueDate": local.midnight(inv.issued + timedelta(days=DUE_DAYS)),
+            "InvoiceFromDate": local.midnight(inv.period_from),
+            "InvoiceToDate": local.midnight(inv.period_to),
+            "TotalAmount": total,
+            "TaxAmount": tax,
+            "PaidAmount": paid_amount,
+            "DueAmount": due_amount,
+            "IsDue": is_due,
+            "CreditedAmount": CENTS0,
+            "ReceivedAmount": paid_amount,
+            "CurrencyId": self.ref_ids[inv.currency],
+            "CurrencyCode": inv.currency,
+            "TransactionCurrencyId": self.ref_ids[inv.currency],
+            "TransactionCurrencyCode": inv.currency,
+            "TransactionExchangeRate": EXCHANGE_RATE_ONE,
+            "Draft": inv.draft,
+            "Void": inv.void,
+            "WaitingForInvoiceNumber": inv.draft,
+            "Paid": paid,
+            "PaidOn": paid_on,
+            "Sent": not inv.draft,
+            "SentOn": sent_on,
+            "Refunded": False,
+            "RefundedOn": None,
+            "RefundedAmount": CENTS0,
             "CreditNote": inv.credit_of is not None,
             "OriginalInvoiceGuid": inv.credit_of.record["UniqueId"] if inv.credit_of else None,
-            "XeroInvoiceTransfered": False, "XeroPaymentTransfered": False,
-            "CreatedOn": created, "UpdatedOn": updated, "SystemId": None,
+            "CustomData": None,
+            # Nexudus' own integration's state (nexudus.md §11).
+            "XeroInvoiceTransfered": inv.xero_sent,
+            "XeroPaymentTransfered": False,
+            "QuickbooksInvoiceTransfered": False,
+            "QuickbooksPaymentTransfered": False,
+            "AutoTransferToXeroOrQuickBooks": biz.auto_transfer,
+            "StorecoveInvoiceStatus": None,
+            "DoNotApplyCreditAutomatically": False,
+            "CreatedOn": created,
+            "UpdatedOn": updated,
+            "SystemId": None,
         }
 
     # ---- planted index ------------------------------------------------------
     def planted(self, orgs: dict[str, XeroOrgSeed]) -> dict[str, Any]:
         """What identifies each planted case: codes, names, invoice numbers, coworker ids."""
+
         def numbers(case: str) -> list[str]:
             return sorted(i.record["InvoiceNumber"] for i in self.cases[case])
 
-        by_member: dict[str, list[str]] = {}  # planted coworker kind -> invoice numbers, in date order
+        by_member: dict[
+            str, list[str]
+        ] = {}  # planted coworker kind -> invoice numbers, in date order
         for inv in self.invs:
             if inv.member.planted:
                 by_member.setdefault(inv.member.planted, []).append(inv.record["InvoiceNumber"])
-        members = {m.planted: m.record["Id"] for m in self.members if m.planted and m.planted != "same_name"}
+        members = {
+            m.planted: m.record["Id"]
+            for m in self.members
+            if m.planted and m.planted != "same_name"
+        }
 
         def line_id(case: str, product: cat.Product) -> int:
-            return next(ln["Id"] for ln in self._lines_of(self.cases[case][0])
-                        if ln["Description"] == product.description)
+            return int(
+                next(
+                    ln["Id"]
+                    for ln in self._lines_of(self.cases[case][0])
+                    if ln["Description"] == product.description
+                )
+            )
 
         planted: dict[str, Any] = {
-            "period_start": self.period.start.isoformat(), "period_end": self.period.last.isoformat(),
+            "period_start": self.period.start.isoformat(),
+            "period_end": self.period.last.isoformat(),
             "matching_accounts": ["4000", "4010", "4040"],
-            "missing_account": "4050", "missing_account_suggestions": ["4500", "4060"],
-            "archived_account": "4030", "name_differs_account": "4020", "not_revenue_account": "5100",
+            "missing_account": "4050",
+            "missing_account_suggestions": ["4500", "4060"],
+            "archived_account": "4030",
+            "name_differs_account": "4020",
+            "not_revenue_account": "5100",
             "deposit_account": "2300",
             "matching_tax_rates": {cat.VAT20: "OUTPUT2", cat.VAT5: "RROUTPUT", cat.NO_VAT: "NONE"},
-            "percentage_differs_tax": "Hospitality VAT", "percentage_differs_tax_type": "TAX001",
-            "ambiguous_tax": "Zero rate", "archived_tax": "Old Standard 17.5%", "archived_tax_type": "TAX002",
-            "tax_not_allowed_on_account": "20% (VAT on Expenses)", "missing_tax": "Tourist Tax",
+            "percentage_differs_tax": "Hospitality VAT",
+            "percentage_differs_tax_type": "TAX001",
+            "ambiguous_tax": "Zero rate",
+            "archived_tax": "Old Standard 17.5%",
+            "archived_tax_type": "TAX002",
+            "tax_not_allowed_on_account": "20% (VAT on Expenses)",
+            "missing_tax": "Tourist Tax",
         }
         for case in cat.PLANTED_LINES:
             planted[f"{case}_invoices"] = numbers(case)
-        planted.update({
-            "no_account_line": numbers("no_account_line")[0],
-            "no_account_line_id": line_id("no_account_line", cat.NO_ACCOUNT_LINE),
-            "zero_amount_line": numbers("zero_amount_line")[0],
-            "zero_amount_line_id": line_id("zero_amount_line", cat.ZERO_AMOUNT_LINE),
-            "void_invoice": numbers("void")[0],
-            "credit_note": numbers("credit_note")[0], "credit_note_original": numbers("credit_note_original")[0],
-            "second_currency_invoices": numbers("second_currency"),
-            "unsupported_currency_invoice": numbers("unsupported_currency")[0],
-            "rounding_difference_invoice": numbers("rounding_difference")[0],
-            # Nexudus TotalAmount (tax on the total) minus the per-line total Xero computes.
-            "rounding_difference": Decimal("-0.01"),
-            "unicode_coworker": members["unicode"], "unicode_invoice": by_member["unicode"][0],
-            "long_name_coworker": members["long_name"], "long_name_invoice": by_member["long_name"][0],
-            "blank_billing_name_coworker": members["blank_billing_name"],
-            "blank_billing_name_invoice": by_member["blank_billing_name"][0],
-            "same_name_coworkers": [m.record["Id"] for m in self.members if m.planted == "same_name"],
-            "same_name_invoices": by_member["same_name"],
-            "name_clash_contact": cat.NAME_CLASH_COMPANY, "name_clash_coworker": members["name_clash"],
-            "name_clash_invoices": by_member["name_clash"],
-            "tax_inclusive_invoices": [i.record["InvoiceNumber"] for i in self.invs
-                                       if i.member.biz.key == "DUB" and not i.draft],
-            # Drafts have no number yet, so they are listed by Id.
-            "draft_invoices": [i.record["Id"] for i in self.invs if i.draft],
-            "paid_in_nexudus_invoices": [i.record["InvoiceNumber"] for i in self.invs if i.paid_on is not None],
-        })
+        planted.update(
+            {
+                "no_account_line": numbers("no_account_line")[0],
+                "no_account_line_id": line_id("no_account_line", cat.NO_ACCOUNT_LINE),
+                "zero_amount_line": numbers("zero_amount_line")[0],
+                "zero_amount_line_id": line_id("zero_amount_line", cat.ZERO_AMOUNT_LINE),
+                "void_invoice": numbers("void")[0],
+                "credit_note": numbers("credit_note")[0],
+                "credit_note_original": numbers("credit_note_original")[0],
+                "second_currency_invoices": numbers("second_currency"),
+                "unsupported_currency_invoice": numbers("unsupported_currency")[0],
+                "rounding_difference_invoice": numbers("rounding_difference")[0],
+                # Nexudus TotalAmount (tax on the total) minus the per-line total Xero computes.
+                "rounding_difference": Decimal("-0.01"),
+                "unicode_coworker": members["unicode"],
+                "unicode_invoice": by_member["unicode"][0],
+                "long_name_coworker": members["long_name"],
+                "long_name_invoice": by_member["long_name"][0],
+                "blank_billing_name_coworker": members["blank_billing_name"],
+                "blank_billing_name_invoice": by_member["blank_billing_name"][0],
+                "same_name_coworkers": [
+                    m.record["Id"] for m in self.members if m.planted == "same_name"
+                ],
+                "same_name_invoices": by_member["same_name"],
+                "name_clash_contact": cat.NAME_CLASH_COMPANY,
+                "name_clash_coworker": members["name_clash"],
+                "name_clash_invoices": by_member["name_clash"],
+                "tax_inclusive_invoices": [
+                    i.record["InvoiceNumber"]
+                    for i in self.invs
+                    if i.member.biz.key == "DUB" and not i.draft
+                ],
+                # Drafts have no number yet, so they are listed by Id.
+                "draft_invoices": [i.record["Id"] for i in self.invs if i.draft],
+                "paid_in_nexudus_invoices": [
+                    i.record["InvoiceNumber"] for i in self.invs if i.paid_on is not None
+                ],
+            }
+        )
+        for case in cat.LINE_ONLY_TAX_LINES:
+            planted[f"{case}_invoices"] = numbers(case)
+            product = cat.LINE_ONLY_TAX_LINES[case][0]
+            planted[f"{case}_line_ids"] = sorted(
+                ln["Id"]
+                for inv in self.cases[case]
+                for ln in self._lines_of(inv)
+                if ln["TaxCategoryName"] == product.tax
+            )
+        sho_accounts = cat.NEXUDUS_PAYMENT_ACCOUNTS[cat.SHOREDITCH.key]
+        planted.update(
+            {
+                "no_tax_name": cat.NO_TAX,
+                "default_tax_rate_name": cat.DEFAULT_TAX_RATE,
+                "personal_tax_rate_name": cat.PERSONAL_TAX_RATE,
+                "payments_account": "090",
+                "missing_payments_account": "094",
+                "missing_payments_account_name": sho_accounts["094"],
+                "already_sent_by_nexudus": numbers("already_sent_by_nexudus"),
+            }
+        )
         planted["clean_invoices"] = self._clean(cat.SHOREDITCH, orgs[cat.SHOREDITCH.org])
         planted["clean_invoices_dublin"] = self._clean(cat.DUBLIN, orgs[cat.DUBLIN.org])
         return planted
 
     def planted_shared(self, orgs: dict[str, XeroOrgSeed]) -> dict[str, Any]:
-        """The shared organisation's keys: its locations, the category, clean, draft and paid invoices."""
+        """The shared organisation's keys: locations, category, clean, draft and paid invoices."""
         planted: dict[str, Any] = {
             "shared_org_locations": [self.business_ids[b.key] for b in self.businesses],
             "tracking_category": cat.LOCATION_CATEGORY,
             "archived_tracking_option": cat.ARCHIVED_TRACKING_OPTION,
             "archived_tracking_category": cat.ARCHIVED_TRACKING_CATEGORY,
             "shared_org_draft_invoices": [i.record["Id"] for i in self.invs if i.draft],
-            "shared_org_paid_in_nexudus_invoices": [i.record["InvoiceNumber"] for i in self.invs
-                                                    if i.paid_on is not None],
+            "shared_org_paid_in_nexudus_invoices": [
+                i.record["InvoiceNumber"] for i in self.invs if i.paid_on is not None
+            ],
         }
         for biz in self.businesses:
             planted[f"clean_invoices_{biz.city.lower()}"] = self._clean(biz, orgs[biz.org])
+        (auto,) = (self.business_ids[b.key] for b in self.businesses if b.auto_transfer)
+        planted["auto_transfer_location"] = auto
+        return planted
+
+    def planted_overseas(self, orgs: dict[str, XeroOrgSeed]) -> dict[str, Any]:
+        """Singapore's and New York's keys: the locations, their clean and paid invoices."""
+        planted: dict[str, Any] = {
+            "overseas_locations": [self.business_ids[b.key] for b in self.businesses],
+            "overseas_paid_in_nexudus_invoices": [
+                i.record["InvoiceNumber"] for i in self.invs if i.paid_on is not None
+            ],
+        }
+        for biz in self.businesses:
+            key = biz.city.lower().replace(" ", "_")
+            planted[f"clean_invoices_{key}"] = self._clean(biz, orgs[biz.org])
         return planted
 
     def _lines_of(self, inv: _Inv) -> list[Record]:
@@ -962,8 +1545,9 @@ class _Generator:
     def _clean(self, biz: cat.BusinessSpec, org: XeroOrgSeed) -> list[str]:
         """Invoices of the period that transfer with no finding, judged from the data alone.
 
-        Clean: final (numbered, not draft, void or credit note), dated in the
-        period, in a currency the organisation has, header equal to its lines, a
+        Clean: final (numbered, not draft, void or credit note), not already sent
+        by Nexudus' own integration (nexudus.md §11), created in the period's local
+        days, in a currency the organisation has, header equal to its lines, a
         customer name Xero accepts that no other customer or Xero contact shares,
         and every line mapped exactly: account code and name equal, ACTIVE,
         revenue (or the deposit liability), and a tax rate of the same name and
@@ -971,17 +1555,28 @@ class _Generator:
         """
         business_id = self.business_ids[biz.key]
         # Contact names are unique per organisation: count every location that shares it.
-        names = Counter(_contact_name(m.record).casefold() for m in self.members if m.biz.org == biz.org)
+        names = Counter(
+            _contact_name(m.record).casefold() for m in self.members if m.biz.org == biz.org
+        )
         names.update(c["Name"].casefold() for c in org.contacts)
         currencies = {c["Code"] for c in org.currencies}
         line_ok = _line_checker(org)
-        first, last = _stamp(self.period.start), _stamp(self.period.last, 86399)
+        # The period's local days, as UTC instants (nexudus.md §6).
+        local = self.local[biz.key]
+        first, last = local.midnight(self.period.start), local.at(self.period.last, 86399)
         clean = []
         for inv in self.invs:
             rec = inv.record
-            if (rec["BusinessId"] != business_id or rec["Draft"] or rec["Void"] or rec["CreditNote"]
-                    or not rec["InvoiceNumber"] or not first <= rec["CreatedOn"] <= last
-                    or rec["CurrencyCode"] not in currencies):
+            if (
+                rec["BusinessId"] != business_id
+                or rec["XeroInvoiceTransfered"]  # Nexudus already sent it (§11): skipped
+                or rec["Draft"]
+                or rec["Void"]
+                or rec["CreditNote"]
+                or not rec["InvoiceNumber"]
+                or not first <= rec["CreatedOn"] <= last
+                or rec["CurrencyCode"] not in currencies
+            ):
                 continue
             name = _contact_name(inv.member.record)
             if not name or len(name) > 255 or names[name.casefold()] != 1:
@@ -989,11 +1584,24 @@ class _Generator:
             lines = self._lines_of(inv)
             tax = sum((ln["TaxAmount"] for ln in lines), CENTS0)
             net = sum((ln["SubTotal"] for ln in lines), CENTS0)
-            if rec["TaxAmount"] != tax or rec["TotalAmount"] != (net if biz.prices_include_tax else net + tax):
+            if rec["TaxAmount"] != tax or rec["TotalAmount"] != (
+                net if biz.prices_include_tax else net + tax
+            ):
                 continue
             if all(line_ok(ln) for ln in lines):
                 clean.append(rec["InvoiceNumber"])
         return clean
+
+
+def _tax_id(rng: random.Random, country: str) -> str:
+    """A company's tax number in its country's shape (GB VAT, IE VAT, SG UEN, US EIN)."""
+    if country == "GB":
+        return f"GB{rng.randint(100000000, 999999999)}"
+    if country == "IE":
+        return f"IE{rng.randint(1000000, 9999999)}{rng.choice('ABCDEFGHW')}"
+    if country == "SG":
+        return f"{rng.randint(2010, 2025)}{rng.randint(10000, 99999)}{rng.choice('CDEGKMNRWZ')}"
+    return f"{rng.randint(10, 99)}-{rng.randint(1000000, 9999999)}"
 
 
 def _contact_name(rec: Record) -> str:
@@ -1007,16 +1615,28 @@ def _line_checker(org: XeroOrgSeed) -> Callable[[Record], bool]:
     seen: dict[tuple[Any, ...], bool] = {}
 
     def ok(line: Record) -> bool:
-        key = (line["FinancialAccountCode"], line["FinancialAccountName"], line["TaxCategoryName"], line["TaxRate"])
+        key = (
+            line["FinancialAccountCode"],
+            line["FinancialAccountName"],
+            line["TaxCategoryName"],
+            line["TaxRate"],
+        )
         hit = seen.get(key)
         if hit is None:
             acc = accounts.get(key[0] or "")
             tax = taxes.get(key[2])
             hit = seen[key] = bool(
-                acc and tax and acc["Name"] == key[1] and acc["Status"] == "ACTIVE"
-                and acc["Type"] != "BANK" and not acc["SystemAccount"]
+                acc
+                and tax
+                and acc["Name"] == key[1]
+                and acc["Status"] == "ACTIVE"
+                and acc["Type"] != "BANK"
+                and not acc["SystemAccount"]
                 and (acc["Class"] == "REVENUE" or acc["Code"] in DEPOSIT_ACCOUNTS)
-                and tax["Status"] == "ACTIVE" and tax["EffectiveRate"] == key[3]
-                and tax[TAX_FLAG[acc["Class"]]])
+                and tax["Status"] == "ACTIVE"
+                and tax["EffectiveRate"] == key[3]
+                and tax[TAX_FLAG[acc["Class"]]]
+            )
         return hit
+
     return ok

@@ -6,9 +6,10 @@ import dataclasses
 import hashlib
 import re
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,39 +17,190 @@ from recon.sandbox.seed import MIN_INVOICES, DemoData, XeroOrgSeed, generate
 
 CENT = Decimal("0.01")
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+# nexudus.md §6: a SimpleTimeZone's Windows-style name; mapping it to IANA is the reader's job.
+IANA = {
+    "UTC": "UTC",
+    "GMT Standard Time": "Europe/London",
+    "Singapore Standard Time": "Asia/Singapore",
+    "Eastern Standard Time": "America/New_York",
+}
+# nexudus.md §7.2: rates that reach lines without being TaxRate records (planted at Shoreditch).
+LINE_ONLY_RATES = {
+    "[No Tax]": Decimal("0.00"),
+    "Default tax rate": Decimal("20.00"),
+    "Personal rate - charity": Decimal("0.00"),
+}
+# Shoreditch invoices added on top of ``invoices``: 2 [No Tax], 1 default rate, 1 personal rate,
+# 3 already sent by Nexudus, 1 April period.
+SHOREDITCH_ADDITIONS = 8
 
-# nexudus.md §2, CoworkerInvoice and CoworkerInvoiceLine.
-INVOICE_FIELDS = (
-    "Id UniqueId InvoiceNumber BusinessId BusinessName CoworkerId CoworkerFullName CoworkerCompanyName "
-    "CoworkerBillingEmail BillToName BillToAddress BillToCity BillToPostCode BillToCountryId BillToTaxIDNumber "
-    "PurchaseOrder PaymentReference Description DiscountAmount DueDate InvoiceFromDate InvoiceToDate TotalAmount "
-    "TaxAmount PaidAmount CreditedAmount ReceivedAmount CurrencyId CurrencyCode TransactionCurrencyCode "
-    "TransactionExchangeRate Draft Void WaitingForInvoiceNumber Paid PaidOn Sent SentOn Refunded RefundedOn "
-    "RefundedAmount CreditNote OriginalInvoiceGuid XeroInvoiceTransfered XeroPaymentTransfered CreatedOn UpdatedOn "
-    "SystemId"
-).split()
-LINE_FIELDS = (
-    "Id UniqueId CoworkerInvoiceId Description Quantity SubTotal TaxAmount TaxRate TaxCategoryName "
-    "FinancialAccountCode FinancialAccountName DiscountAmount DiscountCode Position Refunded RefundedAmount SaleDate "
-    "TariffName CoworkerContractUniqueId BookingUniqueId ContractDepositUniqueId CoworkerTimePassUniqueId "
-    "CoworkerChargeUniqueId CoworkerProductUniqueId CoworkerExtraServiceUniqueId EventAttendeeUniqueId UnitPrice"
-).split()
-INVOICE_MONEY = ("DiscountAmount", "TotalAmount", "TaxAmount", "PaidAmount", "CreditedAmount", "ReceivedAmount",
-                 "RefundedAmount")
+# nexudus.md §7.1 CoworkerInvoice and §7.2 CoworkerInvoiceLine.
+INVOICE_FIELDS = [
+    "Id",
+    "UniqueId",
+    "InvoiceNumber",
+    "BusinessId",
+    "BusinessName",
+    "CoworkerId",
+    "CoworkerFullName",
+    "CoworkerCompanyName",
+    "CoworkerBillingEmail",
+    "BillToName",
+    "BillToAddress",
+    "BillToCity",
+    "BillToPostCode",
+    "BillToState",
+    "BillToCountryId",
+    "BillToTaxIDNumber",
+    "PurchaseOrder",
+    "PaymentReference",
+    "Description",
+    "DiscountAmount",
+    "DueDate",
+    "InvoiceFromDate",
+    "InvoiceToDate",
+    "TotalAmount",
+    "TaxAmount",
+    "PaidAmount",
+    "DueAmount",
+    "IsDue",
+    "CreditedAmount",
+    "ReceivedAmount",
+    "CurrencyId",
+    "CurrencyCode",
+    "TransactionCurrencyId",
+    "TransactionCurrencyCode",
+    "TransactionExchangeRate",
+    "Draft",
+    "Void",
+    "WaitingForInvoiceNumber",
+    "Paid",
+    "PaidOn",
+    "Sent",
+    "SentOn",
+    "Refunded",
+    "RefundedOn",
+    "RefundedAmount",
+    "CreditNote",
+    "OriginalInvoiceGuid",
+    "CustomData",
+    "XeroInvoiceTransfered",
+    "XeroPaymentTransfered",
+    "QuickbooksInvoiceTransfered",
+    "QuickbooksPaymentTransfered",
+    "AutoTransferToXeroOrQuickBooks",
+    "StorecoveInvoiceStatus",
+    "DoNotApplyCreditAutomatically",
+    "CreatedOn",
+    "UpdatedOn",
+    "SystemId",
+]
+LINE_FIELDS = [
+    "Id",
+    "UniqueId",
+    "CoworkerInvoiceId",
+    "Description",
+    "Quantity",
+    "SubTotal",
+    "TaxAmount",
+    "TaxRate",
+    "TaxCategoryName",
+    "FinancialAccountCode",
+    "FinancialAccountName",
+    "DiscountAmount",
+    "DiscountCode",
+    "Position",
+    "Refunded",
+    "RefundedAmount",
+    "SaleDate",
+    "TariffName",
+    "CoworkerContractUniqueId",
+    "BookingUniqueId",
+    "ContractDepositUniqueId",
+    "CoworkerTimePassUniqueId",
+    "CoworkerChargeUniqueId",
+    "CoworkerProductUniqueId",
+    "CoworkerExtraServiceUniqueId",
+    "EventAttendeeUniqueId",
+    "UnitPrice",
+    "CoworkerInvoiceInvoiceNumber",
+    "CoworkerInvoicePaid",
+    "CoworkerInvoicePaidOn",
+    "CoworkerInvoiceCreditNote",
+    "CoworkerInvoiceCurrencyCode",
+    "CoworkerInvoiceDueDate",
+    "CreatedOn",
+    "UpdatedOn",
+]
+INVOICE_MONEY = (
+    "DiscountAmount",
+    "TotalAmount",
+    "TaxAmount",
+    "PaidAmount",
+    "DueAmount",
+    "CreditedAmount",
+    "ReceivedAmount",
+    "RefundedAmount",
+)
 LINE_MONEY = ("UnitPrice", "SubTotal", "TaxAmount", "DiscountAmount", "RefundedAmount", "TaxRate")
-ORGANISATION_FIELDS = (
-    "OrganisationID Name LegalName PaysTax Version OrganisationType BaseCurrency CountryCode IsDemoCompany "
-    "OrganisationStatus Timezone ShortCode Class Edition FinancialYearEndDay FinancialYearEndMonth SalesTaxBasis "
-    "SalesTaxPeriod DefaultSalesTax DefaultPurchasesTax CreatedDateUTC LineOfBusiness PeriodLockDate"
-).split()
-ACCOUNT_FIELDS = (
-    "AccountID Code Name Type Status TaxType Class EnablePaymentsToAccount ShowInExpenseClaims BankAccountType "
-    "SystemAccount ReportingCode ReportingCodeName HasAttachments AddToWatchlist Description UpdatedDateUTC"
-).split()
-TAX_RATE_FIELDS = (
-    "Name TaxType ReportTaxType CanApplyToAssets CanApplyToEquity CanApplyToExpenses CanApplyToLiabilities "
-    "CanApplyToRevenue DisplayTaxRate EffectiveRate Status TaxComponents"
-).split()
+ORGANISATION_FIELDS = [
+    "OrganisationID",
+    "Name",
+    "LegalName",
+    "PaysTax",
+    "Version",
+    "OrganisationType",
+    "BaseCurrency",
+    "CountryCode",
+    "IsDemoCompany",
+    "OrganisationStatus",
+    "Timezone",
+    "ShortCode",
+    "Class",
+    "Edition",
+    "FinancialYearEndDay",
+    "FinancialYearEndMonth",
+    "SalesTaxBasis",
+    "SalesTaxPeriod",
+    "DefaultSalesTax",
+    "DefaultPurchasesTax",
+    "CreatedDateUTC",
+    "LineOfBusiness",
+    "PeriodLockDate",
+]
+ACCOUNT_FIELDS = [
+    "AccountID",
+    "Code",
+    "Name",
+    "Type",
+    "Status",
+    "TaxType",
+    "Class",
+    "EnablePaymentsToAccount",
+    "ShowInExpenseClaims",
+    "BankAccountType",
+    "SystemAccount",
+    "ReportingCode",
+    "ReportingCodeName",
+    "HasAttachments",
+    "AddToWatchlist",
+    "Description",
+    "UpdatedDateUTC",
+]
+TAX_RATE_FIELDS = [
+    "Name",
+    "TaxType",
+    "ReportTaxType",
+    "CanApplyToAssets",
+    "CanApplyToEquity",
+    "CanApplyToExpenses",
+    "CanApplyToLiabilities",
+    "CanApplyToRevenue",
+    "DisplayTaxRate",
+    "EffectiveRate",
+    "Status",
+    "TaxComponents",
+]
 CLASS_OF_TYPE = {
     **dict.fromkeys(("REVENUE", "SALES", "OTHERINCOME"), "REVENUE"),
     **dict.fromkeys(("EXPENSE", "OVERHEADS", "DIRECTCOSTS"), "EXPENSE"),
@@ -56,8 +208,19 @@ CLASS_OF_TYPE = {
     **dict.fromkeys(("CURRLIAB", "LIABILITY", "TERMLIAB"), "LIABILITY"),
     "EQUITY": "EQUITY",
 }
-ACCOUNT_CASES = ("missing_account", "archived_account", "name_differs_account", "not_revenue_account")
-TAX_CASES = ("percentage_differs_tax", "ambiguous_tax", "archived_tax", "tax_not_allowed_on_account", "missing_tax")
+ACCOUNT_CASES = (
+    "missing_account",
+    "archived_account",
+    "name_differs_account",
+    "not_revenue_account",
+)
+TAX_CASES = (
+    "percentage_differs_tax",
+    "ambiguous_tax",
+    "archived_tax",
+    "tax_not_allowed_on_account",
+    "missing_tax",
+)
 PROBLEM_CASES = ACCOUNT_CASES + TAX_CASES
 
 
@@ -97,8 +260,24 @@ class View:
         self.north = self.orgs["Hive Coworking North Ltd"]
         self.man = self.business["Hive Manchester Ancoats"]
         self.lee = self.business["Hive Leeds Wellington Place"]
-        self.own_org_ids = {self.sho["Id"], self.dub["Id"]}  # the two with an organisation each
+        self.sin = self.business["Hive Singapore Raffles"]
+        self.nyc = self.business["Hive New York Flatiron"]
+        self.sg = self.orgs["Hive Coworking Singapore Pte Ltd"]
+        self.us = self.orgs["Hive Coworking US Inc"]
+        self.own_org_ids = {self.sho["Id"], self.dub["Id"]}  # the first two with their own
         self.shared_org_ids = {self.man["Id"], self.lee["Id"]}
+        self.overseas_ids = {self.sin["Id"], self.nyc["Id"]}
+        zones = {z["Id"]: ZoneInfo(IANA[z["Name"]]) for z in nx.simple_time_zones}
+        self.zone = {b["Id"]: zones[b["SimpleTimeZoneId"]] for b in nx.businesses}
+
+    def local(self, business_id: int, stamp: str) -> datetime:
+        """A Nexudus UTC stamp as the location's wall-clock time (nexudus.md §6)."""
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(
+            self.zone[business_id]
+        )
+
+    def local_day(self, business_id: int, stamp: str) -> date:
+        return self.local(business_id, stamp).date()
 
     def lines_of(self, number: str) -> list[dict[str, Any]]:
         return self.lines[self.by_number[number]["Id"]]
@@ -153,18 +332,24 @@ def test_same_arguments_give_identical_data(demo: DemoData) -> None:
 def test_a_different_seed_gives_different_data(demo: DemoData) -> None:
     other = generate(seed=7)
     assert other.nexudus.invoices != demo.nexudus.invoices
-    assert other.xero_orgs[0].organisation["OrganisationID"] != demo.xero_orgs[0].organisation["OrganisationID"]
+    assert (
+        other.xero_orgs[0].organisation["OrganisationID"]
+        != demo.xero_orgs[0].organisation["OrganisationID"]
+    )
     assert {a.client_id for a in other.xero_apps}.isdisjoint(a.client_id for a in demo.xero_apps)
 
 
 def test_demo_size_is_about_400_invoices_split_between_the_locations(v: View) -> None:
     per_business = Counter(i["BusinessId"] for i in v.invoices)
-    # 400 at the two own-organisation locations; the shared organisation's two add 15% and 10% on top.
-    assert per_business[v.sho["Id"]] + per_business[v.dub["Id"]] == 400
+    # 400 at the first two own-organisation locations, plus Shoreditch's fixed additions; the
+    # shared organisation's two add 15% and 10% on top, Singapore and New York 7.5% each plus
+    # their April invoice.
+    assert per_business[v.sho["Id"]] + per_business[v.dub["Id"]] == 400 + SHOREDITCH_ADDITIONS
     assert 300 <= per_business[v.sho["Id"]] <= 350
     assert 50 <= per_business[v.dub["Id"]] <= 100
     assert (per_business[v.man["Id"]], per_business[v.lee["Id"]]) == (60, 40)
-    assert len(v.invoices) == 500
+    assert (per_business[v.sin["Id"]], per_business[v.nyc["Id"]]) == (31, 31)
+    assert len(v.invoices) == 570
     assert all(1 <= len(v.lines[i["Id"]]) <= 6 for i in v.invoices)
 
 
@@ -177,14 +362,26 @@ def test_too_few_invoices_or_months_are_refused() -> None:
 
 def test_all_invoices_fall_in_the_requested_period() -> None:
     data = generate(invoices=MIN_INVOICES, start=date(2026, 11, 15), months=4)
-    own = [b["Id"] for b in data.nexudus.businesses if b["Name"] in ("Hive Shoreditch", "Hive Dublin Docklands")]
-    assert sum(i["BusinessId"] in own for i in data.nexudus.invoices) == MIN_INVOICES
-    assert len(data.nexudus.invoices) == MIN_INVOICES + 15 + 10  # Manchester and Leeds on top
-    days = {i["CreatedOn"][:10] for i in data.nexudus.invoices}
-    assert min(days) >= "2026-11-15" and max(days) <= "2027-03-14"
+    sv = View(data)
+    assert sum(i["BusinessId"] in sv.own_org_ids for i in data.nexudus.invoices) == (
+        MIN_INVOICES + SHOREDITCH_ADDITIONS
+    )
+    # Manchester and Leeds on top, Singapore and New York too (each with its April invoice).
+    assert len(data.nexudus.invoices) == MIN_INVOICES + SHOREDITCH_ADDITIONS + 15 + 10 + 9 + 9
+    april = set(data.planted["april_period"].values())
+    # Local days (nexudus.md §6): in Singapore a morning invoice is still the day before in UTC.
+    days = {
+        sv.local_day(i["BusinessId"], i["CreatedOn"]).isoformat()
+        for i in data.nexudus.invoices
+        if i["InvoiceNumber"] not in april
+    }
+    assert min(days) == "2026-11-15" and max(days) <= "2027-03-14"
     assert data.planted["period_end"] == "2027-03-14"
     # numbering restarts per year and per location
-    assert any(i["InvoiceNumber"] and i["InvoiceNumber"].startswith("SHO-2027-") for i in data.nexudus.invoices)
+    assert any(
+        i["InvoiceNumber"] and i["InvoiceNumber"].startswith("SHO-2027-")
+        for i in data.nexudus.invoices
+    )
 
 
 # ---- shapes, types, ids ----------------------------------------------------------
@@ -207,10 +404,18 @@ def test_every_invoice_and_line_has_the_documented_fields(v: View) -> None:
 def test_money_is_decimal_with_two_places(v: View) -> None:
     for inv in v.invoices:
         for f in INVOICE_MONEY:
-            assert isinstance(inv[f], Decimal) and inv[f].as_tuple().exponent == -2, (inv["Id"], f, inv[f])
+            assert isinstance(inv[f], Decimal) and inv[f].as_tuple().exponent == -2, (
+                inv["Id"],
+                f,
+                inv[f],
+            )
     for line in v.data.nexudus.invoice_lines:
         for f in LINE_MONEY:
-            assert isinstance(line[f], Decimal) and line[f].as_tuple().exponent == -2, (line["Id"], f, line[f])
+            assert isinstance(line[f], Decimal) and line[f].as_tuple().exponent == -2, (
+                line["Id"],
+                f,
+                line[f],
+            )
         assert isinstance(line["Quantity"], int)
     for rate in v.data.nexudus.tax_rates:
         assert isinstance(rate["Rate"], Decimal) and rate["Rate"].as_tuple().exponent == -2
@@ -225,13 +430,23 @@ def test_xero_rates_have_four_places(v: View) -> None:
 
 def test_ids_are_unique_across_the_dataset(demo: DemoData) -> None:
     nx = demo.nexudus
-    records = nx.businesses + nx.coworkers + nx.financial_accounts + nx.tax_rates + nx.invoices + nx.invoice_lines
+    records = (
+        nx.businesses
+        + nx.coworkers
+        + nx.financial_accounts
+        + nx.tax_rates
+        + nx.invoices
+        + nx.invoice_lines
+    )
     ids = [r["Id"] for r in records]
     assert all(isinstance(i, int) for i in ids)
     assert len(ids) == len(set(ids))
     uids = [r["UniqueId"] for r in records]
     assert len(uids) == len(set(uids))
-    assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", u) for u in uids)
+    assert all(
+        re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", u)
+        for u in uids
+    )
 
 
 def test_invoice_numbers_are_unique_and_prefixed_per_location(v: View) -> None:
@@ -239,7 +454,14 @@ def test_invoice_numbers_are_unique_and_prefixed_per_location(v: View) -> None:
     assert len(numbers) == len(set(numbers))
     for inv in v.invoices:
         if inv["InvoiceNumber"]:
-            prefix = {v.sho["Id"]: "SHO", v.dub["Id"]: "DUB", v.man["Id"]: "MAN", v.lee["Id"]: "LEE"}[inv["BusinessId"]]
+            prefix = {
+                v.sho["Id"]: "SHO",
+                v.dub["Id"]: "DUB",
+                v.man["Id"]: "MAN",
+                v.lee["Id"]: "LEE",
+                v.sin["Id"]: "SIN",
+                v.nyc["Id"]: "NYC",
+            }[inv["BusinessId"]]
             assert re.fullmatch(rf"{prefix}-\d{{4}}-\d{{5}}", inv["InvoiceNumber"])
 
 
@@ -252,32 +474,105 @@ def test_every_line_belongs_to_an_invoice(v: View) -> None:
 def test_every_invoice_points_at_its_coworker_and_business(v: View) -> None:
     for inv in v.invoices:
         coworker = v.coworker[inv["CoworkerId"]]
-        assert coworker["BusinessId"] == inv["BusinessId"]
+        # nexudus.md §7.4 Coworker: no BusinessId; InvoicingBusinessId and Businesses.
+        assert "BusinessId" not in coworker
+        assert coworker["InvoicingBusinessId"] == inv["BusinessId"]
+        assert coworker["Businesses"] == [inv["BusinessId"]]
         assert inv["CoworkerFullName"] == coworker["FullName"]
         assert inv["BusinessName"] == v.business_by_id[inv["BusinessId"]]["Name"]
 
 
 def test_dates_are_iso_and_due_fourteen_days_after_issue(v: View) -> None:
+    """nexudus.md §6: UTC ISO strings with Z; date-like fields (InvoiceFromDate, InvoiceToDate,
+    DueDate, SaleDate) hold the UTC instant of the location's local midnight."""
     for inv in v.invoices:
+        where = inv["BusinessId"]
         for f in ("DueDate", "InvoiceFromDate", "InvoiceToDate", "CreatedOn", "UpdatedOn"):
             assert STAMP.match(inv[f]), (f, inv[f])
-        issued = date.fromisoformat(inv["CreatedOn"][:10])
-        assert date.fromisoformat(inv["DueDate"][:10]) == issued + timedelta(days=14)
+        for f in ("DueDate", "InvoiceFromDate", "InvoiceToDate"):
+            assert v.local(where, inv[f]).time().isoformat() == "00:00:00", (f, inv[f])
+        issued = v.local_day(where, inv["CreatedOn"])
+        assert v.local_day(where, inv["DueDate"]) == issued + timedelta(days=14)
         assert inv["InvoiceFromDate"] <= inv["InvoiceToDate"]
         assert inv["UpdatedOn"] >= inv["CreatedOn"]
+        for ln in v.lines[inv["Id"]]:
+            assert v.local(where, ln["SaleDate"]).time().isoformat() == "00:00:00"
+            assert ln["CreatedOn"] == inv["CreatedOn"]
     for c in v.data.nexudus.coworkers:
         assert STAMP.match(c["CreatedOn"]) and STAMP.match(c["UpdatedOn"])
+
+
+def test_london_dates_in_summer_read_the_evening_before_in_utc(v: View) -> None:
+    """nexudus.md §6: "a London period from 1 April 2025 reads `2025-03-31T23:00:00Z`, a November
+    (GMT) one `2024-11-19T00:00:00Z`"."""
+    august = [
+        i
+        for i in v.invoices
+        if i["BusinessId"] == v.sho["Id"]
+        and v.local_day(v.sho["Id"], i["InvoiceFromDate"]).month == 8
+    ]
+    assert august and all(i["InvoiceFromDate"].endswith("T23:00:00Z") for i in august)
+    november = [
+        i for i in v.invoices if i["BusinessId"] == v.sho["Id"] and i["DueDate"] >= "2026-11"
+    ]
+    assert november and all(i["DueDate"].endswith("T00:00:00Z") for i in november)
+
+
+def test_the_april_period_invoices_show_each_zone(v: View) -> None:
+    """nexudus.md §6: local midnights in UTC; "whenever the location is ahead of UTC ... the UTC
+    date is a day early"."""
+    april = v.planted["april_period"]
+    assert set(april) == {"Hive Shoreditch", "Hive Singapore Raffles", "Hive New York Flatiron"}
+    expected = {
+        "Hive Shoreditch": ("2026-03-31T23:00:00Z", "2026-04-29T23:00:00Z", "2026-04-01T00:30:00Z"),
+        "Hive Singapore Raffles": (
+            "2026-03-31T16:00:00Z",
+            "2026-04-29T16:00:00Z",
+            "2026-03-31T17:30:00Z",
+        ),
+        "Hive New York Flatiron": (
+            "2026-04-01T04:00:00Z",
+            "2026-04-30T04:00:00Z",
+            "2026-04-01T05:30:00Z",
+        ),
+    }
+    for name, number in april.items():
+        inv = v.by_number[number]
+        assert inv["BusinessId"] == v.business[name]["Id"]
+        assert (inv["InvoiceFromDate"], inv["InvoiceToDate"], inv["CreatedOn"]) == expected[name]
+        assert not (inv["Draft"] or inv["Void"] or inv["CreditNote"] or inv["Paid"])
+        assert number.split("-")[0] in {"SHO", "SIN", "NYC"}
+    # Outside the demo period, so in no clean list; mapped cleanly all the same.
+    assert april["Hive Shoreditch"] not in v.planted["clean_invoices"]
+    singapore = v.by_number[april["Hive Singapore Raffles"]]
+    assert v.local_day(v.sin["Id"], singapore["CreatedOn"]) == date(2026, 4, 1)
+    assert singapore["CreatedOn"][:10] == "2026-03-31"
 
 
 def test_lines_use_their_own_location_chart_and_tax_rates(v: View) -> None:
     nx = v.data.nexudus
     accounts = {(a["BusinessId"], a["Code"]): a["Name"] for a in nx.financial_accounts}
     rates = {(t["BusinessId"], t["Name"]): t["Rate"] for t in nx.tax_rates}
+    line_only = {
+        ln
+        for case in ("no_tax", "default_tax_rate", "personal_tax_rate")
+        for ln in v.planted[f"{case}_line_ids"]
+    }
     for inv in v.invoices:
         for line in v.lines[inv["Id"]]:
             if line["FinancialAccountCode"]:
-                assert accounts[inv["BusinessId"], line["FinancialAccountCode"]] == line["FinancialAccountName"]
-            assert rates[inv["BusinessId"], line["TaxCategoryName"]] == line["TaxRate"]
+                assert (
+                    accounts[inv["BusinessId"], line["FinancialAccountCode"]]
+                    == line["FinancialAccountName"]
+                )
+            if line["Id"] in line_only:
+                # nexudus.md §7.2: "A line's rate need not be a TaxRate record".
+                assert (inv["BusinessId"], line["TaxCategoryName"]) not in rates
+                assert LINE_ONLY_RATES[line["TaxCategoryName"]] == line["TaxRate"]
+            else:
+                assert rates[inv["BusinessId"], line["TaxCategoryName"]] == line["TaxRate"]
+    lines = nx.invoice_lines
+    assert {ln["Id"] for ln in lines if ln["TaxCategoryName"] in LINE_ONLY_RATES} == line_only
 
 
 # ---- amounts -------------------------------------------------------------------------
@@ -287,7 +582,8 @@ def check_amounts(v: View) -> None:
     """Every line and invoice follows the rules to the cent (the planted rounding invoice aside)."""
     rounding = v.planted["rounding_difference_invoice"]
     for inv in v.invoices:
-        inclusive = v.business_by_id[inv["BusinessId"]]["PricesIncludeTax"]
+        # Dublin's prices include tax: a location setting, not a Business field (nexudus.md §7.4).
+        inclusive = inv["BusinessId"] == v.dub["Id"]
         lines = v.lines[inv["Id"]]
         for ln in lines:
             assert ln["SubTotal"] == ln["Quantity"] * ln["UnitPrice"] - ln["DiscountAmount"]
@@ -298,6 +594,8 @@ def check_amounts(v: View) -> None:
         total = net if inclusive else net + tax
         assert inv["DiscountAmount"] == sum((ln["DiscountAmount"] for ln in lines), Decimal("0.00"))
         assert inv["PaidAmount"] == (inv["TotalAmount"] if inv["Paid"] else 0)
+        assert inv["DueAmount"] == max(inv["TotalAmount"] - inv["PaidAmount"], Decimal(0))
+        assert inv["IsDue"] is (inv["DueAmount"] > 0)
         if inv["InvoiceNumber"] == rounding:
             assert inv["TotalAmount"] - total == v.planted["rounding_difference"]
             assert inv["TaxAmount"] - tax == v.planted["rounding_difference"]
@@ -318,13 +616,27 @@ def test_some_lines_have_quantities_and_discounts(v: View) -> None:
 
 
 def test_the_catalogue_sells_what_a_coworking_space_sells(v: View) -> None:
-    links = Counter(f for ln in v.data.nexudus.invoice_lines for f in LINE_FIELDS
-                    if f.endswith("UniqueId") and f != "UniqueId" and ln[f])
-    for link in ("CoworkerContractUniqueId", "BookingUniqueId", "ContractDepositUniqueId",
-                 "CoworkerTimePassUniqueId", "CoworkerProductUniqueId", "EventAttendeeUniqueId"):
+    links = Counter(
+        f
+        for ln in v.data.nexudus.invoice_lines
+        for f in LINE_FIELDS
+        if f.endswith("UniqueId") and f != "UniqueId" and ln[f]
+    )
+    for link in (
+        "CoworkerContractUniqueId",
+        "BookingUniqueId",
+        "ContractDepositUniqueId",
+        "CoworkerTimePassUniqueId",
+        "CoworkerProductUniqueId",
+        "EventAttendeeUniqueId",
+    ):
         assert links[link] > 0, link
     deposits = [ln for ln in v.data.nexudus.invoice_lines if ln["FinancialAccountCode"] == "2300"]
-    assert deposits and all(ln["TaxCategoryName"] == "No VAT" and ln["TaxAmount"] == 0 for ln in deposits)
+    # Untaxed in each country's words: No VAT, No GST, Tax Exempt.
+    assert deposits and all(
+        ln["TaxCategoryName"] in ("No VAT", "No GST", "Tax Exempt") and ln["TaxAmount"] == 0
+        for ln in deposits
+    )
 
 
 # ---- invoice flags -----------------------------------------------------------------
@@ -336,21 +648,33 @@ def test_invoice_flags_are_mostly_final_and_unpaid(v: View) -> None:
     paid = [i for i in final if i["Paid"]]
     assert 0.2 <= len(paid) / len(final) <= 0.4
     assert all(i["PaidOn"] and i["PaidAmount"] == i["TotalAmount"] for i in paid)
-    assert all(not i["XeroInvoiceTransfered"] and not i["XeroPaymentTransfered"] for i in v.invoices)
-    # The planted list names Shoreditch's and Dublin's (as before the shared organisation); its own list the rest.
-    assert sorted(v.planted["paid_in_nexudus_invoices"]) == \
-        sorted(i["InvoiceNumber"] for i in paid if i["BusinessId"] in v.own_org_ids)
-    assert sorted(v.planted["shared_org_paid_in_nexudus_invoices"]) == \
-        sorted(i["InvoiceNumber"] for i in paid if i["BusinessId"] in v.shared_org_ids)
+    # nexudus.md §11: only the planted invoices were already sent by Nexudus' own integration.
+    sent = sorted(i["InvoiceNumber"] for i in v.invoices if i["XeroInvoiceTransfered"])
+    assert sent == v.planted["already_sent_by_nexudus"] and len(sent) == 3
+    assert not any(i["XeroPaymentTransfered"] for i in v.invoices)
+    # The planted list names Shoreditch's and Dublin's (as before the shared organisation); its
+    # own list the rest.
+    assert sorted(v.planted["paid_in_nexudus_invoices"]) == sorted(
+        i["InvoiceNumber"] for i in paid if i["BusinessId"] in v.own_org_ids
+    )
+    assert sorted(v.planted["shared_org_paid_in_nexudus_invoices"]) == sorted(
+        i["InvoiceNumber"] for i in paid if i["BusinessId"] in v.shared_org_ids
+    )
 
 
 def test_drafts_wait_for_a_number(v: View) -> None:
     drafts = [i for i in v.invoices if i["Draft"]]
     assert 2 <= len(drafts) <= 10
-    assert sorted(v.planted["draft_invoices"]) == sorted(i["Id"] for i in drafts if i["BusinessId"] in v.own_org_ids)
-    assert sorted(v.planted["shared_org_draft_invoices"]) == \
-        sorted(i["Id"] for i in drafts if i["BusinessId"] in v.shared_org_ids)
-    assert all(i["WaitingForInvoiceNumber"] and i["InvoiceNumber"] is None and not i["Paid"] for i in drafts)
+    assert sorted(v.planted["draft_invoices"]) == sorted(
+        i["Id"] for i in drafts if i["BusinessId"] in v.own_org_ids
+    )
+    assert sorted(v.planted["shared_org_draft_invoices"]) == sorted(
+        i["Id"] for i in drafts if i["BusinessId"] in v.shared_org_ids
+    )
+    assert all(
+        i["WaitingForInvoiceNumber"] and i["InvoiceNumber"] is None and not i["Paid"]
+        for i in drafts
+    )
 
 
 # ---- Xero side ------------------------------------------------------------------------
@@ -362,9 +686,17 @@ def test_organisations_have_the_fields_xero_fills(v: View) -> None:
         assert org.organisation["PeriodLockDate"] is None
         assert org.organisation["BaseCurrency"] in {c["Code"] for c in org.currencies}
     uk = v.uk.organisation
-    assert (uk["Version"], uk["BaseCurrency"], uk["CountryCode"], uk["Timezone"]) == \
-        ("UK", "GBP", "GB", "GMTSTANDARDTIME")
-    assert (uk["FinancialYearEndDay"], uk["FinancialYearEndMonth"], uk["DefaultSalesTax"]) == (31, 3, "Tax Exclusive")
+    assert (uk["Version"], uk["BaseCurrency"], uk["CountryCode"], uk["Timezone"]) == (
+        "UK",
+        "GBP",
+        "GB",
+        "GMTSTANDARDTIME",
+    )
+    assert (uk["FinancialYearEndDay"], uk["FinancialYearEndMonth"], uk["DefaultSalesTax"]) == (
+        31,
+        3,
+        "Tax Exclusive",
+    )
     assert {c["Code"] for c in v.uk.currencies} == {"GBP", "EUR"}
     ie = v.ie.organisation
     assert (ie["Version"], ie["BaseCurrency"], ie["CountryCode"]) == ("GLOBAL", "EUR", "IE")
@@ -381,7 +713,9 @@ def test_accounts_have_the_xero_shape_and_derived_class(v: View) -> None:
             assert a["Class"] == CLASS_OF_TYPE[a["Type"]]
             assert isinstance(a["Code"], str)
             if a["Type"] == "BANK":
-                assert a["BankAccountType"] == "BANK" and a["BankAccountNumber"] and a["CurrencyCode"]
+                assert (
+                    a["BankAccountType"] == "BANK" and a["BankAccountNumber"] and a["CurrencyCode"]
+                )
             else:
                 assert a["BankAccountType"] == "" and "CurrencyCode" not in a
     uk = v.accounts(v.uk)
@@ -398,9 +732,14 @@ def test_tax_rates_have_the_xero_shape(v: View) -> None:
             assert set(TAX_RATE_FIELDS) <= t.keys()
             assert t["TaxComponents"][0]["IsCompound"] is False
     uk = v.taxes(v.uk)
-    expected = {"OUTPUT2": ("20% (VAT on Income)", "20"), "RROUTPUT": ("5% (VAT on Income)", "5"),
-                "ZERORATEDOUTPUT": ("Zero Rated Income", "0"), "EXEMPTOUTPUT": ("Exempt Income", "0"),
-                "NONE": ("No VAT", "0"), "INPUT2": ("20% (VAT on Expenses)", "20")}
+    expected = {
+        "OUTPUT2": ("20% (VAT on Income)", "20"),
+        "RROUTPUT": ("5% (VAT on Income)", "5"),
+        "ZERORATEDOUTPUT": ("Zero Rated Income", "0"),
+        "EXEMPTOUTPUT": ("Exempt Income", "0"),
+        "NONE": ("No VAT", "0"),
+        "INPUT2": ("20% (VAT on Expenses)", "20"),
+    }
     for tax_type, (name, rate) in expected.items():
         assert (uk[tax_type]["Name"], uk[tax_type]["EffectiveRate"]) == (name, Decimal(rate))
     assert uk["INPUT2"]["CanApplyToRevenue"] is False and uk["INPUT2"]["CanApplyToExpenses"] is True
@@ -415,14 +754,32 @@ def test_apps_and_locations_are_wired_to_the_right_tenants(v: View) -> None:
     north = v.north.organisation["OrganisationID"]
     assert apps["recon demo (Custom Connection North)"].tenant_ids == [north]
     assert apps["recon demo (Custom Connection North)"].grant == "client_credentials"
+    sg, us = v.sg.organisation["OrganisationID"], v.us.organisation["OrganisationID"]
+    assert apps["recon demo (Custom Connection SG)"].tenant_ids == [sg]
+    assert apps["recon demo (Custom Connection US)"].tenant_ids == [us]
     web = apps["recon demo (web app)"]
-    assert (web.grant, web.tenant_ids, web.redirect_uris) == \
-        ("authorization_code", [uk, ie, north], ["http://localhost:8765/callback"])
-    assert v.data.xero_apps[0].grant == "client_credentials" and v.data.xero_apps[0].tenant_ids == [uk]
+    assert (web.grant, web.tenant_ids, web.redirect_uris) == (
+        "authorization_code",
+        [uk, ie, north, sg, us],
+        ["http://localhost:8765/callback"],
+    )
+    assert v.data.xero_apps[0].grant == "client_credentials" and v.data.xero_apps[0].tenant_ids == [
+        uk
+    ]
     assert all(re.fullmatch(r"[0-9A-F]{32}", a.client_id) for a in v.data.xero_apps)
     assert all(other not in a.tenant_ids for a in v.data.xero_apps)
-    assert {k: t for k, t in v.data.locations.items() if k in v.own_org_ids} == {v.sho["Id"]: uk, v.dub["Id"]: ie}
-    assert v.data.locations == {v.sho["Id"]: uk, v.dub["Id"]: ie, v.man["Id"]: north, v.lee["Id"]: north}
+    assert {k: t for k, t in v.data.locations.items() if k in v.own_org_ids} == {
+        v.sho["Id"]: uk,
+        v.dub["Id"]: ie,
+    }
+    assert v.data.locations == {
+        v.sho["Id"]: uk,
+        v.dub["Id"]: ie,
+        v.man["Id"]: north,
+        v.lee["Id"]: north,
+        v.sin["Id"]: sg,
+        v.nyc["Id"]: us,
+    }
 
 
 def test_pre_existing_contacts_include_suppliers(v: View) -> None:
@@ -434,12 +791,23 @@ def test_pre_existing_contacts_include_suppliers(v: View) -> None:
 # ---- planted cases: accounts -------------------------------------------------------
 
 
-def nexudus_accounts(v: View, business: dict[str, Any]) -> dict[str, str]:
-    return {a["Code"]: a["Name"] for a in v.data.nexudus.financial_accounts if a["BusinessId"] == business["Id"]}
+# FinancialAccount.AccountType (nexudus.md §7.4): 0 None, 1 Sales, 2 Payments, 3 Deposits.
+SALES, PAYMENTS, DEPOSITS = 1, 2, 3
+
+
+def nexudus_accounts(v: View, business: dict[str, Any], *types: int) -> dict[str, str]:
+    """A location's chart, code -> name: all of it, or only the given AccountTypes."""
+    return {
+        a["Code"]: a["Name"]
+        for a in v.data.nexudus.financial_accounts
+        if a["BusinessId"] == business["Id"] and (not types or a["AccountType"] in types)
+    }
 
 
 def nexudus_rates(v: View, business: dict[str, Any]) -> dict[str, Decimal]:
-    return {t["Name"]: t["Rate"] for t in v.data.nexudus.tax_rates if t["BusinessId"] == business["Id"]}
+    return {
+        t["Name"]: t["Rate"] for t in v.data.nexudus.tax_rates if t["BusinessId"] == business["Id"]
+    }
 
 
 def test_matching_accounts_are_identical_on_both_sides(v: View) -> None:
@@ -462,7 +830,10 @@ def test_missing_account_is_absent_in_xero_with_suggestions_nearby(v: View) -> N
 def test_archived_account_is_archived_in_xero(v: View) -> None:
     code = v.planted["archived_account"]
     xero = v.accounts(v.uk)[code]
-    assert xero["Status"] == "ARCHIVED" and xero["Name"] == nexudus_accounts(v, v.sho)[code] == "Day Passes"
+    assert (
+        xero["Status"] == "ARCHIVED"
+        and xero["Name"] == nexudus_accounts(v, v.sho)[code] == "Day Passes"
+    )
 
 
 def test_name_differs_account_has_one_code_and_two_names(v: View) -> None:
@@ -481,7 +852,11 @@ def test_deposits_map_to_a_liability_with_no_vat(v: View) -> None:
     code = v.planted["deposit_account"]
     for org, business in ((v.uk, v.sho), (v.ie, v.dub)):
         xero = v.accounts(org)[code]
-        assert (xero["Name"], xero["Type"], xero["TaxType"]) == ("Member Deposits", "CURRLIAB", "NONE")
+        assert (xero["Name"], xero["Type"], xero["TaxType"]) == (
+            "Member Deposits",
+            "CURRLIAB",
+            "NONE",
+        )
         assert nexudus_accounts(v, business)[code] == "Member Deposits"
 
 
@@ -507,22 +882,32 @@ def test_percentage_differs_tax_has_one_name_and_two_rates(v: View) -> None:
     name = v.planted["percentage_differs_tax"]
     xero = v.taxes(v.uk)[v.planted["percentage_differs_tax_type"]]
     assert xero["Name"] == name and xero["Status"] == "ACTIVE"
-    assert (nexudus_rates(v, v.sho)[name], xero["EffectiveRate"]) == (Decimal("12.50"), Decimal("13.5"))
+    assert (nexudus_rates(v, v.sho)[name], xero["EffectiveRate"]) == (
+        Decimal("12.50"),
+        Decimal("13.5"),
+    )
 
 
 def test_ambiguous_tax_has_no_name_match_and_several_rates_at_zero(v: View) -> None:
     name = v.planted["ambiguous_tax"]
     assert nexudus_rates(v, v.sho)[name] == 0
     assert name not in v.tax_names(v.uk)
-    at_zero = {t["TaxType"] for t in v.uk.tax_rates
-               if t["EffectiveRate"] == 0 and t["Status"] == "ACTIVE" and t["CanApplyToRevenue"]}
+    at_zero = {
+        t["TaxType"]
+        for t in v.uk.tax_rates
+        if t["EffectiveRate"] == 0 and t["Status"] == "ACTIVE" and t["CanApplyToRevenue"]
+    }
     assert {"ZERORATEDOUTPUT", "EXEMPTOUTPUT", "NONE"} <= at_zero
 
 
 def test_archived_tax_is_deleted_in_xero(v: View) -> None:
     name = v.planted["archived_tax"]
     xero = v.taxes(v.uk)[v.planted["archived_tax_type"]]
-    assert (xero["Name"], xero["Status"], xero["EffectiveRate"]) == (name, "DELETED", nexudus_rates(v, v.sho)[name])
+    assert (xero["Name"], xero["Status"], xero["EffectiveRate"]) == (
+        name,
+        "DELETED",
+        nexudus_rates(v, v.sho)[name],
+    )
 
 
 def test_tax_not_allowed_on_account_is_an_expense_rate_on_revenue(v: View) -> None:
@@ -531,7 +916,9 @@ def test_tax_not_allowed_on_account_is_an_expense_rate_on_revenue(v: View) -> No
     assert xero["TaxType"] == "INPUT2" and xero["CanApplyToRevenue"] is False
     for number in v.planted["tax_not_allowed_on_account_invoices"]:
         lines = [ln for ln in v.lines_of(number) if ln["TaxCategoryName"] == name]
-        assert lines and all(v.accounts(v.uk)[ln["FinancialAccountCode"]]["Class"] == "REVENUE" for ln in lines)
+        assert lines and all(
+            v.accounts(v.uk)[ln["FinancialAccountCode"]]["Class"] == "REVENUE" for ln in lines
+        )
 
 
 def test_missing_tax_has_no_xero_rate_by_name_or_percentage(v: View) -> None:
@@ -551,7 +938,9 @@ def test_each_problem_case_is_on_at_least_two_shoreditch_invoices(v: View, case:
         assert number not in v.planted["clean_invoices"]
     key = v.planted[case]
     field = "FinancialAccountCode" if case in ACCOUNT_CASES else "TaxCategoryName"
-    carriers = sorted(n for n, inv in v.by_number.items() if any(ln[field] == key for ln in v.lines[inv["Id"]]))
+    carriers = sorted(
+        n for n, inv in v.by_number.items() if any(ln[field] == key for ln in v.lines[inv["Id"]])
+    )
     assert carriers == sorted(numbers)
 
 
@@ -577,7 +966,19 @@ def test_credit_note_reverses_a_clean_invoice(v: View) -> None:
 
 
 def test_dublin_prices_include_tax_and_map_cleanly(v: View) -> None:
-    assert v.dub["PricesIncludeTax"] is True and v.sho["PricesIncludeTax"] is False
+    # nexudus.md §7.4: no "prices include tax" property on Business; §7.2: detect it from totals
+    # (Σ SubTotal = TotalAmount ⇒ gross, Σ SubTotal + Σ TaxAmount = TotalAmount ⇒ net).
+    assert not any("PricesIncludeTax" in b for b in v.data.nexudus.businesses)
+    for business, gross in ((v.dub, True), (v.sho, False)):
+        number = next(
+            n
+            for n in v.planted["clean_invoices" if not gross else "clean_invoices_dublin"]
+            if v.by_number[n]["TaxAmount"] > 0
+        )
+        inv, lines = v.by_number[number], v.lines_of(number)
+        net = sum((ln["SubTotal"] for ln in lines), Decimal(0))
+        tax = sum((ln["TaxAmount"] for ln in lines), Decimal(0))
+        assert inv["TotalAmount"] == (net if gross else net + tax), business["Name"]
     numbers = v.planted["tax_inclusive_invoices"]
     assert numbers and all(v.by_number[n]["BusinessId"] == v.dub["Id"] for n in numbers)
     assert v.planted["clean_invoices_dublin"] == numbers
@@ -595,7 +996,11 @@ def test_second_currency_invoices_are_eur_and_clean(v: View) -> None:
     assert len(numbers) >= 3
     for number in numbers:
         inv = v.by_number[number]
-        assert (inv["CurrencyCode"], inv["TransactionCurrencyCode"], inv["BusinessId"]) == ("EUR", "EUR", v.sho["Id"])
+        assert (inv["CurrencyCode"], inv["TransactionCurrencyCode"], inv["BusinessId"]) == (
+            "EUR",
+            "EUR",
+            v.sho["Id"],
+        )
         assert number in v.planted["clean_invoices"]
 
 
@@ -603,7 +1008,12 @@ def test_unsupported_currency_invoice_is_in_a_currency_xero_uk_lacks(v: View) ->
     inv = v.by_number[v.planted["unsupported_currency_invoice"]]
     assert inv["CurrencyCode"] == "USD"
     assert "USD" not in {c["Code"] for c in v.uk.currencies}
-    assert [i["InvoiceNumber"] for i in v.invoices if i["CurrencyCode"] == "USD"] == [inv["InvoiceNumber"]]
+    shoreditch_usd = [
+        i["InvoiceNumber"]
+        for i in v.invoices
+        if i["CurrencyCode"] == "USD" and i["BusinessId"] == v.sho["Id"]
+    ]
+    assert shoreditch_usd == [inv["InvoiceNumber"]]
 
 
 def test_unicode_and_long_name_customers(v: View) -> None:
@@ -621,7 +1031,11 @@ def test_unicode_and_long_name_customers(v: View) -> None:
 
 def test_blank_billing_name_customer(v: View) -> None:
     person = v.coworker[v.planted["blank_billing_name_coworker"]]
-    assert (person["BillingName"], person["CompanyName"], person["CoworkerType"]) == ("", "", "Individual")
+    assert (person["BillingName"], person["CompanyName"], person["CoworkerType"]) == (
+        "",
+        "",
+        "Individual",
+    )
     assert person["FullName"]
     assert v.by_number[v.planted["blank_billing_name_invoice"]]["CoworkerId"] == person["Id"]
 
@@ -630,7 +1044,10 @@ def test_two_coworkers_share_one_name(v: View) -> None:
     first, second = (v.coworker[i] for i in v.planted["same_name_coworkers"])
     assert first["Id"] != second["Id"] and first["FullName"] == second["FullName"]
     assert first["Email"] != second["Email"]
-    assert {v.by_number[n]["CoworkerId"] for n in v.planted["same_name_invoices"]} == {first["Id"], second["Id"]}
+    assert {v.by_number[n]["CoworkerId"] for n in v.planted["same_name_invoices"]} == {
+        first["Id"],
+        second["Id"],
+    }
     names = Counter(c["FullName"] for c in v.data.nexudus.coworkers)
     assert [n for n, k in names.items() if k > 1] == [first["FullName"]]
 
@@ -689,15 +1106,26 @@ def test_planted_problems_stay_a_small_fraction_of_shoreditch(v: View) -> None:
 
 def test_scaled_generation_keeps_every_planted_case(scaled: DemoData) -> None:
     sv = View(scaled)
-    assert sum(i["BusinessId"] in sv.own_org_ids for i in scaled.nexudus.invoices) == 20_000
-    assert len(scaled.nexudus.invoices) == 25_000  # Manchester 3,000 and Leeds 2,000 on top
+    assert sum(i["BusinessId"] in sv.own_org_ids for i in scaled.nexudus.invoices) == (
+        20_000 + SHOREDITCH_ADDITIONS
+    )
+    # Manchester 3,000 and Leeds 2,000 on top; Singapore and New York 1,500 each and April's.
+    assert len(scaled.nexudus.invoices) == 20_000 + SHOREDITCH_ADDITIONS + 5_000 + 3_002
     for case in PROBLEM_CASES:
         numbers = scaled.planted[f"{case}_invoices"]
         assert len(numbers) >= 50  # scaled with the data (the demo has 2 per case)
         assert all(n in sv.by_number for n in numbers)
-    for key in ("void_invoice", "credit_note", "unsupported_currency_invoice", "rounding_difference_invoice",
-                "no_account_line", "zero_amount_line", "unicode_invoice", "long_name_invoice",
-                "blank_billing_name_invoice"):
+    for key in (
+        "void_invoice",
+        "credit_note",
+        "unsupported_currency_invoice",
+        "rounding_difference_invoice",
+        "no_account_line",
+        "zero_amount_line",
+        "unicode_invoice",
+        "long_name_invoice",
+        "blank_billing_name_invoice",
+    ):
         assert scaled.planted[key] in sv.by_number, key
     assert len(scaled.planted["second_currency_invoices"]) > 3
     shoreditch = sum(i["BusinessId"] == sv.sho["Id"] for i in scaled.nexudus.invoices)
@@ -705,100 +1133,183 @@ def test_scaled_generation_keeps_every_planted_case(scaled: DemoData) -> None:
     check_amounts(sv)
 
 
-
 # ---- the shared organisation: Manchester and Leeds through a Location tracking category ----
 
 ORIGINAL_LOCATIONS = ("Hive Shoreditch", "Hive Dublin Docklands")
 ORIGINAL_ORGS = ("Hive Coworking UK Ltd", "Hive Coworking Ireland Ltd", "Other Company Ltd")
-ORIGINAL_APPS = ("recon demo (Custom Connection UK)", "recon demo (Custom Connection IE)", "recon demo (web app)")
-SHARED_ORG_KEYS = ("shared_org_locations", "tracking_category", "archived_tracking_option",
-                   "archived_tracking_category", "shared_org_draft_invoices", "shared_org_paid_in_nexudus_invoices",
-                   "clean_invoices_manchester", "clean_invoices_leeds")
-# Nexudus' own list of names for the category (help.nexudus.com, setting up tracking categories in Xero).
+ORIGINAL_APPS = (
+    "recon demo (Custom Connection UK)",
+    "recon demo (Custom Connection IE)",
+    "recon demo (web app)",
+)
+SHARED_ORG_KEYS = (
+    "shared_org_locations",
+    "tracking_category",
+    "archived_tracking_option",
+    "archived_tracking_category",
+    "shared_org_draft_invoices",
+    "shared_org_paid_in_nexudus_invoices",
+    "clean_invoices_manchester",
+    "clean_invoices_leeds",
+    "auto_transfer_location",
+)
+OVERSEAS_KEYS = (
+    "overseas_locations",
+    "overseas_paid_in_nexudus_invoices",
+    "clean_invoices_singapore",
+    "clean_invoices_new_york",
+    "april_period",  # names one invoice per zone: Shoreditch's, Singapore's and New York's
+)
+# Nexudus' own list of names for the category (help.nexudus.com, setting up tracking categories
+# in Xero).
 CATEGORY_NAMES = {"Location", "Space", "Site", "Center", "Centre", "Building"}
 
 
 def original_digest(data: DemoData) -> str:
-    """SHA-256 of everything that existed before the shared organisation: Shoreditch's and Dublin's
-    businesses, coworkers, charts, tax rates, invoices and lines; the UK, IE and OTHER organisations'
-    settings; the UK, IE and web apps (web: all but its tenants); their locations; every planted key
-    but the shared organisation's. ``repr`` keeps order, types and Decimal exponents."""
+    """SHA-256 of the first two locations' data: Shoreditch's and Dublin's businesses, coworkers,
+    charts, tax rates, invoices and lines; the UK, IE and OTHER organisations' settings; the UK, IE
+    and web apps (web: all but its tenants); their locations; every planted key but the later
+    locations'. ``repr`` keeps order, types and Decimal exponents."""
     nx = data.nexudus
     ids = {b["Id"] for b in nx.businesses if b["Name"] in ORIGINAL_LOCATIONS}
     invoices = [i for i in nx.invoices if i["BusinessId"] in ids]
     invoice_ids = {i["Id"] for i in invoices}
+    later = SHARED_ORG_KEYS + OVERSEAS_KEYS
     parts = (
         [b for b in nx.businesses if b["Id"] in ids],
-        [c for c in nx.coworkers if c["BusinessId"] in ids],
+        [c for c in nx.coworkers if c["InvoicingBusinessId"] in ids],
         [a for a in nx.financial_accounts if a["BusinessId"] in ids],
         [t for t in nx.tax_rates if t["BusinessId"] in ids],
         invoices,
         [ln for ln in nx.invoice_lines if ln["CoworkerInvoiceId"] in invoice_ids],
-        [(o.organisation, o.accounts, o.tax_rates, o.currencies, o.contacts) for o in data.xero_orgs
-         if o.organisation["Name"] in ORIGINAL_ORGS],
-        [(a.name, a.client_id, a.grant, a.redirect_uris) for a in data.xero_apps if a.name in ORIGINAL_APPS],
+        [
+            (o.organisation, o.accounts, o.tax_rates, o.currencies, o.contacts)
+            for o in data.xero_orgs
+            if o.organisation["Name"] in ORIGINAL_ORGS
+        ],
+        [
+            (a.name, a.client_id, a.grant, a.redirect_uris)
+            for a in data.xero_apps
+            if a.name in ORIGINAL_APPS
+        ],
         {k: t for k, t in data.locations.items() if k in ids},
-        {k: p for k, p in data.planted.items() if k not in SHARED_ORG_KEYS},
+        {k: p for k, p in data.planted.items() if k not in later},
     )
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-# Computed with this same function from the committed code BEFORE Manchester and Leeds existed
-# (commit ec1411d, `git archive HEAD recon` run on its own): adding the shared organisation must
-# leave every byte of the two original locations' data as it was.
+# Computed with this same function when the demo followed the revised nexudus.md (SEED_VERSION 3:
+# dates as UTC instants of local midnights and local times, SimpleTimeZoneId, no
+# PricesIncludeTax, InvoicingBusinessId, AccountType and Payments accounts, ExemptionReason, the
+# line echoes, DueAmount/IsDue, Nexudus' Xero flags and Shoreditch's eight added invoices). The
+# invoices, amounts, numbers and planted cases are those of the previous digests (commit ec1411d);
+# the shapes and the date encoding changed, deliberately. Later locations must not change them.
 ORIGINAL_DIGESTS = {
-    "demo": "4df66ed965c4e0cd1445ad3bad7a2d5a5973d2d0fb487ddf10a36518530559bc",
+    "demo": "538619f293fc61c6b897c33974c7898942d5538b11f6829edf1e97d6ae147f2d",
     # MIN_INVOICES (100) from 2026-11-15 over 4 months
-    "small": "4d800d5f8e802819a08c2731d0078764e9f1f96586c60d6e059d63afef4640af",
-    "scaled": "0d62ffab97317aed47ae3d5ec509c643d3ac2f9965cffa719eb9aafa56d9a9df",  # 20,000 invoices
+    "small": "023c9d0a53a9d8de325c46107fd5cd47b86239bb8d8ea9bf8313c94d4b57e4d5",
+    "scaled": "07c6d84d64c093bc427261160ac1a82e8b1ec2a5237243b55e6a5b9b30be6eff",  # 20,000 invoices
 }
 
 
-def test_shoreditch_and_dublin_are_byte_identical_to_before_the_shared_organisation(demo: DemoData,
-                                                                                      scaled: DemoData) -> None:
+def test_shoreditch_and_dublin_are_byte_identical_whatever_comes_after(
+    demo: DemoData, scaled: DemoData
+) -> None:
     assert original_digest(demo) == ORIGINAL_DIGESTS["demo"]
     small = generate(invoices=MIN_INVOICES, start=date(2026, 11, 15), months=4)
     assert original_digest(small) == ORIGINAL_DIGESTS["small"]
     assert original_digest(scaled) == ORIGINAL_DIGESTS["scaled"]
 
 
-def test_the_shared_organisation_comes_after_the_original_records(v: View) -> None:
+def test_the_far_locations_change_nothing_of_the_first_two(
+    demo: DemoData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recon.sandbox import seed_catalogue
+
+    monkeypatch.setattr(seed_catalogue, "OVERSEAS_BUSINESSES", ())
+    without = generate()
+    assert [b["Name"] for b in without.nexudus.businesses][-1] == "Hive Leeds Wellington Place"
+    assert original_digest(without) == original_digest(demo)
+
+
+def test_later_locations_come_after_the_original_records(v: View) -> None:
+    """The shared organisation's records follow the first two locations', the far locations'
+    follow those, and the one id counter runs on: no id can collide."""
     nx = v.data.nexudus
-    for records, key in ((nx.businesses, "Id"), (nx.coworkers, "BusinessId"), (nx.financial_accounts, "BusinessId"),
-                         (nx.tax_rates, "BusinessId"), (nx.invoices, "BusinessId")):
-        shared = [r[key] in v.shared_org_ids for r in records]
-        assert any(shared) and shared == sorted(shared), "the shared organisation's records are appended"
-    north_invoices = {i["Id"] for i in nx.invoices if i["BusinessId"] in v.shared_org_ids}
-    north_lines = [ln for ln in nx.invoice_lines if ln["CoworkerInvoiceId"] in north_invoices]
-    assert nx.invoice_lines[-len(north_lines):] == north_lines
-    original = [r["Id"] for r in nx.businesses + nx.coworkers + nx.financial_accounts + nx.tax_rates
-                if r.get("BusinessId", r["Id"]) not in v.shared_org_ids]
-    original += [i for i in v.by_id if i not in north_invoices]
-    original += [ln["Id"] for ln in nx.invoice_lines[:-len(north_lines)]]
-    north = list(v.shared_org_ids) + list(north_invoices) + [ln["Id"] for ln in north_lines]
-    assert min(north) > max(original), "the one id counter continues: no id can collide"
+
+    def group(business_id: int) -> int:
+        return 2 if business_id in v.overseas_ids else 1 if business_id in v.shared_org_ids else 0
+
+    for records, key in (
+        (nx.businesses, "Id"),
+        (nx.coworkers, "InvoicingBusinessId"),
+        (nx.financial_accounts, "BusinessId"),
+        (nx.tax_rates, "BusinessId"),
+        (nx.invoices, "BusinessId"),
+    ):
+        groups = [group(r[key]) for r in records]
+        assert groups == sorted(groups) and set(groups) == {0, 1, 2}, key
+    line_groups = [group(v.by_id[ln["CoworkerInvoiceId"]]["BusinessId"]) for ln in nx.invoice_lines]
+    assert line_groups == sorted(line_groups)
+    ids_by_group: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    for r in nx.businesses + nx.financial_accounts + nx.tax_rates + nx.invoices:
+        ids_by_group[group(int(r.get("BusinessId", r["Id"])))].append(r["Id"])
+    for c in nx.coworkers:
+        ids_by_group[group(c["InvoicingBusinessId"])].append(c["Id"])
+    for ln in nx.invoice_lines:
+        ids_by_group[group(v.by_id[ln["CoworkerInvoiceId"]]["BusinessId"])].append(ln["Id"])
+    assert max(ids_by_group[0]) < min(ids_by_group[1])
+    assert max(ids_by_group[1]) < min(ids_by_group[2])
 
 
 def test_four_locations_two_sharing_one_organisation_through_a_location_category(v: View) -> None:
     north = v.north.organisation["OrganisationID"]
-    assert (v.north.organisation["BaseCurrency"], v.north.organisation["CountryCode"]) == ("GBP", "GB")
+    assert (v.north.organisation["BaseCurrency"], v.north.organisation["CountryCode"]) == (
+        "GBP",
+        "GB",
+    )
     assert [b["Name"] for b in v.data.nexudus.businesses] == [
-        "Hive Shoreditch", "Hive Dublin Docklands", "Hive Manchester Ancoats", "Hive Leeds Wellington Place"]
+        "Hive Shoreditch",
+        "Hive Dublin Docklands",
+        "Hive Manchester Ancoats",
+        "Hive Leeds Wellington Place",
+        "Hive Singapore Raffles",
+        "Hive New York Flatiron",
+    ]
     assert v.planted["shared_org_locations"] == [v.man["Id"], v.lee["Id"]]
     assert v.planted["tracking_category"] == "Location" in CATEGORY_NAMES
-    assert v.data.location_tracking == {v.sho["Id"]: None, v.dub["Id"]: None,
-                                        v.man["Id"]: ("Location", "Manchester"), v.lee["Id"]: ("Location", "Leeds")}
-    assert [k for k, t in v.data.locations.items() if t == north] == v.planted["shared_org_locations"]
-    # Every shared-organisation location has its own ACTIVE option of the ACTIVE category, none shared.
-    category = next(c for c in v.north.tracking_categories if c["Name"] == v.planted["tracking_category"])
+    assert v.data.location_tracking == {
+        v.sho["Id"]: None,
+        v.dub["Id"]: None,
+        v.man["Id"]: ("Location", "Manchester"),
+        v.lee["Id"]: ("Location", "Leeds"),
+        v.sin["Id"]: None,
+        v.nyc["Id"]: None,
+    }
+    assert [k for k, t in v.data.locations.items() if t == north] == v.planted[
+        "shared_org_locations"
+    ]
+    # Every shared-organisation location has its own ACTIVE option of the ACTIVE category, none
+    # shared.
+    category = next(
+        c for c in v.north.tracking_categories if c["Name"] == v.planted["tracking_category"]
+    )
     options = {o["Name"]: o for o in category["Options"]}
     assert category["Status"] == "ACTIVE"
     chosen = [v.data.location_tracking[b] for b in v.planted["shared_org_locations"]]
     assert len({option for _, option in chosen}) == len(chosen)
     for name, option in chosen:
-        assert name == category["Name"] and options[option]["Status"] == "ACTIVE" and options[option]["IsActive"]
+        assert (
+            name == category["Name"]
+            and options[option]["Status"] == "ACTIVE"
+            and options[option]["IsActive"]
+        )
     assert options[v.planted["archived_tracking_option"]]["Status"] == "ARCHIVED"
-    archived = next(c for c in v.north.tracking_categories if c["Name"] == v.planted["archived_tracking_category"])
+    archived = next(
+        c
+        for c in v.north.tracking_categories
+        if c["Name"] == v.planted["archived_tracking_category"]
+    )
     assert archived["Status"] == "ARCHIVED"
     assert all(not o.tracking_categories for o in v.data.xero_orgs if o is not v.north)
     ids = [c["TrackingCategoryID"] for c in v.north.tracking_categories]
@@ -810,19 +1321,29 @@ def test_the_north_custom_connection_is_the_one_for_both_shared_locations(v: Vie
     # recon.session picks the first client-credentials app connected to a location's tenant.
     for business in (v.man, v.lee):
         tenant = v.data.locations[business["Id"]]
-        app = next(a for a in v.data.xero_apps if a.grant == "client_credentials" and tenant in a.tenant_ids)
+        app = next(
+            a
+            for a in v.data.xero_apps
+            if a.grant == "client_credentials" and tenant in a.tenant_ids
+        )
         assert app.name == "recon demo (Custom Connection North)"
-    for business, name in ((v.sho, "UK"), (v.dub, "IE")):
+    for business, name in ((v.sho, "UK"), (v.dub, "IE"), (v.sin, "SG"), (v.nyc, "US")):
         tenant = v.data.locations[business["Id"]]
-        app = next(a for a in v.data.xero_apps if a.grant == "client_credentials" and tenant in a.tenant_ids)
+        app = next(
+            a
+            for a in v.data.xero_apps
+            if a.grant == "client_credentials" and tenant in a.tenant_ids
+        )
         assert app.name == f"recon demo (Custom Connection {name})"
 
 
 def test_manchester_and_leeds_map_cleanly_onto_the_north_chart(v: View) -> None:
     accounts, taxes = v.accounts(v.north), v.tax_names(v.north)
     for business in (v.man, v.lee):
-        assert (business["CurrencyCode"], business["PricesIncludeTax"], business["CountryCode"]) == ("GBP", False, "GB")
-        for code, name in nexudus_accounts(v, business).items():
+        assert (business["CurrencyCode"], business["CountryName"]) == ("GBP", "United Kingdom")
+        for code, name in nexudus_accounts(v, business, PAYMENTS).items():
+            assert (accounts[code]["Name"], accounts[code]["Type"]) == (name, "BANK")
+        for code, name in nexudus_accounts(v, business, SALES, DEPOSITS).items():
             xero = accounts[code]
             assert (xero["Name"], xero["Status"]) == (name, "ACTIVE")
             assert xero["Class"] == "REVENUE" or code == v.planted["deposit_account"]
@@ -831,7 +1352,9 @@ def test_manchester_and_leeds_map_cleanly_onto_the_north_chart(v: View) -> None:
             assert (xero["EffectiveRate"], xero["Status"]) == (rate, "ACTIVE")
             assert xero["CanApplyToRevenue"] and xero["CanApplyToLiabilities"]
         final = [i for i in v.invoices if i["BusinessId"] == business["Id"] and not i["Draft"]]
-        assert final and all(i["CurrencyCode"] == "GBP" and not i["Void"] and not i["CreditNote"] for i in final)
+        assert final and all(
+            i["CurrencyCode"] == "GBP" and not i["Void"] and not i["CreditNote"] for i in final
+        )
         for inv in final:
             for ln in v.lines[inv["Id"]]:
                 assert accounts[ln["FinancialAccountCode"]]["Name"] == ln["FinancialAccountName"]
@@ -842,23 +1365,33 @@ def test_manchester_and_leeds_map_cleanly_onto_the_north_chart(v: View) -> None:
 
 
 def test_the_shared_organisation_never_sees_one_customer_name_twice(v: View) -> None:
-    names = Counter(c["BillingName"].casefold() for c in v.data.nexudus.coworkers
-                    if c["BusinessId"] in v.shared_org_ids)
+    names = Counter(
+        c["BillingName"].casefold()
+        for c in v.data.nexudus.coworkers
+        if c["InvoicingBusinessId"] in v.shared_org_ids
+    )
     names.update(c["Name"].casefold() for c in v.north.contacts)
     assert names.most_common(1)[0][1] == 1
     # and no customer anywhere in the demo shares a name with one of another location
     everywhere = Counter(c["FullName"] for c in v.data.nexudus.coworkers)
-    assert [n for n, k in everywhere.items() if k > 1] == [v.coworker[v.planted["same_name_coworkers"][0]]["FullName"]]
+    assert [n for n, k in everywhere.items() if k > 1] == [
+        v.coworker[v.planted["same_name_coworkers"][0]]["FullName"]
+    ]
 
 
 def test_shared_locations_number_their_invoices_apart(v: View) -> None:
     # Xero refuses one reference twice in an organisation (nexudus.md §3): one prefix per location.
-    north_numbers = [i["InvoiceNumber"] for i in v.invoices
-                     if i["BusinessId"] in v.shared_org_ids and i["InvoiceNumber"]]
+    north_numbers = [
+        i["InvoiceNumber"]
+        for i in v.invoices
+        if i["BusinessId"] in v.shared_org_ids and i["InvoiceNumber"]
+    ]
     assert len(north_numbers) == len(set(north_numbers))
     assert {n[:4] for n in north_numbers} == {"MAN-", "LEE-"}
     drafts = v.planted["shared_org_draft_invoices"]
-    assert drafts and all(v.by_id[d]["Draft"] and v.by_id[d]["BusinessId"] in v.shared_org_ids for d in drafts)
+    assert drafts and all(
+        v.by_id[d]["Draft"] and v.by_id[d]["BusinessId"] in v.shared_org_ids for d in drafts
+    )
 
 
 def test_the_shared_organisation_scales_with_the_rest(scaled: DemoData) -> None:
@@ -868,3 +1401,193 @@ def test_the_shared_organisation_scales_with_the_rest(scaled: DemoData) -> None:
     final = sum(not i["Draft"] for i in scaled.nexudus.invoices if i["BusinessId"] == sv.man["Id"])
     assert len(scaled.planted["clean_invoices_manchester"]) == final
     assert 10 <= len(scaled.planted["shared_org_draft_invoices"]) <= 100
+
+
+# ---- the revised reference: zones, records, accounts, Nexudus' own Xero flags -----------------
+
+
+def test_every_location_has_a_simple_time_zone_and_no_prices_include_tax(v: View) -> None:
+    """nexudus.md §6: Business.SimpleTimeZoneId → a SimpleTimeZone (Windows-style Name,
+    TimeOffset, UsesSummerTime); §7.4 Business has no "prices include tax" property."""
+    zones = {z["Id"]: z for z in v.data.nexudus.simple_time_zones}
+    assert all(set(z) == {"Id", "Name", "TimeOffset", "UsesSummerTime"} for z in zones.values())
+    named = {b["Name"]: zones[b["SimpleTimeZoneId"]]["Name"] for b in v.data.nexudus.businesses}
+    assert set(named.values()) == {
+        "GMT Standard Time",
+        "Singapore Standard Time",
+        "Eastern Standard Time",
+    }
+    assert named["Hive Singapore Raffles"] == "Singapore Standard Time"
+    assert named["Hive New York Flatiron"] == "Eastern Standard Time"
+    currencies = {c["Id"]: c["Code"] for c in v.data.nexudus.currencies}
+    for b in v.data.nexudus.businesses:
+        assert "PricesIncludeTax" not in b and "TimeZone" not in b
+        assert currencies[b["CurrencyId"]] == b["CurrencyCode"]
+    assert (v.sin["CurrencyCode"], v.nyc["CurrencyCode"]) == ("SGD", "USD")
+
+
+def test_accounts_carry_their_type_and_every_location_has_payments_and_deposits(v: View) -> None:
+    """nexudus.md §7.4 FinancialAccount: AccountType (0 None, 1 Sales, 2 Payments, 3 Deposits);
+    §11: payment accounts are Payments-type accounts whose name and code must match Xero."""
+    for b in v.data.nexudus.businesses:
+        assert nexudus_accounts(v, b, PAYMENTS) and nexudus_accounts(v, b, DEPOSITS), b["Name"]
+    for a in v.data.nexudus.financial_accounts:
+        assert a["AccountType"] in (SALES, PAYMENTS, DEPOSITS)
+        assert (a["AccountType"] == DEPOSITS) is (a["Code"] == v.planted["deposit_account"])
+    orgs = {
+        v.sho["Id"]: v.uk,
+        v.dub["Id"]: v.ie,
+        v.man["Id"]: v.north,
+        v.lee["Id"]: v.north,
+        v.sin["Id"]: v.sg,
+        v.nyc["Id"]: v.us,
+    }
+    missing = v.planted["missing_payments_account"]
+    for b in v.data.nexudus.businesses:
+        xero = v.accounts(orgs[b["Id"]])
+        for code, name in nexudus_accounts(v, b, PAYMENTS).items():
+            if b is v.sho and code == missing:
+                continue
+            assert (xero[code]["Name"], xero[code]["Type"]) == (name, "BANK")
+    # PLANTED: one Shoreditch Payments account has no code in Xero UK.
+    assert missing in nexudus_accounts(v, v.sho, PAYMENTS) and missing not in v.accounts(v.uk)
+    assert (
+        nexudus_accounts(v, v.sho, PAYMENTS)[missing] == v.planted["missing_payments_account_name"]
+    )
+    assert v.planted["payments_account"] in v.accounts(v.uk)
+
+
+def test_tax_rates_carry_their_exemption_reason(v: View) -> None:
+    """nexudus.md §7.4 TaxRate: Id, BusinessId, Name, Rate (percent), ExemptionReason (1 None)."""
+    for t in v.data.nexudus.tax_rates:
+        assert {"Id", "BusinessId", "Name", "Rate", "ExemptionReason"} <= t.keys()
+        assert t["ExemptionReason"] == 1
+
+
+def test_line_only_tax_rates_are_planted_on_otherwise_clean_shoreditch_invoices(v: View) -> None:
+    """nexudus.md §7.2: untaxed lines read "[No Tax]", TaxRate 0; the location's default rate
+    and per-customer personal rates also reach lines without being TaxRate records."""
+    for case, name, count in (
+        ("no_tax", "[No Tax]", 2),
+        ("default_tax_rate", "Default tax rate", 1),
+        ("personal_tax_rate", "Personal rate - charity", 1),
+    ):
+        assert v.planted[f"{case}_name"] == name
+        numbers = v.planted[f"{case}_invoices"]
+        assert len(numbers) == count
+        for number in numbers:
+            inv = v.by_number[number]
+            assert inv["BusinessId"] == v.sho["Id"] and number not in v.planted["clean_invoices"]
+            odd = [ln for ln in v.lines[inv["Id"]] if ln["TaxCategoryName"] == name]
+            assert len(odd) == 1 and odd[0]["TaxRate"] == LINE_ONLY_RATES[name]
+        assert len(v.planted[f"{case}_line_ids"]) == count
+
+
+def test_nexudus_own_integration_flags(v: View) -> None:
+    """nexudus.md §11: XeroInvoiceTransfered, XeroPaymentTransfered, AutoTransferToXeroOrQuickBooks
+    on the invoice; "recon must skip invoices already flagged and warn when the mode is on"."""
+    sent = v.planted["already_sent_by_nexudus"]
+    accounts, taxes = v.accounts(v.uk), v.tax_names(v.uk)
+    for number in sent:
+        inv = v.by_number[number]
+        assert inv["BusinessId"] == v.sho["Id"] and inv["XeroInvoiceTransfered"]
+        assert not (inv["Draft"] or inv["Void"] or inv["CreditNote"])
+        for ln in v.lines[inv["Id"]]:  # it maps cleanly: only the flag keeps it out
+            assert accounts[ln["FinancialAccountCode"]]["Name"] == ln["FinancialAccountName"]
+            assert taxes[ln["TaxCategoryName"]]["EffectiveRate"] == ln["TaxRate"]
+        assert number not in v.planted["clean_invoices"]
+    assert v.planted["auto_transfer_location"] == v.lee["Id"]
+    for inv in v.invoices:
+        assert inv["AutoTransferToXeroOrQuickBooks"] is (inv["BusinessId"] == v.lee["Id"])
+    assert v.planted["clean_invoices_leeds"]  # the mode is a warning, not a mapping problem
+
+
+def test_lines_echo_their_invoice(v: View) -> None:
+    """nexudus.md §7.2: CoworkerInvoiceInvoiceNumber, CoworkerInvoicePaid, CoworkerInvoicePaidOn,
+    CoworkerInvoiceCreditNote, CoworkerInvoiceCurrencyCode, CoworkerInvoiceDueDate."""
+    for inv in v.invoices:
+        for ln in v.lines[inv["Id"]]:
+            assert (
+                ln["CoworkerInvoiceInvoiceNumber"],
+                ln["CoworkerInvoicePaid"],
+                ln["CoworkerInvoicePaidOn"],
+                ln["CoworkerInvoiceCreditNote"],
+                ln["CoworkerInvoiceCurrencyCode"],
+                ln["CoworkerInvoiceDueDate"],
+            ) == (
+                inv["InvoiceNumber"],
+                inv["Paid"],
+                inv["PaidOn"],
+                inv["CreditNote"],
+                inv["CurrencyCode"],
+                inv["DueDate"],
+            )
+
+
+def test_invoices_carry_what_a_full_record_put_requires(v: View) -> None:
+    """nexudus.md §7.1 "Required on PUT": Id, CoworkerId, BusinessId, InvoiceNumber, BillToName,
+    BillToAddress, BillToCity, BillToPostCode, BillToCountryId, CurrencyId."""
+    required = (
+        "CoworkerId",
+        "BusinessId",
+        "BillToAddress",
+        "BillToCity",
+        "BillToPostCode",
+        "BillToCountryId",
+        "CurrencyId",
+    )
+    for inv in v.invoices:
+        assert all(inv[f] is not None for f in required), inv["Id"]
+        assert inv["BillToName"] is not None  # blank for the planted blank billing name
+        assert inv["TransactionCurrencyId"] == inv["CurrencyId"]
+
+
+# ---- Singapore and New York: their own organisations, cleanly mapped ----------------------------
+
+
+def test_singapore_and_new_york_have_their_own_organisations(v: View) -> None:
+    sg, us = v.sg.organisation, v.us.organisation
+    assert (sg["BaseCurrency"], sg["CountryCode"], sg["Timezone"]) == (
+        "SGD",
+        "SG",
+        "SINGAPORESTANDARDTIME",
+    )
+    assert (us["BaseCurrency"], us["CountryCode"], us["Timezone"]) == (
+        "USD",
+        "US",
+        "EASTERNSTANDARDTIME",
+    )
+    assert [c["Code"] for c in v.sg.currencies] == ["SGD"]
+    assert [c["Code"] for c in v.us.currencies] == ["USD"]
+    assert v.planted["overseas_locations"] == [v.sin["Id"], v.nyc["Id"]]
+
+
+@pytest.mark.parametrize(
+    ("location", "org", "clean_key"),
+    [("sin", "sg", "clean_invoices_singapore"), ("nyc", "us", "clean_invoices_new_york")],
+)
+def test_the_far_locations_map_exactly_onto_their_organisations(
+    v: View, location: str, org: str, clean_key: str
+) -> None:
+    business, books = getattr(v, location), getattr(v, org)
+    accounts, taxes = v.accounts(books), v.tax_names(books)
+    for code, name in nexudus_accounts(v, business).items():
+        assert (accounts[code]["Name"], accounts[code]["Status"]) == (name, "ACTIVE")
+    for name, rate in nexudus_rates(v, business).items():
+        assert (taxes[name]["EffectiveRate"], taxes[name]["Status"]) == (rate, "ACTIVE")
+    april = v.planted["april_period"][business["Name"]]
+    final = [
+        i["InvoiceNumber"]
+        for i in v.invoices
+        if i["BusinessId"] == business["Id"] and not i["Draft"] and i["InvoiceNumber"] != april
+    ]
+    assert v.planted[clean_key] == final and 20 <= len(final) <= 40
+    for number in [*final, april]:
+        assert v.by_number[number]["CurrencyCode"] == business["CurrencyCode"]
+        for ln in v.lines_of(number):
+            assert accounts[ln["FinancialAccountCode"]]["Name"] == ln["FinancialAccountName"]
+            assert taxes[ln["TaxCategoryName"]]["EffectiveRate"] == ln["TaxRate"]
+    paid = sorted(
+        i["InvoiceNumber"] for i in v.invoices if i["BusinessId"] in v.overseas_ids and i["Paid"]
+    )
+    assert paid == sorted(v.planted["overseas_paid_in_nexudus_invoices"])
