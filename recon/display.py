@@ -75,6 +75,8 @@ def transfer_plan_html(plan: Any) -> str:
         f"<h3>{html.escape(plan.describe())} to "
         f"{html.escape(str(plan.context.get('organisation', 'Xero')))}</h3>"
     ]
+    for warning in plan.context.get("warnings") or []:
+        parts.append(f'<p style="color:#9a6700"><b>Warning:</b> {html.escape(str(warning))}</p>')
     parts.append(styled(plan.totals(), money=["total"]))
     if len(plan.new_contacts):
         parts.append(f"<p>{len(plan.new_contacts)} new Xero contacts will be created first.</p>")

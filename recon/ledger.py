@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -54,18 +54,20 @@ CREATE TABLE IF NOT EXISTS contacts(
     PRIMARY KEY(tenant_id, nexudus_coworker_id));
 CREATE TABLE IF NOT EXISTS payments(
     tenant_id TEXT NOT NULL, nexudus_invoice_id INTEGER NOT NULL, invoice_number TEXT NOT NULL,
-    state TEXT NOT NULL, amount TEXT, paid_on TEXT, xero_invoice_id TEXT, messages TEXT NOT NULL DEFAULT '[]',
-    updated_at TEXT NOT NULL, PRIMARY KEY(tenant_id, nexudus_invoice_id));
+    state TEXT NOT NULL, amount TEXT, paid_on TEXT, xero_invoice_id TEXT,
+    messages TEXT NOT NULL DEFAULT '[]', updated_at TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, nexudus_invoice_id));
 CREATE TABLE IF NOT EXISTS events(
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, system TEXT NOT NULL, action TEXT NOT NULL,
-    tenant_id TEXT, subject TEXT, outcome TEXT NOT NULL, detail TEXT);
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, system TEXT NOT NULL,
+    action TEXT NOT NULL, tenant_id TEXT, subject TEXT, outcome TEXT NOT NULL, detail TEXT);
 CREATE TABLE IF NOT EXISTS xero_state(
-    tenant_id TEXT NOT NULL, xero_id TEXT NOT NULL, number TEXT, kind TEXT NOT NULL, status TEXT, total TEXT,
-    amount_due TEXT, amount_paid TEXT, amount_credited TEXT, fully_paid_on TEXT, updated_utc TEXT,
-    created_by_recon INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(tenant_id, xero_id));
+    tenant_id TEXT NOT NULL, xero_id TEXT NOT NULL, number TEXT, kind TEXT NOT NULL, status TEXT,
+    total TEXT, amount_due TEXT, amount_paid TEXT, amount_credited TEXT, fully_paid_on TEXT,
+    updated_utc TEXT, created_by_recon INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(tenant_id, xero_id));
 CREATE TABLE IF NOT EXISTS nexudus_state(
-    tenant_id TEXT NOT NULL, nexudus_invoice_id INTEGER NOT NULL, total TEXT, paid INTEGER, paid_amount TEXT,
-    void INTEGER, due_date TEXT, updated_on TEXT, business_id INTEGER, PRIMARY KEY(tenant_id, nexudus_invoice_id));
+    tenant_id TEXT NOT NULL, nexudus_invoice_id INTEGER NOT NULL, total TEXT, paid INTEGER,
+    paid_amount TEXT, void INTEGER, due_date TEXT, updated_on TEXT, business_id INTEGER,
+    PRIMARY KEY(tenant_id, nexudus_invoice_id));
 CREATE TABLE IF NOT EXISTS watermarks(tenant_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY(tenant_id, kind));
 """
@@ -125,7 +127,8 @@ class Ledger:
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO events(at,system,action,tenant_id,subject,outcome,detail) VALUES(?,?,?,?,?,?,?)",
+                "INSERT INTO events(at,system,action,tenant_id,subject,outcome,detail) "
+                "VALUES(?,?,?,?,?,?,?)",
                 (
                     _now(),
                     system,
@@ -175,10 +178,12 @@ class Ledger:
         with self._tx() as db:
             for inv in invoices:
                 db.execute(
-                    "INSERT INTO transfers(tenant_id,nexudus_invoice_id,invoice_number,kind,state,batch_key,currency,"
-                    "nexudus_total,attempts,created_at,updated_at) VALUES(?,?,?,?,'sending',?,?,?,1,?,?) "
-                    "ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET state='sending', batch_key=excluded.batch_key, "
-                    "attempts=transfers.attempts+1, updated_at=excluded.updated_at",
+                    "INSERT INTO transfers(tenant_id,nexudus_invoice_id,invoice_number,kind,state,"
+                    "batch_key,currency,nexudus_total,attempts,created_at,updated_at) "
+                    "VALUES(?,?,?,?,'sending',?,?,?,1,?,?) "
+                    "ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET state='sending', "
+                    "batch_key=excluded.batch_key, attempts=transfers.attempts+1, "
+                    "updated_at=excluded.updated_at",
                     (
                         tenant_id,
                         int(inv["nexudus_invoice_id"]),
@@ -205,8 +210,9 @@ class Ledger:
         """After the answer: created / failed / held, with Xero's id, total and messages."""
         with self._tx() as db:
             db.execute(
-                "UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), xero_total=COALESCE(?, xero_total), "
-                "messages=?, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
+                "UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), "
+                "xero_total=COALESCE(?, xero_total), messages=?, updated_at=? WHERE tenant_id=? "
+                "AND nexudus_invoice_id=?",
                 (
                     state,
                     xero_id,
@@ -224,8 +230,9 @@ class Ledger:
         with self._tx() as db:
             for o in outcomes:
                 db.execute(
-                    "UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), xero_total=COALESCE(?, xero_total), "
-                    "messages=?, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
+                    "UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), "
+                    "xero_total=COALESCE(?, xero_total), messages=?, updated_at=? WHERE "
+                    "tenant_id=? AND nexudus_invoice_id=?",
                     (
                         o["state"],
                         o.get("xero_id"),
@@ -240,7 +247,8 @@ class Ledger:
     def record_written_back(self, tenant_id: str, nexudus_invoice_id: int) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE transfers SET written_back=1, updated_at=? WHERE tenant_id=? AND nexudus_invoice_id=?",
+                "UPDATE transfers SET written_back=1, updated_at=? WHERE tenant_id=? AND "
+                "nexudus_invoice_id=?",
                 (_now(), tenant_id, int(nexudus_invoice_id)),
             )
 
@@ -273,9 +281,12 @@ class Ledger:
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO contacts VALUES(?,?,?,?,?,?,?) ON CONFLICT(tenant_id,nexudus_coworker_id) DO UPDATE SET "
-                "contact_number=excluded.contact_number, xero_contact_id=COALESCE(excluded.xero_contact_id, contacts.xero_contact_id), "
-                "state=excluded.state, name=COALESCE(excluded.name, contacts.name), updated_at=excluded.updated_at",
+                "INSERT INTO contacts VALUES(?,?,?,?,?,?,?) ON "
+                "CONFLICT(tenant_id,nexudus_coworker_id) DO UPDATE SET "
+                "contact_number=excluded.contact_number, "
+                "xero_contact_id=COALESCE(excluded.xero_contact_id, contacts.xero_contact_id), "
+                "state=excluded.state, name=COALESCE(excluded.name, contacts.name), "
+                "updated_at=excluded.updated_at",
                 (tenant_id, int(coworker_id), contact_number, xero_contact_id, state, name, _now()),
             )
 
@@ -311,9 +322,11 @@ class Ledger:
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO payments VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET "
-                "state=excluded.state, amount=COALESCE(excluded.amount, payments.amount), "
-                "paid_on=COALESCE(excluded.paid_on, payments.paid_on), messages=excluded.messages, updated_at=excluded.updated_at",
+                "INSERT INTO payments VALUES(?,?,?,?,?,?,?,?,?) ON "
+                "CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET state=excluded.state, "
+                "amount=COALESCE(excluded.amount, payments.amount), "
+                "paid_on=COALESCE(excluded.paid_on, payments.paid_on), "
+                "messages=excluded.messages, updated_at=excluded.updated_at",
                 (
                     tenant_id,
                     int(nexudus_invoice_id),
@@ -337,12 +350,13 @@ class Ledger:
     def set_watermark(self, tenant_id: str, kind: str, at: datetime) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO watermarks VALUES(?,?,?) ON CONFLICT(tenant_id,kind) DO UPDATE SET at=excluded.at",
+                "INSERT INTO watermarks VALUES(?,?,?) ON CONFLICT(tenant_id,kind) DO UPDATE SET "
+                "at=excluded.at",
                 (tenant_id, kind, at.isoformat()),
             )
 
     # ---- Xero's state, as last seen ------------------------------------------------------------
-    XERO_STATE_COLUMNS = [
+    XERO_STATE_COLUMNS: ClassVar[list[str]] = [
         "xero_id",
         "number",
         "kind",
@@ -372,9 +386,11 @@ class Ledger:
                 )
             for r in rows:
                 db.execute(
-                    "INSERT INTO xero_state VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tenant_id,xero_id) DO UPDATE SET "
-                    "number=excluded.number, status=excluded.status, total=excluded.total, amount_due=excluded.amount_due, "
-                    "amount_paid=excluded.amount_paid, amount_credited=excluded.amount_credited, "
+                    "INSERT INTO xero_state VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON "
+                    "CONFLICT(tenant_id,xero_id) DO UPDATE SET number=excluded.number, "
+                    "status=excluded.status, total=excluded.total, "
+                    "amount_due=excluded.amount_due, amount_paid=excluded.amount_paid, "
+                    "amount_credited=excluded.amount_credited, "
                     "fully_paid_on=excluded.fully_paid_on, updated_utc=excluded.updated_utc, "
                     "created_by_recon=MAX(xero_state.created_by_recon, excluded.created_by_recon)",
                     (
@@ -407,7 +423,8 @@ class Ledger:
         return frame
 
     def update_nexudus_state(self, tenant_id: str, frame: pd.DataFrame) -> int:
-        """Upsert Nexudus invoices as last read (columns Id, TotalAmount, Paid, PaidAmount, Void, DueDate, UpdatedOn)."""
+        """Upsert Nexudus invoices as last read (columns Id, TotalAmount, Paid, PaidAmount, Void,
+        DueDate, UpdatedOn)."""
         rows = [
             (
                 tenant_id,

@@ -16,7 +16,7 @@ per-key rules run once per distinct account or tax rate, which are few.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -29,7 +29,7 @@ from recon.errors import ParamsError
 from recon.mapping_problems import Problem, Severity
 from recon.money import from_minor, to_minor
 from recon.session import Connection
-from recon.values import records
+from recon.values import is_missing, optional_int, records
 
 __all__ = [
     "MappingInputs",
@@ -61,6 +61,13 @@ CLASS_TAX_FLAG = {
     "LIABILITY": "CanApplyToLiabilities",
     "EQUITY": "CanApplyToEquity",
 }
+# Untaxed Nexudus lines read TaxCategoryName "[No Tax]" with TaxRate 0 (nexudus.md §7.2);
+# they map to Xero's no-tax type, TaxType NONE (xero-api.md §3.5, "NONE").
+NO_TAX_NAME = "[No Tax]"
+XERO_NO_TAX_TYPE = "NONE"
+# Nexudus FinancialAccount.AccountType (nexudus.md §7.4): what the mapping check lists.
+ACCOUNT_TYPES = {0: "none", 1: "sales", 2: "payments", 3: "deposits"}
+SETUP_ACCOUNT_TYPES = {2: "payments (Nexudus' payment transfers)", 3: "deposits"}
 ACCOUNT_KEY = ["account_code", "account_name"]
 TAX_KEY = ["tax_rate_name", "tax_rate"]
 
@@ -117,18 +124,18 @@ def save_tax_map(path: str | Path, tax_map: Mapping[str, str]) -> None:
         {"tax_map": dict(sorted(tax_map.items()))}, allow_unicode=True, sort_keys=False
     )
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("\n".join(header + [body.rstrip()]) + "\n", "utf-8")
+    tmp.write_text("\n".join([*header, body.rstrip()]) + "\n", "utf-8")
     tmp.replace(path)
 
 
 def validate_tax_map(
     tax_map: Mapping[str, str],
-    nexudus_tax_rates: pd.DataFrame,
+    nexudus_rate_names: Iterable[str],
     xero_tax_rates: pd.DataFrame,
     source: str | None,
 ) -> None:
     """Refuse a map naming a Nexudus rate or a Xero TaxType that does not exist."""
-    known_nexudus = set(nexudus_tax_rates["Name"].astype(str)) if len(nexudus_tax_rates) else set()
+    known_nexudus = set(nexudus_rate_names)
     known_xero = set(xero_tax_rates["TaxType"].astype(str)) if len(xero_tax_rates) else set()
     for name, tax_type in tax_map.items():
         if known_nexudus and name not in known_nexudus:
@@ -174,12 +181,20 @@ class MappingResult:
             + self.tax_rates["tax_rate"].astype(str)
             + "%)",
         )
-        cols = (
-            ["kind", "key", "problem", "severity", "invoices", "lines"]
-            + self.currency_columns
-            + ["invoices_using", "lines_using", "suggestion"]
-        )
-        # ``invoices``/``lines``/``blocked_*``: what the problem blocks; ``*_using`` in the tables: what uses the key.
+        cols = [
+            "kind",
+            "key",
+            "problem",
+            "severity",
+            "invoices",
+            "lines",
+            *self.currency_columns,
+            "invoices_using",
+            "lines_using",
+            "suggestion",
+        ]
+        # ``invoices``/``lines``/``blocked_*``: what the problem blocks; ``*_using`` in the tables:
+        # what uses the key.
         both = pd.concat([acc.reindex(columns=cols), tax.reindex(columns=cols)], ignore_index=True)
         return both[both["problem"] != Problem.OK.value].reset_index(drop=True)
 
@@ -226,16 +241,20 @@ class MappingResult:
 
     def __str__(self) -> str:
         lines = [
-            f"Mapping check {self.context.get('location', '')} {self.context.get('period', '')}".strip()
+            (
+                f"Mapping check {self.context.get('location', '')} {self.context.get('period', '')}"
+            ).strip()
         ]
         for row in self.summary.itertuples():
             lines.append(
-                f"  {row.currency}: {row.transferable_invoices} invoices transferable ({row.transferable_amount}), "
-                f"{row.blocked_invoices} blocked ({row.blocked_amount})"
+                f"  {row.currency}: {row.transferable_invoices} invoices transferable "
+                f"({row.transferable_amount}), {row.blocked_invoices} blocked "
+                f"({row.blocked_amount})"
             )
         for row in self.problems.itertuples():
             lines.append(
-                f"  [{row.severity}] {row.kind} {row.key}: {row.problem} — {row.invoices} invoices, {row.lines} lines"
+                f"  [{row.severity}] {row.kind} {row.key}: {row.problem} — {row.invoices} "
+                f"invoices, {row.lines} lines"
             )
         return "\n".join(lines)
 
@@ -260,6 +279,7 @@ def check_mapping(
     xero_tax_rates: pd.DataFrame,
     tax_map: Mapping[str, str] | None = None,
     *,
+    nexudus_accounts: pd.DataFrame | None = None,
     context: Mapping[str, Any] | None = None,
 ) -> MappingResult:
     """Match every line's account and tax rate against Xero; say what each mismatch blocks.
@@ -268,7 +288,9 @@ def check_mapping(
     for the invoices in scope (void and draft ones already left out). ``nexudus_lines``:
     ``Id, CoworkerInvoiceId, FinancialAccountCode, FinancialAccountName, TaxCategoryName,
     TaxRate``. ``xero_accounts`` / ``xero_tax_rates``: as ``XeroClient.fetch_accounts`` /
-    ``fetch_tax_rates`` return them.
+    ``fetch_tax_rates`` return them. ``nexudus_accounts``: the location's chart
+    (``Code, Name, AccountType``); its Payments and Deposits accounts are checked
+    too, and each line account says what it is used for.
     """
     tax_map = dict(tax_map or {})
     invoices = _invoice_frame(nexudus_invoices)
@@ -278,17 +300,17 @@ def check_mapping(
 
     # Each line's problems, by merging the per-key verdicts back onto the lines.
     lines = lines.merge(
-        accounts[ACCOUNT_KEY + ["problem"]].rename(columns={"problem": "account_problem"}),
+        accounts[[*ACCOUNT_KEY, "problem"]].rename(columns={"problem": "account_problem"}),
         on=ACCOUNT_KEY,
         how="left",
     )
     lines = lines.merge(
-        taxes[TAX_KEY + ["problem"]].rename(columns={"problem": "tax_problem"}),
+        taxes[[*TAX_KEY, "problem"]].rename(columns={"problem": "tax_problem"}),
         on=TAX_KEY,
         how="left",
     )
     if len(pair_problems):
-        lines = lines.merge(pair_problems, on=TAX_KEY + ["account_code"], how="left")
+        lines = lines.merge(pair_problems, on=[*TAX_KEY, "account_code"], how="left")
         lines["tax_problem"] = lines["pair_problem"].where(
             lines["pair_problem"].notna() & (lines["tax_problem"] == Problem.OK.value),
             lines["tax_problem"],
@@ -300,6 +322,7 @@ def check_mapping(
     lines["blocks"] = lines["account_blocks"] | lines["tax_blocks"]
 
     accounts = _attach_usage(accounts, lines, ACCOUNT_KEY, "account_blocks", invoices)
+    accounts = _with_setup_accounts(accounts, nexudus_accounts, xero_accounts)
     pair_rows = lines[lines["tax_problem"] == Problem.TAX_NOT_ALLOWED.value]
     taxes = _attach_usage(taxes, lines, TAX_KEY, "tax_blocks", invoices)
     if len(pair_rows):
@@ -415,7 +438,10 @@ def _check_accounts(lines: pd.DataFrame, xero: pd.DataFrame) -> pd.DataFrame:
         problem, suggestion = Problem.OK, ""
         if not code:
             problem = Problem.NO_ACCOUNT
-            suggestion = "Give the product a financial account in Nexudus (Finance > Chart of Accounts) and fix it on these invoices' lines."
+            suggestion = (
+                "Give the product a financial account in Nexudus (Finance > Chart of Accounts) "
+                "and fix it on these invoices' lines."
+            )
         elif pd.isna(rec["xero_name"]):
             problem = Problem.ACCOUNT_MISSING
             by_code, by_name = _closest_code(code, active_sales), _closest_name(name, active_sales)
@@ -427,24 +453,33 @@ def _check_accounts(lines: pd.DataFrame, xero: pd.DataFrame) -> pd.DataFrame:
                 )
                 if h
             )
-            suggestion = f"Create account {code} '{name}' in Xero, or move the Nexudus product to an existing Xero account ({hints})."
+            suggestion = (
+                f"Create account {code} '{name}' in Xero, or move the Nexudus product to an "
+                f"existing Xero account ({hints})."
+            )
         elif rec["xero_status"] != "ACTIVE":
             problem = Problem.ACCOUNT_ARCHIVED
             suggestion = (
-                f"Restore account {code} in Xero (Chart of accounts > Archived), or move the Nexudus product to an "
-                f"active account."
+                f"Restore account {code} in Xero (Chart of accounts > Archived), or move the "
+                "Nexudus product to an active account."
             )
         elif rec["xero_type"] in FORBIDDEN_TYPES or rec["xero_system_account"] in FORBIDDEN_SYSTEM:
             problem = Problem.ACCOUNT_NOT_ALLOWED
-            suggestion = f"Xero account {code} is a {rec['xero_type']} account; give the product a revenue account in Nexudus."
+            suggestion = (
+                f"Xero account {code} is a {rec['xero_type']} account; give the product a revenue "
+                "account in Nexudus."
+            )
         elif str(rec["xero_name"]) != name:
             problem = Problem.ACCOUNT_NAME_DIFFERS
-            suggestion = f"Make the names identical: Nexudus '{name}' vs Xero '{rec['xero_name']}' (rename either side)."
+            suggestion = (
+                f"Make the names identical: Nexudus '{name}' vs Xero '{rec['xero_name']}' (rename "
+                "either side)."
+            )
         elif rec["xero_class"] not in SALES_CLASSES:
             problem = Problem.NOT_REVENUE
             suggestion = (
-                f"Xero account {code} is of type {rec['xero_type']} ({rec['xero_class']}); sales usually go to a "
-                f"revenue account. Check the product's account in Nexudus."
+                f"Xero account {code} is of type {rec['xero_type']} ({rec['xero_class']}); sales "
+                "usually go to a revenue account. Check the product's account in Nexudus."
             )
         rows.append(
             {
@@ -456,7 +491,7 @@ def _check_accounts(lines: pd.DataFrame, xero: pd.DataFrame) -> pd.DataFrame:
             }
         )
     frame = pd.DataFrame(
-        rows, columns=list(merged.columns) + ["xero_code", "problem", "severity", "suggestion"]
+        rows, columns=[*merged.columns, "xero_code", "problem", "severity", "suggestion"]
     )
     return frame.drop(columns=["xero_system_account"])
 
@@ -486,6 +521,8 @@ def _check_tax_rates(
             matched_by, xero = "tax map", by_type.get(tax_map[name])
         elif name in by_name:
             matched_by, xero = "name", by_name[name]
+        elif name == NO_TAX_NAME and XERO_NO_TAX_TYPE in by_type:
+            matched_by, xero = "no tax", by_type[XERO_NO_TAX_TYPE]
         same_rate = active_revenue[active_revenue["rate_text"] == rate]
         candidates = ", ".join(f"{r.TaxType} ({r.Name})" for r in same_rate.itertuples())
         problem, suggestion = Problem.OK, ""
@@ -509,14 +546,15 @@ def _check_tax_rates(
         elif xero.get("Status") != "ACTIVE":
             problem = Problem.TAX_ARCHIVED
             suggestion = (
-                f"Xero tax rate {xero['TaxType']} '{xero['Name']}' is {xero.get('Status')}: restore it, or map "
+                f"Xero tax rate {xero['TaxType']} '{xero['Name']}' is {xero.get('Status')}: "
+                "restore it, or map "
                 f"'{name}' to an active rate" + (f" ({candidates})." if candidates else ".")
             )
         elif xero["rate_text"] != rate:
             problem = Problem.TAX_PERCENTAGE_DIFFERS
             suggestion = (
-                f"Nexudus says {rate}%, Xero {xero['TaxType']} says {xero['rate_text']}%: correct the rate on the "
-                f"wrong side (a rate change?)."
+                f"Nexudus says {rate}%, Xero {xero['TaxType']} says {xero['rate_text']}%: correct "
+                "the rate on the wrong side (a rate change?)."
                 + (f" Xero rates at {rate}%: {candidates}." if candidates else "")
             )
         rows.append(
@@ -535,8 +573,8 @@ def _check_tax_rates(
         )
     taxes = pd.DataFrame(
         rows,
-        columns=TAX_KEY
-        + [
+        columns=[
+            *TAX_KEY,
             "matched_by",
             "xero_tax_type",
             "xero_name",
@@ -550,8 +588,8 @@ def _check_tax_rates(
     )
 
     # Is the resolved tax type allowed on the class of each account it is used with?
-    pairs = lines[TAX_KEY + ["account_code"]].drop_duplicates()
-    pairs = pairs.merge(taxes[TAX_KEY + ["xero_tax_type"]], on=TAX_KEY).dropna(
+    pairs = lines[[*TAX_KEY, "account_code"]].drop_duplicates()
+    pairs = pairs.merge(taxes[[*TAX_KEY, "xero_tax_type"]], on=TAX_KEY).dropna(
         subset=["xero_tax_type"]
     )
     acc = xero_accounts.assign(account_code=xero_accounts["Code"].astype("string"))[
@@ -567,7 +605,7 @@ def _check_tax_rates(
         else:
             allowed.append(bool(flags.at[tax_type, flag]))
     pairs["allowed"] = allowed
-    refused = pairs[~pairs["allowed"]][TAX_KEY + ["account_code"]].assign(
+    refused = pairs[~pairs["allowed"]][[*TAX_KEY, "account_code"]].assign(
         pair_problem=Problem.TAX_NOT_ALLOWED.value
     )
     return taxes, refused
@@ -580,7 +618,8 @@ def _attach_usage(
     blocks_col: str,
     invoices: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Add how many invoices/lines use each key, how many its problem blocks, and their money per currency."""
+    """Add how many invoices/lines use each key, how many its problem blocks, and their money per
+    currency."""
     usage = (
         lines.groupby(key, observed=True)
         .agg(invoices_using=("invoice_id", "nunique"), lines_using=("line_id", "size"))
@@ -593,7 +632,7 @@ def _attach_usage(
         .reset_index()
     )
     table = table.merge(usage, on=key, how="left").merge(blocked_counts, on=key, how="left")
-    blocked = blocking_lines[key + ["invoice_id"]].drop_duplicates()
+    blocked = blocking_lines[[*key, "invoice_id"]].drop_duplicates()
     blocked = blocked.merge(invoices[["invoice_id", "currency", "total_minor"]], on="invoice_id")
     if len(blocked):
         money = blocked.pivot_table(
@@ -627,7 +666,9 @@ def _unused_map_rows(tax_map: Mapping[str, str], lines: pd.DataFrame) -> pd.Data
             "lines": 0,
             "invoices_using": 0,
             "lines_using": 0,
-            "suggestion": f"No line in the period uses '{name}': remove the entry, or check its spelling.",
+            "suggestion": (
+                f"No line in the period uses '{name}': remove the entry, or check its spelling."
+            ),
         }
         for name, tax_type in tax_map.items()
         if name not in used
@@ -663,7 +704,7 @@ def _summary(invoices: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for currency in sorted(invoices["currency"].dropna().unique()):
 
-        def pick(blocked: bool, col: str) -> int:
+        def pick(blocked: bool, col: str, currency: Any = currency) -> int:
             try:
                 return int(grouped.loc[(currency, blocked), col])
             except KeyError:
@@ -691,7 +732,8 @@ def _summary(invoices: pd.DataFrame) -> pd.DataFrame:
 
 
 def _order(table: pd.DataFrame) -> pd.DataFrame:
-    """Blocking rows first, most invoices first; columns: the key, Xero's side, the verdict, its reach, the fix."""
+    """Blocking rows first, most invoices first; columns: the key, Xero's side, the verdict, its
+    reach, the fix."""
     rank = {
         Severity.BLOCKS.value: 0,
         Severity.WARNING.value: 1,
@@ -718,6 +760,99 @@ def _order(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _with_setup_accounts(
+    accounts: pd.DataFrame, nexudus_accounts: pd.DataFrame | None, xero: pd.DataFrame
+) -> pd.DataFrame:
+    """Say what each account is used for, and add the Payments and Deposits accounts no line used.
+
+    Nexudus posts its own payment transfers to its Payments accounts and deposits
+    to its Deposits accounts; their code and name must match Xero as any sales
+    account must (nexudus.md §7.4, §11). They block none of recon's invoices.
+    """
+    accounts = accounts.assign(used_for="invoice lines")
+    if nexudus_accounts is None or nexudus_accounts.empty or "AccountType" not in nexudus_accounts:
+        return accounts
+    chart = pd.DataFrame(
+        {
+            "account_code": _clean_text(nexudus_accounts["Code"]),
+            "account_name": _clean_text(nexudus_accounts["Name"]),
+            "account_type": nexudus_accounts["AccountType"].map(_account_type),
+        }
+    )
+    deposits = chart[chart["account_type"] == 3]
+    on_lines = accounts.merge(deposits[ACCOUNT_KEY], on=ACCOUNT_KEY, how="left", indicator=True)
+    accounts.loc[(on_lines["_merge"] == "both").to_numpy(), "used_for"] = "invoice lines, deposits"
+    setup = chart[chart["account_type"].isin(list(SETUP_ACCOUNT_TYPES))]
+    used = set(zip(accounts["account_code"], accounts["account_name"], strict=True))
+    setup = setup[
+        [
+            (c, n) not in used
+            for c, n in zip(setup["account_code"], setup["account_name"], strict=True)
+        ]
+    ]
+    if setup.empty:
+        return accounts
+    by_code = {str(r["Code"]).strip(): r for r in records(xero)}
+    rows = []
+    for rec in records(setup):
+        code, name, kind = rec["account_code"], rec["account_name"], int(rec["account_type"])
+        found = by_code.get(code)
+        problem, suggestion = Problem.OK, ""
+        if found is None:
+            problem = Problem.SETUP_ACCOUNT_MISSING
+            suggestion = (
+                f"Create account {code} '{name}' in Xero"
+                + (" as a bank account" if kind == 2 else "")
+                + ", or correct the code in Nexudus (Finance > Chart of Accounts)."
+            )
+        elif found.get("Status") != "ACTIVE":
+            problem = Problem.SETUP_ACCOUNT_ARCHIVED
+            suggestion = f"Restore account {code} in Xero, or point Nexudus at an active one."
+        elif str(found.get("Name")) != name:
+            problem = Problem.SETUP_ACCOUNT_NAME_DIFFERS
+            suggestion = (
+                f"Make the names identical: Nexudus '{name}' vs Xero '{found.get('Name')}'."
+            )
+        elif kind == 2 and found.get("Type") != "BANK" and not found.get("EnablePaymentsToAccount"):
+            problem = Problem.PAYMENTS_NOT_ALLOWED
+            suggestion = (
+                f"Tick 'Enable payments to this account' on Xero account {code}, or use a bank "
+                "account for Nexudus' payments."
+            )
+        rows.append(
+            {
+                "account_code": code,
+                "account_name": name,
+                "used_for": SETUP_ACCOUNT_TYPES[kind],
+                "xero_code": code if found is not None else None,
+                "xero_name": found.get("Name") if found is not None else None,
+                "xero_type": found.get("Type") if found is not None else None,
+                "xero_class": found.get("Class") if found is not None else None,
+                "xero_status": found.get("Status") if found is not None else None,
+                "problem": problem.value,
+                "severity": problem.severity.value,
+                "suggestion": suggestion,
+                "invoices": 0,
+                "lines": 0,
+                "invoices_using": 0,
+                "lines_using": 0,
+            }
+        )
+    combined = pd.concat([accounts, pd.DataFrame(rows)], ignore_index=True)
+    for column in [c for c in combined.columns if c.startswith("blocked_")]:
+        # They block nothing: zero money, as Decimal like every other amount.
+        combined[column] = combined[column].map(lambda v: from_minor(0) if is_missing(v) else v)
+    return combined
+
+
+def _account_type(value: object) -> int:
+    """A FinancialAccount's AccountType as its number (the API may send the number or the name)."""
+    if isinstance(value, str) and not value.isdigit():
+        names = {v: k for k, v in ACCOUNT_TYPES.items()}
+        return names.get(value.strip().lower(), 0)
+    return optional_int(value) or 0
+
+
 # ---- loading both sides for a location and period ------------------------------------
 @dataclass(frozen=True)
 class MappingInputs:
@@ -731,6 +866,7 @@ class MappingInputs:
     xero_tax_rates: pd.DataFrame
     tax_map: dict[str, str]
     tax_map_file: Path | None
+    nexudus_accounts: pd.DataFrame | None = None
 
     @property
     def in_scope(self) -> pd.DataFrame:
@@ -741,7 +877,8 @@ class MappingInputs:
 
 
 def load_inputs(conn: Connection, tax_map_file: str | Path | None = None) -> MappingInputs:
-    """Fetch the period's Nexudus invoices and lines and Xero's chart and tax rates (a handful of calls)."""
+    """Fetch the period's Nexudus invoices and lines and Xero's chart and tax rates (a handful of
+    calls)."""
     params = conn.params
     business_id = int(conn.business["Id"])
     invoices = conn.nexudus.fetch_invoices(
@@ -749,26 +886,29 @@ def load_inputs(conn: Connection, tax_map_file: str | Path | None = None) -> Map
     )
     if invoices.empty:
         raise ParamsError(
-            f"no invoices of {conn.location} between {params.period_start} and {params.period_end}: "
-            "check the period",
+            f"no invoices of {conn.location} between {params.period_start} and "
+            f"{params.period_end}: check the period",
             file=params.source,
             key="period_start",
         )
     lines = conn.nexudus.fetch_invoice_lines(
-        business_id=business_id, start=params.period_start, end=params.period_end
+        invoices["Id"], start=params.period_start, end=params.period_end
     )
     xero_accounts = conn.xero.fetch_accounts()
     xero_taxes = conn.xero.fetch_tax_rates()
-    # A tax map named in a notebook is read like one named in the params file: relative to the params' folder.
+    nexudus_accounts = conn.nexudus.fetch_financial_accounts(business_id)
+    # A tax map named in a notebook is read like one named in the params file: relative to the
+    # params' folder.
     map_path = params.resolve(str(tax_map_file) if tax_map_file else params.tax_map_file)
     tax_map = load_tax_map(map_path)
-    validate_tax_map(
-        tax_map,
-        conn.nexudus.fetch_tax_rates(business_id),
-        xero_taxes,
-        str(map_path) if map_path else None,
+    # A line's rate need not be a TaxRate record (the location default, a personal rate,
+    # "[No Tax]": nexudus.md §7.2): every name on the period's lines may be mapped.
+    rate_names = conn.nexudus.fetch_tax_rates(business_id)["Name"].astype(str).tolist()
+    rate_names += lines["TaxCategoryName"].dropna().astype(str).tolist() if len(lines) else []
+    validate_tax_map(tax_map, rate_names, xero_taxes, str(map_path) if map_path else None)
+    return MappingInputs(
+        invoices, lines, xero_accounts, xero_taxes, tax_map, map_path, nexudus_accounts
     )
-    return MappingInputs(invoices, lines, xero_accounts, xero_taxes, tax_map, map_path)
 
 
 def check_location(
@@ -795,6 +935,7 @@ def check_location(
         inputs.xero_accounts,
         inputs.xero_tax_rates,
         inputs.tax_map,
+        nexudus_accounts=inputs.nexudus_accounts,
         context=context,
     )
     return replace(result, inputs=inputs)

@@ -38,6 +38,12 @@ class Problem(StrEnum):
     TAX_AMBIGUOUS = "ambiguous"
     TAX_NOT_ALLOWED = "tax type not allowed on that account"
     MAPPING_UNUSED = "unused mapping entry"
+    # Nexudus' Payments and Deposits accounts (nexudus.md §7.4, §11): checked even when no
+    # line of the period uses them, since Nexudus' own payment transfers post to them.
+    SETUP_ACCOUNT_MISSING = "payments/deposits account missing in Xero"
+    SETUP_ACCOUNT_NAME_DIFFERS = "payments/deposits account: name differs"
+    SETUP_ACCOUNT_ARCHIVED = "payments/deposits account archived in Xero"
+    PAYMENTS_NOT_ALLOWED = "Xero cannot take payments into this account"
 
     @property
     def severity(self) -> Severity:
@@ -63,20 +69,60 @@ SEVERITY: dict[Problem, Severity] = {
     Problem.TAX_AMBIGUOUS: Severity.BLOCKS,
     Problem.TAX_NOT_ALLOWED: Severity.BLOCKS,
     Problem.MAPPING_UNUSED: Severity.INFO,
+    # recon transfers no payments, so these block none of its invoices; Nexudus' own
+    # payment transfer (and any deposit line later in the year) would fail on them.
+    Problem.SETUP_ACCOUNT_MISSING: Severity.WARNING,
+    Problem.SETUP_ACCOUNT_NAME_DIFFERS: Severity.WARNING,
+    Problem.SETUP_ACCOUNT_ARCHIVED: Severity.WARNING,
+    Problem.PAYMENTS_NOT_ALLOWED: Severity.WARNING,
 }
 
 MEANING: dict[Problem, str] = {
     Problem.OK: "Matches Xero exactly.",
-    Problem.NO_ACCOUNT: "The invoice line has no financial account; Xero answers 'Account code or ID must be specified.'",
-    Problem.ACCOUNT_MISSING: "No Xero account has this code; Xero answers 'Account code ... is not a valid code for this document.'",
-    Problem.ACCOUNT_NAME_DIFFERS: "The Xero account with this code has another name; Nexudus needs code and name identical.",
-    Problem.ACCOUNT_ARCHIVED: "The Xero account exists but is archived or deleted; Xero refuses lines on it.",
-    Problem.ACCOUNT_NOT_ALLOWED: "The Xero account is a bank or system account, which invoice lines cannot use.",
-    Problem.NOT_REVENUE: "The Xero account is not a revenue/sales (or liability) account; sales would be booked as something else.",
+    Problem.NO_ACCOUNT: (
+        "The invoice line has no financial account; Xero answers 'Account code or "
+        "ID must be specified.'"
+    ),
+    Problem.ACCOUNT_MISSING: (
+        "No Xero account has this code; Xero answers 'Account code ... is not "
+        "a valid code for this document.'"
+    ),
+    Problem.ACCOUNT_NAME_DIFFERS: (
+        "The Xero account with this code has another name; Nexudus needs code and name identical."
+    ),
+    Problem.ACCOUNT_ARCHIVED: (
+        "The Xero account exists but is archived or deleted; Xero refuses lines on it."
+    ),
+    Problem.ACCOUNT_NOT_ALLOWED: (
+        "The Xero account is a bank or system account, which invoice lines cannot use."
+    ),
+    Problem.NOT_REVENUE: (
+        "The Xero account is not a revenue/sales (or liability) account; sales "
+        "would be booked as something else."
+    ),
     Problem.TAX_MISSING: "No Xero tax rate has this name (and the tax map names none).",
     Problem.TAX_ARCHIVED: "The Xero tax rate of this name is archived or deleted.",
-    Problem.TAX_PERCENTAGE_DIFFERS: "The names match but the percentages differ, so tax and totals would not reconcile.",
-    Problem.TAX_AMBIGUOUS: "No Xero tax rate has this name and several have this percentage; recon will not guess.",
-    Problem.TAX_NOT_ALLOWED: "Xero does not allow this tax type on the account's class (e.g. an expenses rate on a sales account).",
+    Problem.TAX_PERCENTAGE_DIFFERS: (
+        "The names match but the percentages differ, so tax and totals would not reconcile."
+    ),
+    Problem.TAX_AMBIGUOUS: (
+        "No Xero tax rate has this name and several have this percentage; recon will not guess."
+    ),
+    Problem.TAX_NOT_ALLOWED: (
+        "Xero does not allow this tax type on the account's class (e.g. an "
+        "expenses rate on a sales account)."
+    ),
     Problem.MAPPING_UNUSED: "The tax map has an entry that no invoice line in the period uses.",
+    Problem.SETUP_ACCOUNT_MISSING: (
+        "A Nexudus Payments or Deposits account has no Xero account with its code; payments "
+        "Nexudus sends to Xero (or deposit lines) would be refused."
+    ),
+    Problem.SETUP_ACCOUNT_NAME_DIFFERS: (
+        "The Xero account with this code has another name; Nexudus needs code and name identical."
+    ),
+    Problem.SETUP_ACCOUNT_ARCHIVED: "The Xero account exists but is archived or deleted.",
+    Problem.PAYMENTS_NOT_ALLOWED: (
+        "Payments go only into a Xero bank account or one with 'Enable payments to this "
+        "account' ticked."
+    ),
 }

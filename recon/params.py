@@ -23,11 +23,27 @@ import yaml
 
 from recon.errors import ParamsError
 
-__all__ = ["LocationMap", "NexudusSettings", "RunParams", "XeroSettings", "load_params", "NOTEBOOK_PARAMETERS"]
+__all__ = [
+    "NOTEBOOK_PARAMETERS",
+    "LocationMap",
+    "NexudusSettings",
+    "RunParams",
+    "XeroSettings",
+    "load_params",
+]
 
 # The keys a notebook's parameters cell takes (the rest stay in the params file).
-NOTEBOOK_PARAMETERS = ("params_file", "period_start", "period_end", "location", "organisation", "tax_map_file",
-                       "output_dir", "push", "apply")
+NOTEBOOK_PARAMETERS = (
+    "params_file",
+    "period_start",
+    "period_end",
+    "location",
+    "organisation",
+    "tax_map_file",
+    "output_dir",
+    "push",
+    "apply",
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,9 @@ class XeroSettings:
     client_id_env: str = "XERO_CLIENT_ID"
     client_secret_env: str = "XERO_CLIENT_SECRET"
     redirect_uri: str | None = None
-    scopes: str = "accounting.invoices accounting.payments accounting.contacts accounting.settings.read"
+    scopes: str = (
+        "accounting.invoices accounting.payments accounting.contacts accounting.settings.read"
+    )
     per_minute: int = 60
 
 
@@ -55,11 +73,14 @@ class NexudusSettings:
 
 @dataclass(frozen=True)
 class LocationMap:
-    """Where one Nexudus location books: its Xero organisation and, when several share one, its tracking option."""
+    """Where one Nexudus location books: its Xero organisation and, when several share one, its
+    tracking option."""
 
     organisation: str
     tracking_category: str | None = None
     tracking_option: str | None = None
+    # This location's "prices typed in the back-end include tax" (None: the run's setting).
+    prices_include_tax: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,15 @@ class RunParams:
     sandbox_dir: str | None = None
     push: bool = False
     apply: bool = False
+    # Whether the location's prices typed in Nexudus include tax (Settings > Tax, "Prices
+    # typed in the back-end include tax"). The API has no such field (nexudus.md §7.4, §13),
+    # so it is a parameter, checked against each invoice's own totals (§7.2). None: decided
+    # per invoice from those totals. A location in ``locations`` may set its own.
+    prices_include_tax: bool | None = None
+    # Write each new Xero invoice id into the Nexudus invoice's SystemId. A whole-record PUT
+    # costs three Nexudus calls an invoice (§4) under a limit of 60 writes a minute (§5), so
+    # it is off by default: recon's ledger is the record of what went to Xero.
+    write_back_system_id: bool = False
     xero: XeroSettings = field(default_factory=XeroSettings)
     nexudus: NexudusSettings = field(default_factory=NexudusSettings)
     # Nexudus location name -> where it books. Empty: the run's one location books into
@@ -88,6 +118,13 @@ class RunParams:
         """The map entry of a location (names compared case-insensitively)."""
         folded = name.casefold()
         return next((m for n, m in self.locations.items() if n.casefold() == folded), None)
+
+    def prices_include_tax_for(self, name: str) -> bool | None:
+        """The "prices include tax" setting of a location: its own, else the run's."""
+        mapped = self.location_map(name)
+        if mapped is not None and mapped.prices_include_tax is not None:
+            return mapped.prices_include_tax
+        return self.prices_include_tax
 
     def with_overrides(self, **changes: Any) -> RunParams:
         """A copy with notebook/CLI overrides applied and validated (``None`` keeps the value)."""
@@ -104,14 +141,19 @@ class RunParams:
         base = Path(self.source).resolve().parent
         candidate = base / p
         # params files live in params/; paths in them may be written from the repository root.
-        return candidate if candidate.exists() or not (base.parent / p).exists() else base.parent / p
+        return (
+            candidate if candidate.exists() or not (base.parent / p).exists() else base.parent / p
+        )
 
     def secret(self, env_name: str) -> str:
         """Read a credential from the environment (never from a params file)."""
         value = os.environ.get(env_name)
         if not value:
-            raise ParamsError(f"environment variable {env_name} is not set; export it before the run", file=self.source,
-                              key=env_name)
+            raise ParamsError(
+                f"environment variable {env_name} is not set; export it before the run",
+                file=self.source,
+                key=env_name,
+            )
         return value
 
 
@@ -122,8 +164,12 @@ def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
             try:
                 out[key] = date.fromisoformat(str(out[key]))
             except ValueError:
-                raise ParamsError(f"{out[key]!r} is not a date (use YYYY-MM-DD)", file=source, key=key) from None
-    for key in ("push", "apply"):
+                raise ParamsError(
+                    f"{out[key]!r} is not a date (use YYYY-MM-DD)", file=source, key=key
+                ) from None
+    for key in ("push", "apply", "write_back_system_id", "prices_include_tax"):
+        if key == "prices_include_tax" and out.get(key) is None:
+            continue
         if key in out and not isinstance(out[key], bool):
             text = str(out[key]).strip().lower()
             if text not in ("true", "false", "yes", "no", "1", "0"):
@@ -137,35 +183,66 @@ def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
 def _validate(params: RunParams) -> RunParams:
     src = params.source
     if params.target not in ("sandbox", "live"):
-        raise ParamsError(f"target must be 'sandbox' or 'live', not {params.target!r}", file=src, key="target")
+        raise ParamsError(
+            f"target must be 'sandbox' or 'live', not {params.target!r}", file=src, key="target"
+        )
     if params.period_end < params.period_start:
-        raise ParamsError(f"the period is empty: period_end {params.period_end} is before period_start {params.period_start}",
-                          file=src, key="period_end")
+        raise ParamsError(
+            f"the period is empty: period_end {params.period_end} is before period_start "
+            f"{params.period_start}",
+            file=src,
+            key="period_end",
+        )
     if not str(params.location).strip():
-        raise ParamsError("location is empty: name the Nexudus location (business) to reconcile", file=src, key="location")
+        raise ParamsError(
+            "location is empty: name the Nexudus location (business) to reconcile",
+            file=src,
+            key="location",
+        )
     return params
 
 
 def _locations(raw: Any, source: str) -> dict[str, LocationMap]:
-    """Read and check the ``locations`` map; two locations in one organisation need distinct tracking options."""
+    """Read and check the ``locations`` map; two locations in one organisation need distinct
+    tracking options."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ParamsError("must map each Nexudus location to {organisation, tracking_category, tracking_option}",
-                          file=source, key="locations")
+        raise ParamsError(
+            "must map each Nexudus location to {organisation, tracking_category, tracking_option}",
+            file=source,
+            key="locations",
+        )
     out: dict[str, LocationMap] = {}
     for name, entry in raw.items():
         key = f"locations.{name}"
         if isinstance(entry, str):
             entry = {"organisation": entry}
         if not isinstance(entry, dict) or not entry.get("organisation"):
-            raise ParamsError("needs an organisation (Xero tenant name or id)", file=source, key=key)
-        unknown = sorted(set(entry) - {"organisation", "tracking_category", "tracking_option"})
+            raise ParamsError(
+                "needs an organisation (Xero tenant name or id)", file=source, key=key
+            )
+        settings = {"organisation", "tracking_category", "tracking_option", "prices_include_tax"}
+        unknown = sorted(set(entry) - settings)
         if unknown:
-            raise ParamsError(f"unknown setting(s) {', '.join(unknown)}", file=source, key=f"{key}.{unknown[0]}")
+            raise ParamsError(
+                f"unknown setting(s) {', '.join(unknown)}", file=source, key=f"{key}.{unknown[0]}"
+            )
         if bool(entry.get("tracking_category")) != bool(entry.get("tracking_option")):
-            raise ParamsError("tracking_category and tracking_option go together", file=source, key=key)
-        out[str(name)] = LocationMap(str(entry["organisation"]), entry.get("tracking_category"), entry.get("tracking_option"))
+            raise ParamsError(
+                "tracking_category and tracking_option go together", file=source, key=key
+            )
+        inclusive = entry.get("prices_include_tax")
+        if inclusive is not None and not isinstance(inclusive, bool):
+            raise ParamsError(
+                f"{inclusive!r} is not true or false", file=source, key=f"{key}.prices_include_tax"
+            )
+        out[str(name)] = LocationMap(
+            str(entry["organisation"]),
+            entry.get("tracking_category"),
+            entry.get("tracking_option"),
+            inclusive,
+        )
     by_org: dict[str, list[str]] = {}
     for name, m in out.items():
         by_org.setdefault(m.organisation.casefold(), []).append(name)
@@ -174,9 +251,13 @@ def _locations(raw: Any, source: str) -> dict[str, LocationMap]:
             continue
         options = [(out[n].tracking_category, out[n].tracking_option) for n in names]
         if any(o[1] is None for o in options) or len(set(options)) < len(options):
-            raise ParamsError(f"locations {', '.join(names)} share Xero organisation {out[names[0]].organisation!r}: each needs "
-                              "its own tracking option (e.g. tracking_category: Location), or its invoices could not be told apart",
-                              file=source, key=f"locations.{names[1]}")
+            raise ParamsError(
+                f"locations {', '.join(names)} share Xero organisation "
+                f"{out[names[0]].organisation!r}: each needs its own tracking option (e.g. "
+                "tracking_category: Location), or its invoices could not be told apart",
+                file=source,
+                key=f"locations.{names[1]}",
+            )
     return out
 
 
@@ -188,12 +269,18 @@ def _section(cls: type, raw: Any, source: str, key: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ParamsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
-                          file=source, key=f"{key}.{unknown[0]}")
+        raise ParamsError(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+            file=source,
+            key=f"{key}.{unknown[0]}",
+        )
     for secretish in ("client_secret", "password", "token", "access_token", "refresh_token"):
         if secretish in raw:
-            raise ParamsError("secrets never go in a params file: name an environment variable instead",
-                              file=source, key=f"{key}.{secretish}")
+            raise ParamsError(
+                "secrets never go in a params file: name an environment variable instead",
+                file=source,
+                key=f"{key}.{secretish}",
+            )
     return cls(**raw)
 
 
@@ -213,12 +300,20 @@ def load_params(path: str | Path) -> RunParams:
     known = {f.name for f in fields(RunParams)} - {"source"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ParamsError(f"unknown key; known keys: {', '.join(sorted(known))}", file=source, key=unknown[0])
+        raise ParamsError(
+            f"unknown key; known keys: {', '.join(sorted(known))}", file=source, key=unknown[0]
+        )
     data = dict(raw)
     data["xero"] = _section(XeroSettings, raw.get("xero"), source, "xero")
     data["nexudus"] = _section(NexudusSettings, raw.get("nexudus"), source, "nexudus")
     locations = _locations(raw.get("locations"), source)
-    params = RunParams(source=source, **_coerce({k: v for k, v in data.items() if k not in ("xero", "nexudus", "locations")},
-                                                source),
-                       xero=data["xero"], nexudus=data["nexudus"], locations=locations)
+    params = RunParams(
+        source=source,
+        **_coerce(
+            {k: v for k, v in data.items() if k not in ("xero", "nexudus", "locations")}, source
+        ),
+        xero=data["xero"],
+        nexudus=data["nexudus"],
+        locations=locations,
+    )
     return _validate(params)

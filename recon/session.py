@@ -12,14 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recon.clients.nexudus import NexudusClient
+from recon.clients.nexudus_limits import NexudusLimits
+from recon.clients.tokens import TokenStore
 from recon.clients.xero import XeroClient, XeroConfig
 from recon.errors import ParamsError, WrongOrganisation
 from recon.params import LocationMap, RunParams, load_params
-from recon.sandbox import Sandbox
-from recon.sandbox import start as start_sandbox
+
+if TYPE_CHECKING:
+    # The sandbox is a twin reached through its launcher and HTTP only: it is imported
+    # when a run targets it, never by ``import recon`` (tests/test_layers.py checks).
+    from recon.sandbox import Sandbox
 
 __all__ = ["Connection", "connect"]
 
@@ -37,7 +42,8 @@ class Connection:
     organisation: dict[str, Any]
     ledger_path: Path
     sandbox: Sandbox | None = field(default=None, repr=False)
-    # (tracking category, option) every line of this location carries, when its organisation is shared.
+    # (tracking category, option) every line of this location carries, when its organisation is
+    # shared.
     tracking: tuple[str, str] | None = None
 
     @property
@@ -56,8 +62,8 @@ class Connection:
 
     def __repr__(self) -> str:
         return (
-            f"<Connection location={self.location!r} organisation={self.organisation.get('Name')!r} "
-            f"target={self.params.target}>"
+            f"<Connection location={self.location!r} "
+            f"organisation={self.organisation.get('Name')!r} target={self.params.target}>"
         )
 
 
@@ -70,6 +76,8 @@ def sandbox_for(params: RunParams) -> Sandbox:
     """The embedded sandbox for these params, started once per process and state folder."""
     key = str(params.resolve(params.sandbox_dir) or "")
     if key not in _SANDBOXES:
+        from recon.sandbox import start as start_sandbox  # only when a run targets it
+
         _SANDBOXES[key] = start_sandbox(params.resolve(params.sandbox_dir))
     return _SANDBOXES[key]
 
@@ -98,19 +106,28 @@ def connect(params: RunParams | str | Path, **overrides: Any) -> Connection:
     box: Sandbox | None = None
     if params.target == "sandbox":
         box = sandbox_for(params)
-        nexudus = NexudusClient(box.nexudus_api_url, box.nexudus_username, box.nexudus_password)
+        nexudus = NexudusClient(
+            box.nexudus_api_url,
+            box.nexudus_username,
+            box.nexudus_password,
+            # The sandbox may run a shorter "minute" (tests): pace to its own clock.
+            limits=NexudusLimits(minute_seconds=box.nexudus_minute_seconds),
+        )
     else:
         nexudus = NexudusClient(
             params.nexudus.api_url,
             params.secret(params.nexudus.username_env),
             params.secret(params.nexudus.password_env),
+            token_store=TokenStore(),
         )
     business = _find_business(nexudus, params)
+    # Every Nexudus date is read in the location's own zone from here on (nexudus.md §6).
+    nexudus.use_location(business)
     mapped = params.location_map(str(business["Name"]))
     if params.locations and mapped is None:
         raise ParamsError(
-            f"location {business['Name']!r} is not in the params' locations map; add it with its Xero "
-            "organisation",
+            f"location {business['Name']!r} is not in the params' locations map; add it with its "
+            "Xero organisation",
             file=params.source,
             key="locations",
         )
@@ -156,7 +173,8 @@ def organisation_name(xero: XeroClient) -> str:
 def _check_tracking(
     xero: XeroClient, mapped: LocationMap | None, params: RunParams, location: str
 ) -> tuple[str, str] | None:
-    """The location's (category, option) after checking both exist and are ACTIVE in the organisation."""
+    """The location's (category, option) after checking both exist and are ACTIVE in the
+    organisation."""
     if mapped is None or not mapped.tracking_category:
         return None
     key = f"locations.{location}.tracking_option"
@@ -173,8 +191,8 @@ def _check_tracking(
     if category is None:
         known = ", ".join(str(c.get("Name")) for c in categories) or "none"
         raise ParamsError(
-            f"Xero organisation {xero.tenant_id} has no active tracking category {mapped.tracking_category!r} "
-            f"(it has: {known})",
+            f"Xero organisation {xero.tenant_id} has no active tracking category "
+            f"{mapped.tracking_category!r} (it has: {known})",
             file=params.source,
             key=f"locations.{location}.tracking_category",
         )
@@ -190,8 +208,8 @@ def _check_tracking(
     if option is None:
         known = ", ".join(str(o.get("Name")) for o in category.get("Options") or []) or "none"
         raise ParamsError(
-            f"tracking category {category['Name']!r} has no active option {mapped.tracking_option!r} "
-            f"(it has: {known}); add it in Xero or fix the params",
+            f"tracking category {category['Name']!r} has no active option "
+            f"{mapped.tracking_option!r} (it has: {known}); add it in Xero or fix the params",
             file=params.source,
             key=key,
         )
@@ -230,14 +248,14 @@ def _xero_config(
         )
     tenant = box.locations.get(int(business["Id"]))
     if mapped is not None:
-        # The params' map wins over the sandbox's own wiring (a test may point a location elsewhere).
+        # The params' map wins over the sandbox's own wiring (a test may point a location
+        # elsewhere).
         wanted = mapped.organisation.casefold()
         tenant = next(
             (
                 t
-                for t in box.xero.books.tenants()
-                if t.lower() == wanted
-                or str((box.xero.books.org(t) or {}).get("Name", "")).casefold() == wanted
+                for t, name in box.organisations.items()
+                if t.lower() == wanted or name.casefold() == wanted
             ),
             mapped.organisation,
         )
@@ -264,8 +282,8 @@ def _xero_config(
         token_url=box.xero_token_url,
         authorize_url=box.xero_authorize_url,
         tenant_id=tenant,
-        minute_seconds=box.xero.limits.minute_seconds,
-        per_minute=box.xero.limits.per_minute,
+        minute_seconds=box.xero_limits.minute_seconds,
+        per_minute=box.xero_limits.per_minute,
     )
 
 

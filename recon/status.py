@@ -1,4 +1,5 @@
-"""Status sync (Nexudus' "second transfer"): what changed in Xero, as a diff; paid ones marked paid in Nexudus.
+"""Status sync (Nexudus' "second transfer"): what changed in Xero, as a diff; paid ones marked paid
+in Nexudus.
 
 Floor 2. ``sync_status(conn, ledger)`` refreshes the ledger's copy of Xero's
 state with as few calls as the API allows (``If-Modified-Since`` from the
@@ -49,13 +50,25 @@ class Difference(StrEnum):
 
 
 ACTIONS = {
-    Difference.PAID_IN_XERO: "Mark paid in Nexudus with Xero's payment date (recon does this on apply).",
-    Difference.PART_PAID_IN_XERO: "Record the part payment in Nexudus by hand; recon marks only fully paid invoices.",
-    Difference.VOIDED_IN_XERO: "Void the invoice or issue a credit note in Nexudus, or reinstate it in Xero.",
+    Difference.PAID_IN_XERO: (
+        "Mark paid in Nexudus with Xero's payment date (recon does this on apply)."
+    ),
+    Difference.PART_PAID_IN_XERO: (
+        "Record the part payment in Nexudus by hand; recon marks only fully paid invoices."
+    ),
+    Difference.VOIDED_IN_XERO: (
+        "Void the invoice or issue a credit note in Nexudus, or reinstate it in Xero."
+    ),
     Difference.PAID_IN_NEXUDUS: "Record the payment in Xero (it was taken in Nexudus).",
-    Difference.TOTAL_CHANGED: "Someone edited the invoice in Xero: align Nexudus or undo the edit in Xero.",
-    Difference.MISSING_FROM_XERO: "Find out what happened to it in Xero; the ledger still holds its Xero id.",
-    Difference.UNKNOWN_TO_LEDGER: "Run the transfer again: its recovery step adopts the invoice into the ledger.",
+    Difference.TOTAL_CHANGED: (
+        "Someone edited the invoice in Xero: align Nexudus or undo the edit in Xero."
+    ),
+    Difference.MISSING_FROM_XERO: (
+        "Find out what happened to it in Xero; the ledger still holds its Xero id."
+    ),
+    Difference.UNKNOWN_TO_LEDGER: (
+        "Run the transfer again: its recovery step adopts the invoice into the ledger."
+    ),
     Difference.AWAITING_APPROVAL: "Approve it in Xero; it cannot be paid until it is AUTHORISED.",
 }
 DIFF_COLUMNS = [
@@ -75,8 +88,9 @@ DIFF_COLUMNS = [
     "transferred_total",
     "action",
 ]
-# The watermark is the newest UpdatedDateUTC seen, sent with milliseconds; Xero returns what changed after it.
-# Nexudus stamps to the second and its from_ filter is inclusive, so its last second is read again (harmless).
+# The watermark is the newest UpdatedDateUTC seen, sent with milliseconds; Xero returns what changed
+# after it. Nexudus stamps to the second and its from_ filter is inclusive, so its last second is
+# read again (harmless).
 WATERMARK_OVERLAP = timedelta(0)
 
 
@@ -254,7 +268,8 @@ def sync_status(
 def _nexudus_state(
     conn: Connection, ledger: Ledger, tenant: str, transfers: pd.DataFrame, *, full: bool
 ) -> pd.DataFrame:
-    """Nexudus' side of every transferred invoice: the ledger's copy, refreshed with what changed since last time."""
+    """Nexudus' side of every transferred invoice: the ledger's copy, refreshed with what changed
+    since last time."""
     columns = [
         "nexudus_invoice_id",
         "nexudus_total",
@@ -357,7 +372,7 @@ def _differences(
     ).reset_index(drop=True)
 
 
-# ---- apply: mark paid in Nexudus ------------------------------------------------------------------
+# ---- apply: mark paid in Nexudus -----------------------------------------------------------------
 APPLY_COLUMNS = ["invoice_number", "nexudus_invoice_id", "outcome", "amount", "paid_on", "message"]
 
 
@@ -431,12 +446,13 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
         xero_invoice_id=rec["xero_id"],
     )
     try:
-        conn.nexudus.record_payment(
+        recorded = conn.nexudus.record_payment(
             invoice_id,
             amount,
             date.fromisoformat(str(paid_on)[:10]),
             f"Paid in Xero ({rec['invoice_number']})",
             code="XERO",
+            invoice=current,
         )
     except ApiRejected as exc:
         ledger.record_payment(
@@ -451,8 +467,10 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
             "; ".join(exc.messages) or str(exc),
         ]
     except ClientError as exc:
-        # Unknown whether Nexudus saved it: the 'sending' intent is settled on the next apply by reading the invoice.
+        # Unknown whether Nexudus saved it: the 'sending' intent is settled on the next apply by
+        # reading the invoice.
         return [rec["invoice_number"], invoice_id, "unknown", amount, paid_on, str(exc)]
+    note = recorded.problem or ""
     ledger.record_payment(
         tenant,
         invoice_id,
@@ -461,6 +479,7 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
         amount=amount,
         paid_on=paid_on,
         xero_invoice_id=rec["xero_id"],
+        messages=[note] if note else None,
     )
     ledger.event(
         "nexudus",
@@ -468,6 +487,6 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
         "applied",
         tenant_id=tenant,
         subject=rec["invoice_number"],
-        detail=str(amount),
+        detail=f"{amount}" + (f"; {note}" if note else ""),
     )
-    return [rec["invoice_number"], invoice_id, "applied", amount, paid_on, ""]
+    return [rec["invoice_number"], invoice_id, "applied", amount, paid_on, note]

@@ -16,7 +16,13 @@ import pandas as pd
 
 __all__ = [
     "cell_int",
-    "decimal_sum", "cell_str", "is_missing", "optional_int", "optional_str", "records"]
+    "cell_str",
+    "decimal_sum",
+    "is_missing",
+    "optional_int",
+    "optional_str",
+    "records",
+]
 
 
 def is_missing(value: object) -> bool:

@@ -226,16 +226,8 @@ def test_a_tax_map_entry_no_line_uses_is_reported_as_unused(
         conn
     )  # the real inputs, then an extra entry for a rate the lines never use
     assert Problem.MAPPING_UNUSED.value not in set(result.tax_rates["problem"])
-    lines = conn.nexudus.fetch_invoice_lines(
-        business_id=int(conn.business["Id"]),
-        start=conn.params.period_start,
-        end=conn.params.period_end,
-    )
-    invoices = conn.nexudus.fetch_invoices(
-        business_id=int(conn.business["Id"]),
-        start=conn.params.period_start,
-        end=conn.params.period_end,
-    )
+    assert result.inputs is not None
+    lines, invoices = result.inputs.lines, result.inputs.invoices
     invoices = invoices[~invoices["Void"].astype(bool) & ~invoices["Draft"].astype(bool)]
     unused = check_mapping(
         invoices,
@@ -311,3 +303,71 @@ def test_the_result_renders_and_saves_its_mismatches(result: MappingResult, tmp_
     saved = pd.read_csv(paths["mismatches"])
     assert set(saved["problem"]) == set(result.problems["problem"])
     assert "blocked" in repr(result)
+
+
+# ---- Nexudus as it really is (nexudus.md §7.2, §7.4, §11) ----------------------------
+
+
+def test_no_tax_lines_map_to_xeros_no_tax_type_and_block_nothing(
+    result: MappingResult, sandbox: Sandbox
+) -> None:
+    """§7.2: untaxed lines read TaxCategoryName "[No Tax]", TaxRate 0; Xero's type is NONE."""
+    row = _row(result.tax_rates, "tax_rate_name", sandbox.planted["no_tax_name"])
+    assert (row["matched_by"], row["xero_tax_type"], row["problem"]) == ("no tax", "NONE", "ok")
+    blocked = result.invoices.set_index("invoice_number")["blocked"]
+    assert not any(blocked[n] for n in sandbox.planted["no_tax_invoices"])
+
+
+@pytest.mark.parametrize(
+    ("case", "problem", "candidate"),
+    [
+        ("default_tax_rate", Problem.TAX_MISSING, "OUTPUT2"),
+        ("personal_tax_rate", Problem.TAX_AMBIGUOUS, "NONE"),
+    ],
+)
+def test_a_rate_that_is_no_tax_rate_record_is_matched_by_name_and_percent_like_any_other(
+    result: MappingResult, sandbox: Sandbox, case: str, problem: Problem, candidate: str
+) -> None:
+    """§7.2: the location's default rate and personal rates reach lines without a TaxRate
+    record; they are matched by name and percentage like any other (§11: exact match), so
+    one Xero has no rate of that name for is reported with the same-percent candidates."""
+    name = sandbox.planted[f"{case}_name"]
+    row = _row(result.tax_rates, "tax_rate_name", name)
+    assert row["problem"] == problem.value
+    assert candidate in row["candidates"] and candidate in row["suggestion"]
+    assert row["lines_using"] == len(sandbox.planted[f"{case}_line_ids"])
+    blocked = result.invoices.set_index("invoice_number")["blocked"]
+    assert all(blocked[n] for n in sandbox.planted[f"{case}_invoices"])
+
+
+def test_a_tax_map_may_name_a_rate_that_only_lines_carry(
+    conn: Connection, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A personal rate is no TaxRate record (§7.2), yet a tax map may name it."""
+    map_file = tmp_path / "tax_map.yaml"
+    save_tax_map(map_file, {sandbox.planted["personal_tax_rate_name"]: "NONE"})
+    row = _row(
+        check_location(conn, map_file).tax_rates,
+        "tax_rate_name",
+        sandbox.planted["personal_tax_rate_name"],
+    )
+    assert (row["matched_by"], row["xero_tax_type"]) == ("tax map", "NONE")
+
+
+def test_payments_and_deposits_accounts_are_checked_with_what_they_are_used_for(
+    result: MappingResult, sandbox: Sandbox
+) -> None:
+    """§7.4, §11: Nexudus posts its own payment transfers to Payments accounts, whose code
+    and name must match Xero; they block none of recon's invoices."""
+    accounts = result.accounts
+    ok = _row(accounts, "account_code", sandbox.planted["payments_account"])
+    assert ok["used_for"].startswith("payments") and ok["problem"] == Problem.OK.value
+    missing = _row(accounts, "account_code", sandbox.planted["missing_payments_account"])
+    assert missing["used_for"].startswith("payments")
+    assert missing["problem"] == Problem.SETUP_ACCOUNT_MISSING.value
+    assert (missing["severity"], missing["invoices"]) == ("warning", 0)
+    assert "bank account" in missing["suggestion"]
+    deposit = _row(accounts, "account_code", sandbox.planted["deposit_account"])
+    assert "deposits" in deposit["used_for"]
+    on_lines = accounts[accounts["used_for"] == "invoice lines"]
+    assert len(on_lines) and (on_lines["lines_using"] > 0).all()

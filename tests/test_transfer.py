@@ -3,6 +3,7 @@ breaks."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -185,16 +186,46 @@ def test_a_429_storm_and_an_expired_token_mid_run_are_survived(fresh_conn: Conne
     assert len(result.outcomes) == len(plan.eligible)
 
 
-def test_the_xero_id_is_written_back_to_nexudus(fresh_conn: Connection) -> None:
+def test_nothing_is_written_back_to_nexudus_by_default(fresh_conn: Connection) -> None:
+    """The ledger is the record: the write-back costs three Nexudus calls an invoice."""
     conn = fresh_conn
+    before = conn.nexudus.calls
     with _ledger(conn) as ledger:
         result = push(conn, plan_transfer(conn, ledger=ledger), ledger)
-        assert (ledger.transfers(conn.xero.tenant_id)["written_back"] == 1).all()
+        assert (ledger.transfers(conn.xero.tenant_id)["written_back"] == 0).all()
     first = result.outcomes.iloc[0]
-    assert (
-        conn.nexudus.get_invoice(int(first["nexudus_invoice_id"]))["SystemId"]
-        == f"xero:{first['xero_id']}"
+    assert not conn.nexudus.get_invoice(int(first["nexudus_invoice_id"])).get("SystemId")
+    assert conn.nexudus.calls - before < 10  # the plan's reads, no write per invoice
+
+
+def test_with_write_back_on_each_xero_id_is_kept_in_a_whole_record_put(
+    fresh_conn: Connection,
+) -> None:
+    """nexudus.md §4: a PUT replaces the record; the id must survive and nothing else move."""
+    conn = dataclasses.replace(
+        fresh_conn, params=fresh_conn.params.with_overrides(write_back_system_id=True)
     )
+    with _ledger(conn) as ledger:
+        plan = plan_transfer(conn, ledger=ledger)
+        first_id = int(plan.eligible.iloc[0]["nexudus_invoice_id"])
+        before = conn.nexudus.get_invoice(first_id)
+        result = push(conn, plan, ledger)
+        transfers = ledger.transfers(conn.xero.tenant_id)
+        events = ledger.events()
+    not_back = transfers[transfers["written_back"] == 0]
+    # Only invoices Nexudus could not save stay unwritten: the planted blank billing names
+    # (BillToName is required on a PUT, nexudus.md §7.1); the ledger names the field.
+    assert 0 < len(not_back) < 5
+    pairs = zip(not_back["invoice_number"], not_back["nexudus_invoice_id"], strict=True)
+    for number, invoice_id in pairs:
+        assert not str(conn.nexudus.get_invoice(int(invoice_id)).get("BillToName") or "").strip()
+        detail = " ".join(events[events["subject"] == number]["detail"].astype(str))
+        assert "requires BillToName" in detail, detail
+    row = result.outcomes[result.outcomes["nexudus_invoice_id"] == first_id].iloc[0]
+    after = conn.nexudus.get_invoice(first_id)
+    assert after["SystemId"] == f"xero:{row['xero_id']}"
+    unchanged = ("BillToName", "BillToAddress", "DueDate", "InvoiceFromDate", "PurchaseOrder")
+    assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
 
 
 def test_contacts_are_keyed_on_a_stable_number_and_never_merged_by_name(

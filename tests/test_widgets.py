@@ -3,6 +3,7 @@ sandbox."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from decimal import Decimal
@@ -50,6 +51,20 @@ def xero_tax_rates(demo_conn: Connection) -> pd.DataFrame:
     return demo_conn.xero.fetch_tax_rates()
 
 
+# Rates on lines that are no TaxRate record (the location default, a personal rate:
+# nexudus.md §7.2). The editor offers them like any other (see the last test); the other
+# tests are about the classic planted problems, so they see a result without these two.
+NON_RECORD_RATES = ("Default tax rate", "Personal rate - charity")
+
+
+def _editor(result: MappingResult, xero: pd.DataFrame, path: Path) -> TaxMapEditor:
+    rates = result.tax_rates
+    narrowed = dataclasses.replace(
+        result, tax_rates=rates[~rates["tax_rate_name"].isin(NON_RECORD_RATES)]
+    )
+    return TaxMapEditor(narrowed, xero, path)
+
+
 def with_new_xero_rate(
     xero_tax_rates: pd.DataFrame, tax_type: str, name: str, rate: str
 ) -> pd.DataFrame:
@@ -73,7 +88,7 @@ def with_new_xero_rate(
 def test_each_tax_rate_a_map_can_fix_gets_a_dropdown(
     result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path, sandbox: Sandbox
 ) -> None:
-    editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
+    editor = _editor(result, xero_tax_rates, tax_map_file)
     planted = sandbox.planted
     assert set(editor.names) == {
         planted["missing_tax"],
@@ -92,7 +107,7 @@ def test_each_tax_rate_a_map_can_fix_gets_a_dropdown(
 def test_the_choices_are_the_active_xero_rates_that_can_apply_to_revenue(
     result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
 ) -> None:
-    editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
+    editor = _editor(result, xero_tax_rates, tax_map_file)
     options = dict(editor._dropdowns["Zero rate"].options)
     assert options["ZERORATEDOUTPUT — Zero Rated Income (0%)"] == "ZERORATEDOUTPUT"
     assert options["OUTPUT2 — 20% (VAT on Income) (20%)"] == "OUTPUT2"
@@ -105,7 +120,7 @@ def test_the_editor_preselects_the_single_candidate(
     result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
 ) -> None:
     xero = with_new_xero_rate(xero_tax_rates, "TAX003", "Tourist Tax 3%", "3.0000")
-    editor = TaxMapEditor(result, xero, tax_map_file)
+    editor = _editor(result, xero, tax_map_file)
     assert editor.candidates("Tourist Tax") == ["TAX003"]
     assert editor.selection["Tourist Tax"] == "TAX003"
     assert editor._dropdowns["Tourist Tax"].value == "TAX003"
@@ -119,7 +134,7 @@ def test_the_editor_starts_from_the_saved_map_entry(
     demo_conn: Connection, xero_tax_rates: pd.DataFrame, tax_map_file: Path
 ) -> None:
     save_tax_map(tax_map_file, {"Zero rate": "EXEMPTOUTPUT"})
-    editor = TaxMapEditor(check_location(demo_conn, tax_map_file), xero_tax_rates, tax_map_file)
+    editor = _editor(check_location(demo_conn, tax_map_file), xero_tax_rates, tax_map_file)
     assert editor.selection["Zero rate"] == "EXEMPTOUTPUT"
     assert editor.changes().empty
 
@@ -127,7 +142,7 @@ def test_the_editor_starts_from_the_saved_map_entry(
 def test_selecting_a_tax_type_changes_the_proposed_map(
     result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
 ) -> None:
-    editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
+    editor = _editor(result, xero_tax_rates, tax_map_file)
     assert editor.proposed_map() == {}
     editor.select("Zero rate", "ZERORATEDOUTPUT")
     assert editor.proposed_map() == {"Zero rate": "ZERORATEDOUTPUT"}
@@ -141,7 +156,7 @@ def test_selecting_a_tax_type_changes_the_proposed_map(
 def test_a_rate_xero_would_refuse_on_sales_cannot_be_chosen(
     result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
 ) -> None:
-    editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
+    editor = _editor(result, xero_tax_rates, tax_map_file)
     with pytest.raises(ParamsError, match="INPUT2"):
         editor.select("Zero rate", "INPUT2")
     with pytest.raises(ParamsError, match="not a tax rate this editor can map"):
@@ -152,7 +167,7 @@ def test_saving_before_the_changes_were_shown_is_refused(
     result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
 ) -> None:
     before = tax_map_file.read_text("utf-8")
-    editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
+    editor = _editor(result, xero_tax_rates, tax_map_file)
     editor.select("Zero rate", "ZERORATEDOUTPUT")
     assert editor.save_button.disabled
     with pytest.raises(StepError, match="show the changes"):
@@ -173,7 +188,7 @@ def test_show_changes_then_save_writes_the_map_and_keeps_the_comment_header(
 ) -> None:
     header = [line for line in tax_map_file.read_text("utf-8").splitlines() if line.startswith("#")]
     assert header, "the committed tax map has a comment header"
-    editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
+    editor = _editor(result, xero_tax_rates, tax_map_file)
     editor.select("Zero rate", "ZERORATEDOUTPUT")
     diff = editor.show_changes()
     assert diff.to_dict("records") == [
@@ -200,7 +215,7 @@ def test_choosing_no_mapping_removes_the_entry(
     demo_conn: Connection, xero_tax_rates: pd.DataFrame, tax_map_file: Path
 ) -> None:
     save_tax_map(tax_map_file, {"Zero rate": "EXEMPTOUTPUT"})
-    editor = TaxMapEditor(check_location(demo_conn, tax_map_file), xero_tax_rates, tax_map_file)
+    editor = _editor(check_location(demo_conn, tax_map_file), xero_tax_rates, tax_map_file)
     editor.select("Zero rate", None)
     assert editor.show_changes().to_dict("records") == [
         {"tax_rate_name": "Zero rate", "change": "removed", "before": "EXEMPTOUTPUT", "after": None}
@@ -212,7 +227,7 @@ def test_choosing_no_mapping_removes_the_entry(
 def test_a_map_edited_elsewhere_after_the_diff_is_not_overwritten(
     result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path
 ) -> None:
-    editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
+    editor = _editor(result, xero_tax_rates, tax_map_file)
     editor.select("Zero rate", "ZERORATEDOUTPUT")
     editor.show_changes()
     save_tax_map(tax_map_file, {"Tourist Tax": "NONE"})  # someone else saved meanwhile
@@ -222,3 +237,18 @@ def test_a_map_edited_elsewhere_after_the_diff_is_not_overwritten(
     editor.show_changes()
     editor.save()
     assert load_tax_map(tax_map_file) == {"Tourist Tax": "NONE", "Zero rate": "ZERORATEDOUTPUT"}
+
+
+def test_rates_that_are_no_tax_rate_record_are_offered_and_a_single_candidate_preselected(
+    result: MappingResult, xero_tax_rates: pd.DataFrame, tax_map_file: Path, sandbox: Sandbox
+) -> None:
+    """nexudus.md §7.2: the default rate (20 %) has one Xero sales rate at 20 %; the
+    personal 0 % rate has three, so recon will not guess."""
+    editor = TaxMapEditor(result, xero_tax_rates, tax_map_file)
+    default, personal = (
+        sandbox.planted["default_tax_rate_name"],
+        sandbox.planted["personal_tax_rate_name"],
+    )
+    assert {default, personal} <= set(editor.names)
+    assert editor.selection[default] == "OUTPUT2"
+    assert editor.selection[personal] is None and len(editor.candidates(personal)) == 3

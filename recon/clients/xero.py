@@ -164,7 +164,10 @@ class XeroClient:
             self._http.token = saved
 
     def __repr__(self) -> str:
-        return f"XeroClient(api_url={self.config.api_url!r}, client_id={self.config.client_id!r}, tenant_id={self.tenant_id!r})"
+        return (
+            f"XeroClient(api_url={self.config.api_url!r}, client_id={self.config.client_id!r}, "
+            f"tenant_id={self.tenant_id!r})"
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -208,7 +211,8 @@ class XeroClient:
             .rstrip(b"=")
             .decode()
         )
-        # Without offline_access Xero gives no refresh token and the sign-in dies after 30 minutes (reference §11).
+        # Without offline_access Xero gives no refresh token and the sign-in dies after 30 minutes
+        # (reference §11).
         scopes = self.config.scopes.split()
         if "offline_access" not in scopes:
             scopes.insert(0, "offline_access")
@@ -224,7 +228,8 @@ class XeroClient:
         return f"{self.config.authorize_url}?{urlencode(params)}"
 
     def finish_login(self, redirected_to: str) -> None:
-        """Trade the code in the redirect URL for tokens (PKCE verifier from ``authorization_url``)."""
+        """Trade the code in the redirect URL for tokens (PKCE verifier from
+        ``authorization_url``)."""
         try:
             token = self._http.fetch_token(
                 self.config.token_url,
@@ -252,14 +257,15 @@ class XeroClient:
                 self._fetch_client_credentials()
             else:
                 raise AuthError(
-                    "No Xero sign-in is stored: run the sign-in (authorization_url / finish_login) first.",
+                    "No Xero sign-in is stored: run the sign-in (authorization_url / "
+                    "finish_login) first.",
                     service="xero",
                 )
         except (OAuth2Error, AuthlibOAuthError) as exc:
             self.token_store.delete(self._token_name)
             raise AuthError(
-                f"Xero refused the refresh token ({exc.error}): sign in again. A refresh token works once; "
-                "another process may have used it.",
+                f"Xero refused the refresh token ({exc.error}): sign in again. A refresh token "
+                "works once; another process may have used it.",
                 service="xero",
                 status=400,
             ) from exc
@@ -270,7 +276,8 @@ class XeroClient:
                 self._fetch_client_credentials()
             else:
                 raise AuthError(
-                    "No Xero sign-in is stored: run the sign-in (authorization_url / finish_login) first.",
+                    "No Xero sign-in is stored: run the sign-in (authorization_url / "
+                    "finish_login) first.",
                     service="xero",
                 )
 
@@ -348,7 +355,8 @@ class XeroClient:
                     break
                 self.retry.sleep(wait if wait is not None else self.retry.backoff(attempt))
                 if status == 429 and tenant:
-                    # Retry-After said when the server has room again: its "0 left" must not add a pacer wait on top.
+                    # Retry-After said when the server has room again: its "0 left" must not add a
+                    # pacer wait on top.
                     self.pacer.remaining[pace_key].minute = None
                 continue
             break
@@ -376,8 +384,9 @@ class XeroClient:
             return AuthError(f"Xero refused the access token ({text}): sign in again.", **kw)
         if status == 403:
             return WrongOrganisation(
-                f"Xero refused access to organisation {self.tenant_id} ({text}): the app is not connected to it, "
-                "or lacks the scope. Check the tenant in params and the app's connections.",
+                f"Xero refused access to organisation {self.tenant_id} ({text}): the app is not "
+                "connected to it, or lacks the scope. Check the tenant in params and the app's "
+                "connections.",
                 **kw,
             )
         if status == 404:
@@ -617,7 +626,8 @@ class XeroClient:
     def create_invoices(
         self, invoices: list[dict[str, Any]], *, idempotency_key: str | None = None
     ) -> list[dict[str, Any]]:
-        """PUT a batch (≤ 50) with summarizeErrors=false: one result element per invoice, in order."""
+        """PUT a batch (≤ 50) with summarizeErrors=false: one result element per invoice, in
+        order."""
         return self._write_batch("PUT", "/Invoices", "Invoices", invoices, idempotency_key)
 
     def save_invoices(
@@ -695,13 +705,14 @@ class XeroClient:
                 yield from page
 
 
-# Keep a list filter's query text under this many characters: ~52 GUIDs are known to fit (reference §3.4),
-# so short invoice numbers may go 100 or more to a call.
+# Keep a list filter's query text under this many characters: ~52 GUIDs are known to fit
+# (reference §3.4), so short invoice numbers may go 100 or more to a call.
 URL_LIST_BUDGET = 1900
 
 
 def _chunks_for_url(values: list[str], max_items: int | None) -> Iterator[list[str]]:
-    """Split a comma-separated filter so each call's list stays within the URL budget (and ``max_items``)."""
+    """Split a comma-separated filter so each call's list stays within the URL budget (and
+    ``max_items``)."""
     chunk: list[str] = []
     length = 0
     for value in values:
@@ -751,7 +762,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def _http_timestamp(dt: datetime) -> str:
-    """If-Modified-Since as ISO 8601 UTC with milliseconds (the spec's example has them: ``…43.202-08:00``)."""
+    """If-Modified-Since as ISO 8601 UTC with milliseconds (the spec's example has them:
+    ``…43.202-08:00``)."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).isoformat(timespec="milliseconds")
@@ -812,7 +824,8 @@ def invoices_frame(invoices: list[dict[str, Any]]) -> pd.DataFrame:
             value = inv.get(c)
             row[c] = Decimal(str(value)) if value is not None else Decimal("0")
         for c in DATE_COLUMNS:
-            # Parsed before the frame exists: in a text column pandas would turn a missing date into NaN.
+            # Parsed before the frame exists: in a text column pandas would turn a missing date into
+            # NaN.
             row[c] = parse_xero_date(row[c])
         rows.append(row)
     frame = pd.DataFrame(rows, columns=INVOICE_COLUMNS)

@@ -25,7 +25,7 @@ from recon.ledger import Ledger
 from recon.mapping import MappingResult, check_location
 from recon.money import from_minor
 from recon.session import Connection
-from recon.values import decimal_sum, records
+from recon.values import decimal_sum, is_missing, records
 
 __all__ = [
     "TransferOptions",
@@ -128,7 +128,8 @@ def calls_needed(
 def fit_budget(
     eligible: pd.DataFrame, new_contacts: pd.DataFrame, budget: int, batch_size: int = BATCH_SIZE
 ) -> int:
-    """How many of the oldest eligible invoices (by date, then number) fit in ``budget`` write calls."""
+    """How many of the oldest eligible invoices (by date, then number) fit in ``budget`` write
+    calls."""
     if calls_needed(eligible, new_contacts, batch_size) <= budget:
         return len(eligible)
     low, high = (
@@ -153,7 +154,8 @@ def _cents4(values: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:
 
 
 def _div_round(
-    numerator: np.ndarray[Any, np.dtype[np.int64]], denominator: np.ndarray[Any, np.dtype[np.int64]] | int
+    numerator: np.ndarray[Any, np.dtype[np.int64]],
+    denominator: np.ndarray[Any, np.dtype[np.int64]] | int,
 ) -> np.ndarray[Any, np.dtype[np.int64]]:
     """numerator / denominator rounded half away from zero, in integers (denominator > 0)."""
     sign = np.sign(numerator)
@@ -184,8 +186,58 @@ def predict_xero_totals(
     return pd.DataFrame({"line_cents": line_cents, "tax_cents": tax}, index=lines.index)
 
 
+def prices_include_tax(
+    invoices: pd.DataFrame, lines: pd.DataFrame, setting: bool | None
+) -> tuple[pd.Series, pd.Series]:
+    """Per invoice: whether its line amounts include tax, and whether that contradicts ``setting``.
+
+    Nexudus keeps the "prices include tax" switch out of its API, so each
+    invoice's own totals tell (nexudus.md §7.2): Σ SubTotal = TotalAmount means
+    gross amounts, Σ SubTotal + Σ TaxAmount = TotalAmount net ones. An invoice
+    without tax fits both and follows ``setting`` (net when None). With a
+    ``setting``, an invoice whose totals say the other way is flagged.
+    """
+    sub = _cents_per_invoice(lines, "SubTotal")
+    tax = _cents_per_invoice(lines, "TaxAmount")
+    ids = invoices["Id"]
+    sub_cents = ids.map(sub).fillna(0).astype("int64")
+    tax_cents = ids.map(tax).fillna(0).astype("int64")
+    total = invoices["TotalAmount"].map(lambda d: int(Decimal(d).scaleb(2)))
+    taxed = tax_cents != 0
+    gross = taxed & (sub_cents == total)
+    net = taxed & (sub_cents + tax_cents == total)
+    if setting is None:
+        return gross, pd.Series(False, index=invoices.index)
+    inclusive = pd.Series(setting, index=invoices.index)
+    contradicts = (gross & ~net) if not setting else (net & ~gross)
+    return inclusive, contradicts
+
+
+def _cents_per_invoice(lines: pd.DataFrame, column: str) -> pd.Series:
+    """Σ ``column`` per CoworkerInvoiceId, in integer cents."""
+    if column not in lines.columns or lines.empty:
+        return pd.Series(dtype="int64")
+    cents = lines[column].map(lambda d: 0 if is_missing(d) else int(Decimal(d).scaleb(2)))
+    return cents.groupby(lines["CoworkerInvoiceId"].to_numpy()).sum()
+
+
+def _warnings(invoices: pd.DataFrame, location: str) -> list[str]:
+    """What a person should know before pushing (nexudus.md §11)."""
+    found = []
+    column = "AutoTransferToXeroOrQuickBooks"
+    if column in invoices.columns and invoices[column].fillna(False).astype(bool).any():
+        count = int(invoices[column].fillna(False).astype(bool).sum())
+        found.append(
+            f"Nexudus' own automatic transfer to Xero is on for {location} ({count} invoices "
+            "flagged AutoTransferToXeroOrQuickBooks): Nexudus and recon would both send new "
+            "invoices. Turn one of them off (Settings > Integrations > Xero) before pushing."
+        )
+    return found
+
+
 def _contact_names(invoices: pd.DataFrame) -> pd.Series:
-    """The Xero contact name per invoice: billing name, else company, else full name; spaces collapsed."""
+    """The Xero contact name per invoice: billing name, else company, else full name; spaces
+    collapsed."""
     names = pd.Series("", index=invoices.index, dtype="string")
     for key in ("CoworkerFullName", "CoworkerCompanyName", "BillToName"):  # later keys win
         if key in invoices.columns:
@@ -208,7 +260,7 @@ def plan_transfer(
     tenant = str(conn.xero.tenant_id)
     invoices = inputs.invoices.copy()
     lines = inputs.lines
-    inclusive_business = bool(conn.business.get("PricesIncludeTax", False))
+    setting = conn.params.prices_include_tax_for(conn.location)
     base_currency = conn.organisation.get("BaseCurrency")
     currencies = set(conn.xero.fetch_currencies()["Code"]) | {base_currency}
     ledger_done = ledger.transferred_ids(tenant) if ledger else set()
@@ -231,6 +283,12 @@ def plan_transfer(
 
     exclude(invoices["Void"].astype(bool), "void in Nexudus")
     exclude(invoices["Draft"].astype(bool), "draft in Nexudus (no invoice number yet)")
+    if "XeroInvoiceTransfered" in invoices.columns:
+        # Nexudus' own integration already sent these (nexudus.md §11): never a second copy.
+        exclude(
+            invoices["XeroInvoiceTransfered"].fillna(False).astype(bool),
+            "already sent to Xero by Nexudus' own integration (XeroInvoiceTransfered)",
+        )
     exclude(invoices["Id"].isin(ledger_done), "already transferred (ledger)")
     exclude(invoices["InvoiceNumber"].isin(in_xero), "already in Xero (same invoice number)")
     verdicts = mapping.invoices.set_index("invoice_id")
@@ -247,7 +305,8 @@ def plan_transfer(
     exclude(names == "", "customer has no billing, company or full name")
     exclude(
         names.str.len() > MAX_CONTACT_NAME,
-        f"customer name longer than {MAX_CONTACT_NAME} characters (Xero's limit): shorten it in Nexudus",
+        f"customer name longer than {MAX_CONTACT_NAME} characters (Xero's limit): shorten it in "
+        "Nexudus",
     )
 
     # Predict Xero's totals per invoice and hold back any that would not reconcile.
@@ -259,12 +318,23 @@ def plan_transfer(
         .map(tax_types.set_index("tax_rate_name")["xero_rate"] if len(tax_types) else {})
         .fillna("0")
     )
-    predicted = predict_xero_totals(lines, rates, pd.Series(inclusive_business, index=lines.index))
+    inclusive, contradicts = prices_include_tax(invoices, lines, setting)
+    if setting is not None:
+        exclude(
+            contradicts,
+            f"the location's prices_include_tax is {str(setting).lower()}, but this invoice's "
+            "lines add up the other way (nexudus.md §7.2): check the setting in the params and "
+            "Nexudus' Settings > Tax",
+        )
+    line_inclusive = lines["CoworkerInvoiceId"].map(
+        pd.Series(inclusive.to_numpy(), index=invoices["Id"])
+    )
+    predicted = predict_xero_totals(lines, rates, line_inclusive.fillna(False).astype(bool))
     predicted["invoice_id"] = lines["CoworkerInvoiceId"].to_numpy()
     per_invoice = predicted.groupby("invoice_id")[["line_cents", "tax_cents"]].sum()
     line_sum = invoices["Id"].map(per_invoice["line_cents"]).fillna(0).astype("int64")
     tax_sum = invoices["Id"].map(per_invoice["tax_cents"]).fillna(0).astype("int64")
-    xero_total_cents = line_sum if inclusive_business else line_sum + tax_sum
+    xero_total_cents = line_sum.where(inclusive.to_numpy(), line_sum + tax_sum)
     nexudus_cents = invoices["TotalAmount"].map(lambda d: int(Decimal(d).scaleb(2)))
     difference = nexudus_cents - xero_total_cents
     invoices["xero_total"] = xero_total_cents.map(from_minor)
@@ -326,17 +396,21 @@ def plan_transfer(
     for line in records(wanted_lines):
         line_groups.setdefault(int(line["CoworkerInvoiceId"]), []).append(line)
     tax_by_name: dict[str, str] = (
-        {str(k): str(v) for k, v in zip(tax_types["tax_rate_name"], tax_types["xero_tax_type"], strict=True)}
+        {
+            str(k): str(v)
+            for k, v in zip(tax_types["tax_rate_name"], tax_types["xero_tax_type"], strict=True)
+        }
         if len(tax_types)
         else {}
     )
     tracking = getattr(conn, "tracking", None)
+    inclusive_by_id = {int(i): bool(v) for i, v in zip(invoices["Id"], inclusive, strict=True)}
     payloads = {
         int(inv["Id"]): _payload(
             inv,
             line_groups.get(int(inv["Id"]), []),
             tax_by_name,
-            inclusive_business,
+            inclusive_by_id.get(int(inv["Id"]), False),
             options,
             tracking,
         )
@@ -347,7 +421,8 @@ def plan_transfer(
         "organisation": conn.organisation.get("Name"),
         "tenant_id": tenant,
         "period": mapping.context.get("period"),
-        "prices_include_tax": inclusive_business,
+        "prices_include_tax": setting,
+        "warnings": _warnings(invoices, conn.location),
         "day_calls_left": day_calls_left(conn),
         "tracking": getattr(conn, "tracking", None),
     }
@@ -390,7 +465,8 @@ def _existing_contacts(conn: Connection) -> dict[str, Any]:
 def _new_contacts(
     eligible: pd.DataFrame, taken_names: set[str], coworkers: pd.DataFrame
 ) -> pd.DataFrame:
-    """One contact per coworker not yet in Xero; a name already taken gets a distinguishing suffix."""
+    """One contact per coworker not yet in Xero; a name already taken gets a distinguishing
+    suffix."""
     todo = eligible[eligible["xero_contact_id"].isna()].drop_duplicates("contact_number")
     rows = []
     taken = set(taken_names)
@@ -439,7 +515,8 @@ def _payload(
     options: TransferOptions,
     tracking: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The Xero invoice (or credit note) for one Nexudus invoice; ``tracking`` tags every line with the location."""
+    """The Xero invoice (or credit note) for one Nexudus invoice; ``tracking`` tags every line with
+    the location."""
     credit = bool(inv["CreditNote"])
     sign = (
         Decimal(-1) if credit else Decimal(1)
@@ -486,7 +563,8 @@ def _payload(
 
 
 def day_calls_left(conn: Connection) -> int | None:
-    """What Xero's last answer said is left of today's calls for this organisation (None: not known yet)."""
+    """What Xero's last answer said is left of today's calls for this organisation (None: not known
+    yet)."""
     remaining = getattr(conn.xero, "pacer", None)
     value = remaining.remaining[str(conn.xero.tenant_id)].day if remaining is not None else None
     return value

@@ -27,9 +27,9 @@ import pandas as pd
 from recon.errors import AuthError, ClientError, RateLimited
 from recon.ledger import Ledger
 from recon.session import Connection
-from recon.values import records
 from recon.transfer.plan import TransferPlan, calls_needed, day_calls_left, fit_budget
 from recon.troubleshooting import explain_all
+from recon.values import records
 
 __all__ = ["BUDGET_RESERVE", "TransferResult", "batch_key", "push", "recover"]
 
@@ -74,7 +74,10 @@ class TransferResult:
 
     def __str__(self) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(self.counts().items()))
-        return f"Transfer to {self.context.get('organisation', 'Xero')}: {counts or 'nothing to do'} in {self.seconds:.1f} s"
+        return (
+            f"Transfer to {self.context.get('organisation', 'Xero')}: {counts or 'nothing to do'} "
+            f"in {self.seconds:.1f} s"
+        )
 
     def __repr__(self) -> str:
         return f"<TransferResult {self.counts()}>"
@@ -121,7 +124,8 @@ def _outcome(
 
 
 def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
-    """Resolve intents a crash left behind: found in Xero -> created; not found -> cleared for a resend."""
+    """Resolve intents a crash left behind: found in Xero -> created; not found -> cleared for a
+    resend."""
     tenant = str(conn.xero.tenant_id)
     pending = ledger.unfinished(tenant)
     if pending.empty:
@@ -161,7 +165,11 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
                 }
             )
         ledger.event(
-            "xero", "recover", rows[-1]["resolution"], tenant_id=tenant, subject=rec["invoice_number"]
+            "xero",
+            "recover",
+            rows[-1]["resolution"],
+            tenant_id=tenant,
+            subject=rec["invoice_number"],
         )
     return pd.DataFrame(rows)
 
@@ -189,7 +197,8 @@ def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _create_contacts(conn: Connection, plan: TransferPlan, ledger: Ledger) -> dict[str, str]:
-    """Create the plan's new contacts (batches of 50); returns ContactNumber -> ContactID for all of them."""
+    """Create the plan's new contacts (batches of 50); returns ContactNumber -> ContactID for all of
+    them."""
     tenant = plan.tenant_id
     ids: dict[str, str] = {}
     todo = plan.new_contacts
@@ -204,7 +213,9 @@ def _create_contacts(conn: Connection, plan: TransferPlan, ledger: Ledger) -> di
             for r in records(chunk)
         ]
         for r in records(chunk):
-            ledger.record_contact(tenant, r["coworker_id"], r["contact_number"], "sending", name=r["name"])
+            ledger.record_contact(
+                tenant, r["coworker_id"], r["contact_number"], "sending", name=r["name"]
+            )
         try:
             elements = conn.xero.create_contacts(
                 payload, idempotency_key=batch_key(tenant, payload)
@@ -241,17 +252,21 @@ def _wrong_place(conn: Connection, plan: TransferPlan) -> str | None:
     location = plan.context.get("location")
     if str(conn.xero.tenant_id) != plan.tenant_id:
         return (
-            f"refused: this plan is for Xero organisation {plan.tenant_id} but the connection writes to "
-            f"{conn.xero.tenant_id}; invoices of {location} go only to their own organisation"
+            f"refused: this plan is for Xero organisation {plan.tenant_id} but the connection "
+            f"writes to {conn.xero.tenant_id}; invoices of {location} go only to their own "
+            "organisation"
         )
     if location is not None and location != conn.location:
         return (
-            f"refused: this plan holds invoices of {location} but the connection is for {conn.location}; "
-            "connect to that location and plan again"
+            f"refused: this plan holds invoices of {location} but the connection is for "
+            f"{conn.location}; connect to that location and plan again"
         )
     mapped = conn.params.location_map(str(location)) if location else None
     if mapped is not None and plan.context.get("tracking") != getattr(conn, "tracking", None):
-        return f"refused: the plan's tracking {plan.context.get('tracking')} is not {location}'s {getattr(conn, 'tracking', None)}"
+        return (
+            f"refused: the plan's tracking {plan.context.get('tracking')} is not {location}'s "
+            f"{getattr(conn, 'tracking', None)}"
+        )
     return None
 
 
@@ -278,7 +293,8 @@ def push(
     tenant = plan.tenant_id
     refusal = _wrong_place(conn, plan)
     if refusal:
-        # Never written, never silently dropped: every invoice is reported refused and the ledger says why.
+        # Never written, never silently dropped: every invoice is reported refused and the ledger
+        # says why.
         ledger.event(
             "xero", "push refused", "refused", tenant_id=str(conn.xero.tenant_id), detail=refusal
         )
@@ -310,8 +326,8 @@ def push(
         todo = todo.sort_values(["date", "invoice_number"], kind="stable")
         fits = fit_budget(todo, plan.new_contacts, budget, plan.options.batch_size)
         reason = (
-            f"deferred: this push needs {needed} Xero calls and {budget} are left in today's budget; "
-            "the oldest invoices went first and the next run sends these"
+            f"deferred: this push needs {needed} Xero calls and {budget} are left in today's "
+            "budget; the oldest invoices went first and the next run sends these"
         )
         outcomes.extend(
             _outcome(r, "deferred", messages=[reason]) for r in records(todo.iloc[fits:])
@@ -423,8 +439,12 @@ def _send_batch(
         try:
             found = _lookup(conn, [r["invoice_number"] for r in chunk])
         except ClientError as lookup_exc:
-            # Cannot tell whether Xero saved them: the intents stay open for the next run to resolve.
-            message = f"unknown: Xero did not answer ({exc}) and could not be asked ({lookup_exc}); the next run resolves it"
+            # Cannot tell whether Xero saved them: the intents stay open for the next run to
+            # resolve.
+            message = (
+                f"unknown: Xero did not answer ({exc}) and could not be asked ({lookup_exc}); the "
+                "next run resolves it"
+            )
             return [_outcome(r, "unknown", messages=[message]) for r in chunk]
         out = []
         for r in chunk:
@@ -480,9 +500,14 @@ def _send_batch(
 
 
 def _adopt(
-    conn: Connection, ledger: Ledger, tenant: str, rows: list[dict[str, Any]], contact_ids: dict[str, str]
+    conn: Connection,
+    ledger: Ledger,
+    tenant: str,
+    rows: list[dict[str, Any]],
+    contact_ids: dict[str, str],
 ) -> list[dict[str, Any]]:
-    """Xero already has these numbers: the same invoice (contact and total agree) is adopted, else it fails."""
+    """Xero already has these numbers: the same invoice (contact and total agree) is adopted, else
+    it fails."""
     found = _lookup(conn, [r["invoice_number"] for r in rows])
     out = []
     for r in rows:
@@ -512,11 +537,18 @@ def _adopt(
 
 
 def _write_back(conn: Connection, ledger: Ledger, tenant: str) -> None:
-    """Store each new Xero id in the Nexudus invoice's SystemId (the only field its API lets us write)."""
+    """Store each new Xero id in its Nexudus invoice's SystemId, when the params ask for it.
+
+    Each is a whole-record PUT built from a fresh read and read back (nexudus.md §4).
+    """
+    if not conn.params.write_back_system_id:
+        return  # off by default: the ledger is the record (see RunParams.write_back_system_id)
     rows = ledger.transfers(tenant)
     for rec in records(rows[(rows["state"] == "created") & (rows["written_back"] == 0)]):
         try:
-            conn.nexudus.update_invoice(int(rec["nexudus_invoice_id"]), SystemId=f"xero:{rec['xero_id']}")
+            conn.nexudus.update_invoice(
+                int(rec["nexudus_invoice_id"]), SystemId=f"xero:{rec['xero_id']}"
+            )
         except ClientError as exc:
             ledger.event(
                 "nexudus",
