@@ -892,7 +892,10 @@ def load_inputs(conn: Connection, tax_map_file: str | Path | None = None) -> Map
             key="period_start",
         )
     lines = conn.nexudus.fetch_invoice_lines(
-        invoices["Id"], start=params.period_start, end=params.period_end
+        invoices["Id"],
+        start=params.period_start,
+        end=params.period_end,
+        totals=dict(zip(invoices["Id"].astype(int), invoices["TotalAmount"], strict=True)),
     )
     xero_accounts = conn.xero.fetch_accounts()
     xero_taxes = conn.xero.fetch_tax_rates()

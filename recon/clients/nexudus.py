@@ -171,9 +171,10 @@ class PaymentRecorded:
     """What marking an invoice paid did in Nexudus.
 
     ``invoice`` is the invoice as re-read after the payment (``Paid``,
-    ``PaidAmount``, ``PaidOn``); ``paid_on_moved`` is False when PaidOn could not
-    be moved to the payment date, and ``problem`` then says why (the payment
-    itself is recorded either way).
+    ``PaidAmount``, ``PaidOn``); ``paid_on_moved`` is False when the payment did
+    not settle the invoice (a part payment: Nexudus' PaidOn is left alone) or when
+    PaidOn could not be moved to the payment date, and ``problem`` then says why
+    (the payment itself is recorded either way).
     """
 
     entry_id: int | None
@@ -288,12 +289,14 @@ class NexudusClient:
                     url=self._url(path),
                 )
             records = [r for r in body.get("Records") or [] if isinstance(r, dict)]
-            yield from records
             current = body.get("CurrentPage")
+            if page > 1 and current is not None and int(current) != page:
+                # Another page than the one asked (a paging name ignored, §3): its records
+                # were yielded already; stop rather than repeat them.
+                return
+            yield from records
             if not body.get("HasNextPage") or not records:
                 return
-            if current is not None and int(current) != page:
-                return  # a wrong paging name is ignored silently (§3): never loop on page 1
 
     def use_location(self, business: Mapping[str, Any]) -> ZoneInfo:
         """Read the location's time zone and use it for every date from now on (§6)."""
@@ -378,6 +381,7 @@ class NexudusClient:
         invoice_ids: Iterable[int],
         start: date | datetime | None = None,
         end: date | datetime | None = None,
+        totals: Mapping[int, Decimal] | None = None,
     ) -> pd.DataFrame:
         """The lines of the given invoices, in as few calls as the documented filters allow.
 
@@ -385,6 +389,9 @@ class NexudusClient:
         each side) and keeps those of the given invoices; an invoice none of whose
         lines came back is asked for by ``CoworkerInvoiceLine_CoworkerInvoice=<id>``
         (§3: the parent's Business and CreatedOn are not documented line filters).
+        With ``totals`` (invoice id -> TotalAmount), an invoice whose lines found do
+        not add up to its total either way (§7.2: Σ SubTotal, or Σ SubTotal + Σ
+        TaxAmount) is asked for by id too: a line added outside the window is not lost.
         """
         wanted = {int(i) for i in invoice_ids}
         if not wanted:
@@ -403,7 +410,9 @@ class NexudusClient:
             )
             records = [r for r in found if _int_or_none(r.get("CoworkerInvoiceId")) in wanted]
         seen = {int(r["CoworkerInvoiceId"]) for r in records}
-        for invoice_id in sorted(wanted - seen):
+        short = _short_invoices(records, totals or {}) & seen
+        records = [r for r in records if int(r["CoworkerInvoiceId"]) not in short]
+        for invoice_id in sorted((wanted - seen) | short):
             by_invoice = {"CoworkerInvoiceLine_CoworkerInvoice": invoice_id}
             records.extend(
                 r
@@ -432,6 +441,11 @@ class NexudusClient:
         invoice as read back. ``base``: the invoice as just read by id, to save a read.
         """
         current = dict(base) if base else self._get_record("billing/coworkerinvoices", invoice_id)
+        # A calendar date is stored as the UTC instant of the location's midnight (§6).
+        changes = {
+            k: self._local_midnight(v) if isinstance(v, date) and not isinstance(v, datetime) else v
+            for k, v in changes.items()
+        }
         body = {**current, **{k: _json_value(v) for k, v in changes.items()}, "Id": int(invoice_id)}
         missing = [f for f in INVOICE_REQUIRED if body.get(f) in (None, "")]
         if missing:
@@ -523,6 +537,9 @@ class NexudusClient:
                 method="POST",
                 url=self._url("billing/coworkerledgerentries"),
             )
+        if not after.get("Paid"):
+            # A part payment: Nexudus leaves PaidOn for the payment that settles it (§8).
+            return PaymentRecorded(entry_id, after, False)
         try:
             after = self.update_invoice(invoice_id, base=after, PaidOn=at)
         except ClientError as exc:
@@ -877,6 +894,20 @@ def _entity_filters(entity: str, filters: Mapping[str, Any]) -> dict[str, Any]:
         name = rest if rest.startswith(entity + "_") else f"{entity}_{rest}"
         out[f"{bound}_{name}" if bound else name] = value
     return out
+
+
+def _short_invoices(records: list[dict[str, Any]], totals: Mapping[int, Decimal]) -> set[int]:
+    """Invoices whose lines add up to their total neither gross nor net (§7.2)."""
+    sums: dict[int, list[Decimal]] = {}
+    for r in records:
+        pair = sums.setdefault(int(r["CoworkerInvoiceId"]), [Decimal(0), Decimal(0)])
+        pair[0] += D(r.get("SubTotal"))
+        pair[1] += D(r.get("TaxAmount"))
+    return {
+        invoice_id
+        for invoice_id, (sub, tax) in sums.items()
+        if invoice_id in totals and D(totals[invoice_id]) not in (sub, sub + tax)
+    }
 
 
 def _int_or_none(value: Any) -> int | None:
