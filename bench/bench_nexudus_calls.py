@@ -20,7 +20,6 @@ Run: ``.venv/bin/python bench/bench_nexudus_calls.py [--invoices 3000]``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import shutil
 import tempfile
@@ -123,10 +122,12 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"  push, write-back off (default) {off['push']:5d}  = {off['push'] * per_k:6.1f} per 1,000"
     )
+    each = on["push"] / on["created"]
+    wait = _minutes(on["push"], on["created"])
     print(
-        f"  push, write-back on            {on['push']:5d}  = {on['push'] * 1000 / on['created']:6.1f}"
-        f" per 1,000 ({on['push'] / on['created']:.1f} an invoice: read, whole-record PUT, read "
-        f"back; at least {_minutes(on['push'], on['created']):.1f} min under Nexudus' limits)"
+        f"  push, write-back on            {on['push']:5d}  = {each * 1000:6.1f} per 1,000 "
+        f"({each:.1f} an invoice: read, whole-record PUT, read back; at least {wait:.1f} min "
+        "under Nexudus' limits)"
     )
     print(
         f"  transfer total (default)       {reads + off['push']:5d}  = "
