@@ -14,7 +14,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 from recon import Ledger, plan_transfer, push
 from recon.params import load_params
@@ -22,6 +21,7 @@ from recon.sandbox import Sandbox
 from recon.session import Connection, connect
 from recon.transfer import TransferOptions
 
+ROOT = Path(__file__).resolve().parent.parent
 LOCATIONS = ["Hive Shoreditch", "Hive Singapore Raffles", "Hive New York Flatiron"]
 
 

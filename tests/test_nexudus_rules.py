@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 from recon.display import transfer_plan_html
 from recon.ledger import Ledger
@@ -21,6 +20,8 @@ from recon.params import load_params
 from recon.sandbox import Sandbox
 from recon.session import Connection, connect
 from recon.transfer import TransferPlan, plan_transfer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _plan(sandbox: Sandbox, tmp_path: Path, location: str, **overrides: object) -> TransferPlan:
