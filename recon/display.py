@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from recon.outcomes import Outcome, TransferOutcome, Verdict, counts_text
+
 if TYPE_CHECKING:
     from recon.mapping import MappingResult
 
@@ -103,24 +105,42 @@ def transfer_plan_html(plan: Any) -> str:
     return "\n".join(parts)
 
 
-OUTCOME_COLOURS = {
-    "created": "ok",
-    "adopted": "ok",
-    "skipped": "info",
-    "deferred": "warning",
-    "failed": "blocks",
-    "refused": "blocks",
+# How an outcome's verdict (recon.outcomes.TABLE) colours its row.
+VERDICT_SEVERITY = {
+    Verdict.SUCCESS: "ok",
+    Verdict.SKIPPED: "info",
+    Verdict.WAITING: "warning",
+    Verdict.FAILURE: "blocks",
 }
 
 
+def outcome_colours(kind: type[Outcome]) -> dict[Outcome, str]:
+    """Each outcome of ``kind`` -> the severity its row is coloured with."""
+    return {o: VERDICT_SEVERITY[o.verdict] for o in kind}
+
+
+OUTCOME_COLOURS = outcome_colours(TransferOutcome)
+
+
+def outcomes_html(
+    kind: type[Outcome], frame: pd.DataFrame, *, money: list[str] | None = None
+) -> str:
+    """Per-invoice outcomes (a push's ``TransferOutcome``s or an apply's ``PaymentOutcome``s),
+    each row coloured by its outcome's verdict."""
+    return styled(frame.assign(severity=frame["outcome"].map(outcome_colours(kind))), money=money)
+
+
 def transfer_result_html(result: Any) -> str:
-    counts = ", ".join(f"{v} {html.escape(str(k))}" for k, v in sorted(result.counts().items()))
+    counts = counts_text(TransferOutcome, result.counts())
     parts = [
-        f"<h3>Transfer: {counts or 'nothing to do'}</h3>",
+        f"<h3>Transfer: {html.escape(counts) or 'nothing to do'}</h3>",
         f"<p>{result.calls.get('xero', 0)} Xero calls in {result.seconds:.1f} s.</p>",
     ]
-    shown = result.outcomes.assign(severity=result.outcomes["outcome"].map(OUTCOME_COLOURS))
-    parts.append(styled(shown, money=["nexudus_total", "xero_total", "difference"]))
+    parts.append(
+        outcomes_html(
+            TransferOutcome, result.outcomes, money=["nexudus_total", "xero_total", "difference"]
+        )
+    )
     return "\n".join(parts)
 
 

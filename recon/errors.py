@@ -12,10 +12,8 @@ A leaf module: it imports nothing from recon. The tree::
     │   ├── ApiRejected          the service refused the request (validation messages attached)
     │   ├── NotFound             no such record or path
     │   └── ServiceUnavailable   5xx, timeouts or dropped connections after retries
-    └── StepError                a step cannot go on (floor 2)
-        ├── MappingBlocked       the mapping check found problems the step cannot get past
-        └── LedgerConflict       the local ledger and the remote system disagree in a way
-                                 recon will not guess about
+    └── StepError                a step cannot go on (floor 2), e.g. a ledger file written
+                                 by a newer recon
 
 One bad invoice is not an exception: steps return problems as rows. These are
 for calls and runs that cannot continue.
@@ -29,8 +27,6 @@ __all__ = [
     "ApiRejected",
     "AuthError",
     "ClientError",
-    "LedgerConflict",
-    "MappingBlocked",
     "NotFound",
     "ParamsError",
     "RateLimited",
@@ -123,15 +119,3 @@ class ServiceUnavailable(ClientError):
 
 class StepError(ReconError):
     """A recon step cannot go on."""
-
-
-class MappingBlocked(StepError):
-    """The mapping check found problems that stop the step."""
-
-
-class LedgerConflict(StepError):
-    """The local ledger and the remote system disagree; recon will not guess."""
-
-    def __init__(self, message: str, *, invoice_number: str | None = None) -> None:
-        self.invoice_number = invoice_number
-        super().__init__(message)

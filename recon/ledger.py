@@ -18,6 +18,13 @@ Tables:
 - ``xero_state``: the last known Xero state of each invoice (kept current with If-Modified-Since).
 - ``nexudus_state``: the same for the Nexudus side of each transferred invoice.
 - ``watermarks``: the last successful sync time per organisation and kind.
+
+The file carries its layout's version in ``PRAGMA user_version`` (``SCHEMA_VERSION``),
+stamped when the file is created. A file from before versions were stamped (0) is
+brought up to date when opened: any table it lacks is created, any column added since
+(``LATE_COLUMNS``) is added, and it is stamped. A file stamped with a newer version than
+this code knows is refused (``StepError``): a newer recon wrote it. Every INSERT names
+its columns, so a table whose columns sit in another order is written correctly.
 """
 
 from __future__ import annotations
@@ -34,9 +41,13 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from recon.errors import StepError
 from recon.values import cell_int, is_missing, optional_int, records
 
-__all__ = ["Ledger"]
+__all__ = ["SCHEMA_VERSION", "Ledger"]
+
+# The layout SCHEMA describes. Raise it, and add a step to _MIGRATIONS, when the layout changes.
+SCHEMA_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers(
@@ -72,6 +83,30 @@ CREATE TABLE IF NOT EXISTS watermarks(tenant_id TEXT NOT NULL, kind TEXT NOT NUL
     PRIMARY KEY(tenant_id, kind));
 """
 
+# Columns added to a table after the table first shipped, so a version-0 file may lack them
+# (ledgers written before nexudus_state had business_id). Each is nullable or has a default.
+LATE_COLUMNS: tuple[tuple[str, str, str], ...] = (("nexudus_state", "business_id", "INTEGER"),)
+
+
+def _schema_statements() -> list[str]:
+    """SCHEMA one statement at a time (``executescript`` would commit the open transaction)."""
+    return [statement.strip() for statement in SCHEMA.split(";") if statement.strip()]
+
+
+def _from_version_0(db: sqlite3.Connection) -> None:
+    """A new file, or one written before versions were stamped: the tables and columns of 1."""
+    for statement in _schema_statements():
+        db.execute(statement)
+    for table, column, declaration in LATE_COLUMNS:
+        present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+# _MIGRATIONS[v] brings a file at version v to v + 1.
+_MIGRATIONS = (_from_version_0,)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
 
 def _now() -> str:
     return datetime.now(tz=UTC).isoformat(timespec="milliseconds")
@@ -88,9 +123,34 @@ class Ledger:
             self.path, isolation_level=None, check_same_thread=False, timeout=30
         )
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._bring_up_to_date()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _version(self) -> int:
+        version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StepError(
+                f"The ledger file {self.path} was written by a newer version of recon (ledger "
+                f"version {version}; this recon reads versions up to {SCHEMA_VERSION}). Upgrade "
+                "recon, then run again. Keep the file as it is: it is the record of every write "
+                "made to Xero and Nexudus."
+            )
+        return version
+
+    def _bring_up_to_date(self) -> None:
+        """Refuse a file from a newer recon; create, or migrate and stamp, an older one."""
+        if self._version() == SCHEMA_VERSION:
+            return
+        with self._tx() as db:
+            # Read again under the write lock: another process may have migrated it meanwhile.
+            for migrate in _MIGRATIONS[self._version() :]:
+                migrate(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -281,7 +341,8 @@ class Ledger:
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO contacts VALUES(?,?,?,?,?,?,?) ON "
+                "INSERT INTO contacts(tenant_id,nexudus_coworker_id,contact_number,"
+                "xero_contact_id,state,name,updated_at) VALUES(?,?,?,?,?,?,?) ON "
                 "CONFLICT(tenant_id,nexudus_coworker_id) DO UPDATE SET "
                 "contact_number=excluded.contact_number, "
                 "xero_contact_id=COALESCE(excluded.xero_contact_id, contacts.xero_contact_id), "
@@ -322,7 +383,8 @@ class Ledger:
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO payments VALUES(?,?,?,?,?,?,?,?,?) ON "
+                "INSERT INTO payments(tenant_id,nexudus_invoice_id,invoice_number,state,amount,"
+                "paid_on,xero_invoice_id,messages,updated_at) VALUES(?,?,?,?,?,?,?,?,?) ON "
                 "CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET state=excluded.state, "
                 "amount=COALESCE(excluded.amount, payments.amount), "
                 "paid_on=COALESCE(excluded.paid_on, payments.paid_on), "
@@ -350,8 +412,8 @@ class Ledger:
     def set_watermark(self, tenant_id: str, kind: str, at: datetime) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO watermarks VALUES(?,?,?) ON CONFLICT(tenant_id,kind) DO UPDATE SET "
-                "at=excluded.at",
+                "INSERT INTO watermarks(tenant_id,kind,at) VALUES(?,?,?) "
+                "ON CONFLICT(tenant_id,kind) DO UPDATE SET at=excluded.at",
                 (tenant_id, kind, at.isoformat()),
             )
 
@@ -386,7 +448,9 @@ class Ledger:
                 )
             for r in rows:
                 db.execute(
-                    "INSERT INTO xero_state VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON "
+                    "INSERT INTO xero_state(tenant_id,xero_id,number,kind,status,total,amount_due,"
+                    "amount_paid,amount_credited,fully_paid_on,updated_utc,created_by_recon) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON "
                     "CONFLICT(tenant_id,xero_id) DO UPDATE SET number=excluded.number, "
                     "status=excluded.status, total=excluded.total, "
                     "amount_due=excluded.amount_due, amount_paid=excluded.amount_paid, "
@@ -440,7 +504,11 @@ class Ledger:
             for r in records(frame)
         ]
         with self._tx() as db:
-            db.executemany("INSERT OR REPLACE INTO nexudus_state VALUES(?,?,?,?,?,?,?,?,?)", rows)
+            db.executemany(
+                "INSERT OR REPLACE INTO nexudus_state(tenant_id,nexudus_invoice_id,total,paid,"
+                "paid_amount,void,due_date,updated_on,business_id) VALUES(?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
         return len(rows)
 
     def nexudus_state(self, tenant_id: str) -> pd.DataFrame:

@@ -24,26 +24,12 @@ import yaml
 from recon.errors import ParamsError
 
 __all__ = [
-    "NOTEBOOK_PARAMETERS",
     "LocationMap",
     "NexudusSettings",
     "RunParams",
     "XeroSettings",
     "load_params",
 ]
-
-# The keys a notebook's parameters cell takes (the rest stay in the params file).
-NOTEBOOK_PARAMETERS = (
-    "params_file",
-    "period_start",
-    "period_end",
-    "location",
-    "organisation",
-    "tax_map_file",
-    "output_dir",
-    "push",
-    "apply",
-)
 
 
 @dataclass(frozen=True)

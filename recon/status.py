@@ -26,6 +26,7 @@ import pandas as pd
 from recon.clients.xero import parse_xero_date
 from recon.errors import ApiRejected, ClientError
 from recon.ledger import Ledger
+from recon.outcomes import PaymentOutcome, TransferOutcome
 from recon.session import Connection
 from recon.values import decimal_sum, records
 
@@ -217,7 +218,9 @@ def sync_status(
     tenant = str(conn.xero.tenant_id)
     read = refresh_xero_state(conn, ledger, full=full)
     transfers = ledger.transfers(tenant)
-    transfers = transfers[(transfers["state"] == "created") & (transfers["kind"] == "invoice")]
+    transfers = transfers[
+        (transfers["state"] == TransferOutcome.CREATED) & (transfers["kind"] == "invoice")
+    ]
     state = ledger.xero_state(tenant)
     nexudus = _nexudus_state(conn, ledger, tenant, transfers, full=full)
     frame = transfers[
@@ -387,7 +390,7 @@ def apply_paid(
     """
     tenant = str(conn.xero.tenant_id)
     done = ledger.payments(tenant)
-    applied = set(done[done["state"] == "applied"]["nexudus_invoice_id"].astype(int))
+    applied = set(done[done["state"] == PaymentOutcome.APPLIED]["nexudus_invoice_id"].astype(int))
     rows = []
     todo = diff.paid_in_xero
     for i, rec in enumerate(records(todo)):
@@ -397,7 +400,7 @@ def apply_paid(
                 [
                     rec["invoice_number"],
                     invoice_id,
-                    "skipped",
+                    PaymentOutcome.SKIPPED,
                     None,
                     rec["xero_paid_on"],
                     "already applied (ledger)",
@@ -415,13 +418,20 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
     try:
         current = conn.nexudus.get_invoice(invoice_id)
     except ClientError as exc:
-        return [rec["invoice_number"], invoice_id, "failed", None, rec["xero_paid_on"], str(exc)]
+        return [
+            rec["invoice_number"],
+            invoice_id,
+            PaymentOutcome.FAILED,
+            None,
+            rec["xero_paid_on"],
+            str(exc),
+        ]
     if current.get("Paid"):
         ledger.record_payment(
             tenant,
             invoice_id,
             rec["invoice_number"],
-            "applied",
+            PaymentOutcome.APPLIED,
             paid_on=str(current.get("PaidOn")),
             xero_invoice_id=rec["xero_id"],
             messages=["already paid in Nexudus"],
@@ -429,7 +439,7 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
         return [
             rec["invoice_number"],
             invoice_id,
-            "already paid",
+            PaymentOutcome.ALREADY_PAID,
             None,
             current.get("PaidOn"),
             "already paid in Nexudus",
@@ -456,12 +466,16 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
         )
     except ApiRejected as exc:
         ledger.record_payment(
-            tenant, invoice_id, rec["invoice_number"], "failed", messages=exc.messages or [str(exc)]
+            tenant,
+            invoice_id,
+            rec["invoice_number"],
+            PaymentOutcome.FAILED,
+            messages=exc.messages or [str(exc)],
         )
         return [
             rec["invoice_number"],
             invoice_id,
-            "failed",
+            PaymentOutcome.FAILED,
             amount,
             paid_on,
             "; ".join(exc.messages) or str(exc),
@@ -469,13 +483,20 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
     except ClientError as exc:
         # Unknown whether Nexudus saved it: the 'sending' intent is settled on the next apply by
         # reading the invoice.
-        return [rec["invoice_number"], invoice_id, "unknown", amount, paid_on, str(exc)]
+        return [
+            rec["invoice_number"],
+            invoice_id,
+            PaymentOutcome.UNKNOWN,
+            amount,
+            paid_on,
+            str(exc),
+        ]
     note = recorded.problem or ""
     ledger.record_payment(
         tenant,
         invoice_id,
         rec["invoice_number"],
-        "applied",
+        PaymentOutcome.APPLIED,
         amount=amount,
         paid_on=paid_on,
         xero_invoice_id=rec["xero_id"],
@@ -484,9 +505,9 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
     ledger.event(
         "nexudus",
         "mark paid",
-        "applied",
+        PaymentOutcome.APPLIED,
         tenant_id=tenant,
         subject=rec["invoice_number"],
         detail=f"{amount}" + (f"; {note}" if note else ""),
     )
-    return [rec["invoice_number"], invoice_id, "applied", amount, paid_on, note]
+    return [rec["invoice_number"], invoice_id, PaymentOutcome.APPLIED, amount, paid_on, note]

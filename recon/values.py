@@ -16,11 +16,9 @@ import pandas as pd
 
 __all__ = [
     "cell_int",
-    "cell_str",
     "decimal_sum",
     "is_missing",
     "optional_int",
-    "optional_str",
     "records",
 ]
 
@@ -52,16 +50,6 @@ def cell_int(value: object) -> int:
 def optional_int(value: object) -> int | None:
     """``cell_int`` of a cell that may be blank."""
     return None if is_missing(value) else cell_int(value)
-
-
-def cell_str(value: object) -> str:
-    """A cell as text; a blank cell is the empty string."""
-    return "" if is_missing(value) else str(value)
-
-
-def optional_str(value: object) -> str | None:
-    """A cell as text, or None when it is blank."""
-    return None if is_missing(value) else str(value)
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:

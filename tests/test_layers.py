@@ -24,7 +24,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "recon"
 
-LEAVES = {"recon.errors", "recon.money", "recon.params", "recon.values"}
+LEAVES = {"recon.errors", "recon.money", "recon.outcomes", "recon.params", "recon.values"}
 # Floor of each top-level part; a module imports only from lower floors and the leaves.
 FLOORS = {
     "sandbox": 0,
@@ -208,3 +208,26 @@ def test_an_upward_or_same_floor_import_is_caught_but_type_checking_ones_are_not
         "recon.clients (floor 1) imports recon.mapping (floor 3)",
         "recon.display (floor 2) imports recon.ledger (floor 2)",
     ]
+
+
+def _private_imports(root: Path, package: str = "recon") -> list[str]:
+    """``from recon.x import _name`` anywhere under ``root``: a private name crossing modules."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and (node.module == package or node.module.startswith(package + "."))
+            ):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(root.parent)}: {node.module}.{alias.name}")
+    return found
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    found = _private_imports(PACKAGE) + _private_imports(PACKAGE.parent / "tests")
+    found += _private_imports(PACKAGE.parent / "bench")
+    assert not found, "make these public or move them:\n" + "\n".join(found)

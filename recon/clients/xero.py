@@ -592,17 +592,6 @@ class XeroClient:
         for page in self.iter_pages("/Contacts", "Contacts", params, modified_since=modified_since):
             yield from page
 
-    def iter_payments(
-        self, *, where: str | None = None, modified_since: datetime | None = None
-    ) -> Iterator[dict[str, Any]]:
-        for page in self.iter_pages(
-            "/Payments",
-            "Payments",
-            {"where": where} if where else None,
-            modified_since=modified_since,
-        ):
-            yield from page
-
     # ---- writes -----------------------------------------------------------------
     def _write_batch(
         self,
@@ -651,11 +640,6 @@ class XeroClient:
         self, contacts: list[dict[str, Any]], *, idempotency_key: str | None = None
     ) -> list[dict[str, Any]]:
         return self._write_batch("PUT", "/Contacts", "Contacts", contacts, idempotency_key)
-
-    def save_contacts(
-        self, contacts: list[dict[str, Any]], *, idempotency_key: str | None = None
-    ) -> list[dict[str, Any]]:
-        return self._write_batch("POST", "/Contacts", "Contacts", contacts, idempotency_key)
 
     def create_payments(
         self, payments: list[dict[str, Any]], *, idempotency_key: str | None = None

@@ -22,34 +22,34 @@ import pandas as pd
 
 from recon.params import RunParams
 from recon.report.locations import (
-    _combined,
-    _locations_errors,
-    _locations_summary,
-    _locations_table,
-    _not_run_table,
+    combined,
+    locations_errors,
+    locations_summary,
+    locations_table,
+    not_run_table,
 )
 from recon.report.runs import (
     LocationRun,
     LocationStatus,
     StepRun,
     StepStatus,
-    _failed_in,
-    _recorded_locations,
-    _run_context,
-    _with_notebook_error,
-    _write_run_record,
+    failed_in,
     location_runs,
     record_location,
+    recorded_locations,
+    run_context,
     steps_from_run,
+    with_notebook_error,
+    write_run_record,
 )
 from recon.report.tables import (
-    _errors_table,
-    _read_csv,
-    _step_table,
-    _summary_table,
-    _typed,
+    errors_table,
+    read_csv,
+    step_table,
+    summary_table,
+    typed,
 )
-from recon.report.workbook import _write_csv, _write_workbook
+from recon.report.workbook import write_csv, write_workbook
 
 WORKBOOK = "audit.xlsx"
 
@@ -81,15 +81,15 @@ class ReportPaths:
     def table(self, name: str) -> pd.DataFrame:
         """One table of the report (``summary``, ``transfers``, ``errors``...) from its CSV; money
         as Decimal, blanks None."""
-        loaded = _read_csv(self.csv_dir / f"{name}.csv")
+        loaded = read_csv(self.csv_dir / f"{name}.csv")
         if loaded is None:
             raise FileNotFoundError(f"no table {name!r} in {self.csv_dir}")
         columns, records = loaded
-        rows = [[_typed(c, r.get(c) or "") for c in columns] for r in records]
+        rows = [[typed(c, r.get(c) or "") for c in columns] for r in records]
         if name == "summary":  # its totals rows hold money in the value column
             for row, rec in zip(rows, records, strict=True):
                 if rec.get("section") == "totals":
-                    row[columns.index("value")] = _typed("amount", rec.get("value") or "")
+                    row[columns.index("value")] = typed("amount", rec.get("value") or "")
         return pd.DataFrame(rows, columns=columns, dtype=object)
 
     def summary(self) -> pd.DataFrame:
@@ -180,23 +180,23 @@ def build_report(
     if locations:
         return _locations_report(run_dir, params, started, finished, locations)
     steps = [
-        _with_notebook_error(run_dir, s)
+        with_notebook_error(run_dir, s)
         for s in (steps if steps is not None else steps_from_run(run_dir))
     ]
     started = started or min((s.started for s in steps if s.started), default=None)
     finished = finished or max((s.finished for s in steps if s.finished), default=None)
-    _write_run_record(run_dir, params, started, finished, steps)
+    write_run_record(run_dir, params, started, finished, steps)
     data = {
-        "Account mapping": _step_table(
+        "Account mapping": step_table(
             "Account mapping", "account_mapping.csv", run_dir, "mapping_accounts.csv", steps, params
         ),
-        "Tax mapping": _step_table(
+        "Tax mapping": step_table(
             "Tax mapping", "tax_mapping.csv", run_dir, "mapping_tax_rates.csv", steps, params
         ),
-        "Transfers": _step_table(
+        "Transfers": step_table(
             "Transfers", "transfers.csv", run_dir, "transfer_outcomes.csv", steps, params
         ),
-        "Status differences": _step_table(
+        "Status differences": step_table(
             "Status differences",
             "status_differences.csv",
             run_dir,
@@ -205,18 +205,18 @@ def build_report(
             params,
         ),
     }
-    errors = _errors_table(run_dir, steps)
-    summary = _summary_table(
+    errors = errors_table(run_dir, steps)
+    summary = summary_table(
         run_dir,
         params,
         started,
         finished,
         steps,
-        {**_run_context(run_dir, params), **(context or {})},
+        {**run_context(run_dir, params), **(context or {})},
     )
     tables = [summary, *data.values(), errors]
-    workbook = _write_workbook(tables, run_dir / WORKBOOK)
-    csvs = tuple(_write_csv(t, run_dir / "csv") for t in tables)
+    workbook = write_workbook(tables, run_dir / WORKBOOK)
+    csvs = tuple(write_csv(t, run_dir / "csv") for t in tables)
     htmls = render_notebooks(run_dir, run_dir / "html")
     return ReportPaths(
         run_dir,
@@ -237,14 +237,14 @@ def load_report(run_dir: str | Path) -> ReportPaths:
             f"no {WORKBOOK} in {run_dir}: run `recon run`, or build_report for this folder"
         )
     csvs = tuple(sorted((run_dir / "csv").glob("*.csv")))
-    if _recorded_locations(run_dir):
+    if recorded_locations(run_dir):
         locations = tuple(location_runs(run_dir))
         return ReportPaths(
             run_dir,
             workbook,
             csvs,
             tuple(sorted((run_dir / "html").glob("*/*.html"))),
-            _failed_in(locations),
+            failed_in(locations),
             (),
             locations,
         )
@@ -270,7 +270,7 @@ def open_report(run_dir: str | Path, params: RunParams, *, rebuild: bool = False
     run_dir = Path(run_dir)
     if (
         (run_dir / WORKBOOK).exists()
-        and (steps_from_run(run_dir) or _recorded_locations(run_dir))
+        and (steps_from_run(run_dir) or recorded_locations(run_dir))
         and not rebuild
     ):
         return load_report(run_dir)
@@ -309,7 +309,7 @@ def _locations_report(
 ) -> ReportPaths:
     """One workbook for a run over several locations (see the module docstring)."""
     locs = [
-        replace(loc, steps=tuple(_with_notebook_error(run_dir / loc.folder, s) for s in loc.steps))
+        replace(loc, steps=tuple(with_notebook_error(run_dir / loc.folder, s) for s in loc.steps))
         for loc in locations
     ]
     started = started or min((loc.started for loc in locs if loc.started), default=None)
@@ -317,9 +317,9 @@ def _locations_report(
     for loc in locs:
         if loc.steps:
             record_location(run_dir / loc.folder, params, loc)
-    _write_run_record(run_dir, params, started, finished, [], locs)
+    write_run_record(run_dir, params, started, finished, [], locs)
     contexts = {
-        loc.name: _run_context(run_dir / loc.folder, params)
+        loc.name: run_context(run_dir / loc.folder, params)
         if (run_dir / loc.folder).is_dir()
         else {}
         for loc in locs
@@ -334,28 +334,28 @@ def _locations_report(
         parts = [
             (
                 loc.name,
-                _not_run_table(sheet, csv_name, loc)
+                not_run_table(sheet, csv_name, loc)
                 if loc.status == LocationStatus.NOT_RUN
-                else _step_table(sheet, csv_name, run_dir / loc.folder, source, loc.steps, params),
+                else step_table(sheet, csv_name, run_dir / loc.folder, source, loc.steps, params),
             )
             for loc in locs
         ]
-        data.append(_combined(sheet, csv_name, parts))
+        data.append(combined(sheet, csv_name, parts))
     tables = [
-        _locations_summary(run_dir, params, started, finished, locs, contexts),
-        _locations_table(run_dir, params, locs, contexts),
+        locations_summary(run_dir, params, started, finished, locs, contexts),
+        locations_table(run_dir, params, locs, contexts),
         *data,
-        _locations_errors(run_dir, locs),
+        locations_errors(run_dir, locs),
     ]
-    workbook = _write_workbook(tables, run_dir / WORKBOOK)
-    csvs = tuple(_write_csv(t, run_dir / "csv") for t in tables)
+    workbook = write_workbook(tables, run_dir / WORKBOOK)
+    csvs = tuple(write_csv(t, run_dir / "csv") for t in tables)
     htmls = tuple(
         page
         for loc in locs
         if (run_dir / loc.folder).is_dir()
         for page in render_notebooks(run_dir / loc.folder, run_dir / "html" / loc.folder)
     )
-    return ReportPaths(run_dir, workbook, csvs, htmls, _failed_in(locs), (), tuple(locs))
+    return ReportPaths(run_dir, workbook, csvs, htmls, failed_in(locs), (), tuple(locs))
 
 
 def _link(path: Path) -> str:

@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from recon.money import ZERO
+from recon.outcomes import TransferOutcome, Verdict
 from recon.params import RunParams
-from recon.report.runs import LocationRun, LocationStatus, _first_failed, _iso
+from recon.report.runs import LocationRun, LocationStatus, first_failed, iso
 from recon.report.tables import (
-    _amount,
-    _errors_table,
-    _read_csv,
-    _step_row,
-    _Table,
-    _totals_rows,
+    Table,
+    amount_or_zero,
+    errors_table,
     parameter_rows,
+    read_csv,
+    step_row,
+    totals_rows,
     versions,
 )
 
@@ -41,15 +42,16 @@ LOCATION_FIGURES = [
     "failed",
     "status_differences",
 ]
-TRANSFERRED = (
-    "created",
-    "adopted",
-)  # the invoice is in Xero now (adopted: it was there already, from an earlier try)
-NOT_TRANSFERRED = ("failed", "refused", "unknown")  # each is on the Errors sheet or needs a look
+# How the figures count a transfer outcome (recon.outcomes.TABLE): in Xero now (adopted: it was
+# there already, from an earlier try); not transferred, each on the Errors sheet; waiting for the
+# next run.
+TRANSFERRED = TransferOutcome.judged(Verdict.SUCCESS)
+NOT_TRANSFERRED = TransferOutcome.judged(Verdict.FAILURE)
+DEFERRED = TransferOutcome.judged(Verdict.WAITING)
 
 
-def _not_run_table(sheet: str, csv_name: str, location: LocationRun) -> _Table:
-    return _Table(
+def not_run_table(sheet: str, csv_name: str, location: LocationRun) -> Table:
+    return Table(
         sheet,
         csv_name,
         ["note"],
@@ -57,7 +59,7 @@ def _not_run_table(sheet: str, csv_name: str, location: LocationRun) -> _Table:
     )
 
 
-def _combined(sheet: str, csv_name: str, parts: Sequence[tuple[str, _Table]]) -> _Table:
+def combined(sheet: str, csv_name: str, parts: Sequence[tuple[str, Table]]) -> Table:
     """Each location's table, one after the other, under a ``location`` column; a ``note`` column
     (if any) last."""
     columns: list[str] = []
@@ -69,10 +71,10 @@ def _combined(sheet: str, csv_name: str, parts: Sequence[tuple[str, _Table]]) ->
     for name, table in parts:
         at = [table.columns.index(c) if c in table.columns else None for c in columns]
         rows += [[name, *[None if i is None else row[i] for i in at]] for row in table.rows]
-    return _Table(sheet, csv_name, ["location", *columns], rows)
+    return Table(sheet, csv_name, ["location", *columns], rows)
 
 
-def _locations_errors(run_dir: Path, locs: Sequence[LocationRun]) -> _Table:
+def locations_errors(run_dir: Path, locs: Sequence[LocationRun]) -> Table:
     rows: list[list[Any]] = []
     for loc in locs:
         if loc.status == LocationStatus.NOT_RUN:
@@ -91,7 +93,7 @@ def _locations_errors(run_dir: Path, locs: Sequence[LocationRun]) -> _Table:
             continue
         rows += [
             [loc.name, *r]
-            for r in _errors_table(run_dir / loc.folder, loc.steps, f"{loc.folder}/").rows
+            for r in errors_table(run_dir / loc.folder, loc.steps, f"{loc.folder}/").rows
             if r[0] != "none"
         ]
     if not rows:
@@ -105,32 +107,32 @@ def _locations_errors(run_dir: Path, locs: Sequence[LocationRun]) -> _Table:
                 "",
             ]
         )
-    return _Table(
+    return Table(
         "Errors", "errors.csv", ["location", "kind", "where", "what", "meaning", "fix"], rows
     )
 
 
-def _locations_summary(
+def locations_summary(
     run_dir: Path,
     params: RunParams,
     started: datetime | None,
     finished: datetime | None,
     locs: Sequence[LocationRun],
     contexts: Mapping[str, Mapping[str, Any]],
-) -> _Table:
+) -> Table:
     bad = [loc for loc in locs if loc.status != LocationStatus.OK]
     result = (
         "FAILED: "
-        + "; ".join(f"{loc.name} ({_first_failed(loc) or loc.status.value})" for loc in bad)
+        + "; ".join(f"{loc.name} ({first_failed(loc) or loc.status.value})" for loc in bad)
         if bad
         else f"{len(locs)} of {len(locs)} locations ran, no step failed"
     )
     rows: list[list[Any]] = [
         [None, "run", "run id", run_dir.name, None, None, str(run_dir)],
-        [None, "run", "started", _iso(started) or "not recorded", None, None, "UTC"],
-        [None, "run", "finished", _iso(finished) or "not recorded", None, None, "UTC"],
+        [None, "run", "started", iso(started) or "not recorded", None, None, "UTC"],
+        [None, "run", "finished", iso(finished) or "not recorded", None, None, "UTC"],
         [None, "run", "result", result, None, None, ""],
-        [None, "run", "report built", _iso(datetime.now(tz=UTC)), None, None, "UTC"],
+        [None, "run", "report built", iso(datetime.now(tz=UTC)), None, None, "UTC"],
         [
             None,
             "run",
@@ -144,7 +146,7 @@ def _locations_summary(
     for loc in locs:
         context, mapped = contexts.get(loc.name) or {}, params.location_map(loc.name)
         rows.append([loc.name, "location", "status", loc.status.value, None, None, loc.failure])
-        rows += [[loc.name, *_step_row(s)] for s in loc.steps]
+        rows += [[loc.name, *step_row(s)] for s in loc.steps]
         organisation = context.get("organisation") or (
             f"{mapped.organisation} (from the params; no step connected)"
             if mapped
@@ -196,8 +198,8 @@ def _locations_summary(
     rows += [[None, "version", name, version, None, None, ""] for name, version in versions()]
     for loc in locs:
         if (run_dir / loc.folder).is_dir():
-            rows += [[loc.name, *r] for r in _totals_rows(run_dir / loc.folder)]
-    return _Table(
+            rows += [[loc.name, *r] for r in totals_rows(run_dir / loc.folder)]
+    return Table(
         "Summary",
         "summary.csv",
         ["location", "section", "item", "value", "currency", "count", "detail"],
@@ -205,12 +207,12 @@ def _locations_summary(
     )
 
 
-def _locations_table(
+def locations_table(
     run_dir: Path,
     params: RunParams,
     locs: Sequence[LocationRun],
     contexts: Mapping[str, Mapping[str, Any]],
-) -> _Table:
+) -> Table:
     """One row per location and currency: each step's status and the figures an accountant checks
     first."""
     stems: list[str] = []
@@ -237,7 +239,7 @@ def _locations_table(
                     loc.failure or None,
                 ]
             )
-    return _Table(
+    return Table(
         "Locations",
         "locations.csv",
         ["location", "currency", "status", "organisation", *stems, *LOCATION_FIGURES, "error"],
@@ -250,11 +252,11 @@ def _location_figures(folder: Path) -> dict[str, dict[str, Any]]:
     missing is left out)."""
 
     def load(name: str) -> list[dict[str, str]] | None:
-        loaded = _read_csv(folder / name)
+        loaded = read_csv(folder / name)
         return loaded[1] if loaded else None
 
     def total(rows: list[dict[str, str]], column: str) -> Decimal:
-        return sum((_amount(r.get(column)) for r in rows), ZERO)
+        return sum((amount_or_zero(r.get(column)) for r in rows), ZERO)
 
     invoices, outcomes, differences = (
         load("mapping_invoices.csv"),
@@ -279,7 +281,7 @@ def _location_figures(folder: Path) -> dict[str, dict[str, Any]]:
         if outcomes is not None:
             mine = [r for r in outcomes if (r.get("currency") or "") == currency]
             done = [r for r in mine if r.get("outcome") in TRANSFERRED]
-            deferred = [r for r in mine if r.get("outcome") == "deferred"]
+            deferred = [r for r in mine if r.get("outcome") in DEFERRED]
             got |= {
                 "transferred": len(done),
                 "transferred_total": total(done, "nexudus_total"),

@@ -70,8 +70,8 @@ class StepRun:
         return {
             "name": self.name,
             "status": self.status.value,
-            "started": _iso(self.started),
-            "finished": _iso(self.finished),
+            "started": iso(self.started),
+            "finished": iso(self.finished),
             "error": self.error,
             "where": self.where,
             "note": self.note,
@@ -131,8 +131,8 @@ class LocationRun:
             "name": self.name,
             "folder": self.folder,
             "status": self.status.value,
-            "started": _iso(self.started),
-            "finished": _iso(self.finished),
+            "started": iso(self.started),
+            "finished": iso(self.finished),
             "note": self.note,
         }
 
@@ -196,8 +196,8 @@ def record_location(folder: str | Path, params: RunParams, location: LocationRun
         "location": location.name,
         "params_file": params.source,
         "params_path": _params_path(params),
-        "started": _iso(location.started),
-        "finished": _iso(location.finished),
+        "started": iso(location.started),
+        "finished": iso(location.finished),
         "steps": [s.to_dict() for s in location.steps],
         "note": location.note,
     }
@@ -230,7 +230,7 @@ def location_runs(run_dir: str | Path, expected: Iterable[str] = ()) -> list[Loc
                 _parse_time(record.get("finished")),
                 str(record.get("note") or ""),
             )
-    recorded = _recorded_locations(run_dir)
+    recorded = recorded_locations(run_dir)
     if not found and not recorded:
         return []
     names = [str(r["name"]) for r in recorded] if recorded else list(expected)
@@ -247,7 +247,7 @@ def location_runs(run_dir: str | Path, expected: Iterable[str] = ()) -> list[Loc
     return out + list(found.values())
 
 
-def _recorded_locations(run_dir: Path) -> list[dict[str, Any]]:
+def recorded_locations(run_dir: Path) -> list[dict[str, Any]]:
     record = _read_json(run_dir / RUN_RECORD)
     return list(record.get("locations") or []) if record else []
 
@@ -260,11 +260,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _first_failed(location: LocationRun) -> str | None:
+def first_failed(location: LocationRun) -> str | None:
     return next((s.stem for s in location.steps if s.status == StepStatus.FAILED), None)
 
 
-def _failed_in(locations: Sequence[LocationRun]) -> tuple[str, ...]:
+def failed_in(locations: Sequence[LocationRun]) -> tuple[str, ...]:
     return tuple(
         f"{loc.name}: {s.name}"
         for loc in locations
@@ -273,7 +273,7 @@ def _failed_in(locations: Sequence[LocationRun]) -> tuple[str, ...]:
     ) + tuple(f"{loc.name}: not run" for loc in locations if loc.status == LocationStatus.NOT_RUN)
 
 
-def _run_context(run_dir: Path, params: RunParams) -> dict[str, Any]:
+def run_context(run_dir: Path, params: RunParams) -> dict[str, Any]:
     """Location and organisation as a step saw them: run_context.json, else the ``Connection`` a
     notebook displayed."""
     path = run_dir / RUN_CONTEXT
@@ -290,7 +290,7 @@ def _run_context(run_dir: Path, params: RunParams) -> dict[str, Any]:
     return {}
 
 
-def _with_notebook_error(run_dir: Path, step: StepRun) -> StepRun:
+def with_notebook_error(run_dir: Path, step: StepRun) -> StepRun:
     """A failed step with the error text and cell taken from its executed notebook (the record of
     truth)."""
     path = run_dir / step.name
@@ -326,7 +326,7 @@ def notebook_error(path: Path) -> tuple[str, str] | None:
     return None
 
 
-def _write_run_record(
+def write_run_record(
     run_dir: Path,
     params: RunParams,
     started: datetime | None,
@@ -338,8 +338,8 @@ def _write_run_record(
         "run_id": run_dir.name,
         "params_file": params.source,
         "params_path": _params_path(params),
-        "started": _iso(started),
-        "finished": _iso(finished),
+        "started": iso(started),
+        "finished": iso(finished),
         "steps": [s.to_dict() for s in steps],
     }
     if locations is not None:
@@ -352,7 +352,7 @@ def _params_path(params: RunParams) -> str | None:
     return None if params.source == "(defaults)" else str(Path(params.source).resolve())
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
 
 

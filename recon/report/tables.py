@@ -1,7 +1,7 @@
 """The report's tables for one run folder: the step CSVs read in, the Summary and the Errors.
 
 Floor 2 (part of ``recon.report``): reads the CSVs the steps wrote into
-``_Table``s (money as exact ``Decimal``, counts as int, a missing CSV as one
+``Table``s (money as exact ``Decimal``, counts as int, a missing CSV as one
 ``note`` row saying why), and builds the Summary (run, steps, context,
 parameters with secrets masked, versions, per-currency totals) and the Errors
 table. Writes nothing.
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from recon.money import ZERO
+from recon.outcomes import Outcome, PaymentOutcome, TransferOutcome, Verdict
 from recon.params import RunParams
-from recon.report.runs import StepRun, StepStatus, _iso
+from recon.report.runs import StepRun, StepStatus, iso
 
 # The packages whose versions an auditor needs to reproduce a run.
 VERSIONED = ("recon", "pandas", "httpx", "authlib", "papermill", "nbconvert", "openpyxl")
@@ -68,7 +69,7 @@ STEP_OF_CSV = (("mapping_", "mapping"), ("transfer_", "transfer"), ("status_", "
 
 
 @dataclass(frozen=True)
-class _Table:
+class Table:
     sheet: str
     csv_name: str
     columns: list[str]
@@ -85,7 +86,7 @@ class _Table:
         return None
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
     if not path.exists():
         return None
     with path.open(newline="", encoding="utf-8") as fh:
@@ -94,7 +95,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
         return list(reader.fieldnames or []), rows
 
 
-def _typed(column: str, text: str) -> Any:
+def typed(column: str, text: str) -> Any:
     """A CSV cell as the report holds it: money as Decimal, counts as int, the rest as text."""
     if text == "":
         return None
@@ -109,20 +110,20 @@ def _typed(column: str, text: str) -> Any:
     return text
 
 
-def _step_table(
+def step_table(
     sheet: str,
     csv_name: str,
     run_dir: Path,
     source: str,
     steps: Sequence[StepRun],
     params: RunParams,
-) -> _Table:
-    loaded = _read_csv(run_dir / source)
+) -> Table:
+    loaded = read_csv(run_dir / source)
     if loaded is None:
-        return _Table(sheet, csv_name, ["note"], [[_missing_note(source, steps, params)]])
+        return Table(sheet, csv_name, ["note"], [[_missing_note(source, steps, params)]])
     columns, records = loaded
-    return _Table(
-        sheet, csv_name, columns, [[_typed(c, r.get(c) or "") for c in columns] for r in records]
+    return Table(
+        sheet, csv_name, columns, [[typed(c, r.get(c) or "") for c in columns] for r in records]
     )
 
 
@@ -147,7 +148,7 @@ def _missing_note(source: str, steps: Sequence[StepRun], params: RunParams) -> s
     return f"No data: step {step.stem} ran but wrote no {source}."
 
 
-def _errors_table(run_dir: Path, steps: Sequence[StepRun], folder: str = "") -> _Table:
+def errors_table(run_dir: Path, steps: Sequence[StepRun], folder: str = "") -> Table:
     """What failed in one run folder; ``folder`` (``"hive-shoreditch/"``) is its place in a run over
     locations."""
     columns = ["kind", "where", "what", "meaning", "fix"]
@@ -173,83 +174,44 @@ def _errors_table(run_dir: Path, steps: Sequence[StepRun], folder: str = "") -> 
                 "duplicates a transfer or a payment.",
             ]
         )
-    transfers = _read_csv(run_dir / "transfer_outcomes.csv")
-    for rec in transfers[1] if transfers else []:
-        if rec.get("outcome") == "failed":
-            rows.append(
-                [
-                    "transfer failed",
-                    f"invoice {rec.get('invoice_number')}",
-                    rec.get("messages") or "",
-                    rec.get("meaning") or "",
-                    rec.get("fix") or "",
-                ]
-            )
-        elif rec.get("outcome") in (
-            "refused",
-            "unknown",
-        ):  # never sent / sent with no answer: both need a look
-            refused = rec.get("outcome") == "refused"
-            rows.append(
-                [
-                    f"transfer {rec.get('outcome')}",
-                    f"invoice {rec.get('invoice_number')}",
-                    rec.get("messages") or "",
-                    rec.get("meaning")
-                    or (
-                        "recon did not send it: the plan was for another location or organisation."
-                        if refused
-                        else "Xero's answer was lost: the invoice may or may not be there."
-                    ),
-                    rec.get("fix")
-                    or (
-                        "Plan and push again through this location's own connection."
-                        if refused
-                        else (
-                            "Run the transfer again: it looks the invoice up in Xero before "
-                            "sending anything."
-                        )
-                    ),
-                ]
-            )
-    payments = _read_csv(run_dir / "status_applied.csv")
-    for rec in payments[1] if payments else []:
-        if rec.get("outcome") in ("failed", "unknown"):
-            unknown = rec.get("outcome") == "unknown"
-            rows.append(
-                [
-                    f"payment {rec.get('outcome')}",
-                    f"invoice {rec.get('invoice_number')}",
-                    rec.get("message") or "",
-                    "Nexudus did not answer; it may or may not have recorded the payment."
-                    if unknown
-                    else "Nexudus refused to mark the invoice paid.",
-                    (
-                        "Run the status sync with apply again: it reads the invoice first and "
-                        "never pays twice."
-                    )
-                    if unknown
-                    else (
-                        "Check the invoice in Nexudus (void, already part-paid, amount), then "
-                        "apply again."
-                    ),
-                ]
-            )
+    rows += _failed_writes(run_dir / "transfer_outcomes.csv", TransferOutcome, "messages")
+    rows += _failed_writes(run_dir / "status_applied.csv", PaymentOutcome, "message")
     if not rows:
         rows.append(
             ["none", "", "Nothing failed: no step, transfer or payment of this run failed.", "", ""]
         )
-    return _Table("Errors", "errors.csv", columns, rows)
+    return Table("Errors", "errors.csv", columns, rows)
 
 
-def _summary_table(
+def _failed_writes(path: Path, kind: type[Outcome], what: str) -> list[list[Any]]:
+    """An Errors row for each row of a step CSV whose outcome is a failure (``recon.outcomes``):
+    what the service said, and the CSV's meaning and fix or else the outcome's own."""
+    loaded = read_csv(path)
+    rows: list[list[Any]] = []
+    for rec in loaded[1] if loaded else []:
+        outcome = kind.of(rec.get("outcome"))
+        if outcome is None or outcome.verdict is not Verdict.FAILURE:
+            continue
+        rows.append(
+            [
+                outcome.about.heading,
+                f"invoice {rec.get('invoice_number')}",
+                rec.get(what) or "",
+                rec.get("meaning") or outcome.about.meaning,
+                rec.get("fix") or outcome.about.fix,
+            ]
+        )
+    return rows
+
+
+def summary_table(
     run_dir: Path,
     params: RunParams,
     started: datetime | None,
     finished: datetime | None,
     steps: Sequence[StepRun],
     context: Mapping[str, Any],
-) -> _Table:
+) -> Table:
     columns = ["section", "item", "value", "currency", "count", "detail"]
     failed = [s.stem for s in steps if s.status == StepStatus.FAILED]
     ran = [s for s in steps if s.status == StepStatus.OK]
@@ -262,12 +224,12 @@ def _summary_table(
     )
     rows: list[list[Any]] = [
         ["run", "run id", run_dir.name, None, None, str(run_dir)],
-        ["run", "started", _iso(started) or "not recorded", None, None, "UTC"],
-        ["run", "finished", _iso(finished) or "not recorded", None, None, "UTC"],
+        ["run", "started", iso(started) or "not recorded", None, None, "UTC"],
+        ["run", "finished", iso(finished) or "not recorded", None, None, "UTC"],
         ["run", "result", result, None, None, ""],
-        ["run", "report built", _iso(datetime.now(tz=UTC)), None, None, "UTC"],
+        ["run", "report built", iso(datetime.now(tz=UTC)), None, None, "UTC"],
     ]
-    rows += [_step_row(s) for s in steps]
+    rows += [step_row(s) for s in steps]
     if not steps:
         rows.append(
             [
@@ -304,13 +266,13 @@ def _summary_table(
         rows.append(["context", "tenant id", context["tenant_id"], None, None, ""])
     rows += [["parameter", key, value, None, None, ""] for key, value in parameter_rows(params)]
     rows += [["version", name, version, None, None, ""] for name, version in versions()]
-    rows += _totals_rows(run_dir)
-    return _Table("Summary", "summary.csv", columns, rows)
+    rows += totals_rows(run_dir)
+    return Table("Summary", "summary.csv", columns, rows)
 
 
-def _step_row(s: StepRun) -> list[Any]:
+def step_row(s: StepRun) -> list[Any]:
     times = (
-        f"{_iso(s.started)} to {_iso(s.finished)} ({s.seconds:.1f} s)"
+        f"{iso(s.started)} to {iso(s.finished)} ({s.seconds:.1f} s)"
         if s.seconds is not None
         else ""
     )
@@ -357,7 +319,7 @@ def versions() -> list[tuple[str, str]]:
     return [*out, ("python", platform.python_version())]
 
 
-def _totals_rows(run_dir: Path) -> list[list[Any]]:
+def totals_rows(run_dir: Path) -> list[list[Any]]:
     """Counts and Nexudus totals per currency from each step CSV that exists (exact Decimal
     sums)."""
     rows: list[list[Any]] = []
@@ -377,7 +339,7 @@ def _totals_rows(run_dir: Path) -> list[list[Any]]:
                 rec.get("invoice_number") or "", ""
             )
             counts[currency] += 1
-            sums[currency] += _amount(rec.get(amount_col))
+            sums[currency] += amount_or_zero(rec.get(amount_col))
         for currency in sorted(counts):
             rows.append(
                 [
@@ -391,7 +353,7 @@ def _totals_rows(run_dir: Path) -> list[list[Any]]:
             )
 
     def load(name: str) -> list[dict[str, str]] | None:
-        loaded = _read_csv(run_dir / name)
+        loaded = read_csv(run_dir / name)
         return loaded[1] if loaded else None
 
     if (invoices := load("mapping_invoices.csv")) is not None:
@@ -426,7 +388,7 @@ def _totals_rows(run_dir: Path) -> list[list[Any]]:
                 "transfer_outcomes.csv",
                 [r for r in outcomes if r.get("outcome") == outcome],
                 "nexudus_total",
-                "Nexudus totals; credit notes negative",
+                _labelled(TransferOutcome, outcome, "Nexudus totals; credit notes negative"),
             )
     differences = load("status_differences.csv")
     for kind in sorted({r.get("difference") or "" for r in differences or []}):
@@ -447,13 +409,19 @@ def _totals_rows(run_dir: Path) -> list[list[Any]]:
                 "status_applied.csv",
                 [r for r in applied if r.get("outcome") == outcome],
                 "amount",
-                "amounts recorded as paid",
+                _labelled(PaymentOutcome, outcome, "amounts recorded as paid"),
                 currency_of,
             )
     return rows
 
 
-def _amount(text: str | None) -> Decimal:
+def _labelled(kind: type[Outcome], text: str, detail: str) -> str:
+    """A totals row's detail, after the outcome's label (``recon.outcomes.TABLE``) if it has one."""
+    outcome = kind.of(text)
+    return f"{outcome.label}: {detail}" if outcome is not None else detail
+
+
+def amount_or_zero(text: str | None) -> Decimal:
     try:
         return Decimal(text) if text else ZERO
     except InvalidOperation:

@@ -3,7 +3,8 @@
 Floor 2 (part of ``recon.report``): one sheet per table with a bold filled
 header, frozen header row, a filter, readable column widths, money as numbers
 in a currency format (the only place a ``Decimal`` becomes a float) and failed
-rows highlighted; and each table as a CSV with money as exact decimal text.
+rows highlighted (a failed step or location, a transfer whose outcome is a
+failure); and each table as a CSV with money as exact decimal text.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from recon.money import round_cents
+from recon.outcomes import TransferOutcome, Verdict
 from recon.report.runs import LocationStatus, StepStatus
-from recon.report.tables import _Table
+from recon.report.tables import Table
 
 MONEY_FORMAT = "#,##0.00"
 
@@ -51,7 +53,7 @@ def _display(value: Any, currency: str | None) -> str:
     return "" if value is None else str(value)
 
 
-def _write_workbook(tables: Sequence[_Table], path: Path) -> Path:
+def write_workbook(tables: Sequence[Table], path: Path) -> Path:
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -86,9 +88,9 @@ def _write_workbook(tables: Sequence[_Table], path: Path) -> Path:
     return path
 
 
-def _marks_failure(table: _Table, row: list[Any]) -> bool:
+def _marks_failure(table: Table, row: list[Any]) -> bool:
     """A Summary row of a failed step or location, a Locations row of a location that failed or did
-    not run."""
+    not run, a Transfers row whose outcome is a failure (``recon.outcomes``)."""
     if table.sheet == "Summary":
         section, value = row[table.columns.index("section")], row[table.columns.index("value")]
         return section in ("step", "location") and value in (
@@ -97,10 +99,13 @@ def _marks_failure(table: _Table, row: list[Any]) -> bool:
         )
     if table.sheet == "Locations":
         return bool(row[table.columns.index("status")] != LocationStatus.OK.value)
+    if table.sheet == "Transfers" and "outcome" in table.columns:
+        outcome = TransferOutcome.of(row[table.columns.index("outcome")])
+        return outcome is not None and outcome.verdict is Verdict.FAILURE
     return False
 
 
-def _write_csv(table: _Table, folder: Path) -> Path:
+def write_csv(table: Table, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / table.csv_name
     with path.open("w", newline="", encoding="utf-8") as fh:

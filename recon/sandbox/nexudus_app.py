@@ -58,7 +58,7 @@ from recon.sandbox.nexudus_billing import (
 from recon.sandbox.nexudus_query import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
-    _Lister,
+    Lister,
     not_found,
 )
 from recon.sandbox.nexudus_ratelimit import WRITE_METHODS, NexudusLimiter, NexudusLimits
@@ -78,9 +78,9 @@ from recon.sandbox.nexudus_records import (
     TAX_RATE,
     FieldError,
     Rejected,
-    _insert_sql,
-    _iso,
-    _row,
+    insert_sql,
+    iso,
+    sql_row,
 )
 from recon.sandbox.seed import NexudusSeed
 from recon.sandbox.store import Store
@@ -294,7 +294,7 @@ class NexudusApp(NexudusAuth):
         self.refresh_seconds = refresh_seconds
         self.faults = Faults()
         self.limiter = NexudusLimiter(self.clock, limits)
-        self._listers = {e: _Lister(self.store, e) for e in ENTITIES}
+        self._listers = {e: Lister(self.store, e) for e in ENTITIES}
         self.router = Router()
         self._add_routes()
 
@@ -310,9 +310,6 @@ class NexudusApp(NexudusAuth):
         return f"NexudusApp({str(self.store.path)!r}, username={self.username!r})"
 
     # ---- data
-
-    def is_empty(self) -> bool:
-        return self.store.scalar("SELECT value FROM meta WHERE key = 'seeded'") is None
 
     def load_seed(self, seed: NexudusSeed) -> bool:
         """Load the seed into an empty store; return whether it loaded (False: data was there)."""
@@ -331,11 +328,11 @@ class NexudusApp(NexudusAuth):
                 (INVOICE, seed.invoices),
                 (LINE, seed.invoice_lines),
             ):
-                db.executemany(_insert_sql(entity), (_row(entity, d) for d in docs))
+                db.executemany(insert_sql(entity), (sql_row(entity, d) for d in docs))
             for sql in CREATE_INDEXES:
                 db.execute(sql)
             db.execute(
-                "INSERT INTO meta(key, value) VALUES ('seeded', ?)", (_iso(self.clock.now()),)
+                "INSERT INTO meta(key, value) VALUES ('seeded', ?)", (iso(self.clock.now()),)
             )
         for lister in self._listers.values():
             lister.forget_fields()
@@ -398,7 +395,7 @@ class NexudusApp(NexudusAuth):
     def _put_invoice(self, request: Request) -> Response:
         """Replace an invoice: PUT to the collection, the whole record with its Id (§4, §7.1)."""
         body = json_object(request)
-        now = _iso(self.clock.now())
+        now = iso(self.clock.now())
         with self.store.write() as db:
             doc = replace_invoice(db, body, now)
         if doc is None:
@@ -408,7 +405,7 @@ class NexudusApp(NexudusAuth):
     def _post_ledger_entry(self, request: Request) -> Response:
         """Create a ledger entry; with a CoworkerInvoiceId, its Credit pays it (§7.3, §8)."""
         body = json_object(request)
-        now = _iso(self.clock.now())
+        now = iso(self.clock.now())
         with self.store.write() as db:
             entry_id = int(
                 db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM ledger_entries").fetchone()[0]
@@ -428,7 +425,7 @@ class NexudusApp(NexudusAuth):
             "OpenInWindow": False,
             "RedirectURL": None,
             "JavaScript": None,
-            "UpdatedOn": _iso(self.clock.now()),
+            "UpdatedOn": iso(self.clock.now()),
             "UpdatedBy": self.username,
             "Errors": None if successful else [],
             "WasSuccessful": successful,

@@ -28,11 +28,11 @@ from recon.sandbox.nexudus_records import (
     LEDGER_ENTRY,
     FieldError,
     Rejected,
-    _insert_sql,
-    _iso,
-    _kind,
-    _parse_when,
-    _row,
+    field_kind,
+    insert_sql,
+    iso,
+    parse_when,
+    sql_row,
 )
 
 # --------------------------------------------------------------------------- rules, in one place
@@ -183,13 +183,13 @@ def _missing(body: Mapping[str, Any], names: tuple[str, ...]) -> list[FieldError
 
 def _convert(name: str, value: Any, kind: str | None = None) -> Any:
     """A body value as the field's type; raises ValueError when it is not one."""
-    kind = kind or _kind(name)
+    kind = kind or field_kind(name)
     if value is None or kind == "raw":
         return value
     if kind == "date":
         if not isinstance(value, str):
             raise ValueError(value)
-        return None if value == "" else _iso(_parse_when(value))
+        return None if value == "" else iso(parse_when(value))
     if kind == "bool":
         if not isinstance(value, bool):
             raise ValueError(value)
@@ -238,7 +238,7 @@ def replace_invoice(
     for name in (*REQUIRED_INVOICE_FIELDS[1:], *WRITABLE_INVOICE_FIELDS, *KEPT_WHEN_OMITTED):
         if not has_ci(body, name):
             if name in WRITABLE_INVOICE_FIELDS:
-                changes[name] = False if _kind(name) == "bool" else None
+                changes[name] = False if field_kind(name) == "bool" else None
             continue
         value = get_ci(body, name)
         try:
@@ -280,13 +280,15 @@ def _refresh_invoice_echoes(db: sqlite3.Connection, doc: dict[str, Any]) -> None
 def write_invoice(db: sqlite3.Connection, doc: dict[str, Any]) -> None:
     """Store an invoice (DueAmount and IsDue recomputed) and bring its lines' echoes in step."""
     doc["DueAmount"], doc["IsDue"] = due_fields(doc.get("TotalAmount"), doc.get("PaidAmount"))
-    db.execute(_insert_sql(INVOICE), _row(INVOICE, doc))
+    db.execute(insert_sql(INVOICE), sql_row(INVOICE, doc))
     sets = ", ".join(
-        f"'$.{echo}', json(?)" if _kind(source) == "bool" else f"'$.{echo}', ?"
+        f"'$.{echo}', json(?)" if field_kind(source) == "bool" else f"'$.{echo}', ?"
         for echo, source in LINE_ECHOES.items()
     )
     values = [
-        ("true" if doc.get(source) else "false") if _kind(source) == "bool" else doc.get(source)
+        ("true" if doc.get(source) else "false")
+        if field_kind(source) == "bool"
+        else doc.get(source)
         for source in LINE_ECHOES.values()
     ]
     db.execute(
@@ -366,7 +368,7 @@ def new_ledger_entry(
         "UpdatedOn": now,
     }
     entry = {name: entry.get(name) for name in LEDGER_ENTRY.fields}
-    db.execute(_insert_sql(LEDGER_ENTRY), _row(LEDGER_ENTRY, entry))
+    db.execute(insert_sql(LEDGER_ENTRY), sql_row(LEDGER_ENTRY, entry))
     return entry
 
 

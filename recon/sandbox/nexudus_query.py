@@ -1,6 +1,6 @@
 """The fake Nexudus API's list queries: paging, order and filters translated to SQL.
 
-``_Lister`` serves one entity's list and get-by-id endpoints as
+``Lister`` serves one entity's list and get-by-id endpoints as
 ``shared/reference/nexudus.md`` §3 describes them: ``page``/``size`` (1-based,
 default 25, capped at 1000), ``orderBy``/``dir``, equality filters
 ``{Entity}_{Property}=v`` on the entity's own properties (a foreign key also by
@@ -33,9 +33,9 @@ from recon.sandbox.nexudus_records import (
     Entity,
     FieldError,
     Rejected,
-    _iso,
-    _kind,
-    _parse_when,
+    field_kind,
+    iso,
+    parse_when,
 )
 from recon.sandbox.store import Store
 
@@ -97,7 +97,7 @@ class _Query:
         self.args.extend(args)
 
 
-class _Lister:
+class Lister:
     """One entity's list and get-by-id endpoints."""
 
     def __init__(self, store: Store, entity: Entity) -> None:
@@ -115,7 +115,7 @@ class _Lister:
             doc_text = self.store.scalar(f"SELECT doc FROM {entity.table} LIMIT 1")
             sample: dict[str, Any] = jsonutil.loads(doc_text) if doc_text else {}
             names = dict.fromkeys([*entity.fields, *entity.columns, *sample])
-            self._fields = {n.lower(): (n, _kind(n, sample.get(n))) for n in names}
+            self._fields = {n.lower(): (n, field_kind(n, sample.get(n))) for n in names}
         return self._fields
 
     def own(self, name: str) -> tuple[str, str] | None:
@@ -150,7 +150,7 @@ class _Lister:
             return None
         hop = ONE_HOP.get(self.entity, {}).get(path)
         if hop is not None:
-            return None if bound else ("", *self.fields().get(hop.lower(), (hop, _kind(hop))))
+            return None if bound else ("", *self.fields().get(hop.lower(), (hop, field_kind(hop))))
         found = self.own(path)
         if found is None:
             return None
@@ -263,7 +263,7 @@ def _filter_value(kind: str, raw: str) -> Any:
         return float(Decimal(raw))  # documents hold JSON numbers, which SQLite reads as REAL
     if kind == "date":
         # §3 format YYYY-MM-DDTHH:mm[:ss][Z]; §13: zone-less is UTC, no whole-day expansion.
-        return _iso(_parse_when(raw))
+        return iso(parse_when(raw))
     return raw
 
 

@@ -2,7 +2,7 @@
 
 No HTTP here. Each ``Entity`` names its filter prefix (``CoworkerInvoice`` in
 ``CoworkerInvoice_Paid=true``), table, indexed columns and documented fields
-(``shared/reference/nexudus.md`` §7); ``_row`` and ``_insert_sql`` turn an
+(``shared/reference/nexudus.md`` §7); ``sql_row`` and ``insert_sql`` turn an
 API-shaped document into its SQL row; ``FieldError`` and ``Rejected`` carry the
 validation errors the other ``nexudus_*`` modules raise and ``nexudus_app``
 answers in the §4 shape.
@@ -33,7 +33,7 @@ _WHEN = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,7})?)?)?(?:Z|[+-]\d{2}:?\d{2})?",
     re.IGNORECASE,
 )
-_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")  # what _iso writes
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")  # what iso writes
 # §13 "zone of a zone-less filter value": UTC. The same for date-times in request bodies.
 ZONELESS: Final = UTC
 
@@ -244,7 +244,7 @@ _INT_FIELDS = frozenset(["Quantity", "Position", "AccountType", "ExemptionReason
 _TEXT_FIELDS = frozenset({"SystemId", "PaymentMethodNumber", "ConnectedTransactionGuid"})
 
 
-def _kind(name: str, sample: Any = None) -> str:
+def field_kind(name: str, sample: Any = None) -> str:
     """The type a field's filter values are read as: bool, int, decimal, date or str."""
     if name in _TEXT_FIELDS:
         return "str"
@@ -276,7 +276,7 @@ class Entity:
 
     @cached_property
     def column_kinds(self) -> tuple[tuple[str, str], ...]:
-        return tuple((name, _kind(name)) for name in self.columns)
+        return tuple((name, field_kind(name)) for name in self.columns)
 
 
 # §7.4 Business: no "prices include tax" property exists on it.
@@ -393,12 +393,12 @@ ENTITIES = (
 # --------------------------------------------------------------------------- values
 
 
-def _iso(dt: datetime) -> str:
+def iso(dt: datetime) -> str:
     """Nexudus date-time text (§6): ``YYYY-MM-DDTHH:MM:SSZ`` in UTC, whole seconds."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_when(text: str) -> datetime:
+def parse_when(text: str) -> datetime:
     """A date-time value sent by a client, as an aware UTC datetime. Raises ValueError.
 
     §13 choice: a value without a zone is UTC (undocumented; public clients send
@@ -430,17 +430,17 @@ def _column_value(kind: str, value: Any) -> Any:
         text = str(value)
         if _CANONICAL.fullmatch(text):  # already the stored form (the seed's, the server's)
             return text
-        return _iso(_parse_when(text))
+        return iso(parse_when(text))
     return str(value)
 
 
-def _row(entity: Entity, doc: Mapping[str, Any]) -> tuple[Any, ...]:
+def sql_row(entity: Entity, doc: Mapping[str, Any]) -> tuple[Any, ...]:
     """The SQL row (indexed columns in declaration order, then the JSON doc) for a document."""
     cols = tuple(_column_value(kind, doc.get(name)) for name, kind in entity.column_kinds)
     return (*cols, jsonutil.dumps(doc))
 
 
-def _insert_sql(entity: Entity) -> str:
+def insert_sql(entity: Entity) -> str:
     cols = [*entity.columns.values(), "doc"]
     marks = ", ".join("?" * len(cols))
     return f"INSERT OR REPLACE INTO {entity.table}({', '.join(cols)}) VALUES ({marks})"

@@ -168,10 +168,6 @@ class Books:
         store.ensure_schema(SCHEMA)
 
     # ---- loading -------------------------------------------------------
-    def is_empty(self) -> bool:
-        count: int = self.store.scalar("SELECT COUNT(*) FROM orgs")
-        return count == 0
-
     def load_seed(self, orgs: Iterable[XeroOrgSeed]) -> None:
         now = self.now_ms()
         with self.store.write() as db:

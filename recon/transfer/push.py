@@ -26,6 +26,7 @@ import pandas as pd
 
 from recon.errors import AuthError, ClientError, RateLimited
 from recon.ledger import Ledger
+from recon.outcomes import TransferOutcome, counts_text
 from recon.session import Connection
 from recon.transfer.plan import TransferPlan, calls_needed, day_calls_left, fit_budget
 from recon.troubleshooting import explain_all
@@ -64,7 +65,7 @@ class TransferResult:
 
     @property
     def failed(self) -> pd.DataFrame:
-        return self.outcomes[self.outcomes["outcome"] == "failed"]
+        return self.outcomes[self.outcomes["outcome"] == TransferOutcome.FAILED]
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / "transfer_outcomes.csv"
@@ -73,7 +74,7 @@ class TransferResult:
         return path
 
     def __str__(self) -> str:
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(self.counts().items()))
+        counts = counts_text(TransferOutcome, self.counts())
         return (
             f"Transfer to {self.context.get('organisation', 'Xero')}: {counts or 'nothing to do'} "
             f"in {self.seconds:.1f} s"
@@ -94,14 +95,15 @@ def batch_key(tenant_id: str, payloads: list[dict[str, Any]]) -> str:
     return "recon-" + hashlib.sha256(body.encode()).hexdigest()[:58]
 
 
-def _outcome(
+def outcome_row(
     row: pd.Series | dict[str, Any],
-    outcome: str,
+    outcome: TransferOutcome,
     *,
     xero_id: str | None = None,
     xero_total: Decimal | None = None,
     messages: list[str] | None = None,
 ) -> dict[str, Any]:
+    """One row of the outcomes table: the invoice, what happened, Xero's words and their fix."""
     meaning, fix = explain_all(messages) if messages else ("", "")
     nexudus_total = row["nexudus_total"]
     difference = None
@@ -138,7 +140,7 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
             ledger.record_outcome(
                 tenant,
                 rec["nexudus_invoice_id"],
-                "created",
+                TransferOutcome.CREATED,
                 xero_id=hit["id"],
                 xero_total=hit["total"],
                 messages=["recovered: found in Xero after an interrupted run"],
@@ -154,7 +156,7 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
             ledger.record_outcome(
                 tenant,
                 rec["nexudus_invoice_id"],
-                "failed",
+                TransferOutcome.FAILED,
                 messages=["interrupted before Xero saved it; resent"],
             )
             rows.append(
@@ -296,10 +298,17 @@ def push(
         # Never written, never silently dropped: every invoice is reported refused and the ledger
         # says why.
         ledger.event(
-            "xero", "push refused", "refused", tenant_id=str(conn.xero.tenant_id), detail=refusal
+            "xero",
+            "push refused",
+            TransferOutcome.REFUSED,
+            tenant_id=str(conn.xero.tenant_id),
+            detail=refusal,
         )
         frame = pd.DataFrame(
-            [_outcome(r, "refused", messages=[refusal]) for r in records(plan.eligible)],
+            [
+                outcome_row(r, TransferOutcome.REFUSED, messages=[refusal])
+                for r in records(plan.eligible)
+            ],
             columns=OUTCOME_COLUMNS,
         )
         return TransferResult(
@@ -311,7 +320,8 @@ def push(
     todo = plan.eligible[~plan.eligible["nexudus_invoice_id"].isin(done)]
     for row in records(plan.eligible[plan.eligible["nexudus_invoice_id"].isin(done)]):
         outcomes.append(
-            _outcome(row, "skipped", messages=None) | {"messages": "already transferred (ledger)"}
+            outcome_row(row, TransferOutcome.SKIPPED, messages=None)
+            | {"messages": "already transferred (ledger)"}
         )
     skipped = len(outcomes)
     left_today = day_calls_left(conn)
@@ -330,7 +340,8 @@ def push(
             "budget; the oldest invoices went first and the next run sends these"
         )
         outcomes.extend(
-            _outcome(r, "deferred", messages=[reason]) for r in records(todo.iloc[fits:])
+            outcome_row(r, TransferOutcome.DEFERRED, messages=[reason])
+            for r in records(todo.iloc[fits:])
         )
         deferred_count = len(todo) - fits
         skipped = len(outcomes)
@@ -339,7 +350,7 @@ def push(
         ledger.event(
             "xero",
             "call budget",
-            "deferred",
+            TransferOutcome.DEFERRED,
             tenant_id=tenant,
             detail={"needed": needed, "budget": budget, "deferred": deferred_count},
         )
@@ -355,16 +366,18 @@ def push(
         for start in range(0, len(batch_rows), size):
             chunk = batch_rows[start : start + size]
             if stop_reason:
-                outcomes.extend(_outcome(r, "skipped", messages=[stop_reason]) for r in chunk)
+                outcomes.extend(
+                    outcome_row(r, TransferOutcome.SKIPPED, messages=[stop_reason]) for r in chunk
+                )
                 continue
             ready: list[dict[str, Any]] = []
             no_contact: list[dict[str, Any]] = []
             for r in chunk:
                 (ready if r["contact_number"] in contact_ids else no_contact).append(r)
             outcomes.extend(
-                _outcome(
+                outcome_row(
                     r,
-                    "failed",
+                    TransferOutcome.FAILED,
                     messages=["The Xero contact could not be created; see the contact's error"],
                 )
                 for r in no_contact
@@ -379,7 +392,9 @@ def push(
                 # The run cannot go on (sign-in gone, or today's limit spent): say so for the rest.
                 stop_reason = f"not sent: {exc}"
                 recover(conn, ledger)
-                outcomes.extend(_outcome(r, "skipped", messages=[stop_reason]) for r in ready)
+                outcomes.extend(
+                    outcome_row(r, TransferOutcome.SKIPPED, messages=[stop_reason]) for r in ready
+                )
             if progress:
                 progress(min(len(outcomes) - skipped, total), total)
     if plan.options.write_back:
@@ -445,7 +460,7 @@ def _send_batch(
                 f"unknown: Xero did not answer ({exc}) and could not be asked ({lookup_exc}); the "
                 "next run resolves it"
             )
-            return [_outcome(r, "unknown", messages=[message]) for r in chunk]
+            return [outcome_row(r, TransferOutcome.UNKNOWN, messages=[message]) for r in chunk]
         out = []
         for r in chunk:
             hit = found.get(r["invoice_number"])
@@ -453,15 +468,21 @@ def _send_batch(
                 ledger.record_outcome(
                     tenant,
                     r["nexudus_invoice_id"],
-                    "created",
+                    TransferOutcome.CREATED,
                     xero_id=hit["id"],
                     xero_total=hit["total"],
                 )
-                out.append(_outcome(r, "created", xero_id=hit["id"], xero_total=hit["total"]))
+                out.append(
+                    outcome_row(
+                        r, TransferOutcome.CREATED, xero_id=hit["id"], xero_total=hit["total"]
+                    )
+                )
             else:
                 messages = getattr(exc, "messages", None) or [str(exc)]
-                ledger.record_outcome(tenant, r["nexudus_invoice_id"], "failed", messages=messages)
-                out.append(_outcome(r, "failed", messages=messages))
+                ledger.record_outcome(
+                    tenant, r["nexudus_invoice_id"], TransferOutcome.FAILED, messages=messages
+                )
+                out.append(outcome_row(r, TransferOutcome.FAILED, messages=messages))
         return out
     if after_batch:
         after_batch(len(chunk), elements)
@@ -476,23 +497,25 @@ def _send_batch(
             recorded.append(
                 {
                     "nexudus_invoice_id": r["nexudus_invoice_id"],
-                    "state": "created",
+                    "state": TransferOutcome.CREATED,
                     "xero_id": el[id_key],
                     "xero_total": total,
                 }
             )
-            out.append(_outcome(r, "created", xero_id=el[id_key], xero_total=total))
+            out.append(
+                outcome_row(r, TransferOutcome.CREATED, xero_id=el[id_key], xero_total=total)
+            )
         elif any("must be unique" in m for m in messages):
             duplicates.append(r)
         else:
             recorded.append(
                 {
                     "nexudus_invoice_id": r["nexudus_invoice_id"],
-                    "state": "failed",
+                    "state": TransferOutcome.FAILED,
                     "messages": messages,
                 }
             )
-            out.append(_outcome(r, "failed", messages=messages))
+            out.append(outcome_row(r, TransferOutcome.FAILED, messages=messages))
     ledger.record_outcomes(tenant, recorded)
     if duplicates:
         out.extend(_adopt(conn, ledger, tenant, duplicates, contact_ids))
@@ -520,19 +543,23 @@ def _adopt(
             ledger.record_outcome(
                 tenant,
                 r["nexudus_invoice_id"],
-                "created",
+                TransferOutcome.CREATED,
                 xero_id=hit["id"],
                 xero_total=hit["total"],
                 messages=["adopted: Xero already had this invoice"],
             )
-            out.append(_outcome(r, "adopted", xero_id=hit["id"], xero_total=hit["total"]))
+            out.append(
+                outcome_row(r, TransferOutcome.ADOPTED, xero_id=hit["id"], xero_total=hit["total"])
+            )
         else:
             messages = [
                 "Invoice # must be unique.",
                 "Xero has another invoice with this number (different customer or total)",
             ]
-            ledger.record_outcome(tenant, r["nexudus_invoice_id"], "failed", messages=messages)
-            out.append(_outcome(r, "failed", messages=messages))
+            ledger.record_outcome(
+                tenant, r["nexudus_invoice_id"], TransferOutcome.FAILED, messages=messages
+            )
+            out.append(outcome_row(r, TransferOutcome.FAILED, messages=messages))
     return out
 
 
@@ -544,7 +571,9 @@ def _write_back(conn: Connection, ledger: Ledger, tenant: str) -> None:
     if not conn.params.write_back_system_id:
         return  # off by default: the ledger is the record (see RunParams.write_back_system_id)
     rows = ledger.transfers(tenant)
-    for rec in records(rows[(rows["state"] == "created") & (rows["written_back"] == 0)]):
+    for rec in records(
+        rows[(rows["state"] == TransferOutcome.CREATED) & (rows["written_back"] == 0)]
+    ):
         try:
             conn.nexudus.update_invoice(
                 int(rec["nexudus_invoice_id"]), SystemId=f"xero:{rec['xero_id']}"

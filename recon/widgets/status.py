@@ -16,9 +16,10 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from recon.display import money_text, styled
+from recon.display import money_text, outcomes_html
 from recon.errors import ReconError, StepError
 from recon.ledger import Ledger
+from recon.outcomes import PaymentOutcome, counts_text
 from recon.status import StatusDiff, apply_paid
 
 __all__ = ["StatusPanel"]
@@ -115,10 +116,11 @@ class StatusPanel:
             raise
         self._confirming = False
         self.confirm_row.layout.display = "none"
-        counts = self.result["outcome"].value_counts().to_dict()
-        summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+        summary = counts_text(PaymentOutcome, self.result["outcome"])
         self._say(
-            f"<p><b>{html.escape(summary)}</b></p>" + styled(self.result, money=["amount"]), summary
+            f"<p><b>{html.escape(summary)}</b></p>"
+            + outcomes_html(PaymentOutcome, self.result, money=["amount"]),
+            summary,
         )
         return self.result
 

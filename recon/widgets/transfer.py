@@ -13,6 +13,7 @@ import pandas as pd
 
 from recon.errors import ParamsError, ReconError, StepError
 from recon.ledger import Ledger
+from recon.outcomes import TransferOutcome, Verdict
 from recon.transfer import TransferPlan, TransferResult, push
 
 __all__ = ["ALL_CURRENCIES", "TransferPanel"]
@@ -239,7 +240,7 @@ class TransferPanel:
         # Failed, unknown, or skipped because the run had to stop; an invoice the ledger already had
         # is not news.
         not_sent = outcomes[
-            ~outcomes["outcome"].isin(["created", "adopted"])
+            ~outcomes["outcome"].isin(TransferOutcome.judged(Verdict.SUCCESS))
             & (outcomes["messages"] != "already transferred (ledger)")
         ]
         self.progress.value = self.progress.max

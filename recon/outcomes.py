@@ -1,0 +1,245 @@
+"""What one write ended as: a transfer's and a payment's outcomes, and one table of what each means.
+
+A leaf (imports nothing of recon). ``push``/``recover`` give every invoice a
+``TransferOutcome``; ``apply_paid`` gives every payment a ``PaymentOutcome``.
+Their values are the strings in the step CSVs (``transfer_outcomes.csv``,
+``status_applied.csv``) and the ledger, so a member compares equal to the
+text read back from either.
+
+``TABLE`` is the one place that says, for every outcome, what people call it
+(``label``: "created in Xero"), how it counts (``verdict``: a success, a
+failure that goes on the report's Errors sheet, waiting for the next run, or
+skipped) and, for a failure, what it means and what to do. The report, the
+notebook panels and the HTML of a result all read it.
+
+Both enums have a ``failed``, an ``unknown`` and a ``skipped``, and a StrEnum
+member equals (and hashes as) its text, so the table is keyed by the enum and
+the value together: ``about(outcome)`` (or ``outcome.about``) finds a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Self
+
+__all__ = [
+    "TABLE",
+    "About",
+    "Outcome",
+    "PaymentOutcome",
+    "TransferOutcome",
+    "Verdict",
+    "about",
+    "counts_text",
+]
+
+
+class Verdict(StrEnum):
+    """How an outcome counts in the report and the panels."""
+
+    SUCCESS = "success"  # written (or found already written): nothing to do
+    WAITING = "waiting"  # not written yet by design: the next run writes it
+    SKIPPED = "skipped"  # not written this time, and nothing is wrong with it
+    FAILURE = "failure"  # not written, or not known to be: on the Errors sheet, needs a look
+
+
+class Outcome(StrEnum):
+    """What the two outcome enums share: their row of ``TABLE`` and reading one back from text."""
+
+    @property
+    def step(self) -> str:
+        """The write the outcome is of, as the report names it ("transfer", "payment")."""
+        raise NotImplementedError
+
+    @property
+    def about(self) -> About:
+        return about(self)
+
+    @property
+    def label(self) -> str:
+        return about(self).label
+
+    @property
+    def verdict(self) -> Verdict:
+        return about(self).verdict
+
+    @classmethod
+    def of(cls, text: str | None) -> Self | None:
+        """The member whose value is ``text`` (a CSV cell, a ledger state), or None if none is."""
+        if text is None:
+            return None
+        try:
+            return cls(text)
+        except ValueError:
+            return None
+
+    @classmethod
+    def judged(cls, verdict: Verdict) -> tuple[Self, ...]:
+        """Every member the table gives ``verdict``, in the enum's order."""
+        return tuple(o for o in cls if about(o).verdict is verdict)
+
+
+class TransferOutcome(Outcome):
+    """Every outcome of one invoice or credit note in a push (``transfer_outcomes.csv``).
+
+    ``created`` and ``failed`` are also the states ``recover`` and ``push``
+    record in the ledger (an adopted invoice is ``created`` there).
+    """
+
+    CREATED = "created"
+    ADOPTED = "adopted"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    REFUSED = "refused"
+    UNKNOWN = "unknown"
+
+    @property
+    def step(self) -> str:
+        return "transfer"
+
+
+class PaymentOutcome(Outcome):
+    """Every outcome of marking one invoice paid in Nexudus (``status_applied.csv``).
+
+    ``applied`` and ``failed`` are also the payment states ``apply_paid``
+    records in the ledger (an invoice already paid is ``applied`` there).
+    """
+
+    APPLIED = "applied"
+    ALREADY_PAID = "already paid"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+    @property
+    def step(self) -> str:
+        return "payment"
+
+
+@dataclass(frozen=True)
+class About:
+    """One outcome: its label for people, how it counts, what it means and (if anything) the fix."""
+
+    outcome: Outcome
+    label: str
+    verdict: Verdict
+    meaning: str
+    fix: str = ""
+
+    @property
+    def heading(self) -> str:
+        """The outcome with its step, as the Errors sheet's ``kind`` ("transfer failed")."""
+        return f"{self.outcome.step} {self.outcome.value}"
+
+
+TABLE: Final[tuple[About, ...]] = (
+    About(
+        TransferOutcome.CREATED,
+        "created in Xero",
+        Verdict.SUCCESS,
+        "Xero saved it and the ledger holds its Xero id.",
+    ),
+    About(
+        TransferOutcome.ADOPTED,
+        "adopted (already in Xero)",
+        Verdict.SUCCESS,
+        "Xero already had it, same customer and total, from an earlier try; the ledger now holds "
+        "it.",
+    ),
+    About(
+        TransferOutcome.SKIPPED,
+        "skipped (not sent)",
+        Verdict.SKIPPED,
+        "Not sent this time: the ledger says it was transferred before, or the run had to stop "
+        "(the messages say which).",
+        "If the run stopped, run the transfer again: it sends only what is not in Xero yet.",
+    ),
+    About(
+        TransferOutcome.DEFERRED,
+        "deferred to the next run",
+        Verdict.WAITING,
+        "Today's Xero call budget did not reach it; the oldest invoices went first.",
+        "Nothing: the next run sends it.",
+    ),
+    About(
+        TransferOutcome.FAILED,
+        "rejected by Xero",
+        Verdict.FAILURE,
+        "Xero did not accept it: its words are in the messages.",
+        "Correct what Xero's message says (in Nexudus or the mapping), then run the transfer "
+        "again.",
+    ),
+    About(
+        TransferOutcome.REFUSED,
+        "refused (wrong location)",
+        Verdict.FAILURE,
+        "recon did not send it: the plan was for another location or organisation.",
+        "Plan and push again through this location's own connection.",
+    ),
+    About(
+        TransferOutcome.UNKNOWN,
+        "unknown (no answer from Xero)",
+        Verdict.FAILURE,
+        "Xero's answer was lost: the invoice may or may not be there.",
+        "Run the transfer again: it looks the invoice up in Xero before sending anything.",
+    ),
+    About(
+        PaymentOutcome.APPLIED,
+        "marked paid in Nexudus",
+        Verdict.SUCCESS,
+        "Nexudus recorded the payment with Xero's payment date.",
+    ),
+    About(
+        PaymentOutcome.ALREADY_PAID,
+        "already paid in Nexudus",
+        Verdict.SUCCESS,
+        "Nexudus had it paid already; the ledger records it as applied and nothing was sent.",
+    ),
+    About(
+        PaymentOutcome.SKIPPED,
+        "skipped (already marked)",
+        Verdict.SKIPPED,
+        "The ledger says an earlier run marked it paid; nothing was sent.",
+    ),
+    About(
+        PaymentOutcome.FAILED,
+        "rejected by Nexudus",
+        Verdict.FAILURE,
+        "Nexudus refused to mark the invoice paid.",
+        "Check the invoice in Nexudus (void, already part-paid, amount), then apply again.",
+    ),
+    About(
+        PaymentOutcome.UNKNOWN,
+        "unknown (no answer from Nexudus)",
+        Verdict.FAILURE,
+        "Nexudus did not answer; it may or may not have recorded the payment.",
+        "Run the status sync with apply again: it reads the invoice first and never pays twice.",
+    ),
+)
+
+_BY_OUTCOME: Final[dict[tuple[type[Outcome], str], About]] = {
+    (type(row.outcome), row.outcome.value): row for row in TABLE
+}
+
+
+def about(outcome: Outcome) -> About:
+    """``outcome``'s row of ``TABLE``."""
+    return _BY_OUTCOME[type(outcome), outcome.value]
+
+
+def counts_text(kind: type[Outcome], counts: Mapping[str, int] | Iterable[str]) -> str:
+    """``{"created": 3, "failed": 1}`` (or the outcomes themselves) as ``"3 created in Xero, 1
+    rejected by Xero"``: labels from ``TABLE``, in the enum's order; text that is no member of
+    ``kind`` is shown as it is, last."""
+    if not isinstance(counts, Mapping):
+        tally: dict[str, int] = {}
+        for outcome in counts:
+            tally[str(outcome)] = tally.get(str(outcome), 0) + 1
+        counts = tally
+    known = {str(o): o for o in kind}
+    parts = [f"{counts[str(o)]} {o.label}" for o in kind if counts.get(str(o))]
+    parts += [f"{n} {text}" for text, n in counts.items() if str(text) not in known and n]
+    return ", ".join(parts)

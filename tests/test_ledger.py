@@ -1,0 +1,274 @@
+"""The ledger file: its layout version, old and newer files, writes by column name, all or
+nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recon.errors import StepError
+from recon.ledger import SCHEMA, SCHEMA_VERSION, Ledger
+
+TENANT = "tenant-1"
+
+# The tables with every column in another order than SCHEMA's: what an older or hand-repaired
+# file may hold. A write by position would put values in the wrong columns (or fail).
+REORDERED = """
+CREATE TABLE transfers(
+    updated_at TEXT NOT NULL, created_at TEXT NOT NULL, written_back INTEGER NOT NULL DEFAULT 0,
+    messages TEXT NOT NULL DEFAULT '[]', attempts INTEGER NOT NULL DEFAULT 0, xero_total TEXT,
+    nexudus_total TEXT, currency TEXT, batch_key TEXT, xero_id TEXT, state TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'invoice', invoice_number TEXT NOT NULL,
+    nexudus_invoice_id INTEGER NOT NULL, tenant_id TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, nexudus_invoice_id));
+CREATE TABLE contacts(
+    updated_at TEXT NOT NULL, name TEXT, state TEXT NOT NULL, xero_contact_id TEXT,
+    contact_number TEXT NOT NULL, nexudus_coworker_id INTEGER NOT NULL, tenant_id TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, nexudus_coworker_id));
+CREATE TABLE payments(
+    updated_at TEXT NOT NULL, messages TEXT NOT NULL DEFAULT '[]', xero_invoice_id TEXT,
+    paid_on TEXT, amount TEXT, state TEXT NOT NULL, invoice_number TEXT NOT NULL,
+    nexudus_invoice_id INTEGER NOT NULL, tenant_id TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, nexudus_invoice_id));
+CREATE TABLE events(
+    detail TEXT, outcome TEXT NOT NULL, subject TEXT, tenant_id TEXT, action TEXT NOT NULL,
+    system TEXT NOT NULL, at TEXT NOT NULL, id INTEGER PRIMARY KEY AUTOINCREMENT);
+CREATE TABLE xero_state(
+    created_by_recon INTEGER NOT NULL DEFAULT 0, updated_utc TEXT, fully_paid_on TEXT,
+    amount_credited TEXT, amount_paid TEXT, amount_due TEXT, total TEXT, status TEXT,
+    kind TEXT NOT NULL, number TEXT, xero_id TEXT NOT NULL, tenant_id TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, xero_id));
+CREATE TABLE nexudus_state(
+    business_id INTEGER, updated_on TEXT, due_date TEXT, void INTEGER, paid_amount TEXT,
+    paid INTEGER, total TEXT, nexudus_invoice_id INTEGER NOT NULL, tenant_id TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, nexudus_invoice_id));
+CREATE TABLE watermarks(at TEXT NOT NULL, kind TEXT NOT NULL, tenant_id TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, kind));
+"""
+
+# nexudus_state as ledgers written before business_id was added had it.
+WITHOUT_BUSINESS_ID = """
+CREATE TABLE nexudus_state(
+    tenant_id TEXT NOT NULL, nexudus_invoice_id INTEGER NOT NULL, total TEXT, paid INTEGER,
+    paid_amount TEXT, void INTEGER, due_date TEXT, updated_on TEXT,
+    PRIMARY KEY(tenant_id, nexudus_invoice_id));
+"""
+
+# Written by the ledger itself, so they differ between two files written the same way.
+CLOCK_COLUMNS = ("created_at", "updated_at", "at")
+
+
+def _old_file(path: Path, script: str) -> Path:
+    """A ledger file as an earlier recon left it: tables, no version stamp (user_version 0)."""
+    with sqlite3.connect(path) as db:
+        db.executescript(script)
+    db.close()
+    return path
+
+
+def _pragma(path: Path, name: str) -> object:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        db.close()
+
+
+def _columns(path: Path, table: str) -> list[str]:
+    db = sqlite3.connect(path)
+    try:
+        return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+    finally:
+        db.close()
+
+
+def _write_everything(ledger: Ledger) -> None:
+    """One of every write the ledger makes, first inserts then updates of the same rows."""
+    ledger.record_intents(
+        TENANT,
+        "batch-1",
+        [
+            {
+                "nexudus_invoice_id": 11,
+                "invoice_number": "INV-11",
+                "currency": "GBP",
+                "nexudus_total": Decimal("120.00"),
+            },
+            {
+                "nexudus_invoice_id": 12,
+                "invoice_number": "CN-12",
+                "kind": "credit_note",
+                "currency": "GBP",
+                "nexudus_total": Decimal("-10.00"),
+            },
+        ],
+    )
+    ledger.record_intents(TENANT, "batch-2", [{"nexudus_invoice_id": 11, "invoice_number": "X"}])
+    ledger.record_outcome(
+        TENANT, 11, "created", xero_id="x-11", xero_total=Decimal("120.00"), messages=["ok"]
+    )
+    ledger.record_outcomes(
+        TENANT, [{"nexudus_invoice_id": 12, "state": "failed", "messages": ["no"]}]
+    )
+    ledger.record_written_back(TENANT, 11)
+    ledger.record_contact(TENANT, 7, "NX-7", "sending", name="Ada Lovelace")
+    ledger.record_contact(TENANT, 7, "NX-7", "created", xero_contact_id="c-7")
+    ledger.record_payment(
+        TENANT, 11, "INV-11", "sending", amount=Decimal("120.00"), xero_invoice_id="x-11"
+    )
+    ledger.record_payment(TENANT, 11, "INV-11", "paid", paid_on="2026-03-01", messages=["done"])
+    ledger.set_watermark(TENANT, "xero", datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    ledger.set_watermark(TENANT, "xero", datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    xero_row = {
+        "xero_id": "x-11",
+        "number": "INV-11",
+        "status": "AUTHORISED",
+        "total": Decimal("120.00"),
+        "amount_due": Decimal("120.00"),
+        "amount_paid": Decimal("0"),
+        "amount_credited": None,
+        "updated_utc": "2026-03-01T09:00:00",
+        "created_by_recon": True,
+    }
+    ledger.update_xero_state(TENANT, [xero_row], complete=True)
+    paid = {**xero_row, "status": "PAID", "amount_due": Decimal("0"), "created_by_recon": False}
+    ledger.update_xero_state(TENANT, [{**paid, "fully_paid_on": "2026-03-02"}])
+    nexudus = pd.DataFrame(
+        [
+            {
+                "Id": 11,
+                "TotalAmount": Decimal("120.00"),
+                "Paid": True,
+                "PaidAmount": Decimal("120.00"),
+                "Void": False,
+                "DueDate": "2026-03-31",
+                "UpdatedOn": None,
+                "BusinessId": 3,
+            }
+        ]
+    )
+    ledger.update_nexudus_state(TENANT, nexudus)
+    ledger.update_nexudus_state(TENANT, nexudus.assign(Void=True))
+    ledger.event("xero", "push", "created", tenant_id=TENANT, subject="INV-11", detail={"n": 1})
+    ledger.event("nexudus", "mark paid", "refused")
+
+
+def _everything(ledger: Ledger) -> dict[str, pd.DataFrame]:
+    """Every read, columns sorted by name, the ledger's own clock columns left out."""
+    frames = {
+        "transfers": ledger.transfers(TENANT),
+        "contacts": pd.DataFrame(list(ledger.contacts(TENANT).values())),
+        "payments": ledger.payments(TENANT),
+        "xero_state": ledger.xero_state(TENANT),
+        "nexudus_state": ledger.nexudus_state(TENANT),
+        "events": ledger.events(),
+    }
+    found = {
+        name: frame[sorted(c for c in frame.columns if c not in CLOCK_COLUMNS)]
+        for name, frame in frames.items()
+    }
+    found["watermark"] = pd.DataFrame({"at": [ledger.watermark(TENANT, "xero")]})
+    return found
+
+
+def test_a_new_file_is_stamped_with_the_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as ledger:
+        assert ledger.transfers(TENANT).empty
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 1
+    assert _pragma(path, "journal_mode") == "wal"
+    with Ledger(path) as again:  # opening it again finds it up to date
+        assert again.watermark(TENANT, "xero") is None
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_writes_name_their_columns_so_a_reordered_file_is_written_correctly(
+    tmp_path: Path,
+) -> None:
+    with Ledger(tmp_path / "new.sqlite") as new:
+        _write_everything(new)
+        expected = _everything(new)
+    old_path = _old_file(tmp_path / "reordered.sqlite", REORDERED)
+    with Ledger(old_path) as old:
+        _write_everything(old)
+        found = _everything(old)
+    assert _columns(old_path, "contacts")[0] == "updated_at"  # the file kept its own order
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(found[name], frame, obj=name)
+    assert found["transfers"]["attempts"].tolist() == [1, 2]  # CN-12 once, INV-11 twice
+    contact = found["contacts"].iloc[0]
+    assert (contact["name"], contact["xero_contact_id"], contact["state"]) == (
+        "Ada Lovelace",
+        "c-7",
+        "created",
+    )
+    payment = found["payments"].iloc[0]
+    assert (payment["amount"], payment["paid_on"], payment["state"]) == (
+        "120.00",
+        "2026-03-01",
+        "paid",
+    )
+    xero = found["xero_state"].iloc[0]
+    assert (xero["status"], xero["created_by_recon"], xero["fully_paid_on"]) == (
+        "PAID",
+        1,
+        "2026-03-02",
+    )
+    assert found["nexudus_state"][["void", "business_id"]].values.tolist() == [[1, 3]]
+    assert found["watermark"]["at"][0] == datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def test_a_file_from_before_versions_is_accepted_kept_and_stamped(tmp_path: Path) -> None:
+    path = _old_file(tmp_path / "ledger.sqlite", SCHEMA)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(
+            "INSERT INTO transfers(tenant_id,nexudus_invoice_id,invoice_number,state,created_at,"
+            "updated_at) VALUES(?,?,?,?,?,?)",
+            (TENANT, 5, "INV-5", "sending", "2026-01-01", "2026-01-01"),
+        )
+    db.close()
+    assert _pragma(path, "user_version") == 0
+    with Ledger(path) as ledger:
+        assert ledger.unfinished(TENANT)["invoice_number"].tolist() == ["INV-5"]
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_file_from_before_business_id_gets_the_column(tmp_path: Path) -> None:
+    path = _old_file(tmp_path / "ledger.sqlite", WITHOUT_BUSINESS_ID)
+    with Ledger(path) as ledger:
+        _write_everything(ledger)  # the other tables are created on the way
+        assert ledger.nexudus_state(TENANT)["business_id"].tolist() == [3]
+    assert _columns(path, "nexudus_state")[-1] == "business_id"
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_file_from_a_newer_recon_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "books" / "ledger.sqlite"
+    Ledger(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StepError) as refused:
+        Ledger(path)
+    message = str(refused.value)
+    assert str(path) in message
+    assert f"version {SCHEMA_VERSION + 1}" in message and "Upgrade recon" in message
+    assert _pragma(path, "user_version") == SCHEMA_VERSION + 1
+
+
+def test_a_write_that_fails_half_way_leaves_nothing(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        good = {"nexudus_invoice_id": 1, "invoice_number": "INV-1"}
+        with pytest.raises(KeyError):
+            ledger.record_intents(TENANT, "batch", [good, {"nexudus_invoice_id": 2}])
+        assert ledger.transfers(TENANT).empty
+        ledger.record_intents(TENANT, "batch", [good])  # the ledger is usable afterwards
+        assert ledger.transferred_ids(TENANT) == set()
+        assert ledger.unfinished(TENANT)["invoice_number"].tolist() == ["INV-1"]
+        assert repr(ledger) == f"Ledger({str(tmp_path / 'ledger.sqlite')!r})"
