@@ -98,6 +98,7 @@ RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # what --run-id may be:
 
 
 def run_id() -> str:
+    """The UTC time now as a run id (``20260501T093000Z``)."""
     return datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
@@ -525,6 +526,10 @@ def login(params_file: Path, ask: Callable[[str], str] = input) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``recon`` command (run, report or login); returns its exit code.
+
+    An expected error or an interrupt is printed, not raised, and gives its exit code.
+    """
     parser = argparse.ArgumentParser(
         prog="recon",
         description="Reconcile Nexudus with Xero.",

@@ -57,6 +57,7 @@ def styled(
 
 
 def mapping_html(result: MappingResult) -> str:
+    """A mapping check's result as HTML: its summary, then its mismatches if any."""
     ctx = result.context
     parts = [
         f"<h3>Mapping check — {html.escape(str(ctx.get('location', '')))} "
@@ -73,6 +74,8 @@ def mapping_html(result: MappingResult) -> str:
 
 
 def transfer_plan_html(plan: Any) -> str:
+    """A transfer plan as HTML: warnings, totals, new contacts, the write calls against today's
+    limit, then the eligible and the excluded invoices."""
     parts = [
         f"<h3>{html.escape(plan.describe())} to "
         f"{html.escape(str(plan.context.get('organisation', 'Xero')))}</h3>"
@@ -131,6 +134,7 @@ def outcomes_html(
 
 
 def transfer_result_html(result: Any) -> str:
+    """A push's result as HTML: outcome counts, Xero calls and time, then each invoice's outcome."""
     counts = counts_text(TransferOutcome, result.counts())
     parts = [
         f"<h3>Transfer: {html.escape(counts) or 'nothing to do'}</h3>",
@@ -152,6 +156,7 @@ DIFF_SEVERITY = {
 
 
 def status_diff_html(diff: Any) -> str:
+    """A status diff as HTML: the differences by kind, then each invoice whose sides differ."""
     counts = (
         ", ".join(f"{v} {html.escape(str(k))}" for k, v in diff.counts().items())
         or "no differences"

@@ -153,6 +153,7 @@ class Ledger:
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
+        """Close the ledger file."""
         self._db.close()
 
     def __enter__(self) -> Ledger:
@@ -185,6 +186,7 @@ class Ledger:
         subject: str | None = None,
         detail: Any = None,
     ) -> None:
+        """Append one line to the audit trail (``detail`` is stored as JSON)."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO events(at,system,action,tenant_id,subject,outcome,detail) "
@@ -305,6 +307,7 @@ class Ledger:
                 )
 
     def record_written_back(self, tenant_id: str, nexudus_invoice_id: int) -> None:
+        """Note that a created invoice's Xero id has been written back to its Nexudus invoice."""
         with self._tx() as db:
             db.execute(
                 "UPDATE transfers SET written_back=1, updated_at=? WHERE tenant_id=? AND "
@@ -318,6 +321,7 @@ class Ledger:
         return frame[frame["state"] == "sending"]
 
     def transferred_ids(self, tenant_id: str) -> set[int]:
+        """The Nexudus invoice ids an organisation's transfers created in Xero."""
         rows = self._db.execute(
             "SELECT nexudus_invoice_id FROM transfers WHERE tenant_id=? AND state='created'",
             (tenant_id,),
@@ -326,6 +330,7 @@ class Ledger:
 
     # ---- contacts ---------------------------------------------------------------------
     def contacts(self, tenant_id: str) -> dict[int, dict[str, Any]]:
+        """An organisation's contact rows, by Nexudus coworker id."""
         rows = self._db.execute("SELECT * FROM contacts WHERE tenant_id=?", (tenant_id,)).fetchall()
         return {int(r["nexudus_coworker_id"]): dict(r) for r in rows}
 
@@ -339,6 +344,8 @@ class Ledger:
         xero_contact_id: str | None = None,
         name: str | None = None,
     ) -> None:
+        """Insert or update a coworker's contact row; a known Xero contact id or name is kept when
+        not given."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO contacts(tenant_id,nexudus_coworker_id,contact_number,"
@@ -353,6 +360,7 @@ class Ledger:
 
     # ---- payments (status sync) -----------------------------------------------------------
     def payments(self, tenant_id: str) -> pd.DataFrame:
+        """Every payment row of an organisation (invoices marked paid in Nexudus)."""
         rows = self._db.execute("SELECT * FROM payments WHERE tenant_id=?", (tenant_id,)).fetchall()
         return pd.DataFrame(
             [dict(r) for r in rows],
@@ -381,6 +389,7 @@ class Ledger:
         xero_invoice_id: str | None = None,
         messages: list[str] | None = None,
     ) -> None:
+        """Insert or update an invoice's payment row; a known amount or date stays if not given."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO payments(tenant_id,nexudus_invoice_id,invoice_number,state,amount,"
@@ -404,12 +413,14 @@ class Ledger:
 
     # ---- watermarks -------------------------------------------------------------------------
     def watermark(self, tenant_id: str, kind: str) -> datetime | None:
+        """When the last successful sync of ``kind`` for an organisation was, or None if never."""
         row = self._db.execute(
             "SELECT at FROM watermarks WHERE tenant_id=? AND kind=?", (tenant_id, kind)
         ).fetchone()
         return datetime.fromisoformat(row[0]) if row else None
 
     def set_watermark(self, tenant_id: str, kind: str, at: datetime) -> None:
+        """Set the last successful sync of ``kind`` for an organisation to ``at``."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO watermarks(tenant_id,kind,at) VALUES(?,?,?) "
@@ -476,6 +487,8 @@ class Ledger:
         return n
 
     def xero_state(self, tenant_id: str) -> pd.DataFrame:
+        """An organisation's records as Xero last showed them (``XERO_STATE_COLUMNS``), money as
+        Decimal."""
         rows = self._db.execute(
             "SELECT * FROM xero_state WHERE tenant_id=?", (tenant_id,)
         ).fetchall()
@@ -512,6 +525,7 @@ class Ledger:
         return len(rows)
 
     def nexudus_state(self, tenant_id: str) -> pd.DataFrame:
+        """An organisation's Nexudus invoices as last read, one row each, money as Decimal."""
         rows = self._db.execute(
             "SELECT * FROM nexudus_state WHERE tenant_id=?", (tenant_id,)
         ).fetchall()
@@ -534,6 +548,7 @@ class Ledger:
         return frame
 
     def events(self) -> pd.DataFrame:
+        """Every audit line, in the order written."""
         rows = self._db.execute("SELECT * FROM events ORDER BY id").fetchall()
         return pd.DataFrame(
             [dict(r) for r in rows],

@@ -200,6 +200,7 @@ class MappingResult:
 
     @property
     def currency_columns(self) -> list[str]:
+        """The ``blocked_<currency>`` money columns of the account and tax tables, sorted."""
         return sorted(
             {
                 c
@@ -210,13 +211,16 @@ class MappingResult:
 
     @property
     def blocked_invoices(self) -> pd.DataFrame:
+        """The invoices in scope that the mapping blocks from transferring."""
         return self.invoices[self.invoices["blocked"]]
 
     @property
     def transferable_invoices(self) -> pd.DataFrame:
+        """The invoices in scope that nothing in the mapping blocks."""
         return self.invoices[~self.invoices["blocked"]]
 
     def to_dict(self) -> dict[str, Any]:
+        """The context, summary and mismatches as plain JSON-ready values (cells as text)."""
         return {
             "context": {k: str(v) for k, v in self.context.items()},
             "summary": self.summary.astype(str).to_dict("records"),

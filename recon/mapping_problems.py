@@ -14,6 +14,8 @@ from enum import StrEnum
 
 
 class Severity(StrEnum):
+    """How much a mapping row matters: ok, blocks (the invoice cannot transfer), warning or info."""
+
     OK = "ok"
     BLOCKS = "blocks"
     WARNING = "warning"
@@ -47,10 +49,12 @@ class Problem(StrEnum):
 
     @property
     def severity(self) -> Severity:
+        """How much this problem matters."""
         return SEVERITY[self]
 
     @property
     def meaning(self) -> str:
+        """What this problem means, in a sentence for the accountant."""
         return MEANING[self]
 
 

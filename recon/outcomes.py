@@ -55,14 +55,17 @@ class Outcome(StrEnum):
 
     @property
     def about(self) -> About:
+        """This outcome's row of ``TABLE``."""
         return about(self)
 
     @property
     def label(self) -> str:
+        """What people call this outcome ("created in Xero")."""
         return about(self).label
 
     @property
     def verdict(self) -> Verdict:
+        """How this outcome counts in the report and the panels."""
         return about(self).verdict
 
     @classmethod
@@ -98,6 +101,7 @@ class TransferOutcome(Outcome):
 
     @property
     def step(self) -> str:
+        """``"transfer"``: a push's outcomes are of transfers."""
         return "transfer"
 
 
@@ -116,6 +120,7 @@ class PaymentOutcome(Outcome):
 
     @property
     def step(self) -> str:
+        """``"payment"``: an apply's outcomes are of payments."""
         return "payment"
 
 

@@ -52,6 +52,8 @@ class XeroSettings:
 
 @dataclass(frozen=True)
 class NexudusSettings:
+    """Where the real Nexudus is and which environment variables hold the user's credentials."""
+
     api_url: str = "https://spaces.nexudus.com/api"
     username_env: str = "NEXUDUS_USERNAME"
     password_env: str = "NEXUDUS_PASSWORD"

@@ -48,9 +48,11 @@ class Connection:
 
     @property
     def location(self) -> str:
+        """The Nexudus location's name."""
         return str(self.business["Name"])
 
     def close(self) -> None:
+        """Close both clients."""
         self.xero.close()
         self.nexudus.close()
 

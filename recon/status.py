@@ -47,6 +47,7 @@ class Difference(StrEnum):
 
     @property
     def action(self) -> str:
+        """What to do about this difference, in a sentence."""
         return ACTIONS[self]
 
 
@@ -107,9 +108,11 @@ class StatusDiff:
 
     @property
     def paid_in_xero(self) -> pd.DataFrame:
+        """The differences that are paid in Xero and unpaid in Nexudus."""
         return self.differences[self.differences["difference"] == Difference.PAID_IN_XERO.value]
 
     def counts(self) -> dict[str, int]:
+        """How many differences of each kind, the most frequent first."""
         return {str(k): int(v) for k, v in self.differences["difference"].value_counts().items()}
 
     def ageing(self, today: date | None = None) -> pd.DataFrame:
@@ -135,6 +138,7 @@ class StatusDiff:
         ).reset_index()
 
     def save(self, folder: str | Path) -> Path:
+        """Write the differences as ``status_differences.csv`` in ``folder``; returns its path."""
         path = Path(folder) / "status_differences.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         self.differences.to_csv(path, index=False)

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Explanation:
+    """What one Xero message means and how to fix it; ``known`` is false when recon does not know
+    the message."""
+
     message: str
     meaning: str
     fix: str

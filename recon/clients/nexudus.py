@@ -254,6 +254,7 @@ class NexudusClient:
         )
 
     def close(self) -> None:
+        """Close the client's HTTP connections."""
         self._http.close()
 
     def __enter__(self) -> NexudusClient:

@@ -142,6 +142,10 @@ def query_value(value: Any) -> str:
 
 
 def decimal_or_none(value: Any, is_money: bool) -> Decimal | None:
+    """A Nexudus number as ``Decimal``, or None when missing (None or "").
+
+    A money amount that is a whole number of cents gets its two places back (120.0 -> 120.00).
+    """
     if value is None or value == "":
         return None
     amount = D(value)

@@ -22,12 +22,17 @@ EDGE_SECONDS = 0.05
 
 @dataclass
 class Remaining:
+    """What the server last said is left of one key's quotas; None when not known."""
+
     minute: int | None = None
     day: int | None = None
     app_minute: int | None = None
 
 
 class MinutePacer:
+    """Keep each key's (organisation's) calls under a per-minute limit, and the quotas the server
+    reports as left."""
+
     def __init__(
         self,
         per_minute: int = 60,

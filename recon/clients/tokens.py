@@ -37,6 +37,7 @@ class TokenStore:
         return self.folder / f"{safe}.json"
 
     def load(self, name: str) -> dict[str, Any] | None:
+        """The token set saved under ``name``; None if there is none or its file holds none."""
         path = self._path(name)
         try:
             saved = json.loads(path.read_text("utf-8"))
@@ -47,6 +48,8 @@ class TokenStore:
         return saved if isinstance(saved, dict) else None
 
     def save(self, name: str, token: dict[str, Any]) -> None:
+        """Save ``token`` under ``name``, replacing the previous one atomically (file 0600, folder
+        0700)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
         path = self._path(name)
@@ -63,6 +66,7 @@ class TokenStore:
             raise
 
     def delete(self, name: str) -> None:
+        """Forget the token set saved under ``name``, if any."""
         self._path(name).unlink(missing_ok=True)
 
     def __repr__(self) -> str:

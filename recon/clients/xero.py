@@ -170,6 +170,7 @@ class XeroClient:
         )
 
     def close(self) -> None:
+        """Close the client's HTTP connections."""
         self._http.close()
 
     def __enter__(self) -> XeroClient:
@@ -451,6 +452,7 @@ class XeroClient:
 
     # ---- settings --------------------------------------------------------------
     def fetch_organisation(self) -> dict[str, Any]:
+        """The organisation's settings (``GET /Organisation``)."""
         return _first(self._get("/Organisation"), "Organisations")
 
     def fetch_accounts(self, where: str | None = None) -> pd.DataFrame:
@@ -500,6 +502,7 @@ class XeroClient:
         return _records(self._get("/TrackingCategories", params), "TrackingCategories")
 
     def fetch_currencies(self) -> pd.DataFrame:
+        """The organisation's currencies: code and description."""
         return _frame(self._get("/Currencies")["Currencies"], ["Code", "Description"])
 
     # ---- paged collections -----------------------------------------------------
@@ -577,6 +580,7 @@ class XeroClient:
         return invoices_frame(list(self.iter_invoices(**filters)))
 
     def get_invoice(self, invoice_id_or_number: str) -> dict[str, Any]:
+        """One invoice by InvoiceID or InvoiceNumber; ``NotFound`` if Xero has none."""
         return _first(self._get(f"/Invoices/{invoice_id_or_number}"), "Invoices")
 
     def iter_contacts(
@@ -586,6 +590,8 @@ class XeroClient:
         include_archived: bool = False,
         modified_since: datetime | None = None,
     ) -> Iterator[dict[str, Any]]:
+        """Contacts matching ``where`` (archived ones too if asked) and, if given, changed since
+        ``modified_since``, page after page."""
         params: dict[str, Any] = {"includeArchived": "true"} if include_archived else {}
         if where:
             params["where"] = where
@@ -628,6 +634,7 @@ class XeroClient:
     def update_invoice(
         self, invoice_id: str, fields: dict[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
+        """Update one invoice with ``fields`` (a POST); return the invoice as Xero answered."""
         response = self.request(
             "POST",
             f"{self.config.api_url}/Invoices/{invoice_id}",
@@ -639,14 +646,17 @@ class XeroClient:
     def create_contacts(
         self, contacts: list[dict[str, Any]], *, idempotency_key: str | None = None
     ) -> list[dict[str, Any]]:
+        """PUT a batch of contacts with summarizeErrors=false: one result element per contact."""
         return self._write_batch("PUT", "/Contacts", "Contacts", contacts, idempotency_key)
 
     def create_payments(
         self, payments: list[dict[str, Any]], *, idempotency_key: str | None = None
     ) -> list[dict[str, Any]]:
+        """PUT a batch of payments with summarizeErrors=false: one result element per payment."""
         return self._write_batch("PUT", "/Payments", "Payments", payments, idempotency_key)
 
     def delete_payment(self, payment_id: str) -> dict[str, Any]:
+        """Delete a payment (status DELETED); return it as Xero answered."""
         response = self.request(
             "POST",
             f"{self.config.api_url}/Payments/{payment_id}",

@@ -72,10 +72,12 @@ class ReportPaths:
 
     @property
     def csv_dir(self) -> Path:
+        """The folder of the report's CSV files."""
         return self.run_dir / "csv"
 
     @property
     def ok(self) -> bool:
+        """Whether nothing failed: no step (and, over locations, no location left not run)."""
         return not self.failed_steps
 
     def table(self, name: str) -> pd.DataFrame:
@@ -97,6 +99,7 @@ class ReportPaths:
         return self.table("summary")
 
     def to_dict(self) -> dict[str, Any]:
+        """Where everything is, as JSON-ready values (and each location, for a run over several)."""
         out: dict[str, Any] = {
             "run_dir": str(self.run_dir),
             "workbook": str(self.workbook),

@@ -51,6 +51,7 @@ DEFERRED = TransferOutcome.judged(Verdict.WAITING)
 
 
 def not_run_table(sheet: str, csv_name: str, location: LocationRun) -> Table:
+    """A sheet's table for a location that did not run: one ``note`` row saying so."""
     return Table(
         sheet,
         csv_name,
@@ -75,6 +76,8 @@ def combined(sheet: str, csv_name: str, parts: Sequence[tuple[str, Table]]) -> T
 
 
 def locations_errors(run_dir: Path, locs: Sequence[LocationRun]) -> Table:
+    """The Errors sheet across locations: each location not run and each failure of the others;
+    one ``none`` row when nothing failed."""
     rows: list[list[Any]] = []
     for loc in locs:
         if loc.status == LocationStatus.NOT_RUN:
@@ -120,6 +123,8 @@ def locations_summary(
     locs: Sequence[LocationRun],
     contexts: Mapping[str, Mapping[str, Any]],
 ) -> Table:
+    """The Summary sheet of a run over locations: the run, each location's status, steps and
+    context, the parameters, versions and each location's totals."""
     bad = [loc for loc in locs if loc.status != LocationStatus.OK]
     result = (
         "FAILED: "

@@ -37,6 +37,8 @@ NOT_RUN_NOTE = (
 
 
 class StepStatus(StrEnum):
+    """How a step notebook ended: ran through, failed, or was skipped."""
+
     OK = "ok"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -56,10 +58,12 @@ class StepRun:
 
     @property
     def stem(self) -> str:
+        """The notebook's name without ``.ipynb`` (``02_transfer``)."""
         return Path(self.name).stem
 
     @property
     def seconds(self) -> float | None:
+        """How long the step ran, in seconds; None when a time is not known."""
         return (
             (self.finished - self.started).total_seconds()
             if self.started and self.finished
@@ -67,6 +71,7 @@ class StepRun:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The step as ``run.json`` records it (times as ISO text in UTC)."""
         return {
             "name": self.name,
             "status": self.status.value,
@@ -79,6 +84,7 @@ class StepRun:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepRun:
+        """A step read back from its ``run.json`` record."""
         return cls(
             name=str(data["name"]),
             status=StepStatus(data["status"]),
@@ -91,6 +97,8 @@ class StepRun:
 
 
 class LocationStatus(StrEnum):
+    """How a location of a run ended: no step failed, a step failed, or nothing ran for it."""
+
     OK = "ok"  # no step failed
     FAILED = "failed"  # a step failed (the error is in its notebook and on the Errors sheet)
     # nothing ran for it: the run was interrupted first, or its scheduler task never wrote
@@ -110,6 +118,7 @@ class LocationRun:
 
     @property
     def status(self) -> LocationStatus:
+        """``failed`` if a step failed, else ``not run`` if a note says why, else ``ok``."""
         if any(s.status == StepStatus.FAILED for s in self.steps):
             return LocationStatus.FAILED
         return LocationStatus.NOT_RUN if self.note else LocationStatus.OK
@@ -127,6 +136,7 @@ class LocationRun:
         return self.note
 
     def to_dict(self) -> dict[str, Any]:
+        """The location as the run's ``run.json`` lists it (its steps are in its own record)."""
         return {
             "name": self.name,
             "folder": self.folder,
@@ -248,6 +258,7 @@ def location_runs(run_dir: str | Path, expected: Iterable[str] = ()) -> list[Loc
 
 
 def recorded_locations(run_dir: Path) -> list[dict[str, Any]]:
+    """The locations the run's own ``run.json`` lists (name, folder, status...), or ``[]``."""
     record = _read_json(run_dir / RUN_RECORD)
     return list(record.get("locations") or []) if record else []
 
@@ -261,10 +272,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def first_failed(location: LocationRun) -> str | None:
+    """The stem of a location's first failed step, or None if none failed."""
     return next((s.stem for s in location.steps if s.status == StepStatus.FAILED), None)
 
 
 def failed_in(locations: Sequence[LocationRun]) -> tuple[str, ...]:
+    """``"<location>: <notebook>"`` for each failed step, then ``"<location>: not run"`` for
+    each location that did not run."""
     return tuple(
         f"{loc.name}: {s.name}"
         for loc in locations
@@ -334,6 +348,8 @@ def write_run_record(
     steps: Sequence[StepRun],
     locations: Sequence[LocationRun] | None = None,
 ) -> None:
+    """Write the run's ``run.json``: params file, times, steps and, for a run over locations, the
+    locations."""
     record: dict[str, Any] = {
         "run_id": run_dir.name,
         "params_file": params.source,
@@ -353,6 +369,7 @@ def _params_path(params: RunParams) -> str | None:
 
 
 def iso(moment: datetime | None) -> str | None:
+    """A moment as ISO text in UTC, to the second; None for None."""
     return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
 
 

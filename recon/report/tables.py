@@ -70,6 +70,8 @@ STEP_OF_CSV = (("mapping_", "mapping"), ("transfer_", "transfer"), ("status_", "
 
 @dataclass(frozen=True)
 class Table:
+    """One table of the report: its sheet name, its CSV file name, columns and rows."""
+
     sheet: str
     csv_name: str
     columns: list[str]
@@ -87,6 +89,7 @@ class Table:
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
+    """A CSV file's columns and its rows (as dicts of text), or None if there is no such file."""
     if not path.exists():
         return None
     with path.open(newline="", encoding="utf-8") as fh:
@@ -118,6 +121,7 @@ def step_table(
     steps: Sequence[StepRun],
     params: RunParams,
 ) -> Table:
+    """A step's CSV as a report table; if the CSV is missing, one ``note`` row saying why."""
     loaded = read_csv(run_dir / source)
     if loaded is None:
         return Table(sheet, csv_name, ["note"], [[_missing_note(source, steps, params)]])
@@ -212,6 +216,8 @@ def summary_table(
     steps: Sequence[StepRun],
     context: Mapping[str, Any],
 ) -> Table:
+    """The Summary sheet of one run folder: the run, its steps, the context, the parameters,
+    versions and the totals."""
     columns = ["section", "item", "value", "currency", "count", "detail"]
     failed = [s.stem for s in steps if s.status == StepStatus.FAILED]
     ran = [s for s in steps if s.status == StepStatus.OK]
@@ -271,6 +277,7 @@ def summary_table(
 
 
 def step_row(s: StepRun) -> list[Any]:
+    """A step as a Summary row: its status, with its times, error and note as the detail."""
     times = (
         f"{iso(s.started)} to {iso(s.finished)} ({s.seconds:.1f} s)"
         if s.seconds is not None
@@ -422,6 +429,7 @@ def _labelled(kind: type[Outcome], text: str, detail: str) -> str:
 
 
 def amount_or_zero(text: str | None) -> Decimal:
+    """A CSV cell's amount as Decimal; zero when blank or not a number."""
     try:
         return Decimal(text) if text else ZERO
     except InvalidOperation:

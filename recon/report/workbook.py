@@ -54,6 +54,8 @@ def _display(value: Any, currency: str | None) -> str:
 
 
 def write_workbook(tables: Sequence[Table], path: Path) -> Path:
+    """Write the tables as one workbook at ``path``, a sheet each, failed rows highlighted;
+    return ``path``."""
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -106,6 +108,7 @@ def _marks_failure(table: Table, row: list[Any]) -> bool:
 
 
 def write_csv(table: Table, folder: Path) -> Path:
+    """Write a table as ``folder/<its csv name>`` (money as exact text); return the file's path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / table.csv_name
     with path.open("w", newline="", encoding="utf-8") as fh:

@@ -39,6 +39,7 @@ SEED_VERSION = 3
 
 
 def default_state_dir() -> Path:
+    """The sandbox's state folder: ``RECON_SANDBOX_DIR`` if set, else ``<user state>/sandbox``."""
     env = os.environ.get("RECON_SANDBOX_DIR")
     if env:
         return Path(env)
@@ -98,14 +99,17 @@ class Sandbox:
 
     @property
     def xero_token_url(self) -> str:
+        """The OAuth2 token endpoint (``/connect/token``)."""
         return self.xero_url + "/connect/token"
 
     @property
     def xero_authorize_url(self) -> str:
+        """The OAuth2 authorize page (``/identity/connect/authorize``)."""
         return self.xero_url + "/identity/connect/authorize"
 
     @property
     def nexudus_api_url(self) -> str:
+        """The Nexudus API base URL (ends in ``/api``)."""
         return self.nexudus_url + "/api"
 
     def connection_info(self) -> dict[str, Any]:
@@ -135,6 +139,7 @@ class Sandbox:
         }
 
     def stop(self) -> None:
+        """Stop the sandbox's servers."""
         for server in self._servers:
             server.stop()
         self._servers.clear()

@@ -16,6 +16,7 @@ from recon.sandbox import RateLimits, default_state_dir, start
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start the sandbox, print its connection line, serve until interrupted; returns 0."""
     parser = argparse.ArgumentParser(prog="python -m recon.sandbox", description=__doc__)
     parser.add_argument(
         "--state-dir", default=None, help=f"state folder (default {default_state_dir()})"

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 
 class Clock:
+    """Sandbox time: real time plus an offset that only moves forward."""
+
     def __init__(self, offset: float = 0.0) -> None:
         self._offset = offset
         self._lock = threading.Lock()
@@ -22,9 +24,11 @@ class Clock:
         return time.time() + self._offset
 
     def monotonic(self) -> float:
+        """Monotonic seconds, moved forward by the same offset."""
         return time.monotonic() + self._offset
 
     def now(self) -> datetime:
+        """Sandbox time now, as an aware UTC datetime."""
         return datetime.fromtimestamp(self.time(), tz=UTC)
 
     def advance(self, seconds: float) -> None:

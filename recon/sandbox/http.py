@@ -48,16 +48,22 @@ class Request:
         return default
 
     def header(self, name: str, default: str | None = None) -> str | None:
+        """A header's value (names match case-insensitively), or ``default``."""
         value = self.headers.get(name)
         return default if value is None else value
 
     def json(self) -> Any:
+        """The body as JSON (an empty body is None), non-integer numbers as Decimal.
+
+        Raises ``BadRequestBody`` when it is not JSON.
+        """
         try:
             return jsonutil.loads(self.body or b"null")
         except ValueError as exc:
             raise BadRequestBody(str(exc)) from exc
 
     def form(self) -> dict[str, str]:
+        """The body as form fields, the first value of each; ``BadRequestBody`` if not UTF-8."""
         try:
             text = self.body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -77,12 +83,14 @@ class Response:
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        """A JSON answer."""
         h = {"Content-Type": "application/json; charset=utf-8"}
         h.update(headers or {})
         return cls(status, jsonutil.dumps(obj).encode("utf-8"), h)
 
     @classmethod
     def text(cls, text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        """A plain-text answer."""
         h = {"Content-Type": "text/plain; charset=utf-8"}
         h.update(headers or {})
         return cls(status, text.encode("utf-8"), h)
@@ -95,6 +103,7 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
+        """Register the decorated function as the handler of ``method`` on ``pattern``."""
         regex = re.compile(
             "^"
             + re.sub(
@@ -113,6 +122,7 @@ class Router:
         return register
 
     def add(self, method: str, pattern: str, fn: Handler) -> None:
+        """Register ``fn`` as the handler of ``method`` on ``pattern``."""
         self.route(method, pattern)(fn)
 
     def resolve(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
@@ -194,12 +204,14 @@ class Server:
 
     @property
     def url(self) -> str:
+        """The server's base URL, ``http://<host>:<port>``."""
         host, port = self._httpd.server_address[:2]
         if isinstance(host, (bytes, bytearray)):  # typeshed allows it; an AF_INET socket gives str
             host = host.decode()
         return f"http://{host}:{port}"
 
     def start(self) -> Server:
+        """Serve in a background daemon thread; returns the server."""
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -210,9 +222,11 @@ class Server:
         return self
 
     def serve_forever(self) -> None:
+        """Serve in this thread until stopped."""
         self._httpd.serve_forever()
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:

@@ -210,28 +210,35 @@ class Faults:
         retry_after: int | None = None,
         method: str | None = None,
     ) -> None:
+        """Answer the next ``n`` matching requests with ``status``, in its documented shape."""
         self._add(n, _Fault("fail", status, retry_after, method))
 
     def error_burst(self, n: int = 3, method: str | None = None) -> None:
+        """Answer the next ``n`` matching requests with 500s in a row."""
         self._add(n, _Fault("fail", 500, None, method))
 
     def throttle_next(self, n: int = 1, retry_after: int = 1, method: str | None = None) -> None:
+        """Throttle the next ``n`` matching requests (409 or 429, as ``limits.status`` says)."""
         self._add(n, _Fault("throttle", 409, retry_after, method))
 
     def unsuccessful_next(
         self, n: int = 1, message: str = UNSUCCESSFUL, method: str | None = None
     ) -> None:
+        """Answer the next ``n`` matching writes 200, ``WasSuccessful: false``, with ``message``."""
         self._add(n, _Fault("unsuccessful", 200, None, method, message))
 
     def drop_next(self, n: int = 1, method: str | None = None) -> None:
+        """Close the connection of the next ``n`` matching requests without answering."""
         self._add(n, _Fault("drop", method=method))
 
     def clear(self) -> None:
+        """Drop every queued fault."""
         with self._lock:
             self._queue.clear()
 
     @property
     def pending(self) -> int:
+        """How many faults are still queued."""
         return len(self._queue)
 
     def take(self, request: Request) -> _Fault | None:
@@ -300,6 +307,7 @@ class NexudusApp(NexudusAuth):
 
     @property
     def limits(self) -> NexudusLimits:
+        """The limits the server enforces now; settable."""
         return self.limiter.limits
 
     @limits.setter

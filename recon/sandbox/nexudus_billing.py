@@ -141,6 +141,7 @@ def due_fields(total: Any, paid_amount: Any) -> tuple[Decimal, bool]:
 
 
 def json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object; any other JSON value is ``Rejected``."""
     body = request.json()
     if not isinstance(body, dict):
         raise Rejected(

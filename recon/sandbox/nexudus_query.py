@@ -106,6 +106,7 @@ class Lister:
         self._fields: dict[str, tuple[str, str]] | None = None
 
     def forget_fields(self) -> None:
+        """Drop the cached field list, so ``fields`` looks at the stored documents again."""
         self._fields = None
 
     def fields(self) -> dict[str, tuple[str, str]]:
@@ -127,6 +128,10 @@ class Lister:
         return known.get(name.lower()) or known.get(name.lower() + "id")
 
     def expr(self, name: str) -> str:
+        """The SQL expression of a field: its indexed column, else its value in the JSON document.
+
+        Raises ``Rejected`` for a name that is not plain letters and digits.
+        """
         column = self.entity.columns.get(name)
         if column:
             return f"t.{column}"
@@ -241,6 +246,7 @@ class Lister:
         )
 
     def doc_text(self, raw_id: Any) -> str | None:
+        """The stored JSON document of the record with this id; None if there is none."""
         if isinstance(raw_id, bool):
             return None
         try:

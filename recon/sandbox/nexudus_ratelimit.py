@@ -57,6 +57,7 @@ class NexudusLimits:
     status: int = THROTTLE_STATUS
 
     def with_(self, **changes: object) -> NexudusLimits:
+        """A copy with ``changes`` applied."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
@@ -76,6 +77,7 @@ class NexudusLimiter:
         self._writes: dict[str, deque[float]] = defaultdict(deque)  # last day of writes
 
     def reset(self) -> None:
+        """Forget every counted call: every limit starts afresh."""
         with self._lock:
             self._calls.clear()
             self._writes.clear()

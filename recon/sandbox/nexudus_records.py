@@ -276,6 +276,7 @@ class Entity:
 
     @cached_property
     def column_kinds(self) -> tuple[tuple[str, str], ...]:
+        """Each indexed field with the type its values are read as, in declaration order."""
         return tuple((name, field_kind(name)) for name in self.columns)
 
 
@@ -441,6 +442,7 @@ def sql_row(entity: Entity, doc: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def insert_sql(entity: Entity) -> str:
+    """The INSERT OR REPLACE statement of one document row (indexed columns, then ``doc``)."""
     cols = [*entity.columns.values(), "doc"]
     marks = ", ".join("?" * len(cols))
     return f"INSERT OR REPLACE INTO {entity.table}({', '.join(cols)}) VALUES ({marks})"
@@ -458,6 +460,7 @@ class FieldError:
     attempted_value: Any = None
 
     def to_json(self) -> dict[str, Any]:
+        """The error in the API's shape."""
         return {
             "AttemptedValue": self.attempted_value,
             "Message": self.message,

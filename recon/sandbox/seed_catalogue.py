@@ -528,6 +528,8 @@ KEY_DEPOSIT: Final[dict[str, Product]] = {
 
 @dataclass(frozen=True)
 class Discount:
+    """A discount code: a percentage of the line's gross, or a fixed amount."""
+
     code: str
     percent: Decimal | None  # a percentage of the line's gross, or
     amount: Decimal | None  # a fixed amount (capped at the gross)
@@ -1670,6 +1672,8 @@ ARCHIVED_TRACKING_CATEGORY: Final = "Campaign"
 
 @dataclass(frozen=True)
 class AppSpec:
+    """A demo Xero app: its key, name, grant, the organisations it reaches and its redirect URIs."""
+
     key: str
     name: str
     grant: str

@@ -45,13 +45,16 @@ class Store:
         return conn
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Every row the query returns."""
         return self._conn().execute(sql, tuple(args)).fetchall()
 
     def one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
+        """The query's first row, or None."""
         row: sqlite3.Row | None = self._conn().execute(sql, tuple(args)).fetchone()  # row_factory
         return row
 
     def scalar(self, sql: str, args: Iterable[Any] = ()) -> Any:
+        """The first column of the query's first row, or None if no row."""
         row = self.one(sql, args)
         return None if row is None else row[0]
 
@@ -70,6 +73,7 @@ class Store:
                 conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Close this thread's connection, if it has one."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

@@ -86,6 +86,7 @@ class Faults:
             self.queue.extend(("drop", {"after_commit": after_commit}) for _ in range(n))
 
     def take(self, is_write: bool) -> tuple[str, dict[str, Any]] | None:
+        """Remove and return the next fault for this call, or None (a drop waits for a write)."""
         with self.lock:
             if not self.queue:
                 return None
@@ -95,6 +96,7 @@ class Faults:
             return self.queue.popleft()
 
     def clear(self) -> None:
+        """Drop every queued fault."""
         with self.lock:
             self.queue.clear()
 
@@ -184,6 +186,7 @@ class XeroApp:
 
     @property
     def limits(self) -> RateLimits:
+        """The rate limits the server enforces now; settable."""
         return self.limiter.limits
 
     @limits.setter
@@ -191,6 +194,7 @@ class XeroApp:
         self.limiter.limits = value
 
     def __call__(self, request: Request) -> Response:
+        """Answer one request through its route; 404 for an unknown path, 405 for a wrong method."""
         handler, params, exists = self.router.resolve(request.method, request.path)
         if handler is None:
             return _not_found() if not exists else Response.text("Method not allowed", status=405)

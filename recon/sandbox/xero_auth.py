@@ -83,6 +83,7 @@ class OAuthError(Exception):
         super().__init__(error)
 
     def body(self) -> dict[str, str]:
+        """The error as its JSON answer: ``error``, and ``error_description`` if there is one."""
         out = {"error": self.error}
         if self.description:
             out["error_description"] = self.description
@@ -100,6 +101,8 @@ class AccessGrant:
 
 
 class Identity:
+    """The identity service: registered apps, tokens, consent and connections, in the store."""
+
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
@@ -158,6 +161,11 @@ class Identity:
 
     # ---- token endpoint --------------------------------------------------
     def token(self, form: dict[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
+        """Answer the token endpoint (client_credentials, authorization_code, refresh_token) with a
+        new token set.
+
+        Raises ``OAuthError`` when the client, grant, code, refresh token or scope is refused.
+        """
         client_id, client_secret = (
             basic if basic else (form.get("client_id"), form.get("client_secret"))
         )
@@ -298,6 +306,11 @@ class Identity:
         )
 
     def revoke(self, token: str, basic: tuple[str, str] | None) -> None:
+        """Revoke a token and every token and connection of the same client and consent.
+
+        An unknown token is ignored. ``basic`` credentials, when given, must be the client's
+        (``OAuthError`` otherwise).
+        """
         if basic:
             self._authenticate_client(*basic)
         with self.store.write() as db:
@@ -401,6 +414,8 @@ class Identity:
     def connections(
         self, client_id: str, auth_event: str | None, names: dict[str, str]
     ) -> list[dict[str, Any]]:
+        """The client's connections (of one consent, if given) as ``GET /connections`` lists them,
+        oldest first; ``names`` gives each tenant's name."""
         sql = "SELECT * FROM connections WHERE client_id=?"
         args: list[Any] = [client_id]
         if auth_event:
@@ -424,6 +439,7 @@ class Identity:
         return out
 
     def delete_connection(self, client_id: str, connection_id: str) -> bool:
+        """Remove one of the client's connections; whether there was one."""
         with self.store.write() as db:
             cur = db.execute(
                 "DELETE FROM connections WHERE client_id=? AND lower(id)=lower(?)",

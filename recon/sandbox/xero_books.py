@@ -169,6 +169,8 @@ class Books:
 
     # ---- loading -------------------------------------------------------
     def load_seed(self, orgs: Iterable[XeroOrgSeed]) -> None:
+        """Store each organisation of the seed with its accounts, tax rates, currencies, contacts
+        and tracking categories, replacing records of the same id."""
         now = self.now_ms()
         with self.store.write() as db:
             for org in orgs:
@@ -209,12 +211,15 @@ class Books:
 
     # ---- reading -------------------------------------------------------
     def now_ms(self) -> int:
+        """Sandbox time now, in milliseconds since the epoch."""
         return int(self.clock.time() * 1000)
 
     def tenants(self) -> list[str]:
+        """The tenant id of every organisation."""
         return [r[0] for r in self.store.query("SELECT tenant FROM orgs")]
 
     def org(self, tenant: str) -> dict[str, Any] | None:
+        """An organisation's record, or None if there is no such tenant."""
         raw = self.store.scalar("SELECT doc FROM orgs WHERE tenant=?", (tenant,))
         return None if raw is None else jsonutil.loads(raw)
 
@@ -255,6 +260,7 @@ class Books:
         return [jsonutil.loads(r[0]) for r in self.store.query(" ".join(sql), args)]
 
     def record(self, tenant: str, kind: str, rid: str) -> dict[str, Any] | None:
+        """A record of one kind by its id (any case), or None."""
         raw = self.store.scalar(
             "SELECT doc FROM records WHERE tenant=? AND kind=? AND lower(id)=lower(?)",
             (tenant, kind, rid),
@@ -272,6 +278,7 @@ class Books:
         return doc
 
     def by_number(self, tenant: str, kind: str, number: str) -> list[dict[str, Any]]:
+        """Every record of one kind with this number, in creation order."""
         return [
             jsonutil.loads(r[0])
             for r in self.store.query(
@@ -309,9 +316,11 @@ class Books:
                 names[str(doc.get("Name", "")).casefold()] = rid
 
     def accounts_by_code(self, tenant: str) -> dict[str, dict[str, Any]]:
+        """The organisation's accounts that have a code, by code."""
         return {a["Code"]: a for a in self.records(tenant, "Account") if a.get("Code")}
 
     def tax_rates_by_type(self, tenant: str) -> dict[str, dict[str, Any]]:
+        """The organisation's tax rates by TaxType."""
         return {t["TaxType"]: t for t in self.records(tenant, "TaxRate")}
 
     def tracking_categories(self, tenant: str) -> list[dict[str, Any]]:
@@ -320,6 +329,7 @@ class Books:
         return self.records(tenant, "TrackingCategory")
 
     def currency_codes(self, tenant: str) -> set[str]:
+        """The currencies the organisation may use: those it has, and its base currency."""
         org = self.org(tenant) or {}
         return {c["Code"] for c in self.records(tenant, "Currency")} | {org.get("BaseCurrency", "")}
 
@@ -974,12 +984,20 @@ class Books:
         )
 
     def invoice_total_errors(self, doc: dict[str, Any]) -> list[str]:
+        """Xero's message for an invoice whose total is below zero; ``[]`` otherwise."""
         return (
             ["Invoice Total must be greater than or equal to zero."] if doc["Total"] < 0 else []
         )  # UNVERIFIED
 
     # ---- payments ------------------------------------------------------
     def create_payment(self, tenant: str, el: Any, *, client_id: str | None) -> Outcome:
+        """Create one payment against an authorised invoice, into a bank account or one that takes
+        payments.
+
+        The outcome holds the payment, or the messages Xero would give (no such invoice or
+        account, an amount not above zero or above what is due...). A payment of everything due
+        marks the invoice PAID.
+        """
         if not isinstance(el, dict):
             return Outcome(errors=["Payment element must be an object."])
         errors: list[str] = []
@@ -1085,6 +1103,10 @@ class Books:
             return Outcome(doc=payment, created=True)
 
     def delete_payment(self, tenant: str, payment_id: str) -> Outcome:
+        """Delete a payment and take it off its invoice (a PAID invoice is AUTHORISED again).
+
+        The outcome holds the payment, or why it cannot be deleted (unknown, or already deleted).
+        """
         with self._lock, self.store.write() as db:
             payment = self.record(tenant, "Payment", payment_id)
             if payment is None:
@@ -1209,6 +1231,10 @@ class Books:
     def render_credit_note(
         self, tenant: str, doc: dict[str, Any], *, contacts: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        """A stored credit note in Xero's wire shape (MS-JSON dates, a contact stub).
+
+        ``contacts`` (by ContactID), when given, is where the contact is looked up.
+        """
         out = {k: v for k, v in doc.items() if k not in ("UpdatedMs", "Date", "Contact")}
         cid = doc.get("Contact", {}).get("ContactID")
         contact = (
@@ -1236,6 +1262,12 @@ class Books:
         contacts: dict[str, Any] | None = None,
         summary_only: bool = False,
     ) -> dict[str, Any]:
+        """A stored invoice in Xero's wire shape (MS-JSON dates, a contact stub, its payments).
+
+        Line items only ``with_lines``; ``summary_only`` leaves out line items, payments, credit
+        notes, prepayments and overpayments. ``contacts`` (by ContactID), when given, is where the
+        contact is looked up.
+        """
         out = {
             k: v
             for k, v in doc.items()
@@ -1273,6 +1305,7 @@ class Books:
 
     @staticmethod
     def render_contact_stub(contact: dict[str, Any]) -> dict[str, Any]:
+        """The contact fields an invoice or credit note carries."""
         keys = (
             "ContactID",
             "ContactNumber",
@@ -1284,12 +1317,14 @@ class Books:
         return {k: contact[k] for k in keys if k in contact}
 
     def render_record(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A stored record in Xero's wire shape: ``UpdatedMs`` becomes ``UpdatedDateUTC``."""
         out = {k: v for k, v in doc.items() if k != "UpdatedMs"}
         if "UpdatedMs" in doc:
             out["UpdatedDateUTC"] = msdatetime(doc["UpdatedMs"])
         return out
 
     def render_payment(self, tenant: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """A stored payment in Xero's wire shape, with its invoice (without line items)."""
         out = self.render_record(doc)
         out["UpdatedDateUTCString"] = iso_utc_string(doc["UpdatedMs"])
         out["Date"] = msdate(date.fromisoformat(doc["Date"]))
@@ -1300,6 +1335,8 @@ class Books:
         return out
 
     def render_org(self, org: dict[str, Any]) -> dict[str, Any]:
+        """An organisation in Xero's wire shape: lock and creation dates as MS-JSON dates, unset
+        lock dates left out."""
         out = dict(org)
         for key in ("PeriodLockDate", "EndOfYearLockDate"):
             if out.get(key):

@@ -33,10 +33,12 @@ def msdatetime(ms: int, offset: bool = True) -> str:
 
 
 def iso_date_string(d: date) -> str:
+    """A date as a ``DateString``: ISO, midnight, no zone."""
     return f"{d.isoformat()}T00:00:00"
 
 
 def iso_utc_string(ms: int) -> str:
+    """Epoch milliseconds as an ``UpdatedDateUTCString``: ISO to the second, with ``Z``."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -24,6 +24,9 @@ from recon.sandbox.clock import Clock
 
 @dataclass(frozen=True)
 class RateLimits:
+    """The limits one sandbox enforces (the real ones by default) and its window lengths in real
+    seconds."""
+
     concurrent: int = 5
     per_minute: int = 60
     per_day: int = 5000
@@ -32,6 +35,7 @@ class RateLimits:
     day_seconds: float = 86_400.0
 
     def with_(self, **changes: float) -> RateLimits:
+        """A copy with ``changes`` applied."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
@@ -58,6 +62,7 @@ class RateLimiter:
         self._in_flight: dict[str, int] = defaultdict(int)
 
     def reset(self) -> None:
+        """Forget every counted call and every call in progress: every limit starts afresh."""
         with self._lock:
             self._minute.clear()
             self._day.clear()
@@ -112,5 +117,6 @@ class RateLimiter:
             self._in_flight[tenant] = max(0, self._in_flight[tenant] - 1)
 
     def headers(self, tenant: str, app: str) -> dict[str, str]:
+        """The ``X-*Limit-Remaining`` headers of a tenant and app as they stand now."""
         with self._lock:
             return self._remaining(tenant, app)

@@ -61,13 +61,16 @@ class TransferResult:
     context: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
+        """How many invoices ended with each outcome, the most frequent first."""
         return {str(k): int(v) for k, v in self.outcomes["outcome"].value_counts().items()}
 
     @property
     def failed(self) -> pd.DataFrame:
+        """The rows whose outcome is ``failed``."""
         return self.outcomes[self.outcomes["outcome"] == TransferOutcome.FAILED]
 
     def save(self, folder: str | Path) -> Path:
+        """Write the outcomes as ``transfer_outcomes.csv`` in ``folder``; returns its path."""
         path = Path(folder) / "transfer_outcomes.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         self.outcomes.to_csv(path, index=False)

@@ -72,6 +72,8 @@ class StatusPanel:
     # ---- the logic ---------------------------------------------------------------------
     @property
     def is_confirming(self) -> bool:
+        """Whether the confirmation row is showing (the button pressed, not yet confirmed or
+        cancelled)."""
         return self._confirming
 
     def request(self) -> None:
@@ -90,6 +92,7 @@ class StatusPanel:
         self.confirm_row.layout.display = "flex"
 
     def cancel(self) -> None:
+        """Withdraw the confirmation; nothing is written."""
         self._confirming = False
         self.confirm_row.layout.display = "none"
 
