@@ -16,6 +16,7 @@ import pandas as pd
 
 from recon.errors import ParamsError
 from recon.money import round_cents
+from recon.session import Connection
 
 __all__ = ["act_as_accountant"]
 
@@ -25,7 +26,13 @@ def _order(number: str, seed: int) -> str:
 
 
 def act_as_accountant(
-    conn: Any, *, fully: int = 25, partly: int = 2, void: int = 1, edit: int = 1, seed: int = 7
+    conn: Connection,
+    *,
+    fully: int = 25,
+    partly: int = 2,
+    void: int = 1,
+    edit: int = 1,
+    seed: int = 7,
 ) -> pd.DataFrame:
     """Pay ``fully`` invoices in full, ``partly`` in half, void ``void`` and edit ``edit`` (add a
     line) in Xero.

@@ -14,6 +14,7 @@ Every other difference is reported, never changed automatically.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -384,7 +385,11 @@ APPLY_COLUMNS = ["invoice_number", "nexudus_invoice_id", "outcome", "amount", "p
 
 
 def apply_paid(
-    conn: Connection, ledger: Ledger, diff: StatusDiff, *, progress: Any = None
+    conn: Connection,
+    ledger: Ledger,
+    diff: StatusDiff,
+    *,
+    progress: Callable[[int, int], object] | None = None,
 ) -> pd.DataFrame:
     """Mark paid in Nexudus every invoice fully paid in Xero; idempotent through the ledger.
 

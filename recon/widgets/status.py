@@ -20,6 +20,7 @@ from recon.display import money_text, outcomes_html
 from recon.errors import ReconError, StepError
 from recon.ledger import Ledger
 from recon.outcomes import PaymentOutcome, counts_text
+from recon.session import Connection
 from recon.status import StatusDiff, apply_paid
 
 __all__ = ["StatusPanel"]
@@ -33,7 +34,7 @@ def _decimal_total(amounts: pd.Series) -> Decimal:
 class StatusPanel:
     """The *Mark N invoices paid in Nexudus* button, its confirmation, progress and results."""
 
-    def __init__(self, conn: Any, ledger: Ledger, diff: StatusDiff) -> None:
+    def __init__(self, conn: Connection, ledger: Ledger, diff: StatusDiff) -> None:
         self.conn = conn
         self.ledger = ledger
         self.diff = diff

@@ -14,6 +14,7 @@ import pandas as pd
 from recon.errors import ParamsError, ReconError, StepError
 from recon.ledger import Ledger
 from recon.outcomes import TransferOutcome, Verdict
+from recon.session import Connection
 from recon.transfer import TransferPlan, TransferResult, push
 
 __all__ = ["ALL_CURRENCIES", "TransferPanel"]
@@ -43,7 +44,7 @@ class TransferPanel:
     make a new plan and a new panel.
     """
 
-    def __init__(self, conn: Any, plan: TransferPlan, ledger: Ledger) -> None:
+    def __init__(self, conn: Connection, plan: TransferPlan, ledger: Ledger) -> None:
         tenant = str(getattr(conn.xero, "tenant_id", "") or "")
         if plan.tenant_id and tenant and plan.tenant_id != tenant:
             raise StepError(
