@@ -422,6 +422,13 @@ def apply_paid(
     return pd.DataFrame(rows, columns=APPLY_COLUMNS)
 
 
+def _sent_by_recon(ledger: Ledger, tenant: str, invoice_id: int) -> bool:
+    """Whether recon sent a payment for this invoice whose outcome it never heard."""
+    rows = ledger.payments(tenant)
+    mine = rows[rows["nexudus_invoice_id"].astype(int) == invoice_id]
+    return bool((mine["state"] == "sending").any())
+
+
 def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any]) -> list[Any]:
     invoice_id = int(rec["nexudus_invoice_id"])
     try:
@@ -436,22 +443,36 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
             str(exc),
         ]
     if current.get("Paid"):
+        paid_on, note = current.get("PaidOn"), "already paid in Nexudus"
+        if _sent_by_recon(ledger, tenant, invoice_id) and rec["xero_paid_on"]:
+            # recon's own payment, whose answer was lost: it still needs PaidOn moved from the
+            # moment of the call to Xero's payment date (nexudus.md §8).
+            day = date.fromisoformat(str(rec["xero_paid_on"])[:10])
+            try:
+                conn.nexudus.update_invoice(invoice_id, base=current, PaidOn=day)
+            except ClientError as exc:
+                note = f"paid by recon's earlier run; PaidOn not moved to {day}: {exc}"
+            else:
+                paid_on = day.isoformat()
+                note = (
+                    "paid by recon's earlier run (its answer was lost); PaidOn set to Xero's date"
+                )
         ledger.record_payment(
             tenant,
             invoice_id,
             rec["invoice_number"],
             PaymentOutcome.APPLIED,
-            paid_on=str(current.get("PaidOn")),
+            paid_on=str(paid_on),
             xero_invoice_id=rec["xero_id"],
-            messages=["already paid in Nexudus"],
+            messages=[note],
         )
         return [
             rec["invoice_number"],
             invoice_id,
             PaymentOutcome.ALREADY_PAID,
             None,
-            current.get("PaidOn"),
-            "already paid in Nexudus",
+            paid_on,
+            note,
         ]
     amount = Decimal(str(current["TotalAmount"])) - Decimal(str(current.get("PaidAmount") or 0))
     paid_on = rec["xero_paid_on"] or datetime.now(tz=UTC).date().isoformat()

@@ -783,7 +783,16 @@ class NexudusClient:
             self._sign_in()
         elif token.is_expired(leeway=TOKEN_LEEWAY_SECONDS):
             self._renew_token()
-        return str(self._http.token["access_token"])
+        access = (self._http.token or {}).get("access_token")
+        if not access:
+            raise AuthError(
+                f"Nexudus' token endpoint answered the sign-in of {self.username} without an "
+                "access token; check the API address (it must end in /api).",
+                service=SERVICE,
+                method="POST",
+                url=self._url("token"),
+            )
+        return str(access)
 
     def _renew_token(self) -> None:
         """Refresh the token; if that is refused, sign in again with the password."""

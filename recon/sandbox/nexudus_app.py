@@ -169,6 +169,9 @@ class _Fault:
     retry_after: int | None = None
     method: str | None = None  # only requests with this method; None: any
     message: str = UNSUCCESSFUL
+    # Answer with this body instead of the documented shape: a dict or list as JSON, text as
+    # an HTML page (what a proxy or a broken deployment sends), to test a client's edges.
+    body: Any = None
 
     def matches(self, request: Request) -> bool:
         if self.kind == "unsuccessful" and request.method not in WRITE_METHODS:
@@ -209,9 +212,11 @@ class Faults:
         status: int = 503,
         retry_after: int | None = None,
         method: str | None = None,
+        body: Any = None,
     ) -> None:
-        """Answer the next ``n`` matching requests with ``status``, in its documented shape."""
-        self._add(n, _Fault("fail", status, retry_after, method))
+        """Answer the next ``n`` matching requests with ``status``, in its documented shape
+        (or with ``body``: JSON for a dict or list, an HTML page for text). Not processed."""
+        self._add(n, _Fault("fail", status, retry_after, method, UNSUCCESSFUL, body))
 
     def error_burst(self, n: int = 3, method: str | None = None) -> None:
         """Answer the next ``n`` matching requests with 500s in a row."""
@@ -394,6 +399,11 @@ class NexudusApp(NexudusAuth):
             return _throttled(fault.retry_after or 1, self.limits.status)
         if fault.kind == "unsuccessful":
             return _json(self._action_result(fault.message, None, successful=False), 200)
+        if isinstance(fault.body, str):
+            html = {"Content-Type": "text/html; charset=utf-8"}
+            return Response(fault.status, fault.body.encode("utf-8"), html)
+        if fault.body is not None:
+            return _json(fault.body, fault.status)
         return _status_answer(fault.status, fault.retry_after)
 
     # ---- auth: _token, _is_authorised and _client_key come from NexudusAuth

@@ -394,7 +394,18 @@ def push(
             except (AuthError, RateLimited) as exc:
                 # The run cannot go on (sign-in gone, or today's limit spent): say so for the rest.
                 stop_reason = f"not sent: {exc}"
-                recover(conn, ledger)
+                try:
+                    recover(conn, ledger)
+                except ClientError as lookup_exc:
+                    # Xero cannot be asked either (same cause): the intents stay open and the
+                    # next run resolves them before it sends anything.
+                    ledger.event(
+                        "xero",
+                        "recover",
+                        "deferred to the next run",
+                        tenant_id=tenant,
+                        detail=str(lookup_exc),
+                    )
                 outcomes.extend(
                     outcome_row(r, TransferOutcome.SKIPPED, messages=[stop_reason]) for r in ready
                 )
