@@ -272,6 +272,21 @@ def test_a_payment_answer_whose_entry_id_is_not_a_number_is_still_checked_on_the
         fresh_sandbox.nexudus.faults.fail_next(
             1, status=200, method="POST", body={"WasSuccessful": True, "Value": {"Id": "n/a"}}
         )
-        with pytest.raises(ApiRejected, match="the invoice shows 0.00 paid"):
+        with pytest.raises(ApiRejected, match=r"the invoice shows 0\.00 paid"):
             client.record_payment(int(row["Id"]), row["TotalAmount"], date(2026, 11, 20), "Xero")
         assert client.get_invoice(int(row["Id"]))["PaidAmount"] == Decimal("0.00")
+
+
+def test_a_nexudus_success_that_is_not_json_is_service_unavailable_and_names_the_call(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """A 200 carrying an HTML page (a proxy's, a maintenance page) is no Nexudus answer."""
+    with _nexudus(fresh_sandbox) as client:
+        client.fetch_businesses()  # signed in
+        fresh_sandbox.nexudus.faults.fail_next(
+            1, status=200, method="GET", body="<html>Down for maintenance</html>"
+        )
+        with pytest.raises(ServiceUnavailable, match="not JSON") as err:
+            client.fetch_coworkers()
+        assert "spaces/coworkers" in str(err.value)
+        assert len(client.fetch_coworkers()) > 0  # the next call is answered again
