@@ -246,6 +246,27 @@ def test_a_payment_settled_after_a_lost_confirmation_still_carries_xeros_payment
         raise NotXerosDate(f"PaidOn {paid_on}, Xero's payment date {PAID_IN_XERO}")
 
 
+def test_a_lost_confirmation_whose_paid_on_cannot_be_moved_is_settled_and_says_so(
+    paid: Paid,
+) -> None:
+    """The payment stands (one entry); the refused PUT is reported, nothing is paid twice."""
+    p = paid
+    taken = p.numbers[0]
+    conn = _losing_confirmation(p)
+    try:
+        apply_paid(conn, p.ledger, p.diff)
+    finally:
+        conn.nexudus.close()
+    assert p.conn.sandbox is not None
+    p.conn.sandbox.nexudus.faults.fail_next(1, status=400, method="PUT")
+    again = apply_paid(p.conn, p.ledger, p.diff)
+    row = again[again["invoice_number"] == taken].iloc[0]
+    assert row["outcome"] == "already paid"
+    notes = " ".join(str(v) for v in row.to_numpy())
+    assert "PaidOn not moved" in notes
+    _assert_paid_once(p, taken)
+
+
 def test_an_invoice_nexudus_cannot_read_fails_before_any_payment_and_the_next_apply_pays_it(
     paid: Paid,
 ) -> None:
