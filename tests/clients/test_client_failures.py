@@ -290,3 +290,12 @@ def test_a_nexudus_success_that_is_not_json_is_service_unavailable_and_names_the
             client.fetch_coworkers()
         assert "spaces/coworkers" in str(err.value)
         assert len(client.fetch_coworkers()) > 0  # the next call is answered again
+
+
+def test_a_record_whose_id_field_is_not_a_number_is_dropped_by_the_recheck_not_raised() -> None:
+    """nexudus.md §3: the answer is re-checked here; a malformed record never matches a filter."""
+    from recon.clients.nexudus_frames import recheck
+
+    records = [{"Id": 1, "BusinessId": 7}, {"Id": 2, "BusinessId": "n/a"}, {"Id": 3}]
+    kept = recheck(records, "CoworkerInvoice", {"CoworkerInvoice_Business": 7})
+    assert [r["Id"] for r in kept] == [1]
