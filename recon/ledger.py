@@ -202,15 +202,18 @@ class Ledger:
                 ),
             )
 
+    def _select(self, sql: str, args: tuple[object, ...], columns: list[str]) -> pd.DataFrame:
+        """The rows of a query as a DataFrame with ``columns`` (also when there are none)."""
+        rows = self._db.execute(sql, args).fetchall()
+        return pd.DataFrame([dict(r) for r in rows], columns=columns)
+
     # ---- transfers ------------------------------------------------------------------
     def transfers(self, tenant_id: str) -> pd.DataFrame:
         """Every transfer row of an organisation."""
-        rows = self._db.execute(
-            "SELECT * FROM transfers WHERE tenant_id=? ORDER BY invoice_number", (tenant_id,)
-        ).fetchall()
-        frame = pd.DataFrame(
-            [dict(r) for r in rows],
-            columns=[
+        frame = self._select(
+            "SELECT * FROM transfers WHERE tenant_id=? ORDER BY invoice_number",
+            (tenant_id,),
+            [
                 "tenant_id",
                 "nexudus_invoice_id",
                 "invoice_number",
@@ -361,10 +364,10 @@ class Ledger:
     # ---- payments (status sync) -----------------------------------------------------------
     def payments(self, tenant_id: str) -> pd.DataFrame:
         """Every payment row of an organisation (invoices marked paid in Nexudus)."""
-        rows = self._db.execute("SELECT * FROM payments WHERE tenant_id=?", (tenant_id,)).fetchall()
-        return pd.DataFrame(
-            [dict(r) for r in rows],
-            columns=[
+        return self._select(
+            "SELECT * FROM payments WHERE tenant_id=?",
+            (tenant_id,),
+            [
                 "tenant_id",
                 "nexudus_invoice_id",
                 "invoice_number",
@@ -489,11 +492,10 @@ class Ledger:
     def xero_state(self, tenant_id: str) -> pd.DataFrame:
         """An organisation's records as Xero last showed them (``XERO_STATE_COLUMNS``), money as
         Decimal."""
-        rows = self._db.execute(
-            "SELECT * FROM xero_state WHERE tenant_id=?", (tenant_id,)
-        ).fetchall()
-        frame = pd.DataFrame(
-            [dict(r) for r in rows], columns=["tenant_id", *self.XERO_STATE_COLUMNS]
+        frame = self._select(
+            "SELECT * FROM xero_state WHERE tenant_id=?",
+            (tenant_id,),
+            ["tenant_id", *self.XERO_STATE_COLUMNS],
         )
         for col in ("total", "amount_due", "amount_paid", "amount_credited"):
             frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
@@ -526,12 +528,10 @@ class Ledger:
 
     def nexudus_state(self, tenant_id: str) -> pd.DataFrame:
         """An organisation's Nexudus invoices as last read, one row each, money as Decimal."""
-        rows = self._db.execute(
-            "SELECT * FROM nexudus_state WHERE tenant_id=?", (tenant_id,)
-        ).fetchall()
-        frame = pd.DataFrame(
-            [dict(r) for r in rows],
-            columns=[
+        frame = self._select(
+            "SELECT * FROM nexudus_state WHERE tenant_id=?",
+            (tenant_id,),
+            [
                 "tenant_id",
                 "nexudus_invoice_id",
                 "total",
@@ -549,8 +549,8 @@ class Ledger:
 
     def events(self) -> pd.DataFrame:
         """Every audit line, in the order written."""
-        rows = self._db.execute("SELECT * FROM events ORDER BY id").fetchall()
-        return pd.DataFrame(
-            [dict(r) for r in rows],
-            columns=["id", "at", "system", "action", "tenant_id", "subject", "outcome", "detail"],
+        return self._select(
+            "SELECT * FROM events ORDER BY id",
+            (),
+            ["id", "at", "system", "action", "tenant_id", "subject", "outcome", "detail"],
         )
