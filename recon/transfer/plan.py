@@ -23,7 +23,7 @@ import pandas as pd
 from recon.clients.xero import BATCH_SIZE
 from recon.ledger import Ledger
 from recon.mapping import MappingResult, check_location
-from recon.money import from_minor
+from recon.money import from_minor, to_minor
 from recon.session import Connection
 from recon.values import decimal_sum, is_missing, records
 
@@ -202,7 +202,7 @@ def prices_include_tax(
     ids = invoices["Id"]
     sub_cents = ids.map(sub).fillna(0).astype("int64")
     tax_cents = ids.map(tax).fillna(0).astype("int64")
-    total = invoices["TotalAmount"].map(lambda d: int(Decimal(d).scaleb(2)))
+    total = invoices["TotalAmount"].map(to_minor)
     taxed = tax_cents != 0
     gross = taxed & (sub_cents == total)
     net = taxed & (sub_cents + tax_cents == total)
@@ -217,7 +217,7 @@ def _cents_per_invoice(lines: pd.DataFrame, column: str) -> pd.Series:
     """Σ ``column`` per CoworkerInvoiceId, in integer cents."""
     if column not in lines.columns or lines.empty:
         return pd.Series(dtype="int64")
-    cents = lines[column].map(lambda d: 0 if is_missing(d) else int(Decimal(d).scaleb(2)))
+    cents = lines[column].map(lambda d: 0 if is_missing(d) else to_minor(d))
     return cents.groupby(lines["CoworkerInvoiceId"].to_numpy()).sum()
 
 
@@ -335,7 +335,7 @@ def plan_transfer(
     line_sum = invoices["Id"].map(per_invoice["line_cents"]).fillna(0).astype("int64")
     tax_sum = invoices["Id"].map(per_invoice["tax_cents"]).fillna(0).astype("int64")
     xero_total_cents = line_sum.where(inclusive.to_numpy(), line_sum + tax_sum)
-    nexudus_cents = invoices["TotalAmount"].map(lambda d: int(Decimal(d).scaleb(2)))
+    nexudus_cents = invoices["TotalAmount"].map(to_minor)
     difference = nexudus_cents - xero_total_cents
     invoices["xero_total"] = xero_total_cents.map(from_minor)
     invoices["difference"] = difference.map(from_minor)
