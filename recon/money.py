@@ -1,18 +1,53 @@
-"""Exact money: one constructor, rounding to the cent, no floats.
+"""Exact money: one constructor, rounding to the cent, no floats; Xero's arithmetic replayed.
 
-A leaf module: it imports nothing from recon, so every floor (the sandbox
-included) may use it.
+A leaf module: it imports nothing from recon, so every floor above the sandbox
+may use it (the sandbox keeps its own arithmetic: it is an independent twin).
+
+Xero's arithmetic (xero-api.md §3.3, §10), replayed exactly in integers:
+
+* ``Quantity`` is kept to 4 places, ``UnitAmount`` to 4 places when the write
+  sends ``unitdp=4`` (recon always does), money to 2.
+* ``LineAmount = round2(Quantity x UnitAmount) - DiscountAmount``.
+* Tax is worked out per line and rounded to the cent, then summed: exclusive
+  ``LineAmount x rate / 100``; inclusive ``LineAmount x rate / (100 + rate)``.
+  A line's ``TaxAmount``, when sent, replaces the computed one.
+* Exclusive: ``SubTotal = sum(LineAmount)``, ``Total = SubTotal + TotalTax``.
+  Inclusive: ``Total = sum(LineAmount)``, ``SubTotal = Total - TotalTax``.
+* Every rounding is half away from zero (``MIDPOINT``), the one rule stated here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["CENT", "ZERO", "D", "from_minor", "round_cents", "to_cents", "to_minor"]
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CENT",
+    "MIDPOINT",
+    "ZERO",
+    "D",
+    "ExactInts",
+    "from_minor",
+    "round_cents",
+    "scaled",
+    "to_cents",
+    "to_minor",
+    "xero_invoice_totals",
+    "xero_line_amounts",
+    "xero_line_tax",
+]
 
 ZERO: Final = Decimal("0")
 CENT: Final = Decimal("0.01")
+# Xero (and recon, everywhere it rounds money) rounds a midpoint away from zero.
+MIDPOINT: Final = ROUND_HALF_UP
+# Python integers in a numpy object array: exact at any size (no 64-bit overflow at 10^14
+# cents x 10^4), still one vectorised expression per step.
+ExactInts = np.ndarray[Any, np.dtype[np.object_]]
 
 
 def D(value: object) -> Decimal:
@@ -37,7 +72,7 @@ def D(value: object) -> Decimal:
 
 def round_cents(value: Decimal) -> Decimal:
     """Round half away from zero to two places, as Xero rounds tax and totals."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return value.quantize(CENT, rounding=MIDPOINT)
 
 
 def to_cents(value: object) -> Decimal:
@@ -53,3 +88,67 @@ def to_minor(value: object) -> int:
 def from_minor(minor: int) -> Decimal:
     """Decimal amount from integer minor units."""
     return (Decimal(minor) / 100).quantize(CENT)
+
+
+# ---- Xero's arithmetic, in exact integers ----------------------------------------------------
+def scaled(values: Iterable[Decimal], places: int) -> ExactInts:
+    """Decimals as integers in units of 10^-places, rounded half away from zero."""
+    return np.array(
+        [int(Decimal(v).scaleb(places).to_integral_value(MIDPOINT)) for v in values],
+        dtype=object,
+    )
+
+
+def _div_round(numerator: ExactInts, denominator: ExactInts | int) -> ExactInts:
+    """numerator / denominator rounded half away from zero (denominator > 0)."""
+    twice = 2 * np.asarray(denominator, dtype=object)
+    rounded: ExactInts = np.sign(numerator) * ((2 * np.abs(numerator) + twice // 2) // twice)
+    return rounded
+
+
+def xero_line_amounts(
+    quantity4: ExactInts, unit4: ExactInts, discount_cents: ExactInts
+) -> ExactInts:
+    """Xero's LineAmount in cents from quantity and unit amount (both 4 places) and discount."""
+    amounts: ExactInts = _div_round(quantity4 * unit4, 1_000_000) - discount_cents
+    return amounts
+
+
+def xero_line_tax(
+    line_cents: ExactInts, rate4: ExactInts, inclusive: np.ndarray[Any, np.dtype[np.bool_]]
+) -> ExactInts:
+    """Xero's TaxAmount per line in cents; ``rate4``: the percentage in 4 places (20% = 200000)."""
+    exclusive_tax = _div_round(line_cents * rate4, 1_000_000)
+    inclusive_tax = _div_round(line_cents * rate4, 1_000_000 + rate4)
+    taxed: ExactInts = np.where(inclusive, inclusive_tax, exclusive_tax).astype(object)
+    return taxed
+
+
+def xero_invoice_totals(
+    invoice_ids: pd.Series,
+    line_cents: ExactInts,
+    tax_cents: ExactInts,
+    inclusive: pd.Series,
+) -> pd.DataFrame:
+    """Xero's SubTotal, TotalTax and Total in cents per invoice.
+
+    ``invoice_ids`` names each line's invoice; ``inclusive`` (indexed by invoice id)
+    says whether its line amounts include tax. Invoices without lines total zero.
+    """
+    per_line = pd.DataFrame(
+        {"invoice": invoice_ids.to_numpy(), "line": line_cents, "tax": tax_cents}
+    )
+    sums = per_line.groupby("invoice")[["line", "tax"]].sum()
+    sums = sums.reindex(inclusive.index, fill_value=0)
+    incl = inclusive.reindex(sums.index).fillna(False).to_numpy(dtype=bool)
+    lines = sums["line"].to_numpy(dtype=object)
+    tax = sums["tax"].to_numpy(dtype=object)
+    return pd.DataFrame(
+        {
+            "subtotal": np.where(incl, lines - tax, lines),
+            "tax": tax,
+            "total": np.where(incl, lines, lines + tax),
+        },
+        index=sums.index,
+        dtype=object,
+    )

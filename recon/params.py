@@ -96,6 +96,13 @@ class RunParams:
     # costs three Nexudus calls an invoice (§4) under a limit of 60 writes a minute (§5), so
     # it is off by default: recon's ledger is the record of what went to Xero.
     write_back_system_id: bool = False
+    # When Xero's arithmetic cannot reproduce Nexudus' rounding of an invoice any other way,
+    # send each line as quantity 1 x Nexudus' stored line amount (the original quantity and
+    # price kept in the description). Off: such an invoice is held back with the reason.
+    send_line_amounts: bool = False
+    # A non-credit invoice whose total is below zero: "hold" it back (Xero refuses to approve
+    # one), or send it to Xero as a "credit_note".
+    negative_invoices: str = "hold"
     xero: XeroSettings = field(default_factory=XeroSettings)
     nexudus: NexudusSettings = field(default_factory=NexudusSettings)
     # Nexudus location name -> where it books. Empty: the run's one location books into
@@ -145,6 +152,9 @@ class RunParams:
         return value
 
 
+NEGATIVE_INVOICE_CHOICES = ("hold", "credit_note")
+
+
 def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
     out = dict(data)
     for key in ("period_start", "period_end"):
@@ -155,7 +165,7 @@ def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
                 raise ParamsError(
                     f"{out[key]!r} is not a date (use YYYY-MM-DD)", file=source, key=key
                 ) from None
-    for key in ("push", "apply", "write_back_system_id", "prices_include_tax"):
+    for key in ("push", "apply", "write_back_system_id", "send_line_amounts", "prices_include_tax"):
         if key == "prices_include_tax" and out.get(key) is None:
             continue
         if key in out and not isinstance(out[key], bool):
@@ -180,6 +190,13 @@ def _validate(params: RunParams) -> RunParams:
             f"{params.period_start}",
             file=src,
             key="period_end",
+        )
+    if params.negative_invoices not in NEGATIVE_INVOICE_CHOICES:
+        raise ParamsError(
+            f"negative_invoices must be one of {', '.join(NEGATIVE_INVOICE_CHOICES)}, not "
+            f"{params.negative_invoices!r}",
+            file=src,
+            key="negative_invoices",
         )
     if not str(params.location).strip():
         raise ParamsError(

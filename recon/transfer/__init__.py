@@ -25,7 +25,6 @@ from recon.transfer.plan import (
     day_calls_left,
     fit_budget,
     plan_transfer,
-    predict_xero_totals,
 )
 from recon.transfer.push import BUDGET_RESERVE, TransferResult, batch_key, push, recover
 
@@ -39,7 +38,6 @@ __all__ = [
     "day_calls_left",
     "fit_budget",
     "plan_transfer",
-    "predict_xero_totals",
     "push",
     "recover",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,10 @@ import pandas as pd
 from recon.clients.xero import BATCH_SIZE
 from recon.ledger import Ledger
 from recon.mapping import MappingResult, check_location
-from recon.money import from_minor, to_minor
+from recon.money import to_minor
+from recon.params import RunParams
 from recon.session import Connection
+from recon.transfer.amounts import currency_rates, work_out_amounts
 from recon.values import decimal_sum, is_missing, records
 
 __all__ = [
@@ -34,11 +36,11 @@ __all__ = [
     "day_calls_left",
     "fit_budget",
     "plan_transfer",
-    "predict_xero_totals",
 ]
 
 CONTACT_NUMBER_PREFIX = "NX-"
 MAX_CONTACT_NAME = 255
+MAX_DESCRIPTION = 4000  # Xero's limit on a line's Description
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,19 @@ class TransferOptions:
     invoice_date: str = "issue"  # "issue" (CreatedOn) or "period" (InvoiceFromDate)
     write_back: bool = True  # store the Xero id in the Nexudus invoice's SystemId
     batch_size: int = BATCH_SIZE
+    # Send quantity 1 x Nexudus' stored line amount when Xero's arithmetic cannot reproduce
+    # Nexudus' rounding any other way (params ``send_line_amounts``).
+    line_amounts: bool = False
+    # A non-credit invoice with a negative total: "hold" it back, or send it as a "credit_note"
+    # (params ``negative_invoices``).
+    negative_invoices: str = "hold"
+
+    @classmethod
+    def from_params(cls, params: RunParams) -> TransferOptions:
+        """The options a params file asks for (the rest at their defaults)."""
+        return cls(
+            line_amounts=params.send_line_amounts, negative_invoices=params.negative_invoices
+        )
 
 
 # ---- the plan (preview) --------------------------------------------------------------------
@@ -145,47 +160,6 @@ def fit_budget(
     return low
 
 
-def _cents4(values: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Amounts as integers in 1/10,000 units (exact for up to four places)."""
-    return np.array(
-        [int(Decimal(v or 0).scaleb(4).to_integral_value(ROUND_HALF_UP)) for v in values],
-        dtype=np.int64,
-    )
-
-
-def _div_round(
-    numerator: np.ndarray[Any, np.dtype[np.int64]],
-    denominator: np.ndarray[Any, np.dtype[np.int64]] | int,
-) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """numerator / denominator rounded half away from zero, in integers (denominator > 0)."""
-    sign = np.sign(numerator)
-    rounded: np.ndarray[Any, np.dtype[np.int64]] = sign * (
-        (2 * np.abs(numerator) + denominator) // (2 * np.asarray(denominator))
-    )
-    return rounded
-
-
-def predict_xero_totals(
-    lines: pd.DataFrame, rates: pd.Series, inclusive: pd.Series
-) -> pd.DataFrame:
-    """Xero's LineAmount and TaxAmount per line, in cents, the way Xero computes them.
-
-    LineAmount = Quantity x UnitAmount - DiscountAmount, rounded to the cent; tax
-    per line, rounded to the cent (xero-api.md §3.3); ``rates`` are percentages
-    with up to four places; ``inclusive`` says whether the amounts include tax.
-    """
-    qty = lines["Quantity"].fillna(0).astype("int64").to_numpy()
-    unit4 = _cents4(lines["UnitPrice"])
-    disc4 = _cents4(lines["DiscountAmount"])
-    line_cents = _div_round(qty * unit4 - disc4, 100)
-    rate4 = _cents4(rates)  # 20% -> 200000
-    incl = inclusive.to_numpy(dtype=bool)
-    tax_excl = _div_round(line_cents * rate4, 1_000_000)
-    tax_incl = _div_round(line_cents * rate4, 1_000_000 + rate4)
-    tax = np.where(incl, tax_incl, tax_excl)
-    return pd.DataFrame({"line_cents": line_cents, "tax_cents": tax}, index=lines.index)
-
-
 def prices_include_tax(
     invoices: pd.DataFrame, lines: pd.DataFrame, setting: bool | None
 ) -> tuple[pd.Series, pd.Series]:
@@ -253,7 +227,7 @@ def plan_transfer(
     ledger: Ledger | None = None,
 ) -> TransferPlan:
     """Work out what would be transferred and why anything else is not. No writes."""
-    options = options or TransferOptions()
+    options = options or TransferOptions.from_params(conn.params)
     mapping = mapping or check_location(conn)
     inputs = mapping.inputs
     assert inputs is not None, "plan_transfer needs a MappingResult from check_location"
@@ -326,30 +300,20 @@ def plan_transfer(
             "lines add up the other way (nexudus.md §7.2): check the setting in the params and "
             "Nexudus' Settings > Tax",
         )
-    line_inclusive = lines["CoworkerInvoiceId"].map(
-        pd.Series(inclusive.to_numpy(), index=invoices["Id"])
+    # How each invoice's money goes over (or why it cannot), on the invoices still in the running.
+    candidates = invoices[reasons == ""]
+    amounts = work_out_amounts(
+        candidates,
+        lines[lines["CoworkerInvoiceId"].isin(set(candidates["Id"]))],
+        rates,
+        pd.Series(inclusive.to_numpy(), index=invoices["Id"].to_numpy()),
+        line_amounts=options.line_amounts,
+        negative_as_credit=options.negative_invoices == "credit_note",
     )
-    predicted = predict_xero_totals(lines, rates, line_inclusive.fillna(False).astype(bool))
-    predicted["invoice_id"] = lines["CoworkerInvoiceId"].to_numpy()
-    per_invoice = predicted.groupby("invoice_id")[["line_cents", "tax_cents"]].sum()
-    line_sum = invoices["Id"].map(per_invoice["line_cents"]).fillna(0).astype("int64")
-    tax_sum = invoices["Id"].map(per_invoice["tax_cents"]).fillna(0).astype("int64")
-    xero_total_cents = line_sum.where(inclusive.to_numpy(), line_sum + tax_sum)
-    nexudus_cents = invoices["TotalAmount"].map(to_minor)
-    difference = nexudus_cents - xero_total_cents
-    invoices["xero_total"] = xero_total_cents.map(from_minor)
-    invoices["difference"] = difference.map(from_minor)
-    exclude(
-        difference != 0,
-        "Xero would total "
-        + invoices["xero_total"].astype(str)
-        + ", Nexudus says "
-        + invoices["TotalAmount"].astype(str)
-        + " (difference "
-        + invoices["difference"].astype(str)
-        + "): fix the rounding in Nexudus or the line amounts",
-    )
-
+    figures = amounts.invoices
+    held = invoices["Id"].map(figures["reason"].astype("string")).astype("string").fillna("")
+    exclude(held != "", held)
+    fx = currency_rates(invoices, base_currency)
     eligible_mask = reasons == ""
     excluded = pd.DataFrame(
         {
@@ -369,18 +333,28 @@ def plan_transfer(
             else f"{CONTACT_NUMBER_PREFIX}{cid}"
         )
     )
+    chosen_figures = figures.reindex(chosen["Id"].to_numpy())
     eligible = pd.DataFrame(
         {
             "nexudus_invoice_id": chosen["Id"],
             "invoice_number": chosen["InvoiceNumber"],
-            "kind": np.where(chosen["CreditNote"].astype(bool), "credit_note", "invoice"),
+            "kind": np.where(
+                chosen_figures["as_credit"].fillna(False).astype(bool), "credit_note", "invoice"
+            ),
             "coworker_id": chosen["CoworkerId"],
             "contact_number": contact_numbers,
             "contact_name": names[eligible_mask],
             "currency": chosen["CurrencyCode"],
-            "nexudus_total": chosen["TotalAmount"],
-            "xero_total": chosen["xero_total"],
-            "difference": chosen["difference"],
+            "way": chosen_figures["way"].to_numpy(),
+            "nexudus_subtotal": chosen_figures["nexudus_subtotal"].to_numpy(),
+            "nexudus_tax": chosen_figures["nexudus_tax"].to_numpy(),
+            "nexudus_total": chosen_figures["nexudus_total"].to_numpy(),
+            "xero_subtotal": chosen_figures["xero_subtotal"].to_numpy(),
+            "xero_tax": chosen_figures["xero_tax"].to_numpy(),
+            "xero_total": chosen_figures["xero_total"].to_numpy(),
+            "difference": chosen_figures["difference"].to_numpy(),
+            "currency_rate": fx.loc[chosen.index, "currency_rate"].to_numpy(),
+            "rate_note": fx.loc[chosen.index, "rate_note"].to_numpy(),
             "date": chosen["CreatedOn"],
         }
     ).reset_index(drop=True)
@@ -389,9 +363,12 @@ def plan_transfer(
         eligible["contact_number"].map(existing["by_number"]).astype("object")
     )
     new_contacts = _new_contacts(eligible, existing["names"], coworkers)
-    wanted_lines = lines[
-        lines["CoworkerInvoiceId"].isin(set(eligible["nexudus_invoice_id"]))
-    ].sort_values(["CoworkerInvoiceId", "Position"])
+    # Each line as it goes: Nexudus' line joined to what the chosen way sends for it.
+    wanted_lines = (
+        lines[lines["CoworkerInvoiceId"].isin(set(eligible["nexudus_invoice_id"]))]
+        .join(amounts.lines, how="inner")
+        .sort_values(["CoworkerInvoiceId", "Position"])
+    )
     line_groups: dict[int, list[dict[str, Any]]] = {}
     for line in records(wanted_lines):
         line_groups.setdefault(int(line["CoworkerInvoiceId"]), []).append(line)
@@ -405,6 +382,9 @@ def plan_transfer(
     )
     tracking = getattr(conn, "tracking", None)
     inclusive_by_id = {int(i): bool(v) for i, v in zip(invoices["Id"], inclusive, strict=True)}
+    rate_by_index: dict[object, Decimal | None] = {
+        k: (v if isinstance(v, Decimal) else None) for k, v in fx["currency_rate"].items()
+    }
     payloads = {
         int(inv["Id"]): _payload(
             inv,
@@ -413,8 +393,10 @@ def plan_transfer(
             inclusive_by_id.get(int(inv["Id"]), False),
             options,
             tracking,
+            as_credit=bool(figures.at[int(inv["Id"]), "as_credit"]),
+            currency_rate=rate_by_index.get(index),
         )
-        for inv in records(chosen)
+        for index, inv in zip(chosen.index, records(chosen), strict=True)
     }
     context = {
         "location": conn.location,
@@ -514,13 +496,12 @@ def _payload(
     inclusive: bool,
     options: TransferOptions,
     tracking: tuple[str, str] | None = None,
+    *,
+    as_credit: bool,
+    currency_rate: Decimal | None,
 ) -> dict[str, Any]:
-    """The Xero invoice (or credit note) for one Nexudus invoice; ``tracking`` tags every line with
-    the location."""
-    credit = bool(inv["CreditNote"])
-    sign = (
-        Decimal(-1) if credit else Decimal(1)
-    )  # Nexudus credit notes carry negative amounts; Xero's are positive
+    """The Xero invoice (or credit note) for one Nexudus invoice, its lines as
+    ``work_out_amounts`` shaped them; ``tracking`` tags every line with the location."""
     items = []
     for line in lines:
         description = next(
@@ -531,22 +512,24 @@ def _payload(
             ),
             f"Nexudus line {line['Id']}",
         )
+        note = str(line.get("note") or "")
         item: dict[str, Any] = {
-            "Description": description[:4000],
-            "Quantity": Decimal(int(line["Quantity"] or 0)),
-            "UnitAmount": sign * Decimal(line["UnitPrice"] or 0),
+            "Description": description[: MAX_DESCRIPTION - len(note)] + note,
+            "Quantity": line["quantity"],
+            "UnitAmount": line["unit_amount"],
             "AccountCode": str(line["FinancialAccountCode"]),
             "TaxType": tax_by_name.get(str(line["TaxCategoryName"])),
         }
-        discount = Decimal(line["DiscountAmount"] or 0) * sign
-        if discount:
-            item["DiscountAmount"] = discount
+        if line["discount"]:
+            item["DiscountAmount"] = line["discount"]
+        if line.get("tax_override") is not None:
+            item["TaxAmount"] = line["tax_override"]
         if tracking:
             item["Tracking"] = [{"Name": tracking[0], "Option": tracking[1]}]
         items.append(item)
     date_field = "InvoiceFromDate" if options.invoice_date == "period" else "CreatedOn"
     payload: dict[str, Any] = {
-        "Type": "ACCRECCREDIT" if credit else "ACCREC",
+        "Type": "ACCRECCREDIT" if as_credit else "ACCREC",
         "Reference": str(inv["InvoiceNumber"]),
         "Date": _date(inv[date_field]) or _date(inv["CreatedOn"]),
         "CurrencyCode": str(inv["CurrencyCode"]),
@@ -554,7 +537,9 @@ def _payload(
         "Status": options.status,
         "LineItems": items,
     }
-    if credit:
+    if currency_rate is not None:
+        payload["CurrencyRate"] = currency_rate
+    if as_credit:
         payload["CreditNoteNumber"] = str(inv["InvoiceNumber"])
     else:
         payload["InvoiceNumber"] = str(inv["InvoiceNumber"])
