@@ -95,11 +95,28 @@ def transfer_plan_html(plan: Any) -> str:
                 "the next run</b>"
             )
     parts.append(f"<p>{budget_note}.</p>")
+    ways = plan.ways()
+    if ways:
+        parts.append(
+            "<p>How they go over (each booked by Xero with Nexudus' subtotal, tax and total): "
+            + html.escape(", ".join(f"{n} {way}" for way, n in ways.items()))
+            + ".</p>"
+        )
+    for note in sorted(set(plan.eligible.get("rate_note", pd.Series(dtype=str)).dropna()) - {""}):
+        parts.append(f"<p>Currency: {html.escape(str(note))}.</p>")
     parts.append("<h4>Eligible</h4>")
     parts.append(
         styled(
             plan.eligible.drop(columns=["xero_contact_id"], errors="ignore"),
-            money=["nexudus_total", "xero_total", "difference"],
+            money=[
+                "nexudus_subtotal",
+                "nexudus_tax",
+                "nexudus_total",
+                "xero_subtotal",
+                "xero_tax",
+                "xero_total",
+                "difference",
+            ],
         )
     )
     if len(plan.excluded):
@@ -146,6 +163,14 @@ def transfer_result_html(result: Any) -> str:
         )
     )
     return "\n".join(parts)
+
+
+def allocations_html(title: str, frame: pd.DataFrame, *, money: list[str]) -> str:
+    """Credit-note allocations (a plan's rows or an allocate's outcomes) under ``title``, each row
+    coloured by its ``severity`` column."""
+    if frame.empty:
+        return f"<h3>{html.escape(title)}</h3><p>No credit notes to allocate.</p>"
+    return f"<h3>{html.escape(title)}</h3>\n" + styled(frame, money=money)
 
 
 DIFF_SEVERITY = {

@@ -27,7 +27,7 @@ import yaml
 
 from recon.errors import ParamsError
 from recon.mapping_problems import Problem, Severity
-from recon.money import from_minor, to_minor
+from recon.money import D, from_minor, to_minor
 from recon.session import Connection
 from recon.values import is_missing, optional_int, records
 
@@ -379,6 +379,15 @@ def _clean_text(series: pd.Series) -> pd.Series:
     return series.astype("string").str.strip().fillna("")
 
 
+def _rate_key(rate: object) -> str:
+    """A line's tax percentage as text with 2 places (an exact key); "" when it is no number."""
+    try:
+        value = D(rate)
+    except ValueError:
+        return ""
+    return f"{value:.2f}" if value.is_finite() else ""
+
+
 def _line_frame(lines: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
@@ -388,9 +397,8 @@ def _line_frame(lines: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFrame:
             "account_name": _clean_text(lines["FinancialAccountName"]),
             "tax_rate_name": _clean_text(lines["TaxCategoryName"]),
             # Percentages as text with a fixed 2 places: exact keys for grouping and comparing.
-            "tax_rate": lines["TaxRate"]
-            .map(lambda r: f"{Decimal(r if r is not None else 0):.2f}")
-            .astype("string"),
+            "tax_rate": lines["TaxRate"].map(_rate_key).astype("string"),
+            "position": lines["Position"] if "Position" in lines.columns else pd.NA,
         }
     )
     return out[out["invoice_id"].isin(invoices["invoice_id"])]
@@ -530,7 +538,13 @@ def _check_tax_rates(
         same_rate = active_revenue[active_revenue["rate_text"] == rate]
         candidates = ", ".join(f"{r.TaxType} ({r.Name})" for r in same_rate.itertuples())
         problem, suggestion = Problem.OK, ""
-        if xero is None:
+        if not name:
+            problem = Problem.NO_TAX_RATE
+            suggestion = (
+                "The line carries no tax rate name: give the item a tax rate (or set the "
+                "location's default rate) in Nexudus and re-issue the invoice."
+            )
+        elif xero is None:
             if len(same_rate) > 1:
                 problem = Problem.TAX_AMBIGUOUS
                 suggestion = (
@@ -693,6 +707,22 @@ def _invoice_verdicts(invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFra
         .agg(lambda s: "; ".join(sorted({p for r in s for p in r.split("|") if p})))
         .rename("reasons")
     )
+    # Name the first blocked line of each invoice and the values that block it.
+    first = reasons.sort_values(["invoice_id", "position", "line_id"]).drop_duplicates("invoice_id")
+    where = (
+        " (first at line "
+        + first["position"].astype("string").fillna("?")
+        + ", Nexudus line id "
+        + first["line_id"].astype("string")
+        + ": FinancialAccountCode '"
+        + first["account_code"].astype("string")
+        + "', TaxCategoryName '"
+        + first["tax_rate_name"].astype("string")
+        + "')"
+    )
+    per_invoice = (
+        per_invoice + pd.Series(where.to_numpy(), index=first["invoice_id"].to_numpy())
+    ).rename("reasons")
     out = invoices.merge(per_invoice.reset_index(), on="invoice_id", how="left")
     out["reasons"] = out["reasons"].fillna("")
     out["blocked"] = out["reasons"] != ""

@@ -34,6 +34,7 @@ class Problem(StrEnum):
     ACCOUNT_NOT_ALLOWED = "Xero refuses this account on invoices"
     NOT_REVENUE = "not a revenue/sales account"
     # tax rates
+    NO_TAX_RATE = "line has no tax rate"
     TAX_MISSING = "tax rate missing"
     TAX_ARCHIVED = "tax rate archived/deleted"
     TAX_PERCENTAGE_DIFFERS = "percentage differs"
@@ -67,6 +68,7 @@ SEVERITY: dict[Problem, Severity] = {
     Problem.ACCOUNT_NOT_ALLOWED: Severity.BLOCKS,
     # Xero accepts a sales line on an expense account; the books would be wrong, not the transfer.
     Problem.NOT_REVENUE: Severity.WARNING,
+    Problem.NO_TAX_RATE: Severity.BLOCKS,
     Problem.TAX_MISSING: Severity.BLOCKS,
     Problem.TAX_ARCHIVED: Severity.BLOCKS,
     Problem.TAX_PERCENTAGE_DIFFERS: Severity.BLOCKS,
@@ -103,6 +105,10 @@ MEANING: dict[Problem, str] = {
     Problem.NOT_REVENUE: (
         "The Xero account is not a revenue/sales (or liability) account; sales "
         "would be booked as something else."
+    ),
+    Problem.NO_TAX_RATE: (
+        "The invoice line has no tax rate name, so there is nothing to match in Xero; "
+        "Nexudus' own transfer fails on it too."
     ),
     Problem.TAX_MISSING: "No Xero tax rate has this name (and the tax map names none).",
     Problem.TAX_ARCHIVED: "The Xero tax rate of this name is archived or deleted.",

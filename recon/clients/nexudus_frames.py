@@ -155,6 +155,18 @@ def decimal_or_none(value: Any, is_money: bool) -> Decimal | None:
     return amount
 
 
+def _number_or_as_is(value: Any, is_money: bool) -> object:
+    """``decimal_or_none``, except that a value which is not a number is kept as it came.
+
+    One line with a bad figure must not stop the read of a whole location: the transfer
+    plan names the invoice, line and field, and holds back that invoice alone.
+    """
+    try:
+        return decimal_or_none(value, is_money)
+    except ValueError:
+        return value
+
+
 def _is_date_field(name: str) -> bool:
     return name == "Date" or name.endswith("Date") or name.endswith("On")
 
@@ -169,7 +181,7 @@ def _column(name: str, values: list[Any]) -> pd.Series:
     present = [v for v in values if v is not None]
     has_null = len(present) < len(values)
     if name in DECIMAL_FIELDS or any(isinstance(v, Decimal) for v in present):
-        return pd.Series([decimal_or_none(v, name in MONEY_FIELDS) for v in values], dtype=object)
+        return pd.Series([_number_or_as_is(v, name in MONEY_FIELDS) for v in values], dtype=object)
     if _is_date_field(name) and all(isinstance(v, str) for v in present):
         # ASSUMPTION: a date-time without a zone is UTC, as the API's own are.
         parsed = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")

@@ -82,12 +82,14 @@ class Amounts:
 
 def _figure(value: object) -> Decimal | str:
     """A finite Decimal, or what is wrong with the value."""
-    if is_missing(value):
+    if is_missing(value) and not isinstance(value, (float, Decimal)):
         return "is missing"
     try:
         amount = D(value)
     except ValueError:
         return f"is {value!r}, not a number"
+    if amount.is_nan():
+        return "is NaN, not an amount"
     if not amount.is_finite():
         return f"is {value}, not a finite amount"
     return amount

@@ -106,6 +106,12 @@ class TransferPlan:
             self.context,
         )
 
+    def ways(self) -> dict[str, int]:
+        """How many eligible invoices go over each way ("as lines", "tax override", ...)."""
+        if self.eligible.empty or "way" not in self.eligible.columns:
+            return {}
+        return {str(k): int(v) for k, v in self.eligible["way"].value_counts().items()}
+
     @property
     def write_calls(self) -> int:
         """Xero writes a full push needs: contact batches plus invoice and credit-note batches."""
