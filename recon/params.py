@@ -14,8 +14,10 @@ sections.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,12 @@ import yaml
 from recon.errors import ParamsError
 
 __all__ = [
+    "REQUIRED_KEYS",
     "LocationMap",
     "NexudusSettings",
     "RunParams",
     "XeroSettings",
+    "is_env_name",
     "load_params",
 ]
 
@@ -100,6 +104,9 @@ class RunParams:
     # send each line as quantity 1 x Nexudus' stored line amount (the original quantity and
     # price kept in the description). Off: such an invoice is held back with the reason.
     send_line_amounts: bool = False
+    # Nexudus coworker id -> the Xero ContactID its invoices go to, for a customer the contact
+    # preview finds ambiguous (or matches wrongly). Pins win over every other match.
+    contact_pins: dict[int, str] = field(default_factory=dict)
     # A non-credit invoice whose total is below zero: "hold" it back (Xero refuses to approve
     # one), or send it to Xero as a "credit_note".
     negative_invoices: str = "hold"
@@ -142,6 +149,13 @@ class RunParams:
 
     def secret(self, env_name: str) -> str:
         """Read a credential from the environment (never from a params file)."""
+        if not is_env_name(env_name):  # never echo what may be the secret itself
+            raise ParamsError(
+                "a setting that should name an environment variable holds something else (it "
+                "may be the secret itself: take it out of the params file and name the variable "
+                "that holds it)",
+                file=self.source,
+            )
         value = os.environ.get(env_name)
         if not value:
             raise ParamsError(
@@ -153,11 +167,92 @@ class RunParams:
 
 
 NEGATIVE_INVOICE_CHOICES = ("hold", "credit_note")
+GRANT_CHOICES = ("client_credentials", "authorization_code")
+# Keys a params file must give. Each picks *which* books a run reads and writes, so a silent default
+# (the demo's quarter, the demo's location) would reconcile the wrong invoices. ``location`` may be
+# left out when a ``locations`` map names every location: ``recon run`` runs each of them, and a
+# notebook opened by hand takes the map's first one.
+# Every other key may be omitted, because its built-in default decides nothing about the books:
+# ``target`` sandbox (the one target that cannot reach real books), ``push``/``apply`` false and
+# ``write_back_system_id``/``send_line_amounts`` false, ``negative_invoices`` hold (nothing is
+# written that was not asked for), ``organisation``/``tax_map_file``/``ledger_file``/
+# ``sandbox_dir``/``prices_include_tax`` none (their absence has a meaning of its own, documented
+# on ``RunParams``), ``output_dir`` ``out`` (a folder of reports, not of books), and the ``xero``
+# and ``nexudus`` sections (the real services' addresses and recon's standard variable names).
+REQUIRED_KEYS = ("period_start", "period_end", "location")
+MISSING_HELP = {
+    "period_start": "period_start is the first day of the invoices to reconcile (YYYY-MM-DD)",
+    "period_end": "period_end is the last day, inclusive (YYYY-MM-DD)",
+    "location": "location is the Nexudus location (business) to reconcile, by name or id",
+}
+# What an environment variable name looks like (POSIX: upper-case letters, digits and underscores).
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+# A run of 16 or more letters and digits mixing both: a client id, secret or password pasted where a
+# variable name was expected (XERO_CLIENT_SECRET has no such run).
+_CREDENTIAL_LIKE = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}")
+# Keys that hold a path: text (a pathlib.Path from a notebook or the CLI is taken as its text).
+PATH_KEYS = ("tax_map_file", "output_dir", "ledger_file", "sandbox_dir")
+BOOL_KEYS = ("push", "apply", "write_back_system_id", "send_line_amounts", "prices_include_tax")
+
+
+def is_env_name(text: object) -> bool:
+    """Whether ``text`` reads as an environment variable's name (and not as a pasted credential)."""
+    return (
+        isinstance(text, str)
+        and ENV_NAME.fullmatch(text) is not None
+        and not _CREDENTIAL_LIKE.search(text)
+    )
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "empty (null)"
+    return {
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "a mapping",
+        str: "text",
+    }.get(type(value), f"a {type(value).__name__}")
+
+
+def _contact_pins(raw: Any, source: str) -> dict[int, str]:
+    """``contact_pins``: Nexudus coworker id -> Xero ContactID, both checked."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ParamsError(
+            "must map Nexudus coworker ids to Xero ContactIDs", file=source, key="contact_pins"
+        )
+    pins: dict[int, str] = {}
+    for coworker, contact in raw.items():
+        if not str(coworker).strip().isdigit():
+            raise ParamsError(
+                f"{coworker!r} is not a Nexudus coworker id (a number)",
+                file=source,
+                key="contact_pins",
+            )
+        if not isinstance(contact, str) or len(contact.strip()) != CONTACT_ID_LENGTH:
+            raise ParamsError(
+                f"the pin of coworker {coworker} is not a Xero ContactID (a GUID)",
+                file=source,
+                key=f"contact_pins.{coworker}",
+            )
+        pins[int(str(coworker).strip())] = contact.strip()
+    return pins
+
+
+CONTACT_ID_LENGTH = 36  # a GUID as Xero writes it: 8-4-4-4-12 hex digits
 
 
 def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
     out = dict(data)
     for key in ("period_start", "period_end"):
+        if isinstance(out.get(key), datetime):
+            raise ParamsError(
+                "is a date and time: give the day only (YYYY-MM-DD)", file=source, key=key
+            )
         if key in out and not isinstance(out[key], date):
             try:
                 out[key] = date.fromisoformat(str(out[key]))
@@ -165,21 +260,90 @@ def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
                 raise ParamsError(
                     f"{out[key]!r} is not a date (use YYYY-MM-DD)", file=source, key=key
                 ) from None
-    for key in ("push", "apply", "write_back_system_id", "send_line_amounts", "prices_include_tax"):
+    for key in BOOL_KEYS:
         if key == "prices_include_tax" and out.get(key) is None:
             continue
         if key in out and not isinstance(out[key], bool):
+            if not isinstance(out[key], (str, int)) or isinstance(out[key], float):
+                raise ParamsError(
+                    f"must be true or false, not {_type_name(out[key])}", file=source, key=key
+                )
             text = str(out[key]).strip().lower()
             if text not in ("true", "false", "yes", "no", "1", "0"):
                 raise ParamsError(f"{out[key]!r} is not true or false", file=source, key=key)
             out[key] = text in ("true", "yes", "1")
-    if "location" in out and out["location"] is not None:
-        out["location"] = str(out["location"])
+    # A Nexudus location may be given by its numeric id, an organisation by a name YAML reads as a
+    # number: both are names here.
+    for key in ("location", "organisation"):
+        if isinstance(out.get(key), int) and not isinstance(out[key], bool):
+            out[key] = str(out[key])
+    for key in PATH_KEYS:
+        if isinstance(out.get(key), os.PathLike):
+            out[key] = os.fspath(out[key])
+    if "contact_pins" in out:
+        out["contact_pins"] = _contact_pins(out["contact_pins"], source)
     return out
+
+
+def _check_types(params: RunParams) -> None:
+    """Every value has the type its key needs; the error names the key and the type found, never
+    the value (it could be a secret in the wrong place)."""
+    src = params.source
+    texts = {"target": False, "location": False, "negative_invoices": False, "organisation": True}
+    texts |= {key: key != "output_dir" for key in PATH_KEYS}
+    for key, may_be_none in texts.items():
+        value = getattr(params, key)
+        if not (isinstance(value, str) or (may_be_none and value is None)):
+            raise ParamsError(
+                f"must be text{' or null' if may_be_none else ''}, not {_type_name(value)}",
+                file=src,
+                key=key,
+            )
+    for key in ("period_start", "period_end"):
+        value = getattr(params, key)
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise ParamsError(
+                f"must be a date (YYYY-MM-DD), not {_type_name(value)}", file=src, key=key
+            )
+    for key in BOOL_KEYS:
+        value = getattr(params, key)
+        if not (isinstance(value, bool) or (key == "prices_include_tax" and value is None)):
+            raise ParamsError(f"must be true or false, not {_type_name(value)}", file=src, key=key)
+    for section, settings in (("xero", params.xero), ("nexudus", params.nexudus)):
+        for f in fields(settings):
+            key, value = f"{section}.{f.name}", getattr(settings, f.name)
+            if f.name == "per_minute":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ParamsError(
+                        f"must be a whole number of calls a minute (1 or more), not "
+                        f"{_type_name(value) if not isinstance(value, int) else value}",
+                        file=src,
+                        key=key,
+                    )
+            elif f.name.endswith("_env"):
+                if not is_env_name(value):
+                    example = getattr(type(settings)(), f.name)
+                    raise ParamsError(
+                        "holds something that is not an environment variable name (upper-case "
+                        f"letters, digits and _, e.g. {example}). If it is the secret itself, take "
+                        "it out of the file (and change it: it has been written down), export it "
+                        "as an environment variable and name that variable here",
+                        file=src,
+                        key=key,
+                    )
+            elif not (isinstance(value, str) or (f.name == "redirect_uri" and value is None)):
+                raise ParamsError(f"must be text, not {_type_name(value)}", file=src, key=key)
+    if params.xero.grant not in GRANT_CHOICES:
+        raise ParamsError(
+            f"must be one of {', '.join(GRANT_CHOICES)}, not {params.xero.grant!r}",
+            file=src,
+            key="xero.grant",
+        )
 
 
 def _validate(params: RunParams) -> RunParams:
     src = params.source
+    _check_types(params)
     if params.target not in ("sandbox", "live"):
         raise ParamsError(
             f"target must be 'sandbox' or 'live', not {params.target!r}", file=src, key="target"
@@ -227,6 +391,12 @@ def _locations(raw: Any, source: str) -> dict[str, LocationMap]:
             raise ParamsError(
                 "needs an organisation (Xero tenant name or id)", file=source, key=key
             )
+        for setting in ("organisation", "tracking_category", "tracking_option"):
+            value = entry.get(setting)
+            if value is not None and (not isinstance(value, (str, int)) or isinstance(value, bool)):
+                raise ParamsError(
+                    f"must be text, not {_type_name(value)}", file=source, key=f"{key}.{setting}"
+                )
         settings = {"organisation", "tracking_category", "tracking_option", "prices_include_tax"}
         unknown = sorted(set(entry) - settings)
         if unknown:
@@ -244,8 +414,8 @@ def _locations(raw: Any, source: str) -> dict[str, LocationMap]:
             )
         out[str(name)] = LocationMap(
             str(entry["organisation"]),
-            entry.get("tracking_category"),
-            entry.get("tracking_option"),
+            None if entry.get("tracking_category") is None else str(entry["tracking_category"]),
+            None if entry.get("tracking_option") is None else str(entry["tracking_option"]),
             inclusive,
         )
     by_org: dict[str, list[str]] = {}
@@ -289,8 +459,13 @@ def _section(cls: type, raw: Any, source: str, key: str) -> Any:
     return cls(**raw)
 
 
-def load_params(path: str | Path) -> RunParams:
-    """Read and validate a params YAML; every error names the file and the key."""
+def load_params(path: str | Path, *, required: Sequence[str] = REQUIRED_KEYS) -> RunParams:
+    """Read and validate a params YAML; every error names the file and the key.
+
+    ``required``: the keys the file must give (``REQUIRED_KEYS``, see there for
+    why the others may be omitted); a command that needs no period or location
+    (``recon login``) may ask for fewer.
+    """
     source = str(path)
     try:
         raw = yaml.safe_load(Path(path).read_text("utf-8"))
@@ -308,7 +483,21 @@ def load_params(path: str | Path) -> RunParams:
         raise ParamsError(
             f"unknown key; known keys: {', '.join(sorted(known))}", file=source, key=unknown[0]
         )
+    missing = [
+        key
+        for key in required
+        if key not in raw and not (key == "location" and isinstance(raw.get("locations"), dict))
+    ]
+    if missing:
+        raise ParamsError(
+            f"missing key{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
+            + "; ".join(MISSING_HELP[k] for k in missing if k in MISSING_HELP),
+            file=source,
+            key=missing[0],
+        )
     data = dict(raw)
+    if "location" not in raw and isinstance(raw.get("locations"), dict) and raw["locations"]:
+        data["location"] = str(next(iter(raw["locations"])))
     data["xero"] = _section(XeroSettings, raw.get("xero"), source, "xero")
     data["nexudus"] = _section(NexudusSettings, raw.get("nexudus"), source, "nexudus")
     locations = _locations(raw.get("locations"), source)

@@ -91,7 +91,10 @@ def test_a_wrong_prices_include_tax_setting_holds_the_invoices_back_with_the_rea
     wrong = _plan(sandbox, tmp_path, location, prices_include_tax=setting)
     flagged = wrong.excluded[wrong.excluded["reason"].str.contains("prices_include_tax")]
     assert len(flagged) > 10
-    assert set(flagged["invoice_number"]) <= set(right.eligible["invoice_number"])
+    # The right setting lets them through the price check (a few may then wait on a later
+    # guard, e.g. the demo's ambiguous contact).
+    assert not right.excluded["reason"].str.contains("prices_include_tax").any()
+    assert len(set(flagged["invoice_number"]) - set(right.eligible["invoice_number"])) <= 3
     assert f"prices_include_tax is {str(setting).lower()}" in flagged.iloc[0]["reason"]
 
 

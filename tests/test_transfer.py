@@ -231,9 +231,12 @@ def test_with_write_back_on_each_xero_id_is_kept_in_a_whole_record_put(
     assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
 
 
-def test_contacts_are_keyed_on_a_stable_number_and_never_merged_by_name(
+def test_contacts_are_keyed_on_a_stable_number_and_a_same_name_contact_is_used_not_duplicated(
     fresh_conn: Connection,
 ) -> None:
+    """Issue "Reconciliation that misses nothing": an existing Xero contact with the customer's
+    name and no contact number is the customer's contact (Xero keeps names unique, §6); no
+    second "Name (e-mail)" contact is made, and two customers never share a number."""
     conn = fresh_conn
     planted = conn.sandbox.planted
     with _ledger(conn) as ledger:
@@ -243,7 +246,10 @@ def test_contacts_are_keyed_on_a_stable_number_and_never_merged_by_name(
     numbers = Counter(c.get("ContactNumber") for c in contacts if c.get("ContactNumber"))
     assert max(numbers.values()) == 1
     clash = [c for c in contacts if c["Name"].startswith(planted["name_clash_contact"])]
-    assert len(clash) == 2 and sum(1 for c in clash if c.get("ContactNumber")) == 1
+    assert len(clash) == 1 and not clash[0].get("ContactNumber")
+    theirs = plan.eligible[plan.eligible["coworker_id"] == planted["name_clash_coworker"]]
+    assert len(theirs) and set(theirs["xero_contact_id"]) == {clash[0]["ContactID"]}
+    assert set(theirs["contact_match"]) == {"name"}
     same_name = plan.eligible[plan.eligible["coworker_id"].isin(planted["same_name_coworkers"])]
     assert same_name["contact_number"].nunique() == 2
 

@@ -20,6 +20,7 @@ import secrets
 import shutil
 import sys
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ CREDENTIALS_FILE = "credentials.json"
 SEED_FILE = "seed.json"
 # Bump when the demo data changes shape (new locations, new planted cases): older state folders are
 # reseeded.
-SEED_VERSION = 3
+SEED_VERSION = 4
 
 
 def default_state_dir() -> Path:
@@ -137,6 +138,18 @@ class Sandbox:
             },
             "state_dir": str(self.state_dir),
         }
+
+    def set_lock_dates(
+        self,
+        tenant_id: str,
+        *,
+        period: date | None = None,
+        end_of_year: date | None = None,
+    ) -> None:
+        """Set or clear (None) an organisation's PeriodLockDate and EndOfYearLockDate, as an
+        adviser does in Xero's Financial settings; ``GET /Organisation`` then shows them and
+        approved documents, payments and allocations dated on or before them are refused."""
+        self.xero.books.set_lock_dates(tenant_id, period=period, end_of_year=end_of_year)
 
     def stop(self) -> None:
         """Stop the sandbox's servers."""

@@ -23,6 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -234,8 +235,17 @@ class XeroApp:
             ("POST", "/Invoices/{id}", "Invoices", True, self._save_invoices("update")),
             ("GET", "/CreditNotes", "Invoices", False, self._list_credit_notes),
             ("GET", "/CreditNotes/{id}", "Invoices", False, self._get_credit_note),
-            ("PUT", "/CreditNotes", "Invoices", True, self._create_credit_notes),
-            ("POST", "/CreditNotes", "Invoices", True, self._create_credit_notes),
+            ("PUT", "/CreditNotes", "Invoices", True, self._save_credit_notes("create")),
+            ("POST", "/CreditNotes", "Invoices", True, self._save_credit_notes("upsert")),
+            ("POST", "/CreditNotes/{id}", "Invoices", True, self._save_credit_notes("update")),
+            ("PUT", "/CreditNotes/{id}/Allocations", "Invoices", True, self._allocate),
+            (
+                "DELETE",
+                "/CreditNotes/{id}/Allocations/{allocation}",
+                "Invoices",
+                True,
+                self._delete_allocation,
+            ),
             ("GET", "/Payments", "Payments", False, self._list_payments),
             ("GET", "/Payments/{id}", "Payments", False, self._get_payment),
             ("PUT", "/Payments", "Payments", True, self._create_payments),
@@ -344,6 +354,15 @@ class XeroApp:
             self.limiter.reset()
         if body.get("expire_tokens"):
             self.identity.expire_all_access_tokens()
+        for tenant, dates in (body.get("lock_dates") or {}).items():
+            # {"<tenant id>": {"period": "YYYY-MM-DD" | null, "end_of_year": … | null}}
+            self.books.set_lock_dates(
+                tenant,
+                period=date.fromisoformat(dates["period"]) if dates.get("period") else None,
+                end_of_year=(
+                    date.fromisoformat(dates["end_of_year"]) if dates.get("end_of_year") else None
+                ),
+            )
         for fault in body.get("faults", []):
             kind = fault.get("kind")
             if kind == "fail":
@@ -882,10 +901,7 @@ class XeroApp:
     def _save_invoices(self, mode: str) -> Callable[[Request, _Call], Response]:
         def handle(request: Request, call: _Call) -> Response:
             inputs = self._elements(request, "Invoices")
-            try:
-                unitdp = 4 if int(request.arg("unitdp") or 2) == 4 else 2
-            except ValueError:
-                unitdp = 2
+            unitdp = _unitdp(request)
             invoice_id = request.params.get("id")
             if invoice_id and not _is_uuid(invoice_id):
                 found = [
@@ -946,21 +962,79 @@ class XeroApp:
             self._envelope(call, "CreditNotes", [self.books.render_credit_note(call.tenant, doc)])
         )
 
-    def _create_credit_notes(self, request: Request, call: _Call) -> Response:
-        inputs = self._elements(request, "CreditNotes")
+    def _save_credit_notes(self, mode: str) -> Callable[[Request, _Call], Response]:
+        """PUT (``create``), POST (``upsert``) or ``POST /CreditNotes/{id}`` (``update``);
+        ``unitdp=4`` as on invoices (developer.xero.com "Rounding in Xero": the parameter is
+        supported on every endpoint with line items, credit notes included)."""
+
+        def handle(request: Request, call: _Call) -> Response:
+            inputs = self._elements(request, "CreditNotes")
+            note_id = request.params.get("id")
+            if note_id:
+                found = self.books.by_id_or_number(call.tenant, "CreditNote", note_id)
+                if found is None:
+                    return _not_found()
+                note_id = found["CreditNoteID"]
+            outcomes = [
+                self.books.save_credit_note(
+                    call.tenant,
+                    el,
+                    client_id=call.client_id,
+                    unitdp=_unitdp(request),
+                    mode=mode,
+                    credit_note_id=note_id,
+                )
+                for el in inputs
+            ]
+            contacts = self._contacts_map(call.tenant)
+            return self._batch_response(
+                request,
+                call,
+                "CreditNotes",
+                inputs,
+                outcomes,
+                lambda doc: self.books.render_credit_note(call.tenant, doc, contacts=contacts),
+                "CreditNoteID",
+            )
+
+        return handle
+
+    # ---- allocations -------------------------------------------------------------
+    def _allocate(self, request: Request, call: _Call) -> Response:
+        """``PUT /CreditNotes/{CreditNoteID}/Allocations``: body ``{"Allocations":[{"Invoice":
+        {"InvoiceID":…},"Amount":…,"Date":"YYYY-MM-DD"}]}``, answered ``{"Allocations":[…]}``
+        (spec createCreditNoteAllocation), with ``summarizeErrors`` as for other batches."""
+        note = self.books.by_id_or_number(call.tenant, "CreditNote", request.params["id"])
+        if note is None:
+            return _not_found()
+        inputs = self._elements(request, "Allocations")
         outcomes = [
-            self.books.save_credit_note(call.tenant, el, client_id=call.client_id) for el in inputs
+            self.books.allocate_credit_note(
+                call.tenant, note["CreditNoteID"], el, client_id=call.client_id
+            )
+            for el in inputs
         ]
-        contacts = self._contacts_map(call.tenant)
         return self._batch_response(
             request,
             call,
-            "CreditNotes",
+            "Allocations",
             inputs,
             outcomes,
-            lambda doc: self.books.render_credit_note(call.tenant, doc, contacts=contacts),
-            "CreditNoteID",
+            self.books.render_allocation,
+            "AllocationID",
         )
+
+    def _delete_allocation(self, request: Request, call: _Call) -> Response:
+        """``DELETE /CreditNotes/{CreditNoteID}/Allocations/{AllocationID}`` (spec
+        deleteCreditNoteAllocations): the bare Allocation with ``IsDeleted`` true."""
+        outcome = self.books.delete_allocation(
+            call.tenant, request.params["id"], request.params["allocation"]
+        )
+        if outcome.doc is None:
+            if outcome.errors == [NOT_FOUND_TEXT]:
+                return _not_found()
+            return _validation_message(outcome.errors[0])
+        return Response.json(self.books.render_deleted_allocation(outcome.doc))
 
     # ---- payments --------------------------------------------------------------
     def _list_payments(self, request: Request, call: _Call) -> Response:
@@ -1025,6 +1099,14 @@ def _validation_message(message: str) -> Response:
     return Response.json(
         {"ErrorNumber": 10, "Type": "ValidationException", "Message": message}, status=400
     )
+
+
+def _unitdp(request: Request) -> int:
+    """The ``unitdp`` query parameter: 4 opts in to four places on UnitAmount, else 2."""
+    try:
+        return 4 if int(request.arg("unitdp") or 2) == 4 else 2
+    except ValueError:
+        return 2
 
 
 def _is_uuid(text: str) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,19 @@ from recon.money import to_minor
 from recon.params import RunParams
 from recon.session import Connection
 from recon.transfer.amounts import currency_rates, work_out_amounts
+from recon.transfer.contacts import (
+    MAX_CONTACT_NAME,
+    customers_frame,
+    fetch_xero_contacts,
+    match_contacts,
+)
+from recon.transfer.guards import (
+    check_currencies,
+    check_lock_dates,
+    check_number_clashes,
+    fetch_numbered_documents,
+    lock_date,
+)
 from recon.values import decimal_sum, is_missing, records
 
 __all__ = [
@@ -38,8 +52,6 @@ __all__ = [
     "plan_transfer",
 ]
 
-CONTACT_NUMBER_PREFIX = "NX-"
-MAX_CONTACT_NAME = 255
 MAX_DESCRIPTION = 4000  # Xero's limit on a line's Description
 
 
@@ -242,15 +254,7 @@ def plan_transfer(
     lines = inputs.lines
     setting = conn.params.prices_include_tax_for(conn.location)
     base_currency = conn.organisation.get("BaseCurrency")
-    currencies = set(conn.xero.fetch_currencies()["Code"]) | {base_currency}
     ledger_done = ledger.transferred_ids(tenant) if ledger else set()
-    # Ask Xero only about numbers the ledger does not already account for.
-    numbers = [
-        str(n)
-        for n, i in zip(invoices["InvoiceNumber"], invoices["Id"], strict=True)
-        if isinstance(n, str) and n and int(i) not in ledger_done
-    ]
-    in_xero = _numbers_in_xero(conn, numbers) if numbers else set()
 
     reasons = pd.Series("", index=invoices.index, dtype="string")
 
@@ -270,17 +274,13 @@ def plan_transfer(
             "already sent to Xero by Nexudus' own integration (XeroInvoiceTransfered)",
         )
     exclude(invoices["Id"].isin(ledger_done), "already transferred (ledger)")
-    exclude(invoices["InvoiceNumber"].isin(in_xero), "already in Xero (same invoice number)")
     verdicts = mapping.invoices.set_index("invoice_id")
     blocked = invoices["Id"].map(verdicts["reasons"]).fillna("")
     exclude(blocked != "", "mapping: " + blocked)
-    exclude(
-        ~invoices["CurrencyCode"].isin(currencies),
-        "currency "
-        + invoices["CurrencyCode"].astype("string")
-        + " is not enabled in Xero organisation "
-        + str(conn.organisation.get("Name")),
+    currency_problems = check_currencies(
+        invoices["CurrencyCode"], conn.organisation, conn.xero.fetch_currencies()["Code"]
     )
+    exclude(currency_problems != "", currency_problems)
     names = _contact_names(invoices)
     exclude(names == "", "customer has no billing, company or full name")
     exclude(
@@ -320,6 +320,46 @@ def plan_transfer(
     held = invoices["Id"].map(figures["reason"].astype("string")).astype("string").fillna("")
     exclude(held != "", held)
     fx = currency_rates(invoices, base_currency)
+    as_credit = invoices["Id"].map(figures["as_credit"]).fillna(False).astype(bool)
+
+    # Guards before any write (each a held-back reason, never a failed call): the contact each
+    # customer will use, an invoice number Xero already has, Xero's lock dates.
+    coworkers = conn.nexudus.fetch_coworkers().set_index("Id")
+    contact_plan = match_contacts(
+        customers_frame(invoices["CoworkerId"], names, coworkers.reset_index()),
+        fetch_xero_contacts(conn.xero),
+        conn.params.contact_pins,
+    )
+    per_invoice = contact_plan.for_invoices(invoices["CoworkerId"])
+    contact_problems = per_invoice["reason"].fillna("").astype("string")
+    exclude(contact_problems != "", contact_problems)
+    open_rows = (reasons == "") & ~invoices["Id"].isin(ledger_done)
+    planned = pd.DataFrame(
+        {
+            "invoice_number": invoices["InvoiceNumber"].astype("string"),
+            "kind": np.where(as_credit, "credit_note", "invoice"),
+            "contact_number": per_invoice["contact_number"],
+            "contact_name": names,
+            "xero_contact_id": per_invoice["xero_contact_id"],
+            "total": invoices["TotalAmount"],
+            "currency": invoices["CurrencyCode"],
+        },
+        index=invoices.index,
+    )[open_rows]
+    if len(planned):
+        clashes = check_number_clashes(planned, fetch_numbered_documents(conn.xero, planned))
+        already = clashes["already_in_xero"].reindex(invoices.index, fill_value=False)
+        exclude(already.astype(bool), "already in Xero (same invoice number)")
+        clash = clashes["reason"].reindex(invoices.index).fillna("").astype("string")
+        exclude(clash != "", clash)
+    date_field = "InvoiceFromDate" if options.invoice_date == "period" else "CreatedOn"
+    xero_dates = invoices[date_field].where(invoices[date_field].notna(), invoices["CreatedOn"])
+    locked = check_lock_dates(
+        xero_dates.map(_date).map(lambda d: date.fromisoformat(d) if d else None),
+        conn.organisation,
+        options.status,
+    )
+    exclude(locked != "", locked.astype("string"))
     eligible_mask = reasons == ""
     excluded = pd.DataFrame(
         {
@@ -331,14 +371,6 @@ def plan_transfer(
         }
     )[~eligible_mask].reset_index(drop=True)
     chosen = invoices[eligible_mask]
-    coworkers = conn.nexudus.fetch_coworkers().set_index("Id")
-    contact_numbers = chosen["CoworkerId"].map(
-        lambda cid: (
-            CONTACT_NUMBER_PREFIX + str(coworkers.at[cid, "UniqueId"])
-            if cid in coworkers.index
-            else f"{CONTACT_NUMBER_PREFIX}{cid}"
-        )
-    )
     chosen_figures = figures.reindex(chosen["Id"].to_numpy())
     eligible = pd.DataFrame(
         {
@@ -348,7 +380,8 @@ def plan_transfer(
                 chosen_figures["as_credit"].fillna(False).astype(bool), "credit_note", "invoice"
             ),
             "coworker_id": chosen["CoworkerId"],
-            "contact_number": contact_numbers,
+            "contact_number": per_invoice.loc[chosen.index, "contact_number"].to_numpy(),
+            "contact_match": per_invoice.loc[chosen.index, "match"].to_numpy(),
             "contact_name": names[eligible_mask],
             "currency": chosen["CurrencyCode"],
             "way": chosen_figures["way"].to_numpy(),
@@ -364,11 +397,10 @@ def plan_transfer(
             "date": chosen["CreatedOn"],
         }
     ).reset_index(drop=True)
-    existing = _existing_contacts(conn)
-    eligible["xero_contact_id"] = (
-        eligible["contact_number"].map(existing["by_number"]).astype("object")
-    )
-    new_contacts = _new_contacts(eligible, existing["names"], coworkers)
+    eligible["xero_contact_id"] = per_invoice.loc[chosen.index, "xero_contact_id"].to_numpy()
+    new_contacts = contact_plan.new_contacts[
+        contact_plan.new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))
+    ].reset_index(drop=True)
     # Each line as it goes: Nexudus' line joined to what the chosen way sends for it.
     wanted_lines = (
         lines[lines["CoworkerInvoiceId"].isin(set(eligible["nexudus_invoice_id"]))]
@@ -413,18 +445,10 @@ def plan_transfer(
         "warnings": _warnings(invoices, conn.location),
         "day_calls_left": day_calls_left(conn),
         "tracking": getattr(conn, "tracking", None),
+        "contacts": contact_plan.contacts,
+        "lock_date": lock_date(conn.organisation),
     }
     return TransferPlan(eligible, excluded, payloads, new_contacts, tenant, options, context)
-
-
-def _numbers_in_xero(conn: Connection, numbers: list[str]) -> set[str]:
-    """Which of these invoice numbers Xero already has (as many numbers per call as a URL holds)."""
-    found = {
-        str(inv.get("InvoiceNumber"))
-        for inv in conn.xero.iter_invoices(invoice_numbers=numbers, summary_only=True)
-        if inv.get("Status") != "DELETED"
-    }
-    return found
 
 
 def _tax_types(mapping: MappingResult, lines: pd.DataFrame) -> pd.DataFrame:
@@ -437,56 +461,6 @@ def _tax_types(mapping: MappingResult, lines: pd.DataFrame) -> pd.DataFrame:
     taxes = mapping.tax_rates.dropna(subset=["xero_tax_type"])
     taxes = taxes[taxes["tax_rate"] != ""]
     return taxes[["tax_rate_name", "xero_tax_type", "xero_rate"]].drop_duplicates("tax_rate_name")
-
-
-def _existing_contacts(conn: Connection) -> dict[str, Any]:
-    by_number: dict[str, str] = {}
-    names: set[str] = set()
-    for contact in conn.xero.iter_contacts(include_archived=True):
-        if contact.get("ContactNumber"):
-            by_number[str(contact["ContactNumber"])] = contact["ContactID"]
-        if contact.get("ContactStatus") == "ACTIVE":
-            names.add(str(contact.get("Name", "")).casefold())
-    return {"by_number": by_number, "names": names}
-
-
-def _new_contacts(
-    eligible: pd.DataFrame, taken_names: set[str], coworkers: pd.DataFrame
-) -> pd.DataFrame:
-    """One contact per coworker not yet in Xero; a name already taken gets a distinguishing
-    suffix."""
-    todo = eligible[eligible["xero_contact_id"].isna()].drop_duplicates("contact_number")
-    rows = []
-    taken = set(taken_names)
-    for rec in records(todo):
-        name = str(rec["contact_name"])
-        if name.casefold() in taken:
-            email = (
-                coworkers.at[rec["coworker_id"], "BillingEmail"]
-                if rec["coworker_id"] in coworkers.index
-                else None
-            )
-            suffix = (
-                f" ({email})"
-                if isinstance(email, str) and email
-                else f" (Nexudus {rec['coworker_id']})"
-            )
-            name = name[: MAX_CONTACT_NAME - len(suffix)] + suffix
-        taken.add(name.casefold())
-        email = (
-            coworkers.at[rec["coworker_id"], "BillingEmail"]
-            if rec["coworker_id"] in coworkers.index
-            else None
-        )
-        rows.append(
-            {
-                "coworker_id": rec["coworker_id"],
-                "contact_number": rec["contact_number"],
-                "name": name,
-                "email": email if isinstance(email, str) else None,
-            }
-        )
-    return pd.DataFrame(rows, columns=["coworker_id", "contact_number", "name", "email"])
 
 
 def _date(value: Any) -> str | None:

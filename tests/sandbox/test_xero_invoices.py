@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
@@ -750,3 +750,117 @@ def test_automatic_invoice_numbers_skip_numbers_already_taken(
         numbers = [first["InvoiceNumber"], taken] + [m["InvoiceNumber"] for m in made]
         assert len(set(numbers)) == 4, numbers
         assert all(len(by_number(client, [num])) == 1 for num in numbers)
+
+
+# ---- lock dates (reference §6 Organisation, §13) --------------------------------------------
+@pytest.fixture
+def locked_2021(sandbox: Sandbox) -> Any:
+    """The demo organisation locked: end of year 30 Jun 2021, period 31 Dec 2021; unlocked after.
+    Only documents dated in 2021 or before are affected, so other tests never meet the locks."""
+    sandbox.set_lock_dates(
+        sandbox.xero_tenant_id, period=date(2021, 12, 31), end_of_year=date(2021, 6, 30)
+    )
+    yield sandbox
+    sandbox.set_lock_dates(sandbox.xero_tenant_id)
+
+
+PERIOD_LOCKED = (
+    "The document date cannot be before the period lock date, currently set at 31-Dec-2021"
+)
+YEAR_LOCKED = (
+    "The document date cannot be before the end of year lock date, currently set at 30-Jun-2021"
+)
+
+
+def messages_of(response: httpx.Response) -> list[str]:
+    assert response.status_code == 400, response.text
+    (element,) = response.json()["Elements"]
+    return [m["Message"] for m in element["ValidationErrors"]]
+
+
+def test_the_organisation_shows_lock_dates_only_while_they_are_set(locked_2021: Sandbox) -> None:
+    """§6: PeriodLockDate / EndOfYearLockDate as MS dates (§10), "only when set"."""
+    (org,) = raw(locked_2021, "GET", "/Organisation").json()["Organisations"]
+    assert org["PeriodLockDate"] == "/Date(1640908800000+0000)/"  # 2021-12-31
+    assert org["EndOfYearLockDate"] == "/Date(1625011200000+0000)/"  # 2021-06-30
+    locked_2021.set_lock_dates(locked_2021.xero_tenant_id)
+    (org,) = raw(locked_2021, "GET", "/Organisation").json()["Organisations"]
+    assert "PeriodLockDate" not in org and "EndOfYearLockDate" not in org
+
+
+def test_approved_invoices_and_credit_notes_on_or_before_a_lock_date_are_refused(
+    locked_2021: Sandbox,
+) -> None:
+    """§13 verbatim; ON the lock date is refused too (Xero: "on or before the lock date"); the
+    end of year lock is named when both apply."""
+    box = locked_2021
+    for day, expected in (
+        ("2021-12-31", PERIOD_LOCKED),
+        ("2021-07-01", PERIOD_LOCKED),
+        ("2021-06-30", YEAR_LOCKED),
+    ):
+        r = raw(box, "PUT", "/Invoices", body={"Invoices": [invoice(None, Date=day)]})
+        assert messages_of(r) == [expected], day
+        note = {
+            "Type": "ACCRECCREDIT",
+            "Contact": {"Name": "Sandbox Test Member"},
+            "Date": day,
+            "Status": "AUTHORISED",
+            "LineItems": [line()],
+        }
+        r = raw(box, "PUT", "/CreditNotes", body={"CreditNotes": [note]})
+        assert messages_of(r) == [expected], day
+    r = raw(box, "PUT", "/Invoices", body={"Invoices": [invoice(None, Date="2022-01-01")]})
+    assert r.status_code == 200
+
+
+def test_a_draft_may_be_dated_in_a_locked_period_but_not_approved_until_it_is_unlocked(
+    locked_2021: Sandbox,
+) -> None:
+    """Xero's help: with a lock date set users "can still create draft invoices … and submit
+    these items for approval"; approving needs the period open."""
+    box = locked_2021
+    r = raw(
+        box,
+        "PUT",
+        "/Invoices",
+        body={"Invoices": [invoice(None, Date="2021-11-01", Status="DRAFT")]},
+    )
+    assert r.status_code == 200
+    invoice_id = r.json()["Invoices"][0]["InvoiceID"]
+    approve = {"Invoices": [{"Status": "AUTHORISED"}]}
+    assert messages_of(raw(box, "POST", f"/Invoices/{invoice_id}", body=approve)) == [PERIOD_LOCKED]
+    box.set_lock_dates(box.xero_tenant_id)
+    r = raw(box, "POST", f"/Invoices/{invoice_id}", body=approve)
+    assert r.status_code == 200 and r.json()["Invoices"][0]["Status"] == "AUTHORISED"
+
+
+def test_an_approved_invoice_in_a_period_locked_later_cannot_be_voided_or_paid(
+    sandbox: Sandbox,
+) -> None:
+    """§13: once locked, a document dated in the period cannot change, nor take a payment dated
+    in it (payment wording UNVERIFIED)."""
+    r = raw(sandbox, "PUT", "/Invoices", body={"Invoices": [invoice(None, Date="2021-11-01")]})
+    invoice_id = r.json()["Invoices"][0]["InvoiceID"]
+    sandbox.set_lock_dates(sandbox.xero_tenant_id, period=date(2021, 12, 31))
+    try:
+        void = {"Invoices": [{"Status": "VOIDED"}]}
+        assert messages_of(raw(sandbox, "POST", f"/Invoices/{invoice_id}", body=void)) == [
+            "Document cannot be edited as it is currently dated before period lock date"
+        ]
+        pay = {
+            "Invoice": {"InvoiceID": invoice_id},
+            "Account": {"Code": BANK},
+            "Date": "2021-12-31",
+            "Amount": 1,
+        }
+        assert messages_of(raw(sandbox, "PUT", "/Payments", body={"Payments": [pay]})) == [
+            PERIOD_LOCKED
+        ]
+        pay["Date"] = "2022-01-03"
+        assert raw(sandbox, "PUT", "/Payments", body={"Payments": [pay]}).status_code == 200
+    finally:
+        sandbox.set_lock_dates(sandbox.xero_tenant_id)
+    # Unlocked, the void is refused for the payment now (reference §3.5), not the lock.
+    r = raw(sandbox, "POST", f"/Invoices/{invoice_id}", body={"Invoices": [{"Status": "VOIDED"}]})
+    assert messages_of(r) == ["Invoice not of valid status for modification"]

@@ -190,7 +190,20 @@ def made(api: Api) -> dict[str, Any]:
     batch = [
         _invoice(f"{pfx}-1"),
         _invoice(f"{pfx}-2"),
-        _invoice(None, Type="ACCPAY", Reference=None),
+        # A bill takes no discount (spec: DiscountRate/DiscountAmount are ACCREC only).
+        _invoice(
+            None,
+            Type="ACCPAY",
+            Reference=None,
+            LineItems=[
+                {
+                    "Description": "Cleaning",
+                    "Quantity": 1,
+                    "UnitAmount": Decimal("89.10"),
+                    "AccountCode": "4000",
+                }
+            ],
+        ),
         _invoice(
             f"{pfx}-BAD",
             LineItems=[{"Description": "x", "Quantity": 1, "UnitAmount": 1, "AccountCode": "9999"}],
