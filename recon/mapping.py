@@ -27,7 +27,7 @@ import yaml
 
 from recon.errors import ParamsError
 from recon.mapping_problems import Problem, Severity
-from recon.money import D, from_minor, to_minor
+from recon.money import D, from_minor, minor_or_zero
 from recon.session import Connection
 from recon.values import is_missing, optional_int, records
 
@@ -371,7 +371,7 @@ def _invoice_frame(invoices: pd.DataFrame) -> pd.DataFrame:
         }
     )
     # Money is summed as integer cents: exact, and fast enough for a million rows.
-    out["total_minor"] = out["total"].map(to_minor).astype("int64")
+    out["total_minor"] = out["total"].map(minor_or_zero).astype("int64")
     return out
 
 

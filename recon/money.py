@@ -32,6 +32,7 @@ __all__ = [
     "D",
     "ExactInts",
     "from_minor",
+    "minor_or_zero",
     "round_cents",
     "scaled",
     "to_cents",
@@ -83,6 +84,19 @@ def to_cents(value: object) -> Decimal:
 def to_minor(value: object) -> int:
     """Integer minor units (cents) of an amount, rounded half away from zero."""
     return int(to_cents(value) * 100)
+
+
+def minor_or_zero(value: object) -> int:
+    """``to_minor``, but 0 for a blank, a non-number or a non-finite amount.
+
+    For sums that must not stop on one bad figure; the invoice carrying it is held back
+    with its own reason elsewhere (``recon.transfer.amounts``).
+    """
+    try:
+        amount = D(value)
+    except ValueError:
+        return 0
+    return int(round_cents(amount) * 100) if amount.is_finite() else 0
 
 
 def from_minor(minor: int) -> Decimal:

@@ -150,7 +150,7 @@ def decimal_or_none(value: Any, is_money: bool) -> Decimal | None:
         return None
     amount = D(value)
     # JSON drops trailing zeros (120.0); give amounts their cents back when that is exact.
-    if is_money and amount == amount.quantize(CENT):
+    if is_money and amount.is_finite() and amount == amount.quantize(CENT):
         return amount.quantize(CENT)
     return amount
 

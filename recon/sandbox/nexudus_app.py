@@ -14,6 +14,8 @@ Endpoints (all but the first take ``Authorization: Bearer <token>`` or HTTP Basi
     POST /api/token                                   form: grant_type=password|refresh_token (§1)
     GET  /api/billing/coworkerinvoices[/{id}]         §2, §3, §7.1
     PUT  /api/billing/coworkerinvoices                full record, Id in the body (§4, §7.1)
+    POST /api/billing/coworkerinvoices/runcommand     VOID_INVOICE, COWORKER_INVOICE_CANCEL,
+                                                      COWORKER_INVOICE_DELETE (§4, §9)
     GET  /api/billing/coworkerinvoicelines[/{id}]     §7.2
     GET  /api/billing/coworkerledgerentries[/{id}]    §7.3
     POST /api/billing/coworkerledgerentries           a payment: marks an invoice paid (§8)
@@ -30,7 +32,8 @@ seconds`` (§5, ``nexudus_ratelimit``).
 
 The pieces: ``nexudus_records`` (schema, entities, values, field errors),
 ``nexudus_auth`` (tokens), ``nexudus_query`` (lists and filters),
-``nexudus_billing`` (invoice update and payment rules), ``nexudus_ratelimit``
+``nexudus_billing`` (invoice update and payment rules), ``nexudus_desk`` (§9
+commands and the admin UI's controls, ``NexudusApp.desk``), ``nexudus_ratelimit``
 (§5 limits); this module holds the routes, faults and error answers.
 
 Imports nothing of recon outside ``recon.sandbox``.
@@ -50,11 +53,13 @@ from recon.sandbox.http import BadRequestBody, Request, Response, Router
 from recon.sandbox.nexudus_auth import DEFAULT_REFRESH_SECONDS, DEFAULT_TOKEN_SECONDS, NexudusAuth
 from recon.sandbox.nexudus_billing import (
     answer_value,
+    get_ci,
     json_object,
     new_ledger_entry,
     rejection_message,
     replace_invoice,
 )
+from recon.sandbox.nexudus_desk import CommandRefused, NexudusDesk
 from recon.sandbox.nexudus_query import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -112,6 +117,13 @@ METHOD_NOT_ALLOWED: Final = "The requested resource does not support http method
 UNAVAILABLE: Final = {"Message": "The service is temporarily unavailable."}
 # ASSUMPTION: the Message of an injected "200 yet failed" write (§4); no source quotes one.
 UNSUCCESSFUL: Final = "There was a problem while running this action."
+
+
+def _is_id(value: Any) -> bool:
+    """A record id as JSON sends it: a whole number, or its text."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
 
 
 def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -281,10 +293,12 @@ class NexudusApp(NexudusAuth):
 
     ``NexudusApp(db_path, *, username, password, clock=None, limits=None)``;
     then ``load_seed(seed)`` once (a no-op on a file that already holds data).
-    Controls: ``faults`` (see ``Faults``), ``limits`` (a ``NexudusLimits``; the
-    real §5 numbers unless given, e.g. ``NexudusLimits(minute_seconds=1)`` for a
-    one-second minute or ``NexudusLimits(enabled=False)``), ``limiter.reset()``,
-    ``token_seconds``, ``refresh_seconds``.
+    Controls: ``desk`` (the admin UI's invoice controls, ``NexudusDesk``: raise,
+    re-price, void, credit, delete, part-pay), ``faults`` (see ``Faults``),
+    ``limits`` (a ``NexudusLimits``; the real §5 numbers unless given, e.g.
+    ``NexudusLimits(minute_seconds=1)`` for a one-second minute or
+    ``NexudusLimits(enabled=False)``), ``limiter.reset()``, ``token_seconds``,
+    ``refresh_seconds``.
     """
 
     def __init__(
@@ -305,6 +319,7 @@ class NexudusApp(NexudusAuth):
         self.token_seconds = token_seconds
         self.refresh_seconds = refresh_seconds
         self.faults = Faults()
+        self.desk = NexudusDesk(self.store, self.clock)
         self.limiter = NexudusLimiter(self.clock, limits)
         self._listers = {e: Lister(self.store, e) for e in ENTITIES}
         self.router = Router()
@@ -360,6 +375,7 @@ class NexudusApp(NexudusAuth):
             r.add("GET", path, self._listers[entity].page)
             r.add("GET", path + "/{id}", self._listers[entity].one)
         r.add("PUT", "/api/billing/coworkerinvoices", self._put_invoice)
+        r.add("POST", "/api/billing/coworkerinvoices/runcommand", self._run_command)
         r.add("POST", "/api/billing/coworkerledgerentries", self._post_ledger_entry)
 
     def __call__(self, request: Request) -> Response:
@@ -419,6 +435,40 @@ class NexudusApp(NexudusAuth):
         if doc is None:
             return not_found()
         return _json(self._action_result("The invoice was updated.", doc), 200)
+
+    def _run_command(self, request: Request) -> Response:
+        """§9 commands: body ``{Key, Ids:[…], Parameters:[{Name, Type, Value}]}`` (§4 runcommand).
+
+        A malformed body is refused with §4's validation answer (400); a refused
+        command (unknown key or invoice, a paid invoice voided, …) answers 200 with
+        ``WasSuccessful: false`` (§4 "run-command failures answer 200"), nothing done.
+        """
+        body = json_object(request)
+        key, ids, parameters = get_ci(body, "Key"), get_ci(body, "Ids"), get_ci(body, "Parameters")
+        errors = []
+        if not isinstance(key, str) or not key.strip():
+            errors.append(FieldError("Key", "Key is a required field", key))
+        if not isinstance(ids, list) or not ids or not all(_is_id(i) for i in ids):
+            errors.append(FieldError("Ids", f"The value '{ids}' is not valid for Ids.", ids))
+        if parameters is None:
+            parameters = []
+        if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
+            errors.append(
+                FieldError("Parameters", f"The value '{parameters}' is not valid for Parameters.")
+            )
+        if errors:
+            raise Rejected(rejection_message(errors), errors)
+        assert isinstance(key, str) and isinstance(ids, list) and isinstance(parameters, list)
+        try:
+            result = self.desk.run_command(key, [int(i) for i in ids], parameters)
+        except CommandRefused as exc:
+            answer = self._action_result("\n".join(exc.messages), None, successful=False)
+            answer["Errors"] = [
+                FieldError("Ids", message, invoice_id).to_json()
+                for message, invoice_id in zip(exc.messages, exc.ids or ids, strict=False)
+            ]
+            return _json(answer, 200)
+        return _json(self._action_result(result.message, result.value), 200)
 
     def _post_ledger_entry(self, request: Request) -> Response:
         """Create a ledger entry; with a CoworkerInvoiceId, its Credit pays it (§7.3, §8)."""

@@ -124,14 +124,15 @@ LINE_ECHOES: Final = {
 }
 
 
-def due_fields(total: Any, paid_amount: Any) -> tuple[Decimal, bool]:
+def due_fields(total: Any, paid_amount: Any, credited_amount: Any = None) -> tuple[Decimal, bool]:
     """(DueAmount, IsDue) of an invoice (§7.1 "DueAmount and IsDue are returned too").
 
     ASSUMPTION (no source defines them): DueAmount is what is still owed,
-    TotalAmount − PaidAmount and never below zero; IsDue says it is above zero.
-    The seed computes them with this function too.
+    TotalAmount − PaidAmount − CreditedAmount (a credit note applied to it, §9
+    COWORKER_INVOICE_CANCEL) and never below zero; IsDue says it is above zero.
+    The seed computes them with this function too (without its credit note).
     """
-    due = D(total) - D(paid_amount)
+    due = D(total) - D(paid_amount) - D(credited_amount)
     if due < 0:
         due -= due  # zero, with the amount's places (0.00, not 0)
     return due, due > 0
@@ -164,6 +165,7 @@ def has_ci(body: Mapping[str, Any], name: str) -> bool:
 
 
 def load_doc(db: sqlite3.Connection, table: str, raw_id: Any) -> dict[str, Any] | None:
+    """The stored record of ``table`` with this id (given as int or text); None if none."""
     if isinstance(raw_id, bool):
         return None
     try:
@@ -280,7 +282,12 @@ def _refresh_invoice_echoes(db: sqlite3.Connection, doc: dict[str, Any]) -> None
 
 def write_invoice(db: sqlite3.Connection, doc: dict[str, Any]) -> None:
     """Store an invoice (DueAmount and IsDue recomputed) and bring its lines' echoes in step."""
-    doc["DueAmount"], doc["IsDue"] = due_fields(doc.get("TotalAmount"), doc.get("PaidAmount"))
+    try:
+        doc["DueAmount"], doc["IsDue"] = due_fields(
+            doc.get("TotalAmount"), doc.get("PaidAmount"), doc.get("CreditedAmount")
+        )
+    except ValueError:  # a desk-made invoice whose total is no number (nexudus_desk, raw)
+        doc["DueAmount"], doc["IsDue"] = None, False
     db.execute(insert_sql(INVOICE), sql_row(INVOICE, doc))
     sets = ", ".join(
         f"'$.{echo}', json(?)" if field_kind(source) == "bool" else f"'$.{echo}', ?"
@@ -400,6 +407,7 @@ def answer_value(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "LINE_ECHOES",
     "REQUIRED_INVOICE_FIELDS",
     "REQUIRED_LEDGER_FIELDS",
     "WRITABLE_INVOICE_FIELDS",
@@ -407,6 +415,7 @@ __all__ = [
     "due_fields",
     "get_ci",
     "json_object",
+    "load_doc",
     "new_ledger_entry",
     "replace_invoice",
     "write_invoice",

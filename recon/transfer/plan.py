@@ -24,7 +24,7 @@ import pandas as pd
 from recon.clients.xero import BATCH_SIZE
 from recon.ledger import Ledger
 from recon.mapping import MappingResult, check_location
-from recon.money import to_minor
+from recon.money import minor_or_zero
 from recon.params import RunParams
 from recon.session import Connection
 from recon.transfer.amounts import currency_rates, work_out_amounts
@@ -41,7 +41,7 @@ from recon.transfer.guards import (
     fetch_numbered_documents,
     lock_date,
 )
-from recon.values import decimal_sum, is_missing, records
+from recon.values import decimal_sum, records
 
 __all__ = [
     "TransferOptions",
@@ -194,7 +194,7 @@ def prices_include_tax(
     ids = invoices["Id"]
     sub_cents = ids.map(sub).fillna(0).astype("int64")
     tax_cents = ids.map(tax).fillna(0).astype("int64")
-    total = invoices["TotalAmount"].map(to_minor)
+    total = invoices["TotalAmount"].map(minor_or_zero)
     taxed = tax_cents != 0
     gross = taxed & (sub_cents == total)
     net = taxed & (sub_cents + tax_cents == total)
@@ -209,7 +209,7 @@ def _cents_per_invoice(lines: pd.DataFrame, column: str) -> pd.Series:
     """Σ ``column`` per CoworkerInvoiceId, in integer cents."""
     if column not in lines.columns or lines.empty:
         return pd.Series(dtype="int64")
-    cents = lines[column].map(lambda d: 0 if is_missing(d) else to_minor(d))
+    cents = lines[column].map(minor_or_zero)
     return cents.groupby(lines["CoworkerInvoiceId"].to_numpy()).sum()
 
 
