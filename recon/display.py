@@ -173,15 +173,32 @@ def allocations_html(title: str, frame: pd.DataFrame, *, money: list[str]) -> st
     return f"<h3>{html.escape(title)}</h3>\n" + styled(frame, money=money)
 
 
+# How a status difference's row is coloured (Difference values: that enum lives a floor above).
 DIFF_SEVERITY = {
     "paid in Xero, unpaid in Nexudus": "ok",
     "part-paid in Xero": "warning",
+    "part-paid in Nexudus, less paid in Xero": "warning",
+    "voided in Nexudus, live in Xero": "warning",
+    "credit note raised in Nexudus, not allocated in Xero": "warning",
     "draft or awaiting approval in Xero": "info",
 }
+STATUS_MONEY = [
+    "xero_total",
+    "xero_amount_paid",
+    "xero_amount_due",
+    "xero_amount_credited",
+    "nexudus_total",
+    "nexudus_paid_amount",
+    "nexudus_credited",
+    "nexudus_due",
+    "nexudus_total_at_transfer",
+    "transferred_total",
+]
 
 
 def status_diff_html(diff: Any) -> str:
-    """A status diff as HTML: the differences by kind, then each invoice whose sides differ."""
+    """A status diff as HTML: the differences by kind with who acts, then each invoice whose sides
+    differ, Nexudus' figures beside Xero's."""
     counts = (
         ", ".join(f"{v} {html.escape(str(k))}" for k, v in diff.counts().items())
         or "no differences"
@@ -194,9 +211,16 @@ def status_diff_html(diff: Any) -> str:
         "calls.</p>",
     ]
     if len(diff.differences):
+        frame = diff.differences
+        if "actor" not in frame.columns:
+            frame = frame.assign(actor="")
         kinds = (
-            diff.differences.groupby("difference", sort=False)
-            .agg(invoices=("invoice_number", "size"), action=("action", "first"))
+            frame.groupby("difference", sort=False)
+            .agg(
+                invoices=("invoice_number", "size"),
+                actor=("actor", "first"),
+                action=("action", "first"),
+            )
             .reset_index()
         )
         parts.append(
@@ -204,21 +228,7 @@ def status_diff_html(diff: Any) -> str:
         )
         # The per-invoice table leaves out ids and the (per-kind) action so it fits a screen; the
         # CSV has everything.
-        shown = diff.differences.drop(
-            columns=["xero_id", "nexudus_invoice_id", "action"], errors="ignore"
-        )
+        shown = frame.drop(columns=["xero_id", "nexudus_invoice_id", "action"], errors="ignore")
         shown = shown.assign(severity=shown["difference"].map(DIFF_SEVERITY).fillna("blocks"))
-        parts.append(
-            styled(
-                shown,
-                money=[
-                    "xero_total",
-                    "xero_amount_paid",
-                    "xero_amount_due",
-                    "nexudus_total",
-                    "nexudus_paid_amount",
-                    "transferred_total",
-                ],
-            )
-        )
+        parts.append(styled(shown, money=STATUS_MONEY))
     return "\n".join(parts)

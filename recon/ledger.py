@@ -10,14 +10,20 @@ sending anything again (``recon.transfer`` does that by invoice number).
 
 Tables:
 - ``transfers``: one row per (Xero organisation, Nexudus invoice): state
-  ``sending`` (intent) / ``created`` / ``failed`` / ``held``; Xero id, number,
-  amounts, attempts, messages, batch key, timestamps.
+  ``sending`` (intent) / ``created`` / ``failed`` / ``unsent`` / ``held``; Xero id, number,
+  amounts, attempts, messages, batch key, timestamps. ``unsent``: Xero never answered and
+  does not hold it, so the next send is the same attempt again, under the same key; after
+  ``failed`` Xero answered (and caches that answer under the key), so the next send is a new
+  attempt with a new key (``next_attempts``, ``record_attempt_intents``).
 - ``contacts``: Nexudus coworker -> Xero ContactID per organisation.
 - ``payments``: Nexudus invoices marked paid from Xero (the status sync).
 - ``events``: an append-only audit line for every write attempt and outcome.
 - ``xero_state``: the last known Xero state of each invoice (kept current with If-Modified-Since).
 - ``nexudus_state``: the same for the Nexudus side of each transferred invoice.
 - ``watermarks``: the last successful sync time per organisation and kind.
+- ``allocations`` (version 2): one row per attempt to allocate a credit note to an invoice in
+  Xero: state ``sending`` (intent) / ``allocated`` / ``failed``, amount, the attempt's
+  Idempotency-Key, how many equal allocations Xero already showed before it, messages.
 
 The file carries its layout's version in ``PRAGMA user_version`` (``SCHEMA_VERSION``),
 stamped when the file is created. A file from before versions were stamped (0) is
@@ -47,7 +53,7 @@ from recon.values import cell_int, is_missing, optional_int, records
 __all__ = ["SCHEMA_VERSION", "Ledger"]
 
 # The layout SCHEMA describes. Raise it, and add a step to _MIGRATIONS, when the layout changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers(
@@ -88,9 +94,22 @@ CREATE TABLE IF NOT EXISTS watermarks(tenant_id TEXT NOT NULL, kind TEXT NOT NUL
 LATE_COLUMNS: tuple[tuple[str, str, str], ...] = (("nexudus_state", "business_id", "INTEGER"),)
 
 
-def _schema_statements() -> list[str]:
-    """SCHEMA one statement at a time (``executescript`` would commit the open transaction)."""
-    return [statement.strip() for statement in SCHEMA.split(";") if statement.strip()]
+# Version 2: credit notes allocated to their original invoices (recon.transfer.allocate).
+ALLOCATIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS allocations(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, idempotency_key TEXT NOT NULL,
+    credit_note_id TEXT NOT NULL, credit_note_number TEXT, invoice_id TEXT NOT NULL,
+    invoice_number TEXT, currency TEXT, amount TEXT NOT NULL, attempt INTEGER NOT NULL,
+    seen_before INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,
+    messages TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE(tenant_id, idempotency_key));
+CREATE INDEX IF NOT EXISTS allocations_note ON allocations(tenant_id, credit_note_id);
+"""
+
+
+def _schema_statements(script: str = SCHEMA) -> list[str]:
+    """A script one statement at a time (``executescript`` would commit the open transaction)."""
+    return [statement.strip() for statement in script.split(";") if statement.strip()]
 
 
 def _from_version_0(db: sqlite3.Connection) -> None:
@@ -103,8 +122,14 @@ def _from_version_0(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
+def _from_version_1(db: sqlite3.Connection) -> None:
+    """Version 1 to 2: the ``allocations`` table."""
+    for statement in _schema_statements(ALLOCATIONS_SCHEMA):
+        db.execute(statement)
+
+
 # _MIGRATIONS[v] brings a file at version v to v + 1.
-_MIGRATIONS = (_from_version_0,)
+_MIGRATIONS = (_from_version_0, _from_version_1)
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -331,6 +356,53 @@ class Ledger:
         )
         return {int(r[0]) for r in rows}
 
+    def next_attempts(self, tenant_id: str, nexudus_invoice_ids: Iterable[int]) -> dict[int, int]:
+        """The attempt number the next send of each invoice is: 1 for one never sent; the last
+        attempt's number again when Xero never answered it (``sending``, ``unsent``); one more
+        when Xero answered it (``failed``), since Xero replays a key's first answer."""
+        wanted = [int(i) for i in nexudus_invoice_ids]
+        found: dict[int, int] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self._db.execute(
+                "SELECT nexudus_invoice_id, state, attempts FROM transfers WHERE tenant_id=? AND "
+                f"nexudus_invoice_id IN ({','.join('?' * len(chunk))})",
+                (tenant_id, *chunk),
+            )
+            for r in rows:
+                last = max(int(r["attempts"] or 0), 1)
+                found[int(r["nexudus_invoice_id"])] = last + 1 if r["state"] == "failed" else last
+        return {i: found.get(i, 1) for i in wanted}
+
+    def record_attempt_intents(
+        self, tenant_id: str, batch_key: str, invoices: Iterable[dict[str, Any]]
+    ) -> None:
+        """Before a batch is sent: each invoice is 'sending' as attempt ``invoice["attempt"]``
+        under this batch key (``next_attempts`` says which attempt each is)."""
+        now = _now()
+        with self._tx() as db:
+            for inv in invoices:
+                db.execute(
+                    "INSERT INTO transfers(tenant_id,nexudus_invoice_id,invoice_number,kind,state,"
+                    "batch_key,currency,nexudus_total,attempts,created_at,updated_at) "
+                    "VALUES(?,?,?,?,'sending',?,?,?,?,?,?) "
+                    "ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET state='sending', "
+                    "batch_key=excluded.batch_key, attempts=excluded.attempts, "
+                    "updated_at=excluded.updated_at",
+                    (
+                        tenant_id,
+                        int(inv["nexudus_invoice_id"]),
+                        inv["invoice_number"],
+                        inv.get("kind", "invoice"),
+                        batch_key,
+                        inv.get("currency"),
+                        str(inv.get("nexudus_total", "")),
+                        int(inv["attempt"]),
+                        now,
+                        now,
+                    ),
+                )
+
     # ---- contacts ---------------------------------------------------------------------
     def contacts(self, tenant_id: str) -> dict[int, dict[str, Any]]:
         """An organisation's contact rows, by Nexudus coworker id."""
@@ -413,6 +485,109 @@ class Ledger:
                     _now(),
                 ),
             )
+
+    # ---- allocations (credit notes to their original invoices) --------------------------------
+    ALLOCATION_COLUMNS: ClassVar[list[str]] = [
+        "id",
+        "tenant_id",
+        "idempotency_key",
+        "credit_note_id",
+        "credit_note_number",
+        "invoice_id",
+        "invoice_number",
+        "currency",
+        "amount",
+        "attempt",
+        "seen_before",
+        "state",
+        "messages",
+        "created_at",
+        "updated_at",
+    ]
+
+    def allocations(self, tenant_id: str) -> pd.DataFrame:
+        """Every allocation attempt of an organisation, oldest first, amounts as Decimal."""
+        frame = self._select(
+            "SELECT * FROM allocations WHERE tenant_id=? ORDER BY id",
+            (tenant_id,),
+            self.ALLOCATION_COLUMNS,
+        )
+        frame["amount"] = frame["amount"].map(Decimal)
+        return frame
+
+    def record_allocation_intent(
+        self,
+        tenant_id: str,
+        idempotency_key: str,
+        *,
+        credit_note_id: str,
+        invoice_id: str,
+        amount: Decimal,
+        attempt: int,
+        seen_before: int = 0,
+        credit_note_number: str | None = None,
+        invoice_number: str | None = None,
+        currency: str | None = None,
+    ) -> None:
+        """Before an allocation is sent: it is 'sending' under its Idempotency-Key.
+
+        ``seen_before``: how many allocations of this credit note to this invoice, of this
+        amount, Xero already showed; one more found later means this one was saved.
+        """
+        now = _now()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO allocations(tenant_id,idempotency_key,credit_note_id,"
+                "credit_note_number,invoice_id,invoice_number,currency,amount,attempt,"
+                "seen_before,state,created_at,updated_at) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,'sending',?,?) "
+                "ON CONFLICT(tenant_id,idempotency_key) DO UPDATE SET state='sending', "
+                "updated_at=excluded.updated_at",
+                (
+                    tenant_id,
+                    idempotency_key,
+                    credit_note_id,
+                    credit_note_number,
+                    invoice_id,
+                    invoice_number,
+                    currency,
+                    str(amount),
+                    int(attempt),
+                    int(seen_before),
+                    now,
+                    now,
+                ),
+            )
+
+    def record_allocation_outcome(
+        self,
+        tenant_id: str,
+        idempotency_key: str,
+        state: str,
+        *,
+        messages: list[str] | None = None,
+    ) -> None:
+        """After the answer: the allocation is 'allocated' or 'failed', with Xero's messages."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE allocations SET state=?, messages=?, updated_at=? WHERE tenant_id=? AND "
+                "idempotency_key=?",
+                (state, json.dumps(messages or []), _now(), tenant_id, idempotency_key),
+            )
+
+    def unfinished_allocations(self, tenant_id: str) -> pd.DataFrame:
+        """Allocation intents with no outcome: what a crash or a dropped connection left."""
+        frame = self.allocations(tenant_id)
+        return frame[frame["state"] == "sending"].reset_index(drop=True)
+
+    def allocated_amounts(self, tenant_id: str) -> dict[str, Decimal]:
+        """Xero credit note id -> the sum of its allocations recorded as made."""
+        frame = self.allocations(tenant_id)
+        done = frame[frame["state"] == "allocated"]
+        out: dict[str, Decimal] = {}
+        for note, amount in zip(done["credit_note_id"], done["amount"], strict=True):
+            out[str(note)] = out.get(str(note), Decimal(0)) + amount
+        return out
 
     # ---- watermarks -------------------------------------------------------------------------
     def watermark(self, tenant_id: str, kind: str) -> datetime | None:
@@ -545,6 +720,28 @@ class Ledger:
         )
         for col in ("total", "paid_amount"):
             frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
+        return frame
+
+    def forget_nexudus_state(self, tenant_id: str, nexudus_invoice_ids: Iterable[int]) -> int:
+        """Drop invoices Nexudus no longer has from an organisation's Nexudus state."""
+        ids = [(tenant_id, int(i)) for i in nexudus_invoice_ids]
+        with self._tx() as db:
+            db.executemany(
+                "DELETE FROM nexudus_state WHERE tenant_id=? AND nexudus_invoice_id=?", ids
+            )
+        return len(ids)
+
+    def event_states(self, tenant_id: str, system: str, action: str) -> pd.DataFrame:
+        """The latest audit line of ``action`` for each subject of an organisation: its subject,
+        outcome, detail (decoded JSON) and time; one row per subject."""
+        frame = self._select(
+            "SELECT e.subject, e.outcome, e.detail, e.at FROM events e JOIN (SELECT subject, "
+            "MAX(id) AS id FROM events WHERE tenant_id=? AND system=? AND action=? "
+            "GROUP BY subject) last ON e.id = last.id ORDER BY e.id",
+            (tenant_id, system, action),
+            ["subject", "outcome", "detail", "at"],
+        )
+        frame["detail"] = frame["detail"].map(lambda v: json.loads(v) if v else {})
         return frame
 
     def events(self) -> pd.DataFrame:

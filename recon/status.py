@@ -1,14 +1,19 @@
-"""Status sync (Nexudus' "second transfer"): what changed in Xero, as a diff; paid ones marked paid
-in Nexudus.
+"""Status sync (Nexudus' "second transfer"), both ways: every transferred invoice's Xero and
+Nexudus state compared, each difference with its action and who acts.
 
-Floor 2. ``sync_status(conn, ledger)`` refreshes the ledger's copy of Xero's
-state with as few calls as the API allows (``If-Modified-Since`` from the
-stored watermark, pages of 1,000, summary objects) and returns a ``StatusDiff``:
-one row per transferred invoice whose two sides differ, with a ``difference``
-from ``Difference`` and the proposed action. ``apply_paid(conn, ledger, diff)``
-marks in Nexudus exactly the invoices fully paid in Xero (with Xero's payment
-date), recording intent and outcome in the ledger so a repeat changes nothing.
-Every other difference is reported, never changed automatically.
+Floor 4. ``sync_status(conn, ledger)`` refreshes the ledger's copy of both sides
+with as few calls as the APIs allow (Xero: ``If-Modified-Since`` from the stored
+watermark, pages of 1,000, summary objects; Nexudus: the ``UpdatedOn`` range since
+its watermark, plus a one-record count that tells whether anything was deleted)
+and returns a ``StatusDiff``: one row per difference of a transferred invoice, with
+a ``Difference``, its ``action``, its ``actor`` (``recon``: recon does it once
+confirmed; ``person``: a decision recon leaves to people) and both sides' figures.
+
+Writes are gated, never automatic: ``apply_paid`` marks paid in Nexudus exactly the
+invoices fully paid in Xero with money (never one settled by credit);
+``apply_xero_changes(..., confirm=True)`` voids in Xero the invoices voided or
+deleted in Nexudus and allocates to an invoice the credit notes Nexudus raised
+against it. Both record intent and outcome in the ledger, so a repeat changes nothing.
 """
 
 from __future__ import annotations
@@ -20,18 +25,38 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 from recon.clients.xero import parse_xero_date
-from recon.errors import ApiRejected, ClientError
+from recon.errors import ApiRejected, ClientError, NotFound, StepError
 from recon.ledger import Ledger
 from recon.outcomes import PaymentOutcome, TransferOutcome
 from recon.session import Connection
 from recon.values import decimal_sum, records
 
-__all__ = ["Difference", "StatusDiff", "apply_paid", "sync_status"]
+__all__ = [
+    "Actor",
+    "Difference",
+    "StatusDiff",
+    "XeroChangeOutcome",
+    "apply_paid",
+    "apply_xero_changes",
+    "is_credit_settled",
+    "proposed_xero_changes",
+    "sync_status",
+]
+
+ZERO = Decimal("0")
+
+
+class Actor(StrEnum):
+    """Who acts on a difference."""
+
+    RECON = "recon"  # recon writes it, after the same gate as a transfer (button or params flag)
+    PERSON = "person"  # a person's decision: recon only reports it
 
 
 class Difference(StrEnum):
@@ -39,9 +64,17 @@ class Difference(StrEnum):
 
     PAID_IN_XERO = "paid in Xero, unpaid in Nexudus"
     PART_PAID_IN_XERO = "part-paid in Xero"
+    CREDITED_IN_XERO = "credited in Xero, not in Nexudus"
     VOIDED_IN_XERO = "voided or deleted in Xero, live in Nexudus"
     PAID_IN_NEXUDUS = "paid in Nexudus, still owing in Xero"
+    PART_PAID_IN_NEXUDUS = "part-paid in Nexudus, less paid in Xero"
+    VOIDED_IN_NEXUDUS = "voided in Nexudus, live in Xero"
+    VOIDED_IN_NEXUDUS_WITH_MONEY = "voided in Nexudus, paid or credited in Xero"
+    DELETED_IN_NEXUDUS = "deleted in Nexudus, live in Xero"
+    CREDIT_NOTE_IN_NEXUDUS = "credit note raised in Nexudus, not allocated in Xero"
+    PAID_TWICE = "paid twice, or paid on both sides with different amounts"
     TOTAL_CHANGED = "total changed in Xero after transfer"
+    TOTAL_CHANGED_IN_NEXUDUS = "total changed in Nexudus after transfer"
     MISSING_FROM_XERO = "in the ledger but missing from Xero"
     UNKNOWN_TO_LEDGER = "in Xero (created by recon) but unknown to the ledger"
     AWAITING_APPROVAL = "draft or awaiting approval in Xero"
@@ -51,6 +84,11 @@ class Difference(StrEnum):
         """What to do about this difference, in a sentence."""
         return ACTIONS[self]
 
+    @property
+    def actor(self) -> Actor:
+        """Who acts: recon (once confirmed) or a person."""
+        return Actor.RECON if self in RECON_ACTS else Actor.PERSON
+
 
 ACTIONS = {
     Difference.PAID_IN_XERO: (
@@ -59,12 +97,42 @@ ACTIONS = {
     Difference.PART_PAID_IN_XERO: (
         "Record the part payment in Nexudus by hand; recon marks only fully paid invoices."
     ),
+    Difference.CREDITED_IN_XERO: (
+        "Settled or reduced by a credit note in Xero: raise the matching credit note in Nexudus "
+        "(cancel the invoice). recon never marks a credited invoice paid with a payment."
+    ),
     Difference.VOIDED_IN_XERO: (
         "Void the invoice or issue a credit note in Nexudus, or reinstate it in Xero."
     ),
     Difference.PAID_IN_NEXUDUS: "Record the payment in Xero (it was taken in Nexudus).",
+    Difference.PART_PAID_IN_NEXUDUS: (
+        "Record in Xero the part payment Nexudus took (Nexudus shows more paid than Xero)."
+    ),
+    Difference.VOIDED_IN_NEXUDUS: (
+        "Void in Xero (recon does this once confirmed: apply_xero_changes / the Void button)."
+    ),
+    Difference.VOIDED_IN_NEXUDUS_WITH_MONEY: (
+        "Decide: Xero holds a payment or credit on it, so it cannot be voided there as it is. "
+        "Refund or remove the payment in Xero and then void it, or reinstate it in Nexudus."
+    ),
+    Difference.DELETED_IN_NEXUDUS: (
+        "Decide: billed in error (void it in Xero: recon offers it once confirmed, if Xero holds "
+        "no payment) or deleted by mistake (raise it again in Nexudus)."
+    ),
+    Difference.CREDIT_NOTE_IN_NEXUDUS: (
+        "Credit in Xero: transfer the Nexudus credit note (transfer step), then allocate it to "
+        "this invoice (recon does this once confirmed: apply_xero_changes / the button)."
+    ),
+    Difference.PAID_TWICE: (
+        "Decide: compare the payments and credits on both sides; refund, reverse or reallocate. "
+        "recon changes nothing."
+    ),
     Difference.TOTAL_CHANGED: (
         "Someone edited the invoice in Xero: align Nexudus or undo the edit in Xero."
+    ),
+    Difference.TOTAL_CHANGED_IN_NEXUDUS: (
+        "Decide: the invoice was re-totalled in Nexudus after transfer. Credit or void it in Xero "
+        "and transfer the new version, or undo the change in Nexudus."
     ),
     Difference.MISSING_FROM_XERO: (
         "Find out what happened to it in Xero; the ledger still holds its Xero id."
@@ -74,20 +142,37 @@ ACTIONS = {
     ),
     Difference.AWAITING_APPROVAL: "Approve it in Xero; it cannot be paid until it is AUTHORISED.",
 }
+# What recon itself writes, each behind its gate: mark paid (apply_paid), void and credit in Xero
+# (apply_xero_changes), adopt into the ledger (the transfer's recovery step).
+RECON_ACTS = frozenset(
+    {
+        Difference.PAID_IN_XERO,
+        Difference.VOIDED_IN_NEXUDUS,
+        Difference.CREDIT_NOTE_IN_NEXUDUS,
+        Difference.UNKNOWN_TO_LEDGER,
+    }
+)
+# Nexudus' figures beside Xero's: status, total, paid, credited, due.
 DIFF_COLUMNS = [
     "difference",
+    "actor",
     "invoice_number",
     "nexudus_invoice_id",
     "xero_id",
     "currency",
+    "nexudus_status",
     "xero_status",
-    "xero_total",
-    "xero_amount_paid",
-    "xero_amount_due",
-    "xero_paid_on",
     "nexudus_total",
-    "nexudus_paid",
+    "xero_total",
     "nexudus_paid_amount",
+    "xero_amount_paid",
+    "nexudus_credited",
+    "xero_amount_credited",
+    "nexudus_due",
+    "xero_amount_due",
+    "nexudus_paid",
+    "xero_paid_on",
+    "nexudus_total_at_transfer",
     "transferred_total",
     "action",
 ]
@@ -95,6 +180,13 @@ DIFF_COLUMNS = [
 # after it. Nexudus stamps to the second and its from_ filter is inclusive, so its last second is
 # read again (harmless).
 WATERMARK_OVERLAP = timedelta(0)
+# What the status sync finds in Nexudus and keeps in the ledger's audit trail (system "nexudus"):
+# a credit note linked to the invoice it credits (subject: the credit note's id), an invoice
+# confirmed deleted by a GET answering 404 (subject: its id).
+CREDIT_NOTE_FOUND = "credit note found"
+DELETED_FOUND = "deleted found"
+XERO_LIVE = ("AUTHORISED", "DRAFT", "SUBMITTED", "PAID")
+XERO_GONE = ("VOIDED", "DELETED")
 
 
 @dataclass(frozen=True)
@@ -111,6 +203,10 @@ class StatusDiff:
     def paid_in_xero(self) -> pd.DataFrame:
         """The differences that are paid in Xero and unpaid in Nexudus."""
         return self.differences[self.differences["difference"] == Difference.PAID_IN_XERO.value]
+
+    def of(self, *kinds: Difference) -> pd.DataFrame:
+        """The differences of the given kinds."""
+        return self.differences[self.differences["difference"].isin([k.value for k in kinds])]
 
     def counts(self) -> dict[str, int]:
         """How many differences of each kind, the most frequent first."""
@@ -147,7 +243,10 @@ class StatusDiff:
 
     def __str__(self) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in self.counts().items()) or "no differences"
-        return f"Status sync: {counts} ({self.calls.get('xero', 0)} Xero calls)"
+        return (
+            f"Status sync: {counts} ({self.calls.get('xero', 0)} Xero calls, "
+            f"{self.calls.get('nexudus', 0)} Nexudus calls)"
+        )
 
     def __repr__(self) -> str:
         return f"<StatusDiff {len(self.differences)} differences>"
@@ -214,6 +313,203 @@ def refresh_xero_state(conn: Connection, ledger: Ledger, *, full: bool = False) 
     return {"full": since is None, "changed": len(changed), "watermark": newest or mark}
 
 
+# ---- Nexudus' side: the ledger's copy, kept current with what changed ----------------------------
+def refresh_nexudus_state(
+    conn: Connection, ledger: Ledger, transferred_ids: set[int], *, full: bool = False
+) -> dict[str, Any]:
+    """Bring the ledger's copy of this location's Nexudus invoices up to date; returns what it
+    read.
+
+    Incremental (a watermark exists): the invoices whose ``UpdatedOn`` is at or
+    after it (§3 range filter), then the location's invoice count (one record,
+    ``TotalItems``). Only when that count differs from the invoices the ledger
+    knows (something was deleted), or a new credit note names an original the
+    read did not include, is the whole location read again (1,000 a page). From a
+    whole read, transferred invoices no longer listed are asked for by id, and only
+    a 404 counts as deleted (§4 "Not found"). Credit notes (``CreditNote``) are
+    linked to the invoice whose ``UniqueId`` is their ``OriginalInvoiceGuid`` (§7.1).
+    """
+    tenant = str(conn.xero.tenant_id)
+    business_id = int(conn.business["Id"])
+    # One watermark per location: locations that share an organisation are read separately.
+    kind = f"nexudus_invoices:{business_id}"
+    mark = None if full else ledger.watermark(tenant, kind)
+    since = mark - WATERMARK_OVERLAP if mark else None
+    changed = conn.nexudus.fetch_invoices(business_id=business_id, updated_since=since)
+    if len(changed):
+        ledger.update_nexudus_state(tenant, changed)
+    linked = _ids(ledger.event_states(tenant, "nexudus", CREDIT_NOTE_FOUND)["subject"])
+    whole = changed if since is None else None
+    if whole is None and (
+        _unresolved_credit_notes(changed, linked)
+        or _count_differs(conn, ledger, tenant, business_id)
+    ):
+        whole = conn.nexudus.fetch_invoices(business_id=business_id)
+        if len(whole):
+            ledger.update_nexudus_state(tenant, whole)
+    found = _link_credit_notes(
+        ledger, tenant, changed if whole is None else whole, linked, final=whole is not None
+    )
+    deleted = (
+        _confirm_deleted(conn, ledger, tenant, business_id, whole, transferred_ids)
+        if whole is not None
+        else 0
+    )
+    stamps = pd.concat([changed["UpdatedOn"], whole["UpdatedOn"] if whole is not None else None])
+    newest = pd.to_datetime(stamps, utc=True).max() if len(stamps) else pd.NaT
+    if not pd.isna(newest) and (mark is None or newest.to_pydatetime() > mark):
+        ledger.set_watermark(tenant, kind, newest.to_pydatetime())
+    return {
+        "full": since is None,
+        "changed": len(changed),
+        "whole_read": whole is not None,
+        "credit_notes_found": found,
+        "deleted_found": deleted,
+    }
+
+
+def _or_zero(values: pd.Series) -> pd.Series:
+    """Money with blanks as zero (Decimal cells kept)."""
+    return values.astype(object).fillna(cast(Any, ZERO))
+
+
+def _ids(values: pd.Series) -> set[int]:
+    return {int(v) for v in values.dropna()}
+
+
+def _credit_notes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The credit notes in a read of invoices that name the invoice they credit."""
+    guid = frame["OriginalInvoiceGuid"].fillna("").astype(str)
+    return frame[frame["CreditNote"].fillna(False).astype(bool) & (guid != "")]
+
+
+def _unresolved_credit_notes(changed: pd.DataFrame, linked: set[int]) -> bool:
+    """Whether a credit note not linked yet names an original missing from this read."""
+    notes = _credit_notes(changed)
+    notes = notes[~notes["Id"].isin(linked)]
+    return bool((~notes["OriginalInvoiceGuid"].isin(set(changed["UniqueId"].dropna()))).any())
+
+
+def _count_differs(conn: Connection, ledger: Ledger, tenant: str, business_id: int) -> bool:
+    """Whether Nexudus counts another number of this location's invoices than the ledger knows
+    (not counting those found deleted)."""
+    remote = conn.nexudus.count_invoices(business_id)
+    if remote is None:
+        return False
+    state = ledger.nexudus_state(tenant)
+    known = state[state["business_id"] == business_id]["nexudus_invoice_id"]
+    deleted = _ids(ledger.event_states(tenant, "nexudus", DELETED_FOUND)["subject"])
+    return int((~known.isin(deleted)).sum()) != remote
+
+
+def _link_credit_notes(
+    ledger: Ledger, tenant: str, read: pd.DataFrame, linked: set[int], *, final: bool
+) -> int:
+    """Record each new credit note in ``read`` against the invoice it credits; returns how many
+    were linked. ``final`` (``read`` is the whole location): one whose original is not among them
+    (another location's invoice, say) is recorded without one, so it is not looked for again."""
+    notes = _credit_notes(read)
+    notes = notes[~notes["Id"].isin(linked)]
+    by_guid = read.drop_duplicates("UniqueId").set_index("UniqueId")["Id"]
+    originals = notes["OriginalInvoiceGuid"].map(by_guid)
+    found = notes.assign(original_id=originals)
+    if not final:
+        found = found[originals.notna()]
+    for note in records(found[["Id", "InvoiceNumber", "original_id"]]):
+        original = note["original_id"]
+        ledger.event(
+            "nexudus",
+            CREDIT_NOTE_FOUND,
+            "linked" if not pd.isna(original) else "original not in this location",
+            tenant_id=tenant,
+            subject=str(int(note["Id"])),
+            detail={
+                "original_id": None if pd.isna(original) else int(original),
+                "credit_note_number": str(note["InvoiceNumber"]),
+            },
+        )
+    return int(originals.notna().sum())
+
+
+def _confirm_deleted(
+    conn: Connection,
+    ledger: Ledger,
+    tenant: str,
+    business_id: int,
+    whole: pd.DataFrame,
+    transferred_ids: set[int],
+) -> int:
+    """Invoices the ledger knows that a whole read no longer lists: transferred ones confirmed by a
+    GET answering 404, the others forgotten. Returns how many transferred ones were deleted."""
+    state = ledger.nexudus_state(tenant)
+    known = state[state["business_id"] == business_id]["nexudus_invoice_id"]
+    missing = known[~known.isin(set(whole["Id"]))]
+    already = _ids(ledger.event_states(tenant, "nexudus", DELETED_FOUND)["subject"])
+    candidates = missing[missing.isin(transferred_ids) & ~missing.isin(already)]
+    ledger.forget_nexudus_state(tenant, missing[~missing.isin(transferred_ids)])
+    deleted = 0
+    for invoice_id in candidates.astype(int):
+        try:
+            current = conn.nexudus.get_invoice(int(invoice_id))
+        except NotFound:
+            ledger.event(
+                "nexudus",
+                DELETED_FOUND,
+                "not found",
+                tenant_id=tenant,
+                subject=str(int(invoice_id)),
+                detail={"confirmed_by": "GET billing/coworkerinvoices/{id} answered 404"},
+            )
+            deleted += 1
+        except ClientError:
+            continue  # undecided: the count still differs, so the next sync looks again
+        else:
+            # Listed no more, yet there: moved to another location, say. Keep it as it now is.
+            ledger.update_nexudus_state(tenant, pd.DataFrame([current]))
+    return deleted
+
+
+def _nexudus_side(
+    ledger: Ledger, tenant: str, business_id: int, transfers: pd.DataFrame
+) -> pd.DataFrame:
+    """Nexudus' side of every transferred invoice of this location, from the ledger's copy."""
+    state = ledger.nexudus_state(tenant)
+    links = ledger.event_states(tenant, "nexudus", CREDIT_NOTE_FOUND)
+    deleted = _ids(ledger.event_states(tenant, "nexudus", DELETED_FOUND)["subject"])
+    credited = pd.Series(dtype=object)
+    if len(links):
+        notes = pd.DataFrame(
+            {
+                "note_id": links["subject"].astype(int).to_numpy(),
+                "original_id": pd.DataFrame(list(links["detail"]))["original_id"].to_numpy(),
+            }
+        ).dropna(subset=["original_id"])
+        notes = notes.astype({"original_id": "int64"}).merge(
+            state[["nexudus_invoice_id", "total", "void"]],
+            left_on="note_id",
+            right_on="nexudus_invoice_id",
+        )
+        notes = notes[notes["void"].fillna(0).astype(int) == 0]
+        amounts = notes.assign(amount=notes["total"].abs()).groupby("original_id")["amount"]
+        credited = amounts.agg(decimal_sum)
+    mine = state[
+        state["nexudus_invoice_id"].isin(set(transfers["nexudus_invoice_id"]))
+        & (state["business_id"] == business_id)
+    ]
+    return pd.DataFrame(
+        {
+            "nexudus_invoice_id": mine["nexudus_invoice_id"],
+            "nexudus_total": mine["total"],
+            "nexudus_paid": mine["paid"].astype(bool),
+            "nexudus_paid_amount": mine["paid_amount"].pipe(_or_zero),
+            "nexudus_void": mine["void"].astype(bool),
+            "nexudus_deleted": mine["nexudus_invoice_id"].isin(deleted),
+            "nexudus_credited": mine["nexudus_invoice_id"].map(credited).pipe(_or_zero),
+            "nexudus_due_date": mine["due_date"],
+        }
+    )
+
+
 def sync_status(
     conn: Connection, ledger: Ledger, *, full: bool = False, today: date | None = None
 ) -> StatusDiff:
@@ -227,19 +523,43 @@ def sync_status(
         (transfers["state"] == TransferOutcome.CREATED) & (transfers["kind"] == "invoice")
     ]
     state = ledger.xero_state(tenant)
-    nexudus = _nexudus_state(conn, ledger, tenant, transfers, full=full)
+    nexudus_read: dict[str, Any] = {}
+    if len(transfers):
+        nexudus_read = refresh_nexudus_state(
+            conn, ledger, _ids(transfers["nexudus_invoice_id"]), full=full
+        )
+    nexudus = _nexudus_side(ledger, tenant, int(conn.business["Id"]), transfers)
     frame = transfers[
-        ["nexudus_invoice_id", "invoice_number", "xero_id", "currency", "xero_total"]
-    ].rename(columns={"xero_total": "transferred_total"})
+        [
+            "nexudus_invoice_id",
+            "invoice_number",
+            "xero_id",
+            "currency",
+            "xero_total",
+            "nexudus_total",
+        ]
+    ].rename(
+        columns={"xero_total": "transferred_total", "nexudus_total": "nexudus_total_at_transfer"}
+    )
     frame = frame.merge(
         state[
-            ["xero_id", "status", "total", "amount_due", "amount_paid", "fully_paid_on", "kind"]
+            [
+                "xero_id",
+                "status",
+                "total",
+                "amount_due",
+                "amount_paid",
+                "amount_credited",
+                "fully_paid_on",
+                "kind",
+            ]
         ].rename(
             columns={
                 "status": "xero_status",
                 "total": "xero_total",
                 "amount_due": "xero_amount_due",
                 "amount_paid": "xero_amount_paid",
+                "amount_credited": "xero_amount_credited",
                 "fully_paid_on": "xero_paid_on",
             }
         ),
@@ -248,7 +568,7 @@ def sync_status(
         indicator=True,
     )
     # Only this location's invoices: another location may book into the same organisation.
-    frame = frame.merge(nexudus, on="nexudus_invoice_id", how="inner")
+    frame = _with_figures(frame.merge(nexudus, on="nexudus_invoice_id", how="inner"))
     differences = _differences(frame, state, transfers, full=read["full"])
     unpaid = frame[frame["xero_status"] == "AUTHORISED"]
     unpaid = pd.DataFrame(
@@ -266,6 +586,8 @@ def sync_status(
         "tenant_id": tenant,
         "transferred": len(frame),
         "xero_changed": read["changed"],
+        "nexudus_changed": nexudus_read.get("changed", 0),
+        "nexudus_whole_read": nexudus_read.get("whole_read", False),
         "full": read["full"],
     }
     return StatusDiff(
@@ -273,47 +595,46 @@ def sync_status(
     )
 
 
-def _nexudus_state(
-    conn: Connection, ledger: Ledger, tenant: str, transfers: pd.DataFrame, *, full: bool
-) -> pd.DataFrame:
-    """Nexudus' side of every transferred invoice: the ledger's copy, refreshed with what changed
-    since last time."""
-    columns = [
-        "nexudus_invoice_id",
-        "nexudus_total",
-        "nexudus_paid",
+def _with_figures(frame: pd.DataFrame) -> pd.DataFrame:
+    """Both sides' money with blanks as zero, Nexudus' due amount and status in words."""
+    money = [
+        "xero_amount_paid",
+        "xero_amount_due",
+        "xero_amount_credited",
         "nexudus_paid_amount",
-        "nexudus_void",
-        "nexudus_due_date",
+        "nexudus_credited",
     ]
-    if transfers.empty:
-        return pd.DataFrame(columns=columns)
-    business_id = int(conn.business["Id"])
-    # One watermark per location: locations that share an organisation are read separately.
-    kind = f"nexudus_invoices:{business_id}"
-    mark = None if full else ledger.watermark(tenant, kind)
-    since = mark - WATERMARK_OVERLAP if mark else None
-    changed = conn.nexudus.fetch_invoices(business_id=business_id, updated_since=since)
-    if len(changed):
-        ledger.update_nexudus_state(tenant, changed)
-        newest = pd.to_datetime(changed["UpdatedOn"], utc=True).max()
-        if not pd.isna(newest):
-            ledger.set_watermark(tenant, kind, newest.to_pydatetime())
-    state = ledger.nexudus_state(tenant)
-    state = state[
-        state["nexudus_invoice_id"].isin(set(transfers["nexudus_invoice_id"]))
-        & (state["business_id"] == business_id)
-    ]
-    return pd.DataFrame(
-        {
-            "nexudus_invoice_id": state["nexudus_invoice_id"],
-            "nexudus_total": state["total"],
-            "nexudus_paid": state["paid"].astype(bool),
-            "nexudus_paid_amount": state["paid_amount"],
-            "nexudus_void": state["void"].astype(bool),
-            "nexudus_due_date": state["due_date"],
-        }
+    frame = frame.assign(**{c: frame[c].pipe(_or_zero) for c in money})
+    total = frame["nexudus_total"].pipe(_or_zero)
+    due = total - frame["nexudus_paid_amount"] - frame["nexudus_credited"]
+    # As Nexudus' own DueAmount: never below zero, nothing due on a void or deleted invoice.
+    frame["nexudus_due"] = due.where(
+        (due > 0) & ~frame["nexudus_void"] & ~frame["nexudus_deleted"], ZERO
     )
+    frame["nexudus_status"] = np.select(
+        [
+            frame["nexudus_deleted"],
+            frame["nexudus_void"],
+            (frame["nexudus_paid_amount"] > 0) & (frame["nexudus_credited"] > 0),
+            (frame["nexudus_credited"] > 0) & (frame["nexudus_credited"] >= total),
+            frame["nexudus_paid"],
+            frame["nexudus_paid_amount"] > 0,
+            frame["nexudus_credited"] > 0,
+        ],
+        ["deleted", "void", "paid and credited", "credited", "paid", "part-paid", "part-credited"],
+        "unpaid",
+    )
+    return frame
+
+
+def is_credit_settled(frame: pd.DataFrame) -> pd.Series:
+    """Which Xero invoices are settled by credit, not money: AmountCredited covers the total, or
+    PAID with AmountPaid 0 and AmountCredited above 0."""
+    credited = frame["xero_amount_credited"].pipe(_or_zero)
+    paid = frame["xero_amount_paid"].pipe(_or_zero)
+    total = frame["xero_total"].pipe(_or_zero)
+    status = frame["xero_status"].fillna("")
+    return (credited > 0) & ((credited >= total) | ((status == "PAID") & (paid == 0)))
 
 
 def _differences(
@@ -321,32 +642,82 @@ def _differences(
 ) -> pd.DataFrame:
     found = frame["_merge"] == "both"
     status = frame["xero_status"].fillna("")
-    paid = frame["xero_amount_paid"].map(lambda v: v or Decimal("0"))
-    due = frame["xero_amount_due"].map(lambda v: v or Decimal("0"))
-    n_paid = frame["nexudus_paid"].fillna(False).astype(bool)
-    n_paid_amount = frame["nexudus_paid_amount"].map(lambda v: v or Decimal("0"))
-    n_void = frame["nexudus_void"].fillna(False).astype(bool)
+    x_live, x_gone = found & status.isin(XERO_LIVE), found & status.isin(XERO_GONE)
+    authorised, x_paid_status = status == "AUTHORISED", status == "PAID"
+    paid, due = frame["xero_amount_paid"], frame["xero_amount_due"]
+    x_credited = frame["xero_amount_credited"]
+    n_paid, n_void, n_deleted = (
+        frame["nexudus_paid"],
+        frame["nexudus_void"],
+        frame["nexudus_deleted"],
+    )
+    n_paid_amount, n_credited = frame["nexudus_paid_amount"], frame["nexudus_credited"]
+    n_total = frame["nexudus_total"].pipe(_or_zero)
+    n_live = ~n_void & ~n_deleted
+    x_money = (paid > 0) | (x_credited > 0)
+    credit_to_allocate = n_credited - x_credited
     masks = {
-        Difference.PAID_IN_XERO: found & (status == "PAID") & ~n_paid & ~n_void,
+        Difference.PAID_IN_XERO: found
+        & x_paid_status
+        & (paid > 0)
+        & (x_credited == 0)
+        & ~n_paid
+        & n_live
+        & (n_credited == 0),
         Difference.PART_PAID_IN_XERO: found
-        & (status == "AUTHORISED")
+        & authorised
         & (paid > 0)
         & (due > 0)
-        & (n_paid_amount < paid),
-        Difference.VOIDED_IN_XERO: found & status.isin(["VOIDED", "DELETED"]) & ~n_void,
-        Difference.PAID_IN_NEXUDUS: found & (status == "AUTHORISED") & (due > 0) & n_paid,
+        & (n_paid_amount < paid)
+        & n_live,
+        Difference.CREDITED_IN_XERO: x_live & (x_credited > n_credited) & n_live,
+        Difference.VOIDED_IN_XERO: x_gone & n_live,
+        Difference.PAID_IN_NEXUDUS: found
+        & authorised
+        & (due > 0)
+        & n_paid
+        & (n_paid_amount > 0)
+        & (n_credited == 0)
+        & n_live,
+        Difference.PART_PAID_IN_NEXUDUS: found
+        & authorised
+        & ~n_paid
+        & (n_paid_amount > 0)
+        & (n_paid_amount > paid)
+        & n_live,
+        Difference.VOIDED_IN_NEXUDUS: x_live & n_void & ~n_deleted & ~x_money,
+        Difference.VOIDED_IN_NEXUDUS_WITH_MONEY: x_live & n_void & ~n_deleted & x_money,
+        Difference.DELETED_IN_NEXUDUS: x_live & n_deleted,
+        Difference.CREDIT_NOTE_IN_NEXUDUS: found
+        & authorised
+        & n_live
+        & (credit_to_allocate > 0)
+        & (credit_to_allocate <= due)
+        & (n_paid_amount + n_credited <= n_total),
+        Difference.PAID_TWICE: x_live
+        & ~n_deleted
+        & (
+            (n_paid_amount > n_total)
+            | (n_paid & x_paid_status & (x_credited == 0) & (n_paid_amount != paid))
+            | ((n_paid_amount > 0) & (n_credited > 0) & (n_paid_amount + n_credited > n_total))
+            | ((credit_to_allocate > 0) & (x_paid_status | (credit_to_allocate > due)))
+        ),
         Difference.TOTAL_CHANGED: found
         & frame["transferred_total"].notna()
         & frame["xero_total"].notna()
         & (frame["transferred_total"] != frame["xero_total"])
-        & ~status.isin(["VOIDED", "DELETED"]),
+        & ~x_gone,
+        Difference.TOTAL_CHANGED_IN_NEXUDUS: n_live
+        & frame["nexudus_total_at_transfer"].notna()
+        & frame["nexudus_total"].notna()
+        & (frame["nexudus_total_at_transfer"] != frame["nexudus_total"]),
         Difference.AWAITING_APPROVAL: found & status.isin(["DRAFT", "SUBMITTED"]),
     }
     if full:
         # Only a full read can tell that something the ledger knows is gone from Xero.
         masks[Difference.MISSING_FROM_XERO] = ~found
     parts = [
-        frame[mask].assign(difference=kind.value, action=kind.action)
+        frame[mask].assign(difference=kind.value, action=kind.action, actor=kind.actor.value)
         for kind, mask in masks.items()
         if mask.any()
     ]
@@ -365,8 +736,12 @@ def _differences(
                     "xero_id": unknown["xero_id"],
                     "xero_status": unknown["status"],
                     "xero_total": unknown["total"],
+                    "xero_amount_paid": unknown["amount_paid"],
+                    "xero_amount_due": unknown["amount_due"],
+                    "xero_amount_credited": unknown["amount_credited"],
                     "difference": Difference.UNKNOWN_TO_LEDGER.value,
                     "action": Difference.UNKNOWN_TO_LEDGER.action,
+                    "actor": Difference.UNKNOWN_TO_LEDGER.actor.value,
                 }
             )
         )
@@ -393,6 +768,9 @@ def apply_paid(
 ) -> pd.DataFrame:
     """Mark paid in Nexudus every invoice fully paid in Xero; idempotent through the ledger.
 
+    An invoice settled by credit in Xero (``is_credit_settled``) is refused: it is
+    never marked paid with a payment that did not happen.
+
     Each payment is an intent in the ledger before the call and an outcome after.
     An intent left by a crash is settled by reading the Nexudus invoice: if it is
     already paid the payment is recorded as applied, never sent twice.
@@ -402,8 +780,22 @@ def apply_paid(
     applied = set(done[done["state"] == PaymentOutcome.APPLIED]["nexudus_invoice_id"].astype(int))
     rows = []
     todo = diff.paid_in_xero
+    credited = _credit_settled(ledger, tenant, todo)
     for i, rec in enumerate(records(todo)):
         invoice_id = int(rec["nexudus_invoice_id"])
+        if credited.get(str(rec["xero_id"]), False):
+            rows.append(
+                [
+                    rec["invoice_number"],
+                    invoice_id,
+                    PaymentOutcome.SKIPPED,
+                    None,
+                    rec["xero_paid_on"],
+                    "refused: settled by a credit note in Xero, not by a payment; raise the "
+                    "credit note in Nexudus instead",
+                ]
+            )
+            continue
         if invoice_id in applied:
             rows.append(
                 [
@@ -420,6 +812,24 @@ def apply_paid(
         if progress:
             progress(i + 1, len(todo))
     return pd.DataFrame(rows, columns=APPLY_COLUMNS)
+
+
+def _credit_settled(ledger: Ledger, tenant: str, todo: pd.DataFrame) -> dict[str, bool]:
+    """Xero id -> whether the invoice is settled by credit, by the diff's row or by the ledger's
+    latest copy of Xero (which a later sync may have refreshed)."""
+    latest = ledger.xero_state(tenant).rename(
+        columns={
+            "status": "xero_status",
+            "total": "xero_total",
+            "amount_paid": "xero_amount_paid",
+            "amount_credited": "xero_amount_credited",
+        }
+    )
+    latest = latest[latest["xero_id"].isin(set(todo["xero_id"]))]
+    settled = set(todo[is_credit_settled(todo)]["xero_id"]) | set(
+        latest[is_credit_settled(latest)]["xero_id"]
+    )
+    return {str(x): x in settled for x in todo["xero_id"]}
 
 
 def _sent_by_recon(ledger: Ledger, tenant: str, invoice_id: int) -> bool:
@@ -541,3 +951,307 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
         detail=f"{amount}" + (f"; {note}" if note else ""),
     )
     return [rec["invoice_number"], invoice_id, PaymentOutcome.APPLIED, amount, paid_on, note]
+
+
+# ---- apply: void and credit in Xero --------------------------------------------------------------
+class XeroChangeOutcome(StrEnum):
+    """What one proposed Xero change (void, credit allocation) ended as."""
+
+    VOIDED = "voided"
+    ALLOCATED = "allocated"
+    ALREADY_DONE = "already done"
+    REFUSED = "refused"
+    WAITING = "waiting"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+VOID_ACTION = "void invoice"
+ALLOCATE_ACTION = "allocate credit note"
+XERO_CHANGE_COLUMNS = [
+    "invoice_number",
+    "nexudus_invoice_id",
+    "xero_id",
+    "difference",
+    "change",
+    "currency",
+    "amount",
+    "outcome",
+    "message",
+]
+# The differences whose Xero side recon can change once confirmed.
+XERO_CHANGE_KINDS = (
+    Difference.VOIDED_IN_NEXUDUS,
+    Difference.DELETED_IN_NEXUDUS,
+    Difference.CREDIT_NOTE_IN_NEXUDUS,
+)
+
+
+def proposed_xero_changes(diff: StatusDiff) -> pd.DataFrame:
+    """What ``apply_xero_changes`` would write: one row per invoice, its change ("void", "delete
+    draft", "allocate credit") and amount. Writes nothing."""
+    rows = diff.of(*XERO_CHANGE_KINDS)
+    is_credit = rows["difference"] == Difference.CREDIT_NOTE_IN_NEXUDUS.value
+    is_draft = rows["xero_status"].isin(["DRAFT", "SUBMITTED"])
+    change = np.select([is_credit, is_draft], ["allocate credit", "delete draft"], "void")
+    amount = (rows["nexudus_credited"] - rows["xero_amount_credited"]).where(
+        is_credit, rows["xero_total"]
+    )
+    return pd.DataFrame(
+        {
+            "invoice_number": rows["invoice_number"],
+            "nexudus_invoice_id": rows["nexudus_invoice_id"],
+            "xero_id": rows["xero_id"],
+            "difference": rows["difference"],
+            "change": change,
+            "currency": rows["currency"],
+            "amount": amount,
+            "xero_status": rows["xero_status"],
+            "xero_amount_paid": rows["xero_amount_paid"],
+            "xero_amount_credited": rows["xero_amount_credited"],
+        }
+    ).reset_index(drop=True)
+
+
+def apply_xero_changes(
+    conn: Connection,
+    ledger: Ledger,
+    diff: StatusDiff,
+    *,
+    confirm: bool,
+    progress: Callable[[int, int], object] | None = None,
+) -> pd.DataFrame:
+    """Void in Xero the invoices voided or deleted in Nexudus, and allocate to an invoice the
+    credit notes Nexudus raised against it; only with ``confirm=True``.
+
+    A void is ``POST /Invoices/{id}`` with Status VOIDED (DELETED for a draft),
+    refused when Xero holds a payment or credit on it (Xero would refuse it too). A
+    credit is the transferred Nexudus credit note allocated to the invoice
+    (``PUT /CreditNotes/{id}/Allocations``); one not transferred yet waits for the
+    transfer step. Each write is an intent in the ledger before the call and an
+    outcome after, sent with an idempotency key fixed by the ledger; an intent left
+    without an outcome is settled by reading Xero first. Returns one row per change.
+    """
+    if not confirm:
+        raise StepError(
+            "Nothing written to Xero: look at proposed_xero_changes(diff), then call "
+            "apply_xero_changes(..., confirm=True) (in a notebook, press the button)."
+        )
+    tenant = str(conn.xero.tenant_id)
+    todo = proposed_xero_changes(diff)
+    rows: list[list[Any]] = []
+    for i, rec in enumerate(records(todo)):
+        if rec["change"] == "allocate credit":
+            rows.extend(_allocate_credit(conn, ledger, tenant, rec))
+        else:
+            rows.append(_void_one(conn, ledger, tenant, rec))
+        if progress:
+            progress(i + 1, len(todo))
+    return pd.DataFrame(rows, columns=XERO_CHANGE_COLUMNS)
+
+
+def _change_row(rec: dict[str, Any], outcome: XeroChangeOutcome, message: str) -> list[Any]:
+    return [
+        rec["invoice_number"],
+        rec["nexudus_invoice_id"],
+        rec["xero_id"],
+        rec["difference"],
+        rec["change"],
+        rec["currency"],
+        rec["amount"],
+        outcome,
+        message,
+    ]
+
+
+def _last_outcome(ledger: Ledger, tenant: str, action: str, subject: str) -> str | None:
+    states = ledger.event_states(tenant, "xero", action)
+    mine = states[states["subject"] == subject]
+    return None if mine.empty else str(mine.iloc[-1]["outcome"])
+
+
+def _void_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any]) -> list[Any]:
+    xero_id = str(rec["xero_id"])
+    target = "DELETED" if rec["change"] == "delete draft" else "VOIDED"
+    last = _last_outcome(ledger, tenant, VOID_ACTION, xero_id)
+    if last == XeroChangeOutcome.VOIDED:
+        return _change_row(rec, XeroChangeOutcome.ALREADY_DONE, "already voided (ledger)")
+    if rec["xero_amount_paid"] > 0 or rec["xero_amount_credited"] > 0:
+        return _change_row(
+            rec,
+            XeroChangeOutcome.REFUSED,
+            f"Xero holds {rec['xero_amount_paid']} paid and {rec['xero_amount_credited']} "
+            "credited on it: remove or refund those in Xero first, then void it",
+        )
+    if last == "sending":
+        # An earlier void's answer was lost: read before sending again.
+        try:
+            current = conn.xero.get_invoice(xero_id)
+        except ClientError as exc:
+            return _change_row(rec, XeroChangeOutcome.UNKNOWN, f"could not check Xero: {exc}")
+        if current.get("Status") in XERO_GONE:
+            _voided(ledger, tenant, rec, current)
+            return _change_row(
+                rec, XeroChangeOutcome.ALREADY_DONE, "voided by an earlier run (answer was lost)"
+            )
+    ledger.event(
+        "xero",
+        VOID_ACTION,
+        "sending",
+        tenant_id=tenant,
+        subject=xero_id,
+        detail={"invoice_number": rec["invoice_number"], "status": target},
+    )
+    try:
+        answer = conn.xero.update_invoice(
+            xero_id,
+            {"InvoiceID": xero_id, "Status": target},
+            idempotency_key=f"recon-void-{xero_id}",
+        )
+    except ApiRejected as exc:
+        ledger.event(
+            "xero",
+            VOID_ACTION,
+            XeroChangeOutcome.FAILED,
+            tenant_id=tenant,
+            subject=xero_id,
+            detail=exc.messages or [str(exc)],
+        )
+        return _change_row(rec, XeroChangeOutcome.FAILED, "; ".join(exc.messages) or str(exc))
+    except ClientError as exc:
+        return _change_row(rec, XeroChangeOutcome.UNKNOWN, str(exc))
+    _voided(ledger, tenant, rec, answer)
+    return _change_row(rec, XeroChangeOutcome.VOIDED, f"{target} in Xero")
+
+
+def _voided(ledger: Ledger, tenant: str, rec: dict[str, Any], invoice: dict[str, Any]) -> None:
+    ledger.event(
+        "xero",
+        VOID_ACTION,
+        XeroChangeOutcome.VOIDED,
+        tenant_id=tenant,
+        subject=str(rec["xero_id"]),
+        detail={"invoice_number": rec["invoice_number"], "status": invoice.get("Status")},
+    )
+    if invoice.get("InvoiceID"):
+        ledger.update_xero_state(
+            tenant, [_state_row(invoice, kind="invoice", created_by_recon=True)]
+        )
+
+
+def _allocate_credit(
+    conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any]
+) -> list[list[Any]]:
+    """Allocate each transferred credit note Nexudus raised against the invoice to it in Xero."""
+    invoice_id = int(rec["nexudus_invoice_id"])
+    links = ledger.event_states(tenant, "nexudus", CREDIT_NOTE_FOUND)
+    originals = pd.DataFrame(list(links["detail"]), columns=["original_id", "credit_note_number"])
+    notes = links.assign(**originals)[originals["original_id"] == invoice_id]
+    transfers = ledger.transfers(tenant)
+    sent = transfers[
+        (transfers["kind"] == "credit_note") & (transfers["state"] == TransferOutcome.CREATED)
+    ].set_index("nexudus_invoice_id")
+    state = ledger.nexudus_state(tenant).set_index("nexudus_invoice_id")
+    rows = []
+    room = rec["amount"]
+    for note in records(notes):
+        note_id = int(note["subject"])
+        number = str(note["credit_note_number"])
+        if note_id in state.index and bool(state.at[note_id, "void"]):
+            continue
+        if note_id not in sent.index:
+            rows.append(
+                _change_row(
+                    rec,
+                    XeroChangeOutcome.WAITING,
+                    f"credit note {number} is not in Xero yet: run the transfer, then apply again",
+                )
+            )
+            continue
+        credit_id = str(sent.at[note_id, "xero_id"])
+        subject = f"{credit_id}:{rec['xero_id']}"
+        if _last_outcome(ledger, tenant, ALLOCATE_ACTION, subject) == XeroChangeOutcome.ALLOCATED:
+            rows.append(_change_row(rec, XeroChangeOutcome.ALREADY_DONE, f"{number} allocated"))
+            continue
+        amount = min(abs(Decimal(str(sent.at[note_id, "xero_total"]))), room)
+        if amount <= 0:
+            continue
+        rows.append(_allocate_one(conn, ledger, tenant, rec, credit_id, number, amount))
+        if rows[-1][7] == XeroChangeOutcome.ALLOCATED:
+            room -= amount
+    return rows or [_change_row(rec, XeroChangeOutcome.WAITING, "no credit note to allocate")]
+
+
+def _allocate_one(
+    conn: Connection,
+    ledger: Ledger,
+    tenant: str,
+    rec: dict[str, Any],
+    credit_id: str,
+    number: str,
+    amount: Decimal,
+) -> list[Any]:
+    subject = f"{credit_id}:{rec['xero_id']}"
+    row = {**rec, "amount": amount}
+    ledger.event(
+        "xero",
+        ALLOCATE_ACTION,
+        "sending",
+        tenant_id=tenant,
+        subject=subject,
+        detail={"invoice_number": rec["invoice_number"], "credit_note": number, "amount": amount},
+    )
+    body = {
+        "Allocations": [
+            {
+                "Invoice": {"InvoiceID": rec["xero_id"]},
+                "Amount": amount,
+                "Date": datetime.now(tz=UTC).date().isoformat(),
+            }
+        ]
+    }
+    try:
+        answer = conn.xero.parse(
+            conn.xero.request(
+                "PUT",
+                f"{conn.xero.config.api_url}/CreditNotes/{credit_id}/Allocations",
+                json_body=body,
+                idempotency_key=f"recon-allocate-{credit_id}-{rec['xero_id']}",
+            )
+        )
+    except ApiRejected as exc:
+        ledger.event(
+            "xero",
+            ALLOCATE_ACTION,
+            XeroChangeOutcome.FAILED,
+            tenant_id=tenant,
+            subject=subject,
+            detail=exc.messages or [str(exc)],
+        )
+        return _change_row(row, XeroChangeOutcome.FAILED, "; ".join(exc.messages) or str(exc))
+    except ClientError as exc:
+        return _change_row(row, XeroChangeOutcome.UNKNOWN, str(exc))
+    problems = [
+        str(e.get("Message"))
+        for el in (answer.get("Allocations") or [])
+        for e in (el.get("ValidationErrors") or [])
+    ]
+    if problems:
+        ledger.event(
+            "xero",
+            ALLOCATE_ACTION,
+            XeroChangeOutcome.FAILED,
+            tenant_id=tenant,
+            subject=subject,
+            detail=problems,
+        )
+        return _change_row(row, XeroChangeOutcome.FAILED, "; ".join(problems))
+    ledger.event(
+        "xero",
+        ALLOCATE_ACTION,
+        XeroChangeOutcome.ALLOCATED,
+        tenant_id=tenant,
+        subject=subject,
+        detail={"invoice_number": rec["invoice_number"], "credit_note": number, "amount": amount},
+    )
+    return _change_row(row, XeroChangeOutcome.ALLOCATED, f"credit note {number} allocated")

@@ -156,6 +156,19 @@ def _write_everything(ledger: Ledger) -> None:
     ledger.update_nexudus_state(TENANT, nexudus.assign(Void=True))
     ledger.event("xero", "push", "created", tenant_id=TENANT, subject="INV-11", detail={"n": 1})
     ledger.event("nexudus", "mark paid", "refused")
+    ledger.record_allocation_intent(
+        TENANT,
+        "key-1",
+        credit_note_id="cn-12",
+        invoice_id="x-11",
+        amount=Decimal("10.00"),
+        attempt=1,
+        seen_before=0,
+        credit_note_number="CN-12",
+        invoice_number="INV-11",
+        currency="GBP",
+    )
+    ledger.record_allocation_outcome(TENANT, "key-1", "allocated", messages=["ok"])
 
 
 def _everything(ledger: Ledger) -> dict[str, pd.DataFrame]:
@@ -167,6 +180,7 @@ def _everything(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "xero_state": ledger.xero_state(TENANT),
         "nexudus_state": ledger.nexudus_state(TENANT),
         "events": ledger.events(),
+        "allocations": ledger.allocations(TENANT),
     }
     found = {
         name: frame[sorted(c for c in frame.columns if c not in CLOCK_COLUMNS)]
@@ -180,7 +194,7 @@ def test_a_new_file_is_stamped_with_the_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as ledger:
         assert ledger.transfers(TENANT).empty
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 1
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 2
     assert _pragma(path, "journal_mode") == "wal"
     with Ledger(path) as again:  # opening it again finds it up to date
         assert again.watermark(TENANT, "xero") is None
@@ -237,6 +251,38 @@ def test_a_file_from_before_versions_is_accepted_kept_and_stamped(tmp_path: Path
     with Ledger(path) as ledger:
         assert ledger.unfinished(TENANT)["invoice_number"].tolist() == ["INV-5"]
     assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_version_1_file_gets_the_allocations_table_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Version 2 added ``allocations`` (credit notes allocated to their originals in Xero)."""
+    path = _old_file(tmp_path / "ledger.sqlite", SCHEMA)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(
+            "INSERT INTO transfers(tenant_id,nexudus_invoice_id,invoice_number,state,created_at,"
+            "updated_at) VALUES(?,?,?,?,?,?)",
+            (TENANT, 5, "INV-5", "created", "2026-01-01", "2026-01-01"),
+        )
+        db.execute("PRAGMA user_version=1")
+    db.close()
+    assert _columns(path, "allocations") == []  # no such table yet
+    with Ledger(path) as ledger:
+        assert ledger.transferred_ids(TENANT) == {5}
+        assert ledger.allocations(TENANT).empty
+        ledger.record_allocation_intent(
+            TENANT,
+            "key-1",
+            credit_note_id="cn-1",
+            invoice_id="x-5",
+            amount=Decimal("40.00"),
+            attempt=1,
+        )
+        assert ledger.unfinished_allocations(TENANT)["amount"].tolist() == [Decimal("40.00")]
+        ledger.record_allocation_outcome(TENANT, "key-1", "allocated")
+        assert ledger.allocated_amounts(TENANT) == {"cn-1": Decimal("40.00")}
+        assert ledger.unfinished_allocations(TENANT).empty
+    assert _columns(path, "allocations")[:3] == ["id", "tenant_id", "idempotency_key"]
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 2
 
 
 def test_a_file_from_before_business_id_gets_the_column(tmp_path: Path) -> None:

@@ -377,6 +377,14 @@ class NexudusClient:
         query.update(_entity_filters("CoworkerInvoice", filters))
         return self._listed("billing/coworkerinvoices", "CoworkerInvoice", query, INVOICE_COLUMNS)
 
+    def count_invoices(self, business_id: int) -> int | None:
+        """How many coworker invoices a location has now: the list envelope's ``TotalItems``
+        (§3), read with one call of one record; None if Nexudus did not say."""
+        params = {"CoworkerInvoice_Business": str(int(business_id)), "size": "1", "page": "1"}
+        body = self._request("GET", "billing/coworkerinvoices", params={**params, "orderBy": "Id"})
+        total = body.get("TotalItems") if isinstance(body, Mapping) else None
+        return _int_or_none(total)
+
     def fetch_invoice_lines(
         self,
         invoice_ids: Iterable[int],
