@@ -12,9 +12,17 @@ from recon.params import LocationMap, load_params
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _write(tmp_path: Path, text: str) -> Path:
+# The keys every params file gives (REQUIRED_KEYS): the period and the location.
+BASE = "period_start: 2026-08-01\nperiod_end: 2026-10-31\nlocation: Hive Shoreditch\n"
+
+
+def _write(tmp_path: Path, text: str, base: str = BASE) -> Path:
+    """A params file: the required keys (unless ``base`` says otherwise), then ``text``, whose keys
+    win."""
+    given = {line.split(":")[0] for line in text.splitlines() if line and not line[0].isspace()}
+    kept = "".join(line + "\n" for line in base.splitlines() if line.split(":")[0] not in given)
     path = tmp_path / "params.yaml"
-    path.write_text(text)
+    path.write_text(kept + text)
     return path
 
 
@@ -83,6 +91,159 @@ def test_two_locations_may_share_an_organisation_with_their_own_tracking_options
     )
     assert params.location_map("Hive Shoreditch") == LocationMap("Hive Coworking UK Ltd")
     assert params.location_map("Elsewhere") is None
+
+
+# ---- missing keys: an error naming the key, never the demo's value ----------------------------
+@pytest.mark.parametrize("key", ["period_start", "period_end", "location"])
+def test_a_missing_required_key_is_an_error_naming_it(tmp_path: Path, key: str) -> None:
+    text = "".join(line + "\n" for line in BASE.splitlines() if not line.startswith(key))
+    path = _write(tmp_path, text, base="")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert err.value.file == str(path) and err.value.key == key
+    assert f"missing key {key}" in str(err.value)
+
+
+def test_an_empty_params_file_names_every_missing_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, "", base="")
+    with pytest.raises(ParamsError, match="missing keys period_start, period_end, location"):
+        load_params(path)
+
+
+def test_the_keys_a_file_may_omit_take_defaults_that_decide_nothing_about_the_books(
+    tmp_path: Path,
+) -> None:
+    params = load_params(_write(tmp_path, "location: Hive Dublin Docklands\n"))
+    assert (params.location, str(params.period_start)) == ("Hive Dublin Docklands", "2026-08-01")
+    assert params.target == "sandbox" and not params.push and not params.apply
+    assert params.negative_invoices == "hold" and params.organisation is None
+    assert params.output_dir == "out" and params.xero.client_secret_env == "XERO_CLIENT_SECRET"
+
+
+def test_with_a_locations_map_the_location_may_be_omitted_and_is_the_map_s_first(
+    tmp_path: Path,
+) -> None:
+    path = _write(
+        tmp_path,
+        "locations:\n  Hive Dublin Docklands: Hive Coworking Ireland Ltd\n"
+        "  Hive Shoreditch: Hive Coworking UK Ltd\n",
+        base="period_start: 2026-08-01\nperiod_end: 2026-10-31\n",
+    )
+    assert load_params(path).location == "Hive Dublin Docklands"
+
+
+def test_a_command_that_needs_no_period_may_load_a_file_without_one(tmp_path: Path) -> None:
+    path = _write(tmp_path, "target: live\nxero:\n  grant: authorization_code\n", base="")
+    assert load_params(path, required=()).xero.grant == "authorization_code"
+    with pytest.raises(ParamsError, match="missing keys"):
+        load_params(path)
+
+
+# ---- a secret where a variable name belongs is refused and never echoed ------------------------
+@pytest.mark.parametrize(
+    ("text", "key", "pasted"),
+    [
+        ("xero:\n  client_secret_env: abc123realsecret\n", "xero.client_secret_env", True),
+        # a Xero client id is 32 upper-case hex characters: it looks like a name but is not one
+        (
+            "xero:\n  client_id_env: 7E3B2F9A41C04D5C9B1E2A3D4C5B6A79\n",
+            "xero.client_id_env",
+            True,
+        ),
+        ("nexudus:\n  password_env: hunter2\n", "nexudus.password_env", True),
+        ('nexudus:\n  username_env: "ada@hive.example"\n', "nexudus.username_env", True),
+        ("xero:\n  client_secret_env: [XERO_CLIENT_SECRET]\n", "xero.client_secret_env", False),
+    ],
+)
+def test_a_value_in_an_env_key_that_is_no_variable_name_is_refused_without_echoing_it(
+    tmp_path: Path, text: str, key: str, pasted: bool
+) -> None:
+    value = text.split(": ", 1)[1].strip().strip('"')
+    path = _write(tmp_path, text)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert err.value.key == key
+    assert "not an environment variable name" in str(err.value)
+    if pasted:  # what was pasted may be the secret itself
+        assert value not in str(err.value) and value not in repr(err.value)
+
+
+def test_a_real_variable_name_is_accepted_and_its_value_read_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = load_params(_write(tmp_path, "xero:\n  client_secret_env: HIVE_XERO_SECRET_2\n"))
+    monkeypatch.setenv("HIVE_XERO_SECRET_2", "s3cr3t-value")
+    assert params.secret(params.xero.client_secret_env) == "s3cr3t-value"
+
+
+def test_asking_for_a_secret_by_something_that_is_no_name_does_not_echo_it() -> None:
+    params = load_params(ROOT / "params" / "demo.yaml")
+    with pytest.raises(ParamsError) as err:
+        params.secret("abc123realsecretvalue99")
+    assert "abc123realsecretvalue99" not in str(err.value)
+
+
+# ---- every value has its key's type: a ParamsError naming the key, never a traceback ----------
+@pytest.mark.parametrize(
+    ("text", "key", "found"),
+    [
+        ("output_dir: [out, elsewhere]\n", "output_dir", "a list"),
+        ("output_dir: 42\n", "output_dir", "a number"),
+        ("output_dir: null\n", "output_dir", "empty (null)"),
+        ("output_dir: {a: 1}\n", "output_dir", "a mapping"),
+        ("tax_map_file: 3\n", "tax_map_file", "a number"),
+        ("ledger_file: [a]\n", "ledger_file", "a list"),
+        ("sandbox_dir: true\n", "sandbox_dir", "true/false"),
+        ("location: null\n", "location", "empty (null)"),
+        ("location: [Hive Shoreditch]\n", "location", "a list"),
+        ("organisation: [Hive Coworking UK Ltd]\n", "organisation", "a list"),
+        ("target: 5\n", "target", "a number"),
+        ("negative_invoices: [hold]\n", "negative_invoices", "a list"),
+        ("push: [true]\n", "push", "a list"),
+        ("apply: 1.5\n", "apply", "a number"),
+        ("prices_include_tax: {x: 1}\n", "prices_include_tax", "a mapping"),
+        ("period_start: 2026-08-01 10:00:00\n", "period_start", None),
+        ("period_end: [2026-10-31]\n", "period_end", None),
+        ("xero:\n  per_minute: sixty\n", "xero.per_minute", "text"),
+        ("xero:\n  per_minute: 0\n", "xero.per_minute", None),
+        ("xero:\n  api_url: 443\n", "xero.api_url", "a number"),
+        ("xero:\n  grant: password\n", "xero.grant", None),
+        ("nexudus:\n  api_url: [a, b]\n", "nexudus.api_url", "a list"),
+        (
+            "locations:\n  Hive Shoreditch: {organisation: [UK], tracking_category: null}\n",
+            "locations.Hive Shoreditch.organisation",
+            "a list",
+        ),
+        (
+            "locations:\n  Hive A: {organisation: North, tracking_category: Location,"
+            " tracking_option: [A]}\n",
+            "locations.Hive A.tracking_option",
+            "a list",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_a_params_error_naming_the_key(
+    tmp_path: Path, text: str, key: str, found: str | None
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert err.value.file == str(path) and err.value.key == key, str(err.value)
+    if found:
+        assert f"not {found}" in str(err.value)
+
+
+def test_a_wrong_type_given_as_an_override_is_a_params_error_too() -> None:
+    params = load_params(ROOT / "params" / "demo.yaml")
+    with pytest.raises(ParamsError) as err:
+        params.with_overrides(output_dir=["out"])
+    assert err.value.key == "output_dir"
+    assert params.with_overrides(output_dir=ROOT / "out").output_dir == str(ROOT / "out")
+
+
+def test_a_location_given_by_its_numeric_id_is_a_name() -> None:
+    params = load_params(ROOT / "params" / "demo.yaml").with_overrides(location=1414)
+    assert params.location == "1414"
 
 
 def test_a_location_mapped_to_an_organisation_the_token_cannot_reach_is_refused_before_any_write(

@@ -34,12 +34,15 @@ from recon.report import (
     StepRun,
     StepStatus,
     build_report,
+    is_notebook_session,
     load_report,
     location_folders,
     location_runs,
     open_report,
     parameter_rows,
     record_location,
+    record_step,
+    steps_from_run,
 )
 from recon.sandbox import RateLimits, start
 from recon.session import connect, register_sandbox
@@ -515,6 +518,33 @@ def test_open_report_keeps_a_run_s_report_and_rebuilds_a_hand_run_folder(
         openpyxl.load_workbook(open_report(by_hand, params).workbook)["Transfers"].max_row == 3
         and first.ok
     )
+
+
+def test_steps_a_notebook_panel_records_are_counted_and_its_report_stays_current(
+    tmp_path: Path,
+) -> None:
+    """A notebook session (panels, no `recon run`): each recorded step is on the Summary, a later
+    record of the same step replaces it, and every open rebuilds the report."""
+    params = load_params(ROOT / "params" / "demo.yaml")
+    session = tmp_path / "notebook"
+    status_step, transfer_step = ok_steps()[2], ok_steps()[1]
+    record_step(session, params, status_step)
+    record_step(session, params, transfer_step)
+    assert [s.name for s in steps_from_run(session)] == [transfer_step.name, status_step.name]
+    first = open_report(session, params)
+    summary = {
+        (r["section"], r["item"]): r["value"]
+        for r in sheet_records(openpyxl.load_workbook(first.workbook)["Summary"])
+    }
+    assert summary[("run", "result")] == "2 of 2 steps ran"
+    assert is_notebook_session(session), "building the report keeps the session's mark"
+    failed = StepRun(
+        transfer_step.name, StepStatus.FAILED, T0, T0, "AuthError: sign in again", "panel"
+    )
+    record_step(session, params, failed)
+    again = open_report(session, params)
+    assert again.failed_steps == (transfer_step.name,), "rebuilt, with the later record"
+    assert [s.status for s in steps_from_run(session)] == [StepStatus.FAILED, StepStatus.OK]
 
 
 def test_a_key_naming_a_secret_password_or_token_is_masked() -> None:

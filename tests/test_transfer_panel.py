@@ -1,15 +1,24 @@
-"""The transfer panel, driven through its methods (no browser) against a sandbox of its own."""
+"""The transfer panel, driven through its methods and buttons (no browser) against a sandbox of its
+own: what it previews, that it writes only after Transfer then Confirm, that a double click never
+pushes twice, and that it leaves the step files a notebook session's report is built from."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import openpyxl
 import pytest
 
-from recon.errors import StepError
+import recon.widgets.transfer as transfer_panel
+from recon.errors import AuthError, StepError
 from recon.ledger import Ledger
+from recon.report import open_report
 from recon.session import Connection
 from recon.transfer import TransferPlan, plan_transfer
+from recon.transfer import push as real_push
 from recon.widgets import TransferPanel
 
 
@@ -172,3 +181,195 @@ def test_a_filter_matching_nothing_cannot_be_transferred(panel: TransferPanel) -
     assert panel.transfer_button.disabled
     with pytest.raises(StepError, match="nothing to transfer"):
         panel.request_transfer()
+
+
+# ---- a double click never pushes twice (issue 15: "Widgets that cannot double-send") ------------
+def xero_number_list(conn: Connection) -> list[str]:
+    """Every live invoice and credit-note number in Xero, repeats kept (a duplicate shows twice)."""
+    numbers = [
+        str(i["InvoiceNumber"])
+        for i in conn.xero.iter_invoices(summary_only=True)
+        if i["Status"] != "DELETED"
+    ]
+    return numbers + [str(n["CreditNoteNumber"]) for n in conn.xero.iter_credit_notes()]
+
+
+@pytest.fixture
+def counted_push(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The real push, counted: one entry per push the panel starts."""
+    calls: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real_push(*args, **kwargs)
+
+    monkeypatch.setattr(transfer_panel, "push", counting)
+    return calls
+
+
+def test_a_click_on_confirm_while_the_push_runs_is_refused_and_nothing_is_sent_twice(
+    fresh_conn: Connection,
+    panel: TransferPanel,
+    ledger: Ledger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first click's push is held inside the real push until the second click, from another
+    thread, has been handled: the second click must find the lock taken."""
+    before = xero_number_list(fresh_conn)
+    wanted = panel.set_filter(currency="EUR")
+    panel.request_transfer()
+    inside, second_handled = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def held_push(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        inside.set()
+        assert second_handled.wait(60)
+        return real_push(*args, **kwargs)
+
+    monkeypatch.setattr(transfer_panel, "push", held_push)
+    first = threading.Thread(target=panel.confirm_button.click)
+    first.start()
+    assert inside.wait(60), "the first click started a push"
+    second = threading.Thread(target=panel.confirm_button.click)
+    second.start()
+    second.join(60)
+    refused = panel.notice.value
+    second_handled.set()
+    first.join(120)
+    assert not first.is_alive() and not second.is_alive()
+    assert calls == [1], "one push, not two"
+    assert "already running" in refused and "refused" in refused
+    assert panel.result is not None and set(panel.result.outcomes["outcome"]) == {"created"}
+    added = xero_number_list(fresh_conn)
+    for number in before:
+        added.remove(number)
+    assert sorted(added) == sorted(wanted.eligible["invoice_number"]), "each invoice once in Xero"
+    rows = ledger.transfers(wanted.tenant_id)
+    assert sorted(rows["invoice_number"]) == sorted(wanted.eligible["invoice_number"])
+
+
+def test_two_threads_clicking_confirm_at_the_same_moment_start_one_push(
+    fresh_conn: Connection, panel: TransferPanel, ledger: Ledger, counted_push: list[int]
+) -> None:
+    before = xero_number_list(fresh_conn)
+    wanted = panel.set_filter(currency="EUR")
+    panel.request_transfer()
+    start = threading.Barrier(2)
+
+    def click() -> None:
+        start.wait(30)
+        panel.confirm_button.click()
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert counted_push == [1]
+    assert panel.result is not None and set(panel.result.outcomes["outcome"]) == {"created"}
+    added = xero_number_list(fresh_conn)
+    for number in before:
+        added.remove(number)
+    assert sorted(added) == sorted(wanted.eligible["invoice_number"])
+    assert len(ledger.transfers(wanted.tenant_id)) == len(wanted.eligible)
+
+
+def test_a_second_panel_on_the_same_ledger_and_organisation_waits_its_turn(
+    fresh_conn: Connection,
+    panel: TransferPanel,
+    plan: TransferPlan,
+    ledger: Ledger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two panels on one plan (a cell run twice): while one pushes, the other's Confirm is
+    refused before any call."""
+    other = TransferPanel(fresh_conn, plan, ledger)
+    panel.set_filter(currency="EUR")
+    panel.request_transfer()
+    other.request_transfer()
+    inside, release = threading.Event(), threading.Event()
+
+    def held_push(*args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        assert release.wait(60)
+        return real_push(*args, **kwargs)
+
+    monkeypatch.setattr(transfer_panel, "push", held_push)
+    first = threading.Thread(target=panel.confirm)
+    first.start()
+    assert inside.wait(60)
+    calls = fresh_conn.xero.calls
+    try:
+        with pytest.raises(StepError, match="already running"):
+            other.confirm()
+        assert fresh_conn.xero.calls == calls and other.result is None
+    finally:
+        release.set()
+        first.join(120)
+    assert panel.result is not None
+
+
+# ---- the panel writes the step files, so a notebook session's report shows its push -------------
+def summary_of(workbook: Path) -> dict[tuple[str, str], object]:
+    ws = openpyxl.load_workbook(workbook)["Summary"]
+    return {(r[0], r[1]): r[2] for r in ws.iter_rows(min_row=2, values_only=True)}
+
+
+def transfer_numbers(workbook: Path) -> list[str]:
+    ws = openpyxl.load_workbook(workbook)["Transfers"]
+    rows = list(ws.iter_rows(values_only=True))
+    at = rows[0].index("invoice_number")
+    return sorted(str(r[at]) for r in rows[1:])
+
+
+def test_the_report_of_a_notebook_session_counts_the_panel_s_pushes(
+    fresh_conn: Connection, panel: TransferPanel, ledger: Ledger
+) -> None:
+    out = Path(fresh_conn.params.output_dir)
+    euros = panel.set_filter(currency="EUR")
+    panel.request_transfer()
+    panel.confirm()
+    first = open_report(out, fresh_conn.params)
+    summary = summary_of(first.workbook)
+    assert summary[("step", "02_transfer")] == "ok"
+    assert summary[("run", "result")] == "1 of 1 steps ran", "not '0 of 0 steps'"
+    assert summary[("context", "organisation")] == fresh_conn.organisation["Name"]
+    assert transfer_numbers(first.workbook) == sorted(euros.eligible["invoice_number"])
+
+    # the rest, from a new plan and a new panel in the same session: the report adds them
+    rest = plan_transfer(fresh_conn, ledger=ledger)
+    assert len(rest.eligible) and not set(rest.eligible["invoice_number"]) & set(
+        euros.eligible["invoice_number"]
+    )
+    later = TransferPanel(fresh_conn, rest, ledger)
+    later.request_transfer()
+    later.confirm()
+    second = open_report(out, fresh_conn.params)
+    assert second.workbook.stat().st_mtime_ns >= first.workbook.stat().st_mtime_ns
+    assert transfer_numbers(second.workbook) == sorted(
+        [*euros.eligible["invoice_number"], *rest.eligible["invoice_number"]]
+    )
+    assert summary_of(second.workbook)[("run", "result")] == "1 of 1 steps ran"
+
+
+def test_a_push_that_stops_is_recorded_as_a_failed_step_with_its_error(
+    fresh_conn: Connection, panel: TransferPanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push that raised (as one did when a sign-in was lost mid-run) is the step's failure in the
+    report, with where it happened."""
+
+    def signed_out(*args: Any, **kwargs: Any) -> Any:
+        raise AuthError("Xero refused to renew the token (invalid_grant): sign in again.")
+
+    monkeypatch.setattr(transfer_panel, "push", signed_out)
+    panel.request_transfer()
+    panel.confirm_button.click()
+    assert panel.error is not None and panel.result is None
+    report = open_report(Path(fresh_conn.params.output_dir), fresh_conn.params)
+    summary = summary_of(report.workbook)
+    assert summary[("step", "02_transfer")] == "failed"
+    assert report.failed_steps == ("02_transfer.ipynb",)
+    errors = report.table("errors")
+    assert "AuthError: Xero refused to renew the token" in str(errors["what"].iloc[0])
+    assert "Transfer panel, Confirm" in str(errors["where"].iloc[0])

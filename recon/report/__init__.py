@@ -32,7 +32,8 @@ turned into a float only when a cell is written (see ``_cell_value``).
 The package, by job: ``runs`` (the step and location records, run.json,
 location folders), ``tables`` (the step CSVs read into the report's tables,
 the Summary and Errors), ``locations`` (the tables of a run over several
-locations), ``workbook`` (the workbook and CSV writing), ``build`` (building,
+locations), ``cells`` (text that no spreadsheet reads as a formula),
+``workbook`` (the workbook and CSV writing), ``build`` (building,
 loading and showing a report, the HTML export, ``ReportPaths``).
 """
 
@@ -44,22 +45,27 @@ from recon.report.build import (
     open_report,
     render_notebooks,
 )
+from recon.report.cells import FORMULA_STARTS as FORMULA_STARTS
+from recon.report.cells import csv_safe, csv_text, is_formula_like, unescape
 from recon.report.locations import LOCATION_FIGURES as LOCATION_FIGURES
 from recon.report.locations import NOT_TRANSFERRED as NOT_TRANSFERRED
 from recon.report.locations import TRANSFERRED as TRANSFERRED
 from recon.report.runs import ANSI as ANSI
 from recon.report.runs import CONNECTION_REPR as CONNECTION_REPR
 from recon.report.runs import NOT_RUN_NOTE as NOT_RUN_NOTE
+from recon.report.runs import NOTEBOOK_SESSION as NOTEBOOK_SESSION
 from recon.report.runs import RUN_CONTEXT as RUN_CONTEXT
 from recon.report.runs import RUN_RECORD as RUN_RECORD
 from recon.report.runs import (
     LocationRun,
     StepRun,
     StepStatus,
+    is_notebook_session,
     location_folders,
     location_runs,
     notebook_error,
     record_location,
+    record_step,
     steps_from_run,
 )
 from recon.report.runs import LocationStatus as LocationStatus
@@ -77,6 +83,10 @@ __all__ = [
     "StepRun",
     "StepStatus",
     "build_report",
+    "csv_safe",
+    "csv_text",
+    "is_formula_like",
+    "is_notebook_session",
     "load_report",
     "location_folders",
     "location_runs",
@@ -84,7 +94,9 @@ __all__ = [
     "open_report",
     "parameter_rows",
     "record_location",
+    "record_step",
     "render_notebooks",
     "steps_from_run",
+    "unescape",
     "versions",
 ]

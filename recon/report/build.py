@@ -34,6 +34,7 @@ from recon.report.runs import (
     StepRun,
     StepStatus,
     failed_in,
+    is_notebook_session,
     location_runs,
     record_location,
     recorded_locations,
@@ -268,12 +269,14 @@ def open_report(run_dir: str | Path, params: RunParams, *, rebuild: bool = False
     A folder ``recon run`` wrote keeps the report built at the end of that run
     (its record of the steps is the truth of the run). Any other folder (the
     notebooks run by hand into ``output_dir``) gets a report built now from the
-    CSVs in it, so it is current after every re-run of a step.
+    CSVs in it and the steps the notebooks' panels recorded (``record_step``), so
+    it is current after every re-run of a step.
     """
     run_dir = Path(run_dir)
     if (
         (run_dir / WORKBOOK).exists()
         and (steps_from_run(run_dir) or recorded_locations(run_dir))
+        and not is_notebook_session(run_dir)
         and not rebuild
     ):
         return load_report(run_dir)

@@ -3,7 +3,8 @@
 Floor 2 (part of ``recon.report``): the step and location records
 (``StepRun``, ``LocationRun`` and their statuses), reading them back from
 ``run.json`` or the executed notebooks (``steps_from_run``, ``location_runs``),
-writing them (``record_location``, the run's own ``run.json``), each
+writing them (``record_location``, the run's own ``run.json``, and
+``record_step`` for a step a notebook panel ran), each
 location's folder name (``location_folders``), and what a step saw or where it
 failed (``run_context.json``, ``notebook_error``).
 """
@@ -24,6 +25,9 @@ from typing import Any
 from recon.params import RunParams
 
 RUN_RECORD = "run.json"
+# run.json's "session" when the notebooks' panels wrote it (a person in Jupyter, not `recon run`):
+# its report is rebuilt each time it is opened, as the session goes on.
+NOTEBOOK_SESSION = "notebook"
 # optional: {"location", "organisation", "tenant_id"} written by a step that connected
 RUN_CONTEXT = "run_context.json"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -218,6 +222,54 @@ def record_location(folder: str | Path, params: RunParams, location: LocationRun
     return path
 
 
+def record_step(run_dir: str | Path, params: RunParams, step: StepRun) -> Path:
+    """Record one step a notebook panel ran in ``<run_dir>/run.json``, as ``recon run`` records its
+    steps, so the report of a notebook session counts it; returns the record's path.
+
+    The step replaces an earlier record of the same step (a later push of the
+    session); the other steps are kept, in notebook order. The record is marked
+    as a notebook session, so ``open_report`` rebuilds its report every time.
+    Safe against another panel or kernel recording at the same moment.
+    """
+    from recon.clients.tokens import file_lock  # the cross-process lock recon already has
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / RUN_RECORD
+    with file_lock(run_dir):  # the folder itself: no lock file left beside the record
+        record = _read_json(path) or {}
+        steps = [
+            StepRun.from_dict(s) for s in record.get("steps") or [] if s.get("name") != step.name
+        ]
+        steps = sorted([*steps, step], key=lambda s: s.name)
+        started = [s.started for s in steps if s.started]
+        finished = [s.finished for s in steps if s.finished]
+        record = {
+            "run_id": record.get("run_id") or run_dir.name,
+            "session": record.get("session") or NOTEBOOK_SESSION,
+            "params_file": params.source,
+            "params_path": _params_path(params),
+            "started": iso(min(started)) if started else record.get("started"),
+            "finished": iso(max(finished)) if finished else record.get("finished"),
+            "steps": [s.to_dict() for s in steps],
+        }
+        _write_json(path, record)
+    return path
+
+
+def is_notebook_session(run_dir: str | Path) -> bool:
+    """Whether ``run_dir``'s record was written by the notebooks' panels, not by ``recon run``."""
+    record = _read_json(Path(run_dir) / RUN_RECORD)
+    return bool(record and record.get("session") == NOTEBOOK_SESSION)
+
+
+def _write_json(path: Path, record: Mapping[str, Any]) -> None:
+    """Write a record whole: a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
 def location_runs(run_dir: str | Path, expected: Iterable[str] = ()) -> list[LocationRun]:
     """The locations of a run over several, in order, each with its steps; ``[]`` for any other
     folder.
@@ -350,8 +402,10 @@ def write_run_record(
 ) -> None:
     """Write the run's ``run.json``: params file, times, steps and, for a run over locations, the
     locations."""
+    earlier = _read_json(run_dir / RUN_RECORD) or {}
     record: dict[str, Any] = {
         "run_id": run_dir.name,
+        **({"session": earlier["session"]} if earlier.get("session") else {}),
         "params_file": params.source,
         "params_path": _params_path(params),
         "started": iso(started),
@@ -360,7 +414,7 @@ def write_run_record(
     }
     if locations is not None:
         record["locations"] = [loc.to_dict() for loc in locations]
-    (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+    _write_json(run_dir / RUN_RECORD, record)
 
 
 def _params_path(params: RunParams) -> str | None:

@@ -24,6 +24,7 @@ from typing import Any
 from recon.money import ZERO
 from recon.outcomes import Outcome, PaymentOutcome, TransferOutcome, Verdict
 from recon.params import RunParams
+from recon.report.cells import unescape
 from recon.report.runs import StepRun, StepStatus, iso
 
 # The packages whose versions an auditor needs to reproduce a run.
@@ -89,13 +90,23 @@ class Table:
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
-    """A CSV file's columns and its rows (as dicts of text), or None if there is no such file."""
+    """A CSV file's columns and its rows (as dicts of text), or None if there is no such file.
+
+    A cell written behind a ``'`` so that no spreadsheet reads it as a formula
+    (``recon.report.cells``) is read as the text it stands for.
+    """
     if not path.exists():
         return None
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
+        rows = [
+            {
+                unescape(k) if isinstance(k, str) else k: unescape(v) if isinstance(v, str) else v
+                for k, v in r.items()
+            }
+            for r in reader
+        ]
+        return [unescape(c) for c in reader.fieldnames or []], rows
 
 
 def typed(column: str, text: str) -> Any:

@@ -4,7 +4,8 @@ Floor 2 (part of ``recon.report``): one sheet per table with a bold filled
 header, frozen header row, a filter, readable column widths, money as numbers
 in a currency format (the only place a ``Decimal`` becomes a float) and failed
 rows highlighted (a failed step or location, a transfer whose outcome is a
-failure); and each table as a CSV with money as exact decimal text.
+failure); and each table as a CSV with money as exact decimal text. Text that a
+spreadsheet could read as a formula stays text in both (``recon.report.cells``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 
 from recon.money import round_cents
 from recon.outcomes import TransferOutcome, Verdict
+from recon.report.cells import csv_text, is_formula_like
 from recon.report.runs import LocationStatus, StepStatus
 from recon.report.tables import Table
 
 MONEY_FORMAT = "#,##0.00"
+_ILLEGAL_IN_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _cell_value(value: Any) -> Any:
@@ -36,7 +39,21 @@ def _cell_value(value: Any) -> Any:
     """
     if isinstance(value, Decimal):
         return float(round_cents(value))
+    if isinstance(value, str):
+        # Control characters other than tab, LF and CR cannot be stored in a workbook (openpyxl
+        # refuses the whole file); a broken customer name must not cost the report.
+        return _ILLEGAL_IN_XLSX.sub("\ufffd", value)
     return value
+
+
+def _put(ws: Any, row: int, column: int, value: Any) -> Any:
+    """Write one cell; text a spreadsheet could read as a formula is stored as text (a string
+    cell with Excel's quote prefix), never as a formula (``recon.report.cells``)."""
+    cell = ws.cell(row=row, column=column, value=_cell_value(value))
+    if isinstance(cell.value, str) and is_formula_like(cell.value):
+        cell.data_type = "s"  # openpyxl made "=..." a formula; this stores the text itself
+        cell.quotePrefix = True  # and Excel keeps it text even when the cell is edited
+    return cell
 
 
 def _money_format(currency: str | None) -> str:
@@ -68,12 +85,12 @@ def write_workbook(tables: Sequence[Table], path: Path) -> Path:
         ws = wb.create_sheet(table.sheet)
         widths = [len(c) for c in table.columns]
         for col, name in enumerate(table.columns, start=1):
-            cell = ws.cell(row=1, column=col, value=name)
+            cell = _put(ws, 1, col, name)
             cell.font, cell.fill = Font(bold=True), header_fill
         for r, row in enumerate(table.rows, start=2):
             is_failed = _marks_failure(table, row)
             for col, (name, value) in enumerate(zip(table.columns, row, strict=True), start=1):
-                cell = ws.cell(row=r, column=col, value=_cell_value(value))
+                cell = _put(ws, r, col, value)
                 currency = table.currency(name, row) if isinstance(value, Decimal) else None
                 if isinstance(value, Decimal):
                     cell.number_format = _money_format(currency)
@@ -108,11 +125,14 @@ def _marks_failure(table: Table, row: list[Any]) -> bool:
 
 
 def write_csv(table: Table, folder: Path) -> Path:
-    """Write a table as ``folder/<its csv name>`` (money as exact text); return the file's path."""
+    """Write a table as ``folder/<its csv name>`` (money as exact text, formula-like text behind a
+    ``'``); return the file's path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / table.csv_name
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(table.columns)
-        writer.writerows([["" if v is None else str(v) for v in row] for row in table.rows])
+        writer.writerow([csv_text(c) for c in table.columns])
+        writer.writerows([[csv_text(v) for v in row] for row in table.rows])
+    os.replace(tmp, path)
     return path

@@ -1,7 +1,7 @@
 """ipywidgets panels for the notebooks: choose, review and save fixes the mapping check suggests.
 
-Floor 3: may import the steps (``recon.mapping``) and the leaves; no step
-imports this module. Every panel keeps its logic in plain methods (``select``,
+Floor 6: may import the steps, the report and the floors below them, and the
+leaves; no step imports this module. Every panel keeps its logic in plain methods (``select``,
 ``proposed_map``, ``show_changes``, ``save``) so tests drive it without a
 browser; the widgets only call those methods and show what they return.
 
@@ -12,7 +12,9 @@ current choices has been shown: ``save`` refuses otherwise.
 ``TransferPanel`` previews a transfer plan, narrows it with a filter, and
 pushes it to Xero only after two presses: *Transfer* reveals what would be
 written and where, *Confirm* writes it (``request_transfer``, ``confirm``,
-``cancel``, ``set_filter``).
+``cancel``, ``set_filter``). *Confirm* takes a lock first, so a double click
+never pushes twice, and the push is recorded as ``recon run`` records its step
+(outcomes CSV, ``run.json``), so the report of a notebook session shows it.
 
 ``StatusPanel`` marks in Nexudus the invoices fully paid in Xero, after a
 confirmation, with a progress bar (``request``, ``confirm``, ``cancel``).

@@ -1,11 +1,23 @@
 """TransferPanel: preview a transfer plan, narrow it, push it only after *Transfer* then *Confirm*.
 
-Floor 3 (see ``recon.widgets``).
+Floor 6 (see ``recon.widgets``). *Confirm* takes a lock before any call: the
+panel's own, shared by every panel of this kernel writing through the same
+ledger to the same organisation, so a double click, or two panels on one plan,
+never start two pushes; the click that finds it taken is refused with a
+message. After a push the panel writes what ``recon run`` would have: the
+step's ``transfer_outcomes.csv``, its step record in ``run.json``
+(``recon.report.record_step``) and ``run_context.json``, in the params'
+``output_dir``, so the report of a notebook session shows the push.
 """
 
 from __future__ import annotations
 
 import html
+import json
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -13,15 +25,39 @@ import pandas as pd
 
 from recon.errors import ParamsError, ReconError, StepError
 from recon.ledger import Ledger
-from recon.outcomes import TransferOutcome, Verdict
+from recon.outcomes import TransferOutcome, Verdict, counts_text
+from recon.report import (
+    RUN_CONTEXT,
+    StepRun,
+    StepStatus,
+    is_notebook_session,
+    record_step,
+    unescape,
+)
 from recon.session import Connection
 from recon.transfer import TransferPlan, TransferResult, push
 
-__all__ = ["ALL_CURRENCIES", "TransferPanel"]
+__all__ = ["ALL_CURRENCIES", "OUTCOMES_CSV", "STEP", "TransferPanel", "push_lock"]
 
 # ---- the transfer panel ---------------------------------------------------------------------
 # The currency dropdown value meaning "every currency".
 ALL_CURRENCIES = ""
+# The step this panel runs, named as `recon run` names it (its notebook), so the report of a
+# notebook session shows it on the same Summary row as a scheduled run would.
+STEP = "02_transfer.ipynb"
+# The step CSV the report's Transfers sheet is made from (``TransferResult.save`` writes it).
+OUTCOMES_CSV = "transfer_outcomes.csv"
+# One lock per ledger file and Xero organisation, shared by every panel of this kernel.
+_PUSH_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_PUSH_LOCKS_GUARD = threading.Lock()
+
+
+def push_lock(ledger: Ledger, tenant_id: str) -> threading.Lock:
+    """The lock every panel of this kernel takes before pushing through ``ledger`` to
+    ``tenant_id``."""
+    key = (str(Path(ledger.path).resolve()), tenant_id)
+    with _PUSH_LOCKS_GUARD:
+        return _PUSH_LOCKS.setdefault(key, threading.Lock())
 
 
 class TransferPanel:
@@ -40,8 +76,10 @@ class TransferPanel:
     Nothing is written until ``request_transfer`` (the *Transfer* button) has
     shown what would be written and ``confirm`` (*Confirm*) is called. A panel
     pushes at most once: after a push the buttons stay disabled and a second
-    ``confirm`` returns the same result without calling Xero. To transfer more,
-    make a new plan and a new panel.
+    ``confirm`` returns the same result without calling Xero; a ``confirm``
+    while a push through the same ledger to the same organisation is running
+    (a double click) is refused with ``StepError`` and says so in ``notice``.
+    To transfer more, make a new plan and a new panel.
     """
 
     def __init__(self, conn: Connection, plan: TransferPlan, ledger: Ledger) -> None:
@@ -63,7 +101,9 @@ class TransferPanel:
         self._currency = ALL_CURRENCIES
         self._current = plan
         self._requested: TransferPlan | None = None  # the plan the confirmation row describes
-        self._pushing = False
+        tenant = str(plan.tenant_id or tenant or "")
+        self._lock = push_lock(ledger, tenant)  # what keeps a second push from starting
+        self._pushing = False  # for the buttons only: the lock is what guards
         self._syncing = False
         self._build_panel()
         self._show_preview()
@@ -148,28 +188,56 @@ class TransferPanel:
     def confirm(self) -> TransferResult:
         """Push the plan the confirmation showed; returns the per-invoice outcomes.
 
-        Raises ``StepError`` if *Transfer* was not pressed first. After a push,
-        returns the same result again without writing anything.
+        Raises ``StepError`` if *Transfer* was not pressed first, or if a push
+        through the same ledger to the same organisation is running (this
+        click is refused; nothing is sent for it). After a push, returns the
+        same result again without writing anything.
         """
-        if self.result is not None:
-            return self.result
-        if self._pushing:
-            raise StepError("a transfer is already running in this panel")
-        plan = self._requested
-        if plan is None:
-            raise StepError(
-                "press Transfer first (panel.request_transfer()): it shows what would be written "
-                "before anything is"
+        if not self._lock.acquire(blocking=False):
+            refused = (
+                "A transfer is already running for this organisation and ledger: this click was "
+                "refused and sent nothing. Wait for the running transfer to finish."
             )
+            self.notice.value = f"<p><i>{html.escape(refused)}</i></p>"
+            raise StepError(refused)
+        try:
+            if self.result is not None:
+                return self.result
+            plan = self._requested
+            if plan is None:
+                raise StepError(
+                    "press Transfer first (panel.request_transfer()): it shows what would be "
+                    "written before anything is"
+                )
+            return self._push(plan)
+        finally:
+            self._lock.release()
+
+    def _push(self, plan: TransferPlan) -> TransferResult:
+        """The push itself, under the lock; records the step whatever happens."""
         self._pushing = True
         self.error = None
         self._start_progress(len(plan.eligible))
         writing = f"Writing {len(plan.eligible)} invoices to {self.organisation}…"
         self._say(self.status, f"<p>{html.escape(writing)}</p>", writing)
         self._refresh()
+        started = datetime.now(tz=UTC)
         try:
             result = push(self.conn, plan, self.ledger, progress=self._progress)
-        except ReconError as exc:
+        except Exception as exc:
+            self._record(
+                StepRun(
+                    STEP,
+                    StepStatus.FAILED,
+                    started,
+                    datetime.now(tz=UTC),
+                    f"{type(exc).__name__}: {exc}",
+                    "Transfer panel, Confirm",
+                    "pushed from the notebook's Transfer panel",
+                )
+            )
+            if not isinstance(exc, ReconError):
+                raise
             # Whatever reached Xero is in the ledger, so pressing Transfer again is safe.
             self.error = exc
             self.progress.bar_style = "danger"
@@ -186,9 +254,67 @@ class TransferPanel:
             self._requested = None
             self._refresh()
         self.result = result
+        self._record(
+            StepRun(
+                STEP,
+                StepStatus.OK,
+                started,
+                datetime.now(tz=UTC),
+                note="pushed from the notebook's Transfer panel: "
+                + (counts_text(TransferOutcome, result.counts()) or "nothing to do"),
+            ),
+            result,
+        )
         self._finish(result)
         self._refresh()
         return result
+
+    @property
+    def output_dir(self) -> Path:
+        """Where the panel writes the step's files: the params' ``output_dir``, as the notebook's
+        own saves."""
+        return Path(self.conn.params.output_dir)
+
+    def _record(self, step: StepRun, result: TransferResult | None = None) -> None:
+        """Write the step files ``recon run`` would have written: the outcomes (added to those of
+        earlier pushes of this notebook session), the step record and the context."""
+        folder = self.output_dir
+        try:
+            if result is not None:
+                self._save_outcomes(folder, result)
+            record_step(folder, self.conn.params, step)
+            context = {
+                "location": self.conn.location,
+                "organisation": self.organisation,
+                "tenant_id": str(getattr(self.conn.xero, "tenant_id", "") or ""),
+            }
+            tmp = folder / f".{RUN_CONTEXT}.tmp"
+            tmp.write_text(json.dumps(context, indent=2) + "\n", "utf-8")
+            tmp.replace(folder / RUN_CONTEXT)
+        except OSError as exc:
+            # The push is done and in the ledger; only the report's copy of it is missing.
+            self.notice.value = (
+                f"<p><b>The report's record of this transfer could not be written</b> to "
+                f"{html.escape(str(folder))}: {html.escape(str(exc))}. The transfer itself is in "
+                "Xero and the ledger.</p>"
+            )
+
+    @staticmethod
+    def _save_outcomes(folder: Path, result: TransferResult) -> None:
+        """``transfer_outcomes.csv`` with this push's rows, after the rows of earlier pushes of
+        the same notebook session for other invoices."""
+        path = folder / OUTCOMES_CSV
+        if path.exists() and is_notebook_session(folder):
+            earlier = pd.read_csv(path, dtype=str, keep_default_na=False).map(unescape)
+            if "invoice_number" in earlier.columns:
+                done = set(result.outcomes["invoice_number"].astype(str))
+                earlier = earlier[~earlier["invoice_number"].isin(done)]
+                merged = pd.concat(
+                    [earlier.astype(object), result.outcomes.astype(object)], ignore_index=True
+                )
+                replace(result, outcomes=merged).save(folder)
+                return
+        result.save(folder)
 
     # ---- helpers ----------------------------------------------------------------------
     def _narrow(self) -> TransferPlan:
@@ -299,6 +425,7 @@ class TransferPanel:
         self.progress_row = widgets.HBox(
             [self.progress, self.progress_label], layout=widgets.Layout(display="none")
         )
+        self.notice = widgets.HTML()  # a refused click, or a step record that could not be written
         self.status = widgets.Output()
         self.result_output = widgets.Output()
         self.preview = widgets.Output()
@@ -314,6 +441,7 @@ class TransferPanel:
                 self.transfer_button,
                 self.confirm_row,
                 self.progress_row,
+                self.notice,
                 self.status,
                 self.result_output,
                 self.preview,
