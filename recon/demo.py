@@ -15,10 +15,12 @@ from typing import Any
 import pandas as pd
 
 from recon.errors import ParamsError
+from recon.ledger import Ledger
 from recon.money import round_cents
 from recon.session import Connection
+from recon.values import records
 
-__all__ = ["act_as_accountant"]
+__all__ = ["act_as_accountant", "act_in_nexudus"]
 
 
 def _order(number: str, seed: int) -> str:
@@ -125,4 +127,61 @@ def act_as_accountant(
                     "amount": Decimal(str(updated["Total"])) - Decimal(str(inv["Total"])),
                 }
             )
+    return pd.DataFrame(done, columns=["invoice_number", "action", "amount"])
+
+
+def act_in_nexudus(conn: Connection, ledger: Ledger, *, seed: int = 11) -> pd.DataFrame:
+    """Do in the sandbox's Nexudus what its staff do after a transfer, one of each: void an
+    invoice, re-total one (a line's quantity changed), part-pay one, delete one and raise a
+    credit note against one, so the two-sided status sync has each to find.
+
+    Picks invoices recon transferred (the ledger) that are still unpaid in Nexudus, in a
+    seeded order, so a repeat acts on other invoices. Returns what it did. Sandbox only:
+    it works through the sandbox's desk, the admin screens' stand-in (nexudus.md §7.1, §9).
+    """
+    if conn.params.target != "sandbox" or conn.sandbox is None:
+        raise ParamsError(
+            "act_in_nexudus only runs against the embedded sandbox",
+            file=conn.params.source,
+            key="target",
+        )
+    desk = conn.sandbox.nexudus.desk
+    sent = ledger.transfers(str(conn.xero.tenant_id))
+    sent = sent[(sent["kind"] == "invoice") & sent["state"].isin(["created", "adopted"])]
+    numbers = sorted(sent["invoice_number"].astype(str), key=lambda n: _order(n, seed))
+    invoices = conn.nexudus.fetch_invoices(business_id=int(conn.business["Id"]))
+    by_number = {str(r["InvoiceNumber"]): r for r in records(invoices)}
+    open_numbers = [
+        n
+        for n in numbers
+        if n in by_number
+        and not by_number[n]["Paid"]
+        and not by_number[n]["Void"]
+        and Decimal(str(by_number[n]["PaidAmount"] or 0)) == 0
+    ]
+    done: list[dict[str, Any]] = []
+    for action, number in zip(
+        ("voided", "re-totalled", "part-paid", "deleted", "credit note raised"),
+        open_numbers,
+        strict=False,
+    ):
+        invoice_id = int(by_number[number]["Id"])
+        total = Decimal(str(by_number[number]["TotalAmount"]))
+        if action == "voided":
+            desk.void(invoice_id)
+            amount = total
+        elif action == "re-totalled":
+            after = desk.retotal(invoice_id, [{"Quantity": 2}])
+            amount = Decimal(str(after["TotalAmount"])) - total
+        elif action == "part-paid":
+            amount = round_cents(total / 2)
+            desk.part_pay(invoice_id, amount)
+        elif action == "deleted":
+            desk.delete(invoice_id)
+            amount = total
+        else:
+            created = pd.Timestamp(str(by_number[number]["CreatedOn"]))
+            note = desk.credit(invoice_id, created_on=created.isoformat())
+            amount = Decimal(str(note["TotalAmount"]))
+        done.append({"invoice_number": number, "action": action, "amount": amount})
     return pd.DataFrame(done, columns=["invoice_number", "action", "amount"])

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from recon.cells import csv_safe
 from recon.errors import ParamsError
 from recon.mapping_problems import Problem, Severity
 from recon.money import D, from_minor, minor_or_zero
@@ -237,10 +238,10 @@ class MappingResult:
             "tax_rates": folder / "mapping_tax_rates.csv",
             "invoices": folder / "mapping_invoices.csv",
         }
-        self.problems.to_csv(paths["mismatches"], index=False)
-        self.accounts.to_csv(paths["accounts"], index=False)
-        self.tax_rates.to_csv(paths["tax_rates"], index=False)
-        self.invoices.to_csv(paths["invoices"], index=False)
+        csv_safe(self.problems).to_csv(paths["mismatches"], index=False)
+        csv_safe(self.accounts).to_csv(paths["accounts"], index=False)
+        csv_safe(self.tax_rates).to_csv(paths["tax_rates"], index=False)
+        csv_safe(self.invoices).to_csv(paths["invoices"], index=False)
         return paths
 
     def __str__(self) -> str:

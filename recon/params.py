@@ -91,6 +91,9 @@ class RunParams:
     sandbox_dir: str | None = None
     push: bool = False
     apply: bool = False
+    # Under papermill: void in Xero what was voided or deleted in Nexudus, and allocate credit
+    # notes, as the status sync proposes (notebooks ask with a button instead). Never automatic.
+    apply_xero: bool = False
     # Whether the location's prices typed in Nexudus include tax (Settings > Tax, "Prices
     # typed in the back-end include tax"). The API has no such field (nexudus.md §7.4, §13),
     # so it is a parameter, checked against each invoice's own totals (§7.2). None: decided
@@ -192,7 +195,14 @@ ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 _CREDENTIAL_LIKE = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}")
 # Keys that hold a path: text (a pathlib.Path from a notebook or the CLI is taken as its text).
 PATH_KEYS = ("tax_map_file", "output_dir", "ledger_file", "sandbox_dir")
-BOOL_KEYS = ("push", "apply", "write_back_system_id", "send_line_amounts", "prices_include_tax")
+BOOL_KEYS = (
+    "push",
+    "apply",
+    "apply_xero",
+    "write_back_system_id",
+    "send_line_amounts",
+    "prices_include_tax",
+)
 
 
 def is_env_name(text: object) -> bool:

@@ -30,6 +30,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from recon.cells import csv_safe
 from recon.clients.xero import parse_xero_date
 from recon.errors import ApiRejected, ClientError, NotFound, StepError
 from recon.ledger import Ledger
@@ -238,7 +239,7 @@ class StatusDiff:
         """Write the differences as ``status_differences.csv`` in ``folder``; returns its path."""
         path = Path(folder) / "status_differences.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.differences.to_csv(path, index=False)
+        csv_safe(self.differences).to_csv(path, index=False)
         return path
 
     def __str__(self) -> str:

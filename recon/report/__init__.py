@@ -45,8 +45,8 @@ from recon.report.build import (
     open_report,
     render_notebooks,
 )
-from recon.report.cells import FORMULA_STARTS as FORMULA_STARTS
-from recon.report.cells import csv_safe, csv_text, is_formula_like, unescape
+from recon.cells import FORMULA_STARTS as FORMULA_STARTS
+from recon.cells import csv_safe, csv_text, is_formula_like, unescape
 from recon.report.locations import LOCATION_FIGURES as LOCATION_FIGURES
 from recon.report.locations import NOT_TRANSFERRED as NOT_TRANSFERRED
 from recon.report.locations import TRANSFERRED as TRANSFERRED

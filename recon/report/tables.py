@@ -24,7 +24,7 @@ from typing import Any
 from recon.money import ZERO
 from recon.outcomes import Outcome, PaymentOutcome, TransferOutcome, Verdict
 from recon.params import RunParams
-from recon.report.cells import unescape
+from recon.cells import unescape
 from recon.report.runs import StepRun, StepStatus, iso
 
 # The packages whose versions an auditor needs to reproduce a run.

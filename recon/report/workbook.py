@@ -20,7 +20,7 @@ from typing import Any
 
 from recon.money import round_cents
 from recon.outcomes import TransferOutcome, Verdict
-from recon.report.cells import csv_text, is_formula_like
+from recon.cells import csv_text, is_formula_like
 from recon.report.runs import LocationStatus, StepStatus
 from recon.report.tables import Table
 

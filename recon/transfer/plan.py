@@ -16,11 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recon.cells import csv_safe
 from recon.clients.xero import BATCH_SIZE
 from recon.ledger import Ledger
 from recon.mapping import MappingResult, check_location
@@ -117,6 +119,20 @@ class TransferPlan:
             self.options,
             self.context,
         )
+
+    def save(self, folder: str | Path) -> list[Path]:
+        """Write ``transfer_plan_eligible.csv`` and ``transfer_plan_excluded.csv`` in ``folder``
+        (text that looks like a formula made inert); returns their paths."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, frame in (
+            ("transfer_plan_eligible.csv", self.eligible),
+            ("transfer_plan_excluded.csv", self.excluded),
+        ):
+            csv_safe(frame).to_csv(out / name, index=False)
+            paths.append(out / name)
+        return paths
 
     def ways(self) -> dict[str, int]:
         """How many eligible invoices go over each way ("as lines", "tax override", ...)."""

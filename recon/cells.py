@@ -1,7 +1,7 @@
 """Text cells that cannot turn into formulas: the one rule every spreadsheet and CSV writer uses.
 
-Floor 2 (part of ``recon.report``), imports nothing of recon (so it can move to a
-leaf, for the steps' own CSV writers to use): a customer named
+A leaf (imports nothing of recon), so every step's own CSV writer uses it as the
+report does: a customer named
 ``=HYPERLINK("http://x","y")`` or ``=cmd|' /C calc'!A0`` must reach the reader's
 spreadsheet as that text, never as a live formula (OWASP "CSV Injection"). Excel,
 LibreOffice and Google Sheets start a formula at a cell beginning with ``=``, ``+``,
