@@ -37,6 +37,8 @@ locations), ``cells`` (text that no spreadsheet reads as a formula),
 loading and showing a report, the HTML export, ``ReportPaths``).
 """
 
+from recon.cells import FORMULA_STARTS as FORMULA_STARTS
+from recon.cells import csv_safe, csv_text, is_formula_like, unescape
 from recon.report.build import WORKBOOK as WORKBOOK
 from recon.report.build import (
     ReportPaths,
@@ -45,8 +47,6 @@ from recon.report.build import (
     open_report,
     render_notebooks,
 )
-from recon.cells import FORMULA_STARTS as FORMULA_STARTS
-from recon.cells import csv_safe, csv_text, is_formula_like, unescape
 from recon.report.locations import LOCATION_FIGURES as LOCATION_FIGURES
 from recon.report.locations import NOT_TRANSFERRED as NOT_TRANSFERRED
 from recon.report.locations import TRANSFERRED as TRANSFERRED

@@ -21,10 +21,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from recon.cells import unescape
 from recon.money import ZERO
 from recon.outcomes import Outcome, PaymentOutcome, TransferOutcome, Verdict
 from recon.params import RunParams
-from recon.cells import unescape
 from recon.report.runs import StepRun, StepStatus, iso
 
 # The packages whose versions an auditor needs to reproduce a run.

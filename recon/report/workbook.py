@@ -18,9 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from recon.cells import csv_text, is_formula_like
 from recon.money import round_cents
 from recon.outcomes import TransferOutcome, Verdict
-from recon.cells import csv_text, is_formula_like
 from recon.report.runs import LocationStatus, StepStatus
 from recon.report.tables import Table
 
