@@ -34,20 +34,30 @@ run after them, builds the one report.
 
 Exit codes of ``recon run``:
 
-    0    every step ran (of every location) and the report is written
+    0    every step ran (of every location), every transfer and payment is done, and the
+         report is written
     1    a step failed (of some location): the report is written and says which, and where
     2    an expected error before any step ran: bad params (the message names the file and key),
          a missing file, an output folder that cannot be written
+    3    every step ran, but some invoices or payments are not done: a transfer failed (Xero
+         refused it, or booked it with other figures than planned), was refused, is unknown,
+         was deferred by today's call budget or not sent because the run had to stop, or a
+         payment failed or is unknown. The report's Errors sheet lists them; the
+         rows are in ``transfer_outcomes.csv`` and ``status_applied.csv``
     130  interrupted (Ctrl-C); the report of what ran so far is still written if possible
+
+A step failure (1) and an interrupt (130) win over 3.
 
 ``recon report RUN_DIR`` (re)builds the report of a run folder from what its
 steps wrote (a run over locations: from its location folders); the params
 file is the one the run recorded, or ``--params``. Exit codes:
 
-    0    the report is written and no step of any location failed
+    0    the report is written, no step of any location failed and every write is done
     1    the report is written and a step failed or a location has no results (not run);
          this is what makes a scheduler's report task, its last task, fail the run
     2    no such run folder, nothing in it to report on, or no usable params file
+    3    the report is written, no step failed, but some invoices or payments are not done
+         (as for ``recon run``)
     130  interrupted
 
 Only non-secret values reach a notebook as papermill parameters: the params
@@ -71,6 +81,7 @@ from pathlib import Path
 from typing import Any
 
 from recon.errors import ParamsError, ReconError
+from recon.outcomes import PaymentOutcome, Verdict
 from recon.params import RunParams, load_params
 from recon.report import (
     RUN_RECORD,
@@ -91,9 +102,11 @@ REPORT_NOTEBOOK = (
     "04_audit_report.ipynb"  # shows a report in Jupyter; `recon run` builds the report itself
 )
 # The run switches a notebook may take from the params file (never a credential).
-SWITCHES = ("push", "apply")
+SWITCHES = ("push", "apply", "apply_xero")
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_EXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_WRITES_UNFINISHED = 3  # every step ran, but some invoices or payments are not done
+TRANSFER_OUTCOMES, PAYMENT_OUTCOMES = "transfer_outcomes.csv", "status_applied.csv"
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # what --run-id may be: one folder name
 
 
@@ -275,11 +288,62 @@ def run(
                 file=sys.stderr,
                 flush=True,
             )
+    code = with_unfinished_writes(code, [run_dir])
     if built is None:
         return code or EXIT_STEP_FAILED
     _say(str(built))
     _say(f"report: {built.workbook.resolve()}")
     return code
+
+
+def unfinished_writes(folder: Path) -> list[str]:
+    """One line per invoice or payment a run folder's step CSVs show not done (see the module
+    docstring, exit code 3): ``transfer <number>: <outcome>: <messages>``."""
+    from recon.transfer.push import unfinished_outcomes
+
+    lines: list[str] = []
+    transfers = _read_outcomes(folder / TRANSFER_OUTCOMES)
+    if transfers is not None and {"outcome", "messages"} <= set(transfers.columns):
+        for rec in unfinished_outcomes(transfers).itertuples():
+            lines.append(f"transfer {rec.invoice_number}: {rec.outcome}: {rec.messages}")
+    payments = _read_outcomes(folder / PAYMENT_OUTCOMES)
+    if payments is not None and "outcome" in payments.columns:
+        for rec in payments.itertuples():
+            outcome = PaymentOutcome.of(str(rec.outcome))
+            if outcome is not None and outcome.verdict in (Verdict.FAILURE, Verdict.WAITING):
+                lines.append(
+                    f"payment {rec.invoice_number}: {outcome.value}: {getattr(rec, 'message', '')}"
+                )
+    return lines
+
+
+def _read_outcomes(path: Path) -> Any:
+    """A step's outcomes CSV as text cells (None if the step did not write it)."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError):  # an empty or unreadable file: the step's own error says why
+        return None
+
+
+def with_unfinished_writes(code: int, folders: Sequence[Path]) -> int:
+    """``code``, or ``EXIT_WRITES_UNFINISHED`` when it is 0 and some write of ``folders`` is not
+    done (each such write is printed to stderr)."""
+    if code != EXIT_OK:
+        return code
+    lines = [line for folder in folders for line in unfinished_writes(folder)]
+    for line in lines[:20]:
+        print(f"recon: {line}", file=sys.stderr, flush=True)
+    if len(lines) > 20:
+        print(
+            f"recon: ... and {len(lines) - 20} more (the report's Errors sheet lists all)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return EXIT_WRITES_UNFINISHED if lines else code
 
 
 def execute(
@@ -354,6 +418,7 @@ def run_locations(
         if all(loc.status == LocationStatus.OK for loc in done)
         else EXIT_STEP_FAILED
     )
+    code = with_unfinished_writes(code, [run_dir / loc.folder for loc in done])
     if built is None:
         return code or EXIT_STEP_FAILED
     _say(str(built))
@@ -379,6 +444,7 @@ def run_location_task(
     location_run, code = _run_one(params_file, params, run_dir, notebooks, only, name, folder)
     if location_run.status != LocationStatus.OK:
         print(f"recon: location {name}: {location_run.failure}", file=sys.stderr, flush=True)
+    code = with_unfinished_writes(code, [run_dir / folder])
     _say(f"outputs: {(run_dir / folder).resolve()}")
     _say(
         f"report: not built by a location's task; after the run's last one: recon report {run_dir}"
@@ -477,7 +543,10 @@ def report(run_dir: Path, params_file: Path | None = None) -> int:
     for problem in problems:
         print(f"recon: {problem}", file=sys.stderr, flush=True)
     _say(f"report: {built.workbook.resolve()}")
-    return EXIT_STEP_FAILED if built.failed_steps else EXIT_OK
+    if built.failed_steps:
+        return EXIT_STEP_FAILED
+    folders = [run_dir / loc.folder for loc in built.locations] if built.locations else [run_dir]
+    return with_unfinished_writes(EXIT_OK, folders)
 
 
 def recorded_params(run_dir: Path) -> Path | None:
@@ -508,7 +577,7 @@ def login(params_file: Path, ask: Callable[[str], str] = input) -> int:
     from recon.clients.xero import XeroClient
     from recon.session import xero_config_for
 
-    params = load_params(params_file)
+    params = load_params(params_file, required=())  # a sign-in needs no period or location
     if params.target != "live" or params.xero.grant != "authorization_code":
         raise ParamsError(
             "`recon login` is for a Xero web app: set target: live and xero.grant: "
@@ -534,8 +603,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="recon",
         description="Reconcile Nexudus with Xero.",
         epilog=(
-            "exit codes: 0 every step ran, 1 a step (of some location) failed, 2 bad params or "
-            "files, 130 interrupted"
+            "exit codes: 0 every step ran and every write is done, 1 a step (of some location) "
+            "failed, 2 bad params or files, 3 finished, but some invoices or payments failed, "
+            "were refused or deferred (see the report's Errors sheet), 130 interrupted"
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)

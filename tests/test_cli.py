@@ -14,8 +14,11 @@ import csv
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +29,10 @@ import pytest
 
 import recon.sandbox
 from recon import cli
+from recon.ledger import Ledger
 from recon.params import load_params
 from recon.report import StepRun, StepStatus
+from recon.sandbox import jsonutil
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "params" / "demo.yaml"
@@ -164,12 +169,22 @@ def token_values(data: Any, key: str = "") -> Iterator[str]:
         yield data
 
 
-def test_a_second_run_on_the_same_sandbox_transfers_nothing_new(second_demo_run: Run) -> None:
+def test_a_second_run_on_the_same_sandbox_sends_nothing_the_first_sent(
+    demo_run: Run, second_demo_run: Run
+) -> None:
+    """The only new sends are the credit notes the demo's Nexudus staff raised after the first run
+    (``recon.demo.act_in_nexudus`` in the status step)."""
     assert second_demo_run.code == 0, second_demo_run.stderr
-    assert second_demo_run.csv_rows("transfer_plan_eligible.csv") == []
-    assert not [
-        r for r in second_demo_run.csv_rows("transfer_outcomes.csv") if r["outcome"] == "created"
-    ]
+    first = {r["invoice_number"] for r in demo_run.csv_rows("transfer_outcomes.csv")}
+    eligible = second_demo_run.csv_rows("transfer_plan_eligible.csv")
+    assert all(r["kind"] == "credit_note" and r["invoice_number"] not in first for r in eligible)
+    created = {
+        r["invoice_number"]
+        for r in second_demo_run.csv_rows("transfer_outcomes.csv")
+        if r["outcome"] == "created"
+    }
+    assert created == {r["invoice_number"] for r in eligible}
+    assert not created & first
     excluded = second_demo_run.csv_rows("transfer_plan_excluded.csv")
     assert any(r["reason"] == "already transferred (ledger)" for r in excluded)
 
@@ -699,3 +714,118 @@ def test_run_id_must_be_one_folder_name_and_report_needs_a_run_folder(tmp_path: 
     assert cli.main(["report", str(tmp_path / "no-such-run")]) == 2
     (tmp_path / "empty").mkdir()
     assert cli.main(["report", str(tmp_path / "empty"), "--params", str(DEMO)]) == 2
+
+
+# ---- exit code 3: every step ran, but some writes are not done -----------------------------------
+def set_tax_rate_in_file(xero_db: Path, organisation: str, tax_type: str, rate: str) -> str:
+    """A person changes a tax rate's percentage in Xero, written into the sandbox's books file
+    (the sandbox's API only reads tax rates, reference §5); returns the organisation's id."""
+    db = sqlite3.connect(xero_db, timeout=30, isolation_level=None)
+    try:
+        tenants = [
+            t
+            for t, doc in db.execute("SELECT tenant, doc FROM orgs")
+            if jsonutil.loads(doc)["Name"] == organisation
+        ]
+        (raw,) = db.execute(
+            "SELECT doc FROM records WHERE tenant=? AND kind='TaxRate' AND id=?",
+            (tenants[0], tax_type),
+        ).fetchone()
+        doc = jsonutil.loads(raw)
+        value = jsonutil.loads(rate)
+        doc.update(EffectiveRate=value, DisplayTaxRate=value)
+        doc["TaxComponents"] = [{**c, "Rate": value} for c in doc.get("TaxComponents") or []]
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(
+            "UPDATE records SET doc=? WHERE tenant=? AND kind='TaxRate' AND id=?",
+            (jsonutil.dumps(doc), tenants[0], tax_type),
+        )
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return str(tenants[0])
+
+
+def test_a_run_whose_invoices_xero_booked_otherwise_than_planned_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`recon run` with real kernels and the real push; between the plan and the push someone
+    changes the 20% VAT rate in Xero to 17.5%, so Xero books other totals than planned.
+
+    The plan and the push are two cells of one notebook (02_transfer), so the change is made when
+    the plan's file (``transfer_plan_eligible.csv``) appears. To make it land before the push's
+    first invoice write whatever the timing, the test holds the ledger's write lock from before
+    the run until the change is made: the push records every intent in the ledger before it
+    writes to Xero, so it waits there (SQLite's busy timeout) and only then sends. Every step
+    runs (no exit 1); the failed invoices make the run exit 3, and the report lists them.
+    """
+    state = tmp_path / "state"
+    ledger_path = tmp_path / "ledger.sqlite"
+    params = tmp_path / "changed-vat.yaml"
+    params.write_text(
+        DEMO.read_text("utf-8")
+        .replace("sandbox_dir: null", f"sandbox_dir: {state}")
+        .replace("ledger_file: null", f"ledger_file: {ledger_path}")
+        .replace(
+            "tax_map_file: params/tax_map.yaml", f"tax_map_file: {ROOT / 'params' / 'tax_map.yaml'}"
+        ),
+        "utf-8",
+    )
+    recon.sandbox.start(state).stop()  # seeded now: the test can find the tax rate in its file
+    Ledger(ledger_path).close()  # stamped now: opening it later needs no write
+    hold = sqlite3.connect(ledger_path, isolation_level=None, check_same_thread=False, timeout=30)
+    hold.execute("BEGIN IMMEDIATE")
+    out = tmp_path / "out"
+    finished = threading.Event()
+    changed: list[tuple[Path, str]] = []
+
+    def change_vat_once_planned() -> None:
+        try:
+            while not finished.is_set():
+                planned = list(out.glob("*/transfer_plan_eligible.csv"))
+                if planned:
+                    tenant = set_tax_rate_in_file(
+                        state / "xero.sqlite", "Hive Coworking UK Ltd", "OUTPUT2", "17.5"
+                    )
+                    changed.append((planned[0], tenant))
+                    return
+                time.sleep(0.05)
+        finally:
+            hold.execute("ROLLBACK")
+
+    watcher = threading.Thread(target=change_vat_once_planned, daemon=True)
+    watcher.start()
+    try:
+        code = cli.main(["run", str(params), "--out", str(out)])
+    finally:
+        finished.set()
+        watcher.join(timeout=60)
+        hold.close()
+    captured = capsys.readouterr()
+    assert changed, "the plan's file never appeared"
+    assert code == cli.EXIT_WRITES_UNFINISHED == 3, captured.err
+    ((planned_file, tenant),) = changed
+    run_dir = planned_file.parent
+    steps = json.loads((run_dir / "run.json").read_text("utf-8"))["steps"]
+    assert {s["status"] for s in steps} == {"ok"}
+    outcomes = rows_of(run_dir / "transfer_outcomes.csv")
+    failed = [r for r in outcomes if r["outcome"] == "failed"]
+    assert failed and all(r["messages"].startswith("Xero booked total ") for r in failed)
+    assert all(r["xero_id"] for r in failed), "the ledger and the table keep Xero's id"
+    assert "recon: transfer " in captured.err and "Xero booked total" in captured.err
+    errors = rows_of(run_dir / "csv" / "errors.csv")
+    assert {e["kind"] for e in errors} == {"transfer failed"}
+    assert len(errors) == len(failed)
+    with Ledger(ledger_path) as ledger:
+        rows = ledger.transfers(tenant).set_index("invoice_number")
+    for r in failed:
+        row = rows.loc[r["invoice_number"]]
+        assert (row["state"], row["xero_id"]) == ("failed", r["xero_id"])
+
+
+def test_help_names_exit_code_3(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "3 finished, but some invoices or payments failed" in " ".join(
+        capsys.readouterr().out.split()
+    )

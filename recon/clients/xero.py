@@ -9,7 +9,11 @@ only ``XeroConfig`` (URLs and credentials) differs.
   refresh-token rotation for a web app); every new token set is saved through
   ``TokenStore`` (a user config folder, 0600) and never printed.
 - Calls: ``Accept: application/json``, ``xero-tenant-id`` on accounting
-  calls, JSON money parsed as ``Decimal``.
+  calls, JSON money parsed as ``Decimal`` and written from ``Decimal`` digit for
+  digit (never through a float). Invoice and credit-note writes, and the reads
+  of them, send ``unitdp=4`` (xero-api.md §3.1, §3.3): unit amounts keep four
+  places. Paged reads stop on the answer's ``pagination.pageCount`` (§3.4),
+  or on a short page when an answer carries no page object.
 - Limits: ``MinutePacer`` keeps under the per-minute limit from the quota
   headers; 429/503 are retried honouring ``Retry-After``; writes are retried
   only with an ``Idempotency-Key``.
@@ -28,6 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -61,10 +66,14 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "XeroClient",
     "XeroConfig",
+    "json_text",
     "parse_xero_date",
 ]
 
 MAX_PAGE_SIZE = 1000  # reference §3.4
+# Unit amounts to four places on every invoice and credit-note write and read (reference §3.1,
+# §3.3): recon's replay of Xero's arithmetic (recon.money) assumes them.
+UNIT_DECIMALS: Mapping[str, str] = MappingProxyType({"unitdp": "4"})
 BATCH_SIZE = 50  # reference §3.6: "batch elements in bundles of up to 50"
 IDS_PER_CALL = 50  # reference §3.4: ~52 GUIDs fit in IDs=
 DEFAULT_SCOPES = (
@@ -305,7 +314,7 @@ class XeroClient:
             hdrs["Idempotency-Key"] = idempotency_key
         content = None
         if json_body is not None:
-            content = json.dumps(json_body, default=_json_default).encode()
+            content = json_text(json_body).encode()
             hdrs["Content-Type"] = "application/json"
         is_write = method.upper() not in ("GET", "HEAD")
         retry_safe = not is_write or bool(idempotency_key)
@@ -515,16 +524,21 @@ class XeroClient:
         page_size: int = MAX_PAGE_SIZE,
         modified_since: datetime | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield each page's records until a short page (pages are 1-based)."""
+        """Yield each page's records (pages are 1-based) up to the answer's
+        ``pagination.pageCount``; without a page object, until a short page."""
         headers = {"If-Modified-Since": _http_timestamp(modified_since)} if modified_since else None
         page = 1
         while True:
             query = dict(params or {})
             query.update({"page": page, "pageSize": page_size})
-            records = _records(self._get(path, query, headers), key)
+            body = self._get(path, query, headers)
+            records = _records(body, key)
             if records:
                 yield records
-            if len(records) < page_size:
+            pages = _page_count(body)
+            if not records or (pages is not None and page >= pages):
+                return
+            if pages is None and len(records) < page_size:
                 return
             page += 1
 
@@ -545,7 +559,7 @@ class XeroClient:
 
         ``ids`` and ``invoice_numbers`` are sent in chunks that fit in a URL.
         """
-        base: dict[str, Any] = {}
+        base: dict[str, Any] = dict(UNIT_DECIMALS)
         if where:
             base["where"] = where
         if statuses:
@@ -581,7 +595,7 @@ class XeroClient:
 
     def get_invoice(self, invoice_id_or_number: str) -> dict[str, Any]:
         """One invoice by InvoiceID or InvoiceNumber; ``NotFound`` if Xero has none."""
-        return _first(self._get(f"/Invoices/{invoice_id_or_number}"), "Invoices")
+        return _first(self._get(f"/Invoices/{invoice_id_or_number}", UNIT_DECIMALS), "Invoices")
 
     def iter_contacts(
         self,
@@ -608,11 +622,13 @@ class XeroClient:
         idempotency_key: str | None,
         summarize_errors: bool = False,
     ) -> list[dict[str, Any]]:
-        params = {"summarizeErrors": "false"} if not summarize_errors else None
+        params: dict[str, str] = {} if summarize_errors else {"summarizeErrors": "false"}
+        if key in ("Invoices", "CreditNotes"):
+            params.update(UNIT_DECIMALS)
         response = self.request(
             method,
             self.config.api_url + path,
-            params=params,
+            params=params or None,
             json_body={key: elements},
             idempotency_key=idempotency_key,
         )
@@ -638,6 +654,7 @@ class XeroClient:
         response = self.request(
             "POST",
             f"{self.config.api_url}/Invoices/{invoice_id}",
+            params=UNIT_DECIMALS,
             json_body={"Invoices": [fields]},
             idempotency_key=idempotency_key,
         )
@@ -671,6 +688,20 @@ class XeroClient:
         """PUT a batch of credit notes (≤ 50) with summarizeErrors=false."""
         return self._write_batch("PUT", "/CreditNotes", "CreditNotes", notes, idempotency_key)
 
+    def allocate_credit_note(
+        self, credit_note_id: str, allocations: list[dict[str, Any]], *, idempotency_key: str
+    ) -> list[dict[str, Any]]:
+        """Allocate one credit note to invoices (``PUT /CreditNotes/{id}/Allocations``,
+        summarizeErrors=false): each allocation is ``{"Invoice": {"InvoiceID": …}, "Amount":
+        Decimal, "Date": "YYYY-MM-DD"}``; one result element per allocation, in order."""
+        return self._write_batch(
+            "PUT",
+            f"/CreditNotes/{credit_note_id}/Allocations",
+            "Allocations",
+            allocations,
+            idempotency_key,
+        )
+
     def iter_credit_notes(
         self,
         *,
@@ -683,7 +714,7 @@ class XeroClient:
             for page in self.iter_pages(
                 "/CreditNotes",
                 "CreditNotes",
-                {"where": where} if where else None,
+                {**UNIT_DECIMALS, **({"where": where} if where else {})},
                 modified_since=modified_since,
             ):
                 yield from page
@@ -694,7 +725,10 @@ class XeroClient:
                 f'CreditNoteNumber=="{n}"' for n in values[start : start + IDS_PER_CALL]
             )
             for page in self.iter_pages(
-                "/CreditNotes", "CreditNotes", {"where": clause}, modified_since=modified_since
+                "/CreditNotes",
+                "CreditNotes",
+                {**UNIT_DECIMALS, "where": clause},
+                modified_since=modified_since,
             ):
                 yield from page
 
@@ -746,13 +780,34 @@ def _first(body: Any, key: str) -> dict[str, Any]:
     return records[0]
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Decimal):
-        # Xero takes JSON numbers; two-place amounts print exactly through float's repr.
-        return float(obj)
-    if isinstance(obj, (datetime, date)):
-        return obj.isoformat()
-    raise TypeError(f"cannot send {type(obj).__name__} as JSON")
+def _page_count(body: Any) -> int | None:
+    """The answer's ``pagination.pageCount`` (reference §3.4), or None when it carries none."""
+    pagination = body.get("pagination") if isinstance(body, dict) else None
+    count = pagination.get("pageCount") if isinstance(pagination, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON with every Decimal written digit for digit as a JSON number.
+
+    ``json`` can only write a Decimal through a float, which loses digits past ~15 significant
+    places (``100000000000000.01`` would go out as ``100000000000000.02``). Dates go as ISO text.
+    """
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise TypeError(f"cannot send {value} as a JSON number")
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        return (
+            "{" + ",".join(f"{json.dumps(str(k))}:{json_text(v)}" for k, v in value.items()) + "}"
+        )
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(json_text(v) for v in value) + "]"
+    if isinstance(value, (datetime, date)):
+        return json.dumps(value.isoformat())
+    if value is None or isinstance(value, (str, int, float)):
+        return json.dumps(value, allow_nan=False)
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
 def _http_timestamp(dt: datetime) -> str:

@@ -9,6 +9,20 @@ up in Xero before sending anything (``recover``). One invoice's error never
 stops the batch or the run; a whole-batch failure is resolved like a crash. A
 push larger than today's call budget sends the oldest invoices and defers the
 rest; a plan offered through another location's connection is refused.
+
+Every invoice Xero answers as created is checked against the plan: its SubTotal,
+TotalTax, Total and CurrencyCode must be the plan's ``xero_subtotal``,
+``xero_tax``, ``xero_total`` and ``currency`` (the books may have changed since
+the preview, e.g. a tax rate). One that differs is ``failed``, with both figures
+and its Xero id in the ledger, so it is never sent twice and a person checks it.
+
+Keys and attempts (xero-api.md §7: Xero replays a key's first answer, errors
+included, for about six minutes): an invoice's key is derived from its batch's
+content and, from the second attempt on, the attempt numbers. A send Xero
+answered with a refusal makes the next send a new attempt (a new key, so the
+resend after a fix is not answered with the cached refusal); a send Xero never
+answered (a crash, a timeout) is sent again as the same attempt, under the same
+key, so Xero replays rather than duplicates.
 """
 
 from __future__ import annotations
@@ -24,15 +38,32 @@ from typing import Any
 
 import pandas as pd
 
-from recon.errors import AuthError, ClientError, RateLimited
+from recon.errors import AuthError, ClientError, RateLimited, ServiceUnavailable
 from recon.ledger import Ledger
-from recon.outcomes import TransferOutcome, counts_text
+from recon.money import D
+from recon.outcomes import TransferOutcome, Verdict, counts_text
 from recon.session import Connection
 from recon.transfer.plan import TransferPlan, calls_needed, day_calls_left, fit_budget
 from recon.troubleshooting import explain_all
-from recon.values import records
+from recon.values import is_missing, records
 
-__all__ = ["BUDGET_RESERVE", "TransferResult", "batch_key", "push", "recover"]
+__all__ = [
+    "BUDGET_RESERVE",
+    "NOT_SENT",
+    "UNSENT",
+    "TransferResult",
+    "batch_key",
+    "booked_differences",
+    "push",
+    "recover",
+    "unfinished_outcomes",
+]
+
+# The ledger state of an invoice Xero never answered for and does not hold: the next send is the
+# same attempt under the same key (a state of the ledger only; the outcomes table never shows it).
+UNSENT = "unsent"
+# How the messages of an invoice not sent because the run had to stop begin (outcome ``skipped``).
+NOT_SENT = "not sent: "
 
 # ---- the push ---------------------------------------------------------------------------------
 OUTCOME_COLUMNS = [
@@ -76,6 +107,11 @@ class TransferResult:
         self.outcomes.to_csv(path, index=False)
         return path
 
+    @property
+    def unfinished(self) -> pd.DataFrame:
+        """The rows a person or the next run must still see to: ``unfinished_outcomes``."""
+        return unfinished_outcomes(self.outcomes)
+
     def __str__(self) -> str:
         counts = counts_text(TransferOutcome, self.counts())
         return (
@@ -92,10 +128,39 @@ class TransferResult:
         return transfer_result_html(self)
 
 
-def batch_key(tenant_id: str, payloads: list[dict[str, Any]]) -> str:
-    """An Idempotency-Key from the batch's content: the same batch always gets the same key."""
-    body = json.dumps([tenant_id, payloads], sort_keys=True, default=str, separators=(",", ":"))
+def batch_key(
+    tenant_id: str, payloads: list[dict[str, Any]], attempts: list[int] | None = None
+) -> str:
+    """An Idempotency-Key from the batch's content and its invoices' attempt numbers: the same
+    attempt of the same batch always gets the same key, a later attempt another one.
+
+    First attempts (``attempts`` None or all 1) get the key of the content alone.
+    """
+    parts: list[Any] = [tenant_id, payloads]
+    if attempts is not None and any(a != 1 for a in attempts):
+        parts.append({"attempts": list(attempts)})
+    body = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return "recon-" + hashlib.sha256(body.encode()).hexdigest()[:58]
+
+
+def unfinished_outcomes(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The outcome rows that are not done: failed, refused or unknown, deferred to a later run,
+    or skipped because the run had to stop (messages beginning ``NOT_SENT``). Works on a
+    ``TransferResult.outcomes`` and on ``transfer_outcomes.csv`` read back as text."""
+    if outcomes.empty:
+        return outcomes
+
+    def open_row(outcome: Any, messages: Any) -> bool:
+        found = TransferOutcome.of(None if is_missing(outcome) else str(outcome))
+        if found is None:
+            return False
+        if found.verdict in (Verdict.FAILURE, Verdict.WAITING):
+            return True
+        text = "" if is_missing(messages) else str(messages)
+        return found is TransferOutcome.SKIPPED and text.startswith(NOT_SENT)
+
+    mask = [open_row(o, m) for o, m in zip(outcomes["outcome"], outcomes["messages"], strict=True)]
+    return outcomes[mask]
 
 
 def outcome_row(
@@ -129,8 +194,8 @@ def outcome_row(
 
 
 def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
-    """Resolve intents a crash left behind: found in Xero -> created; not found -> cleared for a
-    resend."""
+    """Resolve intents a crash left behind: found in Xero -> created (failed, with its Xero id, if
+    its total is not Nexudus'); not found -> ``UNSENT``, resent as the same attempt."""
     tenant = str(conn.xero.tenant_id)
     pending = ledger.unfinished(tenant)
     if pending.empty:
@@ -139,7 +204,33 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
     rows = []
     for rec in records(pending):
         hit = found.get(rec["invoice_number"])
-        if hit is not None:
+        # An eligible invoice's planned total is Nexudus' own (the plan holds back any other).
+        differences = (
+            booked_differences({**rec, "xero_total": rec["nexudus_total"]}, hit["booked"])
+            if hit is not None
+            else []
+        )
+        if hit is not None and differences:
+            ledger.record_outcome(
+                tenant,
+                rec["nexudus_invoice_id"],
+                TransferOutcome.FAILED,
+                xero_id=hit["id"],
+                xero_total=hit["total"],
+                messages=[
+                    *differences,
+                    "found in Xero after an interrupted run, not as planned: a person must "
+                    "check it there and void or correct it",
+                ],
+            )
+            rows.append(
+                {
+                    "invoice_number": rec["invoice_number"],
+                    "resolution": "found in Xero, booked differently",
+                    "xero_id": hit["id"],
+                }
+            )
+        elif hit is not None:
             ledger.record_outcome(
                 tenant,
                 rec["nexudus_invoice_id"],
@@ -156,11 +247,12 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
                 }
             )
         else:
+            # Xero never answered it: the resend is the same attempt, under the same key.
             ledger.record_outcome(
                 tenant,
                 rec["nexudus_invoice_id"],
-                TransferOutcome.FAILED,
-                messages=["interrupted before Xero saved it; resent"],
+                UNSENT,
+                messages=["interrupted before Xero saved it; resent as the same attempt"],
             )
             rows.append(
                 {
@@ -180,7 +272,8 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
 
 
 def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
-    """Invoice and credit-note numbers -> their Xero id and total (batched)."""
+    """Invoice and credit-note numbers -> their Xero id, total, contact and the record itself
+    (``booked``: what ``booked_differences`` reads), in batches."""
     out: dict[str, dict[str, Any]] = {}
     for inv in conn.xero.iter_invoices(invoice_numbers=numbers, summary_only=True):
         if inv.get("Status") not in ("DELETED",):
@@ -188,6 +281,7 @@ def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
                 "id": inv["InvoiceID"],
                 "total": Decimal(str(inv.get("Total", 0))),
                 "contact": (inv.get("Contact") or {}).get("ContactID"),
+                "booked": inv,
             }
     missing = [n for n in numbers if n not in out]
     if missing and hasattr(conn.xero, "iter_credit_notes"):
@@ -197,8 +291,89 @@ def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
                     "id": note["CreditNoteID"],
                     "total": Decimal(str(note.get("Total", 0))),
                     "contact": (note.get("Contact") or {}).get("ContactID"),
+                    "booked": note,
                 }
     return out
+
+
+# ---- booked as planned? ------------------------------------------------------------------------
+# (plan column, Xero field, the word in messages)
+CHECKED_FIGURES = (
+    ("xero_subtotal", "SubTotal", "subtotal"),
+    ("xero_tax", "TotalTax", "tax"),
+    ("xero_total", "Total", "total"),
+)
+BOOKED_DIFFERENTLY_MEANING = (
+    "Xero saved it, but not with the figures recon planned: the books changed between the "
+    "preview and the push (a tax rate, an account, the currency), so Xero computed other totals."
+)
+BOOKED_DIFFERENTLY_FIX = (
+    "A person must check the invoice in Xero (its id is in the ledger and here) and void or "
+    "correct it there; recon will not send it again while Xero holds it."
+)
+
+
+def _planned(row: dict[str, Any], column: str, credit: bool) -> Decimal | None:
+    value = row.get(column)
+    if value is None or is_missing(value):
+        return None
+    amount = D(value)
+    # Nexudus keeps a credit note's amounts negative; Xero's credit notes are positive.
+    return abs(amount) if credit else amount
+
+
+def booked_differences(row: dict[str, Any], booked: dict[str, Any]) -> list[str]:
+    """How what Xero booked (``SubTotal``, ``TotalTax``, ``Total``, ``CurrencyCode``) differs
+    from the plan's row (``xero_subtotal``, ``xero_tax``, ``xero_total``, ``currency``; a
+    figure the plan or Xero's answer lacks is not compared); ``[]`` when it was booked as
+    planned."""
+    credit = row.get("kind") == "credit_note"
+    figures = []
+    differs = False
+    for column, field_name, word in CHECKED_FIGURES:
+        planned = _planned(row, column, credit)
+        value = booked.get(field_name)
+        xero = None if value is None or is_missing(value) else D(value)
+        figures.append((word, xero, planned))
+        if planned is not None and xero is not None and xero != planned:
+            differs = True
+    messages = []
+    if differs:
+        xero_total, planned_total = figures[2][1], figures[2][2]
+        detail = "; ".join(
+            f"{word} {xero} booked, {planned if planned is not None else 'not planned'} planned"
+            for word, xero, planned in figures[:2]
+        )
+        messages.append(f"Xero booked total {xero_total}, recon planned {planned_total} ({detail})")
+    currency = booked.get("CurrencyCode")
+    if currency and not is_missing(row.get("currency")) and str(currency) != str(row["currency"]):
+        messages.append(f"Xero booked it in {currency}, recon planned {row['currency']}")
+    return messages
+
+
+def _booked_differently(
+    row: dict[str, Any], xero_id: str, booked: dict[str, Any], differences: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An invoice Xero holds with other figures than planned: its failed outcome row and its
+    ledger outcome (state failed, with the Xero id so it is never created twice)."""
+    total = booked.get("Total")
+    xero_total = None if total is None or is_missing(total) else D(total)
+    messages = [
+        *differences,
+        f"The invoice is in Xero (id {xero_id}) but not as planned: a person must check it there "
+        "and void or correct it; recon will not send it again",
+    ]
+    shown = outcome_row(
+        row, TransferOutcome.FAILED, xero_id=xero_id, xero_total=xero_total, messages=messages
+    ) | {"meaning": BOOKED_DIFFERENTLY_MEANING, "fix": BOOKED_DIFFERENTLY_FIX}
+    recorded = {
+        "nexudus_invoice_id": row["nexudus_invoice_id"],
+        "state": TransferOutcome.FAILED,
+        "xero_id": xero_id,
+        "xero_total": xero_total,
+        "messages": messages,
+    }
+    return shown, recorded
 
 
 def _create_contacts(conn: Connection, plan: TransferPlan, ledger: Ledger) -> dict[str, str]:
@@ -393,7 +568,7 @@ def push(
                 )
             except (AuthError, RateLimited) as exc:
                 # The run cannot go on (sign-in gone, or today's limit spent): say so for the rest.
-                stop_reason = f"not sent: {exc}"
+                stop_reason = f"{NOT_SENT}{exc}"
                 try:
                     recover(conn, ledger)
                 except ClientError as lookup_exc:
@@ -443,8 +618,12 @@ def _send_batch(
         body = dict(plan.payloads[int(r["nexudus_invoice_id"])])
         body["Contact"] = {"ContactID": contact_ids[r["contact_number"]]}
         payloads.append(body)
-    key = batch_key(tenant, payloads)
-    ledger.record_intents(tenant, key, [{**r, "nexudus_total": r["nexudus_total"]} for r in chunk])
+    attempt_of = ledger.next_attempts(tenant, [int(r["nexudus_invoice_id"]) for r in chunk])
+    attempts = [attempt_of[int(r["nexudus_invoice_id"])] for r in chunk]
+    key = batch_key(tenant, payloads, attempts)
+    ledger.record_attempt_intents(
+        tenant, key, [{**r, "attempt": a} for r, a in zip(chunk, attempts, strict=True)]
+    )
     ledger.event(
         "xero",
         f"create {kind}s",
@@ -475,10 +654,18 @@ def _send_batch(
                 "next run resolves it"
             )
             return [outcome_row(r, TransferOutcome.UNKNOWN, messages=[message]) for r in chunk]
+        # Xero answered (a refusal it caches under the key, or a 5xx): the next send is a new
+        # attempt. No answer at all (a timeout, a dropped connection): the same attempt again.
+        answered = not (isinstance(exc, ServiceUnavailable) and exc.status is None)
         out = []
         for r in chunk:
             hit = found.get(r["invoice_number"])
-            if hit:
+            differences = booked_differences(r, hit["booked"]) if hit else []
+            if hit and differences:
+                shown, ledger_row = _booked_differently(r, hit["id"], hit["booked"], differences)
+                ledger.record_outcomes(tenant, [ledger_row])
+                out.append(shown)
+            elif hit:
                 ledger.record_outcome(
                     tenant,
                     r["nexudus_invoice_id"],
@@ -494,7 +681,10 @@ def _send_batch(
             else:
                 messages = getattr(exc, "messages", None) or [str(exc)]
                 ledger.record_outcome(
-                    tenant, r["nexudus_invoice_id"], TransferOutcome.FAILED, messages=messages
+                    tenant,
+                    r["nexudus_invoice_id"],
+                    TransferOutcome.FAILED if answered else UNSENT,
+                    messages=messages,
                 )
                 out.append(outcome_row(r, TransferOutcome.FAILED, messages=messages))
         return out
@@ -506,7 +696,13 @@ def _send_batch(
     id_key = "CreditNoteID" if kind == "credit_note" else "InvoiceID"
     for r, el in zip(chunk, elements, strict=True):
         messages = [m.get("Message", "") for m in el.get("ValidationErrors") or []]
-        if el.get("StatusAttributeString") in ("OK", "WARNING") and el.get(id_key):
+        saved = el.get("StatusAttributeString") in ("OK", "WARNING") and el.get(id_key)
+        differences = booked_differences(r, el) if saved else []
+        if saved and differences:
+            shown, booked = _booked_differently(r, el[id_key], el, differences)
+            recorded.append(booked)
+            out.append(shown)
+        elif saved:
             total = Decimal(str(el.get("Total", 0)))
             recorded.append(
                 {

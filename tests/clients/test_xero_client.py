@@ -18,7 +18,7 @@ import pytest
 from support import fast_retry, xero_config
 
 from recon.clients.tokens import TokenStore
-from recon.clients.xero import IDS_PER_CALL, XeroClient, parse_xero_date
+from recon.clients.xero import IDS_PER_CALL, XeroClient, json_text, parse_xero_date
 from recon.errors import ApiRejected, AuthError, ClientError, NotFound, WrongOrganisation
 from recon.sandbox import Sandbox
 
@@ -41,6 +41,47 @@ def invoice(number: str, amount: str = "100.00", **fields: Any) -> dict[str, Any
         ],
         **fields,
     }
+
+
+class Recording(httpx.BaseTransport):
+    """Real HTTP to the sandbox, keeping every request sent; with ``strip_pagination`` the answers
+    lose their ``pagination`` object, as an answer from an API version without one would."""
+
+    def __init__(self, *, strip_pagination: bool = False) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.strip_pagination = strip_pagination
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        response = self.inner.handle_request(request)
+        if not self.strip_pagination or "/api.xro/" not in str(request.url):
+            return response
+        body = XeroClient.parse(httpx.Response(200, content=response.read()))
+        if isinstance(body, dict):
+            body.pop("pagination", None)
+        headers = {
+            k: v for k, v in response.headers.items() if k.lower() not in ("content-length",)
+        }
+        return httpx.Response(
+            response.status_code, headers=headers, content=json_text(body).encode()
+        )
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def writes(self) -> list[httpx.Request]:
+        """The requests that were not GETs, token requests left out."""
+        return [r for r in self.requests if r.method != "GET" and "/api.xro/" in str(r.url)]
+
+
+def recording_client(box: Sandbox, folder: Path, transport: Recording) -> XeroClient:
+    return XeroClient(
+        xero_config(box),
+        token_store=TokenStore(folder),
+        retry=fast_retry(),
+        transport=transport,
+    )
 
 
 def web_app(box: Sandbox) -> str:
@@ -315,3 +356,142 @@ def test_a_refresh_token_used_elsewhere_is_an_auth_error_and_the_stale_token_is_
     assert list(folder.glob("*.json")) == [], (
         "a dead token set is removed so the next run asks to sign in"
     )
+
+
+# ---- exact money on the wire, four-place unit amounts, page counts ------------------------------
+def test_json_text_writes_decimals_digit_for_digit_and_refuses_what_is_no_json_number() -> None:
+    assert json_text({"a": Decimal("0.1") + Decimal("0.2")}) == '{"a":0.3}'
+    assert json_text([Decimal("100000000000000.01"), Decimal("-0.50"), Decimal("1E+2")]) == (
+        "[100000000000000.01,-0.50,100]"
+    )
+    assert json_text({"n": None, "b": True, "q": 3, "s": "Café"}) == (
+        '{"n":null,"b":true,"q":3,"s":"Caf\\u00e9"}'
+    )
+    for bad in (Decimal("NaN"), Decimal("Infinity"), object()):
+        with pytest.raises(TypeError):
+            json_text({"x": bad})
+
+
+def test_amounts_reach_xero_digit_for_digit_with_no_float_on_the_way(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """0.1 + 0.2 goes out as 0.3 and a 10^14 amount keeps its cents (a float would send
+    100000000000000.02 for 100000000000000.01); Xero's totals are then exact (reference §10)."""
+    wire = Recording()
+    number = "C" + uuid.uuid4().hex[:8]
+    big = Decimal("100000000000000.01")
+    body = invoice(number, "0", LineAmountTypes="NoTax")
+    body["LineItems"] = [
+        {**body["LineItems"][0], "UnitAmount": Decimal("0.1") + Decimal("0.2")},
+        {**body["LineItems"][0], "UnitAmount": big},
+    ]
+    with recording_client(sandbox, tmp_path / "t", wire) as client:
+        (made,) = client.create_invoices([body])
+        assert made["StatusAttributeString"] == "OK", made
+        assert made["Total"] == Decimal("100000000000000.31")
+        assert [line["UnitAmount"] for line in client.get_invoice(number)["LineItems"]] == [
+            Decimal("0.3"),
+            big,
+        ]
+    (sent,) = wire.writes()
+    assert b'"UnitAmount":0.3,' in sent.content
+    assert b'"UnitAmount":100000000000000.01,' in sent.content
+
+
+def test_every_invoice_and_credit_note_write_and_invoice_read_sends_unitdp_4(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Reference §3.1/§3.3: UnitAmount has two places unless the call sends unitdp=4."""
+    wire = Recording()
+    number = "C" + uuid.uuid4().hex[:8]
+    with recording_client(sandbox, tmp_path / "t", wire) as client:
+        (made,) = client.create_invoices([invoice(number)], idempotency_key=f"k-{number}")
+        client.save_invoices([invoice(f"{number}-2")])
+        client.update_invoice(made["InvoiceID"], {"Reference": "edited"})
+        client.create_credit_notes(
+            [
+                {
+                    "Type": "ACCRECCREDIT",
+                    "Contact": {"Name": "Client Test Member"},
+                    "Date": "2026-08-03",
+                    "CreditNoteNumber": f"{number}-CN",
+                    "Status": "AUTHORISED",
+                    "LineItems": invoice(number)["LineItems"],
+                }
+            ]
+        )
+        client.create_contacts([{"Name": f"No unitdp {number}"}])
+        list(client.iter_invoices(invoice_numbers=[number]))
+        client.get_invoice(made["InvoiceID"])
+        list(client.iter_credit_notes(numbers=[f"{number}-CN"]))
+    writes = {(r.method, r.url.path.rsplit("/api.xro/2.0", 1)[1]): r for r in wire.writes()}
+    invoice_path = f"/Invoices/{made['InvoiceID']}"
+    assert set(writes) == {
+        ("PUT", "/Invoices"),
+        ("POST", "/Invoices"),
+        ("POST", invoice_path),
+        ("PUT", "/CreditNotes"),
+        ("PUT", "/Contacts"),
+    }
+    for (method, path), request in writes.items():
+        expected = None if path == "/Contacts" else "4"
+        assert request.url.params.get("unitdp") == expected, (method, path)
+    reads = [r for r in wire.requests if r.method == "GET" and "/api.xro/" in str(r.url)]
+    assert reads and all(r.url.params.get("unitdp") == "4" for r in reads)
+
+
+def test_a_four_place_unit_amount_is_booked_and_read_back_to_four_places(xero: XeroClient) -> None:
+    """3 x 3.3333 is 10.00 with unitdp=4 (9.99 if Xero rounded the unit amount to 3.33 first)."""
+    number = "C" + uuid.uuid4().hex[:8]
+    body = invoice(number)
+    body["LineItems"][0].update(Quantity=Decimal("3"), UnitAmount=Decimal("3.3333"))
+    (made,) = xero.create_invoices([body])
+    assert made["StatusAttributeString"] == "OK", made
+    assert (made["SubTotal"], made["TotalTax"], made["Total"]) == (
+        Decimal("10.00"),
+        Decimal("2.00"),
+        Decimal("12.00"),
+    )
+    (line,) = xero.get_invoice(made["InvoiceID"])["LineItems"]
+    assert line["UnitAmount"] == Decimal("3.3333")
+    (listed,) = xero.iter_invoices(invoice_numbers=[number])
+    assert listed["LineItems"][0]["UnitAmount"] == Decimal("3.3333")
+
+
+def _four_invoices(client: XeroClient) -> list[str]:
+    numbers = [f"P{uuid.uuid4().hex[:8]}-{i}" for i in range(4)]
+    made = client.create_invoices([invoice(n) for n in numbers])
+    assert all(m["StatusAttributeString"] == "OK" for m in made)
+    return numbers
+
+
+def test_paged_reads_stop_on_the_answers_page_count_not_on_an_empty_page(
+    xero: XeroClient,
+) -> None:
+    """Reference §3.4: the page object says how many pages there are; 4 invoices by 2 are 2 calls,
+    where stopping only on a short page would ask for an empty third."""
+    numbers = _four_invoices(xero)
+    before = xero.calls
+    got = list(xero.iter_invoices(invoice_numbers=numbers, page_size=2))
+    assert xero.calls - before == 2
+    assert sorted(i["InvoiceNumber"] for i in got) == sorted(numbers)
+    before = xero.calls
+    assert list(xero.iter_invoices(invoice_numbers=["NO-SUCH-NUMBER"], page_size=2)) == []
+    assert xero.calls - before == 1
+
+
+def test_without_a_page_object_paging_stops_on_the_first_short_page(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    wire = Recording(strip_pagination=True)
+    with recording_client(sandbox, tmp_path / "t", wire) as client:
+        numbers = _four_invoices(client)
+        before = client.calls
+        got = list(client.iter_invoices(invoice_numbers=numbers, page_size=2))
+        assert client.calls - before == 3  # two full pages, then an empty one
+        assert sorted(i["InvoiceNumber"] for i in got) == sorted(numbers)
+        before = client.calls
+        assert len(list(client.iter_invoices(invoice_numbers=numbers, page_size=3))) == 4
+        assert client.calls - before == 2
+    answers = [r for r in wire.requests if r.method == "GET" and "/Invoices" in r.url.path]
+    assert answers, "the reads went through the stripping transport"
