@@ -3,7 +3,8 @@
 The front door: the names a notebook or a script should use. Everything else
 stays importable but is not promised.
 
-    from recon import connect, check_location, plan_transfer, push, sync_status, apply_paid
+    from recon import connect, check_location, plan_transfer, push, plan_allocations, allocate
+    from recon import sync_status, apply_paid
 """
 
 from recon.errors import (
@@ -24,11 +25,23 @@ from recon.params import RunParams, load_params
 from recon.report import ReportPaths, build_report
 from recon.session import Connection, connect
 from recon.status import Difference, StatusDiff, apply_paid, sync_status
-from recon.transfer import TransferOptions, TransferPlan, TransferResult, plan_transfer, push
+from recon.transfer import (
+    AllocationPlan,
+    AllocationResult,
+    TransferOptions,
+    TransferPlan,
+    TransferResult,
+    allocate,
+    plan_allocations,
+    plan_transfer,
+    push,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllocationPlan",
+    "AllocationResult",
     "ApiRejected",
     "AuthError",
     "ClientError",
@@ -49,11 +62,13 @@ __all__ = [
     "TransferPlan",
     "TransferResult",
     "WrongOrganisation",
+    "allocate",
     "apply_paid",
     "build_report",
     "check_location",
     "connect",
     "load_params",
+    "plan_allocations",
     "plan_transfer",
     "push",
     "sync_status",

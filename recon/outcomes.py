@@ -1,9 +1,13 @@
-"""What one write ended as: a transfer's and a payment's outcomes, and one table of what each means.
+"""What one write ended as: a transfer's, a payment's, an allocation's and a Xero change's
+outcomes, and one table of what each means.
 
 A leaf (imports nothing of recon). ``push``/``recover`` give every invoice a
-``TransferOutcome``; ``apply_paid`` gives every payment a ``PaymentOutcome``.
-Their values are the strings in the step CSVs (``transfer_outcomes.csv``,
-``status_applied.csv``) and the ledger, so a member compares equal to the
+``TransferOutcome``; ``apply_paid`` gives every payment a ``PaymentOutcome``;
+``allocate`` gives every credit note an ``AllocationOutcome``;
+``apply_xero_changes`` gives every invoice it voids or credits a
+``XeroChangeOutcome``. Their values are the strings in the step CSVs
+(``transfer_outcomes.csv``, ``status_applied.csv``, ``allocation_outcomes.csv``,
+``status_xero_changes.csv``) and the ledger, so a member compares equal to the
 text read back from either.
 
 ``TABLE`` is the one place that says, for every outcome, what people call it
@@ -12,9 +16,10 @@ failure that goes on the report's Errors sheet, waiting for the next run, or
 skipped) and, for a failure, what it means and what to do. The report, the
 notebook panels and the HTML of a result all read it.
 
-Both enums have a ``failed``, an ``unknown`` and a ``skipped``, and a StrEnum
-member equals (and hashes as) its text, so the table is keyed by the enum and
-the value together: ``about(outcome)`` (or ``outcome.about``) finds a row.
+The enums share values (each has a ``failed`` and an ``unknown``, most a
+``skipped`` or a ``refused``), and a StrEnum member equals (and hashes as) its
+text, so the table is keyed by the enum and the value together:
+``about(outcome)`` (or ``outcome.about``) finds a row.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from typing import Final, Self
 __all__ = [
     "TABLE",
     "About",
+    "AllocationOutcome",
     "Outcome",
     "PaymentOutcome",
     "TransferOutcome",
     "Verdict",
+    "XeroChangeOutcome",
     "about",
     "counts_text",
 ]
@@ -46,11 +53,12 @@ class Verdict(StrEnum):
 
 
 class Outcome(StrEnum):
-    """What the two outcome enums share: their row of ``TABLE`` and reading one back from text."""
+    """What the outcome enums share: their row of ``TABLE`` and reading one back from text."""
 
     @property
     def step(self) -> str:
-        """The write the outcome is of, as the report names it ("transfer", "payment")."""
+        """The write the outcome is of, as the report names it ("transfer", "payment",
+        "allocation", "Xero change")."""
         raise NotImplementedError
 
     @property
@@ -122,6 +130,45 @@ class PaymentOutcome(Outcome):
     def step(self) -> str:
         """``"payment"``: an apply's outcomes are of payments."""
         return "payment"
+
+
+class AllocationOutcome(Outcome):
+    """Every outcome of allocating one credit note to its original in Xero
+    (``allocation_outcomes.csv``).
+
+    ``allocated`` and ``failed`` are also the allocation states ``allocate``
+    records in the ledger's ``allocations`` table.
+    """
+
+    ALLOCATED = "allocated"  # Xero saved it (or had it already, found after a lost answer)
+    NOT_ALLOCATED = "not allocated"  # the plan gave a reason not to
+    SKIPPED = "skipped"  # not sent this time: done since the plan was made, or the run stopped
+    FAILED = "failed"  # Xero refused it: its words are in the messages
+    UNKNOWN = "unknown"  # no answer and Xero could not be asked: the next run resolves it
+    REFUSED = "refused"  # the plan is for another organisation than the connection
+
+    @property
+    def step(self) -> str:
+        """``"allocation"``: an allocate's outcomes are of credit-note allocations."""
+        return "allocation"
+
+
+class XeroChangeOutcome(Outcome):
+    """Every outcome of one change the status sync makes in Xero (``status_xero_changes.csv``):
+    an invoice voided in Xero, or the credit notes raised against it allocated to it."""
+
+    VOIDED = "voided"
+    ALLOCATED = "allocated"
+    ALREADY_DONE = "already done"
+    REFUSED = "refused"
+    WAITING = "waiting"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+    @property
+    def step(self) -> str:
+        """``"Xero change"``: a status apply's changes in Xero."""
+        return "Xero change"
 
 
 @dataclass(frozen=True)
@@ -222,6 +269,99 @@ TABLE: Final[tuple[About, ...]] = (
         Verdict.FAILURE,
         "Nexudus did not answer; it may or may not have recorded the payment.",
         "Run the status sync with apply again: it reads the invoice first and never pays twice.",
+    ),
+    About(
+        AllocationOutcome.ALLOCATED,
+        "allocated in Xero",
+        Verdict.SUCCESS,
+        "Xero allocated the credit note to its original invoice (or had it already, found after "
+        "a lost answer); the ledger records it.",
+    ),
+    About(
+        AllocationOutcome.NOT_ALLOCATED,
+        "not allocated (see reason)",
+        Verdict.SKIPPED,
+        "The plan proposed no allocation: the credit note or its original is not in a state to "
+        "take one (the messages give the reason and what to do).",
+    ),
+    About(
+        AllocationOutcome.SKIPPED,
+        "skipped (not sent)",
+        Verdict.SKIPPED,
+        "Not sent this time: the ledger shows it allocated since the plan was made, or the run "
+        "had to stop (the messages say which).",
+        "If the run stopped, plan and allocate again: only what is still open is sent.",
+    ),
+    About(
+        AllocationOutcome.FAILED,
+        "refused by Xero",
+        Verdict.FAILURE,
+        "Xero did not allocate it: its words are in the messages.",
+        "Correct what Xero's message says (the original paid or voided, another customer or "
+        "currency), then plan and allocate again, or allocate by hand in Xero.",
+    ),
+    About(
+        AllocationOutcome.UNKNOWN,
+        "unknown (no answer from Xero)",
+        Verdict.FAILURE,
+        "Xero's answer was lost and it could not be asked: the allocation may or may not be there.",
+        "Allocate again: it reads the credit note's allocations in Xero before sending anything.",
+    ),
+    About(
+        AllocationOutcome.REFUSED,
+        "refused (wrong organisation)",
+        Verdict.FAILURE,
+        "recon did not send it: the plan was made for another Xero organisation.",
+        "Plan and allocate again through this location's own connection.",
+    ),
+    About(
+        XeroChangeOutcome.VOIDED,
+        "voided in Xero",
+        Verdict.SUCCESS,
+        "Xero voided the invoice (deleted it, if it was a draft), as Nexudus voided or deleted it.",
+    ),
+    About(
+        XeroChangeOutcome.ALLOCATED,
+        "credit allocated in Xero",
+        Verdict.SUCCESS,
+        "The credit notes Nexudus raised against the invoice are allocated to it in Xero.",
+    ),
+    About(
+        XeroChangeOutcome.ALREADY_DONE,
+        "already done in Xero",
+        Verdict.SUCCESS,
+        "An earlier run made the change (the ledger or Xero says so); nothing was sent.",
+    ),
+    About(
+        XeroChangeOutcome.REFUSED,
+        "refused (Xero's rules)",
+        Verdict.FAILURE,
+        "Not changed: Xero refused the allocation, or holds a payment or credit that stops the "
+        "void; the message gives the reason, in Xero's words where Xero gave them.",
+        "Do what the message says in Xero (remove or refund the payment, approve the credit note, "
+        "correct the original), then sync and apply again.",
+    ),
+    About(
+        XeroChangeOutcome.WAITING,
+        "waiting (not sent yet)",
+        Verdict.WAITING,
+        "Not changed yet: the credit note is not in Xero yet, or the run stopped before it; the "
+        "message says which.",
+        "Run the transfer if the credit note is not in Xero yet, then apply again.",
+    ),
+    About(
+        XeroChangeOutcome.FAILED,
+        "rejected by Xero",
+        Verdict.FAILURE,
+        "Xero did not accept the change: its words are in the message.",
+        "Correct what Xero's message says, then sync and apply again.",
+    ),
+    About(
+        XeroChangeOutcome.UNKNOWN,
+        "unknown (no answer from Xero)",
+        Verdict.FAILURE,
+        "Xero's answer was lost: the change may or may not have been made.",
+        "Sync and apply again: recon reads Xero before sending anything twice.",
     ),
 )
 

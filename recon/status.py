@@ -10,10 +10,10 @@ a ``Difference``, its ``action``, its ``actor`` (``recon``: recon does it once
 confirmed; ``person``: a decision recon leaves to people) and both sides' figures.
 
 Writes are gated, never automatic: ``apply_paid`` marks paid in Nexudus exactly the
-invoices fully paid in Xero with money (never one settled by credit);
-``apply_xero_changes(..., confirm=True)`` voids in Xero the invoices voided or
-deleted in Nexudus and allocates to an invoice the credit notes Nexudus raised
-against it. Both record intent and outcome in the ledger, so a repeat changes nothing.
+invoices fully paid in Xero with money (never one settled by credit), recording
+intent and outcome in the ledger, so a repeat changes nothing. The changes a diff
+asks for in Xero (void, allocate a credit note) are ``recon.status_xero``'s, a floor
+above, since the allocation is the transfer's writer.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pandas as pd
 
 from recon.cells import csv_safe
 from recon.clients.xero import parse_xero_date
-from recon.errors import ApiRejected, ClientError, NotFound, StepError
+from recon.errors import ApiRejected, ClientError, NotFound
 from recon.ledger import Ledger
 from recon.outcomes import PaymentOutcome, TransferOutcome
 from recon.session import Connection
@@ -42,12 +42,10 @@ __all__ = [
     "Actor",
     "Difference",
     "StatusDiff",
-    "XeroChangeOutcome",
     "apply_paid",
-    "apply_xero_changes",
     "is_credit_settled",
-    "proposed_xero_changes",
     "sync_status",
+    "xero_state_row",
 ]
 
 ZERO = Decimal("0")
@@ -258,7 +256,9 @@ class StatusDiff:
         return status_diff_html(self)
 
 
-def _state_row(inv: dict[str, Any], *, kind: str, created_by_recon: bool) -> dict[str, Any]:
+def xero_state_row(inv: dict[str, Any], *, kind: str, created_by_recon: bool) -> dict[str, Any]:
+    """One row of the ledger's copy of Xero (``Ledger.update_xero_state``) from an invoice, or a
+    credit note (``kind="credit_note"``), as Xero answers it."""
     paid_on = parse_xero_date(inv.get("FullyPaidOnDate"))
     updated = parse_xero_date(inv.get("UpdatedDateUTC"))
     id_key, number_key = (
@@ -304,7 +304,10 @@ def refresh_xero_state(conn: Connection, ledger: Ledger, *, full: bool = False) 
     }
     ledger.update_xero_state(
         tenant,
-        [_state_row(i, kind="invoice", created_by_recon=i["InvoiceID"] in mine) for i in changed],
+        [
+            xero_state_row(i, kind="invoice", created_by_recon=i["InvoiceID"] in mine)
+            for i in changed
+        ],
         complete=since is None,
     )
     stamps = [parse_xero_date(i.get("UpdatedDateUTC")) for i in changed]
@@ -952,307 +955,3 @@ def _apply_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any
         detail=f"{amount}" + (f"; {note}" if note else ""),
     )
     return [rec["invoice_number"], invoice_id, PaymentOutcome.APPLIED, amount, paid_on, note]
-
-
-# ---- apply: void and credit in Xero --------------------------------------------------------------
-class XeroChangeOutcome(StrEnum):
-    """What one proposed Xero change (void, credit allocation) ended as."""
-
-    VOIDED = "voided"
-    ALLOCATED = "allocated"
-    ALREADY_DONE = "already done"
-    REFUSED = "refused"
-    WAITING = "waiting"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-
-VOID_ACTION = "void invoice"
-ALLOCATE_ACTION = "allocate credit note"
-XERO_CHANGE_COLUMNS = [
-    "invoice_number",
-    "nexudus_invoice_id",
-    "xero_id",
-    "difference",
-    "change",
-    "currency",
-    "amount",
-    "outcome",
-    "message",
-]
-# The differences whose Xero side recon can change once confirmed.
-XERO_CHANGE_KINDS = (
-    Difference.VOIDED_IN_NEXUDUS,
-    Difference.DELETED_IN_NEXUDUS,
-    Difference.CREDIT_NOTE_IN_NEXUDUS,
-)
-
-
-def proposed_xero_changes(diff: StatusDiff) -> pd.DataFrame:
-    """What ``apply_xero_changes`` would write: one row per invoice, its change ("void", "delete
-    draft", "allocate credit") and amount. Writes nothing."""
-    rows = diff.of(*XERO_CHANGE_KINDS)
-    is_credit = rows["difference"] == Difference.CREDIT_NOTE_IN_NEXUDUS.value
-    is_draft = rows["xero_status"].isin(["DRAFT", "SUBMITTED"])
-    change = np.select([is_credit, is_draft], ["allocate credit", "delete draft"], "void")
-    amount = (rows["nexudus_credited"] - rows["xero_amount_credited"]).where(
-        is_credit, rows["xero_total"]
-    )
-    return pd.DataFrame(
-        {
-            "invoice_number": rows["invoice_number"],
-            "nexudus_invoice_id": rows["nexudus_invoice_id"],
-            "xero_id": rows["xero_id"],
-            "difference": rows["difference"],
-            "change": change,
-            "currency": rows["currency"],
-            "amount": amount,
-            "xero_status": rows["xero_status"],
-            "xero_amount_paid": rows["xero_amount_paid"],
-            "xero_amount_credited": rows["xero_amount_credited"],
-        }
-    ).reset_index(drop=True)
-
-
-def apply_xero_changes(
-    conn: Connection,
-    ledger: Ledger,
-    diff: StatusDiff,
-    *,
-    confirm: bool,
-    progress: Callable[[int, int], object] | None = None,
-) -> pd.DataFrame:
-    """Void in Xero the invoices voided or deleted in Nexudus, and allocate to an invoice the
-    credit notes Nexudus raised against it; only with ``confirm=True``.
-
-    A void is ``POST /Invoices/{id}`` with Status VOIDED (DELETED for a draft),
-    refused when Xero holds a payment or credit on it (Xero would refuse it too). A
-    credit is the transferred Nexudus credit note allocated to the invoice
-    (``PUT /CreditNotes/{id}/Allocations``); one not transferred yet waits for the
-    transfer step. Each write is an intent in the ledger before the call and an
-    outcome after, sent with an idempotency key fixed by the ledger; an intent left
-    without an outcome is settled by reading Xero first. Returns one row per change.
-    """
-    if not confirm:
-        raise StepError(
-            "Nothing written to Xero: look at proposed_xero_changes(diff), then call "
-            "apply_xero_changes(..., confirm=True) (in a notebook, press the button)."
-        )
-    tenant = str(conn.xero.tenant_id)
-    todo = proposed_xero_changes(diff)
-    rows: list[list[Any]] = []
-    for i, rec in enumerate(records(todo)):
-        if rec["change"] == "allocate credit":
-            rows.extend(_allocate_credit(conn, ledger, tenant, rec))
-        else:
-            rows.append(_void_one(conn, ledger, tenant, rec))
-        if progress:
-            progress(i + 1, len(todo))
-    return pd.DataFrame(rows, columns=XERO_CHANGE_COLUMNS)
-
-
-def _change_row(rec: dict[str, Any], outcome: XeroChangeOutcome, message: str) -> list[Any]:
-    return [
-        rec["invoice_number"],
-        rec["nexudus_invoice_id"],
-        rec["xero_id"],
-        rec["difference"],
-        rec["change"],
-        rec["currency"],
-        rec["amount"],
-        outcome,
-        message,
-    ]
-
-
-def _last_outcome(ledger: Ledger, tenant: str, action: str, subject: str) -> str | None:
-    states = ledger.event_states(tenant, "xero", action)
-    mine = states[states["subject"] == subject]
-    return None if mine.empty else str(mine.iloc[-1]["outcome"])
-
-
-def _void_one(conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any]) -> list[Any]:
-    xero_id = str(rec["xero_id"])
-    target = "DELETED" if rec["change"] == "delete draft" else "VOIDED"
-    last = _last_outcome(ledger, tenant, VOID_ACTION, xero_id)
-    if last == XeroChangeOutcome.VOIDED:
-        return _change_row(rec, XeroChangeOutcome.ALREADY_DONE, "already voided (ledger)")
-    if rec["xero_amount_paid"] > 0 or rec["xero_amount_credited"] > 0:
-        return _change_row(
-            rec,
-            XeroChangeOutcome.REFUSED,
-            f"Xero holds {rec['xero_amount_paid']} paid and {rec['xero_amount_credited']} "
-            "credited on it: remove or refund those in Xero first, then void it",
-        )
-    if last == "sending":
-        # An earlier void's answer was lost: read before sending again.
-        try:
-            current = conn.xero.get_invoice(xero_id)
-        except ClientError as exc:
-            return _change_row(rec, XeroChangeOutcome.UNKNOWN, f"could not check Xero: {exc}")
-        if current.get("Status") in XERO_GONE:
-            _voided(ledger, tenant, rec, current)
-            return _change_row(
-                rec, XeroChangeOutcome.ALREADY_DONE, "voided by an earlier run (answer was lost)"
-            )
-    ledger.event(
-        "xero",
-        VOID_ACTION,
-        "sending",
-        tenant_id=tenant,
-        subject=xero_id,
-        detail={"invoice_number": rec["invoice_number"], "status": target},
-    )
-    try:
-        answer = conn.xero.update_invoice(
-            xero_id,
-            {"InvoiceID": xero_id, "Status": target},
-            idempotency_key=f"recon-void-{xero_id}",
-        )
-    except ApiRejected as exc:
-        ledger.event(
-            "xero",
-            VOID_ACTION,
-            XeroChangeOutcome.FAILED,
-            tenant_id=tenant,
-            subject=xero_id,
-            detail=exc.messages or [str(exc)],
-        )
-        return _change_row(rec, XeroChangeOutcome.FAILED, "; ".join(exc.messages) or str(exc))
-    except ClientError as exc:
-        return _change_row(rec, XeroChangeOutcome.UNKNOWN, str(exc))
-    _voided(ledger, tenant, rec, answer)
-    return _change_row(rec, XeroChangeOutcome.VOIDED, f"{target} in Xero")
-
-
-def _voided(ledger: Ledger, tenant: str, rec: dict[str, Any], invoice: dict[str, Any]) -> None:
-    ledger.event(
-        "xero",
-        VOID_ACTION,
-        XeroChangeOutcome.VOIDED,
-        tenant_id=tenant,
-        subject=str(rec["xero_id"]),
-        detail={"invoice_number": rec["invoice_number"], "status": invoice.get("Status")},
-    )
-    if invoice.get("InvoiceID"):
-        ledger.update_xero_state(
-            tenant, [_state_row(invoice, kind="invoice", created_by_recon=True)]
-        )
-
-
-def _allocate_credit(
-    conn: Connection, ledger: Ledger, tenant: str, rec: dict[str, Any]
-) -> list[list[Any]]:
-    """Allocate each transferred credit note Nexudus raised against the invoice to it in Xero."""
-    invoice_id = int(rec["nexudus_invoice_id"])
-    links = ledger.event_states(tenant, "nexudus", CREDIT_NOTE_FOUND)
-    originals = pd.DataFrame(list(links["detail"]), columns=["original_id", "credit_note_number"])
-    notes = links.assign(**originals)[originals["original_id"] == invoice_id]
-    transfers = ledger.transfers(tenant)
-    sent = transfers[
-        (transfers["kind"] == "credit_note") & (transfers["state"] == TransferOutcome.CREATED)
-    ].set_index("nexudus_invoice_id")
-    state = ledger.nexudus_state(tenant).set_index("nexudus_invoice_id")
-    rows = []
-    room = rec["amount"]
-    for note in records(notes):
-        note_id = int(note["subject"])
-        number = str(note["credit_note_number"])
-        if note_id in state.index and bool(state.at[note_id, "void"]):
-            continue
-        if note_id not in sent.index:
-            rows.append(
-                _change_row(
-                    rec,
-                    XeroChangeOutcome.WAITING,
-                    f"credit note {number} is not in Xero yet: run the transfer, then apply again",
-                )
-            )
-            continue
-        credit_id = str(sent.at[note_id, "xero_id"])
-        subject = f"{credit_id}:{rec['xero_id']}"
-        if _last_outcome(ledger, tenant, ALLOCATE_ACTION, subject) == XeroChangeOutcome.ALLOCATED:
-            rows.append(_change_row(rec, XeroChangeOutcome.ALREADY_DONE, f"{number} allocated"))
-            continue
-        amount = min(abs(Decimal(str(sent.at[note_id, "xero_total"]))), room)
-        if amount <= 0:
-            continue
-        rows.append(_allocate_one(conn, ledger, tenant, rec, credit_id, number, amount))
-        if rows[-1][7] == XeroChangeOutcome.ALLOCATED:
-            room -= amount
-    return rows or [_change_row(rec, XeroChangeOutcome.WAITING, "no credit note to allocate")]
-
-
-def _allocate_one(
-    conn: Connection,
-    ledger: Ledger,
-    tenant: str,
-    rec: dict[str, Any],
-    credit_id: str,
-    number: str,
-    amount: Decimal,
-) -> list[Any]:
-    subject = f"{credit_id}:{rec['xero_id']}"
-    row = {**rec, "amount": amount}
-    ledger.event(
-        "xero",
-        ALLOCATE_ACTION,
-        "sending",
-        tenant_id=tenant,
-        subject=subject,
-        detail={"invoice_number": rec["invoice_number"], "credit_note": number, "amount": amount},
-    )
-    body = {
-        "Allocations": [
-            {
-                "Invoice": {"InvoiceID": rec["xero_id"]},
-                "Amount": amount,
-                "Date": datetime.now(tz=UTC).date().isoformat(),
-            }
-        ]
-    }
-    try:
-        answer = conn.xero.parse(
-            conn.xero.request(
-                "PUT",
-                f"{conn.xero.config.api_url}/CreditNotes/{credit_id}/Allocations",
-                json_body=body,
-                idempotency_key=f"recon-allocate-{credit_id}-{rec['xero_id']}",
-            )
-        )
-    except ApiRejected as exc:
-        ledger.event(
-            "xero",
-            ALLOCATE_ACTION,
-            XeroChangeOutcome.FAILED,
-            tenant_id=tenant,
-            subject=subject,
-            detail=exc.messages or [str(exc)],
-        )
-        return _change_row(row, XeroChangeOutcome.FAILED, "; ".join(exc.messages) or str(exc))
-    except ClientError as exc:
-        return _change_row(row, XeroChangeOutcome.UNKNOWN, str(exc))
-    problems = [
-        str(e.get("Message"))
-        for el in (answer.get("Allocations") or [])
-        for e in (el.get("ValidationErrors") or [])
-    ]
-    if problems:
-        ledger.event(
-            "xero",
-            ALLOCATE_ACTION,
-            XeroChangeOutcome.FAILED,
-            tenant_id=tenant,
-            subject=subject,
-            detail=problems,
-        )
-        return _change_row(row, XeroChangeOutcome.FAILED, "; ".join(problems))
-    ledger.event(
-        "xero",
-        ALLOCATE_ACTION,
-        XeroChangeOutcome.ALLOCATED,
-        tenant_id=tenant,
-        subject=subject,
-        detail={"invoice_number": rec["invoice_number"], "credit_note": number, "amount": amount},
-    )
-    return _change_row(row, XeroChangeOutcome.ALLOCATED, f"credit note {number} allocated")

@@ -10,18 +10,22 @@ createCreditNoteAllocation), and checks what Xero, the ledger and the result say
 
 from __future__ import annotations
 
+import csv
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from recon.cells import unescape
 from recon.ledger import Ledger
 from recon.session import Connection
 from recon.transfer import plan_transfer, push
 from recon.transfer.allocate import (
     PLAN_COLUMNS,
+    RESULT_COLUMNS,
     AllocationPlan,
+    AllocationResult,
     allocate,
     allocation_key,
     plan_allocations,
@@ -404,3 +408,20 @@ def test_an_allocation_xero_refuses_keeps_its_words_and_does_not_stop_the_next(
         assert "Invoice could not be found" in rows.loc[missing, "messages"]
         assert rows.loc[ids[original_no], "state"] == "allocated"
     assert conn.xero.get_invoice(ids[original_no])["Status"] == "PAID"
+
+
+def test_the_outcomes_csv_makes_formula_like_text_inert_and_keeps_money_a_number(
+    tmp_path: Path,
+) -> None:
+    """A Xero refusal echoes text a customer typed; in allocation_outcomes.csv it is text behind a
+    quote (recon.cells.csv_safe), and reads back exactly through ``unescape``."""
+    hostile = '=HYPERLINK("http://x","y")'
+    outcomes = pd.DataFrame(
+        [["CN-1", "SHO-1", "GBP", Decimal("-12.50"), "failed", hostile, "c1", "i1"]],
+        columns=RESULT_COLUMNS,
+    )
+    path = AllocationResult(outcomes, {"xero": 1}, 0.0).save(tmp_path)
+    with path.open(newline="", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["messages"] == "'" + hostile and unescape(row["messages"]) == hostile
+    assert row["amount"] == "-12.50"

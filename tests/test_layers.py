@@ -46,6 +46,9 @@ FLOORS = {
     "mapping": 3,
     "transfer": 4,
     "status": 4,
+    # acts on a status diff (floor 4) with the transfer's allocation writer (floor 4): above both,
+    # so the two steps never import each other
+    "status_xero": 5,
     # what runs the steps or reads their output
     "report": 5,
     "demo": 5,

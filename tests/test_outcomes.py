@@ -1,6 +1,7 @@
-"""Outcomes are types: every outcome a push or an apply writes is a member of an enum, keeps the
-string the CSVs and the ledger hold, and has one row of ``recon.outcomes.TABLE`` that the report,
-the panels and the HTML read its label and meaning from."""
+"""Outcomes are types: every outcome a push, an apply, an allocation or a Xero change writes is a
+member of an enum, keeps the string the CSVs and the ledger hold, and has one row of
+``recon.outcomes.TABLE`` that the report, the panels and the HTML read its label and meaning
+from."""
 
 from __future__ import annotations
 
@@ -16,25 +17,47 @@ import pytest
 from recon import display, report
 from recon.outcomes import (
     TABLE,
+    AllocationOutcome,
     Outcome,
     PaymentOutcome,
     TransferOutcome,
     Verdict,
+    XeroChangeOutcome,
     about,
     counts_text,
 )
 from recon.params import load_params
 from recon.report import build_report
 from recon.status import APPLY_COLUMNS
+from recon.transfer.allocate import OUTCOME_SEVERITY as ALLOCATION_SEVERITY
+from recon.transfer.allocate import AllocationResult
 from recon.transfer.push import TransferResult, outcome_row
 
 ROOT = Path(__file__).resolve().parent.parent
 PUSH = ROOT / "recon" / "transfer" / "push.py"
 STATUS = ROOT / "recon" / "status.py"
+STATUS_XERO = ROOT / "recon" / "status_xero.py"
 
 # The strings transfer_outcomes.csv, status_applied.csv and the ledger hold: never to change.
 TRANSFER_VALUES = ["created", "adopted", "skipped", "deferred", "failed", "refused", "unknown"]
 PAYMENT_VALUES = ["applied", "already paid", "skipped", "failed", "unknown"]
+ALLOCATION_VALUES = ["allocated", "not allocated", "skipped", "failed", "unknown", "refused"]
+XERO_CHANGE_VALUES = [
+    "voided",
+    "allocated",
+    "already done",
+    "refused",
+    "waiting",
+    "failed",
+    "unknown",
+]
+KINDS: tuple[type[Outcome], ...] = (
+    TransferOutcome,
+    PaymentOutcome,
+    AllocationOutcome,
+    XeroChangeOutcome,
+)
+EVERY_OUTCOME = [o for kind in KINDS for o in kind]
 FAILED_FILL = "00F8D7DA"
 
 
@@ -54,7 +77,9 @@ def members_used(path: Path, kind: type[Outcome]) -> set[Outcome]:
 def test_the_values_are_the_strings_the_csvs_and_the_ledger_hold() -> None:
     assert [o.value for o in TransferOutcome] == TRANSFER_VALUES
     assert [o.value for o in PaymentOutcome] == PAYMENT_VALUES
-    for outcome in [*TransferOutcome, *PaymentOutcome]:
+    assert [o.value for o in AllocationOutcome] == ALLOCATION_VALUES
+    assert [o.value for o in XeroChangeOutcome] == XERO_CHANGE_VALUES
+    for outcome in EVERY_OUTCOME:
         assert outcome == outcome.value and str(outcome) == outcome.value
         assert f"{outcome}" == outcome.value and hash(outcome) == hash(outcome.value)
         assert type(outcome).of(outcome.value) is outcome
@@ -64,8 +89,8 @@ def test_the_values_are_the_strings_the_csvs_and_the_ledger_hold() -> None:
 def test_every_outcome_has_exactly_one_row_with_a_label_and_a_meaning() -> None:
     keys = [(type(row.outcome), row.outcome.value) for row in TABLE]
     assert len(keys) == len(set(keys)), "one row per outcome"
-    assert set(keys) == {(type(o), o.value) for o in [*TransferOutcome, *PaymentOutcome]}
-    for outcome in [*TransferOutcome, *PaymentOutcome]:
+    assert set(keys) == {(type(o), o.value) for o in EVERY_OUTCOME}
+    for outcome in EVERY_OUTCOME:
         row = about(outcome)
         assert row.outcome is outcome and outcome.about is row
         assert row.label and row.meaning and outcome.label == row.label
@@ -76,11 +101,15 @@ def test_every_outcome_has_exactly_one_row_with_a_label_and_a_meaning() -> None:
     assert about(TransferOutcome.FAILED) is not about(PaymentOutcome.FAILED)
     assert about(TransferOutcome.FAILED).heading == "transfer failed"
     assert about(PaymentOutcome.FAILED).heading == "payment failed"
+    assert about(AllocationOutcome.FAILED).heading == "allocation failed"
+    assert about(XeroChangeOutcome.FAILED).heading == "Xero change failed"
+    assert about(AllocationOutcome.ALLOCATED) is not about(XeroChangeOutcome.ALLOCATED)
 
 
 def test_every_outcome_push_and_apply_paid_can_write_is_a_member_with_a_label() -> None:
     assert members_used(PUSH, TransferOutcome) == set(TransferOutcome)
     assert members_used(STATUS, PaymentOutcome) == set(PaymentOutcome)
+    assert members_used(STATUS_XERO, XeroChangeOutcome) == set(XeroChangeOutcome)
     for outcome in members_used(PUSH, TransferOutcome) | members_used(STATUS, PaymentOutcome):
         assert about(outcome).label
     # push gives every outcome through outcome_row(row, TransferOutcome.X): never a bare string
@@ -122,6 +151,11 @@ def test_the_verdicts_count_as_the_report_counts() -> None:
     assert TransferOutcome.judged(Verdict.WAITING) == ("deferred",)
     assert PaymentOutcome.judged(Verdict.SUCCESS) == ("applied", "already paid")
     assert PaymentOutcome.judged(Verdict.FAILURE) == ("failed", "unknown")
+    assert AllocationOutcome.judged(Verdict.SUCCESS) == ("allocated",)
+    assert AllocationOutcome.judged(Verdict.FAILURE) == ("failed", "unknown", "refused")
+    assert XeroChangeOutcome.judged(Verdict.SUCCESS) == ("voided", "allocated", "already done")
+    assert XeroChangeOutcome.judged(Verdict.WAITING) == ("waiting",)
+    assert XeroChangeOutcome.judged(Verdict.FAILURE) == ("refused", "failed", "unknown")
     assert TransferOutcome.judged(Verdict.SUCCESS) == report.TRANSFERRED
     assert TransferOutcome.judged(Verdict.FAILURE) == report.NOT_TRANSFERRED
 
@@ -154,6 +188,27 @@ def test_a_results_html_and_text_use_the_labels_and_colour_every_outcome(
     assert counts_text(PaymentOutcome, ["applied", PaymentOutcome.APPLIED, "odd"]) == (
         "2 marked paid in Nexudus, 1 odd"
     )
+
+
+def test_an_allocation_results_text_uses_the_labels_and_its_rows_are_coloured_by_verdict() -> None:
+    rows = [
+        {
+            "credit_note_number": f"CN-{i}",
+            "original_number": f"SHO-{i}",
+            "currency": "GBP",
+            "amount": Decimal("5.00"),
+            "outcome": o,
+            "messages": "",
+            "credit_note_id": f"c{i}",
+            "original_id": f"i{i}",
+        }
+        for i, o in enumerate(AllocationOutcome, start=1)
+    ]
+    result = AllocationResult(pd.DataFrame(rows), {"xero": 0}, 0.0, {"organisation": "Demo"})
+    for outcome in AllocationOutcome:
+        assert f"1 {outcome.label}" in str(result)
+        assert ALLOCATION_SEVERITY[outcome] == display.VERDICT_SEVERITY[outcome.verdict]
+    assert "1 allocated in Xero, 1 not allocated (see reason)" in str(result)
 
 
 def test_the_reports_labels_meanings_and_highlights_come_from_the_table(

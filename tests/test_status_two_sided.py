@@ -21,18 +21,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from recon import status_xero
 from recon.errors import StepError
 from recon.ledger import Ledger
 from recon.session import Connection
-from recon.status import (
-    Difference,
-    StatusDiff,
-    apply_paid,
-    apply_xero_changes,
-    proposed_xero_changes,
-    sync_status,
-)
-from recon.transfer import plan_transfer, push
+from recon.status import Difference, StatusDiff, apply_paid, sync_status
+from recon.status_xero import apply_xero_changes, proposed_xero_changes
+from recon.transfer import AllocationPlan, plan_allocations, plan_transfer, push
 
 ROLES = (
     "void",
@@ -227,6 +222,9 @@ def test_void_in_xero_happens_only_when_confirmed_and_voids_exactly_those_invoic
     assert applied.at[t.number["delete"], "outcome"] == "voided"
     # the credit note raised in Nexudus has not been transferred yet: it waits for the transfer
     assert applied.at[t.number["credit"], "outcome"] == "waiting"
+    assert applied.at[t.number["credit"], "message"].endswith(
+        "is not in Xero yet: run the transfer, then apply again"
+    )
     voided = {r for r in ROLES if t.xero_invoice(r)["Status"] == "VOIDED"}
     assert voided == {"void", "delete"}  # the one paid in Xero is left for a person
 
@@ -318,14 +316,13 @@ def test_an_invoice_settled_by_credit_in_xero_is_credited_and_never_marked_paid(
     assert t.ledger.payments(t.conn.xero.tenant_id).empty
 
 
-def test_a_credit_note_raised_in_nexudus_is_allocated_in_xero_once_transferred_and_confirmed(
-    moved: Transferred,
-) -> None:
-    t = moved
-    note = t.desk.credit(t.nexudus_id["credit"], "10.00")
+def _credit_and_transfer(t: Transferred, amount: str) -> tuple[StatusDiff, dict[str, Any]]:
+    """Nexudus staff raise a credit note of ``amount`` against the "credit" invoice (§9
+    COWORKER_INVOICE_CANCEL); the sync finds it; then the transfer step sends the credit note
+    (raised today, so a period of today). Returns the diff made before the transfer and the note."""
+    note = t.desk.credit(t.nexudus_id["credit"], amount)
     diff = sync_status(t.conn, t.ledger)
     assert _kinds(diff, t.number["credit"]) == {Difference.CREDIT_NOTE_IN_NEXUDUS.value}
-    # The transfer step sends the credit note (raised today, so a period of today).
     day = pd.Timestamp(note["CreatedOn"]).tz_convert(str(t.conn.nexudus.zone)).date()
     today = dataclasses.replace(
         t.conn, params=t.conn.params.with_overrides(period_start=day, period_end=day)
@@ -333,6 +330,22 @@ def test_a_credit_note_raised_in_nexudus_is_allocated_in_xero_once_transferred_a
     plan = plan_transfer(today, ledger=t.ledger)
     assert note["InvoiceNumber"] in set(plan.eligible["invoice_number"]), plan.excluded
     push(today, plan.only([note["InvoiceNumber"]]), t.ledger)
+    return diff, note
+
+
+def test_a_credit_note_raised_in_nexudus_is_allocated_in_xero_once_transferred_and_confirmed(
+    moved: Transferred,
+) -> None:
+    t = moved
+    tenant = str(t.conn.xero.tenant_id)
+    diff, note = _credit_and_transfer(t, "10.00")
+
+    # The preview shows what the allocation plan would allocate, now the credit note is in Xero.
+    preview = proposed_xero_changes(diff, plan_allocations(t.conn, t.ledger))
+    assert preview["change"].tolist() == ["allocate credit"]
+    assert preview["amount"].tolist() == [Decimal("10.00")]
+    assert preview["note"].tolist() == [f"credit note {note['InvoiceNumber']}: in full"]
+    assert t.ledger.allocations(tenant).empty  # previewing writes nothing
 
     applied = apply_xero_changes(t.conn, t.ledger, diff, confirm=True)
     assert applied["outcome"].tolist() == ["allocated"]
@@ -340,12 +353,72 @@ def test_a_credit_note_raised_in_nexudus_is_allocated_in_xero_once_transferred_a
     invoice = t.xero_invoice("credit")
     assert invoice["AmountCredited"] == Decimal("10.00")
     assert invoice["AmountDue"] == invoice["Total"] - Decimal("10.00")
+    # Written by the transfer's allocation writer: one row in the ledger's allocations table, and
+    # none of the status sync's own bookkeeping in the events table.
+    made = t.ledger.allocations(tenant)
+    assert made[["credit_note_number", "invoice_id", "state", "amount"]].values.tolist() == [
+        [note["InvoiceNumber"], t.xero_id["credit"], "allocated", Decimal("10.00")]
+    ]
+    events = t.ledger.events()
+    writes = events[events["action"] == "allocate credit note"]
+    assert set(writes["subject"]) == {f"{note['InvoiceNumber']} -> {t.number['credit']}"}
 
     after = sync_status(t.conn, t.ledger)
     assert _kinds(after, t.number["credit"]) == set()
     again = apply_xero_changes(t.conn, t.ledger, diff, confirm=True)
     assert again["outcome"].tolist() == ["already done"]
     assert t.xero_invoice("credit")["AmountCredited"] == Decimal("10.00")
+    assert len(t.ledger.allocations(tenant)) == 1  # nothing sent a second time
+
+
+def test_a_credit_larger_than_what_xero_still_shows_owing_is_previewed_and_allocated_in_part(
+    moved: Transferred,
+) -> None:
+    """The customer paid all but 4.00 in Xero after the sync: the plan allocates 4.00 of the
+    10.00 credit and says the rest stays as credit."""
+    t = moved
+    diff, note = _credit_and_transfer(t, "10.00")
+    due = Decimal(str(t.xero_invoice("credit")["AmountDue"]))
+    t.pay_in_xero("credit", due - Decimal("4.00"))
+
+    part = "part: 4.00 of 10.00; 6.00 stays as credit"
+    preview = proposed_xero_changes(diff, plan_allocations(t.conn, t.ledger))
+    assert preview["amount"].tolist() == [Decimal("4.00")]
+    assert preview["note"].tolist() == [f"credit note {note['InvoiceNumber']}: {part}"]
+    assert proposed_xero_changes(diff)["amount"].tolist() == [Decimal("10.00")]  # no plan: diff's
+
+    applied = apply_xero_changes(t.conn, t.ledger, diff, confirm=True)
+    assert applied["outcome"].tolist() == ["allocated"]
+    assert applied["amount"].tolist() == [Decimal("4.00")]
+    assert applied["message"].tolist() == [
+        f"credit note {note['InvoiceNumber']} allocated ({part})"
+    ]
+    invoice = t.xero_invoice("credit")
+    assert (invoice["Status"], invoice["AmountCredited"]) == ("PAID", Decimal("4.00"))
+
+
+def test_an_allocation_xero_refuses_is_shown_refused_in_xeros_own_words(
+    moved: Transferred, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The invoice is paid in full in Xero between the allocation plan and its write: Xero
+    refuses the allocation (spec createCreditNoteAllocation, a validation error) and the row
+    keeps its words."""
+    t = moved
+    diff, note = _credit_and_transfer(t, "10.00")
+
+    def plan_then_paid_in_xero(conn: Connection, ledger: Ledger) -> AllocationPlan:
+        plan = plan_allocations(conn, ledger)
+        t.pay_in_xero("credit")
+        return plan
+
+    monkeypatch.setattr(status_xero, "plan_allocations", plan_then_paid_in_xero)
+    applied = apply_xero_changes(t.conn, t.ledger, diff, confirm=True)
+    assert applied["outcome"].tolist() == ["refused"]
+    words = "The invoice you are trying to allocate to has already been paid off"
+    (message,) = applied["message"]
+    assert message.startswith(f"credit note {note['InvoiceNumber']}: ") and words in message
+    assert t.ledger.allocations(str(t.conn.xero.tenant_id))["state"].tolist() == ["failed"]
+    assert t.xero_invoice("credit")["AmountCredited"] == 0
 
 
 def test_the_status_panel_changes_xero_only_after_its_preview_and_confirmation(

@@ -1,6 +1,7 @@
-"""Transfer: Nexudus invoices to Xero as sales invoices, previewed, then pushed safely.
+"""Transfer: Nexudus invoices to Xero as sales invoices, previewed, then pushed safely; then the
+credit notes allocated to their invoices.
 
-Floor 2. Two steps, as an accountant works:
+Floor 4. Two steps, as an accountant works, and a third for credit notes:
 
 ``plan_transfer(conn)`` reads both sides (no writes) and returns a
 ``TransferPlan``: every eligible invoice with the Xero payload recon will send
@@ -16,8 +17,19 @@ content. The ledger records the intent before each batch and the outcome
 after; a run that finds intents without outcomes looks those invoice numbers
 up in Xero before sending anything. One invoice's error never stops the batch
 or the run; a whole-batch failure is resolved the same way as a crash.
+
+``plan_allocations(conn, ledger)`` previews (an ``AllocationPlan``) and
+``allocate(conn, plan, ledger)`` writes (an ``AllocationResult``) the allocation
+of each transferred credit note to its original invoice in Xero, which a pushed
+credit note otherwise leaves due in full (``recon.transfer.allocate``).
 """
 
+from recon.transfer.allocate import (
+    AllocationPlan,
+    AllocationResult,
+    allocate,
+    plan_allocations,
+)
 from recon.transfer.plan import (
     TransferOptions,
     TransferPlan,
@@ -30,13 +42,17 @@ from recon.transfer.push import BUDGET_RESERVE, TransferResult, batch_key, push,
 
 __all__ = [
     "BUDGET_RESERVE",
+    "AllocationPlan",
+    "AllocationResult",
     "TransferOptions",
     "TransferPlan",
     "TransferResult",
+    "allocate",
     "batch_key",
     "calls_needed",
     "day_calls_left",
     "fit_budget",
+    "plan_allocations",
     "plan_transfer",
     "push",
     "recover",

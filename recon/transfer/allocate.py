@@ -29,16 +29,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from recon.cells import csv_safe
 from recon.clients.xero import parse_xero_date
+from recon.display import outcome_colours
 from recon.errors import ApiRejected, AuthError, ClientError, NotFound, RateLimited
 from recon.ledger import Ledger
 from recon.money import CENT, ZERO, D
+from recon.outcomes import AllocationOutcome, counts_text
 from recon.session import Connection
 from recon.values import decimal_sum, is_missing, records
 
@@ -89,26 +91,8 @@ RESULT_COLUMNS = [
 MONEY_COLUMNS = ["credit", "original_due", "amount"]
 
 
-class AllocationOutcome(StrEnum):
-    """What became of one credit note in ``allocate`` (``allocation_outcomes.csv``)."""
-
-    ALLOCATED = "allocated"  # Xero saved it (or had it already, found after a lost answer)
-    NOT_ALLOCATED = "not allocated"  # the plan gave a reason not to
-    SKIPPED = "skipped"  # not sent this time: done since the plan was made, or the run stopped
-    FAILED = "failed"  # Xero refused it: its words are in the messages
-    UNKNOWN = "unknown"  # no answer and Xero could not be asked: the next run resolves it
-    REFUSED = "refused"  # the plan is for another organisation than the connection
-
-
-# How each outcome colours its row (recon.display.SEVERITY_COLOURS).
-OUTCOME_SEVERITY = {
-    AllocationOutcome.ALLOCATED: "ok",
-    AllocationOutcome.NOT_ALLOCATED: "info",
-    AllocationOutcome.SKIPPED: "info",
-    AllocationOutcome.FAILED: "blocks",
-    AllocationOutcome.UNKNOWN: "blocks",
-    AllocationOutcome.REFUSED: "blocks",
-}
+# How each outcome colours its row: by its verdict in recon.outcomes.TABLE.
+OUTCOME_SEVERITY = outcome_colours(AllocationOutcome)
 
 
 # ---- the plan (preview) --------------------------------------------------------------------
@@ -463,14 +447,15 @@ class AllocationResult:
         return self.outcomes[self.outcomes["outcome"].isin(bad)]
 
     def save(self, folder: str | Path) -> Path:
-        """Write the outcomes as ``allocation_outcomes.csv`` in ``folder``; returns its path."""
+        """Write the outcomes as ``allocation_outcomes.csv`` in ``folder`` (text that looks like a
+        formula made inert, ``recon.cells.csv_safe``); returns its path."""
         path = Path(folder) / "allocation_outcomes.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.outcomes.to_csv(path, index=False)
+        csv_safe(self.outcomes).to_csv(path, index=False)
         return path
 
     def __str__(self) -> str:
-        counts = ", ".join(f"{n} {o}" for o, n in self.counts().items()) or "nothing to do"
+        counts = counts_text(AllocationOutcome, self.counts()) or "nothing to do"
         return (
             f"Credit notes allocated in {self.context.get('organisation', 'Xero')}: {counts} in "
             f"{self.seconds:.1f} s"

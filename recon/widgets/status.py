@@ -3,8 +3,9 @@
 Floor 3 (see ``recon.widgets``). *Mark N invoices paid in Nexudus* reveals
 what would be written; *Confirm* writes it with a progress bar and shows each
 invoice's outcome. *Change N invoices in Xero* does the same for the voids and
-credit allocations the Nexudus side asks for (``apply_xero_changes``): its preview
-lists each invoice and change before anything is sent. The logic is in
+credit allocations the Nexudus side asks for (``recon.status_xero``): its preview
+lists each invoice and change before anything is sent, a credit with the amount
+the allocation plan (``plan_allocations``) would allocate. The logic is in
 ``request``/``confirm``/``cancel`` and ``request_xero``/``confirm_xero``/``cancel_xero``
 so tests drive it without a browser. Each part applies at most once; the ledger
 would make a second apply harmless anyway.
@@ -22,15 +23,11 @@ import pandas as pd
 from recon.display import money_text, outcomes_html, styled
 from recon.errors import ReconError, StepError
 from recon.ledger import Ledger
-from recon.outcomes import PaymentOutcome, counts_text
+from recon.outcomes import PaymentOutcome, XeroChangeOutcome, counts_text
 from recon.session import Connection
-from recon.status import (
-    StatusDiff,
-    XeroChangeOutcome,
-    apply_paid,
-    apply_xero_changes,
-    proposed_xero_changes,
-)
+from recon.status import Difference, StatusDiff, apply_paid
+from recon.status_xero import apply_xero_changes, proposed_xero_changes
+from recon.transfer import AllocationPlan, plan_allocations
 
 __all__ = ["StatusPanel"]
 
@@ -76,7 +73,13 @@ class StatusPanel:
             f"<h4>Mark paid in Nexudus</h4><p>{n} invoices are fully paid in Xero and unpaid in "
             f"Nexudus ({html.escape(self._totals())}). Other differences are only reported.</p>"
         )
-        self.xero_todo = proposed_xero_changes(diff)
+        # The allocation plan reads both sides, so only when the diff has a credit to preview.
+        self.allocations: AllocationPlan | None = (
+            plan_allocations(conn, ledger)
+            if len(diff.of(Difference.CREDIT_NOTE_IN_NEXUDUS))
+            else None
+        )
+        self.xero_todo = proposed_xero_changes(diff, self.allocations)
         self.xero_result: pd.DataFrame | None = None
         self._xero_confirming = False
         m = len(self.xero_todo)
@@ -206,7 +209,9 @@ class StatusPanel:
             )
         self._xero_confirming = True
         self.xero_preview.value = styled(
-            self.xero_todo[["invoice_number", "difference", "change", "currency", "amount"]],
+            self.xero_todo[
+                ["invoice_number", "difference", "change", "currency", "amount", "note"]
+            ],
             money=["amount"],
         )
         self.xero_question.value = (
@@ -251,16 +256,15 @@ class StatusPanel:
             raise
         self._xero_confirming = False
         self.xero_confirm_row.layout.display = "none"
-        counts = self.xero_result["outcome"].value_counts()
-        summary = ", ".join(
-            f"{int(counts[o])} {o.value}" for o in XeroChangeOutcome if o in counts.index
-        )
+        result = self.xero_result
+        summary = counts_text(XeroChangeOutcome, result["outcome"])
         self._say(
-            f"<p><b>{html.escape(summary)}</b></p>" + styled(self.xero_result, money=["amount"]),
+            f"<p><b>{html.escape(summary)}</b></p>"
+            + outcomes_html(XeroChangeOutcome, result, money=["amount"]),
             summary,
             self.xero_output,
         )
-        return self.xero_result
+        return result
 
     # ---- display -----------------------------------------------------------------------
     def _totals(self) -> str:
