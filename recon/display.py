@@ -73,6 +73,18 @@ def mapping_html(result: MappingResult) -> str:
     return "\n".join(parts)
 
 
+# How the contact preview's ``match`` reads in a sentence.
+CONTACT_MATCHES = {
+    "number": "by recon's contact number",
+    "pinned": "pinned in the params",
+    "name": "by name",
+    "email": "by e-mail",
+    "new": "new",
+    "ambiguous": "ambiguous (held back: pin one)",
+    "archived": "archived in Xero (held back)",
+}
+
+
 def transfer_plan_html(plan: Any) -> str:
     """A transfer plan as HTML: warnings, totals, new contacts, the write calls against today's
     limit, then the eligible and the excluded invoices."""
@@ -104,6 +116,28 @@ def transfer_plan_html(plan: Any) -> str:
         )
     for note in sorted(set(plan.eligible.get("rate_note", pd.Series(dtype=str)).dropna()) - {""}):
         parts.append(f"<p>Currency: {html.escape(str(note))}.</p>")
+    locked = plan.context.get("lock_date")
+    if locked:
+        when, label = locked
+        parts.append(
+            f"<p>Xero's {html.escape(str(label))} is {when.day} {when:%b %Y}: invoices dated on "
+            "or before it are held back until the adviser moves it.</p>"
+        )
+    contacts = plan.contacts()
+    if len(contacts):
+        counts = contacts["match"].value_counts()
+        parts.append(
+            "<h4>Contacts</h4><p>Each customer's Xero contact: "
+            + html.escape(
+                ", ".join(f"{int(n)} {CONTACT_MATCHES.get(m, m)}" for m, n in counts.items())
+            )
+            + ". The ones matched otherwise than by recon's own contact number, or held back "
+            "(a new one is listed in transfer_plan_contacts.csv):</p>"
+        )
+        others = contacts[~contacts["match"].isin(["number", "new"])]
+        wanted = ("coworker_id", "contact_name", "email", "match", "xero_contact_id", "note")
+        shown = [c for c in (*wanted, "candidates", "reason") if c in others.columns]
+        parts.append(styled(others[shown]))
     parts.append("<h4>Eligible</h4>")
     parts.append(
         styled(

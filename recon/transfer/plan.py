@@ -121,18 +121,26 @@ class TransferPlan:
         )
 
     def save(self, folder: str | Path) -> list[Path]:
-        """Write ``transfer_plan_eligible.csv`` and ``transfer_plan_excluded.csv`` in ``folder``
-        (text that looks like a formula made inert); returns their paths."""
+        """Write the plan's eligible and excluded invoices and its contact preview as
+        ``transfer_plan_*.csv`` in ``folder`` (formula-looking text made inert); returns the
+        paths."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         for name, frame in (
             ("transfer_plan_eligible.csv", self.eligible),
             ("transfer_plan_excluded.csv", self.excluded),
+            ("transfer_plan_contacts.csv", self.contacts()),
         ):
             csv_safe(frame).to_csv(out / name, index=False)
             paths.append(out / name)
         return paths
+
+    def contacts(self) -> pd.DataFrame:
+        """The contact preview: per customer, the Xero contact it will use and why ("number",
+        "pinned", "name", "email"), "new", or held back ("ambiguous", "archived")."""
+        found = self.context.get("contacts")
+        return found if isinstance(found, pd.DataFrame) else pd.DataFrame(columns=["match"])
 
     def ways(self) -> dict[str, int]:
         """How many eligible invoices go over each way ("as lines", "tax override", ...)."""
