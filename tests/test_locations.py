@@ -40,7 +40,7 @@ def test_a_run_over_every_location_puts_each_invoice_in_its_organisation_with_it
         for location, (organisation, prefix, option) in LOCATIONS.items():
             with connect(params.with_overrides(location=location)) as conn:
                 assert conn.organisation["Name"] == organisation
-                invoices = list(conn.xero.iter_invoices())
+                invoices = list(conn.xero.iter_invoices(created_by_my_app=True))
                 seen[organisation] = Counter(i["InvoiceNumber"][:3] for i in invoices)
                 mine = [i for i in invoices if i["InvoiceNumber"].startswith(prefix)]
                 notes = {n["CreditNoteNumber"] for n in conn.xero.iter_credit_notes()}

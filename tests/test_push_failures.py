@@ -40,7 +40,9 @@ def _ledger(conn: Connection) -> Ledger:
 def _in_xero(conn: Connection) -> Counter[str]:
     """Every invoice and credit-note number Xero holds (not deleted), with how many times."""
     numbers = Counter(
-        str(i["InvoiceNumber"]) for i in conn.xero.iter_invoices() if i["Status"] != "DELETED"
+        str(i["InvoiceNumber"])
+        for i in conn.xero.iter_invoices(created_by_my_app=True)
+        if i["Status"] != "DELETED"
     )
     numbers.update(
         str(n["CreditNoteNumber"])

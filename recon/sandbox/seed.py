@@ -9,7 +9,7 @@ notebooks; change it only together with them):
 * ``invoices=None`` gives the demo size (a few hundred invoices over the
   quarter); an int scales the same business (100,000+ for benchmarks) in
   seconds. ``invoices`` is the number of Shoreditch and Dublin invoices,
-  plus eight fixed Shoreditch additions (below); Manchester and Leeds add
+  plus nine fixed Shoreditch additions (below); Manchester and Leeds add
   15% and 10% of ``invoices`` on top, Singapore and New York 7.5% each plus
   one April invoice each, so the first two locations' data never depends on
   the others.
@@ -50,13 +50,21 @@ tax rate with another percentage, ambiguous, deleted, not allowed on the
 account, missing), awkward invoices (void, credit note, foreign and
 unsupported currencies, a zero line, a rounding difference) and awkward
 customers (unicode, a name over 255 characters, a blank billing name, two
-people with one name, a name shared with an unrelated Xero contact). Each
+people with one name, a name shared with one Xero contact). Each
 problem invoice carries exactly one problem, and together they stay near 10%
 of Shoreditch's invoices, so a transfer demo moves most invoices. Eight
 Shoreditch invoices are added after all others (so nothing of the rest moves):
 lines whose tax rate is not a TaxRate record (``[No Tax]``, the default rate, a
 personal rate; nexudus.md §7.2), three invoices Nexudus' own integration already
-sent (§11), and the April 2026 period invoice (§6).
+sent (§11), and the April 2026 period invoice (§6); a ninth, last of all (after
+the Payments accounts), is a credit note cancelling a paid invoice.
+
+Month-end situations, chosen from otherwise clean data without a random draw:
+Xero UK already holds a customer twice (two ACTIVE contacts with its name) and
+an invoice keyed by hand under one of Shoreditch's numbers (xero-api.md §3.1),
+both taken out of the clean list; the US organisation's PeriodLockDate is the
+period's first day (xero-api.md §6, §13), which locks New York's first
+membership run (the North, where 23 invoices fall on that day, stays unlocked).
 ``planted["clean_invoices"]`` is derived from the data, not hand-listed.
 
 ``planted`` keys (values are codes, tax-rate names, invoice numbers, or
@@ -70,7 +78,13 @@ coworker Ids; lists are sorted or in date order):
   ``percentage_differs_tax`` (+ ``_type``), ``ambiguous_tax``,
   ``archived_tax`` (+ ``_type``), ``tax_not_allowed_on_account``, ``missing_tax``.
 * ``<case>_invoices`` [numbers] for each account and tax case above.
-* invoices: ``void_invoice``, ``credit_note``, ``credit_note_original``,
+* invoices: ``void_invoice``, ``credit_note``, ``credit_note_original`` (its original:
+  clean, unpaid, reversed in full), ``credit_note_with_original`` (the two as one
+  (credit note, original) pair: OriginalInvoiceGuid names a transferable original,
+  so recon can allocate it), ``credit_note_larger_than_due`` ((credit note,
+  original): a one-off invoice paid in Nexudus, then cancelled in full three days
+  later; its credit exceeds what the original has left due in Nexudus, nothing; in
+  Xero the original is due in full until its payment is there too),
   ``tax_inclusive_invoices``, ``second_currency_invoices``,
   ``unsupported_currency_invoice``, ``zero_amount_line`` (+ ``_id``),
   ``rounding_difference_invoice`` and ``rounding_difference`` (Nexudus
@@ -78,7 +92,21 @@ coworker Ids; lists are sorted or in date order):
 * customers: ``unicode_coworker``/``_invoice``, ``long_name_coworker``/``_invoice``,
   ``blank_billing_name_coworker``/``_invoice``, ``same_name_coworkers`` [2 Ids]
   and ``same_name_invoices``, ``name_clash_contact`` (the shared name),
-  ``name_clash_coworker``, ``name_clash_invoices``.
+  ``name_clash_coworker``, ``name_clash_invoices``, ``same_name_contact_id`` (the
+  ContactID of Xero UK's one ACTIVE contact of that name, without ContactNumber:
+  recon must use it, not make "Name (email)").
+* already in Xero UK: ``ambiguous_contact_name`` (a Shoreditch customer's name),
+  ``ambiguous_contact_ids`` [two ACTIVE ContactIDs with that exact name, no
+  ContactNumber, neither with its billing e-mail], ``ambiguous_contact_invoices``
+  [its invoices, date order]; ``number_clash_invoice`` (a Shoreditch invoice number
+  that an AUTHORISED Xero invoice, keyed by hand, already has),
+  ``number_clash_xero_contact`` (that Xero invoice's contact, not the Nexudus
+  customer) and ``number_clash_xero_total`` (its Total, a Decimal, not the Nexudus
+  one). None of these invoices is in ``clean_invoices``.
+* lock date: ``period_lock_date`` (ISO date), ``period_lock_org`` (organisation
+  name), ``period_lock_location`` (the one location booking into it),
+  ``locked_invoices`` [its final invoices of the period whose Xero date, issue or
+  period start, is on or before the lock date; not in its clean list].
 * derived: ``clean_invoices`` (Shoreditch), ``clean_invoices_dublin``,
   ``draft_invoices`` [Ids: drafts have no number], ``paid_in_nexudus_invoices``
   (these two: Shoreditch and Dublin),
@@ -103,7 +131,8 @@ coworker Ids; lists are sorted or in date order):
   1 April (outside the demo period, so in no clean list).
 * far locations: ``overseas_locations`` [Singapore's and New York's Ids],
   ``clean_invoices_singapore``, ``clean_invoices_new_york`` (every final
-  invoice of the period), ``overseas_paid_in_nexudus_invoices``.
+  invoice of the period, New York's ``locked_invoices`` excepted),
+  ``overseas_paid_in_nexudus_invoices``.
 """
 
 from __future__ import annotations
@@ -141,6 +170,10 @@ class XeroOrgSeed:
     contacts: list[Record] = field(default_factory=list)  # Xero Contact shape (pre-existing)
     # Xero TrackingCategory shape, Options included (ACTIVE and ARCHIVED ones).
     tracking_categories: list[Record] = field(default_factory=list)
+    # Invoices already in Xero before recon's first run, keyed there by hand: the Invoice as the
+    # Xero books store it (ISO Date and DueDate, Contact as {"ContactID"}, amounts computed as Xero
+    # computes them); the loader adds only UpdatedDateUTC.
+    invoices: list[Record] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -241,11 +274,19 @@ def generate(
         raise ValueError(f"months must be at least 1 (got {months})")
     rng = random.Random(seed)
     period = _Period(start, months)
-    orgs, tenants = _xero_orgs(seed)
+    orgs, tenants = _xero_orgs(seed, period)
+    by_org = dict(zip(cat.XERO_ORGS, orgs, strict=True))
     apps = _xero_apps(seed, tenants)
     sho = int(Decimal(total) * cat.SHOREDITCH.share + Decimal("0.5"))
     gen = _Generator(rng, period, {"SHO": sho, "DUB": total - sho}, cat.BUSINESSES)
     own = gen.build()
+    # What Xero UK holds already, chosen from Shoreditch's otherwise clean invoices (no random
+    # draw, so nothing generated above or below changes): a customer entered twice, then an
+    # invoice keyed by hand under one of Shoreditch's numbers.
+    uk = by_org[cat.SHOREDITCH.org]
+    uk.contacts.extend(_ambiguous_contacts(seed, cat.SHOREDITCH.org, gen.ambiguous_customer(uk)))
+    clash = gen.number_clash(uk)
+    uk.invoices.append(_number_clash_invoice(seed, cat.SHOREDITCH.org, uk, clash, period))
     # The shared organisation's locations: their own random stream, ids after every id above,
     # names never used above (so every customer name stays unique across the demo).
     north = _Generator(
@@ -292,10 +333,11 @@ def generate(
     business_ids = {**gen.business_ids, **north.business_ids, **overseas.business_ids}
     locations = {business_ids[b.key]: tenants[b.org] for b in every}
     location_tracking = {business_ids[b.key]: b.tracking for b in every}
-    by_org = dict(zip(cat.XERO_ORGS, orgs, strict=True))
     planted = gen.planted(by_org)
     planted.update(north.planted_shared(by_org))
     planted.update(overseas.planted_overseas(by_org))
+    for part_gen in (gen, north, overseas):
+        planted.update(part_gen.planted_lock(by_org))
     planted["april_period"] = {**gen.april, **overseas.april}
     return DemoData(
         xero_orgs=orgs,
@@ -482,15 +524,20 @@ def _company_name(draw: tuple[int, int, int], forms: tuple[str, ...]) -> tuple[s
 # --------------------------------------------------------------------------
 
 
-def _xero_orgs(seed: int) -> tuple[list[XeroOrgSeed], dict[str, str]]:
-    """The organisations (UK, IE, OTHER, NORTH) and their tenant ids by key."""
+def _xero_orgs(seed: int, period: _Period) -> tuple[list[XeroOrgSeed], dict[str, str]]:
+    """The organisations (UK, IE, OTHER, NORTH, SG, US) and their tenant ids by key; the one of
+    ``PERIOD_LOCK_ORG`` has its PeriodLockDate set (xero-api.md §6)."""
     orgs, tenants = [], {}
     for key, settings in cat.XERO_ORGS.items():
         tenant = _uuid5(seed, "org", key)
         tenants[key] = tenant
+        organisation = {"OrganisationID": tenant, **settings}
+        if key == cat.PERIOD_LOCK_ORG:
+            lock = period.start + timedelta(days=cat.PERIOD_LOCK_DAYS)
+            organisation["PeriodLockDate"] = lock.isoformat()
         orgs.append(
             XeroOrgSeed(
-                organisation={"OrganisationID": tenant, **settings},
+                organisation=organisation,
                 accounts=[_xero_account(seed, key, spec) for spec in cat.XERO_ACCOUNTS[key]],
                 tax_rates=[_xero_tax_rate(spec) for spec in cat.XERO_TAX_RATES[key]],
                 currencies=[
@@ -575,10 +622,11 @@ def _xero_tax_rate(spec: cat.TaxSpec) -> Record:
     }
 
 
-def _xero_contact(seed: int, org: str, spec: cat.ContactSpec) -> Record:
-    # Contacts made in Xero's UI have no ContactNumber (an API-only key), so none here.
+def _xero_contact(seed: int, org: str, spec: cat.ContactSpec, *twin: str) -> Record:
+    # Contacts made in Xero's UI have no ContactNumber (an API-only key), so none here. ``twin``
+    # tells apart the ids of contacts that share a name.
     record: Record = {
-        "ContactID": _uuid5(seed, "contact", org, spec.name),
+        "ContactID": _uuid5(seed, "contact", org, spec.name, *twin),
         "ContactStatus": "ACTIVE",
         "Name": spec.name,
     }
@@ -593,6 +641,83 @@ def _xero_contact(seed: int, org: str, spec: cat.ContactSpec) -> Record:
         UpdatedDateUTC=cat.CONTACTS_UPDATED,
     )
     return record
+
+
+def _ambiguous_contacts(seed: int, org: str, member: _Member) -> list[Record]:
+    """Two ACTIVE Xero contacts with the customer's exact name, no ContactNumber, each with an
+    e-mail at its domain other than its billing e-mail (PLANTED ambiguous_contact_name)."""
+    name = _contact_name(member.record)
+    domain = str(member.record["BillingEmail"]).rpartition("@")[2]
+    return [
+        _xero_contact(
+            seed,
+            org,
+            cat.ContactSpec(name, "", "", f"{box}@{domain}", True, False, member.biz.currency),
+            box,
+        )
+        for box in cat.AMBIGUOUS_CONTACT_MAILBOXES
+    ]
+
+
+def _number_clash_invoice(
+    seed: int, org_key: str, org: XeroOrgSeed, clash: _Inv, period: _Period
+) -> Record:
+    """An AUTHORISED sales invoice keyed by hand in Xero under the number of a Nexudus invoice,
+    for another contact and amount, as the Xero books store one (PLANTED number_clash_invoice).
+
+    Amounts as Xero computes them (xero-api.md §3.3): LineAmount = Quantity × UnitAmount,
+    the line's tax rounded on its own, prices exclusive of tax.
+    """
+    number = clash.record["InvoiceNumber"]
+    description, qty, unit, code, tax_type = cat.NUMBER_CLASH_LINE
+    account = next(a for a in org.accounts if a["Code"] == code)
+    rate = next(t for t in org.tax_rates if t["TaxType"] == tax_type)["EffectiveRate"]
+    contact = next(c for c in org.contacts if c["Name"] == cat.NUMBER_CLASH_CONTACT)
+    amount = round_cents(qty * unit)
+    tax = round_cents(amount * rate / HUNDRED)
+    day = max(clash.issued - timedelta(days=cat.NUMBER_CLASH_DAYS_BEFORE), period.start)
+    return {
+        "Type": "ACCREC",
+        "InvoiceID": _uuid5(seed, "invoice", org_key, number),
+        "InvoiceNumber": number,
+        "Reference": "Event hire",
+        "Payments": [],
+        "CreditNotes": [],
+        "Prepayments": [],
+        "Overpayments": [],
+        "AmountPaid": CENTS0,
+        "AmountCredited": CENTS0,
+        "IsDiscounted": False,
+        "HasAttachments": False,
+        "HasErrors": False,
+        "Status": "AUTHORISED",
+        "SentToContact": True,
+        "Contact": {"ContactID": contact["ContactID"]},
+        "Date": day.isoformat(),
+        "DueDate": (day + timedelta(days=DUE_DAYS)).isoformat(),
+        "LineAmountTypes": "Exclusive",
+        "CurrencyCode": org.organisation["BaseCurrency"],
+        "CurrencyRate": Decimal("1.000000"),
+        "LineItems": [
+            {
+                "LineItemID": _uuid5(seed, "invoice", org_key, number, "1"),
+                "Description": description,
+                "Quantity": qty.quantize(Decimal("0.0001")),
+                "UnitAmount": unit,
+                "AccountCode": code,
+                "AccountID": account["AccountID"],
+                "TaxType": tax_type,
+                "TaxAmount": tax,
+                "LineAmount": amount,
+                "Tracking": [],
+                "ValidationErrors": [],
+            }
+        ],
+        "SubTotal": amount,
+        "TotalTax": tax,
+        "Total": amount + tax,
+        "AmountDue": amount + tax,
+    }
 
 
 def _xero_apps(seed: int, tenants: dict[str, str]) -> list[XeroAppSeed]:
@@ -709,6 +834,7 @@ class _Generator:
         self._numbers: Counter[tuple[str, int]] = Counter()  # invoice numbers per location and year
         self.local = {b.key: _LocalTime(cat.iana_zone(b.time_zone, b.country)) for b in businesses}
         self.april: dict[str, str] = {}  # location name -> its April 2026 period invoice
+        self.ambiguous: _Member | None = None  # the customer Xero holds twice (ambiguous_customer)
 
     # ---- table of contents ----------------------------------------------
     def build(self) -> NexudusSeed:
@@ -730,6 +856,9 @@ class _Generator:
             # Added after every other record, from the same stream: nothing above changes.
             invoices += self._shoreditch_extras()
         accounts += self._payment_accounts()
+        if self.plants:
+            # After every other record, the payment accounts' included: nothing above changes.
+            invoices.append(self._add_refund_credit_note())
         for inv in self.invs:
             if inv.member.biz.key in cat.APRIL_PERIOD_LOCATIONS and inv.case == "april_period":
                 self.april[inv.member.biz.name] = inv.record["InvoiceNumber"]
@@ -1144,6 +1273,102 @@ class _Generator:
         orig.credited_by = note
         self.cases["credit_note"] = [note]
 
+    def _add_refund_credit_note(self) -> Record:
+        """Cancel in full the first Shoreditch one-off invoice paid in Nexudus (any invoice if
+        none), a few days after its payment (PLANTED credit_note_larger_than_due: its credit
+        exceeds what the original has left due, nothing). Its number follows every other
+        Shoreditch number."""
+        gap = timedelta(days=cat.REFUND_CREDIT_DAYS_AFTER_PAYMENT)
+        paid = [
+            (i.kind != "adhoc", pos)
+            for pos, i in enumerate(self.invs)
+            if i.member.biz is cat.SHOREDITCH
+            and i.member.planted is None
+            and i.case is None
+            and i.currency == cat.SHOREDITCH.currency
+            and i.credited_by is None
+            and i.paid_on is not None
+            and i.paid_on[0] + gap <= self.period.last
+        ]
+        if not paid:
+            raise ValueError("no paid invoice to plant 'credit_note_larger_than_due'")
+        orig = self.invs[min(paid)[-1]]
+        assert orig.paid_on is not None
+        day, secs = orig.paid_on
+        note = self._new_inv(
+            orig.member, day + gap, secs, orig.period_from, orig.period_to, orig.kind, orig.lines
+        )
+        note.case, note.credit_of, note.currency = (
+            "credit_note_larger_than_due",
+            orig,
+            orig.currency,
+        )
+        orig.credited_by = note
+        self.cases[note.case] = [note]
+        record = self._record(note)
+        # The original, paid in full, learns it was credited (nexudus_desk's cancel does the same).
+        orig.record["CreditedAmount"] = -record["TotalAmount"]
+        orig.record["UpdatedOn"] = record["CreatedOn"]
+        return record
+
+    # ---- what Xero UK holds already (chosen after build) ------------------------
+    def ambiguous_customer(self, org: XeroOrgSeed) -> _Member:
+        """The Shoreditch customer whom Xero will hold twice (PLANTED ambiguous_contact_name):
+        one whose invoices are all clean, none the first clean one nor credited; preferably a
+        one-off company customer with two unpaid invoices, then the first by coworker Id."""
+        clean = self._clean(cat.SHOREDITCH, org)
+        ok, first = set(clean), clean[0]
+        invoices: dict[int, list[_Inv]] = {}
+        for inv in self.invs:
+            if inv.record.get("InvoiceNumber"):
+                invoices.setdefault(inv.member.record["Id"], []).append(inv)
+
+        def fits(m: _Member) -> bool:
+            mine = invoices.get(m.record["Id"], [])
+            return bool(mine) and all(
+                i.record["InvoiceNumber"] in ok
+                and i.record["InvoiceNumber"] != first
+                and i.credited_by is None
+                for i in mine
+            )
+
+        def rank(m: _Member) -> tuple[bool, bool, bool, bool, int]:
+            mine = invoices[m.record["Id"]]
+            return (
+                m.plan is not None,
+                m.record["CoworkerType"] != "Company",
+                len(mine) != 2,
+                any(i.paid_on is not None for i in mine),
+                m.record["Id"],
+            )
+
+        candidates = [
+            m for m in self.members if m.biz is cat.SHOREDITCH and m.planted is None and fits(m)
+        ]
+        if not candidates:
+            raise ValueError("no customer to plant 'ambiguous_contact_name'; raise the invoices")
+        self.ambiguous = min(candidates, key=rank)
+        return self.ambiguous
+
+    def number_clash(self, org: XeroOrgSeed) -> _Inv:
+        """The Shoreditch invoice whose number Xero UK already gives another invoice (PLANTED
+        number_clash_invoice): a clean invoice, not the first clean one nor credited; preferably
+        an unpaid one-off invoice of the period's second month (the first if it has one), then
+        the earliest."""
+        clean = self._clean(cat.SHOREDITCH, org)
+        ok, first = set(clean), clean[0]
+        month = min(1, self.period.months - 1)
+        candidates = [
+            (i.month != month, i.kind != "adhoc", i.paid_on is not None, pos)
+            for pos, i in enumerate(self.invs)
+            if i.record.get("InvoiceNumber") in ok
+            and i.record["InvoiceNumber"] != first
+            and i.credited_by is None
+        ]
+        if not candidates:
+            raise ValueError("no invoice to plant 'number_clash_invoice'; raise the invoices")
+        return self.invs[min(candidates)[-1]]
+
     # ---- records --------------------------------------------------------------
     def _records(self) -> tuple[list[Record], list[Record]]:
         """Give ids and numbers in date order, and compute every amount."""
@@ -1422,6 +1647,8 @@ class _Generator:
                 )
             )
 
+        (refunded,) = (i.credit_of for i in self.cases["credit_note_larger_than_due"])
+        assert refunded is not None
         planted: dict[str, Any] = {
             "period_start": self.period.start.isoformat(),
             "period_end": self.period.last.isoformat(),
@@ -1452,6 +1679,14 @@ class _Generator:
                 "void_invoice": numbers("void")[0],
                 "credit_note": numbers("credit_note")[0],
                 "credit_note_original": numbers("credit_note_original")[0],
+                "credit_note_with_original": (
+                    numbers("credit_note")[0],
+                    numbers("credit_note_original")[0],
+                ),
+                "credit_note_larger_than_due": (
+                    numbers("credit_note_larger_than_due")[0],
+                    refunded.record["InvoiceNumber"],
+                ),
                 "second_currency_invoices": numbers("second_currency"),
                 "unsupported_currency_invoice": numbers("unsupported_currency")[0],
                 "rounding_difference_invoice": numbers("rounding_difference")[0],
@@ -1503,9 +1738,67 @@ class _Generator:
                 "already_sent_by_nexudus": numbers("already_sent_by_nexudus"),
             }
         )
+        planted.update(self._planted_xero_uk(orgs[cat.SHOREDITCH.org]))
         planted["clean_invoices"] = self._clean(cat.SHOREDITCH, orgs[cat.SHOREDITCH.org])
         planted["clean_invoices_dublin"] = self._clean(cat.DUBLIN, orgs[cat.DUBLIN.org])
         return planted
+
+    def _planted_xero_uk(self, uk: XeroOrgSeed) -> dict[str, Any]:
+        """What Xero UK holds already: the name-clash contact's id, the customer held twice, and
+        the invoice keyed by hand under one of Shoreditch's numbers."""
+        assert self.ambiguous is not None
+        (same_name,) = (c for c in uk.contacts if c["Name"] == cat.NAME_CLASH_COMPANY)
+        name = _contact_name(self.ambiguous.record)
+        (clash,) = uk.invoices
+        contacts = {c["ContactID"]: c for c in uk.contacts}
+        return {
+            "same_name_contact_id": same_name["ContactID"],
+            "ambiguous_contact_name": name,
+            "ambiguous_contact_ids": sorted(
+                c["ContactID"] for c in uk.contacts if c["Name"] == name
+            ),
+            "ambiguous_contact_invoices": [
+                i.record["InvoiceNumber"]
+                for i in self.invs
+                if i.member is self.ambiguous and i.record.get("InvoiceNumber")
+            ],
+            "number_clash_invoice": clash["InvoiceNumber"],
+            "number_clash_xero_contact": contacts[clash["Contact"]["ContactID"]]["Name"],
+            "number_clash_xero_total": clash["Total"],
+        }
+
+    def planted_lock(self, orgs: dict[str, XeroOrgSeed]) -> dict[str, Any]:
+        """The lock-date keys, when one of this generator's locations books into the organisation
+        whose PeriodLockDate is set; else nothing."""
+        for biz in self.businesses:
+            org = orgs[biz.org]
+            if org.organisation.get("PeriodLockDate"):
+                lock = date.fromisoformat(org.organisation["PeriodLockDate"])
+                return {
+                    "period_lock_date": lock.isoformat(),
+                    "period_lock_org": org.organisation["Name"],
+                    "period_lock_location": biz.name,
+                    "locked_invoices": sorted(
+                        inv.record["InvoiceNumber"]
+                        for inv in self._final_in_period(biz)
+                        if _xero_day(inv) <= lock
+                    ),
+                }
+        return {}
+
+    def _final_in_period(self, biz: cat.BusinessSpec) -> list[_Inv]:
+        """The location's numbered invoices (not draft, void or credit note) created in the
+        period's local days (nexudus.md §6), in date order."""
+        local = self.local[biz.key]
+        first, last = local.midnight(self.period.start), local.at(self.period.last, 86399)
+        return [
+            inv
+            for inv in self.invs
+            if inv.member.biz is biz
+            and inv.record["InvoiceNumber"]
+            and not (inv.draft or inv.void or inv.credit_of is not None)
+            and first <= inv.record["CreatedOn"] <= last
+        ]
 
     def planted_shared(self, orgs: dict[str, XeroOrgSeed]) -> dict[str, Any]:
         """The shared organisation's keys: locations, category, clean, draft and paid invoices."""
@@ -1547,11 +1840,13 @@ class _Generator:
 
         Clean: final (numbered, not draft, void or credit note), not already sent
         by Nexudus' own integration (nexudus.md §11), created in the period's local
-        days, in a currency the organisation has, header equal to its lines, a
-        customer name Xero accepts that no other customer or Xero contact shares,
-        and every line mapped exactly: account code and name equal, ACTIVE,
-        revenue (or the deposit liability), and a tax rate of the same name and
-        percentage, ACTIVE and allowed on that account's class.
+        days, in a currency the organisation has, under a number no invoice in Xero
+        has (xero-api.md §3.1), dated after the organisation's lock dates (§13),
+        header equal to its lines, a customer name Xero accepts that no other
+        customer or Xero contact shares, and every line mapped exactly: account
+        code and name equal, ACTIVE, revenue (or the deposit liability), and a tax
+        rate of the same name and percentage, ACTIVE and allowed on that account's
+        class.
         """
         business_id = self.business_ids[biz.key]
         # Contact names are unique per organisation: count every location that shares it.
@@ -1559,6 +1854,8 @@ class _Generator:
             _contact_name(m.record).casefold() for m in self.members if m.biz.org == biz.org
         )
         names.update(c["Name"].casefold() for c in org.contacts)
+        taken = {i["InvoiceNumber"] for i in org.invoices}  # numbers Xero already uses (§3.1)
+        lock = _lock_date(org)
         currencies = {c["Code"] for c in org.currencies}
         line_ok = _line_checker(org)
         # The period's local days, as UTC instants (nexudus.md §6).
@@ -1576,6 +1873,8 @@ class _Generator:
                 or not rec["InvoiceNumber"]
                 or not first <= rec["CreatedOn"] <= last
                 or rec["CurrencyCode"] not in currencies
+                or rec["InvoiceNumber"] in taken
+                or (lock is not None and _xero_day(inv) <= lock)
             ):
                 continue
             name = _contact_name(inv.member.record)
@@ -1602,6 +1901,23 @@ def _tax_id(rng: random.Random, country: str) -> str:
     if country == "SG":
         return f"{rng.randint(2010, 2025)}{rng.randint(10000, 99999)}{rng.choice('CDEGKMNRWZ')}"
     return f"{rng.randint(10, 99)}-{rng.randint(1000000, 9999999)}"
+
+
+def _xero_day(inv: _Inv) -> date:
+    """The earlier of the invoice's two possible Xero dates: its local issue date and its
+    period's first day (recon may send either)."""
+    return min(inv.issued, inv.period_from)
+
+
+def _lock_date(org: XeroOrgSeed) -> date | None:
+    """The organisation's latest lock date (PeriodLockDate, EndOfYearLockDate), if any: Xero
+    refuses approved documents dated on or before it (xero-api.md §13)."""
+    dates = [
+        date.fromisoformat(str(org.organisation[k]))
+        for k in ("PeriodLockDate", "EndOfYearLockDate")
+        if org.organisation.get(k)
+    ]
+    return max(dates, default=None)
 
 
 def _contact_name(rec: Record) -> str:

@@ -620,9 +620,46 @@ LONG_COMPANY_PERSON: Final = "Rupert Ashdown-Whitfield"
 BLANK_BILLING_PERSON: Final = "Priya Venkataraman"
 SAME_NAME_PERSON: Final = "Alex Morgan"
 SAME_NAME_EMAILS: Final = ("alex.morgan@mail.example", "alex.morgan@morgan-studio.example")
-# A Nexudus company that shares its name with an unrelated, pre-existing Xero customer.
+# A Nexudus company whose name is already that of one ACTIVE Xero contact made in Xero's UI (no
+# ContactNumber, another e-mail): the one contact a transfer by name reaches.
 NAME_CLASH_COMPANY: Final = "Brightline Analytics Ltd"
 NAME_CLASH_PERSON: Final = "Gemma Okafor"
+
+# --------------------------------------------------------------------------
+# Planted month-end situations on the Xero side (chosen from the generated data by the generator)
+# --------------------------------------------------------------------------
+
+# PLANTED period_lock_date (xero-api.md §6 PeriodLockDate, §13 "The document date cannot be before
+# the period lock date"): the US organisation's accountant locked its books through the period's
+# first day, the day of its first membership run, so those invoices can no longer be approved there.
+# New York, not the North: 23 North invoices are dated that day (a handful here), and the North
+# organisation is where the tracking tests write approved invoices dated that day.
+PERIOD_LOCK_ORG: Final = "US"
+# The lock date is the period's start plus this many days.
+PERIOD_LOCK_DAYS: Final = 0
+# PLANTED number_clash_invoice: an invoice someone keyed by hand in Xero UK (xero-api.md §3.1:
+# ACCREC numbers are unique, "Invoice # must be unique.") under a number Nexudus later gave one of
+# Shoreditch's own invoices, for another customer and another amount. Its one line:
+# (description, quantity, unit amount, account code, TaxType); dated these days before the
+# Nexudus invoice (never before the period), due 14 days after.
+NUMBER_CLASH_CONTACT: Final = "Meridian Legal LLP"
+NUMBER_CLASH_LINE: Final = (
+    "Private event hire – evening reception, 40 guests",
+    Decimal("1"),
+    Decimal("450.00"),
+    "4500",
+    "OUTPUT2",
+)
+NUMBER_CLASH_DAYS_BEFORE: Final = 6
+# PLANTED ambiguous_contact_name: one Shoreditch company customer (chosen by the generator) entered
+# twice in Xero's UI, two ACTIVE contacts with its exact name, no ContactNumber, neither with its
+# billing e-mail (xero-api.md §6: Name "may no longer be a unique field"). The two e-mails' local
+# parts, at the customer's own domain.
+AMBIGUOUS_CONTACT_MAILBOXES: Final = ("finance", "office")
+# PLANTED credit_note_larger_than_due: a Shoreditch one-off invoice paid in Nexudus and then
+# cancelled in full (nexudus.md §7.1: a credit note is "raised when an invoice is cancelled or
+# refunded"), these days after its payment: the credit exceeds what the original has left due.
+REFUND_CREDIT_DAYS_AFTER_PAYMENT: Final = 3
 
 # --------------------------------------------------------------------------
 # Name pools (none contains a planted name, so generated names never clash with them)
@@ -1585,7 +1622,7 @@ XERO_CONTACTS: Final[dict[str, tuple[ContactSpec, ...]]] = {
         ContactSpec("Ricoh UK Ltd", "", "", "invoices@ricoh.example", False, True, "GBP"),
         ContactSpec("BT Business", "", "", "billing@bt.example", False, True, "GBP"),
         ContactSpec(
-            "Meridian Legal LLP",
+            NUMBER_CLASH_CONTACT,
             "Oscar",
             "Pembroke",
             "finance@meridian-legal.example",
@@ -1593,8 +1630,9 @@ XERO_CONTACTS: Final[dict[str, tuple[ContactSpec, ...]]] = {
             False,
             "GBP",
         ),
-        # PLANTED name_clash_contact: same name as a Nexudus company, no ContactNumber,
-        # a different e-mail: an unrelated customer a name-based matcher would merge.
+        # PLANTED name_clash_contact: same name as a Nexudus company, ACTIVE, no ContactNumber
+        # (made in Xero's UI), another e-mail: a transfer must use it rather than make a second
+        # contact "Name (email)" (xero-api.md §6: PUT errors on a Name that already exists).
         ContactSpec(
             NAME_CLASH_COMPANY, "Harriet", "Lowe", "finance@brightline.example", True, False, "GBP"
         ),

@@ -228,6 +228,7 @@ class Books:
                     ("TaxRate", org.tax_rates, "TaxType", "Name"),
                     ("Currency", org.currencies, "Code", "Code"),
                     ("Contact", org.contacts, "ContactID", "ContactNumber"),
+                    ("Invoice", org.invoices, "InvoiceID", "InvoiceNumber"),
                     ("TrackingCategory", org.tracking_categories, "TrackingCategoryID", "Name"),
                 ):
                     for d in docs:

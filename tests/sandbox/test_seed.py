@@ -11,8 +11,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
+from recon.sandbox import Sandbox, jsonutil
 from recon.sandbox.seed import MIN_INVOICES, DemoData, XeroOrgSeed, generate
 
 CENT = Decimal("0.01")
@@ -31,8 +33,8 @@ LINE_ONLY_RATES = {
     "Personal rate - charity": Decimal("0.00"),
 }
 # Shoreditch invoices added on top of ``invoices``: 2 [No Tax], 1 default rate, 1 personal rate,
-# 3 already sent by Nexudus, 1 April period.
-SHOREDITCH_ADDITIONS = 8
+# 3 already sent by Nexudus, 1 April period, 1 credit note cancelling a paid invoice.
+SHOREDITCH_ADDITIONS = 9
 
 # nexudus.md §7.1 CoworkerInvoice and §7.2 CoworkerInvoiceLine.
 INVOICE_FIELDS = [
@@ -349,7 +351,7 @@ def test_demo_size_is_about_400_invoices_split_between_the_locations(v: View) ->
     assert 50 <= per_business[v.dub["Id"]] <= 100
     assert (per_business[v.man["Id"]], per_business[v.lee["Id"]]) == (60, 40)
     assert (per_business[v.sin["Id"]], per_business[v.nyc["Id"]]) == (31, 31)
-    assert len(v.invoices) == 570
+    assert len(v.invoices) == 571
     assert all(1 <= len(v.lines[i["Id"]]) <= 6 for i in v.invoices)
 
 
@@ -683,7 +685,10 @@ def test_drafts_wait_for_a_number(v: View) -> None:
 def test_organisations_have_the_fields_xero_fills(v: View) -> None:
     for org in v.data.xero_orgs:
         assert set(ORGANISATION_FIELDS) <= org.organisation.keys()
-        assert org.organisation["PeriodLockDate"] is None
+        # xero-api.md §6: lock dates are "shown if set"; only the US books are locked (planted).
+        locked = org.organisation["Name"] == v.planted["period_lock_org"]
+        assert (org.organisation["PeriodLockDate"] is not None) is locked
+        assert org.organisation["EndOfYearLockDate"] is None
         assert org.organisation["BaseCurrency"] in {c["Code"] for c in org.currencies}
     uk = v.uk.organisation
     assert (uk["Version"], uk["BaseCurrency"], uk["CountryCode"], uk["Timezone"]) == (
@@ -1054,10 +1059,13 @@ def test_two_coworkers_share_one_name(v: View) -> None:
 
 def test_name_clash_contact_shares_a_name_but_no_key(v: View) -> None:
     name = v.planted["name_clash_contact"]
-    contact = next(c for c in v.uk.contacts if c["Name"] == name)
+    (contact,) = (c for c in v.uk.contacts if c["Name"] == name)
     coworker = v.coworker[v.planted["name_clash_coworker"]]
     assert coworker["BillingName"] == name and coworker["CoworkerType"] == "Company"
+    # xero-api.md §6: one ACTIVE contact made in Xero's UI, so no ContactNumber (API-only key).
     assert not contact.get("ContactNumber") and contact["IsCustomer"]
+    assert contact["ContactStatus"] == "ACTIVE"
+    assert contact["ContactID"] == v.planted["same_name_contact_id"]
     assert contact["EmailAddress"] != coworker["BillingEmail"]
     assert len(v.planted["name_clash_invoices"]) >= 2
 
@@ -1125,8 +1133,12 @@ def test_scaled_generation_keeps_every_planted_case(scaled: DemoData) -> None:
         "unicode_invoice",
         "long_name_invoice",
         "blank_billing_name_invoice",
+        "number_clash_invoice",
     ):
         assert scaled.planted[key] in sv.by_number, key
+    for key in ("credit_note_with_original", "credit_note_larger_than_due"):
+        assert all(n in sv.by_number for n in scaled.planted[key]), key
+    assert scaled.planted["ambiguous_contact_invoices"] and scaled.planted["locked_invoices"]
     assert len(scaled.planted["second_currency_invoices"]) > 3
     shoreditch = sum(i["BusinessId"] == sv.sho["Id"] for i in scaled.nexudus.invoices)
     assert len(scaled.planted["clean_invoices"]) / shoreditch >= 0.85
@@ -1159,6 +1171,11 @@ OVERSEAS_KEYS = (
     "clean_invoices_singapore",
     "clean_invoices_new_york",
     "april_period",  # names one invoice per zone: Shoreditch's, Singapore's and New York's
+    # The lock date is New York's organisation's (SEED_VERSION 4).
+    "period_lock_date",
+    "period_lock_org",
+    "period_lock_location",
+    "locked_invoices",
 )
 # Nexudus' own list of names for the category (help.nexudus.com, setting up tracking categories
 # in Xero).
@@ -1183,7 +1200,7 @@ def original_digest(data: DemoData) -> str:
         invoices,
         [ln for ln in nx.invoice_lines if ln["CoworkerInvoiceId"] in invoice_ids],
         [
-            (o.organisation, o.accounts, o.tax_rates, o.currencies, o.contacts)
+            (o.organisation, o.accounts, o.tax_rates, o.currencies, o.contacts, o.invoices)
             for o in data.xero_orgs
             if o.organisation["Name"] in ORIGINAL_ORGS
         ],
@@ -1198,17 +1215,19 @@ def original_digest(data: DemoData) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-# Computed with this same function when the demo followed the revised nexudus.md (SEED_VERSION 3:
-# dates as UTC instants of local midnights and local times, SimpleTimeZoneId, no
-# PricesIncludeTax, InvoicingBusinessId, AccountType and Payments accounts, ExemptionReason, the
-# line echoes, DueAmount/IsDue, Nexudus' Xero flags and Shoreditch's eight added invoices). The
-# invoices, amounts, numbers and planted cases are those of the previous digests (commit ec1411d);
-# the shapes and the date encoding changed, deliberately. Later locations must not change them.
+# Computed with this same function at SEED_VERSION 4: the SEED_VERSION 3 data (the revised
+# nexudus.md: dates as UTC instants of local midnights, SimpleTimeZoneId, InvoicingBusinessId,
+# AccountType and Payments accounts, the line echoes, Nexudus' Xero flags, Shoreditch's eight added
+# invoices; digests 538619f2…, 023c9d0a…) plus, deliberately, the month-end situations: a ninth
+# Shoreditch addition (a credit note, last of all, cancelling a paid invoice, whose CreditedAmount
+# and UpdatedOn follow), Xero UK's two contacts of one customer's name and its hand-keyed invoice,
+# their invoices out of the clean list, and the new planted keys. Undoing exactly those gives the
+# SEED_VERSION 3 digests again. Later locations must not change them.
 ORIGINAL_DIGESTS = {
-    "demo": "538619f293fc61c6b897c33974c7898942d5538b11f6829edf1e97d6ae147f2d",
+    "demo": "dd6247500ba38349e9e4949099881e902bd94fb2b136e8c238f98d02c2291df4",
     # MIN_INVOICES (100) from 2026-11-15 over 4 months
-    "small": "023c9d0a53a9d8de325c46107fd5cd47b86239bb8d8ea9bf8313c94d4b57e4d5",
-    "scaled": "07c6d84d64c093bc427261160ac1a82e8b1ec2a5237243b55e6a5b9b30be6eff",  # 20,000 invoices
+    "small": "a51104888dbd2eb89b92807f1641c480bd475cc7d190c43bbbaf428fbbeda338",
+    "scaled": "a9f49f47d4f9f4d602c5636a948f9a52820502e2c5c06108a1bb52ec037dc3f3",  # 20,000 invoices
 }
 
 
@@ -1581,7 +1600,10 @@ def test_the_far_locations_map_exactly_onto_their_organisations(
         for i in v.invoices
         if i["BusinessId"] == business["Id"] and not i["Draft"] and i["InvoiceNumber"] != april
     ]
-    assert v.planted[clean_key] == final and 20 <= len(final) <= 40
+    # New York's books are locked through the period's first day (planted): Xero refuses those.
+    locked = v.planted["locked_invoices"] if business["Name"] == "Hive New York Flatiron" else []
+    clean = [n for n in final if n not in locked]
+    assert v.planted[clean_key] == clean and 20 <= len(clean) <= 40
     for number in [*final, april]:
         assert v.by_number[number]["CurrencyCode"] == business["CurrencyCode"]
         for ln in v.lines_of(number):
@@ -1591,3 +1613,216 @@ def test_the_far_locations_map_exactly_onto_their_organisations(
         i["InvoiceNumber"] for i in v.invoices if i["BusinessId"] in v.overseas_ids and i["Paid"]
     )
     assert paid == sorted(v.planted["overseas_paid_in_nexudus_invoices"])
+
+
+# ---- month-end situations: what Xero already holds, lock dates, credit notes --------------
+
+
+def xero_get(box: Sandbox, organisation: str, path: str, **params: str) -> dict[str, Any]:
+    """GET an accounting path of one organisation through the Custom Connection reaching it."""
+    (tenant,) = (t for t, name in box.organisations.items() if name == organisation)
+    (app,) = (
+        a
+        for a in box.xero_apps.values()
+        if a["grant"] == "client_credentials" and a["tenant_ids"] == [tenant]
+    )
+    token = httpx.post(
+        box.xero_token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(app["client_id"], app["client_secret"]),
+    )
+    assert token.status_code == 200, token.text
+    answer = httpx.get(
+        box.xero_api_url + path,
+        params=params,
+        headers={
+            "Authorization": f"Bearer {token.json()['access_token']}",
+            "xero-tenant-id": tenant,
+            "Accept": "application/json",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = jsonutil.loads(answer.content)
+    return body
+
+
+def msdate(day: date) -> str:
+    """xero-api.md §6, §10: a date as Xero's JSON shows it, ``/Date(ms+0000)/`` at UTC midnight."""
+    stamp = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo("UTC")).timestamp()
+    return f"/Date({int(stamp * 1000)}+0000)/"
+
+
+def maps_exactly(v: View, org: XeroOrgSeed, number: str) -> bool:
+    """Every line's account code and name and tax rate name and percentage are the same, ACTIVE,
+    in the organisation's books."""
+    accounts, taxes = v.accounts(org), v.tax_names(org)
+    return all(
+        (account := accounts.get(ln["FinancialAccountCode"])) is not None
+        and (account["Name"], account["Status"]) == (ln["FinancialAccountName"], "ACTIVE")
+        and (tax := taxes.get(ln["TaxCategoryName"])) is not None
+        and (tax["EffectiveRate"], tax["Status"]) == (ln["TaxRate"], "ACTIVE")
+        for ln in v.lines_of(number)
+    )
+
+
+def test_the_us_books_are_locked_through_the_first_day_of_the_period(v: View) -> None:
+    """xero-api.md §6 PeriodLockDate, §13: Xero refuses approved documents dated on or before
+    it, so New York's invoices of that first day cannot be approved there."""
+    lock = date.fromisoformat(v.planted["period_lock_date"])
+    assert v.planted["period_lock_date"] == v.planted["period_start"]
+    assert v.planted["period_lock_org"] == v.us.organisation["Name"] == "Hive Coworking US Inc"
+    assert v.us.organisation["PeriodLockDate"] == v.planted["period_lock_date"]
+    # The one location booking into the US organisation is New York.
+    us_tenant = v.us.organisation["OrganisationID"]
+    assert [b for b, t in v.data.locations.items() if t == us_tenant] == [v.nyc["Id"]]
+    assert v.planted["period_lock_location"] == v.nyc["Name"]
+    start, end = (date.fromisoformat(v.planted[k]) for k in ("period_start", "period_end"))
+    april = v.planted["april_period"][v.nyc["Name"]]
+    in_period = [
+        i
+        for i in v.invoices
+        if i["BusinessId"] == v.nyc["Id"]
+        and not i["Draft"]
+        and start <= v.local_day(v.nyc["Id"], i["CreatedOn"]) <= end
+    ]
+    # Xero's Date is the local issue date or the period's first day (nexudus.md §6).
+    locked = sorted(
+        i["InvoiceNumber"]
+        for i in in_period
+        if min(
+            v.local_day(v.nyc["Id"], i["CreatedOn"]),
+            v.local_day(v.nyc["Id"], i["InvoiceFromDate"]),
+        )
+        <= lock
+    )
+    assert v.planted["locked_invoices"] == locked and 3 <= len(locked) <= 10
+    assert april not in locked  # outside the period, though dated before the lock too
+    assert set(locked).isdisjoint(v.planted["clean_invoices_new_york"])
+    after = [i for i in in_period if i["InvoiceNumber"] not in locked]
+    assert after and all(v.local_day(v.nyc["Id"], i["CreatedOn"]) > lock for i in after)
+
+
+def test_get_organisation_shows_the_period_lock_date_of_the_us_books_only(
+    sandbox: Sandbox,
+) -> None:
+    """xero-api.md §6: GET /Organisation gives PeriodLockDate as an MS-JSON date, only when set."""
+    lock = date.fromisoformat(sandbox.planted["period_lock_date"])
+    (us,) = xero_get(sandbox, sandbox.planted["period_lock_org"], "/Organisation")["Organisations"]
+    assert us["PeriodLockDate"] == msdate(lock)
+    assert "EndOfYearLockDate" not in us
+    (uk,) = xero_get(sandbox, "Hive Coworking UK Ltd", "/Organisation")["Organisations"]
+    assert "PeriodLockDate" not in uk
+
+
+def test_a_hand_keyed_xero_invoice_already_has_a_shoreditch_number(v: View) -> None:
+    """xero-api.md §3.1: ACCREC numbers are unique in an organisation, so this Shoreditch
+    invoice cannot go to Xero UK under its number; the Xero one is another customer's."""
+    number = v.planted["number_clash_invoice"]
+    nexudus = v.by_number[number]
+    assert nexudus["BusinessId"] == v.sho["Id"] and not (nexudus["Draft"] or nexudus["Void"])
+    assert v.planted["period_start"] <= nexudus["CreatedOn"][:10] <= v.planted["period_end"]
+    (xero,) = v.uk.invoices
+    assert (xero["InvoiceNumber"], xero["Type"], xero["Status"]) == (number, "ACCREC", "AUTHORISED")
+    (contact,) = (c for c in v.uk.contacts if c["ContactID"] == xero["Contact"]["ContactID"])
+    assert contact["Name"] == v.planted["number_clash_xero_contact"] != nexudus["BillToName"]
+    assert xero["Total"] == v.planted["number_clash_xero_total"] != nexudus["TotalAmount"]
+    # Xero's arithmetic (§3.3): line amounts and tax per line, Total = SubTotal + TotalTax.
+    (line,) = xero["LineItems"]
+    rate = v.taxes(v.uk)[line["TaxType"]]["EffectiveRate"]
+    assert line["LineAmount"] == cents(line["Quantity"] * line["UnitAmount"]) == xero["SubTotal"]
+    assert line["TaxAmount"] == cents(line["LineAmount"] * rate / 100) == xero["TotalTax"]
+    assert xero["Total"] == xero["SubTotal"] + xero["TotalTax"] == xero["AmountDue"]
+    assert v.accounts(v.uk)[line["AccountCode"]]["AccountID"] == line["AccountID"]
+    assert v.planted["period_start"] <= xero["Date"] <= nexudus["CreatedOn"][:10]
+    # Clean but for the number: held out of the clean list.
+    assert number not in v.planted["clean_invoices"] and maps_exactly(v, v.uk, number)
+    assert not v.ie.invoices and not v.north.invoices
+
+
+def test_get_invoices_by_number_shows_the_clash(sandbox: Sandbox) -> None:
+    """xero-api.md §3.4 InvoiceNumbers: the number answers with the hand-keyed invoice."""
+    number = sandbox.planted["number_clash_invoice"]
+    found = xero_get(sandbox, "Hive Coworking UK Ltd", "/Invoices", InvoiceNumbers=number)
+    (invoice,) = found["Invoices"]
+    assert (invoice["InvoiceNumber"], invoice["Status"]) == (number, "AUTHORISED")
+    assert invoice["Contact"]["Name"] == sandbox.planted["number_clash_xero_contact"]
+    assert invoice["Total"] == sandbox.planted["number_clash_xero_total"]
+
+
+def test_one_shoreditch_customer_has_two_active_xero_contacts_of_its_name(v: View) -> None:
+    """xero-api.md §6: Name "may no longer be a unique field"; neither contact has a
+    ContactNumber or the customer's billing e-mail, so nothing tells them apart."""
+    name = v.planted["ambiguous_contact_name"]
+    twins = [c for c in v.uk.contacts if c["Name"] == name]
+    assert sorted(c["ContactID"] for c in twins) == v.planted["ambiguous_contact_ids"]
+    assert len(set(v.planted["ambiguous_contact_ids"])) == 2
+    numbers = v.planted["ambiguous_contact_invoices"]
+    (coworker_id,) = {v.by_number[n]["CoworkerId"] for n in numbers}
+    coworker = v.coworker[coworker_id]
+    assert coworker["InvoicingBusinessId"] == v.sho["Id"] and coworker["BillingName"] == name
+    assert [i["InvoiceNumber"] for i in v.invoices if i["CoworkerId"] == coworker_id] == numbers
+    for contact in twins:
+        assert contact["ContactStatus"] == "ACTIVE" and not contact.get("ContactNumber")
+        assert contact["EmailAddress"].lower() != coworker["BillingEmail"].lower()
+    # One customer only: no other Nexudus customer of any location has that name.
+    assert sum(c["BillingName"] == name for c in v.data.nexudus.coworkers) == 1
+    # Clean but for the contacts: held out of the clean list.
+    assert numbers and all(maps_exactly(v, v.uk, n) for n in numbers)
+    assert set(numbers).isdisjoint(v.planted["clean_invoices"])
+
+
+@pytest.mark.parametrize("key", ["name_clash_contact", "ambiguous_contact_name"])
+def test_get_contacts_by_name_shows_the_contacts_without_a_number(
+    sandbox: Sandbox, key: str
+) -> None:
+    """xero-api.md §6: GET /Contacts?where=Name=="…" answers with every ACTIVE contact of that
+    name; here one (the name clash) or two (the ambiguous customer), none with ContactNumber."""
+    name = sandbox.planted[key]
+    found = xero_get(sandbox, "Hive Coworking UK Ltd", "/Contacts", where=f'Name=="{name}"')
+    contacts = found["Contacts"]
+    expected = (
+        [sandbox.planted["same_name_contact_id"]]
+        if key == "name_clash_contact"
+        else sandbox.planted["ambiguous_contact_ids"]
+    )
+    assert sorted(c["ContactID"] for c in contacts) == sorted(expected)
+    for contact in contacts:
+        assert (contact["Name"], contact["ContactStatus"]) == (name, "ACTIVE")
+        assert not contact.get("ContactNumber")
+
+
+def test_a_credit_note_names_a_transferable_original(v: View) -> None:
+    """nexudus.md §7.1: OriginalInvoiceGuid is the original's UniqueId; the original is clean
+    (final, not void, every line mapped), so recon can transfer it and allocate the note."""
+    note_number, original_number = v.planted["credit_note_with_original"]
+    assert (note_number, original_number) == (
+        v.planted["credit_note"],
+        v.planted["credit_note_original"],
+    )
+    note, original = v.by_number[note_number], v.by_number[original_number]
+    assert note["CreditNote"] and note["OriginalInvoiceGuid"] == original["UniqueId"]
+    assert original["BusinessId"] == note["BusinessId"] == v.sho["Id"]
+    assert not (original["Void"] or original["Draft"] or original["CreditNote"])
+    assert original_number in v.planted["clean_invoices"]
+    assert -note["TotalAmount"] == original["TotalAmount"] - original["PaidAmount"]
+
+
+def test_a_credit_note_cancels_a_paid_invoice_for_more_than_it_has_left_due(v: View) -> None:
+    """nexudus.md §7.1: a credit note is "raised when an invoice is cancelled or refunded";
+    this one cancels in full a one-off invoice paid in Nexudus three days before."""
+    note_number, original_number = v.planted["credit_note_larger_than_due"]
+    note, original = v.by_number[note_number], v.by_number[original_number]
+    assert note["CreditNote"] and note["OriginalInvoiceGuid"] == original["UniqueId"]
+    assert note["BusinessId"] == original["BusinessId"] == v.sho["Id"]
+    assert original["Paid"] and original["PaidAmount"] == original["TotalAmount"] > 0
+    assert original["CreditedAmount"] == -note["TotalAmount"] == original["TotalAmount"]
+    assert original["DueAmount"] == Decimal("0.00") < -note["TotalAmount"]
+    assert original["PaidOn"] < note["CreatedOn"] <= original["UpdatedOn"] < v.planted["period_end"]
+    assert [ln["SubTotal"] for ln in v.lines[note["Id"]]] == [
+        -ln["SubTotal"] for ln in v.lines[original["Id"]]
+    ]
+    assert original_number in v.planted["clean_invoices"]
+    assert note_number not in v.planted["clean_invoices"]
+    # The last Shoreditch number: added after every other record.
+    shoreditch = [i["InvoiceNumber"] for i in v.invoices if i["BusinessId"] == v.sho["Id"]]
+    assert max(n for n in shoreditch if n) == note_number == shoreditch[-1]
