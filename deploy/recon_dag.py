@@ -13,8 +13,15 @@ is parsed:
 
 - ``run_<location>``: ``recon run PARAMS --location NAME --run-id {{ ts_nodash }}``.
   Every task of one DAG run shares the run folder ``<output_dir>/<ts_nodash>/``
-  and writes its own location folder in it; exit code 1 (a step failed) or 2
-  (bad params) fails the task. Locations booked into the same Xero
+  and writes its own location folder in it. Every non-zero exit code fails the
+  task: 1 a step failed; 2 bad params, arguments or files (an unknown location,
+  an organisation the app cannot reach: a retry will not help, so the tasks have
+  no retries); 3 every step ran but some invoices or payments are not done
+  (failed, refused, unknown, or deferred by the day's Xero call limit: the next
+  night's run takes them up); 130 interrupted, by Ctrl-C or by the SIGTERM
+  Airflow sends when it stops a task (the report of what was done is still
+  written; running again is safe). The task log's last line gives the counts
+  behind the code. Locations booked into the same Xero
   organisation run one after the other (Xero's limits are per organisation:
   60 calls a minute, 5 at a time, 5,000 a day, and recon's pacer and call
   budget only see their own process); locations of different organisations

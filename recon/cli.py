@@ -5,7 +5,9 @@ Floor 3: parses arguments, runs the notebooks, calls ``recon.report.build_report
 and maps the outcome to an exit code. Nothing here reconciles anything.
 
     recon run PARAMS [--out DIR] [--only NAME ...] [--location NAME] [--run-id ID]
+                     [--period PERIOD] [--dry-run]
     recon report RUN_DIR [--params PARAMS]
+    recon --version
 
 The step notebooks are ``notebooks/NN_*.ipynb`` in number order, except the
 report notebook (``04_audit_report.ipynb``, for people in Jupyter): the report
@@ -17,7 +19,17 @@ Each run writes into ``<out>/<run-id>/`` (``<out>``: ``--out``, else the params'
 ``output_dir``; ``<run-id>``: ``--run-id``, else the UTC start time): the
 executed notebooks (a failed one too: papermill writes it with the error in
 place), the steps' CSVs, and the report (``audit.xlsx``, ``csv/``, ``html/``,
-``run.json``). The last line printed is the workbook's path.
+``run.json``). The line before last is the workbook's path; the last line
+gives the counts behind the exit code (``302 invoices: 195 created, 107
+failed; 28 payments: 28 marked paid → exit 3``).
+
+``--period`` (``last-month``, ``this-month``, ``month-to-date``,
+``last-quarter``, or ``START..END``) and ``--dry-run`` (plan and report, no
+write: ``push``, ``apply`` and ``apply_xero`` false) override the params file.
+The steps then read ``<run folder>/params.yaml``, the params as the run used
+them (paths made absolute, a relative period fixed as of the run's start and
+evaluated in each location's time zone when its step connects); the run's
+record and report name that file.
 
 Several locations. When the params have a ``locations`` map and no
 ``--location`` is given, the steps run once per mapped location, in the map's
@@ -32,21 +44,31 @@ of a scheduler's fan-out: it writes into ``<out>/<ID>/<location-folder>/`` of
 the run folder all the run's tasks share, and ``recon report <out>/<ID>``,
 run after them, builds the one report.
 
-Exit codes of ``recon run``:
+Exit codes of ``recon run`` (the same list is in ``recon --help``):
 
     0    every step ran (of every location), every transfer and payment is done, and the
          report is written
     1    a step failed (of some location): the report is written and says which, and where
-    2    an expected error before any step ran: bad params (the message names the file and key),
-         a missing file, an output folder that cannot be written
+    2    bad params, arguments or files. Before any step ran (no run folder): a params error (the
+         message names the file and key), a missing file, an ``--only`` NAME that is part of no
+         step's name (the message lists the steps), a ``--location`` the params' locations map
+         does not have, a bad ``--period`` or ``--run-id``, an output folder that cannot be
+         written. Or a step stopped on one (``ParamsError``; the report is written): a location
+         Nexudus does not know, an organisation the Xero app cannot reach, a credential
+         variable not set. A retry will not help; fix the set-up
     3    every step ran, but some invoices or payments are not done: a transfer failed (Xero
          refused it, or booked it with other figures than planned), was refused, is unknown,
          was deferred by today's call budget or not sent because the run had to stop, or a
          payment failed or is unknown. The report's Errors sheet lists them; the
          rows are in ``transfer_outcomes.csv`` and ``status_applied.csv``
-    130  interrupted (Ctrl-C); the report of what ran so far is still written if possible
+    130  interrupted: Ctrl-C (SIGINT) or SIGTERM (a scheduler's or service manager's stop; one
+         code for both, as the run is equally safe to repeat). The step in progress is recorded
+         as interrupted and its kernel shut down: a write in flight either completes and is
+         recorded, or stays an open intent in the ledger, which the next run resolves in Xero
+         before it sends anything. The report of what was done is then written (a second
+         SIGTERM is ignored so that it can be)
 
-A step failure (1) and an interrupt (130) win over 3.
+An interrupt (130) wins over a failed step (1), which wins over 2, which wins over 3.
 
 ``recon report RUN_DIR`` (re)builds the report of a run folder from what its
 steps wrote (a run over locations: from its location folders); the params
@@ -73,16 +95,21 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from recon.errors import ParamsError, ReconError
-from recon.outcomes import PaymentOutcome, Verdict
-from recon.params import RunParams, load_params
+from recon.outcomes import PaymentOutcome, TransferOutcome, Verdict
+from recon.params import PERIODS, RunParams, load_params
 from recon.report import (
     RUN_RECORD,
     LocationRun,
@@ -107,6 +134,22 @@ SWITCHES = ("push", "apply", "apply_xero")
 EXIT_OK, EXIT_STEP_FAILED, EXIT_EXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_WRITES_UNFINISHED = 3  # every step ran, but some invoices or payments are not done
 TRANSFER_OUTCOMES, PAYMENT_OUTCOMES = "transfer_outcomes.csv", "status_applied.csv"
+PLANNED = "transfer_plan_eligible.csv"
+# The params a run's steps read when the command line changed the file's (--period, --dry-run) or
+# the file's period is relative (fixed as of the run's start): written into the run folder.
+RUN_PARAMS = "params.yaml"
+EXIT_CODES_HELP = """\
+exit codes (of `recon run`; `recon report` the same, for the run folder it reads):
+  0    every step ran (of every location), every planned write is done, the report is written
+  1    a step failed (of some location); the report says which and where
+  2    bad params, arguments or files: nothing ran (an unknown --only step or --location of the
+       map, a bad --period, a params error naming file and key), or a step stopped on one (a
+       location Nexudus does not know, an organisation the Xero app cannot reach)
+  3    every step ran, but some invoices or payments are not done: failed, refused, unknown, or
+       deferred by the day's Xero call limit (the report's Errors sheet lists them)
+  130  interrupted by Ctrl-C or SIGTERM: the write in flight is finished or left for the ledger
+       to resolve, the report of what was done is written
+  1 and 130 win over 2 and 3; the last line printed gives the counts behind the code."""
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # what --run-id may be: one folder name
 
 
@@ -132,6 +175,89 @@ def new_run_dir(root: Path) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"cannot make a new run folder in {root}")
+
+
+def recon_version() -> str:
+    """recon's installed version (``unknown`` when it is run from a tree that is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("recon")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def check_only(only: Sequence[str] | None, notebooks: Sequence[Path]) -> None:
+    """Refuse an ``--only`` NAME that is part of no step's name (a typo would run nothing)."""
+    names = [nb.stem for nb in notebooks]
+    for key in only or ():
+        if not any(key in name for name in names):
+            raise ParamsError(
+                f"--only {key!r} is part of no step's name; the steps are {', '.join(names)} "
+                "(a part of a name is enough, e.g. --only transfer)"
+            )
+
+
+def period_overrides(text: str) -> dict[str, Any]:
+    """``--period``: a relative period (``last-month``...) or ``START..END`` dates, as params
+    overrides."""
+    value = text.strip().lower()
+    if value in PERIODS:
+        return {"period": value}
+    first, sep, last = value.partition("..")
+    try:
+        if sep:
+            return {
+                "period_start": date.fromisoformat(first),
+                "period_end": date.fromisoformat(last),
+            }
+    except ValueError:
+        pass
+    raise ParamsError(
+        f"--period {text!r} is neither one of {', '.join(PERIODS)} nor two dates "
+        "START..END (e.g. 2026-08-01..2026-08-31)"
+    )
+
+
+def failure_code(steps: Iterable[StepRun]) -> int:
+    """0 when no step failed; 2 when every failed step stopped on bad params (an unknown location,
+    an organisation the app cannot reach, a credential variable not set: fix the set-up); else 1."""
+    failed = [s for s in steps if s.status == StepStatus.FAILED]
+    if not failed:
+        return EXIT_OK
+    if all(s.error.startswith(f"{ParamsError.__name__}:") for s in failed):
+        return EXIT_EXPECTED
+    return EXIT_STEP_FAILED
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or service manager stopping the run): handled as Ctrl-C is."""
+
+
+# Set once SIGTERM has arrived: papermill may turn the interrupt into a failed cell of the step's
+# notebook, and the step is then recorded as interrupted, not as failed.
+TERMINATED = threading.Event()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM interrupts as Ctrl-C does (``Terminated``); a second SIGTERM is
+    ignored so the report of what was done can still be written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        TERMINATED.set()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    TERMINATED.clear()
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def notebook_parameters(
@@ -170,6 +296,8 @@ def run_step(
             kernel_name="python3",
         )
     except pm.PapermillExecutionError as exc:
+        if TERMINATED.is_set():  # the kernel was interrupted because the run was
+            raise Terminated from exc
         return StepRun(
             notebook.name,
             StepStatus.FAILED,
@@ -181,6 +309,8 @@ def run_step(
     except (
         Exception
     ) as exc:  # the kernel died or could not start: the step failed, the run goes on to its report
+        if TERMINATED.is_set():
+            raise Terminated from exc
         return StepRun(
             notebook.name,
             StepStatus.FAILED,
@@ -249,6 +379,8 @@ def run(
     notebooks: Sequence[Path] | None = None,
     location: str | None = None,
     run_name: str | None = None,
+    period: str | None = None,
+    dry_run: bool = False,
 ) -> int:
     """One scheduled run: the steps, then the report. Returns the exit code (see the module
     docstring).
@@ -256,8 +388,18 @@ def run(
     ``location`` runs one Nexudus location of the params' map (a scheduler fans locations out this
     way); without it a params file with a locations map runs every mapped location
     (``run_locations``). ``run_name`` names the run folder (``--run-id``) instead of the start time.
+    ``period`` (``--period``) and ``dry_run`` (``--dry-run``) override the params file; the steps
+    then read the params from the run folder's ``params.yaml``.
     """
     params = load_params(params_file)
+    overrides: dict[str, Any] = period_overrides(period) if period else {}
+    if dry_run:
+        overrides["dry_run"] = True
+    params = params.with_overrides(**overrides)
+    if params.period is not None and params.period_as_of is None:
+        # Every step of the run sees the same period, even one that runs past midnight.
+        params = params.with_overrides(period_as_of=datetime.now(tz=UTC))
+    own_params = bool(overrides) or params.period is not None
     mapped_name: str | None = None
     if location:
         if params.locations and params.location_map(location) is None:
@@ -271,8 +413,12 @@ def run(
         )
         params = params.with_overrides(location=location)
     notebooks = list(notebooks if notebooks is not None else notebooks_in_order())
+    check_only(only, notebooks)
     root = out_root or Path(params.output_dir)
     run_dir = named_run_dir(root, run_name) if run_name else new_run_dir(root)
+    if own_params:  # what the steps read, and what the run's record names
+        params_file = params.save(run_dir / RUN_PARAMS)
+        params = load_params(params_file)
     if params.locations and not location:
         return run_locations(params_file, params, run_dir, notebooks, only, list(params.locations))
     if mapped_name is not None and run_name:
@@ -290,10 +436,51 @@ def run(
             )
     code = with_unfinished_writes(code, [run_dir])
     if built is None:
-        return code or EXIT_STEP_FAILED
-    _say(str(built))
-    _say(f"report: {built.workbook.resolve()}")
+        code = code or EXIT_STEP_FAILED
+    else:
+        _say(str(built))
+        _say(f"report: {built.workbook.resolve()}")
+    failures = [
+        f"step {s.stem} {'interrupted' if 'interrupted' in s.error else 'failed'}"
+        for s in steps
+        if s.status == StepStatus.FAILED
+    ]
+    _say(run_summary([run_dir], code, failures, params))
     return code
+
+
+def run_summary(
+    folders: Sequence[Path], code: int, failures: Sequence[str], params: RunParams
+) -> str:
+    """The line ``recon run`` prints last: the counts behind its exit code, e.g. ``302 invoices:
+    195 created, 107 failed; 28 payments marked paid -> exit 3``."""
+    parts: list[str] = []
+    transfers: Counter[str] = Counter()
+    payments: Counter[str] = Counter()
+    planned = 0
+    for folder in folders:
+        for table, counts in ((TRANSFER_OUTCOMES, transfers), (PAYMENT_OUTCOMES, payments)):
+            frame = _read_outcomes(folder / table)
+            if frame is not None and "outcome" in frame.columns:
+                counts.update(str(o) for o in frame["outcome"])
+        frame = _read_outcomes(folder / PLANNED)
+        planned += 0 if frame is None else len(frame)
+    if transfers:
+        order = [o.value for o in TransferOutcome]
+        counted = sorted(transfers.items(), key=lambda kv: [*order, kv[0]].index(kv[0]))
+        parts.append(f"{transfers.total()} invoices: " + ", ".join(f"{n} {o}" for o, n in counted))
+    elif planned:
+        sent = "none sent" if not params.push else "no outcomes recorded (see the ledger)"
+        parts.append(f"{planned} invoices planned, {sent}")
+    if payments:
+        labels = {PaymentOutcome.APPLIED.value: "marked paid"}
+        parts.append(
+            f"{payments.total()} payments: "
+            + ", ".join(f"{n} {labels.get(o, o)}" for o, n in sorted(payments.items()))
+        )
+    parts += failures
+    text = "; ".join(parts) or "nothing to transfer or mark paid"
+    return f"{'dry run, nothing written: ' if params.dry_run else ''}{text} → exit {code}"
 
 
 def unfinished_writes(folder: Path) -> list[str]:
@@ -360,7 +547,12 @@ def execute(
     steps: list[StepRun] = []
     try:
         run_steps(notebooks, params_file, run_dir, params, only, steps.append, say, location)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        why = (
+            "Terminated: interrupted (SIGTERM)"
+            if isinstance(exc, Terminated)
+            else "KeyboardInterrupt: interrupted (Ctrl-C)"
+        )
         done = {s.name for s in steps}
         rest = [nb for nb in notebooks if nb.name not in done]
         for i, nb in enumerate(rest):
@@ -368,12 +560,12 @@ def execute(
                 StepRun(
                     nb.name,
                     StepStatus.FAILED if i == 0 else StepStatus.SKIPPED,
-                    error="KeyboardInterrupt: interrupted (Ctrl-C)" if i == 0 else "",
+                    error=why if i == 0 else "",
                     note="" if i == 0 else "the run was interrupted",
                 )
             )
         return steps, EXIT_INTERRUPTED
-    return steps, EXIT_STEP_FAILED if any(s.status == StepStatus.FAILED for s in steps) else EXIT_OK
+    return steps, failure_code(steps)
 
 
 def run_locations(
@@ -396,7 +588,7 @@ def run_locations(
                 LocationRun(
                     name,
                     folders[name],
-                    note="not run: the run was interrupted (Ctrl-C) before this location",
+                    note="not run: the run was interrupted before this location",
                 )
             )
             continue
@@ -411,18 +603,19 @@ def run_locations(
     for loc in done:
         if loc.status != LocationStatus.OK:
             print(f"recon: location {loc.name}: {loc.failure}", file=sys.stderr, flush=True)
-    code = (
-        EXIT_INTERRUPTED
-        if interrupted
-        else EXIT_OK
-        if all(loc.status == LocationStatus.OK for loc in done)
-        else EXIT_STEP_FAILED
-    )
+    code = EXIT_INTERRUPTED if interrupted else failure_code(s for loc in done for s in loc.steps)
     code = with_unfinished_writes(code, [run_dir / loc.folder for loc in done])
     if built is None:
-        return code or EXIT_STEP_FAILED
-    _say(str(built))
-    _say(f"report: {built.workbook.resolve()}")
+        code = code or EXIT_STEP_FAILED
+    else:
+        _say(str(built))
+        _say(f"report: {built.workbook.resolve()}")
+    failures = [
+        f"location {loc.name} {'interrupted' if interrupted else 'failed'}"
+        for loc in done
+        if loc.status == LocationStatus.FAILED
+    ]
+    _say(run_summary([run_dir / loc.folder for loc in done], code, failures, params))
     return code
 
 
@@ -449,6 +642,8 @@ def run_location_task(
     _say(
         f"report: not built by a location's task; after the run's last one: recon report {run_dir}"
     )
+    failures = [f"location {name} failed"] if location_run.status != LocationStatus.OK else []
+    _say(run_summary([run_dir / folder], code, failures, params))
     return code
 
 
@@ -544,7 +739,9 @@ def report(run_dir: Path, params_file: Path | None = None) -> int:
         print(f"recon: {problem}", file=sys.stderr, flush=True)
     _say(f"report: {built.workbook.resolve()}")
     if built.failed_steps:
-        return EXIT_STEP_FAILED
+        if any(not loc.steps for loc in built.locations):
+            return EXIT_STEP_FAILED  # a location left no results
+        return failure_code([*built.steps, *(s for loc in built.locations for s in loc.steps)])
     folders = [run_dir / loc.folder for loc in built.locations] if built.locations else [run_dir]
     return with_unfinished_writes(EXIT_OK, folders)
 
@@ -602,15 +799,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="recon",
         description="Reconcile Nexudus with Xero.",
-        epilog=(
-            "exit codes: 0 every step ran and every write is done, 1 a step (of some location) "
-            "failed, 2 bad params or files, 3 finished, but some invoices or payments failed, "
-            "were refused or deferred (see the report's Errors sheet), 130 interrupted"
-        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"recon {recon_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser(
-        "run", help="run the step notebooks in order for a params file, then write the audit report"
+        "run",
+        help="run the step notebooks in order for a params file, then write the audit report",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_run.add_argument("params_file", type=Path, metavar="PARAMS")
     p_run.add_argument(
@@ -622,7 +820,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help=(
             "run only notebooks whose name contains NAME (repeatable); the others are marked "
-            "skipped"
+            "skipped. A NAME that is part of no step's name exits 2"
+        ),
+    )
+    p_run.add_argument(
+        "--period",
+        default=None,
+        metavar="PERIOD",
+        help=(
+            f"the invoices' period instead of the params file's: {', '.join(PERIODS)} (in the "
+            "location's time zone), or START..END (2026-08-01..2026-08-31)"
+        ),
+    )
+    p_run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help=(
+            "plan and report, write nothing: push, apply and apply_xero are false whatever the "
+            "params say; the report's parameters show dry_run true"
         ),
     )
     p_run.add_argument(
@@ -631,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help=(
             "run one Nexudus location (default: every location of the params' locations map, "
-            "else the params' location)"
+            "else the params' location); one the params or Nexudus do not know exits 2"
         ),
     )
     p_run.add_argument(
@@ -659,23 +874,33 @@ def main(argv: list[str] | None = None) -> int:
         "login", help="sign in to a Xero web app once (authorization code + PKCE)"
     )
     p_login.add_argument("params_file", type=Path, metavar="PARAMS")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # bad arguments: argparse exits 2; --help, --version: 0
     try:
-        if args.command == "login":
-            return login(args.params_file)
-        if args.command == "report":
-            return report(args.run_dir, args.params)
-        return run(
-            args.params_file, args.out, args.only, location=args.location, run_name=args.run_id
-        )
+        with sigterm_as_interrupt():
+            if args.command == "login":
+                return login(args.params_file)
+            if args.command == "report":
+                return report(args.run_dir, args.params)
+            return run(
+                args.params_file,
+                args.out,
+                args.only,
+                location=args.location,
+                run_name=args.run_id,
+                period=args.period,
+                dry_run=args.dry_run,
+            )
     except ReconError as exc:
         print(f"recon: {exc}", file=sys.stderr)
         return EXIT_EXPECTED
     except OSError as exc:
         print(f"recon: {exc}", file=sys.stderr)
         return EXIT_EXPECTED
-    except KeyboardInterrupt:
-        print("recon: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(
+            f"recon: interrupted{' (SIGTERM)' if isinstance(exc, Terminated) else ''}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
 
 

@@ -24,6 +24,8 @@ Tables:
 - ``allocations`` (version 2): one row per attempt to allocate a credit note to an invoice in
   Xero: state ``sending`` (intent) / ``allocated`` / ``failed``, amount, the attempt's
   Idempotency-Key, how many equal allocations Xero already showed before it, messages.
+- ``bindings`` (version 3): the Xero organisation (id, name, base currency) each Nexudus location
+  books into, as a person confirmed it (who, when, how); one row per location (recon.bindings).
 
 The file carries its layout's version in ``PRAGMA user_version`` (``SCHEMA_VERSION``),
 stamped when the file is created. A file from before versions were stamped (0) is
@@ -36,8 +38,13 @@ its columns, so a table whose columns sit in another order is written correctly.
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import sqlite3
+import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -50,10 +57,10 @@ import pandas as pd
 from recon.errors import StepError
 from recon.values import cell_int, is_missing, optional_int, records
 
-__all__ = ["SCHEMA_VERSION", "Ledger"]
+__all__ = ["SCHEMA_VERSION", "WRITER_WAIT_SECONDS", "Ledger"]
 
 # The layout SCHEMA describes. Raise it, and add a step to _MIGRATIONS, when the layout changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers(
@@ -128,13 +135,183 @@ def _from_version_1(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+# Version 3: which Xero organisation each Nexudus location books into, confirmed by a person.
+BINDINGS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bindings(
+    business_id INTEGER NOT NULL PRIMARY KEY, location TEXT NOT NULL, tenant_id TEXT NOT NULL,
+    organisation_name TEXT NOT NULL, base_currency TEXT, confirmed_by TEXT NOT NULL,
+    confirmed_at TEXT NOT NULL, source TEXT NOT NULL);
+"""
+
+
+def _from_version_2(db: sqlite3.Connection) -> None:
+    """Version 2 to 3: the ``bindings`` table (a location's confirmed Xero organisation)."""
+    for statement in _schema_statements(BINDINGS_SCHEMA):
+        db.execute(statement)
+
+
 # _MIGRATIONS[v] brings a file at version v to v + 1.
-_MIGRATIONS = (_from_version_0, _from_version_1)
+_MIGRATIONS = (_from_version_0, _from_version_1, _from_version_2)
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 
 def _now() -> str:
     return datetime.now(tz=UTC).isoformat(timespec="milliseconds")
+
+
+def _stored_amount(value: object) -> Decimal | None:
+    """An amount column's text as Decimal; None when blank or not a number (a row written by an
+    older recon from a malformed invoice must not make the whole table unreadable)."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
+# ---- one writer at a time: a lock per ledger file and Xero organisation -------------------------
+# How long a push or an apply waits for another run's hold on the same ledger and organisation
+# before it gives up (and says who holds it): a scheduled run waiting for an accountant's click.
+WRITER_WAIT_SECONDS = 120.0
+# Between two tries for a lock another process holds (grows to the second value).
+_WRITER_POLL_SECONDS = (0.02, 0.5)
+
+
+class _WriterHold:
+    """This process's hold on one lock file: threads queue on ``turn``; the holding thread may
+    enter again (``depth``). flock locks belong to an open file, so the file is opened once per
+    process hold, never by a second thread of a process that holds it."""
+
+    def __init__(self) -> None:
+        self.turn = threading.Lock()
+        self.owner: int | None = None  # the holding thread's ident; set and cleared by it only
+        self.depth = 0
+
+
+_WRITER_HOLDS: dict[str, _WriterHold] = {}
+_WRITER_HOLDS_GUARD = threading.Lock()
+
+
+def _try_lock_file(fd: int) -> bool:
+    """Take the lock of an open lock file without waiting; whether it was taken."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock_file(fd: int) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+# The holder's description sits after the first byte: the byte Windows locks cannot be read by
+# another process while it is held.
+_HOLDER_OFFSET = 1
+
+
+def _write_holder(fd: int, purpose: str) -> None:
+    text = json.dumps(
+        {
+            "purpose": purpose,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": _now(),
+        }
+    )
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, b" " + text.encode("utf-8"))
+    os.fsync(fd)
+
+
+def _read_holder(path: Path) -> str:
+    """Who holds the lock at ``path``, in words (as the holder wrote it when it took it)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(_HOLDER_OFFSET)
+            found = json.loads(fh.read().decode("utf-8") or "{}")
+    except (OSError, ValueError):
+        found = {}
+    if not isinstance(found, dict) or not found.get("pid"):
+        return "another recon run"
+    return (
+        f"{found.get('purpose') or 'a recon run'} (process {found.get('pid')} on "
+        f"{found.get('host') or 'this machine'}, since {found.get('since') or 'a moment ago'})"
+    )
+
+
+def _busy(path: Path, waited: float) -> StepError:
+    return StepError(
+        f"another recon run is writing through this ledger to this Xero organisation: "
+        f"{_read_holder(path)}; waited {waited:.0f} s for it (lock file {path}). Nothing was sent "
+        "by this run; run it again once the other has finished (the ledger keeps anything from "
+        "being written twice)."
+    )
+
+
+@contextmanager
+def _hold_writer(path: Path, purpose: str, wait: float) -> Iterator[None]:
+    """Hold the lock file ``path`` against every other process and thread, waiting up to ``wait``
+    seconds for it (``StepError`` naming the holder after that); re-entrant within a thread."""
+    key = str(path.resolve())
+    with _WRITER_HOLDS_GUARD:
+        hold = _WRITER_HOLDS.setdefault(key, _WriterHold())
+    me = threading.get_ident()
+    if hold.owner == me:
+        hold.depth += 1
+        try:
+            yield
+        finally:
+            hold.depth -= 1
+        return
+    started = time.monotonic()
+    if not hold.turn.acquire(timeout=max(wait, 0.0)):
+        raise _busy(path, time.monotonic() - started)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            pause = _WRITER_POLL_SECONDS[0]
+            while not _try_lock_file(fd):
+                waited = time.monotonic() - started
+                if waited >= wait:
+                    raise _busy(path, waited)
+                time.sleep(min(pause, max(wait - waited, 0.0)))
+                pause = min(pause * 2, _WRITER_POLL_SECONDS[1])
+            try:
+                _write_holder(fd, purpose)
+                hold.owner, hold.depth = me, 1
+                try:
+                    yield
+                finally:
+                    hold.owner, hold.depth = None, 0
+                    os.ftruncate(fd, 0)
+            finally:
+                _unlock_file(fd)
+        finally:
+            os.close(fd)
+    finally:
+        hold.turn.release()
 
 
 class Ledger:
@@ -201,6 +378,28 @@ class Ledger:
                 raise
             self._db.execute("COMMIT")
 
+    # ---- one writer at a time ---------------------------------------------------------
+    def writer_lock_path(self, tenant_id: str) -> Path:
+        """The lock file of this ledger and Xero organisation, beside the ledger file."""
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(tenant_id))[:100] or "_"
+        return self.path.with_name(f"{self.path.name}.{safe}.lock")
+
+    @contextmanager
+    def writer(self, tenant_id: str, purpose: str, *, wait: float | None = None) -> Iterator[None]:
+        """Hold the one-writer lock of this ledger file and Xero organisation: one push or apply
+        at a time, across processes (a scheduled run and a notebook) and threads.
+
+        Waits up to ``wait`` seconds (default ``WRITER_WAIT_SECONDS``) for another holder, then
+        raises ``StepError`` saying who holds it (``purpose``, process, host, since when).
+        Re-entrant within a thread; released on leaving, and by the system if the process dies.
+        """
+        with _hold_writer(
+            self.writer_lock_path(tenant_id),
+            purpose,
+            WRITER_WAIT_SECONDS if wait is None else wait,
+        ):
+            yield
+
     def event(
         self,
         system: str,
@@ -257,7 +456,7 @@ class Ledger:
             ],
         )
         for col in ("nexudus_total", "xero_total"):
-            frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
+            frame[col] = frame[col].map(_stored_amount)
         return frame
 
     def record_intents(
@@ -296,33 +495,51 @@ class Ledger:
         xero_id: str | None = None,
         xero_total: Decimal | None = None,
         messages: list[str] | None = None,
-    ) -> None:
-        """After the answer: created / failed / held, with Xero's id, total and messages."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), "
-                "xero_total=COALESCE(?, xero_total), messages=?, updated_at=? WHERE tenant_id=? "
-                "AND nexudus_invoice_id=?",
-                (
-                    state,
-                    xero_id,
-                    str(xero_total) if xero_total is not None else None,
-                    json.dumps(messages or []),
-                    _now(),
-                    tenant_id,
-                    int(nexudus_invoice_id),
-                ),
-            )
+        expected: str | None = None,
+    ) -> bool:
+        """After the answer: created / failed / held, with Xero's id, total and messages.
 
-    def record_outcomes(self, tenant_id: str, outcomes: Iterable[dict[str, Any]]) -> None:
-        """Several outcomes in one transaction (one fsync per batch, not per invoice)."""
+        ``expected``: change the row only while its state is this one (compare-and-set, e.g.
+        ``"sending"``: only the intent this run wrote). Returns whether the row was changed.
+        """
+        changed = self.record_outcomes(
+            tenant_id,
+            [
+                {
+                    "nexudus_invoice_id": nexudus_invoice_id,
+                    "state": state,
+                    "xero_id": xero_id,
+                    "xero_total": xero_total,
+                    "messages": messages,
+                }
+            ],
+            expected=expected,
+        )
+        return bool(changed)
+
+    def record_outcomes(
+        self,
+        tenant_id: str,
+        outcomes: Iterable[dict[str, Any]],
+        *,
+        expected: str | None = None,
+    ) -> set[int]:
+        """Several outcomes in one transaction (one fsync per batch, not per invoice).
+
+        ``expected``: change each row only while its state is this one (compare-and-set); a row
+        another run has moved on meanwhile keeps what that run recorded. Returns the Nexudus
+        invoice ids whose rows were changed.
+        """
         now = _now()
+        changed: set[int] = set()
+        guard = "" if expected is None else " AND state=?"
         with self._tx() as db:
             for o in outcomes:
-                db.execute(
+                invoice_id = int(o["nexudus_invoice_id"])
+                cursor = db.execute(
                     "UPDATE transfers SET state=?, xero_id=COALESCE(?, xero_id), "
                     "xero_total=COALESCE(?, xero_total), messages=?, updated_at=? WHERE "
-                    "tenant_id=? AND nexudus_invoice_id=?",
+                    f"tenant_id=? AND nexudus_invoice_id=?{guard}",
                     (
                         o["state"],
                         o.get("xero_id"),
@@ -330,9 +547,13 @@ class Ledger:
                         json.dumps(o.get("messages") or []),
                         now,
                         tenant_id,
-                        int(o["nexudus_invoice_id"]),
+                        invoice_id,
+                        *(() if expected is None else (expected,)),
                     ),
                 )
+                if cursor.rowcount:
+                    changed.add(invoice_id)
+        return changed
 
     def record_written_back(self, tenant_id: str, nexudus_invoice_id: int) -> None:
         """Note that a created invoice's Xero id has been written back to its Nexudus invoice."""
@@ -403,6 +624,172 @@ class Ledger:
                     ),
                 )
 
+    # States from which an invoice may be sent (again): Xero answered a refusal (``failed``, and
+    # it holds no invoice for it: no Xero id), or never answered and does not hold it (``unsent``).
+    SENDABLE_STATES: ClassVar[tuple[str, ...]] = ("failed", "unsent", "held")
+
+    def claim_transfers(
+        self, tenant_id: str, batch_key: str, invoices: Iterable[dict[str, Any]]
+    ) -> set[int]:
+        """Before a batch is sent: each invoice never recorded, or recorded in a
+        ``SENDABLE_STATES`` state without a Xero id, becomes 'sending' as attempt
+        ``invoice["attempt"]`` under this batch key (compare-and-set, one transaction).
+
+        Returns the Nexudus invoice ids claimed. One not claimed is created, or being sent by
+        another run, or in Xero already (a failed row with a Xero id): it must not be sent.
+        """
+        now = _now()
+        allowed = ",".join("?" * len(self.SENDABLE_STATES))
+        claimed: set[int] = set()
+        with self._tx() as db:
+            for inv in invoices:
+                invoice_id = int(inv["nexudus_invoice_id"])
+                cursor = db.execute(
+                    "INSERT INTO transfers(tenant_id,nexudus_invoice_id,invoice_number,kind,state,"
+                    "batch_key,currency,nexudus_total,attempts,created_at,updated_at) "
+                    "VALUES(?,?,?,?,'sending',?,?,?,?,?,?) "
+                    "ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET state='sending', "
+                    "batch_key=excluded.batch_key, attempts=excluded.attempts, "
+                    "updated_at=excluded.updated_at "
+                    f"WHERE transfers.state IN ({allowed}) AND transfers.xero_id IS NULL",
+                    (
+                        tenant_id,
+                        invoice_id,
+                        str(inv["invoice_number"]),
+                        inv.get("kind", "invoice"),
+                        batch_key,
+                        inv.get("currency"),
+                        str(inv.get("nexudus_total", "")),
+                        int(inv["attempt"]),
+                        now,
+                        now,
+                        *self.SENDABLE_STATES,
+                    ),
+                )
+                if cursor.rowcount:
+                    claimed.add(invoice_id)
+        return claimed
+
+    def transfer_states(
+        self, tenant_id: str, nexudus_invoice_ids: Iterable[int]
+    ) -> dict[int, tuple[str, str | None]]:
+        """The ledger state and Xero id of each of these invoices that has a transfer row."""
+        wanted = [int(i) for i in nexudus_invoice_ids]
+        found: dict[int, tuple[str, str | None]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self._db.execute(
+                "SELECT nexudus_invoice_id, state, xero_id FROM transfers WHERE tenant_id=? AND "
+                f"nexudus_invoice_id IN ({','.join('?' * len(chunk))})",
+                (tenant_id, *chunk),
+            )
+            found.update({int(r[0]): (str(r[1]), r[2]) for r in rows})
+        return found
+
+    # ---- bindings (location -> Xero organisation, confirmed by a person) ----------------
+    BINDING_COLUMNS: ClassVar[list[str]] = [
+        "business_id",
+        "location",
+        "tenant_id",
+        "organisation_name",
+        "base_currency",
+        "confirmed_by",
+        "confirmed_at",
+        "source",
+    ]
+
+    def binding(self, business_id: int) -> dict[str, Any] | None:
+        """The recorded binding of a Nexudus location (``BINDING_COLUMNS``), or None."""
+        row = self._db.execute(
+            "SELECT * FROM bindings WHERE business_id=?", (int(business_id),)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def bindings(self) -> pd.DataFrame:
+        """Every recorded binding, by location name."""
+        return self._select(
+            "SELECT * FROM bindings ORDER BY location", (), list(self.BINDING_COLUMNS)
+        )
+
+    def record_binding(
+        self,
+        business_id: int,
+        location: str,
+        tenant_id: str,
+        organisation_name: str,
+        base_currency: str | None,
+        *,
+        confirmed_by: str,
+        source: str,
+        replaces: str | None = None,
+    ) -> bool:
+        """Record that a location books into an organisation; True when recorded.
+
+        Compare-and-set: a first binding is recorded only while the location has none, a
+        re-binding (``replaces``: the tenant id it moves away from) only while the location is
+        still bound there. An audit line goes with it, in the same transaction.
+        """
+        now = _now()
+        with self._tx() as db:
+            if replaces is None:
+                cursor = db.execute(
+                    "INSERT INTO bindings(business_id,location,tenant_id,organisation_name,"
+                    "base_currency,confirmed_by,confirmed_at,source) VALUES(?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(business_id) DO NOTHING",
+                    (
+                        int(business_id),
+                        location,
+                        tenant_id,
+                        organisation_name,
+                        base_currency,
+                        confirmed_by,
+                        now,
+                        source,
+                    ),
+                )
+            else:
+                cursor = db.execute(
+                    "UPDATE bindings SET location=?, tenant_id=?, organisation_name=?, "
+                    "base_currency=?, confirmed_by=?, confirmed_at=?, source=? WHERE "
+                    "business_id=? AND tenant_id=?",
+                    (
+                        location,
+                        tenant_id,
+                        organisation_name,
+                        base_currency,
+                        confirmed_by,
+                        now,
+                        source,
+                        int(business_id),
+                        replaces,
+                    ),
+                )
+            recorded = cursor.rowcount == 1
+            if recorded:
+                db.execute(
+                    "INSERT INTO events(at,system,action,tenant_id,subject,outcome,detail) "
+                    "VALUES(?,?,?,?,?,?,?)",
+                    (
+                        now,
+                        "recon",
+                        "rebind location" if replaces else "bind location",
+                        tenant_id,
+                        location,
+                        "recorded",
+                        json.dumps(
+                            {
+                                "business_id": int(business_id),
+                                "organisation": organisation_name,
+                                "base_currency": base_currency,
+                                "confirmed_by": confirmed_by,
+                                "source": source,
+                                "replaces": replaces,
+                            }
+                        ),
+                    ),
+                )
+        return recorded
+
     # ---- contacts ---------------------------------------------------------------------
     def contacts(self, tenant_id: str) -> dict[int, dict[str, Any]]:
         """An organisation's contact rows, by Nexudus coworker id."""
@@ -463,9 +850,32 @@ class Ledger:
         paid_on: str | None = None,
         xero_invoice_id: str | None = None,
         messages: list[str] | None = None,
-    ) -> None:
-        """Insert or update an invoice's payment row; a known amount or date stays if not given."""
+        expected: str | None = None,
+    ) -> bool:
+        """Insert or update an invoice's payment row; a known amount or date stays if not given.
+
+        ``expected``: only update the row, and only while its state is this one
+        (compare-and-set: e.g. settle only the ``"sending"`` intent this run wrote, never a
+        payment another run has recorded ``applied`` meanwhile). Returns whether it was written.
+        """
+        values = (
+            state,
+            str(amount) if amount is not None else None,
+            paid_on,
+            xero_invoice_id,
+            json.dumps(messages or []),
+            _now(),
+        )
         with self._tx() as db:
+            if expected is not None:
+                cursor = db.execute(
+                    "UPDATE payments SET state=?, amount=COALESCE(?, amount), "
+                    "paid_on=COALESCE(?, paid_on), "
+                    "xero_invoice_id=COALESCE(?, xero_invoice_id), messages=?, updated_at=? "
+                    "WHERE tenant_id=? AND nexudus_invoice_id=? AND state=?",
+                    (*values, tenant_id, int(nexudus_invoice_id), expected),
+                )
+                return bool(cursor.rowcount)
             db.execute(
                 "INSERT INTO payments(tenant_id,nexudus_invoice_id,invoice_number,state,amount,"
                 "paid_on,xero_invoice_id,messages,updated_at) VALUES(?,?,?,?,?,?,?,?,?) ON "
@@ -473,18 +883,56 @@ class Ledger:
                 "amount=COALESCE(excluded.amount, payments.amount), "
                 "paid_on=COALESCE(excluded.paid_on, payments.paid_on), "
                 "messages=excluded.messages, updated_at=excluded.updated_at",
+                (tenant_id, int(nexudus_invoice_id), invoice_number, *values),
+            )
+            return True
+
+    # Payment states a new payment may not be sent from: one is in flight, or done.
+    UNCLAIMABLE_PAYMENT_STATES: ClassVar[tuple[str, ...]] = ("sending", "applied")
+
+    def claim_payment(
+        self,
+        tenant_id: str,
+        nexudus_invoice_id: int,
+        invoice_number: str,
+        *,
+        amount: Decimal,
+        paid_on: str,
+        xero_invoice_id: str | None = None,
+    ) -> bool:
+        """Before a payment is sent: its row becomes 'sending' unless it is 'sending' or
+        'applied' already (compare-and-set, ``UNCLAIMABLE_PAYMENT_STATES``). Returns whether it
+        was claimed; one that was not must not be sent."""
+        blocked = ",".join("?" * len(self.UNCLAIMABLE_PAYMENT_STATES))
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO payments(tenant_id,nexudus_invoice_id,invoice_number,state,amount,"
+                "paid_on,xero_invoice_id,messages,updated_at) VALUES(?,?,?,'sending',?,?,?,'[]',?) "
+                "ON CONFLICT(tenant_id,nexudus_invoice_id) DO UPDATE SET state='sending', "
+                "amount=excluded.amount, paid_on=excluded.paid_on, "
+                "xero_invoice_id=COALESCE(excluded.xero_invoice_id, payments.xero_invoice_id), "
+                "messages='[]', updated_at=excluded.updated_at "
+                f"WHERE payments.state NOT IN ({blocked})",
                 (
                     tenant_id,
                     int(nexudus_invoice_id),
                     invoice_number,
-                    state,
-                    str(amount) if amount is not None else None,
+                    str(amount),
                     paid_on,
                     xero_invoice_id,
-                    json.dumps(messages or []),
                     _now(),
+                    *self.UNCLAIMABLE_PAYMENT_STATES,
                 ),
             )
+            return bool(cursor.rowcount)
+
+    def payment_state(self, tenant_id: str, nexudus_invoice_id: int) -> str | None:
+        """The payment row's state of one invoice, or None if it has none."""
+        row = self._db.execute(
+            "SELECT state FROM payments WHERE tenant_id=? AND nexudus_invoice_id=?",
+            (tenant_id, int(nexudus_invoice_id)),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     # ---- allocations (credit notes to their original invoices) --------------------------------
     ALLOCATION_COLUMNS: ClassVar[list[str]] = [

@@ -9,6 +9,12 @@ notebook.
 ``target: sandbox`` points every client at the embedded sandbox (URLs and demo
 credentials come from it); ``target: live`` uses the ``xero`` and ``nexudus``
 sections.
+
+The period is ``period_start``/``period_end`` (dates), or ``period``: one of
+``PERIODS`` (``last-month``...), evaluated as of ``period_as_of`` (default: now)
+in the location's time zone. The zone is Nexudus' and known only once a run has
+connected, so ``RunParams.in_zone`` is called there (``recon.session.connect``);
+until then the dates of a relative period are those of UTC.
 """
 
 from __future__ import annotations
@@ -16,23 +22,29 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from recon.errors import ParamsError
 
 __all__ = [
+    "INVOICE_DATE_CHOICES",
+    "PERIODS",
     "REQUIRED_KEYS",
+    "XERO_STATUS_CHOICES",
     "LocationMap",
     "NexudusSettings",
+    "OrganisationBinding",
     "RunParams",
     "XeroSettings",
     "is_env_name",
     "load_params",
+    "period_dates",
 ]
 
 
@@ -73,6 +85,19 @@ class LocationMap:
     tracking_option: str | None = None
     # This location's "prices typed in the back-end include tax" (None: the run's setting).
     prices_include_tax: bool | None = None
+
+
+@dataclass(frozen=True)
+class OrganisationBinding:
+    """A person's confirmation that one Nexudus location books into one Xero organisation,
+    named by both its id and its name (params ``bindings``)."""
+
+    organisation_id: str
+    organisation: str
+    # Who confirmed it (recorded in the ledger); None: the params file itself.
+    confirmed_by: str | None = None
+    # Replace a binding the ledger recorded to another organisation: moving books on purpose.
+    rebind: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +143,31 @@ class RunParams:
     # Nexudus location name -> where it books. Empty: the run's one location books into
     # ``organisation`` (or, on the sandbox, the organisation the sandbox wires it to).
     locations: dict[str, LocationMap] = field(default_factory=dict)
+    # Nexudus location name -> the Xero organisation a person confirmed it books into
+    # (recon.bindings): until one is confirmed, every invoice of the location is held back.
+    bindings: dict[str, OrganisationBinding] = field(default_factory=dict)
+    # The status new invoices and credit notes get in Xero: DRAFT ("Draft"), SUBMITTED
+    # ("Awaiting approval") or AUTHORISED ("Approved", Nexudus' own choice). Never PAID or
+    # VOIDED: Xero reaches those through payments and voids, not on creation.
+    xero_status: str = "AUTHORISED"
+    # The Xero invoice date: "issue" (the Nexudus invoice's creation date, Nexudus' own choice)
+    # or "period" (the first day of the period it bills, InvoiceFromDate).
+    invoice_date: str = "issue"
+    # A relative period (one of PERIODS) instead of period_start/period_end; the dates follow
+    # from it (see the module docstring). None: the dates are the file's.
+    period: str | None = None
+    # The instant a relative period is evaluated at (default: now). ``recon run`` fixes it at
+    # the run's start, so every step of a run sees the same month even across midnight.
+    period_as_of: datetime | None = None
+    # Plan and report, write nothing: push, apply and apply_xero are false whatever is asked.
+    dry_run: bool = False
+    # The zone a relative period was evaluated in (set by ``in_zone``; None: UTC). Not a key.
+    period_zone: str | None = None
+
+    def binding_for(self, name: str) -> OrganisationBinding | None:
+        """The ``bindings`` entry of a location (names compared case-insensitively)."""
+        folded = name.casefold()
+        return next((b for n, b in self.bindings.items() if n.casefold() == folded), None)
 
     def location_map(self, name: str) -> LocationMap | None:
         """The map entry of a location (names compared case-insensitively)."""
@@ -132,9 +182,48 @@ class RunParams:
         return self.prices_include_tax
 
     def with_overrides(self, **changes: Any) -> RunParams:
-        """A copy with notebook/CLI overrides applied and validated (``None`` keeps the value)."""
+        """A copy with notebook/CLI overrides applied and validated (``None`` keeps the value).
+
+        A ``period`` replaces the dates; a ``period_start`` or ``period_end`` replaces a
+        relative ``period``; both at once is an error.
+        """
         data = {k: v for k, v in changes.items() if v is not None and k != "params_file"}
+        dates = {"period_start", "period_end"} & set(data)
+        if "period" in data and dates:
+            raise ParamsError(
+                f"give either period or {' and '.join(sorted(dates))}, not both",
+                file=self.source,
+                key="period",
+            )
+        if dates:
+            data["period"] = None  # explicit dates replace a relative period
         return _validate(replace(self, **_coerce(data, self.source)))
+
+    def in_zone(self, zone: tzinfo) -> RunParams:
+        """These params with a relative ``period`` evaluated in ``zone`` (the location's); the
+        same params when the period is given by dates."""
+        if self.period is None:
+            return self
+        return _validate(replace(self, period_zone=str(zone)))
+
+    def save(self, path: str | Path) -> Path:
+        """Write these params as a params file that loads back to the same values (paths made
+        absolute, a relative period kept relative); returns its path."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("source", "period_zone"):
+                continue
+            value = getattr(self, f.name)
+            if f.name in ("period_start", "period_end") and self.period is not None:
+                continue
+            if f.name in ("tax_map_file", "ledger_file", "sandbox_dir") and value:
+                value = str(Path(self.resolve(value) or value).resolve())
+            data[f.name] = _plain(value)
+        path = Path(path)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # tasks of one run may share it
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "utf-8")
+        os.replace(tmp, path)
+        return path
 
     def resolve(self, path: str | None) -> Path | None:
         """A path from the params file, relative to the folder of the file that named it."""
@@ -170,6 +259,10 @@ class RunParams:
 
 
 NEGATIVE_INVOICE_CHOICES = ("hold", "credit_note")
+XERO_STATUS_CHOICES = ("DRAFT", "SUBMITTED", "AUTHORISED")
+INVOICE_DATE_CHOICES = ("issue", "period")
+# Relative periods: calendar months and quarters of the location's calendar.
+PERIODS = ("last-month", "this-month", "month-to-date", "last-quarter")
 GRANT_CHOICES = ("client_credentials", "authorization_code")
 # Keys a params file must give. Each picks *which* books a run reads and writes, so a silent default
 # (the demo's quarter, the demo's location) would reconcile the wrong invoices. ``location`` may be
@@ -177,14 +270,18 @@ GRANT_CHOICES = ("client_credentials", "authorization_code")
 # notebook opened by hand takes the map's first one.
 # Every other key may be omitted, because its built-in default decides nothing about the books:
 # ``target`` sandbox (the one target that cannot reach real books), ``push``/``apply`` false and
-# ``write_back_system_id``/``send_line_amounts`` false, ``negative_invoices`` hold (nothing is
-# written that was not asked for), ``organisation``/``tax_map_file``/``ledger_file``/
+# ``write_back_system_id``/``send_line_amounts``/``dry_run`` false, ``negative_invoices`` hold
+# (nothing is written that was not asked for), ``xero_status`` AUTHORISED and ``invoice_date``
+# issue (Nexudus' own integration's choices), ``period``/``period_as_of`` none (the dates are the
+# file's), ``organisation``/``tax_map_file``/``ledger_file``/
 # ``sandbox_dir``/``prices_include_tax`` none (their absence has a meaning of its own, documented
 # on ``RunParams``), ``output_dir`` ``out`` (a folder of reports, not of books), and the ``xero``
 # and ``nexudus`` sections (the real services' addresses and recon's standard variable names).
+# ``period_start``/``period_end`` may be left out when ``period`` gives a relative period.
 REQUIRED_KEYS = ("period_start", "period_end", "location")
 MISSING_HELP = {
-    "period_start": "period_start is the first day of the invoices to reconcile (YYYY-MM-DD)",
+    "period_start": "period_start is the first day of the invoices to reconcile (YYYY-MM-DD), "
+    f"or give period: one of {', '.join(PERIODS)}",
     "period_end": "period_end is the last day, inclusive (YYYY-MM-DD)",
     "location": "location is the Nexudus location (business) to reconcile, by name or id",
 }
@@ -202,7 +299,48 @@ BOOL_KEYS = (
     "write_back_system_id",
     "send_line_amounts",
     "prices_include_tax",
+    "dry_run",
 )
+
+
+def _plain(value: Any) -> Any:
+    """A parameter's value as YAML writes it: sections and map entries as mappings, an instant as
+    ISO text."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def period_dates(period: str, today: date) -> tuple[date, date]:
+    """First and last day (inclusive) of a relative period (one of ``PERIODS``) seen on ``today``.
+
+    Months and quarters are calendar ones (quarters start in January, April, July, October);
+    ``this-month`` runs to the month's last day, ``month-to-date`` to ``today``.
+    """
+    first_of_month = today.replace(day=1)
+    if period == "this-month":
+        return first_of_month, _month_end(first_of_month)
+    if period == "month-to-date":
+        return first_of_month, today
+    if period == "last-month":
+        last = first_of_month - timedelta(days=1)
+        return last.replace(day=1), last
+    if period == "last-quarter":
+        quarter_start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+        last = quarter_start - timedelta(days=1)
+        return date(last.year, last.month - 2, 1), last
+    raise ValueError(f"not a relative period: {period!r} (one of {', '.join(PERIODS)})")
+
+
+def _month_end(first: date) -> date:
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
 
 
 def is_env_name(text: object) -> bool:
@@ -270,6 +408,24 @@ def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
                 raise ParamsError(
                     f"{out[key]!r} is not a date (use YYYY-MM-DD)", file=source, key=key
                 ) from None
+    as_of = out.get("period_as_of")
+    if as_of is not None and not isinstance(as_of, datetime):
+        try:
+            out["period_as_of"] = datetime.fromisoformat(str(as_of))
+        except ValueError:
+            raise ParamsError(
+                f"{as_of!r} is not a date and time (YYYY-MM-DDTHH:MM:SS+00:00)",
+                file=source,
+                key="period_as_of",
+            ) from None
+    if isinstance(out.get("period_as_of"), datetime) and out["period_as_of"].tzinfo is None:
+        out["period_as_of"] = out["period_as_of"].replace(tzinfo=UTC)  # YAML's naive UTC
+    # Choices are compared as Xero and recon write them (AUTHORISED, issue), whatever the case.
+    if isinstance(out.get("xero_status"), str):
+        out["xero_status"] = out["xero_status"].strip().upper()
+    for key in ("invoice_date", "period"):
+        if isinstance(out.get(key), str):
+            out[key] = out[key].strip().lower()
     for key in BOOL_KEYS:
         if key == "prices_include_tax" and out.get(key) is None:
             continue
@@ -292,6 +448,70 @@ def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
             out[key] = os.fspath(out[key])
     if "contact_pins" in out:
         out["contact_pins"] = _contact_pins(out["contact_pins"], source)
+    if "bindings" in out:
+        out["bindings"] = _bindings(out["bindings"], source)
+    return out
+
+
+def _bindings(raw: Any, source: str) -> dict[str, OrganisationBinding]:
+    """``bindings``: Nexudus location -> {organisation_id, organisation, confirmed_by, rebind}."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ParamsError(
+            "must map each Nexudus location to {organisation_id, organisation}",
+            file=source,
+            key="bindings",
+        )
+    out: dict[str, OrganisationBinding] = {}
+    for name, entry in raw.items():
+        key = f"bindings.{name}"
+        if isinstance(entry, OrganisationBinding):
+            out[str(name)] = entry
+            continue
+        if not isinstance(entry, dict):
+            raise ParamsError(
+                "needs organisation_id (the Xero tenant id) and organisation (its name)",
+                file=source,
+                key=key,
+            )
+        unknown = sorted(set(entry) - {"organisation_id", "organisation", "confirmed_by", "rebind"})
+        if unknown:
+            raise ParamsError(
+                f"unknown setting(s) {', '.join(unknown)}; known: confirmed_by, organisation, "
+                "organisation_id, rebind",
+                file=source,
+                key=f"{key}.{unknown[0]}",
+            )
+        for setting in ("organisation_id", "organisation"):
+            if not isinstance(entry.get(setting), str) or not entry[setting].strip():
+                raise ParamsError(
+                    f"must be text, not {_type_name(entry.get(setting))}: a binding names both "
+                    "the Xero organisation's id and its name",
+                    file=source,
+                    key=f"{key}.{setting}",
+                )
+        if len(entry["organisation_id"].strip()) != CONTACT_ID_LENGTH:
+            raise ParamsError(
+                "is not a Xero tenant id (a GUID, 8-4-4-4-12 hex digits)",
+                file=source,
+                key=f"{key}.organisation_id",
+            )
+        who = entry.get("confirmed_by")
+        if who is not None and not isinstance(who, str):
+            raise ParamsError(
+                f"must be text, not {_type_name(who)}", file=source, key=f"{key}.confirmed_by"
+            )
+        rebind = entry.get("rebind", False)
+        if not isinstance(rebind, bool):
+            raise ParamsError(
+                f"must be true or false, not {_type_name(rebind)}",
+                file=source,
+                key=f"{key}.rebind",
+            )
+        out[str(name)] = OrganisationBinding(
+            entry["organisation_id"].strip(), entry["organisation"].strip(), who, rebind
+        )
     return out
 
 
@@ -300,6 +520,7 @@ def _check_types(params: RunParams) -> None:
     the value (it could be a secret in the wrong place)."""
     src = params.source
     texts = {"target": False, "location": False, "negative_invoices": False, "organisation": True}
+    texts |= {"xero_status": False, "invoice_date": False, "period": True, "period_zone": True}
     texts |= {key: key != "output_dir" for key in PATH_KEYS}
     for key, may_be_none in texts.items():
         value = getattr(params, key)
@@ -315,6 +536,11 @@ def _check_types(params: RunParams) -> None:
             raise ParamsError(
                 f"must be a date (YYYY-MM-DD), not {_type_name(value)}", file=src, key=key
             )
+    as_of = params.period_as_of
+    if as_of is not None and not isinstance(as_of, datetime):
+        raise ParamsError(
+            f"must be a date and time, not {_type_name(as_of)}", file=src, key="period_as_of"
+        )
     for key in BOOL_KEYS:
         value = getattr(params, key)
         if not (isinstance(value, bool) or (key == "prices_include_tax" and value is None)):
@@ -351,9 +577,46 @@ def _check_types(params: RunParams) -> None:
         )
 
 
+def _choice(params: RunParams, key: str, choices: Sequence[str], why: str = "") -> None:
+    value = getattr(params, key)
+    if value not in choices:
+        raise ParamsError(
+            f"{key} must be one of {', '.join(choices)}, not {value!r}{why}",
+            file=params.source,
+            key=key,
+        )
+
+
+def _with_period(params: RunParams) -> RunParams:
+    """``params`` with the dates of its relative period, if it has one (module docstring)."""
+    if params.period is None:
+        return params
+    _choice(params, "period", PERIODS, " (or give period_start and period_end)")
+    try:
+        zone: tzinfo = ZoneInfo(params.period_zone) if params.period_zone else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ParamsError(
+            f"unknown time zone {params.period_zone!r}", file=params.source, key="period"
+        ) from None
+    now = params.period_as_of or datetime.now(tz=UTC)
+    first, last = period_dates(params.period, now.astimezone(zone).date())
+    return replace(params, period_start=first, period_end=last)
+
+
 def _validate(params: RunParams) -> RunParams:
     src = params.source
     _check_types(params)
+    params = _with_period(params)
+    if params.dry_run:  # a dry run writes nothing, whatever else asks to
+        params = replace(params, push=False, apply=False, apply_xero=False)
+    _choice(
+        params,
+        "xero_status",
+        XERO_STATUS_CHOICES,
+        " (recon creates invoices as Draft, Awaiting approval or Approved; Xero marks one "
+        "paid or voided by a payment or a void, never on creation)",
+    )
+    _choice(params, "invoice_date", INVOICE_DATE_CHOICES)
     if params.target not in ("sandbox", "live"):
         raise ParamsError(
             f"target must be 'sandbox' or 'live', not {params.target!r}", file=src, key="target"
@@ -487,16 +750,26 @@ def load_params(path: str | Path, *, required: Sequence[str] = REQUIRED_KEYS) ->
         raw = {}
     if not isinstance(raw, dict):
         raise ParamsError("the params file must be a mapping of keys to values", file=source)
-    known = {f.name for f in fields(RunParams)} - {"source"}
+    known = {f.name for f in fields(RunParams)} - {"source", "period_zone"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ParamsError(
             f"unknown key; known keys: {', '.join(sorted(known))}", file=source, key=unknown[0]
         )
+    given_dates = [k for k in ("period_start", "period_end") if raw.get(k) is not None]
+    if raw.get("period") is not None and given_dates:
+        raise ParamsError(
+            f"give either period or period_start and period_end, not both (also "
+            f"{', '.join(given_dates)} given)",
+            file=source,
+            key="period",
+        )
     missing = [
         key
         for key in required
-        if key not in raw and not (key == "location" and isinstance(raw.get("locations"), dict))
+        if (key not in raw or (key in ("period_start", "period_end") and raw[key] is None))
+        and not (key == "location" and isinstance(raw.get("locations"), dict))
+        and not (key in ("period_start", "period_end") and raw.get("period") is not None)
     ]
     if missing:
         raise ParamsError(
@@ -505,7 +778,7 @@ def load_params(path: str | Path, *, required: Sequence[str] = REQUIRED_KEYS) ->
             file=source,
             key=missing[0],
         )
-    data = dict(raw)
+    data = {k: v for k, v in raw.items() if not (k in ("period_start", "period_end") and v is None)}
     if "location" not in raw and isinstance(raw.get("locations"), dict) and raw["locations"]:
         data["location"] = str(next(iter(raw["locations"])))
     data["xero"] = _section(XeroSettings, raw.get("xero"), source, "xero")

@@ -5,7 +5,9 @@ the location's organisation and a ``NexudusClient``. With ``target: sandbox``
 it starts (or reuses, in this process) the embedded sandbox and takes its demo
 credentials; with ``target: live`` it reads credentials from the environment
 variables the params name. Either way no secret is returned, printed or put in
-a notebook: they go straight into the clients.
+a notebook: they go straight into the clients. The sandbox honours the keys a
+live target honours: ``organisation`` and ``locations`` choose the organisation
+there too (the sandbox's own wiring applies only when they name none).
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ def connect(params: RunParams | str | Path, **overrides: Any) -> Connection:
     business = _find_business(nexudus, params)
     # Every Nexudus date is read in the location's own zone from here on (nexudus.md §6).
     nexudus.use_location(business)
+    # A relative period (last-month...) is evaluated here, in the location's own time zone.
+    params = params.in_zone(nexudus.zone)
     mapped = params.location_map(str(business["Name"]))
     if params.locations and mapped is None:
         raise ParamsError(
@@ -147,7 +151,12 @@ def connect(params: RunParams | str | Path, **overrides: Any) -> Connection:
         raise ParamsError(prefix + str(exc), file=params.source, key=map_key) from exc
     organisation = xero.fetch_organisation()
     wiring = mapped
-    sandbox_wiring = box.location_tracking.get(int(business["Id"])) if box is not None else None
+    sandbox_wiring = (
+        box.location_tracking.get(int(business["Id"]))
+        # Only in the organisation the sandbox wires the location to; params may point elsewhere.
+        if box is not None and box.locations.get(int(business["Id"])) == xero.tenant_id
+        else None
+    )
     if wiring is None and sandbox_wiring is not None:
         # The sandbox's own wiring: its shared-organisation locations carry their Location option.
         category, option = sandbox_wiring
@@ -249,17 +258,17 @@ def _xero_config(
             per_minute=xs.per_minute,
         )
     tenant = box.locations.get(int(business["Id"]))
-    if mapped is not None:
-        # The params' map wins over the sandbox's own wiring (a test may point a location
-        # elsewhere).
-        wanted = mapped.organisation.casefold()
+    if organisation:
+        # The params' map (or ``organisation``) wins over the sandbox's own wiring, as it decides
+        # on a live target: the sandbox honours every key a live target honours.
+        wanted = organisation.casefold()
         tenant = next(
             (
                 t
                 for t, name in box.organisations.items()
                 if t.lower() == wanted or name.casefold() == wanted
             ),
-            mapped.organisation,
+            organisation,
         )
     if tenant is None:
         raise ParamsError(

@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -56,21 +57,33 @@ class Run:
             return list(csv.DictReader(fh))
 
 
-def recon_run(params: Path, out: Path, state: Path) -> Run:
-    """``recon run PARAMS --out OUT`` in a subprocess, with the sandbox and tokens in ``state``."""
+def recon_command() -> list[str]:
+    script = Path(sys.executable).parent / "recon"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "recon.cli"]
+
+
+def run_env(state: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XERO_", "NEXUDUS_", "RECON_"))}
     env |= {"RECON_SANDBOX_DIR": str(state / "sandbox"), "RECON_CONFIG_DIR": str(state / "config")}
-    script = Path(sys.executable).parent / "recon"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "recon.cli"]
+    return env | extra
+
+
+def recon_run(params: Path, out: Path, state: Path, *args: str, **env: str) -> Run:
+    """``recon run PARAMS --out OUT [ARGS]`` in a subprocess, with the sandbox and tokens in
+    ``state`` (unless ``env`` says otherwise)."""
     proc = subprocess.run(
-        [*command, "run", str(params), "--out", str(out)],
+        [*recon_command(), "run", str(params), "--out", str(out), *args],
         cwd=ROOT,
-        env=env,
+        env=run_env(state, **env),
         capture_output=True,
         text=True,
         timeout=300,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr, out)
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +126,17 @@ def test_a_demo_run_exits_0_with_the_executed_notebooks_the_workbook_csv_and_htm
     assert summary[("context", "organisation")] == "Hive Coworking UK Ltd"
 
 
-def test_the_run_prints_where_its_outputs_are_and_ends_with_the_report_path(demo_run: Run) -> None:
+def test_the_run_prints_its_outputs_its_report_and_last_the_counts_behind_its_exit_code(
+    demo_run: Run,
+) -> None:
     lines = demo_run.stdout.strip().splitlines()
     assert f"outputs: {demo_run.run_dir.resolve()}" in lines
-    assert lines[-1] == f"report: {(demo_run.run_dir / 'audit.xlsx').resolve()}"
+    assert lines[-2] == f"report: {(demo_run.run_dir / 'audit.xlsx').resolve()}"
+    created = len(demo_run.csv_rows("transfer_outcomes.csv"))
+    paid = sum(r["outcome"] == "applied" for r in demo_run.csv_rows("status_applied.csv"))
+    assert created and paid
+    assert lines[-1].startswith(f"{created} invoices: {created} created; ")
+    assert f" {paid} marked paid" in lines[-1] and lines[-1].endswith("→ exit 0")
 
 
 def test_push_and_apply_come_from_the_params_so_the_demo_run_writes_to_xero(demo_run: Run) -> None:
@@ -203,25 +223,20 @@ def test_broken_params_exit_2_naming_the_file_and_key_and_start_no_run(tmp_path:
     assert not (tmp_path / "out").exists()
 
 
-def test_a_failing_step_exits_1_and_its_report_says_what_failed_and_where(tmp_path: Path) -> None:
-    params = tmp_path / "unknown-location.yaml"
-    params.write_text(
-        DEMO.read_text("utf-8")
-        .replace("location: Hive Shoreditch", "location: Hive Atlantis")
-        .replace(
-            "tax_map_file: params/tax_map.yaml", f"tax_map_file: {ROOT / 'params' / 'tax_map.yaml'}"
-        ),
-        "utf-8",
-    )
-    run = recon_run(params, tmp_path / "out", tmp_path)
-    assert run.code == 1, run.stderr
+def test_an_unknown_location_exits_2_and_its_report_says_what_failed_and_where(
+    tmp_path: Path,
+) -> None:
+    """``--location`` names a location Nexudus does not know (the demo params have no locations
+    map, so only Nexudus can tell): a params error, exit 2, not a failed step's 1."""
+    run = recon_run(DEMO, tmp_path / "out", tmp_path, "--location", "Hive Atlantis")
+    assert run.code == 2, run.stderr
     steps = cli.notebooks_in_order()
     first, later = steps[0].stem, [nb.stem for nb in steps[1:]]
     assert (run.run_dir / steps[0].name).exists(), "papermill writes the failed notebook"
     assert (run.run_dir / "html" / f"{first}.html").exists()
-    assert (
-        run.stdout.strip().splitlines()[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
-    )
+    lines = run.stdout.strip().splitlines()
+    assert lines[-2] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+    assert lines[-1] == f"step {first} failed → exit 2"
     assert f"step {first} failed" in run.stderr and "Hive Atlantis" in run.stderr
 
     wb = openpyxl.load_workbook(run.run_dir / "audit.xlsx")
@@ -291,10 +306,11 @@ def test_after_a_failed_step_the_later_ones_are_skipped_and_the_report_is_still_
     run_dir = next((tmp_path / "out").iterdir())
     steps = json.loads((run_dir / "run.json").read_text("utf-8"))["steps"]
     assert [s["status"] for s in steps] == ["ok", "failed", "skipped"]
-    assert (
-        capsys.readouterr().out.strip().splitlines()[-1]
-        == f"report: {(run_dir / 'audit.xlsx').resolve()}"
-    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2:] == [
+        f"report: {(run_dir / 'audit.xlsx').resolve()}",
+        "step 02_transfer failed → exit 1",
+    ]
 
 
 def test_ctrl_c_exits_130_and_still_reports_what_ran(
@@ -496,7 +512,8 @@ def test_a_run_over_the_locations_map_runs_each_location_into_its_own_folder(
     assert lines.index("location Hive Shoreditch -> hive-shoreditch/") < lines.index(
         "location Hive Dublin Docklands -> hive-dublin-docklands/"
     ), "in the map's order"
-    assert lines[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+    assert lines[-2] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+    assert lines[-1].endswith("→ exit 0")
 
 
 def test_every_invoice_of_a_location_went_to_its_own_organisation_and_none_to_the_other(
@@ -574,7 +591,7 @@ def test_the_one_workbook_has_a_locations_sheet_and_a_location_column_on_every_t
     assert [r["kind"] for r in records(wb["Errors"])] == ["none"]
 
 
-def test_a_broken_location_fails_alone_exits_1_and_the_report_says_which_and_why(
+def test_a_location_in_an_unreachable_organisation_fails_alone_exits_2_and_the_report_says_why(
     tmp_path: Path,
 ) -> None:
     params = tmp_path / "dublin-unreachable.yaml"
@@ -588,7 +605,7 @@ def test_a_broken_location_fails_alone_exits_1_and_the_report_says_which_and_why
     )
     assert "Other Company Ltd" in params.read_text("utf-8")
     run = recon_run(params, tmp_path / "out", tmp_path)
-    assert run.code == 1, run.stderr
+    assert run.code == 2, run.stderr  # the params name an organisation the app cannot reach
     shoreditch, dublin = (run.run_dir / f for f in FOLDERS.values())
     assert all((shoreditch / nb.name).exists() for nb in cli.notebooks_in_order())
     assert {r["outcome"] for r in rows_of(shoreditch / "transfer_outcomes.csv")} == {"created"}, (
@@ -602,9 +619,9 @@ def test_a_broken_location_fails_alone_exits_1_and_the_report_says_which_and_why
         "recon: location Hive Dublin Docklands: 01_mapping_check failed" in run.stderr
         and key in run.stderr
     )
-    assert (
-        run.stdout.strip().splitlines()[-1] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
-    )
+    lines = run.stdout.strip().splitlines()
+    assert lines[-2] == f"report: {(run.run_dir / 'audit.xlsx').resolve()}"
+    assert lines[-1].endswith("; location Hive Dublin Docklands failed → exit 2")
 
     wb = openpyxl.load_workbook(run.run_dir / "audit.xlsx")
     status = {r["location"]: r for r in records(wb["Locations"])}
@@ -629,7 +646,7 @@ def test_a_broken_location_fails_alone_exits_1_and_the_report_says_which_and_why
 
     # `recon report` rebuilds the same report from the folder (the params file is the one the run
     # recorded).
-    assert cli.main(["report", str(run.run_dir)]) == 1
+    assert cli.main(["report", str(run.run_dir)]) == 2
     again = {
         r["location"]: r["status"]
         for r in records(openpyxl.load_workbook(run.run_dir / "audit.xlsx")["Locations"])
@@ -823,9 +840,181 @@ def test_a_run_whose_invoices_xero_booked_otherwise_than_planned_exits_3(
         assert (row["state"], row["xero_id"]) == ("failed", r["xero_id"])
 
 
-def test_help_names_exit_code_3(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        cli.main(["--help"])
-    assert "3 finished, but some invoices or payments failed" in " ".join(
-        capsys.readouterr().out.split()
+def test_help_lists_every_exit_code_and_version_names_the_installed_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from importlib.metadata import version
+
+    for argv in (["--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        for code in ("0 every step ran", "1 a step failed", "2 bad params", "3 every step ran"):
+            assert code in text, (argv, code)
+        assert "130 interrupted by Ctrl-C or SIGTERM" in text
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"recon {version('recon')}"
+
+
+# ---- exit code 2 from the command line: nothing runs, no run folder ------------------------------
+@pytest.mark.parametrize(
+    ("params", "args", "says"),
+    [
+        (
+            DEMO,
+            ["--only", "tranfser"],
+            "the steps are 01_mapping_check, 02_transfer, 03_status_sync",
+        ),
+        (DEMO_ALL, ["--location", "Hive Atlantis"], "is not in the locations map"),
+        (DEMO, ["--period", "last-week"], "last-month, this-month, month-to-date, last-quarter"),
+        (DEMO, ["--period", "2026-09-31..2026-10-31"], "START..END"),
+    ],
+)
+def test_a_typo_in_only_location_or_period_exits_2_naming_the_choices_and_runs_nothing(
+    tmp_path: Path, params: Path, args: list[str], says: str
+) -> None:
+    run = recon_run(params, tmp_path / "out", tmp_path, *args)
+    assert run.code == 2, run.stderr
+    assert says in run.stderr and repr(args[1]) in run.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "sandbox").exists()
+
+
+# ---- --period and --dry-run over a real run ------------------------------------------------------
+def test_a_dry_run_of_one_month_plans_and_reports_that_month_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """`recon run --period START..END --dry-run`: the steps read the run folder's params.yaml
+    (dry_run true, push false, the month), plan and report; no invoice reaches the ledger."""
+    run = recon_run(
+        DEMO,
+        tmp_path / "out",
+        tmp_path,
+        "--period",
+        "2026-09-01..2026-09-30",
+        "--dry-run",
+        "--only",
+        "mapping",
+        "--only",
+        "transfer",
     )
+    assert run.code == 0, run.stderr
+    used = load_params(run.run_dir / cli.RUN_PARAMS)
+    assert (used.dry_run, used.push, used.apply, used.apply_xero) == (True, False, False, False)
+    assert (str(used.period_start), str(used.period_end)) == ("2026-09-01", "2026-09-30")
+    assert used.tax_map_file == str(ROOT / "params" / "tax_map.yaml"), "paths made absolute"
+    record = json.loads((run.run_dir / "run.json").read_text("utf-8"))
+    assert record["params_path"] == str((run.run_dir / cli.RUN_PARAMS).resolve())
+    assert [s["status"] for s in record["steps"]] == ["ok", "ok", "skipped"]
+
+    planned = run.csv_rows("transfer_plan_eligible.csv")
+    assert planned and not (run.run_dir / "transfer_outcomes.csv").exists()
+    assert sqlite3.connect(tmp_path / "sandbox" / "ledger.sqlite").execute(
+        "SELECT COUNT(*) FROM transfers"
+    ).fetchone() == (0,)
+    assert {r["date"][:7] for r in planned} == {"2026-09"}, "only September's invoices"
+    summary = {
+        (r["section"], r["item"]): r["value"] for r in rows_of(run.run_dir / "csv" / "summary.csv")
+    }
+    assert summary[("parameter", "dry_run")] == "true"
+    assert summary[("parameter", "push")] == "false"
+    assert summary[("parameter", "period_start")] == "2026-09-01"
+    assert last_line(run.stdout) == (
+        f"dry run, nothing written: {len(planned)} invoices planned, none sent → exit 0"
+    )
+
+
+# ---- exit code 3 when a limit defers the writes; 130 on SIGTERM ---------------------------------
+def test_a_push_the_day_s_xero_limit_defers_entirely_exits_3_with_the_counts(
+    tmp_path: Path,
+) -> None:
+    """Xero allows each organisation 5,000 calls a day and says in every answer how many are left
+    (``X-DayLimit-Remaining``, xero-api.md §9). The run talks to a sandbox of this test as to the
+    real services (``target: live``), whose "day" is one second long and holds 10 calls: every
+    answer says at most 10 are left, all of them recon's reserve for its own reads, so the push
+    defers every invoice to the next run. Every step runs (reads wait for the next "day"); the
+    run exits 3, and the last line gives the count."""
+    box = recon.sandbox.start(
+        tmp_path / "sandbox",
+        limits=recon.sandbox.RateLimits(per_day=10, day_seconds=1.0, minute_seconds=1.0),
+    )
+    try:
+        app = next(
+            a
+            for a in box.xero_apps.values()
+            if a["grant"] == "client_credentials" and box.xero_tenant_id in a["tenant_ids"]
+        )
+        params = tmp_path / "live.yaml"
+        params.write_text(
+            DEMO.read_text("utf-8")
+            .replace("target: sandbox", "target: live")
+            .replace("ledger_file: null", f"ledger_file: {tmp_path / 'ledger.sqlite'}")
+            .replace(
+                "tax_map_file: params/tax_map.yaml",
+                f"tax_map_file: {ROOT / 'params' / 'tax_map.yaml'}",
+            )
+            + "xero:\n"
+            f"  api_url: {box.xero_api_url}\n  identity_url: {box.xero_identity_url}\n"
+            f"  token_url: {box.xero_token_url}\n  authorize_url: {box.xero_authorize_url}\n"
+            f"nexudus:\n  api_url: {box.nexudus_api_url}\n",
+            "utf-8",
+        )
+        run = recon_run(
+            params,
+            tmp_path / "out",
+            tmp_path / "state",
+            "--only",
+            "mapping",
+            "--only",
+            "transfer",
+            XERO_CLIENT_ID=app["client_id"],
+            XERO_CLIENT_SECRET=app["client_secret"],
+            NEXUDUS_USERNAME=box.nexudus_username,
+            NEXUDUS_PASSWORD=box.nexudus_password,
+        )
+    finally:
+        box.stop()
+    assert run.code == cli.EXIT_WRITES_UNFINISHED == 3, run.stderr
+    outcomes = run.csv_rows("transfer_outcomes.csv")
+    assert outcomes and {r["outcome"] for r in outcomes} == {"deferred"}
+    assert all("left in today's budget" in r["messages"] for r in outcomes)
+    assert len(outcomes) == len(run.csv_rows("transfer_plan_eligible.csv"))
+    assert last_line(run.stdout) == f"{len(outcomes)} invoices: {len(outcomes)} deferred → exit 3"
+    assert "recon: transfer " in run.stderr and ": deferred: " in run.stderr
+
+
+def test_sigterm_mid_run_exits_130_and_the_run_folder_still_has_its_report(
+    tmp_path: Path,
+) -> None:
+    """A scheduler stops `recon run` with SIGTERM once the transfer has planned: handled as Ctrl-C
+    is, the step in progress is recorded as interrupted, the later ones skipped, and the report of
+    what was done is written."""
+    proc = subprocess.Popen(
+        [*recon_command(), "run", str(DEMO), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        env=run_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while not list((tmp_path / "out").glob("*/transfer_plan_eligible.csv")):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == cli.EXIT_INTERRUPTED == 130, stderr
+    run = Run(proc.returncode, stdout, stderr, tmp_path / "out")
+    steps = json.loads((run.run_dir / "run.json").read_text("utf-8"))["steps"]
+    assert [(s["status"], s["error"]) for s in steps] == [
+        ("ok", ""),
+        ("failed", "Terminated: interrupted (SIGTERM)"),
+        ("skipped", ""),
+    ]
+    assert (run.run_dir / "audit.xlsx").exists()
+    errors = rows_of(run.run_dir / "csv" / "errors.csv")
+    assert [e["kind"] for e in errors] == ["step failed"] and "SIGTERM" in errors[0]["what"]
+    assert last_line(stdout).endswith("; step 02_transfer interrupted → exit 130")

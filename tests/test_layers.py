@@ -39,6 +39,8 @@ FLOORS = {
     # the record of writes, the connection, and what results and messages mean
     "ledger": 2,
     "session": 2,
+    # which Xero organisation each location books into (checked by the transfer, recorded by it)
+    "bindings": 2,
     "mapping_problems": 2,
     "troubleshooting": 2,
     "display": 2,

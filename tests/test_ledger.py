@@ -194,7 +194,7 @@ def test_a_new_file_is_stamped_with_the_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as ledger:
         assert ledger.transfers(TENANT).empty
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 2
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 3
     assert _pragma(path, "journal_mode") == "wal"
     with Ledger(path) as again:  # opening it again finds it up to date
         assert again.watermark(TENANT, "xero") is None
@@ -282,7 +282,82 @@ def test_a_version_1_file_gets_the_allocations_table_and_keeps_its_rows(tmp_path
         assert ledger.allocated_amounts(TENANT) == {"cn-1": Decimal("40.00")}
         assert ledger.unfinished_allocations(TENANT).empty
     assert _columns(path, "allocations")[:3] == ["id", "tenant_id", "idempotency_key"]
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 2
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_version_2_file_gets_the_bindings_table_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Version 3 added ``bindings`` (the Xero organisation each location books into)."""
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as ledger:
+        ledger.record_allocation_intent(
+            TENANT,
+            "key-1",
+            credit_note_id="cn-1",
+            invoice_id="x-5",
+            amount=Decimal("40.00"),
+            attempt=1,
+        )
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("DROP TABLE bindings")
+        db.execute("PRAGMA user_version=2")
+    db.close()
+    assert _columns(path, "bindings") == []  # a version-2 file: no such table
+    with Ledger(path) as ledger:
+        assert ledger.bindings().empty and ledger.binding(1414) is None
+        assert ledger.unfinished_allocations(TENANT)["amount"].tolist() == [Decimal("40.00")]
+        assert ledger.record_binding(
+            1414,
+            "Hive Shoreditch",
+            "org-uk",
+            "Hive Coworking UK Ltd",
+            "GBP",
+            confirmed_by="Jane",
+            source="params demo.yaml",
+        )
+        # Compare-and-set: a second first binding, or a re-binding from the wrong organisation,
+        # records nothing.
+        assert not ledger.record_binding(
+            1414,
+            "Hive Shoreditch",
+            "org-north",
+            "Hive Coworking North Ltd",
+            "GBP",
+            confirmed_by="Joe",
+            source="params other.yaml",
+        )
+        assert not ledger.record_binding(
+            1414,
+            "Hive Shoreditch",
+            "org-north",
+            "Hive Coworking North Ltd",
+            "GBP",
+            confirmed_by="Joe",
+            source="params other.yaml",
+            replaces="org-ie",
+        )
+        row = ledger.binding(1414)
+        assert row is not None
+        assert (row["tenant_id"], row["confirmed_by"], row["base_currency"]) == (
+            "org-uk",
+            "Jane",
+            "GBP",
+        )
+        assert ledger.record_binding(
+            1414,
+            "Hive Shoreditch",
+            "org-north",
+            "Hive Coworking North Ltd",
+            "GBP",
+            confirmed_by="Joe",
+            source="params other.yaml",
+            replaces="org-uk",
+        )
+        assert ledger.bindings()["tenant_id"].tolist() == ["org-north"]
+        actions = ledger.events()["action"].tolist()
+        assert actions[-2:] == ["bind location", "rebind location"]
+    assert _columns(path, "bindings")[:3] == ["business_id", "location", "tenant_id"]
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 3
 
 
 def test_a_file_from_before_business_id_gets_the_column(tmp_path: Path) -> None:

@@ -36,6 +36,12 @@ def test_a_run_over_every_location_puts_each_invoice_in_its_organisation_with_it
                 result = push(conn, plan_transfer(conn, ledger=ledger), ledger)
                 assert set(result.outcomes["outcome"]) == {"created"}, location
                 created[location] = set(result.outcomes["invoice_number"])
+        # Each location's binding, confirmed in the demo params, is now the ledger's record.
+        bound = ledger.bindings().set_index("location")
+        assert {name: bound.at[name, "organisation_name"] for name in LOCATIONS} == {
+            name: organisation for name, (organisation, _, _) in LOCATIONS.items()
+        }
+        assert set(bound["confirmed_by"]) == {"recon demo"}
         seen: dict[str, Counter] = {}
         for location, (organisation, prefix, option) in LOCATIONS.items():
             with connect(params.with_overrides(location=location)) as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -279,3 +280,138 @@ def test_the_all_locations_demo_maps_four_locations_two_of_them_through_tracking
     assert params.location_map("Hive Leeds Wellington Place") == LocationMap(
         "Hive Coworking North Ltd", "Location", "Leeds"
     )
+
+
+# ---- the options of a transfer: Xero status, invoice date, dry run ------------------------------
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        ("xero_status: PAID\n", "xero_status", "DRAFT, SUBMITTED, AUTHORISED, not 'PAID'"),
+        ("xero_status: VOIDED\n", "xero_status", "never on creation"),
+        ("xero_status: [DRAFT]\n", "xero_status", "not a list"),
+        ("invoice_date: due\n", "invoice_date", "issue, period, not 'due'"),
+        ("period: last-week\n", "period", "last-month, this-month, month-to-date, last-quarter"),
+        ("period: last-month\nperiod_start: 2026-08-01\n", "period", "not both"),
+        ("dry_run: perhaps\n", "dry_run", "not true or false"),
+        ("period: this-month\nperiod_as_of: yesterday\n", "period_as_of", "date and time"),
+    ],
+)
+def test_a_bad_transfer_option_or_period_is_refused_naming_the_key(
+    tmp_path: Path, text: str, key: str, says: str
+) -> None:
+    relative = text.startswith("period:") and "period_start" not in text
+    path = _write(tmp_path, text, base="location: Hive Shoreditch\n" if relative else BASE)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert (err.value.file, err.value.key) == (str(path), key)
+    assert says in str(err.value)
+
+
+def test_the_xero_status_and_date_policy_are_read_in_any_case_and_reach_the_transfer_options(
+    tmp_path: Path,
+) -> None:
+    from recon.transfer.plan import TransferOptions
+
+    params = load_params(_write(tmp_path, "xero_status: submitted\ninvoice_date: Period\n"))
+    assert (params.xero_status, params.invoice_date) == ("SUBMITTED", "period")
+    options = TransferOptions.from_params(params.with_overrides(send_line_amounts=True))
+    assert (options.status, options.invoice_date, options.line_amounts) == (
+        "SUBMITTED",
+        "period",
+        True,
+    )
+    default = load_params(_write(tmp_path, ""))
+    assert (default.xero_status, default.invoice_date) == ("AUTHORISED", "issue")
+    with pytest.raises(ParamsError, match="xero_status"):
+        params.with_overrides(xero_status="PAID")
+
+
+def test_a_plan_sends_new_invoices_with_the_params_status_and_date(conn: Any) -> None:
+    """xero-api.md §4: an invoice is created as DRAFT, SUBMITTED or AUTHORISED; the payload the plan
+    holds for each invoice carries the params' status, and its Date follows ``invoice_date``."""
+    from recon.transfer.plan import TransferOptions, plan_transfer
+
+    issue = plan_transfer(conn)
+    draft = plan_transfer(
+        conn,
+        options=TransferOptions.from_params(
+            conn.params.with_overrides(xero_status="DRAFT", invoice_date="period")
+        ),
+    )
+    assert issue.payloads and {p["Status"] for p in issue.payloads.values()} == {"AUTHORISED"}
+    assert draft.payloads and {p["Status"] for p in draft.payloads.values()} == {"DRAFT"}
+    shared = set(issue.payloads) & set(draft.payloads)
+    assert shared and any(issue.payloads[i]["Date"] != draft.payloads[i]["Date"] for i in shared), (
+        "issue date (CreatedOn) and period start (InvoiceFromDate) differ for some invoice"
+    )
+
+
+def test_a_dry_run_writes_nothing_whatever_asks_to(tmp_path: Path) -> None:
+    params = load_params(_write(tmp_path, "dry_run: true\npush: true\napply: true\n"))
+    assert (params.push, params.apply, params.apply_xero) == (False, False, False)
+    assert not params.with_overrides(push=True, apply_xero=True).push
+    assert load_params(_write(tmp_path, "push: true\n")).with_overrides(dry_run=True).push is False
+
+
+# ---- periods: relative ones in the location's time zone -----------------------------------------
+@pytest.mark.parametrize(
+    ("period", "today", "first", "last"),
+    [
+        ("last-month", "2026-12-03", "2026-11-01", "2026-11-30"),
+        ("last-month", "2026-01-15", "2025-12-01", "2025-12-31"),
+        ("last-month", "2024-03-01", "2024-02-01", "2024-02-29"),
+        ("this-month", "2026-02-10", "2026-02-01", "2026-02-28"),
+        ("month-to-date", "2026-12-03", "2026-12-01", "2026-12-03"),
+        ("last-quarter", "2026-12-03", "2026-07-01", "2026-09-30"),
+        ("last-quarter", "2026-01-01", "2025-10-01", "2025-12-31"),
+        ("last-quarter", "2026-04-30", "2026-01-01", "2026-03-31"),
+    ],
+)
+def test_a_relative_period_is_calendar_months_and_quarters(
+    period: str, today: str, first: str, last: str
+) -> None:
+    from datetime import date
+
+    from recon.params import period_dates
+
+    assert period_dates(period, date.fromisoformat(today)) == (
+        date.fromisoformat(first),
+        date.fromisoformat(last),
+    )
+
+
+def test_a_relative_period_needs_no_dates_and_is_evaluated_in_the_location_s_zone(
+    tmp_path: Path,
+) -> None:
+    """At 00:30 UTC on 1 December it is still 30 November in New York: there "last month" is
+    October; in London and Auckland it is November."""
+    from zoneinfo import ZoneInfo
+
+    path = _write(
+        tmp_path,
+        "period: last-month\nperiod_as_of: 2026-12-01T00:30:00Z\n",
+        base="location: Hive Shoreditch\n",
+    )
+    params = load_params(path)
+    assert (str(params.period_start), str(params.period_end)) == ("2026-11-01", "2026-11-30")
+    new_york = params.in_zone(ZoneInfo("America/New_York"))
+    assert (str(new_york.period_start), str(new_york.period_end)) == ("2026-10-01", "2026-10-31")
+    assert new_york.with_overrides(push=False).period_start == new_york.period_start, (
+        "an override keeps the location's zone"
+    )
+    auckland = params.in_zone(ZoneInfo("Pacific/Auckland"))
+    assert str(auckland.period_start) == "2026-11-01"
+    explicit = new_york.with_overrides(period_start="2026-09-01", period_end="2026-09-30")
+    assert explicit.period is None and str(explicit.period_start) == "2026-09-01"
+    assert explicit.in_zone(ZoneInfo("Pacific/Auckland")) == explicit
+
+
+def test_saved_params_load_back_to_the_same_values_with_absolute_paths(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    for name in ("demo.yaml", "demo-all-locations.yaml"):
+        params = load_params(ROOT / "params" / name).with_overrides(period="this-month")
+        saved = load_params(params.save(tmp_path / name))
+        assert saved.tax_map_file == str(ROOT / "params" / "tax_map.yaml")
+        assert saved.period == "this-month" and saved.period_as_of == params.period_as_of
+        assert replace(saved, source=params.source, tax_map_file=params.tax_map_file) == params

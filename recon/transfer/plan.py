@@ -7,6 +7,12 @@ every excluded invoice with its reason (void, draft, already transferred,
 blocked by the mapping, currency not in the organisation, a total Xero would
 compute differently, a customer name Xero would refuse). It also counts the
 write calls a push needs, against what is left of today's Xero limit.
+
+Before anything else, the location's binding to its Xero organisation (``recon.bindings``):
+until a person confirmed it, or when the ledger binds the location to another organisation,
+or when the organisation cannot book the location's currency, every invoice is held back
+with that reason. The plan only reads the ledger's bindings; the push records a binding the
+params confirm, before its first call (``settle_binding``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recon.bindings import BindingCheck, BindingState, binding_of, check_binding
 from recon.cells import csv_safe
 from recon.clients.xero import BATCH_SIZE
 from recon.ledger import Ledger
@@ -52,6 +59,7 @@ __all__ = [
     "day_calls_left",
     "fit_budget",
     "plan_transfer",
+    "settle_binding",
 ]
 
 MAX_DESCRIPTION = 4000  # Xero's limit on a line's Description
@@ -76,7 +84,10 @@ class TransferOptions:
     def from_params(cls, params: RunParams) -> TransferOptions:
         """The options a params file asks for (the rest at their defaults)."""
         return cls(
-            line_amounts=params.send_line_amounts, negative_invoices=params.negative_invoices
+            status=params.xero_status,
+            invoice_date=params.invoice_date,
+            line_amounts=params.send_line_amounts,
+            negative_invoices=params.negative_invoices,
         )
 
 
@@ -262,6 +273,57 @@ def _contact_names(invoices: pd.DataFrame) -> pd.Series:
     return names
 
 
+def settle_binding(
+    conn: Connection,
+    ledger: Ledger | None,
+    enabled_currencies: Iterable[str] | None = None,
+    *,
+    record: bool = False,
+) -> BindingCheck:
+    """The verdict on writing this connection's location to its organisation (``recon.bindings``).
+
+    ``ledger``: where bindings are recorded (None: none is known). ``record``: a binding the
+    params confirm, or re-bind on purpose, is recorded there (compare-and-set) and the verdict
+    read back; otherwise the ledger is only read. ``enabled_currencies``: the organisation's
+    ``GET /Currencies`` codes, to check the location's currency; None skips that check. Makes
+    no call.
+    """
+    target = binding_of(conn.business, {**conn.organisation, "OrganisationID": conn.xero.tenant_id})
+    currency = conn.business.get("CurrencyCode")
+    code = None if currency is None or pd.isna(currency) else str(currency)
+    enabled = None if enabled_currencies is None else list(enabled_currencies)
+
+    def check() -> BindingCheck:
+        recorded = ledger.binding(target.business_id) if ledger is not None else None
+        return check_binding(
+            target,
+            conn.params,
+            recorded,
+            location_currency=code,
+            enabled_currencies=enabled,
+        )
+
+    verdict = check()
+    if ledger is None or not record or not verdict.needs_recording:
+        return verdict
+    ledger.record_binding(
+        target.business_id,
+        target.location,
+        target.organisation_id,
+        target.organisation_name,
+        target.base_currency,
+        confirmed_by=str(verdict.confirmed_by),
+        source=f"params {conn.params.source}",
+        replaces=(
+            verdict.recorded.organisation_id
+            if verdict.state is BindingState.REBIND and verdict.recorded
+            else None
+        ),
+    )
+    # Read back: recorded now (CONFIRMED), or another run recorded something else meanwhile.
+    return check()
+
+
 def plan_transfer(
     conn: Connection,
     mapping: MappingResult | None = None,
@@ -279,6 +341,8 @@ def plan_transfer(
     setting = conn.params.prices_include_tax_for(conn.location)
     base_currency = conn.organisation.get("BaseCurrency")
     ledger_done = ledger.transferred_ids(tenant) if ledger else set()
+    enabled_currencies = conn.xero.fetch_currencies()["Code"]
+    binding = settle_binding(conn, ledger, enabled_currencies)
 
     reasons = pd.Series("", index=invoices.index, dtype="string")
 
@@ -289,6 +353,9 @@ def plan_transfer(
             ~fresh, reason if isinstance(reason, str) else reason.astype("string")
         )
 
+    if not binding.is_confirmed:
+        # Every invoice of the location, whatever else is true of it: the books are not settled.
+        exclude(pd.Series(True, index=invoices.index), binding.reason)
     exclude(invoices["Void"].astype(bool), "void in Nexudus")
     exclude(invoices["Draft"].astype(bool), "draft in Nexudus (no invoice number yet)")
     if "XeroInvoiceTransfered" in invoices.columns:
@@ -302,7 +369,7 @@ def plan_transfer(
     blocked = invoices["Id"].map(verdicts["reasons"]).fillna("")
     exclude(blocked != "", "mapping: " + blocked)
     currency_problems = check_currencies(
-        invoices["CurrencyCode"], conn.organisation, conn.xero.fetch_currencies()["Code"]
+        invoices["CurrencyCode"], conn.organisation, enabled_currencies
     )
     exclude(currency_problems != "", currency_problems)
     names = _contact_names(invoices)
@@ -320,6 +387,7 @@ def plan_transfer(
         .astype("string")
         .fillna("")
         .map(tax_types.set_index("tax_rate_name")["xero_rate"] if len(tax_types) else {})
+        .astype("object")  # all-missing maps come back as float NaN
         .fillna("0")
     )
     inclusive, contradicts = prices_include_tax(invoices, lines, setting)
@@ -344,7 +412,7 @@ def plan_transfer(
     held = invoices["Id"].map(figures["reason"].astype("string")).astype("string").fillna("")
     exclude(held != "", held)
     fx = currency_rates(invoices, base_currency)
-    as_credit = invoices["Id"].map(figures["as_credit"]).fillna(False).astype(bool)
+    as_credit = invoices["Id"].map(figures["as_credit"]).astype("object").fillna(False).astype(bool)
 
     # Guards before any write (each a held-back reason, never a failed call): the contact each
     # customer will use, an invoice number Xero already has, Xero's lock dates.
@@ -466,7 +534,11 @@ def plan_transfer(
         "tenant_id": tenant,
         "period": mapping.context.get("period"),
         "prices_include_tax": setting,
-        "warnings": _warnings(invoices, conn.location),
+        "warnings": ([] if binding.is_confirmed else [binding.reason])
+        + _warnings(invoices, conn.location),
+        "binding": binding.to_dict(),
+        # Where the push records and checks the binding when it is not handed a ledger.
+        "ledger_path": str(ledger.path) if ledger is not None else None,
         "day_calls_left": day_calls_left(conn),
         "tracking": getattr(conn, "tracking", None),
         "contacts": contact_plan.contacts,

@@ -29,23 +29,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from recon.errors import AuthError, ClientError, RateLimited, ServiceUnavailable
+from recon.errors import AuthError, ClientError, RateLimited, ServiceUnavailable, StepError
 from recon.ledger import Ledger
 from recon.money import D
 from recon.outcomes import TransferOutcome, Verdict, counts_text
 from recon.session import Connection
 from recon.transfer.plan import TransferPlan, calls_needed, day_calls_left, fit_budget
 from recon.troubleshooting import explain_all
-from recon.values import is_missing, records
+from recon.values import is_missing, optional_int, records
 
 __all__ = [
     "BUDGET_RESERVE",
@@ -57,6 +58,7 @@ __all__ = [
     "push",
     "recover",
     "unfinished_outcomes",
+    "unsendable",
 ]
 
 # The ledger state of an invoice Xero never answered for and does not hold: the next send is the
@@ -176,10 +178,13 @@ def outcome_row(
     nexudus_total = row["nexudus_total"]
     difference = None
     if xero_total is not None:
-        difference = abs(Decimal(nexudus_total)) - Decimal(xero_total)
+        try:
+            difference = abs(D(nexudus_total)) - D(xero_total)
+        except (ArithmeticError, TypeError, ValueError):
+            difference = None  # a figure that is no amount is reported as it is, not subtracted
     return {
         "invoice_number": row["invoice_number"],
-        "nexudus_invoice_id": int(row["nexudus_invoice_id"]),
+        "nexudus_invoice_id": _invoice_id(dict(row)),
         "kind": row.get("kind", "invoice"),
         "outcome": outcome,
         "xero_id": xero_id,
@@ -222,6 +227,7 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
                     "found in Xero after an interrupted run, not as planned: a person must "
                     "check it there and void or correct it",
                 ],
+                expected="sending",
             )
             rows.append(
                 {
@@ -238,6 +244,7 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
                 xero_id=hit["id"],
                 xero_total=hit["total"],
                 messages=["recovered: found in Xero after an interrupted run"],
+                expected="sending",
             )
             rows.append(
                 {
@@ -253,6 +260,7 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
                 rec["nexudus_invoice_id"],
                 UNSENT,
                 messages=["interrupted before Xero saved it; resent as the same attempt"],
+                expected="sending",
             )
             rows.append(
                 {
@@ -279,7 +287,7 @@ def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
         if inv.get("Status") not in ("DELETED",):
             out[str(inv["InvoiceNumber"])] = {
                 "id": inv["InvoiceID"],
-                "total": Decimal(str(inv.get("Total", 0))),
+                "total": _xero_amount(inv.get("Total")),
                 "contact": (inv.get("Contact") or {}).get("ContactID"),
                 "booked": inv,
             }
@@ -289,11 +297,20 @@ def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
             if note.get("Status") not in ("DELETED",):
                 out[str(note["CreditNoteNumber"])] = {
                     "id": note["CreditNoteID"],
-                    "total": Decimal(str(note.get("Total", 0))),
+                    "total": _xero_amount(note.get("Total")),
                     "contact": (note.get("Contact") or {}).get("ContactID"),
                     "booked": note,
                 }
     return out
+
+
+def _xero_amount(value: Any) -> Decimal | None:
+    """An amount in Xero's answer as Decimal; None when missing or not a finite number."""
+    try:
+        amount = D(value if value is not None else 0)
+    except (ArithmeticError, TypeError, ValueError):
+        return None
+    return amount if amount.is_finite() else None
 
 
 # ---- booked as planned? ------------------------------------------------------------------------
@@ -333,7 +350,7 @@ def booked_differences(row: dict[str, Any], booked: dict[str, Any]) -> list[str]
     for column, field_name, word in CHECKED_FIGURES:
         planned = _planned(row, column, credit)
         value = booked.get(field_name)
-        xero = None if value is None or is_missing(value) else D(value)
+        xero = None if value is None or is_missing(value) else _xero_amount(value)
         figures.append((word, xero, planned))
         if planned is not None and xero is not None and xero != planned:
             differs = True
@@ -388,7 +405,11 @@ def _create_contacts(conn: Connection, plan: TransferPlan, ledger: Ledger) -> di
             {
                 "Name": r["name"],
                 "ContactNumber": r["contact_number"],
-                **({"EmailAddress": r["email"]} if r["email"] else {}),
+                **(
+                    {"EmailAddress": r["email"]}
+                    if isinstance(r["email"], str) and r["email"]
+                    else {}
+                ),
             }
             for r in records(chunk)
         ]
@@ -400,11 +421,15 @@ def _create_contacts(conn: Connection, plan: TransferPlan, ledger: Ledger) -> di
             elements = conn.xero.create_contacts(
                 payload, idempotency_key=batch_key(tenant, payload)
             )
+        except (AuthError, RateLimited):
+            raise  # the run cannot go on: the push reports every invoice not sent
         except ClientError as exc:
             ledger.event("xero", "create contacts", "error", tenant_id=tenant, detail=str(exc))
             elements = []
-        for r, el in zip(records(chunk), elements, strict=False):
-            if el.get("ContactID") and not el.get("HasValidationErrors"):
+        for r, el in zip(
+            records(chunk), elements if isinstance(elements, list) else [], strict=False
+        ):
+            if isinstance(el, dict) and el.get("ContactID") and not el.get("HasValidationErrors"):
                 ids[r["contact_number"]] = el["ContactID"]
                 ledger.record_contact(
                     tenant,
@@ -416,10 +441,17 @@ def _create_contacts(conn: Connection, plan: TransferPlan, ledger: Ledger) -> di
         # Anything not confirmed (an error, a dropped answer) is looked up by its number.
         missing = [r["contact_number"] for r in records(chunk) if r["contact_number"] not in ids]
         if missing:
-            for contact in conn.xero.iter_contacts(
-                where=" OR ".join(f'ContactNumber=="{n}"' for n in missing), include_archived=True
-            ):
-                ids[str(contact["ContactNumber"])] = contact["ContactID"]
+            try:
+                for contact in conn.xero.iter_contacts(
+                    where=" OR ".join(f'ContactNumber=="{n}"' for n in missing),
+                    include_archived=True,
+                ):
+                    ids[str(contact["ContactNumber"])] = contact["ContactID"]
+            except (AuthError, RateLimited):
+                raise
+            except ClientError as exc:
+                # Their invoices fail (no contact); the next run looks the contacts up again.
+                ledger.event("xero", "look up contacts", "error", tenant_id=tenant, detail=str(exc))
     return ids
 
 
@@ -427,8 +459,14 @@ def _create_contacts(conn: Connection, plan: TransferPlan, ledger: Ledger) -> di
 BUDGET_RESERVE = 10
 
 
-def _wrong_place(conn: Connection, plan: TransferPlan) -> str | None:
-    """Why this plan must not be written through this connection, if it must not."""
+def _wrong_place(conn: Connection, plan: TransferPlan, ledger: Ledger | None = None) -> str | None:
+    """Why this plan must not be written through this connection, if it must not. Makes no call.
+
+    Besides the plan's own organisation, location and tracking, the location's binding
+    (``recon.bindings``) as ``ledger`` records it (default: the plan's ledger, else the
+    connection's): a location bound to another organisation, or bound by no one, is refused
+    here; a binding the params confirm is recorded before the first write.
+    """
     location = plan.context.get("location")
     if str(conn.xero.tenant_id) != plan.tenant_id:
         return (
@@ -447,6 +485,27 @@ def _wrong_place(conn: Connection, plan: TransferPlan) -> str | None:
             f"refused: the plan's tracking {plan.context.get('tracking')} is not {location}'s "
             f"{getattr(conn, 'tracking', None)}"
         )
+    # Imported here: this function is the only part of the push that settles bindings.
+    from recon.transfer.plan import settle_binding
+
+    book = (
+        ledger
+        if ledger is not None
+        else Ledger(plan.context.get("ledger_path") or conn.ledger_path)
+    )
+    try:
+        binding = settle_binding(conn, book, record=True)
+    finally:
+        if ledger is None:
+            book.close()
+    if not binding.is_confirmed:
+        return f"refused before any call: {binding.reason}"
+    planned = plan.context.get("binding")
+    if isinstance(planned, dict) and not planned.get("confirmed", False):
+        return (
+            f"refused: this plan was made while {planned.get('message')}; plan again now that "
+            "the binding is confirmed"
+        )
     return None
 
 
@@ -458,8 +517,10 @@ def push(
     progress: Callable[[int, int], None] | None = None,
     after_batch: Callable[[int, list[dict[str, Any]]], None] | None = None,
     call_budget: int | None = None,
+    lock_wait: float | None = None,
 ) -> TransferResult:
-    """Write the plan to Xero. Safe to repeat: nothing is ever created twice.
+    """Write the plan to Xero. Safe to repeat: nothing is ever created twice. Never raises for
+    a call that fails or an invoice that cannot go: every eligible invoice ends with an outcome.
 
     ``call_budget``: Xero write calls this push may make (default: what the last
     answer's ``X-DayLimit-Remaining`` says, less a reserve). When the plan needs
@@ -467,11 +528,18 @@ def push(
     ``deferred`` for the next run. ``progress(done, total)`` is called after each
     batch; ``after_batch`` is a test hook called after Xero answered and before
     the ledger records it (a crash there is what the ledger's intents exist for).
+
+    One push at a time per ledger file and organisation (``Ledger.writer``): a push
+    that finds another one writing waits up to ``lock_wait`` seconds (default
+    ``WRITER_WAIT_SECONDS``), then reports every invoice ``deferred`` with who holds it.
+    An invoice that cannot be sent as it is (no invoice number, a number another invoice
+    of the plan or the ledger uses, a figure that is not an amount) is ``failed`` with
+    the reason, naming the Nexudus invoice; the others go on.
     """
     started = time.monotonic()
     calls_before = conn.xero.calls
     tenant = plan.tenant_id
-    refusal = _wrong_place(conn, plan)
+    refusal = _wrong_place(conn, plan, ledger)
     if refusal:
         # Never written, never silently dropped: every invoice is reported refused and the ledger
         # says why.
@@ -493,14 +561,124 @@ def push(
             frame, {"xero": 0}, time.monotonic() - started, {**plan.context, "refused": refusal}
         )
     outcomes: list[dict[str, Any]] = []
-    recover(conn, ledger)
+    figures: dict[str, Any] = {"write_calls_needed": 0, "call_budget": None, "deferred": 0}
+    purpose = f"push of {plan.context.get('location') or 'a location'} to Xero"
+    try:
+        with ledger.writer(tenant, purpose, wait=lock_wait):
+            _push_held(conn, plan, ledger, outcomes, figures, progress, after_batch, call_budget)
+    except StepError as busy:
+        # Another run holds this ledger and organisation: nothing sent, everything for next time.
+        reason = f"deferred: {busy}"
+        ledger.event(
+            "xero", "push waited", TransferOutcome.DEFERRED, tenant_id=tenant, detail=reason
+        )
+        outcomes.extend(
+            outcome_row(r, TransferOutcome.DEFERRED, messages=[reason])
+            for r in records(plan.eligible)
+        )
+    frame = pd.DataFrame(outcomes, columns=OUTCOME_COLUMNS)
+    return TransferResult(
+        frame,
+        {"xero": conn.xero.calls - calls_before},
+        time.monotonic() - started,
+        {**plan.context, "eligible": len(plan.eligible), **figures},
+    )
+
+
+# What a push turns into outcomes when it meets it where it did not expect it (a malformed answer
+# or record past the checks, a ledger that cannot be written): the rest of the invoices are
+# reported not sent, and what the ledger holds stands. Anything else (an interrupt, a test's
+# stand-in for the process dying) propagates: the ledger's intents are there for that.
+UNEXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    ArithmeticError,
+    AttributeError,
+    LookupError,
+    TypeError,
+    ValueError,
+    sqlite3.Error,
+)
+
+
+def _push_held(
+    conn: Connection,
+    plan: TransferPlan,
+    ledger: Ledger,
+    outcomes: list[dict[str, Any]],
+    figures: dict[str, Any],
+    progress: Callable[[int, int], None] | None,
+    after_batch: Callable[[int, list[dict[str, Any]]], None] | None,
+    call_budget: int | None,
+) -> None:
+    """The push under the writer lock: appends one outcome per eligible invoice to ``outcomes``
+    (also when it has to stop early), the budget figures to ``figures``."""
+    tenant = plan.tenant_id
+    try:
+        _push_steps(conn, plan, ledger, outcomes, figures, progress, after_batch, call_budget)
+    except ClientError as exc:
+        _close_open_rows(plan, ledger, outcomes, f"{NOT_SENT}{exc}")
+    except UNEXPECTED_ERRORS as exc:  # a bug must not leave the rest without an outcome
+        ledger.event(
+            "xero", "push stopped", "error", tenant_id=tenant, detail=f"{type(exc).__name__}: {exc}"
+        )
+        _close_open_rows(
+            plan,
+            ledger,
+            outcomes,
+            f"{NOT_SENT}recon stopped on an unexpected error ({type(exc).__name__}: {exc}); what "
+            "was sent is in the ledger and the next run goes on from there",
+        )
+    if plan.options.write_back:
+        _write_back(conn, ledger, tenant)
+
+
+def _push_steps(
+    conn: Connection,
+    plan: TransferPlan,
+    ledger: Ledger,
+    outcomes: list[dict[str, Any]],
+    figures: dict[str, Any],
+    progress: Callable[[int, int], None] | None,
+    after_batch: Callable[[int, list[dict[str, Any]]], None] | None,
+    call_budget: int | None,
+) -> None:
+    tenant = plan.tenant_id
+    problems = unsendable(plan, ledger)
+    for index, message in problems.items():
+        row = plan.eligible.loc[index]
+        outcomes.append(outcome_row(row, TransferOutcome.FAILED, messages=[message]))
+        ledger.event("xero", "push check", TransferOutcome.FAILED, tenant_id=tenant, detail=message)
+    sound = plan.eligible.drop(index=list(problems))
+    try:
+        recover(conn, ledger)
+    except ClientError as exc:
+        # Xero cannot say what became of an earlier run's unanswered writes: send nothing now.
+        ledger.event(
+            "xero", "recover", "deferred to the next run", tenant_id=tenant, detail=str(exc)
+        )
+        pending = set(ledger.unfinished(tenant)["nexudus_invoice_id"].astype(int))
+        for r in records(sound):
+            if _invoice_id(r) in pending:
+                message = (
+                    f"unknown: an earlier run left it unanswered and Xero could not be asked now "
+                    f"({exc}); the next run checks Xero before sending it"
+                )
+                outcomes.append(outcome_row(r, TransferOutcome.UNKNOWN, messages=[message]))
+            else:
+                message = (
+                    f"{NOT_SENT}Xero could not be asked about an earlier run's unanswered "
+                    f"invoices ({exc}), so nothing was sent"
+                )
+                outcomes.append(outcome_row(r, TransferOutcome.SKIPPED, messages=[message]))
+        return
     done = ledger.transferred_ids(tenant)
-    todo = plan.eligible[~plan.eligible["nexudus_invoice_id"].isin(done)]
-    for row in records(plan.eligible[plan.eligible["nexudus_invoice_id"].isin(done)]):
+    already = sound["nexudus_invoice_id"].map(_invoice_id).isin(done)
+    todo = sound[~already]
+    for row in records(sound[already]):
         outcomes.append(
             outcome_row(row, TransferOutcome.SKIPPED, messages=None)
             | {"messages": "already transferred (ledger)"}
         )
+    plan = _narrowed(plan, todo)
     skipped = len(outcomes)
     left_today = day_calls_left(conn)
     budget = (
@@ -509,7 +687,7 @@ def push(
         else (None if left_today is None else max(0, left_today - BUDGET_RESERVE))
     )
     needed = calls_needed(todo, plan.new_contacts, plan.options.batch_size)
-    deferred_count = 0
+    figures.update(write_calls_needed=needed, call_budget=budget)
     if budget is not None and needed > budget:
         todo = todo.sort_values(["date", "invoice_number"], kind="stable")
         fits = fit_budget(todo, plan.new_contacts, budget, plan.options.batch_size)
@@ -521,21 +699,24 @@ def push(
             outcome_row(r, TransferOutcome.DEFERRED, messages=[reason])
             for r in records(todo.iloc[fits:])
         )
-        deferred_count = len(todo) - fits
+        figures["deferred"] = len(todo) - fits
         skipped = len(outcomes)
         todo = todo.iloc[:fits]
-        plan = plan.only(todo["invoice_number"])
+        plan = _narrowed(plan, todo)
         ledger.event(
             "xero",
             "call budget",
             TransferOutcome.DEFERRED,
             tenant_id=tenant,
-            detail={"needed": needed, "budget": budget, "deferred": deferred_count},
+            detail={"needed": needed, "budget": budget, "deferred": figures["deferred"]},
         )
     contact_ids = dict(zip(todo["contact_number"], todo["xero_contact_id"], strict=True))
     contact_ids = {k: v for k, v in contact_ids.items() if isinstance(v, str)}
-    contact_ids.update(_create_contacts(conn, plan, ledger))
     stop_reason: str | None = None
+    try:
+        contact_ids.update(_create_contacts(conn, plan, ledger))
+    except (AuthError, RateLimited) as exc:
+        stop_reason = f"{NOT_SENT}{exc}"
     rows = records(todo)
     size = plan.options.batch_size
     total = len(rows)
@@ -566,9 +747,10 @@ def push(
                 outcomes.extend(
                     _send_batch(conn, plan, ledger, kind, ready, contact_ids, after_batch)
                 )
-            except (AuthError, RateLimited) as exc:
+            except _RunStopped as stop:
                 # The run cannot go on (sign-in gone, or today's limit spent): say so for the rest.
-                stop_reason = f"{NOT_SENT}{exc}"
+                outcomes.extend(stop.done)
+                stop_reason = f"{NOT_SENT}{stop.cause}"
                 try:
                     recover(conn, ledger)
                 except ClientError as lookup_exc:
@@ -581,26 +763,227 @@ def push(
                         tenant_id=tenant,
                         detail=str(lookup_exc),
                     )
-                outcomes.extend(
-                    outcome_row(r, TransferOutcome.SKIPPED, messages=[stop_reason]) for r in ready
-                )
+                outcomes.extend(_as_recorded(ledger, tenant, stop.sent, stop_reason))
             if progress:
                 progress(min(len(outcomes) - skipped, total), total)
-    if plan.options.write_back:
-        _write_back(conn, ledger, tenant)
-    frame = pd.DataFrame(outcomes, columns=OUTCOME_COLUMNS)
-    return TransferResult(
-        frame,
-        {"xero": conn.xero.calls - calls_before},
-        time.monotonic() - started,
-        {
-            **plan.context,
-            "eligible": len(plan.eligible) + deferred_count,
-            "write_calls_needed": needed,
-            "call_budget": budget,
-            "deferred": deferred_count,
-        },
+
+
+class _RunStopped(Exception):
+    """A batch's send met a stop condition (sign-in refused, a rate limit outlasting the retries):
+    the outcomes of the batch's rows already settled and the rows that were being sent."""
+
+    def __init__(
+        self, cause: ClientError, done: list[dict[str, Any]], sent: list[dict[str, Any]]
+    ) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.done = done
+        self.sent = sent
+
+
+def _invoice_id(row: dict[str, Any] | Any) -> int | None:
+    """A plan row's Nexudus invoice id (or a cell holding one), None if it has none."""
+    value = row.get("nexudus_invoice_id") if isinstance(row, dict) else row
+    try:
+        return optional_int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _narrowed(plan: TransferPlan, rows: pd.DataFrame) -> TransferPlan:
+    """The plan narrowed to these eligible rows (by Nexudus id: numbers may be blank or shared)."""
+    ids = {i for i in rows["nexudus_invoice_id"].map(_invoice_id) if i is not None}
+    return replace(
+        plan,
+        eligible=rows.reset_index(drop=True),
+        payloads={k: v for k, v in plan.payloads.items() if k in ids},
+        new_contacts=plan.new_contacts[
+            plan.new_contacts["coworker_id"].isin(set(rows["coworker_id"]))
+        ].reset_index(drop=True),
     )
+
+
+# Xero's limit on an invoice or credit note number (InvoiceNumber, CreditNoteNumber).
+MAX_NUMBER = 255
+# Plan columns that must be an amount (blank allowed where Xero's figure is not predicted).
+_AMOUNT_COLUMNS = (
+    ("nexudus_total", "Nexudus total", False),
+    ("xero_subtotal", "planned subtotal", True),
+    ("xero_tax", "planned tax", True),
+    ("xero_total", "planned total", True),
+)
+_LINE_AMOUNTS = ("Quantity", "UnitAmount", "DiscountAmount", "TaxAmount")
+
+
+def _amount_problem(value: Any, blank_ok: bool) -> str | None:
+    """Why ``value`` is not an amount, or None if it is one (or a blank allowed to be)."""
+    if value is None or is_missing(value) or (isinstance(value, str) and not value.strip()):
+        return None if blank_ok else "blank"
+    try:
+        amount = D(value)
+    except (ValueError, TypeError, ArithmeticError):
+        return f"{value!r}, not a number"
+    if not amount.is_finite():
+        return f"{value!r}, not a finite number"
+    return None
+
+
+def unsendable(plan: TransferPlan, ledger: Ledger) -> dict[Any, str]:
+    """The plan's eligible rows that must not be sent as they are, by their index: the reason,
+    naming the Nexudus invoice and the field. No calls.
+
+    No invoice number, or one longer than Xero takes; a number another invoice of the plan,
+    or one the ledger records for another Nexudus invoice, already uses; no Xero payload; a
+    figure or a line amount that is not a finite number; no currency; no contact number.
+    """
+    eligible = plan.eligible
+    numbers = ["" if is_missing(v) else str(v).strip() for v in eligible.get("invoice_number", [])]
+    ids = [_invoice_id(v) for v in eligible.get("nexudus_invoice_id", [])]
+    users: dict[str, list[int | None]] = {}
+    for number, invoice_id in zip(numbers, ids, strict=True):
+        if number:
+            users.setdefault(number, []).append(invoice_id)
+    known = ledger.transfers(plan.tenant_id)
+    known = known[known["state"].isin(["created", "sending"])]
+    recorded = {
+        str(n).strip(): int(i)
+        for n, i in zip(known["invoice_number"], known["nexudus_invoice_id"], strict=True)
+    }
+    problems: dict[Any, str] = {}
+    for index, row, number, invoice_id in zip(
+        eligible.index, records(eligible), numbers, ids, strict=True
+    ):
+        what = f"Nexudus invoice {invoice_id if invoice_id is not None else '(no id)'}"
+        name = f"{what} ({number})" if number else what
+        reason = None
+        if invoice_id is None:
+            reason = "the plan row has no Nexudus invoice id: plan the transfer again"
+        elif not number:
+            value = row.get("invoice_number")
+            shown = "empty" if is_missing(value) else f"{value!r}"
+            reason = (
+                f"has no invoice number (InvoiceNumber is {shown}): Xero files an invoice by its "
+                "number and recon finds it there again by it, so it is not sent. Give it a number "
+                "in Nexudus (or void it), then run the transfer again"
+            )
+        elif len(number) > MAX_NUMBER:
+            reason = (
+                f"its invoice number is {len(number)} characters long, over Xero's limit of "
+                f"{MAX_NUMBER}: shorten it in Nexudus, then run the transfer again"
+            )
+        elif len(users[number]) > 1:
+            others = ", ".join(str(i) for i in users[number] if i != invoice_id)
+            reason = (
+                f"its invoice number {number} is also that of Nexudus invoice {others} in this "
+                "transfer: Xero keeps one invoice per number, so neither is sent. Renumber or "
+                "void the wrong one in Nexudus, then run the transfer again"
+            )
+        elif recorded.get(number, invoice_id) != invoice_id:
+            reason = (
+                f"its invoice number {number} was already transferred for Nexudus invoice "
+                f"{recorded[number]} (ledger): Xero keeps one invoice per number. Renumber it in "
+                "Nexudus, then run the transfer again"
+            )
+        elif invoice_id not in plan.payloads:
+            reason = "the plan holds no Xero invoice for it: plan the transfer again"
+        else:
+            reason = _figure_problem(row, plan.payloads[invoice_id])
+        if reason:
+            problems[index] = f"not sent: {name} {reason}"
+    return problems
+
+
+def _figure_problem(row: dict[str, Any], payload: dict[str, Any]) -> str | None:
+    """Why a plan row's figures or its payload's line amounts cannot go to Xero, if they cannot."""
+    for column, label, blank_ok in _AMOUNT_COLUMNS:
+        problem = _amount_problem(row.get(column), blank_ok)
+        if problem:
+            return (
+                f"has a {label} ({column}) of {problem}: fix the invoice's amounts in Nexudus, "
+                "then plan the transfer again"
+            )
+    currency = row.get("currency")
+    if is_missing(currency) or not str(currency).strip():
+        return "has no currency: set the invoice's currency in Nexudus, then plan again"
+    if is_missing(row.get("contact_number")) or not str(row.get("contact_number")).strip():
+        return "has no Xero contact for its customer: plan the transfer again"
+    lines = payload.get("LineItems")
+    if not isinstance(lines, list) or not lines:
+        return "has no lines to send: check the invoice in Nexudus, then plan again"
+    for position, line in enumerate(lines, start=1):
+        for name in _LINE_AMOUNTS:
+            problem = _amount_problem(line.get(name) if isinstance(line, dict) else None, True)
+            if problem:
+                return (
+                    f"has a {name} of {problem} on line {position}: fix the line in Nexudus, "
+                    "then plan the transfer again"
+                )
+    return None
+
+
+def _close_open_rows(
+    plan: TransferPlan, ledger: Ledger, outcomes: list[dict[str, Any]], reason: str
+) -> None:
+    """Give every eligible row without an outcome one, from what the ledger holds for it: the
+    run stopped before it was (known to be) settled."""
+    given = {o["nexudus_invoice_id"] for o in outcomes}
+    rest = [r for r in records(plan.eligible) if _invoice_id(r) not in given]
+    usable = [r for r in rest if _invoice_id(r) is not None]
+    try:
+        outcomes.extend(
+            _as_recorded(ledger, plan.tenant_id, usable, reason, TransferOutcome.UNKNOWN)
+        )
+    except sqlite3.Error:  # the ledger cannot be read either: what it holds stands for next time
+        outcomes.extend(outcome_row(r, TransferOutcome.SKIPPED, messages=[reason]) for r in usable)
+    outcomes.extend(
+        outcome_row(r, TransferOutcome.FAILED, messages=[reason])
+        for r in rest
+        if _invoice_id(r) is None
+    )
+
+
+def _as_recorded(
+    ledger: Ledger,
+    tenant: str,
+    rows: list[dict[str, Any]],
+    reason: str,
+    sending: TransferOutcome = TransferOutcome.SKIPPED,
+) -> list[dict[str, Any]]:
+    """The outcome of each row as the ledger now records it, for rows a stopped run was sending:
+    created (found by the recovery), failed, or not sent (``reason``); an intent still open is
+    ``sending`` (skipped when Xero refused the call, unknown when recon cannot tell)."""
+    if not rows:
+        return []
+    known = {int(rec["nexudus_invoice_id"]): rec for rec in records(ledger.transfers(tenant))}
+    out = []
+    for r in rows:
+        rec = known.get(_invoice_id(r) or 0)
+        state = None if rec is None else str(rec["state"])
+        if rec is not None and state == TransferOutcome.CREATED:
+            out.append(
+                outcome_row(
+                    r, TransferOutcome.CREATED, xero_id=rec["xero_id"], xero_total=rec["xero_total"]
+                )
+            )
+        elif rec is not None and state == TransferOutcome.FAILED and rec["xero_id"]:
+            out.append(
+                outcome_row(
+                    r,
+                    TransferOutcome.FAILED,
+                    xero_id=rec["xero_id"],
+                    xero_total=rec["xero_total"],
+                    messages=list(json.loads(rec["messages"] or "[]")),
+                )
+            )
+        elif state == "sending" and sending is TransferOutcome.UNKNOWN:
+            message = (
+                f"unknown: {reason.removeprefix(NOT_SENT)}; the next run checks Xero before "
+                "sending it again"
+            )
+            out.append(outcome_row(r, TransferOutcome.UNKNOWN, messages=[message]))
+        else:
+            out.append(outcome_row(r, TransferOutcome.SKIPPED, messages=[reason]))
+    return out
 
 
 def _send_batch(
@@ -612,123 +995,244 @@ def _send_batch(
     contact_ids: dict[str, str],
     after_batch: Callable[[int, list[dict[str, Any]]], None] | None,
 ) -> list[dict[str, Any]]:
+    """Send one batch: claim each invoice in the ledger (compare-and-set), send, record each
+    answer. Raises ``_RunStopped`` for a stop condition, with what it settled."""
     tenant = plan.tenant_id
+    out, sendable = _claimable(ledger, tenant, chunk)
+    if not sendable:
+        return out
     payloads = []
-    for r in chunk:
+    for r in sendable:
         body = dict(plan.payloads[int(r["nexudus_invoice_id"])])
         body["Contact"] = {"ContactID": contact_ids[r["contact_number"]]}
         payloads.append(body)
-    attempt_of = ledger.next_attempts(tenant, [int(r["nexudus_invoice_id"]) for r in chunk])
-    attempts = [attempt_of[int(r["nexudus_invoice_id"])] for r in chunk]
+    attempt_of = ledger.next_attempts(tenant, [int(r["nexudus_invoice_id"]) for r in sendable])
+    attempts = [attempt_of[int(r["nexudus_invoice_id"])] for r in sendable]
     key = batch_key(tenant, payloads, attempts)
-    ledger.record_attempt_intents(
-        tenant, key, [{**r, "attempt": a} for r, a in zip(chunk, attempts, strict=True)]
+    claimed = ledger.claim_transfers(
+        tenant, key, [{**r, "attempt": a} for r, a in zip(sendable, attempts, strict=True)]
     )
+    if claimed != {int(r["nexudus_invoice_id"]) for r in sendable}:
+        # Another run changed some of these rows between the read and the claim (it does not hold
+        # the lock): send none of the batch, whose key was made for all of it.
+        ledger.record_outcomes(
+            tenant,
+            [{"nexudus_invoice_id": i, "state": UNSENT} for i in claimed],
+            expected="sending",
+        )
+        reason = (
+            f"{NOT_SENT}another run changed this batch's invoices in the ledger while this one "
+            "prepared it; the next run sends what is still to send"
+        )
+        return out + [outcome_row(r, TransferOutcome.SKIPPED, messages=[reason]) for r in sendable]
     ledger.event(
         "xero",
         f"create {kind}s",
         "sending",
         tenant_id=tenant,
         subject=key,
-        detail=[r["invoice_number"] for r in chunk],
+        detail=[r["invoice_number"] for r in sendable],
     )
     try:
         if kind == "credit_note":
             elements = conn.xero.create_credit_notes(payloads, idempotency_key=key)
         else:
             elements = conn.xero.create_invoices(payloads, idempotency_key=key)
-    except (AuthError, RateLimited):
-        raise
+    except (AuthError, RateLimited) as exc:
+        raise _RunStopped(exc, out, sendable) from exc
     except ClientError as exc:
         # Whole batch refused or unanswered: Xero may or may not have saved it. Ask, by number.
         ledger.event(
             "xero", f"create {kind}s", "error", tenant_id=tenant, subject=key, detail=str(exc)
         )
-        try:
-            found = _lookup(conn, [r["invoice_number"] for r in chunk])
-        except ClientError as lookup_exc:
-            # Cannot tell whether Xero saved them: the intents stay open for the next run to
-            # resolve.
-            message = (
-                f"unknown: Xero did not answer ({exc}) and could not be asked ({lookup_exc}); the "
-                "next run resolves it"
-            )
-            return [outcome_row(r, TransferOutcome.UNKNOWN, messages=[message]) for r in chunk]
         # Xero answered (a refusal it caches under the key, or a 5xx): the next send is a new
         # attempt. No answer at all (a timeout, a dropped connection): the same attempt again.
         answered = not (isinstance(exc, ServiceUnavailable) and exc.status is None)
-        out = []
-        for r in chunk:
-            hit = found.get(r["invoice_number"])
-            differences = booked_differences(r, hit["booked"]) if hit else []
-            if hit and differences:
-                shown, ledger_row = _booked_differently(r, hit["id"], hit["booked"], differences)
-                ledger.record_outcomes(tenant, [ledger_row])
-                out.append(shown)
-            elif hit:
-                ledger.record_outcome(
-                    tenant,
-                    r["nexudus_invoice_id"],
-                    TransferOutcome.CREATED,
-                    xero_id=hit["id"],
-                    xero_total=hit["total"],
-                )
-                out.append(
-                    outcome_row(
-                        r, TransferOutcome.CREATED, xero_id=hit["id"], xero_total=hit["total"]
-                    )
-                )
-            else:
-                messages = getattr(exc, "messages", None) or [str(exc)]
-                ledger.record_outcome(
-                    tenant,
-                    r["nexudus_invoice_id"],
-                    TransferOutcome.FAILED if answered else UNSENT,
-                    messages=messages,
-                )
-                out.append(outcome_row(r, TransferOutcome.FAILED, messages=messages))
-        return out
+        messages = getattr(exc, "messages", None) or [str(exc)]
+        return out + _settle_by_lookup(conn, ledger, tenant, sendable, exc, messages, answered)
     if after_batch:
-        after_batch(len(chunk), elements)
-    out = []
+        after_batch(len(sendable), elements)
+    if not isinstance(elements, list) or len(elements) != len(sendable):
+        count = len(elements) if isinstance(elements, list) else "no list of"
+        problem = f"Xero answered {count} records for the {len(sendable)} sent"
+        ledger.event(
+            "xero", f"create {kind}s", "error", tenant_id=tenant, subject=key, detail=problem
+        )
+        return out + _settle_by_lookup(
+            conn, ledger, tenant, sendable, problem, [f"{problem}; not found in Xero"], True
+        )
     duplicates = []
     recorded = []
+    unreadable: list[dict[str, Any]] = []
+    problems: list[str] = []
     id_key = "CreditNoteID" if kind == "credit_note" else "InvoiceID"
-    for r, el in zip(chunk, elements, strict=True):
-        messages = [m.get("Message", "") for m in el.get("ValidationErrors") or []]
-        saved = el.get("StatusAttributeString") in ("OK", "WARNING") and el.get(id_key)
-        differences = booked_differences(r, el) if saved else []
-        if saved and differences:
-            shown, booked = _booked_differently(r, el[id_key], el, differences)
-            recorded.append(booked)
-            out.append(shown)
-        elif saved:
-            total = Decimal(str(el.get("Total", 0)))
-            recorded.append(
-                {
-                    "nexudus_invoice_id": r["nexudus_invoice_id"],
-                    "state": TransferOutcome.CREATED,
-                    "xero_id": el[id_key],
-                    "xero_total": total,
-                }
-            )
-            out.append(
-                outcome_row(r, TransferOutcome.CREATED, xero_id=el[id_key], xero_total=total)
-            )
-        elif any("must be unique" in m for m in messages):
+    for r, el in zip(sendable, elements, strict=True):
+        try:
+            shown, booked, duplicate = _read_element(r, el, id_key)
+        except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            unreadable.append(r)
+            problems.append(f"{r['invoice_number']}: {type(exc).__name__}: {exc}")
+            continue
+        if duplicate:
             duplicates.append(r)
-        else:
-            recorded.append(
-                {
-                    "nexudus_invoice_id": r["nexudus_invoice_id"],
-                    "state": TransferOutcome.FAILED,
-                    "messages": messages,
-                }
+            continue
+        recorded.append(booked)
+        out.append(shown)
+    changed = ledger.record_outcomes(tenant, recorded, expected="sending")
+    _note_moved_on(ledger, tenant, [b["nexudus_invoice_id"] for b in recorded], changed)
+    if unreadable:
+        detail = "; ".join(problems)
+        ledger.event(
+            "xero", f"create {kind}s", "unreadable answer", tenant_id=tenant, detail=detail
+        )
+        out.extend(
+            _settle_by_lookup(
+                conn,
+                ledger,
+                tenant,
+                unreadable,
+                detail,
+                [f"Xero's answer for it could not be read ({detail}) and Xero does not hold it"],
+                True,
             )
-            out.append(outcome_row(r, TransferOutcome.FAILED, messages=messages))
-    ledger.record_outcomes(tenant, recorded)
+        )
     if duplicates:
         out.extend(_adopt(conn, ledger, tenant, duplicates, contact_ids))
+    return out
+
+
+def _claimable(
+    ledger: Ledger, tenant: str, chunk: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(outcomes of the rows the ledger says must not be sent now, the rows that may be)."""
+    states = ledger.transfer_states(tenant, [int(r["nexudus_invoice_id"]) for r in chunk])
+    out: list[dict[str, Any]] = []
+    sendable: list[dict[str, Any]] = []
+    for r in chunk:
+        state, xero_id = states.get(int(r["nexudus_invoice_id"]), (None, None))
+        if state is None or (state in Ledger.SENDABLE_STATES and not xero_id):
+            sendable.append(r)
+        elif state == TransferOutcome.CREATED:
+            out.append(
+                outcome_row(r, TransferOutcome.SKIPPED)
+                | {"messages": "already transferred (ledger)"}
+            )
+        elif state == "sending":
+            message = (
+                "unknown: another run is sending it, or left it unanswered; the next run checks "
+                "Xero before sending it"
+            )
+            out.append(outcome_row(r, TransferOutcome.UNKNOWN, messages=[message]))
+        else:
+            message = (
+                f"Xero holds it (id {xero_id}) but not as planned (ledger: {state}): a person must "
+                "check it there; recon will not send it again"
+            )
+            out.append(outcome_row(r, TransferOutcome.FAILED, xero_id=xero_id, messages=[message]))
+    return out, sendable
+
+
+def _read_element(
+    r: dict[str, Any], el: Any, id_key: str
+) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """One invoice's element of Xero's answer: (its outcome row, its ledger outcome, whether Xero
+    says its number is taken). Raises for an element that is not an answer recon can read."""
+    messages = [str(m.get("Message", "")) for m in el.get("ValidationErrors") or []]
+    saved = el.get("StatusAttributeString") in ("OK", "WARNING") and el.get(id_key)
+    differences = booked_differences(r, el) if saved else []
+    if saved and differences:
+        shown, booked = _booked_differently(r, str(el[id_key]), el, differences)
+        return shown, booked, False
+    if saved:
+        total = D(el.get("Total", 0))
+        if not total.is_finite():
+            raise ValueError(f"Total {el.get('Total')!r} is not a number")
+        booked = {
+            "nexudus_invoice_id": r["nexudus_invoice_id"],
+            "state": TransferOutcome.CREATED,
+            "xero_id": str(el[id_key]),
+            "xero_total": total,
+        }
+        shown = outcome_row(r, TransferOutcome.CREATED, xero_id=str(el[id_key]), xero_total=total)
+        return shown, booked, False
+    if any("must be unique" in m for m in messages):
+        return {}, {}, True
+    if not messages:
+        messages = [
+            f"Xero did not save it and gave no reason (status {el.get('StatusAttributeString')!r})"
+        ]
+    booked = {
+        "nexudus_invoice_id": r["nexudus_invoice_id"],
+        "state": TransferOutcome.FAILED,
+        "messages": messages,
+    }
+    return outcome_row(r, TransferOutcome.FAILED, messages=messages), booked, False
+
+
+def _note_moved_on(ledger: Ledger, tenant: str, ids: list[Any], changed: set[int]) -> None:
+    """An audit line for each outcome the ledger did not take: another run settled the row first
+    (its record stands; this run's answer is in the audit trail)."""
+    for invoice_id in ids:
+        if int(invoice_id) not in changed:
+            ledger.event(
+                "xero",
+                "record outcome",
+                "already settled by another run",
+                tenant_id=tenant,
+                subject=str(invoice_id),
+            )
+
+
+def _settle_by_lookup(
+    conn: Connection,
+    ledger: Ledger,
+    tenant: str,
+    rows: list[dict[str, Any]],
+    cause: object,
+    messages: list[str],
+    answered: bool,
+) -> list[dict[str, Any]]:
+    """Rows whose answer is missing or unreadable, settled by looking their numbers up in Xero:
+    found -> created (failed if booked differently); not found -> failed when Xero answered
+    (``messages``), else ``UNSENT``; Xero cannot be asked -> unknown, intents left open."""
+    try:
+        found = _lookup(conn, [str(r["invoice_number"]) for r in rows])
+    except ClientError as lookup_exc:
+        # Cannot tell whether Xero saved them: the intents stay open for the next run to resolve.
+        message = (
+            f"unknown: Xero did not answer ({cause}) and could not be asked ({lookup_exc}); the "
+            "next run resolves it"
+        )
+        return [outcome_row(r, TransferOutcome.UNKNOWN, messages=[message]) for r in rows]
+    out = []
+    for r in rows:
+        hit = found.get(str(r["invoice_number"]))
+        differences = booked_differences(r, hit["booked"]) if hit else []
+        if hit and differences:
+            shown, ledger_row = _booked_differently(r, hit["id"], hit["booked"], differences)
+            ledger.record_outcomes(tenant, [ledger_row], expected="sending")
+            out.append(shown)
+        elif hit:
+            ledger.record_outcome(
+                tenant,
+                r["nexudus_invoice_id"],
+                TransferOutcome.CREATED,
+                xero_id=hit["id"],
+                xero_total=hit["total"],
+                expected="sending",
+            )
+            out.append(
+                outcome_row(r, TransferOutcome.CREATED, xero_id=hit["id"], xero_total=hit["total"])
+            )
+        else:
+            ledger.record_outcome(
+                tenant,
+                r["nexudus_invoice_id"],
+                TransferOutcome.FAILED if answered else UNSENT,
+                messages=messages,
+                expected="sending",
+            )
+            out.append(outcome_row(r, TransferOutcome.FAILED, messages=messages))
     return out
 
 
@@ -740,14 +1244,21 @@ def _adopt(
     contact_ids: dict[str, str],
 ) -> list[dict[str, Any]]:
     """Xero already has these numbers: the same invoice (contact and total agree) is adopted, else
-    it fails."""
-    found = _lookup(conn, [r["invoice_number"] for r in rows])
+    it fails. If Xero cannot be asked, the intents stay open for the next run's recovery."""
+    try:
+        found = _lookup(conn, [str(r["invoice_number"]) for r in rows])
+    except ClientError as exc:
+        message = (
+            f"unknown: Xero says the number is taken and could not be asked whose it is ({exc}); "
+            "the next run checks Xero before sending it again"
+        )
+        return [outcome_row(r, TransferOutcome.UNKNOWN, messages=[message]) for r in rows]
     out = []
     for r in rows:
-        hit = found.get(r["invoice_number"])
+        hit = found.get(str(r["invoice_number"]))
         if (
             hit is not None
-            and hit["total"] == abs(Decimal(r["nexudus_total"]))
+            and hit["total"] == abs(D(r["nexudus_total"]))
             and hit["contact"] == contact_ids.get(r["contact_number"])
         ):
             ledger.record_outcome(
@@ -757,6 +1268,7 @@ def _adopt(
                 xero_id=hit["id"],
                 xero_total=hit["total"],
                 messages=["adopted: Xero already had this invoice"],
+                expected="sending",
             )
             out.append(
                 outcome_row(r, TransferOutcome.ADOPTED, xero_id=hit["id"], xero_total=hit["total"])
@@ -767,7 +1279,11 @@ def _adopt(
                 "Xero has another invoice with this number (different customer or total)",
             ]
             ledger.record_outcome(
-                tenant, r["nexudus_invoice_id"], TransferOutcome.FAILED, messages=messages
+                tenant,
+                r["nexudus_invoice_id"],
+                TransferOutcome.FAILED,
+                messages=messages,
+                expected="sending",
             )
             out.append(outcome_row(r, TransferOutcome.FAILED, messages=messages))
     return out
@@ -776,7 +1292,8 @@ def _adopt(
 def _write_back(conn: Connection, ledger: Ledger, tenant: str) -> None:
     """Store each new Xero id in its Nexudus invoice's SystemId, when the params ask for it.
 
-    Each is a whole-record PUT built from a fresh read and read back (nexudus.md §4).
+    Each is a whole-record PUT built from a fresh read and read back (nexudus.md §4). A refused
+    sign-in or a rate limit stops the write-back; the next push writes back the rest.
     """
     if not conn.params.write_back_system_id:
         return  # off by default: the ledger is the record (see RunParams.write_back_system_id)
@@ -797,5 +1314,7 @@ def _write_back(conn: Connection, ledger: Ledger, tenant: str) -> None:
                 subject=rec["invoice_number"],
                 detail=str(exc),
             )
+            if isinstance(exc, (AuthError, RateLimited)):
+                return  # the next push writes back the rest
             continue
         ledger.record_written_back(tenant, int(rec["nexudus_invoice_id"]))
