@@ -9,21 +9,29 @@ with a ``problem`` from ``recon.mapping_problems.Problem``, what it blocks
 Matching follows Nexudus (shared/reference/nexudus.md §3): an account matches
 when code and name are identical; a tax rate when name and percentage are
 identical. An explicit tax map (params) overrides the name rule for tax rates.
-The per-line work is vectorised (merges and group-bys over the lines); the
-per-key rules run once per distinct account or tax rate, which are few.
+
+A million lines carry a few dozen distinct accounts and tax rates, so each line is
+reduced to integer codes: each distinct value is converted once (text cleaned,
+percentage keyed, amount read to integer minor units), the rules run once per
+distinct key, and counts, money and per-invoice verdicts are numpy sums over the
+codes. No Python runs per line. The results are those of the per-line version
+this replaced, row for row (tests/test_mapping_equivalence.py).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import yaml
+from pandas.api.types import infer_dtype
 
 from recon.cells import csv_safe
 from recon.errors import ParamsError
@@ -299,60 +307,23 @@ def check_mapping(
     """
     tax_map = dict(tax_map or {})
     invoices = _invoice_frame(nexudus_invoices)
-    lines = _line_frame(nexudus_lines, invoices)
-    accounts = _check_accounts(lines, xero_accounts)
-    taxes, pair_problems = _check_tax_rates(lines, xero_tax_rates, xero_accounts, tax_map)
+    codes = _invoice_codes(invoices)
+    lines = _line_keys(nexudus_lines, codes)
+    accounts = _check_accounts(lines.keys, xero_accounts)
+    taxes, pair_problems = _check_tax_rates(lines.keys, xero_tax_rates, xero_accounts, tax_map)
+    verdicts = _key_verdicts(lines.keys, accounts, taxes, pair_problems)
 
-    # Each line's problems, by merging the per-key verdicts back onto the lines.
-    lines = lines.merge(
-        accounts[[*ACCOUNT_KEY, "problem"]].rename(columns={"problem": "account_problem"}),
-        on=ACCOUNT_KEY,
-        how="left",
-    )
-    lines = lines.merge(
-        taxes[[*TAX_KEY, "problem"]].rename(columns={"problem": "tax_problem"}),
-        on=TAX_KEY,
-        how="left",
-    )
-    if len(pair_problems):
-        lines = lines.merge(pair_problems, on=[*TAX_KEY, "account_code"], how="left")
-        lines["tax_problem"] = lines["pair_problem"].where(
-            lines["pair_problem"].notna() & (lines["tax_problem"] == Problem.OK.value),
-            lines["tax_problem"],
-        )
-        lines = lines.drop(columns="pair_problem")
-    blocking = {p.value for p in Problem if p.severity is Severity.BLOCKS}
-    lines["account_blocks"] = lines["account_problem"].isin(blocking)
-    lines["tax_blocks"] = lines["tax_problem"].isin(blocking)
-    lines["blocks"] = lines["account_blocks"] | lines["tax_blocks"]
-
-    accounts = _attach_usage(accounts, lines, ACCOUNT_KEY, "account_blocks", invoices)
+    accounts = _attach_usage(accounts, lines, verdicts, ACCOUNT_KEY, "account_blocks", codes)
     accounts = _with_setup_accounts(accounts, nexudus_accounts, xero_accounts)
-    pair_rows = lines[lines["tax_problem"] == Problem.TAX_NOT_ALLOWED.value]
-    taxes = _attach_usage(taxes, lines, TAX_KEY, "tax_blocks", invoices)
-    if len(pair_rows):
-        # Name the accounts the tax type is refused on, in the suggestion.
-        refused = pair_rows.groupby(TAX_KEY, observed=True)["account_code"].agg(
-            lambda s: ", ".join(sorted(set(s)))
-        )
-        taxes = taxes.merge(refused.rename("refused_on").reset_index(), on=TAX_KEY, how="left")
-        mask = taxes["refused_on"].notna()
-        taxes.loc[mask, "problem"] = Problem.TAX_NOT_ALLOWED.value
-        taxes.loc[mask, "severity"] = Severity.BLOCKS.value
-        taxes.loc[mask, "suggestion"] = (
-            "Xero refuses "
-            + taxes.loc[mask, "xero_tax_type"].astype(str)
-            + " on account(s) "
-            + taxes.loc[mask, "refused_on"]
-            + ": use a sales tax rate on these products in Nexudus, or map the rate to one."
-        )
-        taxes = taxes.drop(columns="refused_on")
-    taxes = pd.concat([taxes, _unused_map_rows(tax_map, lines)], ignore_index=True)
+    taxes = _attach_usage(taxes, lines, verdicts, TAX_KEY, "tax_blocks", codes)
+    taxes = _name_refused_accounts(taxes, verdicts)
+    taxes = pd.concat([taxes, _unused_map_rows(tax_map, lines.keys)], ignore_index=True)
 
-    invoice_view = _invoice_verdicts(invoices, lines)
-    summary = _summary(invoice_view)
+    invoice_view = _invoice_verdicts(invoices, codes, lines, verdicts)
+    summary = _summary(invoice_view, codes)
     ctx = dict(context or {})
-    ctx.setdefault("lines", len(lines))
+    # Lines as checked: one per line and verdict (a key matching two Xero accounts counts twice).
+    ctx.setdefault("lines", int((lines.lines_per_key() * verdicts.rows_per_key).sum()))
     return MappingResult(
         accounts=_order(accounts),
         tax_rates=_order(taxes),
@@ -360,6 +331,163 @@ def check_mapping(
         summary=summary,
         context=ctx,
     )
+
+
+# ---- invoices and lines as integer codes ------------------------------------------------
+IntArray = npt.NDArray[np.intp]
+# Amounts whose text is a plain decimal number, read to minor units without a Decimal each.
+PLAIN_AMOUNT_TYPES = (Decimal, str, int, float)
+PLAIN_AMOUNT = r"^([+-]?)([0-9]{1,15})(?:\.([0-9]*))?$"
+
+
+@dataclass(frozen=True)
+class _InvoiceCodes:
+    """The invoices in scope as integer codes (one entry per row of the invoice frame)."""
+
+    ids: npt.NDArray[np.int64]  # the distinct invoice ids, in the order of the rows
+    id_of_row: IntArray  # each row's position in ``ids`` (an id may have several rows)
+    currencies: list[str]  # the currencies, sorted
+    currency: IntArray  # each row's position in ``currencies``; -1 when it has none
+    minor: npt.NDArray[np.int64]  # each row's total in minor units
+
+    def rows_of(self, positions: IntArray) -> tuple[IntArray, IntArray]:
+        """The invoice rows of the ids at ``positions``: (which entry of ``positions``, row)."""
+        if len(self.ids) == len(self.id_of_row):  # every id has one row
+            row = np.empty(len(self.ids), dtype=np.intp)
+            row[self.id_of_row] = np.arange(len(self.id_of_row), dtype=np.intp)
+            return np.arange(len(positions), dtype=np.intp), row[positions]
+        found = pd.DataFrame({"entry": np.arange(len(positions)), "id": positions}).merge(
+            pd.DataFrame({"id": self.id_of_row, "row": np.arange(len(self.id_of_row))}), on="id"
+        )
+        return found["entry"].to_numpy(dtype=np.intp), found["row"].to_numpy(dtype=np.intp)
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """The in-scope lines as integer codes; each distinct key's text is held once in ``keys``."""
+
+    # One row per distinct (account_code, account_name, tax_rate_name, tax_rate), in the order
+    # the lines first use them; text as the per-line columns were ("string" dtype).
+    keys: pd.DataFrame
+    key: IntArray  # per line: its row in ``keys``
+    invoice: IntArray  # per line: its invoice's position in ``_InvoiceCodes.ids``
+    line_id: npt.NDArray[np.int64]
+    position: pd.Series  # per line: Position as given (NA when the lines have none)
+
+    def lines_per_key(self) -> npt.NDArray[np.int64]:
+        """How many lines use each key."""
+        return np.bincount(self.key, minlength=len(self.keys)).astype(np.int64)
+
+
+def _invoice_codes(invoices: pd.DataFrame) -> _InvoiceCodes:
+    id_of_row, ids = pd.factorize(invoices["invoice_id"].to_numpy(dtype=np.int64))
+    currency_of_row, found = pd.factorize(invoices["currency"].to_numpy(dtype=object))
+    currencies = sorted(str(c) for c in found)
+    to_sorted = np.array([currencies.index(str(c)) for c in found] + [-1], dtype=np.intp)
+    return _InvoiceCodes(
+        ids=np.asarray(ids, dtype=np.int64),
+        id_of_row=id_of_row.astype(np.intp),
+        currencies=currencies,
+        currency=to_sorted[currency_of_row],  # -1 (none) takes the appended -1
+        minor=invoices["total_minor"].to_numpy(dtype=np.int64),
+    )
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    """Each key's account and tax problem; a key has one row per verdict (usually one)."""
+
+    rows: pd.DataFrame  # _key, ACCOUNT_KEY, TAX_KEY, problems and their blocks flags
+    rows_per_key: npt.NDArray[np.int64]
+
+
+def _first_positions(codes: IntArray, n_codes: int) -> IntArray:
+    """The position of the first row holding each code."""
+    seen = np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())
+    first = np.empty(n_codes, dtype=np.intp)
+    first[codes[seen]] = seen
+    return first
+
+
+def _by_type_and_text(values: npt.NDArray[np.object_]) -> IntArray:
+    """Codes that are equal exactly when two values have the same type and the same text."""
+    n = len(values)
+    text_codes = pd.factorize(np.fromiter(map(str, values), dtype=object, count=n))[0]
+    type_codes, types = pd.factorize(np.fromiter(map(type, values), dtype=object, count=n))
+    if len(types) < 2:
+        return text_codes.astype(np.intp)
+    combined = text_codes.astype(np.int64) * len(types) + type_codes
+    return pd.factorize(combined)[0].astype(np.intp)
+
+
+def _distinct(series: pd.Series) -> tuple[IntArray, IntArray]:
+    """A code per row and the first row of each code, for converting each distinct value once.
+
+    Rows share a code only when their values have the same type and the same text (strings:
+    when they are equal), so a conversion that depends on nothing else gives each row what it
+    would give the row itself. Values that are equal but differ in type or text (20 and 20.0,
+    Decimal 0 and -0, None and "None") are kept apart.
+    """
+    values = series.to_numpy(dtype=object)
+    kind = (
+        "string" if isinstance(series.dtype, pd.StringDtype) else infer_dtype(values, skipna=False)
+    )
+    if kind == "decimal":  # no blanks and one type: the text says it all
+        codes = pd.factorize(np.frompyfunc(str, 1, 1)(values))[0].astype(np.intp)
+    elif kind == "string" or infer_dtype(values, skipna=True) == "string":
+        codes, uniques = pd.factorize(values)
+        codes = codes.astype(np.intp)
+        missing = codes < 0
+        if missing.any():
+            codes[missing] = _by_type_and_text(values[missing]) + len(uniques)
+    else:
+        codes = _by_type_and_text(values)
+    n_codes = int(codes.max()) + 1 if len(codes) else 0
+    return codes, _first_positions(codes, n_codes)
+
+
+def _converted(
+    series: pd.Series, convert: Callable[[pd.Series], pd.Series]
+) -> tuple[IntArray, pd.Series]:
+    """``convert`` (a Series -> Series of the old per-line rule) applied to each distinct value.
+
+    Returns a code per row and the distinct results (no two alike), so that row ``i``
+    converts to ``results.iloc[codes[i]]``.
+    """
+    codes, first = _distinct(series)
+    converted: pd.Series = convert(series.iloc[first]).reset_index(drop=True)
+    result_codes, _ = pd.factorize(converted.to_numpy(dtype=object))
+    seen = _first_positions(result_codes.astype(np.intp), int(result_codes.max(initial=-1)) + 1)
+    return result_codes.astype(np.intp)[codes], converted.iloc[seen].reset_index(drop=True)
+
+
+def _rate_keys(rates: pd.Series) -> pd.Series:
+    """Each rate's key (``_rate_key``), as the "string" column the lines carry."""
+    return rates.map(_rate_key).astype("string")
+
+
+def _minor_units(amounts: pd.Series) -> npt.NDArray[np.int64]:
+    """``minor_or_zero`` of every amount, computed once per distinct amount.
+
+    A plain decimal number (sign, up to 15 whole digits, any places) is read from its text in
+    integer arithmetic, rounded half away from zero; anything else (blank, NaN, exponent,
+    padded text) goes through ``minor_or_zero`` itself.
+    """
+    codes, first = _distinct(amounts)
+    values = amounts.to_numpy(dtype=object)[first]
+    text = pd.Series(np.fromiter(map(str, values), dtype=object, count=len(values)), dtype=object)
+    kinds = np.fromiter(map(type, values), dtype=object, count=len(values))
+    parts = text.str.extract(PLAIN_AMOUNT)
+    plain = pd.Series(kinds).isin(PLAIN_AMOUNT_TYPES).to_numpy() & parts[1].notna().to_numpy()
+    minor = np.zeros(len(values), dtype=np.int64)
+    if plain.any():
+        sign, whole, places = parts[0][plain], parts[1][plain], parts[2][plain].fillna("")
+        cents = (places + "00").str[:2].astype("int64")
+        half_up = (places.str[2:3] >= "5").astype("int64")
+        size = whole.astype("int64") * 100 + cents + half_up
+        minor[plain] = np.where(sign == "-", -size, size)
+    minor[~plain] = [minor_or_zero(v) for v in values[~plain]]
+    return minor[codes]
 
 
 def _invoice_frame(invoices: pd.DataFrame) -> pd.DataFrame:
@@ -372,7 +500,7 @@ def _invoice_frame(invoices: pd.DataFrame) -> pd.DataFrame:
         }
     )
     # Money is summed as integer cents: exact, and fast enough for a million rows.
-    out["total_minor"] = out["total"].map(minor_or_zero).astype("int64")
+    out["total_minor"] = _minor_units(invoices["TotalAmount"])
     return out
 
 
@@ -389,20 +517,84 @@ def _rate_key(rate: object) -> str:
     return f"{value:.2f}" if value.is_finite() else ""
 
 
-def _line_frame(lines: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(
+def _line_keys(lines: pd.DataFrame, invoices: _InvoiceCodes) -> _Lines:
+    """The lines of the invoices in scope, each as its key's code and its invoice's position."""
+    line_id = lines["Id"].astype("int64").to_numpy(dtype=np.int64)
+    invoice_id = lines["CoworkerInvoiceId"].astype("int64").to_numpy(dtype=np.int64)
+    columns = [
+        _converted(lines["FinancialAccountCode"], _clean_text),
+        _converted(lines["FinancialAccountName"], _clean_text),
+        _converted(lines["TaxCategoryName"], _clean_text),
+        # Percentages as text with a fixed 2 places: exact keys for grouping and comparing.
+        _converted(lines["TaxRate"], _rate_keys),
+    ]
+    invoice = pd.Index(invoices.ids).get_indexer(pd.Index(invoice_id))
+    kept = np.flatnonzero(invoice >= 0)
+    if len(kept) == len(invoice):  # every line is of an invoice in scope
+        kept_codes = [codes for codes, _ in columns]
+    else:
+        kept_codes = [codes[kept] for codes, _ in columns]
+    # The four codes as one number (renumbered first if the product would outgrow int64).
+    combined, span = np.zeros(len(kept), dtype=np.int64), 1
+    for codes, (_, values) in zip(kept_codes, columns, strict=True):
+        if span * max(len(values), 1) >= 2**62:
+            combined = pd.factorize(combined)[0].astype(np.int64)
+            span = int(combined.max(initial=-1)) + 1
+        combined = combined * max(len(values), 1) + codes
+        span *= max(len(values), 1)
+    key = pd.factorize(combined)[0].astype(np.intp)
+    first = _first_positions(key, int(key.max(initial=-1)) + 1)
+    keys = pd.DataFrame(
         {
-            "line_id": lines["Id"].astype("int64"),
-            "invoice_id": lines["CoworkerInvoiceId"].astype("int64"),
-            "account_code": _clean_text(lines["FinancialAccountCode"]),
-            "account_name": _clean_text(lines["FinancialAccountName"]),
-            "tax_rate_name": _clean_text(lines["TaxCategoryName"]),
-            # Percentages as text with a fixed 2 places: exact keys for grouping and comparing.
-            "tax_rate": lines["TaxRate"].map(_rate_key).astype("string"),
-            "position": lines["Position"] if "Position" in lines.columns else pd.NA,
-        }
+            name: values.iloc[codes[first]].reset_index(drop=True)
+            for name, codes, (_, values) in zip(
+                [*ACCOUNT_KEY, *TAX_KEY], kept_codes, columns, strict=True
+            )
+        },
+        index=pd.RangeIndex(len(first)),
     )
-    return out[out["invoice_id"].isin(invoices["invoice_id"])]
+    if "Position" in lines.columns:
+        position = lines["Position"].reset_index(drop=True)
+        position = position if len(kept) == len(invoice) else position.iloc[kept]
+        position = position.reset_index(drop=True)
+    else:
+        position = pd.Series(pd.NA, index=pd.RangeIndex(len(kept)), dtype=object)
+    return _Lines(
+        keys=keys,
+        key=key,
+        invoice=invoice[kept].astype(np.intp),
+        line_id=line_id[kept].astype(np.int64),
+        position=position,
+    )
+
+
+def _key_verdicts(
+    keys: pd.DataFrame, accounts: pd.DataFrame, taxes: pd.DataFrame, pair_problems: pd.DataFrame
+) -> _Verdicts:
+    """Each key's account and tax problem, and whether each blocks its lines."""
+    rows = keys.assign(_key=np.arange(len(keys), dtype=np.intp)).merge(
+        accounts[[*ACCOUNT_KEY, "problem"]].rename(columns={"problem": "account_problem"}),
+        on=ACCOUNT_KEY,
+        how="left",
+    )
+    rows = rows.merge(
+        taxes[[*TAX_KEY, "problem"]].rename(columns={"problem": "tax_problem"}),
+        on=TAX_KEY,
+        how="left",
+    )
+    if len(pair_problems):
+        rows = rows.merge(pair_problems, on=[*TAX_KEY, "account_code"], how="left")
+        rows["tax_problem"] = rows["pair_problem"].where(
+            rows["pair_problem"].notna() & (rows["tax_problem"] == Problem.OK.value),
+            rows["tax_problem"],
+        )
+        rows = rows.drop(columns="pair_problem")
+    blocking = {p.value for p in Problem if p.severity is Severity.BLOCKS}
+    rows["account_blocks"] = rows["account_problem"].isin(blocking)
+    rows["tax_blocks"] = rows["tax_problem"].isin(blocking)
+    rows["blocks"] = rows["account_blocks"] | rows["tax_blocks"]
+    per_key = np.bincount(rows["_key"].to_numpy(dtype=np.intp), minlength=len(keys))
+    return _Verdicts(rows=rows, rows_per_key=per_key.astype(np.int64))
 
 
 def _closest_code(code: str, xero: pd.DataFrame) -> str | None:
@@ -623,56 +815,135 @@ def _check_tax_rates(
             allowed.append(True)
         else:
             allowed.append(bool(flags.at[tax_type, flag]))
-    pairs["allowed"] = allowed
+    # A bool column even when no pair is left (an empty list would make an object column,
+    # which selects columns instead of rows below).
+    pairs["allowed"] = pd.Series(allowed, index=pairs.index, dtype=bool)
     refused = pairs[~pairs["allowed"]][[*TAX_KEY, "account_code"]].assign(
         pair_problem=Problem.TAX_NOT_ALLOWED.value
     )
     return taxes, refused
 
 
+# Cells of the (group x invoice) table of booleans that counts invoices per group, per pass.
+PAIR_CELLS_PER_PASS = 1 << 26
+
+
+def _invoices_per_group(
+    group: IntArray, invoice: IntArray, n_groups: int, n_invoices: int
+) -> npt.NDArray[np.int64]:
+    """How many distinct invoices the lines of each group are on (a table of booleans, a few
+    groups at a time when it would be large)."""
+    counts = np.zeros(n_groups, dtype=np.int64)
+    step = max(1, PAIR_CELLS_PER_PASS // max(n_invoices, 1))
+    for low in range(0, n_groups, step):
+        high = min(low + step, n_groups)
+        chosen = slice(None) if step >= n_groups else (group >= low) & (group < high)
+        seen = np.zeros((high - low, n_invoices), dtype=bool)
+        seen[group[chosen] - low, invoice[chosen]] = True
+        counts[low:high] = seen.sum(axis=1)
+    return counts
+
+
+def _distinct_pairs(
+    group: IntArray, invoice: IntArray, n_invoices: int
+) -> tuple[IntArray, IntArray]:
+    """The distinct (group, invoice) pairs among the given lines."""
+    width = max(n_invoices, 1)
+    pairs = pd.unique(group.astype(np.int64) * width + invoice)
+    return (pairs // width).astype(np.intp), (pairs % width).astype(np.intp)
+
+
 def _attach_usage(
     table: pd.DataFrame,
-    lines: pd.DataFrame,
+    lines: _Lines,
+    verdicts: _Verdicts,
     key: list[str],
     blocks_col: str,
-    invoices: pd.DataFrame,
+    invoices: _InvoiceCodes,
 ) -> pd.DataFrame:
     """Add how many invoices/lines use each key, how many its problem blocks, and their money per
     currency."""
-    usage = (
-        lines.groupby(key, observed=True)
-        .agg(invoices_using=("invoice_id", "nunique"), lines_using=("line_id", "size"))
-        .reset_index()
-    )
-    blocking_lines = lines[lines[blocks_col]]
-    blocked_counts = (
-        blocking_lines.groupby(key, observed=True)
-        .agg(invoices=("invoice_id", "nunique"), lines=("line_id", "size"))
-        .reset_index()
-    )
-    table = table.merge(usage, on=key, how="left").merge(blocked_counts, on=key, how="left")
-    blocked = blocking_lines[[*key, "invoice_id"]].drop_duplicates()
-    blocked = blocked.merge(invoices[["invoice_id", "currency", "total_minor"]], on="invoice_id")
-    if len(blocked):
-        money = blocked.pivot_table(
-            index=key,
-            columns="currency",
-            values="total_minor",
-            aggfunc="sum",
-            fill_value=0,
-            observed=True,
-        )
-        money.columns = [f"blocked_{c}" for c in money.columns]
-        table = table.merge(money.reset_index(), on=key, how="left")
-    for col in [c for c in table.columns if c.startswith("blocked_")]:
-        table[col] = table[col].fillna(0).astype("int64").map(from_minor)
-    for col in ("invoices_using", "lines_using", "invoices", "lines"):
-        table[col] = table[col].fillna(0).astype("int64")
+    rows = verdicts.rows
+    # ``group``: each key's ``key`` part (its account, or its tax rate) as a code.
+    groups = lines.keys[key].drop_duplicates()
+    groups = groups.assign(_group=np.arange(len(groups), dtype=np.intp))
+    group_of_key = lines.keys.merge(groups, on=key, how="left")["_group"].to_numpy(dtype=np.intp)
+    n_groups, n_invoices = len(groups), len(invoices.ids)
+    per_key = lines.lines_per_key()
+    blocking_rows = np.bincount(
+        rows.loc[rows[blocks_col], "_key"].to_numpy(dtype=np.intp), minlength=len(lines.keys)
+    ).astype(np.int64)
+    line_group = group_of_key[lines.key]
+    is_blocked = (blocking_rows > 0)[lines.key]
+
+    blocked = _distinct_pairs(line_group[is_blocked], lines.invoice[is_blocked], n_invoices)
+    counts = {
+        "invoices_using": _invoices_per_group(line_group, lines.invoice, n_groups, n_invoices),
+        "lines_using": _sum_by(group_of_key, per_key * verdicts.rows_per_key, n_groups),
+        "invoices": np.bincount(blocked[0], minlength=n_groups),
+        "lines": _sum_by(group_of_key, per_key * blocking_rows, n_groups),
+    }
+    # The table's rows in group order (a left merge keeps the table's order and its columns).
+    at = table[key].merge(groups, on=key, how="left")["_group"].to_numpy(dtype=np.intp)
+    table = table.copy()
+    for column, per_group in counts.items():
+        table[column] = per_group.astype("int64")[at]
+    # Money: each blocked invoice once per key, its total in its currency (int64, exact).
+    entry, row = invoices.rows_of(blocked[1])
+    currency = invoices.currency[row]
+    has_currency = currency >= 0
+    cell = currency[has_currency] * n_groups + blocked[0][entry[has_currency]]
+    n_cells = len(invoices.currencies) * n_groups
+    money = _sum_by(cell, invoices.minor[row[has_currency]], n_cells)
+    present = np.bincount(cell, minlength=n_cells) > 0
+    for index, name in enumerate(invoices.currencies):
+        cells = slice(index * n_groups, (index + 1) * n_groups)
+        if present[cells].any():
+            minor = pd.Series(money[cells][at], index=table.index)
+            table[f"blocked_{name}"] = minor.map(from_minor)
     return table
 
 
-def _unused_map_rows(tax_map: Mapping[str, str], lines: pd.DataFrame) -> pd.DataFrame:
-    used = set(lines["tax_rate_name"])
+def _sum_by(index: IntArray, values: npt.NDArray[np.int64], size: int) -> npt.NDArray[np.int64]:
+    """Exact integer sums of ``values`` by ``index`` (``np.bincount`` would sum in float)."""
+    sums = np.zeros(size, dtype=np.int64)
+    np.add.at(sums, index, values)
+    return sums
+
+
+def _name_refused_accounts(taxes: pd.DataFrame, verdicts: _Verdicts) -> pd.DataFrame:
+    """Name, in the suggestion, the accounts each tax type is refused on."""
+    rows = verdicts.rows[verdicts.rows["tax_problem"] == Problem.TAX_NOT_ALLOWED.value]
+    if not len(rows):
+        return taxes
+    refused_on: dict[tuple[str, str], set[str]] = {}
+    for name, rate, code in zip(
+        rows["tax_rate_name"], rows["tax_rate"], rows["account_code"], strict=True
+    ):
+        refused_on.setdefault((name, rate), set()).add(code)
+    refused = pd.DataFrame(
+        {
+            "tax_rate_name": [name for name, _ in refused_on],
+            "tax_rate": [rate for _, rate in refused_on],
+            "refused_on": [", ".join(sorted(codes)) for codes in refused_on.values()],
+        }
+    )
+    taxes = taxes.merge(refused, on=TAX_KEY, how="left")
+    mask = taxes["refused_on"].notna()
+    taxes.loc[mask, "problem"] = Problem.TAX_NOT_ALLOWED.value
+    taxes.loc[mask, "severity"] = Severity.BLOCKS.value
+    taxes.loc[mask, "suggestion"] = (
+        "Xero refuses "
+        + taxes.loc[mask, "xero_tax_type"].astype(str)
+        + " on account(s) "
+        + taxes.loc[mask, "refused_on"]
+        + ": use a sales tax rate on these products in Nexudus, or map the rate to one."
+    )
+    return taxes.drop(columns="refused_on")
+
+
+def _unused_map_rows(tax_map: Mapping[str, str], keys: pd.DataFrame) -> pd.DataFrame:
+    used = set(keys["tax_rate_name"])
     rows = [
         {
             "tax_rate_name": name,
@@ -695,65 +966,89 @@ def _unused_map_rows(tax_map: Mapping[str, str], lines: pd.DataFrame) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def _invoice_verdicts(invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    reasons = lines[lines["blocks"]].assign(
-        reason=lambda f: (
-            f["account_problem"].where(f["account_blocks"], "")
-            + "|"
-            + f["tax_problem"].where(f["tax_blocks"], "")
+def _invoice_verdicts(
+    invoices: pd.DataFrame, codes: _InvoiceCodes, lines: _Lines, verdicts: _Verdicts
+) -> pd.DataFrame:
+    """Each invoice in scope: blocked?, and why (the problems, then its first blocked line)."""
+    rows = verdicts.rows
+    # Each key's blocking problems as bits; an invoice's reasons are its lines' bits together.
+    problems = pd.concat(
+        [
+            rows.loc[rows["account_blocks"], "account_problem"],
+            rows.loc[rows["tax_blocks"], "tax_problem"],
+        ]
+    )
+    names = sorted(set(problems.astype(str)))
+    bit = {name: np.int64(1) << i for i, name in enumerate(names)}
+    key_bits = np.zeros(len(lines.keys), dtype=np.int64)
+    for column, flag in (("account_problem", "account_blocks"), ("tax_problem", "tax_blocks")):
+        chosen = rows[rows[flag]]
+        np.bitwise_or.at(
+            key_bits,
+            chosen["_key"].to_numpy(dtype=np.intp),
+            np.array([bit[str(p)] for p in chosen[column]], dtype=np.int64),
         )
-    )
-    per_invoice = (
-        reasons.groupby("invoice_id")["reason"]
-        .agg(lambda s: "; ".join(sorted({p for r in s for p in r.split("|") if p})))
-        .rename("reasons")
-    )
+    blocked = np.flatnonzero(key_bits[lines.key] != 0)
+    invoice_bits = np.zeros(len(codes.ids), dtype=np.int64)
+    np.bitwise_or.at(invoice_bits, lines.invoice[blocked], key_bits[lines.key[blocked]])
+
     # Name the first blocked line of each invoice and the values that block it.
-    first = reasons.sort_values(["invoice_id", "position", "line_id"]).drop_duplicates("invoice_id")
-    where = (
+    blocked_keys = lines.key[blocked]
+    first = pd.DataFrame(
+        {
+            "invoice": lines.invoice[blocked],
+            "invoice_id": codes.ids[lines.invoice[blocked]],
+            "position": lines.position.iloc[blocked].reset_index(drop=True),
+            "line_id": lines.line_id[blocked],
+            "account_code": lines.keys["account_code"].iloc[blocked_keys].reset_index(drop=True),
+            "tax_rate_name": lines.keys["tax_rate_name"].iloc[blocked_keys].reset_index(drop=True),
+        }
+    )
+    first = first.sort_values(["invoice_id", "position", "line_id"]).drop_duplicates("invoice_id")
+    where = (  # the values as pandas writes them, joined as plain Python strings
         " (first at line "
-        + first["position"].astype("string").fillna("?")
+        + first["position"].astype("string").fillna("?").to_numpy(dtype=object)
         + ", Nexudus line id "
-        + first["line_id"].astype("string")
+        + first["line_id"].astype("string").to_numpy(dtype=object)
         + ": FinancialAccountCode '"
-        + first["account_code"].astype("string")
+        + first["account_code"].astype("string").to_numpy(dtype=object)
         + "', TaxCategoryName '"
-        + first["tax_rate_name"].astype("string")
+        + first["tax_rate_name"].astype("string").to_numpy(dtype=object)
         + "')"
     )
-    per_invoice = (
-        per_invoice + pd.Series(where.to_numpy(), index=first["invoice_id"].to_numpy())
-    ).rename("reasons")
-    out = invoices.merge(per_invoice.reset_index(), on="invoice_id", how="left")
-    out["reasons"] = out["reasons"].fillna("")
-    out["blocked"] = out["reasons"] != ""
-    return out[
-        ["invoice_id", "invoice_number", "currency", "total", "total_minor", "blocked", "reasons"]
-    ]
-
-
-def _summary(invoices: pd.DataFrame) -> pd.DataFrame:
-    grouped = invoices.groupby(["currency", "blocked"], observed=True).agg(
-        n=("invoice_id", "size"), minor=("total_minor", "sum")
+    masks, mask_code = np.unique(invoice_bits[first["invoice"].to_numpy()], return_inverse=True)
+    texts = np.array(
+        ["; ".join(n for i, n in enumerate(names) if int(m) >> i & 1) for m in masks], dtype=object
     )
-    rows = []
-    for currency in sorted(invoices["currency"].dropna().unique()):
+    reasons = np.full(len(codes.ids), "", dtype=object)
+    reasons[first["invoice"].to_numpy()] = texts[mask_code] + where
 
-        def pick(blocked: bool, col: str, currency: Any = currency) -> int:
-            try:
-                return int(grouped.loc[(currency, blocked), col])
-            except KeyError:
-                return 0
+    columns = ["invoice_id", "invoice_number", "currency", "total", "total_minor"]
+    out = invoices[columns].reset_index(drop=True)
+    out["blocked"] = invoice_bits[codes.id_of_row] != 0
+    out["reasons"] = pd.Series(reasons[codes.id_of_row], dtype="str")
+    return out
 
-        rows.append(
-            {
-                "currency": currency,
-                "transferable_invoices": pick(False, "n"),
-                "transferable_amount": from_minor(pick(False, "minor")),
-                "blocked_invoices": pick(True, "n"),
-                "blocked_amount": from_minor(pick(True, "minor")),
-            }
-        )
+
+def _summary(invoices: pd.DataFrame, codes: _InvoiceCodes) -> pd.DataFrame:
+    # Per currency and blocked or not: how many invoices, and their money (exact int64 sums).
+    has_currency = codes.currency >= 0
+    cell = (
+        codes.currency[has_currency] * 2 + invoices["blocked"].to_numpy(dtype=np.intp)[has_currency]
+    )
+    n_cells = 2 * len(codes.currencies)
+    count = np.bincount(cell, minlength=n_cells)
+    minor = _sum_by(cell, codes.minor[has_currency], n_cells)
+    rows = [
+        {
+            "currency": currency,
+            "transferable_invoices": int(count[2 * i]),
+            "transferable_amount": from_minor(int(minor[2 * i])),
+            "blocked_invoices": int(count[2 * i + 1]),
+            "blocked_amount": from_minor(int(minor[2 * i + 1])),
+        }
+        for i, currency in enumerate(codes.currencies)
+    ]
     return pd.DataFrame(
         rows,
         columns=[
