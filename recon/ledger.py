@@ -27,6 +27,14 @@ Tables:
 - ``bindings`` (version 3): the Xero organisation (id, name, base currency) each Nexudus location
   books into, as a person confirmed it (who, when, how); one row per location (recon.bindings).
 
+One writer at a time: ``Ledger.writer(tenant_id, purpose)`` is a lock per ledger file and
+Xero organisation (``fcntl.flock``, or ``msvcrt.locking`` on Windows, on a ``.lock`` file beside
+the ledger, naming its holder), across processes and threads, waiting a bounded time
+(``WRITER_WAIT_SECONDS``) before it refuses with who holds it; ``push`` and ``apply_paid`` take
+it. State changes are compare-and-set (``claim_transfers``, ``record_outcome(s)(expected=)``,
+``claim_payment``, ``record_payment(expected=)``): a row another run moved on meanwhile keeps
+that run's record, so nothing is sent twice or recorded failed after it succeeded.
+
 The file carries its layout's version in ``PRAGMA user_version`` (``SCHEMA_VERSION``),
 stamped when the file is created. A file from before versions were stamped (0) is
 brought up to date when opened: any table it lacks is created, any column added since

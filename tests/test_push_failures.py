@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
+from recon.cli import with_unfinished_writes
 from recon.clients.retry import RetryPolicy
 from recon.ledger import Ledger
 from recon.params import LocationMap
@@ -650,3 +652,177 @@ def test_a_xero_id_nexudus_refused_to_store_is_written_back_by_the_next_push(
             f"xero:{rec.xero_id}"
         )
     _assert_each_once(conn, set(plan.eligible["invoice_number"]))
+
+
+# ---- one broken invoice never stops the rest ----------------------------------------------------
+SHOREDITCH, CUSTOMER = 1400000001, 1400000032
+PRINTING = {
+    "Description": "Printing",
+    "Quantity": 1,
+    "UnitPrice": "10.00",
+    "TaxCategoryName": "20% (VAT on Income)",
+    "FinancialAccountCode": "4100",
+}
+
+
+def _only_ids(plan: TransferPlan, ids: set[int]) -> TransferPlan:
+    """The plan narrowed to these Nexudus invoices (by id: their numbers may be blank)."""
+    eligible = plan.eligible[plan.eligible["nexudus_invoice_id"].isin(ids)].reset_index(drop=True)
+    return dataclasses.replace(
+        plan,
+        eligible=eligible,
+        payloads={k: v for k, v in plan.payloads.items() if k in ids},
+        new_contacts=plan.new_contacts[
+            plan.new_contacts["coworker_id"].isin(set(eligible["coworker_id"]))
+        ],
+    )
+
+
+def test_an_invoice_without_a_number_is_reported_and_the_rest_of_its_batch_created_and_written_back(
+    fresh_conn: Connection,
+) -> None:
+    """nexudus.md §7.1: InvoiceNumber may come back null or blank; Xero files by number
+    (xero-api.md §7), so such an invoice cannot go, and must not stop its batch."""
+    conn = dataclasses.replace(
+        fresh_conn, params=fresh_conn.params.with_overrides(write_back_system_id=True)
+    )
+    desk = conn.sandbox.nexudus.desk
+    when = "2026-10-15T10:00:00Z"
+    nameless = desk.raise_invoice(
+        SHOREDITCH, CUSTOMER, [PRINTING], created_on=when, header={"InvoiceNumber": None}
+    )
+    blank = desk.raise_invoice(
+        SHOREDITCH, CUSTOMER, [PRINTING], created_on=when, header={"InvoiceNumber": "  "}
+    )
+    good = [desk.raise_invoice(SHOREDITCH, CUSTOMER, [PRINTING], created_on=when) for _ in range(3)]
+    broken = {int(nameless["Id"]), int(blank["Id"])}
+    sound = {int(g["Id"]) for g in good}
+    for attempt in (1, 2):  # a later run must not fail the same way
+        with _ledger(conn) as ledger:
+            full = plan_transfer(conn, ledger=ledger)
+            # Held back by the plan, with the reason, before any call (the push refuses such an
+            # invoice too, should a plan carry one: see unsendable()).
+            held = full.excluded.set_index("nexudus_invoice_id")["reason"]
+            assert broken <= set(held.index)
+            assert all("no invoice number" in str(held[i]) for i in broken)
+            plan = _only_ids(full, broken | sound)
+            assert not set(plan.eligible["nexudus_invoice_id"]) & broken
+            result = push(conn, plan, ledger)
+            rows = result.outcomes.set_index("nexudus_invoice_id")
+            assert not set(rows.index) & broken
+            if attempt == 1:
+                assert {str(rows.loc[i, "outcome"]) for i in sound} == {"created"}
+            transfers = ledger.transfers(plan.tenant_id)
+            assert set(transfers["nexudus_invoice_id"]) == sound  # the broken ones never recorded
+            assert (transfers["written_back"] == 1).all()
+    for g in good:
+        assert conn.nexudus.get_invoice(int(g["Id"]))["SystemId"].startswith("xero:")
+    assert all(_in_xero(conn)[str(g["InvoiceNumber"])] == 1 for g in good)
+
+
+def test_two_invoices_sharing_a_number_are_both_held_and_the_others_go(
+    fresh_conn: Connection,
+) -> None:
+    conn = fresh_conn
+    desk = conn.sandbox.nexudus.desk
+    when = "2026-10-15T10:00:00Z"
+    twins = [
+        desk.raise_invoice(SHOREDITCH, CUSTOMER, [PRINTING], created_on=when, number="TWIN-1")
+        for _ in range(2)
+    ]
+    other = desk.raise_invoice(SHOREDITCH, CUSTOMER, [PRINTING], created_on=when)
+    ids = {int(t["Id"]) for t in twins}
+    with _ledger(conn) as ledger:
+        plan = _only_ids(plan_transfer(conn, ledger=ledger), ids | {int(other["Id"])})
+        result = push(conn, plan, ledger)
+    rows = result.outcomes.set_index("nexudus_invoice_id")
+    assert rows.loc[int(other["Id"]), "outcome"] == "created"
+    for invoice_id in ids:
+        assert rows.loc[invoice_id, "outcome"] == "failed"
+        assert "TWIN-1 is also that of Nexudus invoice" in rows.loc[invoice_id, "messages"]
+    assert "TWIN-1" not in _in_xero(conn)
+
+
+# ---- push never raises: a stop condition met by the recovery ------------------------------------
+def _leave_a_batch_unanswered(conn: Connection, ledger: Ledger, plan: TransferPlan) -> set[str]:
+    """A first push whose only batch Xero saved and could not be asked about: intents open."""
+    attempts = conn.xero.retry.attempts
+    conn.sandbox.xero.faults.drop_next(attempts, after_commit=True)
+    conn.sandbox.xero.faults.fail_next(attempts, status=503)
+    first = push(conn, plan, ledger)
+    assert set(first.outcomes["outcome"]) == {"unknown"}
+    return set(ledger.unfinished(plan.tenant_id)["invoice_number"])
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ("throttle", "minute limit"),
+        ("sign-in", "Xero refused the access token"),
+    ],
+)
+def test_a_stop_raised_from_the_recovery_leaves_every_invoice_an_outcome_and_exit_3(
+    fresh_conn: Connection, tmp_path: Path, fault: str, words: str
+) -> None:
+    """xero-api.md §5 (429 with Retry-After) and §11 (401 after a refresh): raised from the
+    look-up that resolves an earlier run's intents, before anything is sent."""
+    conn = fresh_conn
+    conn.xero.retry = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.2)
+    faults = conn.sandbox.xero.faults
+    with _ledger(conn) as ledger:
+        later = _customer_with_invoices(conn, ledger, 3)  # the customer's contact is in Xero
+        numbers = list(later.eligible["invoice_number"])
+        pending = _leave_a_batch_unanswered(conn, ledger, later.only(numbers[:2]))
+        if fault == "throttle":
+            faults.throttle_next(2, retry_after=1)
+        else:
+            faults.fail_next(2, status=401)
+        result = push(conn, later, ledger)  # must not raise
+        outcomes = _outcome_of(result.outcomes)
+        assert set(outcomes) == set(later.eligible["invoice_number"])
+        assert {n for n, o in outcomes.items() if o == "unknown"} == pending
+        rest = result.outcomes[~result.outcomes["invoice_number"].isin(pending)]
+        assert set(rest["outcome"]) == {"skipped"}
+        assert rest["messages"].str.startswith("not sent: ").all()
+        assert result.outcomes["messages"].str.contains(words).all()
+        # the ledger is as it was: the intents still open, nothing else recorded
+        tenant = later.tenant_id
+        assert set(ledger.unfinished(tenant)["invoice_number"]) == pending
+        recorded = ledger.transfers(tenant)
+        assert set(recorded[recorded["state"] != "created"]["invoice_number"]) == pending
+        # the step exits 3 through its outcomes (recon/cli.py)
+        result.save(tmp_path)
+        assert with_unfinished_writes(0, [tmp_path]) == 3
+        faults.clear()
+        rerun = push(conn, later, ledger)
+        rerun_outcomes = _outcome_of(rerun.outcomes)
+        assert {n for n, o in rerun_outcomes.items() if o == "created"} == set(numbers) - pending
+        assert {n for n, o in rerun_outcomes.items() if o == "skipped"} == pending  # recovered
+        assert ledger.unfinished(tenant).empty
+        assert ledger.transferred_ids(tenant) >= set(later.eligible["nexudus_invoice_id"])
+    held = _in_xero(conn)
+    assert all(held[n] == 1 for n in numbers)
+
+
+def test_a_look_up_refused_while_adopting_leaves_the_invoice_unknown_not_raised(
+    fresh_conn: Connection,
+) -> None:
+    """A number Xero already holds is looked up to adopt it; a 401 there must not end the push."""
+    conn = fresh_conn
+    conn.xero.retry = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.2)
+    with _ledger(conn) as ledger:
+        plan = _customer_with_invoices(conn, ledger, 2)
+        same, fresh = list(plan.eligible["invoice_number"])
+        _make_in_xero(conn, plan, same)
+
+        def refuse_next_call(size: int, elements: list[dict[str, Any]]) -> None:
+            conn.sandbox.xero.faults.fail_next(2, status=401)
+
+        result = push(conn, plan, ledger, after_batch=refuse_next_call)
+        outcomes = _outcome_of(result.outcomes)
+        assert outcomes == {same: "unknown", fresh: "created"}
+        assert set(ledger.unfinished(plan.tenant_id)["invoice_number"]) == {same}
+        rerun = push(conn, plan, ledger)
+        assert _outcome_of(rerun.outcomes)[same] in {"skipped", "created"}
+        assert ledger.unfinished(plan.tenant_id).empty
+    assert _in_xero(conn)[same] == 1

@@ -319,3 +319,66 @@ def test_a_sync_with_nothing_transferred_finds_no_differences_without_asking_nex
     assert "no differences" in diff._repr_html_()
     saved = pd.read_csv(diff.save(tmp_path))
     assert saved.empty and "difference" in saved.columns
+
+
+# ---- an intent never stays 'sending' -------------------------------------------------------------
+def _without_differences(diff: StatusDiff) -> StatusDiff:
+    """The diff of a later sync that no longer lists the invoices (paid since, or changed)."""
+    return dataclasses.replace(diff, differences=diff.differences.iloc[0:0])
+
+
+def test_a_lost_payment_of_an_invoice_that_left_the_diff_is_settled_by_reading_it_not_left_sending(
+    paid: Paid,
+) -> None:
+    """nexudus.md §8 "Confirm by re-reading the invoice": the next apply reads each invoice whose
+    payment is still 'sending', also when its diff no longer lists it."""
+    p = paid
+    taken = p.numbers[0]
+    conn = _losing_confirmation(p)
+    try:
+        first = apply_paid(conn, p.ledger, p.diff)
+    finally:
+        conn.nexudus.close()
+    assert _outcomes(first)[taken] == "unknown"
+    assert _payment_states(p)[taken] == "sending"
+
+    later = apply_paid(p.conn, p.ledger, _without_differences(p.diff))
+    assert _outcomes(later) == {taken: "already paid"}
+    assert _payment_states(p) == dict.fromkeys(p.numbers, "applied")
+    assert _paid_on(_assert_paid_once(p, taken)) == PAID_IN_XERO  # PaidOn moved, one payment
+
+
+def test_a_dropped_payment_of_an_invoice_that_left_the_diff_is_settled_failed_not_sent_again(
+    paid: Paid,
+) -> None:
+    p = paid
+    dropped = p.numbers[0]
+    p.conn.sandbox.nexudus.faults.drop_next(1, method="POST")
+    apply_paid(p.conn, p.ledger, p.diff)
+    assert _payment_states(p)[dropped] == "sending"
+    later = apply_paid(p.conn, p.ledger, _without_differences(p.diff))
+    assert _outcomes(later) == {dropped: "failed"}
+    assert "not kept by Nexudus" in later["message"].iloc[0]
+    assert _payment_states(p)[dropped] == "failed"
+    _assert_unpaid(p, dropped)
+
+
+def test_a_sign_in_refused_mid_apply_stops_it_cleanly_with_every_invoice_reported(
+    paid: Paid,
+) -> None:
+    """nexudus.md §4: a 401 is not retried past a new token; the rest are not sent, each says
+    why, and the next apply marks them once."""
+    p = paid
+    rest = p.numbers[1:]
+    p.conn.nexudus.retry = dataclasses.replace(p.conn.nexudus.retry, attempts=2)
+    p.conn.sandbox.nexudus.faults.fail_next(10, status=401, method="GET")
+    applied = apply_paid(p.conn, p.ledger, p.diff)  # must not raise
+    assert set(applied["invoice_number"]) == set(p.numbers)
+    assert set(applied["outcome"]) == {"failed"}
+    assert applied["message"].str.contains("not sent: ").sum() >= len(rest)
+    assert p.ledger.payments(p.conn.xero.tenant_id).empty  # nothing sent, nothing recorded
+    p.conn.sandbox.nexudus.faults.clear()
+    again = apply_paid(p.conn, p.ledger, p.diff)
+    assert set(again["outcome"]) == {"applied"}
+    for number in p.numbers:
+        _assert_paid_once(p, number)

@@ -5,19 +5,29 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as widgets
+import openpyxl
 import pandas as pd
 import pytest
 
+import recon.widgets.status as status_widgets
 from recon.errors import ParamsError, StepError
+from recon.ledger import Ledger
 from recon.mapping import MappingResult, check_location, load_tax_map, save_tax_map
+from recon.outcomes import PaymentOutcome, counts_text
+from recon.report import open_report
 from recon.sandbox import Sandbox
 from recon.session import Connection, connect
-from recon.widgets import TaxMapEditor
+from recon.status import apply_paid as real_apply_paid
+from recon.status import sync_status
+from recon.transfer import plan_transfer, push
+from recon.widgets import StatusPanel, TaxMapEditor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -252,3 +262,133 @@ def test_rates_that_are_no_tax_rate_record_are_offered_and_a_single_candidate_pr
     assert {default, personal} <= set(editor.names)
     assert editor.selection[default] == "OUTPUT2"
     assert editor.selection[personal] is None and len(editor.candidates(personal)) == 3
+
+
+# ---- the status panel: Confirm cannot double-send ---------------------------------------------
+@pytest.fixture
+def status_panel(fresh_conn: Connection) -> Iterator[StatusPanel]:
+    """Three transferred invoices paid in full in Xero (xero-api.md §9 payments), and the panel
+    offering to mark them paid in Nexudus."""
+    conn = fresh_conn
+    with Ledger(conn.ledger_path) as ledger:
+        planted = conn.sandbox.planted
+        unpaid = set(planted["clean_invoices"]) - set(planted["paid_in_nexudus_invoices"])
+        plan = plan_transfer(conn, ledger=ledger)
+        invoices = plan.eligible[plan.eligible["kind"] == "invoice"]
+        chosen = [n for n in invoices["invoice_number"] if n in unpaid][:3]
+        push(conn, plan.only(chosen), ledger)
+        sync_status(conn, ledger)
+        xero_ids = ledger.transfers(conn.xero.tenant_id).set_index("invoice_number")["xero_id"]
+        bank = conn.xero.fetch_accounts().query("Type == 'BANK'").iloc[0]["Code"]
+        conn.xero.create_payments(
+            [
+                {
+                    "Invoice": {"InvoiceID": xero_ids[n]},
+                    "Account": {"Code": bank},
+                    "Amount": conn.xero.get_invoice(xero_ids[n])["AmountDue"],
+                    "Date": "2026-11-20",
+                }
+                for n in chosen
+            ]
+        )
+        yield StatusPanel(conn, ledger, sync_status(conn, ledger))
+
+
+def _entries(conn: Connection, invoice_id: int) -> int:
+    return len(
+        list(
+            conn.nexudus.iter_records(
+                "billing/coworkerledgerentries", {"CoworkerLedgerEntry_CoworkerInvoice": invoice_id}
+            )
+        )
+    )
+
+
+def test_a_click_on_mark_paid_confirm_while_it_runs_is_refused_and_each_invoice_is_paid_once(
+    status_panel: StatusPanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first click's apply is held inside the real apply until the second click, from another
+    thread, has been handled: the second must find the lock taken (nexudus.md §8: a second POST
+    is a second payment)."""
+    panel = status_panel
+    panel.request()
+    inside, second_handled = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def held_apply(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        inside.set()
+        assert second_handled.wait(60)
+        return real_apply_paid(*args, **kwargs)
+
+    monkeypatch.setattr(status_widgets, "apply_paid", held_apply)
+    first = threading.Thread(target=panel.confirm_button.click)
+    first.start()
+    assert inside.wait(60)
+    second = threading.Thread(target=panel.confirm_button.click)
+    second.start()
+    second.join(60)
+    refused = panel.notice.value
+    second_handled.set()
+    first.join(120)
+    assert not first.is_alive() and not second.is_alive()
+    assert calls == [1], "one apply, not two"
+    assert "already running" in refused and "refused" in refused
+    assert panel.result is not None and set(panel.result["outcome"]) == {"applied"}
+    # the headline agrees with the table
+    headline = panel.output.outputs[0]["data"]["text/plain"]
+    assert headline == counts_text(PaymentOutcome, panel.result["outcome"])
+    assert str(len(panel.todo)) in headline
+    for invoice_id in panel.todo["nexudus_invoice_id"]:
+        assert _entries(panel.conn, int(invoice_id)) == 1
+
+
+def test_two_threads_clicking_mark_paid_confirm_at_once_apply_once_and_the_headline_agrees(
+    status_panel: StatusPanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panel = status_panel
+    panel.request()
+    calls: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real_apply_paid(*args, **kwargs)
+
+    monkeypatch.setattr(status_widgets, "apply_paid", counting)
+    start = threading.Barrier(2)
+
+    def click() -> None:
+        start.wait(30)
+        panel.confirm_button.click()
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert calls == [1]
+    assert panel.result is not None
+    states = panel.ledger.payments(panel.conn.xero.tenant_id)
+    assert set(states["state"]) == {"applied"} and len(states) == len(panel.todo)
+    assert set(panel.result["outcome"]) == {"applied"}
+    headline = panel.output.outputs[0]["data"]["text/plain"]
+    assert headline == counts_text(PaymentOutcome, panel.result["outcome"])
+    assert str(len(panel.todo)) in headline and "failed" not in headline
+    for invoice_id in panel.todo["nexudus_invoice_id"]:
+        assert _entries(panel.conn, int(invoice_id)) == 1
+
+
+def test_the_status_panel_writes_the_step_files_a_notebook_session_report_shows(
+    status_panel: StatusPanel,
+) -> None:
+    panel = status_panel
+    panel.request()
+    panel.confirm()
+    out = Path(panel.conn.params.output_dir)
+    applied = pd.read_csv(out / "status_applied.csv", dtype=str)
+    assert sorted(applied["invoice_number"]) == sorted(panel.todo["invoice_number"])
+    report = open_report(out, panel.conn.params)
+    ws = openpyxl.load_workbook(report.workbook)["Summary"]
+    summary = {(r[0], r[1]): r[2] for r in ws.iter_rows(min_row=2, values_only=True)}
+    assert summary[("step", "03_status_sync")] == "ok"
+    assert summary[("run", "result")] == "1 of 1 steps ran"

@@ -919,13 +919,23 @@ def _short_invoices(records: list[dict[str, Any]], totals: Mapping[int, Decimal]
     sums: dict[int, list[Decimal]] = {}
     for r in records:
         pair = sums.setdefault(int(r["CoworkerInvoiceId"]), [Decimal(0), Decimal(0)])
-        pair[0] += D(r.get("SubTotal"))
-        pair[1] += D(r.get("TaxAmount"))
+        pair[0] += _amount_or_zero(r.get("SubTotal"))
+        pair[1] += _amount_or_zero(r.get("TaxAmount"))
     return {
         invoice_id
         for invoice_id, (sub, tax) in sums.items()
-        if invoice_id in totals and D(totals[invoice_id]) not in (sub, sub + tax)
+        if invoice_id in totals and _amount_or_zero(totals[invoice_id]) not in (sub, sub + tax)
     }
+
+
+def _amount_or_zero(value: object) -> Decimal:
+    """A figure for the add-up check; one that is no finite number counts as zero (the transfer
+    plan holds its invoice back, naming line and field)."""
+    try:
+        amount = D(value)
+    except ValueError:
+        return Decimal(0)
+    return amount if amount.is_finite() else Decimal(0)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -184,7 +184,11 @@ def _column(name: str, values: list[Any]) -> pd.Series:
         return pd.Series([_number_or_as_is(v, name in MONEY_FIELDS) for v in values], dtype=object)
     if _is_date_field(name) and all(isinstance(v, str) for v in present):
         # ASSUMPTION: a date-time without a zone is UTC, as the API's own are.
-        parsed = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+        # A value that is no date becomes empty: one bad record must not stop a location's read
+        # (the steps hold back an invoice whose dates are missing).
+        parsed = pd.to_datetime(
+            pd.Series(values, dtype=object), utc=True, format="ISO8601", errors="coerce"
+        )
         return parsed.dt.as_unit("us")  # one resolution, whether a column is all null or not
     if name in BOOL_FIELDS or (present and all(isinstance(v, bool) for v in present)):
         return pd.Series(values, dtype="boolean" if has_null else bool)

@@ -443,6 +443,7 @@ def _name_new_contacts(result: pd.DataFrame, xc: pd.DataFrame) -> pd.DataFrame:
 def _suffixed(names: pd.Series, suffixes: pd.Series) -> pd.Series:
     """``name + suffix`` with the name cut so the whole fits Xero's 255 characters."""
     cut: list[Any] = [
-        n[: MAX_CONTACT_NAME - len(s)] + s for n, s in zip(names, suffixes, strict=True)
+        str(n)[: MAX_CONTACT_NAME - len(str(s))] + str(s)
+        for n, s in zip(names.fillna(""), suffixes.fillna(""), strict=True)
     ]
     return pd.Series(cut, index=names.index, dtype="object")

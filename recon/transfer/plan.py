@@ -357,6 +357,11 @@ def plan_transfer(
         # Every invoice of the location, whatever else is true of it: the books are not settled.
         exclude(pd.Series(True, index=invoices.index), binding.reason)
     exclude(invoices["Void"].astype(bool), "void in Nexudus")
+    numbers = invoices["InvoiceNumber"].astype("string").str.strip().fillna("")
+    exclude(
+        (numbers == "") & ~invoices["Draft"].astype(bool),
+        "no invoice number in Nexudus: Xero needs one (check the invoice in Nexudus)",
+    )
     exclude(invoices["Draft"].astype(bool), "draft in Nexudus (no invoice number yet)")
     if "XeroInvoiceTransfered" in invoices.columns:
         # Nexudus' own integration already sent these (nexudus.md §11): never a second copy.

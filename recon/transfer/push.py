@@ -10,6 +10,13 @@ stops the batch or the run; a whole-batch failure is resolved like a crash. A
 push larger than today's call budget sends the oldest invoices and defers the
 rest; a plan offered through another location's connection is refused.
 
+``push`` never raises for a failed call or a bad record: an invoice that cannot go as it is
+(``unsendable``: no number, a shared number, a figure that is no amount) fails naming the Nexudus
+invoice while the rest go on; a stop condition (sign-in refused, a rate limit outlasting the
+retries), met by a batch or by the recovery, ends the push with every unsent invoice reported
+``not sent: why`` and the ledger as Xero left it. One push at a time per ledger and organisation
+(``Ledger.writer``), every ledger change a compare-and-set.
+
 Every invoice Xero answers as created is checked against the plan: its SubTotal,
 TotalTax, Total and CurrencyCode must be the plan's ``xero_subtotal``,
 ``xero_tax``, ``xero_total`` and ``currency`` (the books may have changed since
@@ -862,9 +869,9 @@ def unsendable(plan: TransferPlan, ledger: Ledger) -> dict[Any, str]:
             value = row.get("invoice_number")
             shown = "empty" if is_missing(value) else f"{value!r}"
             reason = (
-                f"has no invoice number (InvoiceNumber is {shown}): Xero files an invoice by its "
-                "number and recon finds it there again by it, so it is not sent. Give it a number "
-                "in Nexudus (or void it), then run the transfer again"
+                f"it has no invoice number (InvoiceNumber is {shown}): Xero files an invoice by "
+                "its number and recon finds it there again by it, so it is not sent. Give it a "
+                "number in Nexudus (or void it), then run the transfer again"
             )
         elif len(number) > MAX_NUMBER:
             reason = (
@@ -889,7 +896,7 @@ def unsendable(plan: TransferPlan, ledger: Ledger) -> dict[Any, str]:
         else:
             reason = _figure_problem(row, plan.payloads[invoice_id])
         if reason:
-            problems[index] = f"not sent: {name} {reason}"
+            problems[index] = f"not sent: {name}: {reason}"
     return problems
 
 
@@ -899,23 +906,23 @@ def _figure_problem(row: dict[str, Any], payload: dict[str, Any]) -> str | None:
         problem = _amount_problem(row.get(column), blank_ok)
         if problem:
             return (
-                f"has a {label} ({column}) of {problem}: fix the invoice's amounts in Nexudus, "
+                f"it has a {label} ({column}) of {problem}: fix the invoice's amounts in Nexudus, "
                 "then plan the transfer again"
             )
     currency = row.get("currency")
     if is_missing(currency) or not str(currency).strip():
-        return "has no currency: set the invoice's currency in Nexudus, then plan again"
+        return "it has no currency: set the invoice's currency in Nexudus, then plan again"
     if is_missing(row.get("contact_number")) or not str(row.get("contact_number")).strip():
-        return "has no Xero contact for its customer: plan the transfer again"
+        return "it has no Xero contact for its customer: plan the transfer again"
     lines = payload.get("LineItems")
     if not isinstance(lines, list) or not lines:
-        return "has no lines to send: check the invoice in Nexudus, then plan again"
+        return "it has no lines to send: check the invoice in Nexudus, then plan again"
     for position, line in enumerate(lines, start=1):
         for name in _LINE_AMOUNTS:
             problem = _amount_problem(line.get(name) if isinstance(line, dict) else None, True)
             if problem:
                 return (
-                    f"has a {name} of {problem} on line {position}: fix the line in Nexudus, "
+                    f"it has a {name} of {problem} on line {position}: fix the line in Nexudus, "
                     "then plan the transfer again"
                 )
     return None
