@@ -30,6 +30,7 @@ LEAVES = {
     "recon.money",
     "recon.outcomes",
     "recon.params",
+    "recon.progress",
     "recon.values",
 }
 # Floor of each top-level part; a module imports only from lower floors and the leaves.
