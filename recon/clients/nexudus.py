@@ -803,7 +803,38 @@ class NexudusClient:
         return str(access)
 
     def _renew_token(self) -> None:
-        """Refresh the token; if that is refused, sign in again with the password."""
+        """Refresh the token; if that is refused, sign in again with the password.
+
+        Under the token store's lock, a live token set another process saved since (it
+        refreshed first) is adopted instead: spending the old refresh token again would be
+        refused, and a new sign-in would void the other process's token.
+        """
+        if self._token_store is None:
+            self._refresh_or_sign_in()
+            return
+        with self._token_store.lock(self._token_name):
+            if not self._adopt_rotated_token():
+                self._refresh_or_sign_in()
+
+    def _adopt_rotated_token(self) -> bool:
+        """Take a different, live token set from the store; whether one was taken."""
+        assert self._token_store is not None
+        saved = self._token_store.load(self._token_name) or {}
+        held = self._http.token or {}
+        if not saved.get("access_token") or saved.get("access_token") == held.get("access_token"):
+            return False
+        candidate = {k: v for k, v in saved.items() if k != "client_id"}
+        previous = self._http.token
+        self._http.token = candidate
+        token = self._http.token
+        if token is not None and not token.is_expired(leeway=TOKEN_LEEWAY_SECONDS):
+            return True
+        if candidate.get("refresh_token"):
+            return False  # expired: its refresh token is the newest one to spend
+        self._http.token = previous
+        return False
+
+    def _refresh_or_sign_in(self) -> None:
         refresh = (self._http.token or {}).get("refresh_token")
         if refresh:
             try:

@@ -255,7 +255,34 @@ class XeroClient:
         self._save_token(token)
 
     def refresh(self) -> None:
-        """Get a new access token now (refresh-token rotation or a new client_credentials token)."""
+        """Get a new access token now (refresh-token rotation or a new client_credentials token).
+
+        Another process sharing the token store may have rotated the token since this client
+        loaded it (a scheduled run beside a notebook). Its set is then adopted instead of
+        spending the old refresh token, which Xero would refuse as ``invalid_grant``
+        (reference §13, "refresh rotation races"). The check and the refresh happen under the
+        store's lock, so two processes never spend one refresh token.
+        """
+        with self.token_store.lock(self._token_name):
+            if self._adopt_rotated_token():
+                return
+            self._refresh_held_token()
+
+    def _adopt_rotated_token(self) -> bool:
+        """Take the store's token set if another process saved a different one since this client
+        last loaded or saved; whether it is still live (if not, it is the newest refresh token to
+        spend)."""
+        held = self._http.token
+        saved = self.token_store.load(self._token_name)
+        if not saved or not saved.get("access_token"):
+            return False
+        if held and saved.get("access_token") == held.get("access_token"):
+            return False
+        self._http.token = saved
+        adopted = self._http.token
+        return adopted is not None and not adopted.is_expired(leeway=60)
+
+    def _refresh_held_token(self) -> None:
         token = self._http.token
         try:
             if token and token.get("refresh_token"):

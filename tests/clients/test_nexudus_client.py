@@ -635,6 +635,24 @@ def test_clients_with_their_own_client_ids_do_not_void_each_others_refresh_token
     assert first.calls - before == 4  # 401, refused refresh, password grant, page
 
 
+def test_a_token_another_process_refreshed_is_adopted_not_refreshed_again(
+    nexudus: Nexudus,
+) -> None:
+    """§1 "Refresh": the refresh token rotates. Two processes share one token store (a scheduled
+    run beside a notebook): the second, still holding the old set, adopts the set the first
+    saved instead of spending the old refresh token or signing in again (a password grant
+    would void the first one's refresh token, §1)."""
+    first = signed_in(nexudus)
+    second = nexudus.client()  # loads the same saved set
+    nexudus.clock.advance(604800)  # the access token expires on the server
+    first.fetch_businesses()  # 401, refresh grant (saved), page
+    before = second.calls
+    assert len(second.fetch_businesses()) == 2
+    assert second.calls - before == 2  # 401, retried page with the adopted token: no token call
+    grants = [s.form()["grant_type"] for s in nexudus.requests("POST", "token")]
+    assert grants == ["password", "refresh_token"]
+
+
 def test_a_403_is_handled_like_a_401_one_renewal_then_auth_error(nexudus: Nexudus) -> None:
     """§1 "Refused": "the CLI also reports 'Forbidden' → treat 403 as 401"."""
     client = signed_in(nexudus)

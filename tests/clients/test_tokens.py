@@ -153,8 +153,32 @@ def test_the_loser_of_a_refresh_race_does_not_wipe_the_winner_s_token(
         winner.refresh()
         (path,) = folder.glob("*.json")
         rotated = json.loads(path.read_text("utf-8"))
-        with pytest.raises(AuthError, match="invalid_grant"):
-            loser.refresh()  # its refresh token was spent by the winner
+        loser.refresh()  # its refresh token was spent by the winner: it adopts the winner's set
+        # (sending the spent refresh token again would have raised invalid_grant, §13; a
+        # successful second refresh would have replaced the saved set, checked below)
+        assert loser.connections(), "the loser goes on with the winner's access token"
     assert json.loads(path.read_text("utf-8")) == rotated, "the winner's token is kept"
     with XeroClient(config, token_store=TokenStore(folder), retry=fast_retry()) as later:
         assert later.connections(), "a later run signs in with the saved token, no new login"
+
+
+def test_a_refresh_token_another_process_spent_still_ends_in_invalid_grant_when_none_was_saved(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The adoption needs a newer saved set: a client whose refresh token was spent elsewhere
+    (another store, so nothing newer is saved here) is still refused ``invalid_grant`` (§13)."""
+    config = xero_config(sandbox, web_app(sandbox))
+    with XeroClient(config, token_store=TokenStore(tmp_path / "a"), retry=fast_retry()) as first:
+        first.finish_login(
+            httpx.get(first.authorization_url(), follow_redirects=False).headers["Location"]
+        )
+    (saved,) = (tmp_path / "a").glob("*.json")
+    elsewhere = TokenStore(tmp_path / "b")
+    elsewhere.save(saved.stem, json.loads(saved.read_text("utf-8")))
+    with XeroClient(config, token_store=elsewhere, retry=fast_retry()) as other:
+        other.refresh()  # spends the refresh token; the rotated set lands only in store "b"
+    with (
+        XeroClient(config, token_store=TokenStore(tmp_path / "a"), retry=fast_retry()) as stale,
+        pytest.raises(AuthError, match="invalid_grant"),
+    ):
+        stale.refresh()
