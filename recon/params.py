@@ -33,6 +33,7 @@ import yaml
 from recon.errors import ParamsError
 
 __all__ = [
+    "CONTACT_KEY_CHOICES",
     "INVOICE_DATE_CHOICES",
     "PERIODS",
     "REQUIRED_KEYS",
@@ -138,6 +139,12 @@ class RunParams:
     # A non-credit invoice whose total is below zero: "hold" it back (Xero refuses to approve
     # one), or send it to Xero as a "credit_note".
     negative_invoices: str = "hold"
+    # How a Nexudus customer finds its Xero contact after any pin (recon.transfer.contacts):
+    # "number" (only recon's own ContactNumber NX-<id>; anything else becomes a new contact),
+    # "name" (also one active contact of the same name: Nexudus' own integration matches on
+    # the billing name, nexudus.md §11), or "name_or_email" (also a single contact with the
+    # customer's billing e-mail and an agreeing name).
+    contact_key: str = "name_or_email"
     xero: XeroSettings = field(default_factory=XeroSettings)
     nexudus: NexudusSettings = field(default_factory=NexudusSettings)
     # Nexudus location name -> where it books. Empty: the run's one location books into
@@ -261,6 +268,7 @@ class RunParams:
 NEGATIVE_INVOICE_CHOICES = ("hold", "credit_note")
 XERO_STATUS_CHOICES = ("DRAFT", "SUBMITTED", "AUTHORISED")
 INVOICE_DATE_CHOICES = ("issue", "period")
+CONTACT_KEY_CHOICES = ("number", "name", "name_or_email")
 # Relative periods: calendar months and quarters of the location's calendar.
 PERIODS = ("last-month", "this-month", "month-to-date", "last-quarter")
 GRANT_CHOICES = ("client_credentials", "authorization_code")
@@ -272,8 +280,9 @@ GRANT_CHOICES = ("client_credentials", "authorization_code")
 # ``target`` sandbox (the one target that cannot reach real books), ``push``/``apply`` false and
 # ``write_back_system_id``/``send_line_amounts``/``dry_run`` false, ``negative_invoices`` hold
 # (nothing is written that was not asked for), ``xero_status`` AUTHORISED and ``invoice_date``
-# issue (Nexudus' own integration's choices), ``period``/``period_as_of`` none (the dates are the
-# file's), ``organisation``/``tax_map_file``/``ledger_file``/
+# issue (Nexudus' own integration's choices), ``contact_key`` name_or_email (every match recon can
+# prove; ambiguous ones are held back, never guessed), ``period``/``period_as_of`` none (the dates
+# are the file's), ``organisation``/``tax_map_file``/``ledger_file``/
 # ``sandbox_dir``/``prices_include_tax`` none (their absence has a meaning of its own, documented
 # on ``RunParams``), ``output_dir`` ``out`` (a folder of reports, not of books), and the ``xero``
 # and ``nexudus`` sections (the real services' addresses and recon's standard variable names).
@@ -423,7 +432,7 @@ def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
     # Choices are compared as Xero and recon write them (AUTHORISED, issue), whatever the case.
     if isinstance(out.get("xero_status"), str):
         out["xero_status"] = out["xero_status"].strip().upper()
-    for key in ("invoice_date", "period"):
+    for key in ("invoice_date", "period", "contact_key"):
         if isinstance(out.get(key), str):
             out[key] = out[key].strip().lower()
     for key in BOOL_KEYS:
@@ -519,7 +528,13 @@ def _check_types(params: RunParams) -> None:
     """Every value has the type its key needs; the error names the key and the type found, never
     the value (it could be a secret in the wrong place)."""
     src = params.source
-    texts = {"target": False, "location": False, "negative_invoices": False, "organisation": True}
+    texts = {
+        "target": False,
+        "location": False,
+        "negative_invoices": False,
+        "contact_key": False,
+        "organisation": True,
+    }
     texts |= {"xero_status": False, "invoice_date": False, "period": True, "period_zone": True}
     texts |= {key: key != "output_dir" for key in PATH_KEYS}
     for key, may_be_none in texts.items():
@@ -617,6 +632,13 @@ def _validate(params: RunParams) -> RunParams:
         "paid or voided by a payment or a void, never on creation)",
     )
     _choice(params, "invoice_date", INVOICE_DATE_CHOICES)
+    _choice(
+        params,
+        "contact_key",
+        CONTACT_KEY_CHOICES,
+        " (how a customer finds its Xero contact: recon's number only, or also by name, or also "
+        "by billing e-mail)",
+    )
     if params.target not in ("sandbox", "live"):
         raise ParamsError(
             f"target must be 'sandbox' or 'live', not {params.target!r}", file=src, key="target"

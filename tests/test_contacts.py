@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from recon.session import Connection
 from recon.transfer.contacts import (
@@ -322,3 +323,38 @@ def test_a_second_run_after_creating_the_new_contacts_creates_none(
     per_invoice = second.for_invoices(invoice_coworkers)
     assert list(per_invoice["match"]) == ["name", "name", "name", "number"]
     assert (per_invoice["reason"] == "").all()
+
+
+@pytest.mark.parametrize(
+    ("key", "by_name", "by_email"),
+    [("name_or_email", "name", "email"), ("name", "name", "new"), ("number", "new", "new")],
+)
+def test_contact_key_stops_the_matching_order_where_params_say(
+    fresh_conn: Connection, key: str, by_name: str, by_email: str
+) -> None:
+    """params ``contact_key``: "name" is Nexudus' own way (the billing name, nexudus.md §11);
+    "number" takes only recon's ContactNumber and creates the rest; a numbered contact is
+    found by every key."""
+    conn = fresh_conn
+    tag = _tag()
+    numbered = _contact(conn, f"Numbered {tag} Ltd", number=f"NX-k{tag}")
+    named = _contact(conn, f"Named {tag} Ltd")
+    mailed = _contact(conn, f"Mailed {tag} Limited", email=f"ap@mailed{tag}.example")
+    customers = _customers(
+        (521, f"NX-k{tag}", f"Renamed {tag}", ""),
+        (522, f"NX-l{tag}", f"named {tag} LTD", ""),
+        (523, f"NX-m{tag}", f"Mailed {tag} Ltd", f"ap@mailed{tag}.example"),
+    )
+
+    plan = match_contacts(customers, fetch_xero_contacts(conn.xero), key=key)
+
+    assert (_row(plan.contacts, 521)["match"], _row(plan.contacts, 521)["xero_contact_id"]) == (
+        "number",
+        numbered,
+    )
+    assert _row(plan.contacts, 522)["match"] == by_name
+    assert _row(plan.contacts, 522)["xero_contact_id"] == (named if by_name == "name" else None)
+    assert _row(plan.contacts, 523)["match"] == by_email
+    assert _row(plan.contacts, 523)["xero_contact_id"] == (mailed if by_email == "email" else None)
+    created = sorted(plan.new_contacts["coworker_id"])
+    assert created == sorted(c for c, m in ((522, by_name), (523, by_email)) if m == "new")

@@ -290,6 +290,8 @@ def test_the_all_locations_demo_maps_four_locations_two_of_them_through_tracking
         ("xero_status: VOIDED\n", "xero_status", "never on creation"),
         ("xero_status: [DRAFT]\n", "xero_status", "not a list"),
         ("invoice_date: due\n", "invoice_date", "issue, period, not 'due'"),
+        ("contact_key: email\n", "contact_key", "number, name, name_or_email, not 'email'"),
+        ("contact_key: 3\n", "contact_key", "not a number"),
         ("period: last-week\n", "period", "last-month, this-month, month-to-date, last-quarter"),
         ("period: last-month\nperiod_start: 2026-08-01\n", "period", "not both"),
         ("dry_run: perhaps\n", "dry_run", "not true or false"),
@@ -322,6 +324,8 @@ def test_the_xero_status_and_date_policy_are_read_in_any_case_and_reach_the_tran
     )
     default = load_params(_write(tmp_path, ""))
     assert (default.xero_status, default.invoice_date) == ("AUTHORISED", "issue")
+    assert default.contact_key == "name_or_email"
+    assert load_params(_write(tmp_path, "contact_key: Name\n")).contact_key == "name"
     with pytest.raises(ParamsError, match="xero_status"):
         params.with_overrides(xero_status="PAID")
 

@@ -18,6 +18,10 @@ customer of a transfer it decides, in this order:
 plan holds those customers' invoices back instead of guessing. A contact that carries
 another customer's ``NX-`` number, or is pinned to another customer, is never taken
 by name or e-mail, so no run creates a second contact for a customer nor merges two.
+
+Params ``contact_key`` stops the order after step 2 ("number": a customer not yet numbered
+gets a new contact) or step 3 ("name", Nexudus' own integration's way, nexudus.md §11); by
+default ("name_or_email") every step runs.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import pandas as pd
 from recon.clients.xero import XeroClient
 
 __all__ = [
+    "CONTACT_KEYS",
     "CONTACT_NUMBER_PREFIX",
     "CUSTOMER_COLUMNS",
     "MATCH_COLUMNS",
@@ -47,6 +52,8 @@ __all__ = [
 CONTACT_NUMBER_PREFIX = "NX-"
 MAX_CONTACT_NAME = 255  # xero-api.md §6: Name ≤255
 PINS_PARAMETER = "contact_pins"  # the params entry a reason tells the bookkeeper to set
+# How far the order goes (params ``contact_key``; recon.params lists the same three).
+CONTACT_KEYS = ("number", "name", "name_or_email")
 USABLE_STATUS = "ACTIVE"  # ARCHIVED and GDPRREQUEST contacts take no invoices (§13)
 
 CUSTOMER_COLUMNS = ["coworker_id", "contact_number", "contact_name", "email"]
@@ -144,13 +151,18 @@ def match_contacts(
     customers: pd.DataFrame,
     xero_contacts: pd.DataFrame,
     pins: Mapping[int, str] | None = None,
+    key: str = "name_or_email",
 ) -> ContactPlan:
     """Decide every customer's Xero contact (see the module docstring for the order).
 
     ``customers`` has ``CUSTOMER_COLUMNS`` (one row per coworker; repeats are dropped);
     ``xero_contacts`` is ``fetch_xero_contacts``' frame; ``pins`` maps a coworker id to the
-    Xero ContactID its invoices must use.
+    Xero ContactID its invoices must use. ``key`` (params ``contact_key``) stops the order
+    early: "number" after the ContactNumber step, "name" after the name step,
+    "name_or_email" runs every step.
     """
+    if key not in CONTACT_KEYS:
+        raise ValueError(f"contact_key must be one of {', '.join(CONTACT_KEYS)}, not {key!r}")
     cust = _customers(customers)
     xc = _xero(xero_contacts)
     pins = {int(k): str(v).strip() for k, v in (pins or {}).items()}
@@ -166,8 +178,10 @@ def match_contacts(
         "id_key"
     ].isin(pinned_ids)
     pool = xc[xc["active"] & ~spoken_for]
-    _match_names(result, cust, pool)
-    _match_emails(result, cust, pool)
+    if key != "number":
+        _match_names(result, cust, pool)
+    if key == "name_or_email":
+        _match_emails(result, cust, pool)
     _refuse_shared_claims(result)
     new_contacts = _name_new_contacts(result, xc)
     return ContactPlan(result[MATCH_COLUMNS].reset_index(drop=True), new_contacts)

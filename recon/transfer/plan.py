@@ -426,6 +426,7 @@ def plan_transfer(
         customers_frame(invoices["CoworkerId"], names, coworkers.reset_index()),
         fetch_xero_contacts(conn.xero),
         conn.params.contact_pins,
+        conn.params.contact_key,
     )
     per_invoice = contact_plan.for_invoices(invoices["CoworkerId"])
     contact_problems = per_invoice["reason"].fillna("").astype("string")
