@@ -80,7 +80,8 @@ def test(args: list[str]) -> None:
     _run(PY, "-m", "ruff", "format", "--check", *LINTED)
     _run(PY, "-m", "mypy")  # [tool.mypy] in pyproject.toml: strict, on recon/
     coverage = ["--cov=recon", "--cov-branch", "--cov-report=term:skip-covered"]
-    _run(PY, "-m", "pytest", *(args or ["-q", *coverage]))
+    # One worker per core (pytest-xdist): each worker starts its own sandbox.
+    _run(PY, "-m", "pytest", *(args or ["-q", "-n", "auto", *coverage]))
 
 
 def lock(args: list[str]) -> None:
