@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(check_mapping, big_invoices, big_lines, accounts, tax_rates, {})
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"recon/mapping\.py", 25)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"recon/mapping/", 25)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,15 @@ an invoice from transferring (Nexudus' own rule: account code and name
 identical, tax rate name and percentage identical — shared/reference/nexudus.md
 §3 — or Xero would reject the line); ``warning`` ones transfer but deserve a
 look; ``info`` ones are housekeeping.
+
+``xero_message(problem, ...)`` is what Xero would answer if a line with the problem were sent,
+in Xero's own words (shared/reference/xero-api.md §8, §13; nexudus.md §12), or, for a problem
+Xero would let through, a sentence starting "none:" that says what would happen instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -136,3 +141,90 @@ MEANING: dict[Problem, str] = {
         "account' ticked."
     ),
 }
+
+
+# What Xero answers for a line with each problem, verbatim; {account_code} and {tax_type} are the
+# line's. Sources:
+# - "Account code or ID must be specified.": nexudus.md §12 (Nexudus' troubleshooting table).
+# - "Account code '200' is not a valid code for this document.": xero-api.md §8 (the 400
+#   ValidationException example) and §13 ("account code"); nexudus.md §12. Xero gives the same
+#   answer for a bank or system account on a sales line (ASSUMPTION: §13 and nexudus.md §12 say
+#   only "matches no Xero account"; the real service refuses those accounts on invoices).
+# - The archived account: nexudus.md §12 lists "archived account" among the messages met and
+#   xero-api.md §13 has no verbatim line for it, so the wording is UNVERIFIED (it is the one the
+#   sandbox gives and recon/troubleshooting.py explains).
+# - "The TaxType code GST on Income does not exist or cannot be used for this type of
+#   transaction." and "The TaxType code 'GST on Income' cannot be used with account code
+#   '40010-01'.": xero-api.md §13 ("tax type"); the second also §5. A rate matched by no Xero
+#   TaxType is sent under its Nexudus name, as in §13's example.
+XERO_MESSAGE: dict[Problem, str] = {
+    Problem.NO_ACCOUNT: "Account code or ID must be specified.",
+    Problem.ACCOUNT_MISSING: "Account code '{account_code}' is not a valid code for this document.",
+    Problem.ACCOUNT_NOT_ALLOWED: (
+        "Account code '{account_code}' is not a valid code for this document."
+    ),
+    Problem.ACCOUNT_ARCHIVED: (
+        "Account code '{account_code}' has been archived, or deleted. Each line item must "
+        "reference a valid account."
+    ),
+    Problem.TAX_MISSING: (
+        "The TaxType code {tax_type} does not exist or cannot be used for this type of transaction."
+    ),
+    Problem.TAX_AMBIGUOUS: (
+        "The TaxType code {tax_type} does not exist or cannot be used for this type of transaction."
+    ),
+    Problem.TAX_ARCHIVED: (
+        "The TaxType code {tax_type} does not exist or cannot be used for this type of transaction."
+    ),
+    Problem.TAX_NOT_ALLOWED: (
+        "The TaxType code '{tax_type}' cannot be used with account code '{account_code}'."
+    ),
+}
+
+# Problems Xero would let through: what would happen instead.
+XERO_LETS_THROUGH: dict[Problem, str] = {
+    Problem.OK: "",
+    Problem.ACCOUNT_NAME_DIFFERS: (
+        "none: Xero files the line by its account code; Nexudus' own rule wants the names identical"
+    ),
+    Problem.NOT_REVENUE: "none: Xero books the sale on this account",
+    Problem.NO_TAX_RATE: "none: Xero would apply the account's default tax rate",
+    Problem.TAX_PERCENTAGE_DIFFERS: (
+        "none: Xero would book its own percentage, so tax and totals would not match Nexudus"
+    ),
+    Problem.MAPPING_UNUSED: "none: no line uses the entry",
+    Problem.SETUP_ACCOUNT_MISSING: "none for recon's invoices; Nexudus' own payment transfer fails",
+    Problem.SETUP_ACCOUNT_NAME_DIFFERS: (
+        "none for recon's invoices; Nexudus' own payment transfer fails"
+    ),
+    Problem.SETUP_ACCOUNT_ARCHIVED: (
+        "none for recon's invoices; Nexudus' own payment transfer fails"
+    ),
+    Problem.PAYMENTS_NOT_ALLOWED: (
+        "none for recon's invoices; Nexudus' own payment transfer fails"
+    ),
+}
+
+
+def xero_message(
+    problem: Problem | str,
+    *,
+    account_code: str = "",
+    tax_type: str = "",
+    refused_on: Iterable[str] = (),
+) -> str:
+    """What Xero would answer if a line with ``problem`` were sent, in Xero's words.
+
+    ``account_code``: the line's account; ``tax_type``: the TaxType the line would carry (the
+    Xero code it resolves to, else its Nexudus name); ``refused_on``: for a tax type refused on
+    accounts, those accounts (one message each, joined with " | "). A problem Xero would let
+    through gives its "none: ..." sentence.
+    """
+    problem = Problem(problem)
+    if problem in XERO_LETS_THROUGH:
+        return XERO_LETS_THROUGH[problem]
+    template = XERO_MESSAGE[problem]
+    codes = list(refused_on) or [account_code]
+    if problem is not Problem.TAX_NOT_ALLOWED:
+        codes = [account_code]
+    return " | ".join(template.format(account_code=c, tax_type=tax_type) for c in codes)

@@ -20,26 +20,38 @@ The enums share values (each has a ``failed`` and an ``unknown``, most a
 ``skipped`` or a ``refused``), and a StrEnum member equals (and hashes as) its
 text, so the table is keyed by the enum and the value together:
 ``about(outcome)`` (or ``outcome.about``) finds a row.
+
+``ReconReason`` names why recon itself, not Xero or Nexudus, did not write an invoice
+or wrote it its own way (a call budget, its own checks, a binding not confirmed, a
+lock date, a number clash, a lost answer, ...); ``REASONS`` gives each a plain label,
+what it means and what to do, and ``reason_of(message)`` reads one back from the
+message recon wrote (``transfer_outcomes.csv``'s ``messages``, a plan's ``reason``), so
+that recon's own words are never explained as an unknown Xero message.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Self
 
 __all__ = [
+    "REASONS",
     "TABLE",
     "About",
     "AllocationOutcome",
     "Outcome",
     "PaymentOutcome",
+    "ReasonAbout",
+    "ReconReason",
     "TransferOutcome",
     "Verdict",
     "XeroChangeOutcome",
     "about",
     "counts_text",
+    "reason_of",
 ]
 
 
@@ -388,3 +400,219 @@ def counts_text(kind: type[Outcome], counts: Mapping[str, int] | Iterable[str]) 
     parts = [f"{counts[str(o)]} {o.label}" for o in kind if counts.get(str(o))]
     parts += [f"{n} {text}" for text, n in counts.items() if str(text) not in known and n]
     return ", ".join(parts)
+
+
+# ---- recon's own reasons -------------------------------------------------------------------
+class ReconReason(StrEnum):
+    """Why recon itself held an invoice back, did not send it, or wrote it its own way: each
+    kind of message recon writes (never Xero's or Nexudus' words)."""
+
+    CALL_BUDGET = "call budget"
+    ANOTHER_RUN = "another run"
+    BINDING = "binding"
+    WRONG_PLACE = "wrong place"
+    CHECKS = "checks"
+    RUN_STOPPED = "run stopped"
+    NO_ANSWER = "no answer"
+    RECOVERED = "recovered"
+    ADOPTED = "adopted"
+    ALREADY_DONE = "already done"
+    BOOKED_DIFFERENTLY = "booked differently"
+    NO_CONTACT = "no contact"
+    NO_REASON_GIVEN = "no reason given"
+    NUMBER_CLASH = "number clash"
+    LOCK_DATE = "lock date"
+    MAPPING = "mapping"
+    NOT_FOR_XERO = "not for Xero"
+
+    @property
+    def about(self) -> ReasonAbout:
+        """This reason's row of ``REASONS``."""
+        return _REASON_ROWS[self]
+
+    @property
+    def label(self) -> str:
+        """What people call this reason ("deferred: today's Xero call budget is spent")."""
+        return _REASON_ROWS[self].label
+
+
+@dataclass(frozen=True)
+class ReasonAbout:
+    """One of recon's own reasons: its label, what it means, the fix, and the forms (regular
+    expressions, searched in order) of the messages recon writes for it."""
+
+    reason: ReconReason
+    label: str
+    meaning: str
+    fix: str
+    forms: tuple[str, ...]
+
+
+# In matching order: the first row one of whose forms is found in a message is its reason.
+REASONS: Final[tuple[ReasonAbout, ...]] = (
+    ReasonAbout(
+        ReconReason.CALL_BUDGET,
+        "deferred: today's Xero call budget is spent",
+        "recon did not send it: the push needed more Xero calls than today's budget left; the "
+        "oldest invoices went first.",
+        "Nothing: the next run sends it.",
+        (r"^deferred: this push needs \S+ Xero calls",),
+    ),
+    ReasonAbout(
+        ReconReason.ANOTHER_RUN,
+        "waiting: another run was writing",
+        "recon did not send it: another run was writing to the same ledger and organisation, "
+        "or changed these invoices in the ledger meanwhile.",
+        "Nothing: the next run sends it, once the other run is done.",
+        (r"^deferred: ", r"^not sent: another run changed "),
+    ),
+    ReasonAbout(
+        ReconReason.BINDING,
+        "held back: the organisation is not confirmed for the location",
+        "recon did not send it: the location's Xero organisation is not confirmed, is another "
+        "than the one confirmed, or cannot book the location's currency (recon.bindings).",
+        "Do what the message says (confirm the binding in the params, or point the location "
+        "at its organisation), then plan and push again.",
+        (
+            r"^refused before any call: ",
+            r"^refused: this plan was made while ",
+            r": not confirmed(?:;|$)",
+            r"\): refused(?:;|$)",
+            r" cannot book: refused",
+        ),
+    ),
+    ReasonAbout(
+        ReconReason.WRONG_PLACE,
+        "refused: the plan is for another location or organisation",
+        "recon did not send it: the plan was made for another location, tracking option or "
+        "Xero organisation than the connection's.",
+        "Plan and push again through the location's own connection.",
+        (r"^refused: ",),
+    ),
+    ReasonAbout(
+        ReconReason.CHECKS,
+        "refused by recon's checks",
+        "recon did not send it: the invoice cannot go as it is (no or a shared invoice number, "
+        "a figure that is no amount, no currency or contact); the message names the invoice "
+        "and the field.",
+        "Correct the invoice in Nexudus as the message says, then plan and push again.",
+        (r"^not sent: Nexudus invoice ",),
+    ),
+    ReasonAbout(
+        ReconReason.RUN_STOPPED,
+        "not sent: the run had to stop",
+        "recon did not send it: the run stopped first (sign-in refused, a rate limit that "
+        "outlasted the retries, Xero not reachable, or an unexpected error); what was sent is "
+        "in the ledger.",
+        "Fix what the message names if anything, then run the transfer again: it sends only "
+        "what is not in Xero yet.",
+        (r"^not sent: ",),
+    ),
+    ReasonAbout(
+        ReconReason.NO_ANSWER,
+        "unknown: no answer, and Xero could not be asked",
+        "recon cannot tell whether Xero saved it: the answer was lost and Xero could not be "
+        "asked afterwards (or another run is still sending it).",
+        "Run the transfer again: it looks the invoice up in Xero before sending anything.",
+        (r"^unknown: ",),
+    ),
+    ReasonAbout(
+        ReconReason.RECOVERED,
+        "recovered after an interrupted run",
+        "An earlier run stopped before Xero's answer was recorded: recon found the invoice in "
+        "Xero, or resent it under the same key so Xero cannot make it twice.",
+        "Nothing.",
+        (r"^recovered: ", r"^interrupted before Xero saved it"),
+    ),
+    ReasonAbout(
+        ReconReason.ADOPTED,
+        "adopted: Xero already had it",
+        "Xero already held this invoice, same number, customer and total, from an earlier "
+        "try; recon recorded it instead of sending it again.",
+        "Nothing.",
+        (r"^adopted: ",),
+    ),
+    ReasonAbout(
+        ReconReason.ALREADY_DONE,
+        "already in Xero",
+        "Not sent again: the ledger, Xero or Nexudus' own integration shows it transferred.",
+        "Nothing.",
+        (
+            r"^already transferred \(ledger\)",
+            r"^already in Xero \(same invoice number\)",
+            r"^already sent to Xero by Nexudus",
+        ),
+    ),
+    ReasonAbout(
+        ReconReason.BOOKED_DIFFERENTLY,
+        "in Xero, but not as planned",
+        "Xero holds the invoice with other figures (total, tax, currency) than recon planned; "
+        "recon will not send it again.",
+        "Check the invoice in Xero: void or correct it there, then run the status sync.",
+        (
+            r"^Xero booked ",
+            r"^The invoice is in Xero \(id ",
+            r"^Xero holds it \(id ",
+            r"^found in Xero after an interrupted run, not as planned",
+        ),
+    ),
+    ReasonAbout(
+        ReconReason.NO_CONTACT,
+        "failed: its Xero contact could not be created",
+        "recon did not send it: the customer's Xero contact was refused; the contact's error "
+        "says why.",
+        "Correct the customer in Nexudus as the contact's error says, then plan and push again.",
+        (r"^The Xero contact could not be created",),
+    ),
+    ReasonAbout(
+        ReconReason.NO_REASON_GIVEN,
+        "not saved, and Xero gave no reason",
+        "Xero's answer says it did not save the invoice but names no validation error, or "
+        "could not be read; Xero does not hold it.",
+        "Run the transfer again; if it recurs, look at the invoice in Xero's own screens.",
+        (r"^Xero did not save it and gave no reason", r"^Xero's answer for it could not be read"),
+    ),
+    ReasonAbout(
+        ReconReason.NUMBER_CLASH,
+        "held back: the invoice number is used in Xero",
+        "Xero already uses this invoice number for another customer or total.",
+        "Renumber one of the two (Nexudus' invoice number format per location), then plan again.",
+        (r"^Xero has another invoice with this number", r" is already used in Xero by '"),
+    ),
+    ReasonAbout(
+        ReconReason.LOCK_DATE,
+        "held back: dated in Xero's locked period",
+        "Xero refuses an approved invoice dated on or before its lock date.",
+        "Ask the Xero adviser to move the lock date, or change the invoice date policy "
+        "(invoice_date) in the params.",
+        (r"^dated \S*, on or before Xero's (?:period|end of year) lock date",),
+    ),
+    ReasonAbout(
+        ReconReason.MAPPING,
+        "held back: the mapping blocks it",
+        "A line's account or tax rate does not match Xero (the mapping check names it).",
+        "Fix the mapping as the mapping check suggests, then plan again.",
+        (r"^mapping: ",),
+    ),
+    ReasonAbout(
+        ReconReason.NOT_FOR_XERO,
+        "not for Xero: void or draft in Nexudus",
+        "Void and draft invoices never transfer.",
+        "Nothing.",
+        (r"^void in Nexudus", r"^draft in Nexudus"),
+    ),
+)
+
+_REASON_ROWS: Final[dict[ReconReason, ReasonAbout]] = {row.reason: row for row in REASONS}
+_REASON_FORMS: Final[tuple[tuple[re.Pattern[str], ReconReason], ...]] = tuple(
+    (re.compile(form), row.reason) for row in REASONS for form in row.forms
+)
+
+
+def reason_of(message: str | None) -> ReconReason | None:
+    """The reason a message recon wrote is of, or None when recon did not write it (Xero's or
+    Nexudus' own words, or nothing)."""
+    for form, reason in _REASON_FORMS:
+        if message and form.search(message):
+            return reason
+    return None

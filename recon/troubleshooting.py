@@ -1,8 +1,11 @@
-"""What Xero's error messages mean for a bookkeeper, and how to fix them.
+"""What Xero's error messages, and recon's own, mean for a bookkeeper, and how to fix them.
 
-Floor 2, no recon imports. ``explain(message)`` matches a Xero validation
-message against the table below (messages from shared/reference/nexudus.md §4
-and xero-api.md §13, verbatim where known) and returns its meaning and fix, in
+Floor 2; imports only the leaf ``recon.outcomes``. ``explain(message)`` first asks
+whether recon wrote the message itself (``recon.outcomes.reason_of``: deferred by the
+call budget, refused by recon's checks, held back by a binding, a lock date or a number
+clash, ...): those get their plain label, meaning and fix. Otherwise it matches a Xero
+validation message against the table below (messages from shared/reference/nexudus.md
+§12 and xero-api.md §13, verbatim where known) and returns its meaning and fix, in
 Nexudus or in Xero. An unknown message says so and keeps Xero's text.
 """
 
@@ -11,16 +14,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from recon.outcomes import ReconReason, reason_of
+
 
 @dataclass(frozen=True)
 class Explanation:
-    """What one Xero message means and how to fix it; ``known`` is false when recon does not know
-    the message."""
+    """What one message means and how to fix it; ``known`` is false when recon does not know
+    the message; ``reason`` is recon's own reason when recon wrote the message itself, and
+    ``label`` says in a few words what it is."""
 
     message: str
     meaning: str
     fix: str
     known: bool = True
+    reason: ReconReason | None = None
+    label: str = "Xero's message"
+
+    @property
+    def is_recons_own(self) -> bool:
+        """Whether recon wrote the message itself (not Xero)."""
+        return self.reason is not None
 
 
 # (pattern, meaning, fix). {0}, {1} are the pattern's groups.
@@ -151,7 +164,12 @@ _COMPILED = [(re.compile(p, re.IGNORECASE), m, f) for p, m, f in _TABLE]
 
 
 def explain(message: str) -> Explanation:
-    """Meaning and fix of one Xero message; unknown messages are kept verbatim."""
+    """Meaning and fix of one message, recon's own or Xero's; unknown messages are kept
+    verbatim."""
+    reason = reason_of(message)
+    if reason is not None:
+        row = reason.about
+        return Explanation(message, row.meaning, row.fix, reason=reason, label=row.label)
     for pattern, meaning, fix in _COMPILED:
         match = pattern.search(message or "")
         if match:
@@ -162,6 +180,7 @@ def explain(message: str) -> Explanation:
         f"recon does not know this Xero message: {message}",
         "Read Xero's message; if it recurs, add it to recon/troubleshooting.py.",
         known=False,
+        label="unknown Xero message",
     )
 
 

@@ -16,15 +16,18 @@ import pytest
 
 from recon import display, report
 from recon.outcomes import (
+    REASONS,
     TABLE,
     AllocationOutcome,
     Outcome,
     PaymentOutcome,
+    ReconReason,
     TransferOutcome,
     Verdict,
     XeroChangeOutcome,
     about,
     counts_text,
+    reason_of,
 )
 from recon.params import load_params
 from recon.report import build_report
@@ -250,3 +253,19 @@ def test_the_reports_labels_meanings_and_highlights_come_from_the_table(
     for cells in sheet.iter_rows(min_row=2):
         failed = TransferOutcome(cells[column].value).verdict is Verdict.FAILURE
         assert (cells[0].fill.fgColor.rgb == FAILED_FILL) is failed, cells[column].value
+
+
+def test_every_reason_recon_gives_itself_has_one_row_with_a_plain_label_meaning_and_fix() -> None:
+    """recon's own reasons (deferred by the call budget, refused by its checks, held back by a
+    binding, a lock date, a number clash, ...) each have a label of their own."""
+    assert [row.reason for row in REASONS] == list(ReconReason), "one row per reason, in order"
+    labels = [row.label for row in REASONS]
+    assert len(set(labels)) == len(labels)
+    for reason in ReconReason:
+        row = reason.about
+        assert row.label and row.meaning and row.fix and row.forms
+        assert reason.label == row.label and "Xero message" not in row.label
+    assert reason_of(None) is None and reason_of("Invoice # must be unique.") is None
+    assert reason_of("dated 2026-07-31, on or before Xero's end of year lock date 31 Jul 2026") is (
+        ReconReason.LOCK_DATE
+    )
