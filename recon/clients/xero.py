@@ -14,9 +14,10 @@ only ``XeroConfig`` (URLs and credentials) differs.
   of them, send ``unitdp=4`` (xero-api.md §3.1, §3.3): unit amounts keep four
   places. Paged reads stop on the answer's ``pagination.pageCount`` (§3.4),
   or on a short page when an answer carries no page object.
-- Limits: ``MinutePacer`` keeps under the per-minute limit from the quota
-  headers; 429/503 are retried honouring ``Retry-After``; writes are retried
-  only with an ``Idempotency-Key``.
+- Limits: ``MinutePacer`` keeps under the per-minute and concurrent-call limits
+  (a slot reserved before each call, given back on its answer) and the quota
+  headers; calls may be made from several threads at once; 429/503 are retried
+  honouring ``Retry-After``; writes are retried only with an ``Idempotency-Key``.
 - Errors: httpx and authlib failures become recon.errors exceptions here, once.
 """
 
@@ -27,6 +28,7 @@ import hashlib
 import json
 import re
 import secrets
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -131,6 +133,11 @@ def _messages(body: Any) -> list[str]:
     return out
 
 
+# Seconds before its expiry a token counts as expired (authlib's default leeway): refreshed by
+# recon, under the token store's lock, before a call rather than by authlib during it.
+TOKEN_LEEWAY_SECONDS = 60
+
+
 class XeroClient:
     """One Xero app's connection to one organisation (tenant)."""
 
@@ -148,6 +155,7 @@ class XeroClient:
         self.pacer = pacer or MinutePacer(config.per_minute, config.minute_seconds)
         self.token_store = token_store or TokenStore()
         self.calls = 0
+        self._calls_lock = threading.Lock()  # calls may be sent from several threads at once
         self.tenant_id: str | None = config.tenant_id
         self._token_name = (
             "xero-"
@@ -254,8 +262,13 @@ class XeroClient:
             ) from exc
         self._save_token(token)
 
-    def refresh(self) -> None:
+    def refresh(self, stale: str | None = None) -> None:
         """Get a new access token now (refresh-token rotation or a new client_credentials token).
+
+        ``stale``: the access token a call found expired or refused. When the client already
+        holds another one (a concurrent call of this client refreshed first), nothing is done:
+        the push's worker threads share one client, and authlib's sync client does not
+        serialise its own refreshes.
 
         Another process sharing the token store may have rotated the token since this client
         loaded it (a scheduled run beside a notebook). Its set is then adopted instead of
@@ -264,9 +277,21 @@ class XeroClient:
         store's lock, so two processes never spend one refresh token.
         """
         with self.token_store.lock(self._token_name):
+            held = self._http.token
+            if stale is not None and held is not None and held.get("access_token") != stale:
+                return
             if self._adopt_rotated_token():
                 return
             self._refresh_held_token()
+
+    def _live_token(self) -> str | None:
+        """The access token to send, refreshed first (under the store's lock) when it is about to
+        expire, so that authlib's unlocked auto-refresh never runs from two threads at once."""
+        token = self._http.token
+        if token is not None and token.is_expired(leeway=TOKEN_LEEWAY_SECONDS):
+            self.refresh(stale=token.get("access_token"))
+            token = self._http.token
+        return None if token is None else token.get("access_token")
 
     def _adopt_rotated_token(self) -> bool:
         """Take the store's token set if another process saved a different one since this client
@@ -280,7 +305,7 @@ class XeroClient:
             return False
         self._http.token = saved
         adopted = self._http.token
-        return adopted is not None and not adopted.is_expired(leeway=60)
+        return adopted is not None and not adopted.is_expired(leeway=TOKEN_LEEWAY_SECONDS)
 
     def _refresh_held_token(self) -> None:
         token = self._http.token
@@ -348,13 +373,21 @@ class XeroClient:
         refreshed = False
         pace_key = str(self.tenant_id) if tenant else "identity"
         for attempt in range(1, self.retry.attempts + 1):
-            if tenant:
-                self.pacer.before_call(pace_key)
+            # A slot in the organisation's minute and calls in flight, given back on the answer.
+            slot = self.pacer.reserve(pace_key) if tenant else None
+            answer: httpx.Response | None = None
             try:
-                self.calls += 1
-                response: httpx.Response = self._http.request(
-                    method, url, params=params, content=content, headers=hdrs
-                )
+                try:
+                    used = self._live_token()
+                    with self._calls_lock:
+                        self.calls += 1
+                    response: httpx.Response = self._http.request(
+                        method, url, params=params, content=content, headers=hdrs
+                    )
+                    answer = response
+                finally:
+                    if slot is not None:
+                        self.pacer.release(slot, None if answer is None else answer.headers)
             except (OAuth2Error, AuthlibOAuthError) as exc:
                 self.token_store.delete(self._token_name)
                 raise AuthError(
@@ -372,14 +405,12 @@ class XeroClient:
                     method=method,
                     url=url,
                 ) from exc
-            if tenant:
-                self.pacer.after_call(pace_key, response.headers)
             status = response.status_code
             if status < 400:
                 return response
             if status == 401 and not refreshed:
                 refreshed = True
-                self.refresh()
+                self.refresh(stale=used)
                 continue
             if (
                 status in RETRY_STATUSES

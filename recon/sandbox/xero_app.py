@@ -19,6 +19,7 @@ import base64
 import hashlib
 import math
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from recon.sandbox.store import Store
 from recon.sandbox.xero_auth import AccessGrant, Identity, OAuthError
 from recon.sandbox.xero_books import NIL_UUID, Books, Outcome
 from recon.sandbox.xero_format import iso_utc_string, msdatetime, parse_if_modified_since
-from recon.sandbox.xero_ratelimit import RateLimiter, RateLimits
+from recon.sandbox.xero_ratelimit import Latency, RateLimiter, RateLimits, latency_from_env
 from recon.sandbox.xero_where import QueryParseError, compile_where
 
 API = "/api.xro/2.0"
@@ -168,6 +169,9 @@ class XeroApp:
         self.books = Books(self.store, self.clock)
         self.identity = Identity(self.store, self.clock)
         self.limiter = RateLimiter(self.clock, limits)
+        # How long Xero takes to answer (xero_ratelimit.Latency); settable, and from the
+        # environment when the sandbox starts.
+        self.latency: Latency = latency_from_env()
         self.faults = Faults()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._key_locks_guard = threading.Lock()
@@ -335,6 +339,7 @@ class XeroApp:
         return Response.json(
             {
                 "limits": lim.__dict__,
+                "latency": self.latency.__dict__,
                 "clock_offset_seconds": self.clock.time() - __import__("time").time(),
             }
         )
@@ -348,6 +353,10 @@ class XeroApp:
             self.limits = self.limits.with_(
                 **{k: (float(v) if "seconds" in k else int(v)) for k, v in body["limits"].items()}
             )
+        if "latency" in body:
+            # {"per_call": seconds, "per_element": seconds}; a key left out stays as it is.
+            now = self.latency.__dict__
+            self.latency = Latency(**{k: float(body["latency"].get(k, v)) for k, v in now.items()})
         if body.get("advance_clock"):
             self.clock.advance(float(body["advance_clock"]))
         if body.get("reset_counters"):
@@ -440,6 +449,9 @@ class XeroApp:
                 }
             )
             return Response.text("", status=429, headers=headers)
+        answer_by = time.monotonic() + self.latency.seconds(
+            _element_count(request) if is_write and self.latency.per_element else 0
+        )
         try:
             if fault and fault[0] == "status":
                 status = fault[1]["status"]
@@ -464,6 +476,8 @@ class XeroApp:
                 response = self._idempotent(request, call, is_write, fn)
                 if fault and fault[0] == "drop":
                     return Response(drop=True)
+            # Answer no sooner than Xero would, still in progress (the concurrent limit counts it).
+            time.sleep(max(0.0, answer_by - time.monotonic()))
         finally:
             self.limiter.release(call.tenant)
         response.headers.update(self.limiter.headers(call.tenant, call.client_id))
@@ -836,8 +850,16 @@ class XeroApp:
         return handle
 
     # ---- invoices --------------------------------------------------------------
-    def _contacts_map(self, tenant: str) -> dict[str, Any]:
-        return {c["ContactID"]: c for c in self.books.records(tenant, "Contact")}
+    def _contacts_map(self, tenant: str, outcomes: list[Outcome] | None = None) -> dict[str, Any]:
+        """The tenant's contacts by ContactID: all of them, or those of ``outcomes``' documents."""
+        ids = None
+        if outcomes is not None:
+            ids = {
+                str(o.doc.get("Contact", {}).get("ContactID", ""))
+                for o in outcomes
+                if o.doc is not None
+            }
+        return {c["ContactID"]: c for c in self.books.records(tenant, "Contact", ids=ids)}
 
     def _list_invoices(self, request: Request, call: _Call) -> Response:
         ids = self._csv(request, "IDs")
@@ -914,18 +936,20 @@ class XeroApp:
                 invoice_id = found[0]["InvoiceID"]
             if invoice_id and self.books.record(call.tenant, "Invoice", invoice_id) is None:
                 return _not_found()
-            outcomes = [
-                self.books.save_invoice(
-                    call.tenant,
-                    el,
-                    mode=mode,
-                    client_id=call.client_id,
-                    invoice_id=invoice_id,
-                    unitdp=unitdp,
-                )
-                for el in inputs
-            ]
-            contacts = self._contacts_map(call.tenant)
+            # One read of the chart, tax rates and currencies for the whole batch.
+            with self.books.lookups():
+                outcomes = [
+                    self.books.save_invoice(
+                        call.tenant,
+                        el,
+                        mode=mode,
+                        client_id=call.client_id,
+                        invoice_id=invoice_id,
+                        unitdp=unitdp,
+                    )
+                    for el in inputs
+                ]
+            contacts = self._contacts_map(call.tenant, outcomes)
             return self._batch_response(
                 request,
                 call,
@@ -975,18 +999,20 @@ class XeroApp:
                 if found is None:
                     return _not_found()
                 note_id = found["CreditNoteID"]
-            outcomes = [
-                self.books.save_credit_note(
-                    call.tenant,
-                    el,
-                    client_id=call.client_id,
-                    unitdp=_unitdp(request),
-                    mode=mode,
-                    credit_note_id=note_id,
-                )
-                for el in inputs
-            ]
-            contacts = self._contacts_map(call.tenant)
+            # One read of the chart, tax rates and currencies for the whole batch.
+            with self.books.lookups():
+                outcomes = [
+                    self.books.save_credit_note(
+                        call.tenant,
+                        el,
+                        client_id=call.client_id,
+                        unitdp=_unitdp(request),
+                        mode=mode,
+                        credit_note_id=note_id,
+                    )
+                    for el in inputs
+                ]
+            contacts = self._contacts_map(call.tenant, outcomes)
             return self._batch_response(
                 request,
                 call,
@@ -1127,3 +1153,15 @@ def _sort_key(doc: dict[str, Any], name: str) -> tuple[int, Any]:
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         return (1, value)
     return (2, str(value).casefold())
+
+
+def _element_count(request: Request) -> int:
+    """How many elements a write's body carries (its first array), for the latency model."""
+    try:
+        body = request.json()
+    except BadRequestBody:
+        return 0
+    if isinstance(body, dict):
+        arrays = [v for v in body.values() if isinstance(v, list)]
+        return len(arrays[0]) if arrays else 1
+    return len(body) if isinstance(body, list) else 0

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -208,7 +209,29 @@ class Books:
         self.clock = clock
         self._lock = threading.RLock()
         self._names: dict[str, dict[str, str]] = {}  # a cache of active contact names, per tenant
+        self._request = threading.local()  # the lookups one request keeps (``lookups``)
         store.ensure_schema(SCHEMA)
+
+    @contextmanager
+    def lookups(self) -> Iterator[None]:
+        """Within the block, this thread reads each organisation, its accounts, tax rates,
+        currencies and tracking categories once (a batch write's elements share them)."""
+        if getattr(self._request, "cache", None) is not None:
+            yield
+            return
+        self._request.cache = {}
+        try:
+            yield
+        finally:
+            self._request.cache = None
+
+    def _kept(self, what: str, tenant: str, load: Callable[[], Any]) -> Any:
+        cache: dict[tuple[str, str], Any] | None = getattr(self._request, "cache", None)
+        if cache is None:
+            return load()
+        if (what, tenant) not in cache:
+            cache[(what, tenant)] = load()
+        return cache[(what, tenant)]
 
     # ---- loading -------------------------------------------------------
     def load_seed(self, orgs: Iterable[XeroOrgSeed]) -> None:
@@ -264,7 +287,11 @@ class Books:
 
     def org(self, tenant: str) -> dict[str, Any] | None:
         """An organisation's record, or None if there is no such tenant."""
-        raw = self.store.scalar("SELECT doc FROM orgs WHERE tenant=?", (tenant,))
+        raw = self._kept(
+            "org",
+            tenant,
+            lambda: self.store.scalar("SELECT doc FROM orgs WHERE tenant=?", (tenant,)),
+        )
         return None if raw is None else jsonutil.loads(raw)
 
     def records(
@@ -361,21 +388,34 @@ class Books:
 
     def accounts_by_code(self, tenant: str) -> dict[str, dict[str, Any]]:
         """The organisation's accounts that have a code, by code."""
-        return {a["Code"]: a for a in self.records(tenant, "Account") if a.get("Code")}
+        accounts: dict[str, dict[str, Any]] = self._kept(
+            "accounts",
+            tenant,
+            lambda: {a["Code"]: a for a in self.records(tenant, "Account") if a.get("Code")},
+        )
+        return accounts
 
     def tax_rates_by_type(self, tenant: str) -> dict[str, dict[str, Any]]:
         """The organisation's tax rates by TaxType."""
-        return {t["TaxType"]: t for t in self.records(tenant, "TaxRate")}
+        rates: dict[str, dict[str, Any]] = self._kept(
+            "tax rates", tenant, lambda: {t["TaxType"]: t for t in self.records(tenant, "TaxRate")}
+        )
+        return rates
 
     def tracking_categories(self, tenant: str) -> list[dict[str, Any]]:
         """Every tracking category of the organisation (any status), options included, in seed
         order."""
-        return self.records(tenant, "TrackingCategory")
+        categories: list[dict[str, Any]] = self._kept(
+            "tracking", tenant, lambda: self.records(tenant, "TrackingCategory")
+        )
+        return categories
 
     def currency_codes(self, tenant: str) -> set[str]:
         """The currencies the organisation may use: those it has, and its base currency."""
-        org = self.org(tenant) or {}
-        return {c["Code"] for c in self.records(tenant, "Currency")} | {org.get("BaseCurrency", "")}
+        codes: set[str] = self._kept(
+            "currencies", tenant, lambda: {c["Code"] for c in self.records(tenant, "Currency")}
+        )
+        return codes | {(self.org(tenant) or {}).get("BaseCurrency", "")}
 
     # ---- contacts ------------------------------------------------------
     def _find_contact(self, tenant: str, ref: dict[str, Any]) -> dict[str, Any] | None:

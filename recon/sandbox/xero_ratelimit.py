@@ -10,11 +10,20 @@ The window lengths are settable so tests and benchmarks can run a "minute" in
 a second; they read the sandbox clock. The day window is rolling
 (UNVERIFIED: the reference notes it may be a fixed per-tenant window).
 A refused (429) call is not counted, as a retry after ``Retry-After`` must succeed.
+A sixth call while five are in progress is refused with ``X-Rate-Limit-Problem:
+concurrent`` and ``Retry-After: 1`` (§8: the value and the wait are UNVERIFIED; the
+name follows Xero's documented "concurrent limit", and a call in progress usually
+ends within a second).
+
+``Latency`` models how long Xero takes to answer, so a client's pacing can be
+measured against the sandbox: off unless asked for (tests and the demo stay fast);
+``XERO_LATENCY`` is the real service's, as far as it is known.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, replace
@@ -37,6 +46,51 @@ class RateLimits:
     def with_(self, **changes: float) -> RateLimits:
         """A copy with ``changes`` applied."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """How long the sandbox takes to answer an accounting call it admitted: ``per_call`` seconds,
+    plus ``per_element`` seconds for each element of a write's body. The call is in progress
+    (counts against the concurrent limit) for that long, or for as long as the work takes if that
+    is longer."""
+
+    per_call: float = 0.0
+    per_element: float = 0.0
+
+    def seconds(self, elements: int) -> float:
+        """The answer time of a call carrying ``elements`` elements (0 for a read)."""
+        return max(0.0, self.per_call + self.per_element * elements)
+
+    def scaled(self, factor: float) -> Latency:
+        """The same model on a clock ``factor`` times as fast (e.g. a 6-second "minute": 0.1)."""
+        return Latency(self.per_call * factor, self.per_element * factor)
+
+
+NO_LATENCY = Latency()
+# ASSUMPTION (xero-api.md is silent on answer times): about 0.3 s for any call and 20 ms more per
+# element written, so a read answers in ~0.3 s and a PUT of 50 invoices in ~1.3 s, in the range
+# integrators report for api.xero.com (0.5-1.5 s for a batch of 50).
+XERO_LATENCY = Latency(per_call=0.3, per_element=0.02)
+# Where the sandbox's latency is chosen when it starts: unset, "" or "off" -> none; "xero" ->
+# XERO_LATENCY; "<per_call>,<per_element>" in seconds.
+LATENCY_ENV = "RECON_SANDBOX_XERO_LATENCY"
+
+
+def latency_from_env(environ: dict[str, str] | None = None) -> Latency:
+    """The latency ``RECON_SANDBOX_XERO_LATENCY`` asks for (see ``LATENCY_ENV``)."""
+    value = (os.environ if environ is None else environ).get(LATENCY_ENV, "").strip().lower()
+    if value in ("", "0", "off", "none"):
+        return NO_LATENCY
+    if value == "xero":
+        return XERO_LATENCY
+    per_call, _, per_element = value.partition(",")
+    try:
+        return Latency(float(per_call), float(per_element or 0))
+    except ValueError:
+        raise ValueError(
+            f"{LATENCY_ENV}={value!r}: use 'off', 'xero' or '<per_call>,<per_element>' seconds"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,12 @@ Over real HTTP on loopback; the same client code talks to the real Xero.
 
 from __future__ import annotations
 
+import json
 import math
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -495,3 +499,44 @@ def test_without_a_page_object_paging_stops_on_the_first_short_page(
         assert client.calls - before == 2
     answers = [r for r in wire.requests if r.method == "GET" and "/Invoices" in r.url.path]
     assert answers, "the reads went through the stripping transport"
+
+
+class _CountingTransport(httpx.HTTPTransport):
+    """Real HTTP, counting the calls to each path (thread-safe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self.paths.append(request.url.path)
+        return super().handle_request(request)
+
+
+def test_threads_sharing_a_client_whose_token_expired_refresh_it_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The push's worker threads share one client. A refresh token works once (xero-api.md §11),
+    so when the access token expires under them exactly one refresh must be sent; the others
+    use its result (a second refresh with the spent token would be refused, §13)."""
+    folder = tmp_path / "t"
+    config = xero_config(sandbox, web_app(sandbox))
+    with XeroClient(config, token_store=TokenStore(folder), retry=fast_retry()) as first:
+        first.finish_login(
+            httpx.get(first.authorization_url(), follow_redirects=False).headers["Location"]
+        )
+    store = TokenStore(folder)
+    (path,) = folder.glob("*.json")
+    saved = store.load(path.stem)
+    assert saved is not None
+    store.save(path.stem, {**saved, "expires_at": int(time.time()) - 5})  # expired, seen locally
+    transport = _CountingTransport()
+    with XeroClient(config, token_store=store, retry=fast_retry(), transport=transport) as client:
+        with ThreadPoolExecutor(5) as pool:
+            answers = list(pool.map(lambda _: client.connections(), range(5)))
+        assert all(answers), "every thread's call went through"
+    token_calls = [p for p in transport.paths if p == httpx.URL(config.token_url).path]
+    assert len(token_calls) == 1, transport.paths
+    assert json.loads(path.read_text("utf-8"))["refresh_token"] != saved["refresh_token"]

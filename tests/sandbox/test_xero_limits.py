@@ -25,6 +25,7 @@ from recon.clients.tokens import TokenStore
 from recon.clients.xero import XeroClient
 from recon.errors import RateLimited, ServiceUnavailable
 from recon.sandbox import RateLimits, Sandbox
+from recon.sandbox.xero_ratelimit import LATENCY_ENV, XERO_LATENCY, Latency, latency_from_env
 
 QUOTA_HEADERS = ("X-DayLimit-Remaining", "X-MinLimit-Remaining", "X-AppMinLimit-Remaining")
 
@@ -489,3 +490,84 @@ def test_an_unkeyed_write_answered_503_is_not_retried(
         (made,) = xero.create_invoices([invoice("FAIL-503")], idempotency_key=str(uuid.uuid4()))
     assert made["StatusAttributeString"] == "OK"
     assert [s for _, s in transport.api()] == [503, 503, 200]
+
+
+# ---- answer time and the concurrent limit with Xero's default of 5 ------------------------------
+def test_a_sixth_call_while_five_are_in_progress_gets_429_concurrent(
+    fresh_sandbox: Sandbox,
+) -> None:
+    """§9: "concurrent per tenant | 5 calls in progress"; "breach | HTTP 429 +
+    X-Rate-Limit-Problem + Retry-After (s)"; §8: the value for the concurrent limit is
+    UNVERIFIED, the sandbox says ``concurrent``. The latency model keeps five calls in progress."""
+    box = fresh_sandbox
+    assert box.xero.limits.concurrent == 5
+    box.xero.latency = Latency(per_call=2.0)
+    tok = token(box)
+    start = threading.Barrier(6)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        with httpx.Client(headers=headers(box, tok), timeout=30) as http:
+            start.wait()
+            r = http.get(box.xero_api_url + "/Organisation")
+        with lock:
+            answers.append(r)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [429]
+    (refused,) = [a for a in answers if a.status_code == 429]
+    assert refused.headers["X-Rate-Limit-Problem"] == "concurrent"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert all(refused.headers[name].isdigit() for name in QUOTA_HEADERS)
+
+
+def test_the_latency_model_is_per_call_plus_per_element_and_set_from_the_environment() -> None:
+    assert Latency(0.3, 0.02).seconds(50) == pytest.approx(1.3)
+    assert Latency(0.3, 0.02).seconds(0) == pytest.approx(0.3)
+    assert Latency(0.3, 0.02).scaled(0.1) == Latency(pytest.approx(0.03), pytest.approx(0.002))
+    assert latency_from_env({}) == Latency() == latency_from_env({LATENCY_ENV: "off"})
+    assert latency_from_env({LATENCY_ENV: "xero"}) == XERO_LATENCY
+    assert latency_from_env({LATENCY_ENV: "0.5,0.01"}) == Latency(0.5, 0.01)
+    with pytest.raises(ValueError, match=LATENCY_ENV):
+        latency_from_env({LATENCY_ENV: "fast"})
+
+
+def test_the_sandbox_starts_without_latency_and_takes_it_from_its_settings_route(
+    fresh_sandbox: Sandbox,
+) -> None:
+    box = fresh_sandbox
+    assert box.xero.latency == Latency(), "tests and the demo run without answer times"
+    r = httpx.post(
+        box.xero_url + "/_sandbox/settings", json={"latency": {"per_call": 0.01}}, timeout=10
+    )
+    assert r.status_code == 200
+    assert box.xero.latency == Latency(per_call=0.01, per_element=0.0)
+    assert httpx.get(box.xero_url + "/_sandbox/info").json()["latency"]["per_call"] == 0.01
+
+
+def test_a_batch_write_reads_the_chart_tax_rates_and_currencies_once(
+    fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """§3.6: a batch of up to 50 elements is one request; its elements share one look-up."""
+    box = fresh_sandbox
+    books = box.xero.books
+    real_records = books.records
+    kinds: list[str] = []
+
+    def counting(tenant: str, kind: str, **kw: Any) -> list[dict[str, Any]]:
+        kinds.append(kind)
+        return real_records(tenant, kind, **kw)
+
+    monkeypatch.setattr(books, "records", counting)
+    with client(box, tmp_path / "t") as xero:
+        made = xero.create_invoices([invoice(f"LOOKUPS-{i}") for i in range(5)])
+    assert [m["StatusAttributeString"] for m in made] == ["OK"] * 5
+    assert kinds.count("Account") == 1
+    assert kinds.count("TaxRate") == 1
+    assert kinds.count("Currency") == 1
+    assert count(box, [f"LOOKUPS-{i}" for i in range(5)]) == 5
