@@ -7,6 +7,7 @@ and maps the outcome to an exit code. Nothing here reconciles anything.
     recon run PARAMS [--out DIR] [--only NAME ...] [--location NAME] [--run-id ID]
                      [--period PERIOD] [--dry-run]
     recon report RUN_DIR [--params PARAMS]
+    recon notebooks DIR [--force]
     recon --version
 
 The step notebooks are ``notebooks/NN_*.ipynb`` in number order, except the
@@ -123,8 +124,9 @@ from recon.report import (
     record_location,
     steps_from_run,
 )
+from recon.resources import DEMO_PARAMS, copy_notebooks, notebooks_folder
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = notebooks_folder()  # the checkout's notebooks/, or the copy the wheel ships
 REPORT_NOTEBOOK = (
     "04_audit_report.ipynb"  # shows a report in Jupyter; `recon run` builds the report itself
 )
@@ -791,8 +793,22 @@ def login(params_file: Path, ask: Callable[[str], str] = input) -> int:
     return EXIT_OK
 
 
+def notebooks(folder: Path, force: bool = False) -> int:
+    """``recon notebooks DIR``: copy the four notebooks, and the demo params into DIR/params; 0, or
+    a ``ParamsError`` (exit 2) when DIR is a file, cannot be written, or already has one of the
+    files and ``force`` is false (nothing is copied then)."""
+    copied = copy_notebooks(folder, force=force)
+    for path in copied.files:
+        _say(f"copied {path}")
+    _say(
+        f'open them in Jupyter (jupyter lab {folder}): params_file "" is the demo\'s params. '
+        f"Run the demo: recon run {folder / 'params' / DEMO_PARAMS}"
+    )
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The ``recon`` command (run, report or login); returns its exit code.
+    """The ``recon`` command (run, report, login or notebooks); returns its exit code.
 
     An expected error or an interrupt is printed, not raised, and gives its exit code.
     """
@@ -874,9 +890,17 @@ def main(argv: list[str] | None = None) -> int:
         "login", help="sign in to a Xero web app once (authorization code + PKCE)"
     )
     p_login.add_argument("params_file", type=Path, metavar="PARAMS")
+    p_notebooks = sub.add_parser(
+        "notebooks",
+        help="copy the four notebooks, and the demo params into DIR/params, to open in Jupyter",
+    )
+    p_notebooks.add_argument("folder", type=Path, metavar="DIR")
+    p_notebooks.add_argument("--force", action="store_true", help="overwrite files already there")
     args = parser.parse_args(argv)  # bad arguments: argparse exits 2; --help, --version: 0
     try:
         with sigterm_as_interrupt():
+            if args.command == "notebooks":
+                return notebooks(args.folder, args.force)
             if args.command == "login":
                 return login(args.params_file)
             if args.command == "report":

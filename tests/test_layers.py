@@ -45,10 +45,15 @@ FLOORS = {
     "mapping_problems": 2,
     "troubleshooting": 2,
     "display": 2,
+    "resources": 2,  # where the notebooks and demo params are (a checkout's or the wheel's)
     # the steps, each on the ones before it: a transfer plans from a mapping result
     "mapping": 3,
     "transfer": 4,
     "status": 4,
+    # the status step's parts, under its front (recon.status): the diff, the reads, mark paid
+    "status_diff": 3,
+    "status_refresh": 3,
+    "status_paid": 3,
     # acts on a status diff (floor 4) with the transfer's allocation writer (floor 4): above both,
     # so the two steps never import each other
     "status_xero": 5,

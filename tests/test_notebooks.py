@@ -1,4 +1,10 @@
-"""Every step notebook runs end to end under papermill, and is committed clean (no outputs).
+"""Every step notebook runs end to end under papermill, from any working folder, and is committed
+clean (no outputs).
+
+The notebooks' defaults (``params_file = ""``: the demo params; ``output_dir = ""``)
+are found from recon's and the params file's own folders (``recon.resources``), so
+the runs here start from an unrelated temporary folder, and one from the
+repository root.
 
 The kernel is another process, so it cannot share the session sandbox object.
 It gets its own sandbox instead: ``RECON_SANDBOX_DIR`` points at this test's
@@ -17,15 +23,21 @@ starting the sandbox again on the same state folder (one process at a time).
 
 from __future__ import annotations
 
+import ast
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pandas as pd
 import papermill as pm
 import pytest
 
+from recon import resources
+from recon.errors import ParamsError
 from recon.ledger import Ledger
 from recon.mapping_problems import Problem
+from recon.params import RunParams
 from recon.sandbox import start
 from recon.sandbox.seed import generate
 from recon.session import connect, register_sandbox
@@ -33,37 +45,166 @@ from recon.session import connect, register_sandbox
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 STEP_NOTEBOOKS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
+# The parameters every notebook's parameters cell declares: the params file, the output folder,
+# and the params keys a run may override (each passed to RunParams.with_overrides unchanged).
+RUN_PARAMETERS = {
+    "params_file",
+    "output_dir",
+    "period",
+    "period_start",
+    "period_end",
+    "location",
+    "organisation",
+    "tax_map_file",
+    "xero_status",
+    "invoice_date",
+    "dry_run",
+}
+# What nbstripout removes beside outputs and execution counts: run timings and saved widget state.
+RUN_CELL_METADATA = ("execution", "ExecuteTime", "papermill", "collapsed", "scrolled")
+RUN_NOTEBOOK_METADATA = ("widgets", "papermill")
 
 
 def test_there_are_step_notebooks() -> None:
     assert STEP_NOTEBOOKS, f"no NN_name.ipynb in {NOTEBOOKS}"
 
 
-@pytest.mark.parametrize("notebook", STEP_NOTEBOOKS, ids=lambda p: p.stem)
+def unstripped(nb: Any) -> list[str]:
+    """What nbstripout would remove from a notebook, one line per cell or key (empty: clean)."""
+    found = [f"notebook metadata {key!r}" for key in RUN_NOTEBOOK_METADATA if key in nb.metadata]
+    for i, cell in enumerate(nb.cells):
+        where = f"cell {i} (id {cell.get('id', '?')!r})"
+        if cell.get("outputs"):
+            found.append(f"{where} has outputs")
+        if cell.get("execution_count") is not None:
+            found.append(f"{where} has execution_count {cell.get('execution_count')}")
+        found += [
+            f"{where} has run metadata {key!r}"
+            for key in RUN_CELL_METADATA
+            if key in cell.get("metadata", {})
+        ]
+    return found
+
+
+@pytest.mark.parametrize("notebook", ALL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_committed_without_outputs_or_execution_counts(notebook: Path) -> None:
     nb = nbformat.read(notebook, as_version=4)
-    dirty = [
-        i
-        for i, cell in enumerate(nb.cells)
-        if cell.cell_type == "code"
-        and (cell.get("outputs") or cell.get("execution_count") is not None)
-    ]
-    assert not dirty, (
-        f"{notebook.name}: cells {dirty} have outputs or execution counts; clear them before "
-        "committing"
+    found = unstripped(nb)
+    assert not found, (
+        f"{notebook.name}: " + "; ".join(found) + ". Clear all outputs (Jupyter: Edit > Clear "
+        "Outputs of All Cells) before committing"
     )
     assert nb.metadata["kernelspec"]["name"] == "python3"
-    tagged = [cell for cell in nb.cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1, f"{notebook.name}: exactly one cell must be tagged 'parameters'"
+    if notebook in STEP_NOTEBOOKS:
+        tagged = [cell for cell in nb.cells if "parameters" in cell.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{notebook.name}: exactly one cell must be tagged 'parameters'"
+
+
+def test_the_clean_check_names_the_cell_of_an_executed_notebook() -> None:
+    nb = nbformat.read(STEP_NOTEBOOKS[0], as_version=4)
+    cell = nb.cells[2]
+    cell.outputs = [nbformat.v4.new_output("stream", text="hello")]
+    cell.execution_count = 7
+    cell.metadata["execution"] = {"iopub.status.busy": "2026-12-01T00:00:00Z"}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    where = f"cell 2 (id {cell.get('id', '?')!r})"
+    assert unstripped(nb) == [
+        "notebook metadata 'widgets'",
+        f"{where} has outputs",
+        f"{where} has execution_count 7",
+        f"{where} has run metadata 'execution'",
+    ]
+
+
+def parameters_cell(nb: Any) -> str:
+    [cell] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    return str(cell.source)
+
+
+def notebook_params_call(nb: Any) -> ast.Call:
+    """The notebook's ``notebook_params(...)`` call: where its parameters become the run's
+    params."""
+    calls = [
+        node
+        for cell in nb.cells
+        if cell.cell_type == "code" and "notebook_params(" in cell.source
+        for node in ast.walk(ast.parse(cell.source))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "notebook_params"
+    ]
+    assert len(calls) == 1, "a step notebook reads its params with one notebook_params(...) call"
+    return calls[0]
+
+
+@pytest.mark.parametrize("notebook", STEP_NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_parameter_is_a_params_key_passed_through_unchanged(notebook: Path) -> None:
+    """One schema: each parameter (but params_file and output_dir) is a RunParams field, and the
+    notebook hands each to RunParams.with_overrides under its own name."""
+    nb = nbformat.read(notebook, as_version=4)
+    declared = set(pm.inspect_notebook(str(notebook)))
+    assert declared >= RUN_PARAMETERS, f"{notebook.name} lacks {RUN_PARAMETERS - declared}"
+    keys = {f.name for f in fields(RunParams)}
+    assert declared - {"params_file", "output_dir"} <= keys
+    call = notebook_params_call(nb)
+    assert [ast.unparse(a) for a in call.args] == ["params_file"]
+    passed = {k.arg: ast.unparse(k.value) for k in call.keywords}
+    assert passed == {name: name for name in declared - {"params_file", "output_dir"}}
+
+
+@pytest.mark.parametrize("notebook", STEP_NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_notebooks_parameters_are_validated_as_recon_run_validates_them(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    call = ast.unparse(notebook_params_call(nb))
+    cell: dict[str, Any] = {}
+    exec(parameters_cell(nb), cell)  # the cell as committed: its defaults
+    cell |= {"dry_run": True, "xero_status": "draft", "invoice_date": "PERIOD"}
+    cell |= {"period": "last-month", "push": True, "apply": True, "apply_xero": True}
+    params = eval(call, {"notebook_params": resources.notebook_params, **cell})
+    assert params.source == str(resources.demo_params_file())  # params_file "": the demo's
+    assert (params.dry_run, params.xero_status, params.invoice_date) == (True, "DRAFT", "period")
+    assert params.period == "last-month" and params.period_start.day == 1
+    assert not (params.push or params.apply or params.apply_xero)  # a dry run writes nothing
+    with pytest.raises(ParamsError) as caught:
+        eval(call, {"notebook_params": resources.notebook_params, **cell, "xero_status": "PAID"})
+    assert caught.value.key == "xero_status"
+
+
+def test_the_default_params_and_output_folder_do_not_depend_on_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+    for cwd in (ROOT, NOTEBOOKS, tmp_path):
+        monkeypatch.chdir(cwd)
+        params = resources.notebook_params("")
+        seen.append(
+            (
+                params.source,
+                resources.output_folder(params, ""),
+                params.resolve(params.tax_map_file),
+            )
+        )
+    assert seen[0] == seen[1] == seen[2]
+    source, out, tax_map = seen[0]
+    assert Path(source) == ROOT / "params" / "demo.yaml"
+    assert tax_map == ROOT / "params" / "tax_map.yaml"
+    assert out.is_absolute() and out.name == "notebook" and ROOT in out.parents
+    assert resources.output_folder(params, tmp_path / "mine") == tmp_path / "mine"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", STEP_NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_under_papermill(
+def test_notebook_runs_under_papermill_with_its_defaults_from_an_unrelated_folder(
     notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before, _ = xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)
-    out_dir = run_notebook(notebook, tmp_path, monkeypatch)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the kernel starts here too (papermill's cwd=None)
+    out_dir = run_notebook(notebook, tmp_path, monkeypatch, cwd=None)
+    assert not any(elsewhere.iterdir()), "a notebook wrote into the working folder"
+    if notebook.stem == "03_status_sync":
+        # Not a dry run: the demo's accountant and billing staff act (and show what they did).
+        assert outputs_of(tmp_path / notebook.name, "status-05")
     if notebook.stem == "01_mapping_check":
         assert_planted_mismatches(out_dir / "mapping_mismatches.csv")
     if notebook.stem == "02_transfer":
@@ -91,11 +232,53 @@ def test_the_transfer_notebook_writes_the_plan_to_xero_when_run_with_push_true(
     assert set(transfers["state"]) == {"created"} and len(transfers) == len(eligible)
 
 
+@pytest.mark.slow
+def test_a_notebook_runs_under_papermill_with_its_defaults_from_the_repository_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    out_dir = run_notebook(NOTEBOOKS / "01_mapping_check.ipynb", tmp_path, monkeypatch, cwd=ROOT)
+    assert_planted_mismatches(out_dir / "mapping_mismatches.csv")
+
+
+@pytest.mark.slow
+def test_the_status_notebook_in_a_dry_run_writes_nothing_and_skips_the_demo_actors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before, _ = xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)
+    notebook = NOTEBOOKS / "03_status_sync.ipynb"
+    monkeypatch.chdir(tmp_path)
+    out_dir = run_notebook(
+        notebook, tmp_path, monkeypatch, cwd=None, dry_run=True, apply=True, apply_xero=True
+    )
+    executed = tmp_path / notebook.name
+    assert not outputs_of(executed, "status-05"), "the demo actors ran in a dry run"
+    assert "Dry run" in str(outputs_of(executed, "status-13"))
+    assert not (out_dir / "status_applied.csv").exists()
+    assert not (out_dir / "status_xero_changes.csv").exists()
+    after, transfers = xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)
+    assert after == before and transfers.empty
+
+
+def outputs_of(executed: Path, cell_id: str) -> list[Any]:
+    nb = nbformat.read(executed, as_version=4)
+    [cell] = [c for c in nb.cells if c.get("id") == cell_id]
+    return list(cell.outputs)
+
+
 def run_notebook(
-    notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **parameters: object
+    notebook: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cwd: Path | None = NOTEBOOKS,
+    **parameters: object,
 ) -> Path:
-    """Run a notebook under papermill in its own sandbox; check it ran clean; return its
-    output_dir."""
+    """Run a notebook under papermill in its own sandbox, its kernel started in ``cwd`` (None: this
+    process's working folder); check it ran clean; return its output_dir.
+
+    ``params_file`` is left to the notebook's default (the demo params); the output goes to
+    ``tmp_path/out`` so that no run writes into the repository.
+    """
     monkeypatch.setenv("RECON_SANDBOX_DIR", str(tmp_path / "sandbox"))
     out_dir = tmp_path / "out"
     executed = tmp_path / notebook.name
@@ -103,7 +286,7 @@ def run_notebook(
         str(notebook),
         str(executed),
         parameters={"output_dir": str(out_dir), **parameters},
-        cwd=str(notebook.parent),
+        cwd=None if cwd is None else str(cwd),
         kernel_name="python3",
         progress_bar=False,
     )
