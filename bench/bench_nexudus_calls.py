@@ -7,7 +7,9 @@ calls are counted, not waited for) is run through:
 
 1. the mapping check and the transfer plan (reads: invoices, lines, accounts, tax rates,
    coworkers), then the push with the write-back off (the default) and, on a second
-   sandbox, on (a whole-record PUT per invoice: read, write, read back);
+   sandbox, on (a whole-record PUT per invoice: read, write, read back), paced under Nexudus'
+   limits and held to the push's write-back budget (``WRITE_BACK_BUDGET`` Nexudus calls; the
+   next push writes back the rest);
 2. a baseline status sync, then the demo accountant pays 2% of the invoices in Xero; the
    incremental status sync and the marking paid of those invoices in Nexudus.
 
@@ -33,7 +35,8 @@ from recon.params import load_params
 from recon.sandbox import NexudusLimits, RateLimits, start
 from recon.session import Connection, connect, register_sandbox
 from recon.status import apply_paid, sync_status
-from recon.transfer import plan_transfer, push
+from recon.transfer import plan_transfer, push, write_back_calls
+from recon.transfer.plan import WRITE_BACK_BUDGET
 
 ROOT = Path(__file__).resolve().parent.parent
 LIFTED = RateLimits(
@@ -77,7 +80,13 @@ def run(invoices: int, write_back: bool) -> dict[str, int]:
             result = push(conn, plan, ledger)
             out["created"] = result.counts().get("created", 0)
             out["push"] = _calls(conn, mark)
+            out["planned_write_back"] = write_back_calls(plan.eligible, plan.options.write_back)
             if write_back:
+                out["written_back"] = int(result.context.get("written_back", 0))
+                out["write_back_left"] = int(result.context.get("write_back_left", 0))
+                mark = conn.nexudus.calls
+                push(conn, plan, ledger)  # the next push: sends nothing, writes back the rest
+                out["second_push"] = _calls(conn, mark)
                 return out
             baseline = sync_status(conn, ledger, full=True)
             out["baseline_sync"] = baseline.calls["nexudus"]
@@ -122,12 +131,17 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"  push, write-back off (default) {off['push']:5d}  = {off['push'] * per_k:6.1f} per 1,000"
     )
-    each = on["push"] / on["created"]
-    wait = _minutes(on["push"], on["created"])
+    each = on["push"] / max(1, on["written_back"])
+    wait = _minutes(on["push"], on["written_back"])
     print(
-        f"  push, write-back on            {on['push']:5d}  = {each * 1000:6.1f} per 1,000 "
-        f"({each:.1f} an invoice: read, whole-record PUT, read back; at least {wait:.1f} min "
-        "under Nexudus' limits)"
+        f"  push, write-back on            {on['push']:5d}  = {each:.1f} an invoice (read, "
+        f"whole-record PUT, read back) for {on['written_back']:,} of {on['created']:,}: the "
+        f"budget of {WRITE_BACK_BUDGET:,} Nexudus calls (plan estimate for all: "
+        f"{on['planned_write_back']:,}); at least {wait:.1f} min under Nexudus' limits"
+    )
+    print(
+        f"  next push, write-back on       {on['second_push']:5d}  writes back the "
+        f"{on['write_back_left']:,} left (off: {off['planned_write_back']} planned)"
     )
     print(
         f"  transfer total (default)       {reads + off['push']:5d}  = "

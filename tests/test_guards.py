@@ -6,20 +6,26 @@ Contract: shared/reference/xero-api.md §6 (Organisation lock dates, Currencies)
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from recon.session import Connection
 from recon.transfer.guards import (
+    LOOKUP_MAX_AGE,
+    DateWindow,
     check_currencies,
     check_lock_dates,
     check_number_clashes,
     fetch_numbered_documents,
     lock_date,
+    lookup_file,
+    lookup_window,
 )
 
 SALES = "4000"
@@ -335,6 +341,172 @@ def test_many_numbers_are_looked_up_in_a_few_paged_reads(conn: Connection) -> No
 
     assert found.empty
     assert conn.xero.calls - before <= 4  # not 300
+
+
+def _many(tag: str, count: int = 300) -> pd.DataFrame:
+    """``count`` planned invoices, more numbers than one ``InvoiceNumbers`` list holds."""
+    return _planned(
+        [
+            {
+                "invoice_number": f"P{tag}-{i:04d}",
+                "kind": "invoice",
+                "contact_number": "NX-1",
+                "contact_name": "A",
+                "xero_contact_id": None,
+                "total": "1.00",
+                "currency": "GBP",
+            }
+            for i in range(count)
+        ]
+    )
+
+
+MAY = DateWindow(date(2026, 4, 27), date(2026, 5, 11))  # the plan's dates, a week each side
+
+
+def test_the_lookup_window_is_the_plans_dates_widened_by_a_week() -> None:
+    window = lookup_window([date(2026, 5, 4), None, date(2026, 5, 1)])
+    assert window == DateWindow(date(2026, 4, 24), date(2026, 5, 11))
+    assert window.where() == "Date>=DateTime(2026,04,24) AND Date<=DateTime(2026,05,11)"
+    assert window.covers(MAY) and not MAY.covers(window)
+    assert lookup_window([None]) is None
+
+
+def test_a_large_plan_is_looked_up_in_one_paged_read_of_its_dates_not_number_batches(
+    fresh_conn: Connection,
+) -> None:
+    """§3.4: ``pageSize`` up to 1,000, ``where`` on Type and Date, ``Statuses``: one call
+    carries the whole window where numbers would take three. A number Xero holds under a date
+    outside the window is not seen (the push settles it: test_plan_guards)."""
+    conn = fresh_conn
+    tag = _tag()
+    planned = _many(tag)
+    other = _contact(conn, f"Other {tag} Ltd")
+    inside = _invoice(conn, f"P{tag}-0007", other, "12.00", day="2026-05-10")
+    _invoice(conn, f"P{tag}-0008", other, "13.00", day="2026-03-01")  # outside the window
+    by_numbers = conn.xero.calls
+    assert fetch_numbered_documents(conn.xero, planned)["number"].tolist() == [
+        f"P{tag}-0007",
+        f"P{tag}-0008",
+    ]
+    before = conn.xero.calls
+    assert before - by_numbers >= 3  # the number batches this replaces
+
+    found = fetch_numbered_documents(conn.xero, planned, window=MAY)
+
+    assert conn.xero.calls - before == 1
+    assert list(found["xero_id"]) == [inside["InvoiceID"]]
+
+
+def test_a_few_numbers_are_read_by_number_even_with_a_window(fresh_conn: Connection) -> None:
+    """One ``InvoiceNumbers`` call is never dearer than a page, and it is exact: a number
+    dated anywhere is found."""
+    conn = fresh_conn
+    tag = _tag()
+    planned = _many(tag, count=20)
+    made = _invoice(conn, f"P{tag}-0003", _contact(conn, f"Far {tag}"), "5.00", day="2025-01-02")
+    before = conn.xero.calls
+
+    found = fetch_numbered_documents(conn.xero, planned, window=MAY, kept=None)
+
+    assert conn.xero.calls - before == 1
+    assert list(found["xero_id"]) == [made["InvoiceID"]]
+
+
+def test_a_rerun_asks_xero_only_for_what_changed_since_the_kept_lookup(
+    fresh_conn: Connection, tmp_path: Path
+) -> None:
+    """xero-api.md §2 ``If-Modified-Since``: records created or modified since. The first read
+    is kept beside the ledger; the next one within a day reads only the changes: a new
+    clash, a deleted invoice freeing its number. A document left out of the kept file and
+    unchanged since is therefore not read again, which shows the second read is the
+    changes only; past ``LOOKUP_MAX_AGE`` the read is whole again."""
+    conn = fresh_conn
+    tag = _tag()
+    planned = _many(tag)
+    contact = _contact(conn, f"Keyed {tag} Ltd")
+    stays = _invoice(conn, f"P{tag}-0001", contact, "10.00")
+    goes = _invoice(conn, f"P{tag}-0002", contact, "11.00", status="DRAFT")
+    hidden = _invoice(conn, f"P{tag}-0003", contact, "12.00")
+    kept = lookup_file(tmp_path / "ledger.sqlite", str(conn.xero.tenant_id))
+    assert kept.parent == tmp_path / "ledger.sqlite.lookups"
+    # The lookups run ten minutes on, so the documents made so far are older than the margin
+    # If-Modified-Since keeps for clock skew; what changes next happens later still.
+    assert conn.sandbox is not None
+    soon = datetime.now(UTC) + timedelta(minutes=10)
+
+    first = fetch_numbered_documents(conn.xero, planned, window=MAY, kept=kept, now=lambda: soon)
+    assert set(first["xero_id"]) == {stays["InvoiceID"], goes["InvoiceID"], hidden["InvoiceID"]}
+    saved = json.loads(kept.read_text())
+    saved["kinds"]["invoice"]["documents"] = [
+        d for d in saved["kinds"]["invoice"]["documents"] if d["xero_id"] != hidden["InvoiceID"]
+    ]
+    kept.write_text(json.dumps(saved))
+    conn.sandbox.clock.advance(20 * 60)
+    conn.xero.update_invoice(goes["InvoiceID"], {"Status": "DELETED"})
+    new = _invoice(conn, f"P{tag}-0004", contact, "14.00", day="2026-05-05")
+    before = conn.xero.calls
+
+    again = fetch_numbered_documents(conn.xero, planned, window=MAY, kept=kept, now=lambda: soon)
+
+    assert conn.xero.calls - before == 1
+    assert set(again["xero_id"]) == {stays["InvoiceID"], new["InvoiceID"]}
+    later = soon + LOOKUP_MAX_AGE + timedelta(minutes=1)
+    whole = fetch_numbered_documents(conn.xero, planned, window=MAY, kept=kept, now=lambda: later)
+    assert set(whole["xero_id"]) == {stays["InvoiceID"], hidden["InvoiceID"], new["InvoiceID"]}
+
+
+def test_a_kept_lookup_of_a_narrower_window_or_an_unreadable_one_means_a_whole_read(
+    fresh_conn: Connection, tmp_path: Path
+) -> None:
+    conn = fresh_conn
+    tag = _tag()
+    planned = _many(tag)
+    made = _invoice(conn, f"P{tag}-0001", _contact(conn, f"Wide {tag}"), "10.00", day="2026-06-01")
+    kept = lookup_file(tmp_path / "ledger.sqlite", str(conn.xero.tenant_id))
+    assert fetch_numbered_documents(conn.xero, planned, window=MAY, kept=kept).empty
+    wider = DateWindow(MAY.first, date(2026, 6, 30))  # not covered by the kept May read
+
+    assert list(
+        fetch_numbered_documents(conn.xero, planned, window=wider, kept=kept)["xero_id"]
+    ) == [made["InvoiceID"]]
+    kept.write_text("{not json")
+    assert list(
+        fetch_numbered_documents(conn.xero, planned, window=wider, kept=kept)["xero_id"]
+    ) == [made["InvoiceID"]]
+    assert json.loads(kept.read_text())["kinds"]["invoice"]["window"] == [
+        "2026-04-27",
+        "2026-06-30",
+    ]
+
+
+def test_many_credit_notes_are_looked_up_in_one_paged_read_narrowed_in_where(
+    fresh_conn: Connection,
+) -> None:
+    """Spec getCreditNotes: no Statuses list, so type, status and date go in ``where``."""
+    conn = fresh_conn
+    tag = _tag()
+    planned = _many(tag, count=60).assign(kind="credit_note", total=Decimal("-30.00"))
+    acme = _contact(conn, f"Acme {tag} Ltd")
+    body = {
+        "Type": "ACCRECCREDIT",
+        "CreditNoteNumber": f"P{tag}-0042",
+        "Contact": {"ContactID": acme},
+        "Date": "2026-05-04",
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "NoTax",
+        "LineItems": [
+            {"Description": "Refund", "Quantity": 1, "UnitAmount": 30, "AccountCode": SALES}
+        ],
+    }
+    (note,) = conn.xero.create_credit_notes([body])
+    before = conn.xero.calls
+
+    found = fetch_numbered_documents(conn.xero, planned, window=MAY)
+
+    assert conn.xero.calls - before == 1  # 60 numbers would be two 50-number reads
+    assert list(found["xero_id"]) == [note["CreditNoteID"]]
+    assert list(found["kind"]) == ["credit_note"]
 
 
 # ---- currencies ----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Issue "Reconciliation that misses nothing": invoices on or before a Xero lock date are held
 back before any call and go over once the lock moves; an invoice number Xero already uses
 for another contact or total is a clash, held back and named, never taken as "already in
-Xero". Lock dates: xero-api.md §6 (Organisation), §13 (Xero's refusal).
+Xero". Lock dates: xero-api.md §6 (Organisation), §13 (Xero's refusal). Number lookups:
+§3.4 (a paged read narrowed by Type, Date and Statuses), §2 (If-Modified-Since on the next
+plan).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 from recon.ledger import Ledger
 from recon.session import Connection
 from recon.transfer import plan_transfer, push
+from recon.transfer.guards import LOOKUP_MARGIN, lookup_file
 
 
 def _numbers_in_xero(conn: Connection) -> Counter[str]:
@@ -90,7 +93,59 @@ def test_a_number_xero_uses_for_another_contact_and_total_is_a_clash_not_a_skip(
         )
         assert made[0].get("StatusAttributeString") != "ERROR", made
         plan = plan_transfer(conn, ledger=ledger)
+    # The second plan read only what changed since the first (kept beside the ledger).
+    assert lookup_file(conn.ledger_path, plan.tenant_id).is_file()
     reason = plan.excluded.set_index("invoice_number")["reason"][victim["invoice_number"]]
     assert "already used in Xero by 'Keyed By Hand Ltd'" in reason
     assert "12.00" in reason and str(victim["contact_name"]) in reason
     assert victim["invoice_number"] not in set(plan.eligible["invoice_number"])
+
+
+def test_a_clash_dated_outside_the_plans_dates_is_refused_by_xero_at_the_push_never_duplicated(
+    fresh_conn: Connection,
+) -> None:
+    """The trade-off of reading the plan's dates (a week each side) instead of its numbers: a
+    number keyed by hand under a date months away is not seen by the plan. Xero refuses the
+    second use of the number (§3.1, "Invoice # must be unique."); the push looks that number
+    up, finds another customer and total, and fails the invoice, leaving Xero's alone. (Keyed
+    after a plan kept its lookup, the next plan would see it: If-Modified-Since reads every
+    change, whatever its date.)"""
+    conn = fresh_conn
+    first = plan_transfer(conn)  # no ledger: nothing kept, so the next plan reads in full
+    with Ledger(conn.ledger_path) as ledger:
+        victim = first.eligible[first.eligible["kind"] == "invoice"].iloc[0]
+        earliest = pd.to_datetime(first.eligible["date"]).min().date()
+        far = earliest - LOOKUP_MARGIN - pd.Timedelta(days=120)
+        assert not lookup_file(conn.ledger_path, first.tenant_id).exists()
+        (made,) = conn.xero.create_invoices(
+            [
+                {
+                    "Type": "ACCREC",
+                    "InvoiceNumber": victim["invoice_number"],
+                    "Contact": {"Name": "Keyed Long Ago Ltd"},
+                    "Date": far.isoformat(),
+                    "DueDate": far.isoformat(),
+                    "Status": "AUTHORISED",
+                    "LineItems": [
+                        {
+                            "Description": "Unrelated",
+                            "Quantity": 1,
+                            "UnitAmount": Decimal("7.00"),
+                            "AccountCode": "4000",
+                            "TaxType": "NONE",
+                        }
+                    ],
+                }
+            ]
+        )
+        assert made.get("StatusAttributeString") != "ERROR", made
+        plan = plan_transfer(conn, ledger=ledger)
+        assert victim["invoice_number"] in set(plan.eligible["invoice_number"])  # not seen
+        result = push(conn, plan.only([victim["invoice_number"]]), ledger)
+    (row,) = result.outcomes.itertuples()
+    assert row.outcome == "failed"
+    assert "Invoice # must be unique." in row.messages
+    assert "Xero has another invoice with this number" in row.messages
+    assert _numbers_in_xero(conn)[victim["invoice_number"]] == 1
+    kept = conn.xero.get_invoice(str(made["InvoiceID"]))
+    assert kept["Contact"]["Name"] == "Keyed Long Ago Ltd" and kept["Total"] == Decimal("7.00")

@@ -9,6 +9,7 @@ sandbox's control for Xero's Financial settings, reference §6/§13).
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -317,6 +318,53 @@ def test_after_a_crash_the_resend_keeps_the_attempt_and_key_of_the_lost_batch(
         assert set(rows["attempts"]) == {1} and set(rows["batch_key"]) == {key}
         assert ledger.unfinished(tenant).empty
     assert all(_count_in_xero(conn, n) == 1 for n in numbers)
+
+
+def test_after_a_crash_a_suppliers_bill_with_the_same_number_is_not_taken_for_the_invoice(
+    fresh_conn: Connection,
+) -> None:
+    """xero-api.md §3.2 Type: ACCREC numbers are unique among sales invoices, but a supplier's
+    bill (ACCPAY) may carry any number. The recovery looks up sales documents only, so the lost
+    invoice is sent, not recorded as found "booked differently"."""
+    conn = fresh_conn
+    faults = conn.sandbox.xero.faults
+    attempts = conn.xero.retry.attempts
+    with _ledger(conn) as ledger:
+        plan = _one_customer(conn, ledger, 2)
+        numbers = list(plan.eligible["invoice_number"])
+        faults.drop_next(attempts, after_commit=False)
+        faults.fail_next(attempts, status=503)
+        assert set(push(conn, plan, ledger).outcomes["outcome"]) == {"unknown"}
+    (supplier,) = conn.xero.create_contacts([{"Name": "Paper Supplies Ltd"}])
+    (bill,) = conn.xero.create_invoices(
+        [
+            {
+                "Type": "ACCPAY",
+                "InvoiceNumber": numbers[0],
+                "Contact": {"ContactID": supplier["ContactID"]},
+                "Date": "2026-09-01",
+                "DueDate": "2026-09-30",
+                "Status": "AUTHORISED",
+                "LineAmountTypes": "NoTax",
+                "LineItems": [
+                    {"Description": "Paper", "Quantity": 1, "UnitAmount": 3, "AccountCode": "4000"}
+                ],
+            }
+        ]
+    )
+    assert bill.get("StatusAttributeString") != "ERROR", bill
+    with _ledger(conn) as ledger:  # the next run: a new process
+        resolved = recover(conn, ledger)
+        assert set(resolved["resolution"]) == {"not in Xero: will be sent"}
+        rerun = push(conn, plan_transfer(conn, ledger=ledger).only(numbers), ledger)
+        assert set(rerun.outcomes["outcome"]) == {"created"}
+    sales = Counter(
+        str(i["InvoiceNumber"])
+        for i in conn.xero.iter_invoices(invoice_numbers=numbers, where='Type=="ACCREC"')
+        if i["Status"] != "DELETED"
+    )
+    assert sales == Counter(numbers)
+    assert conn.xero.get_invoice(str(bill["InvoiceID"]))["Type"] == "ACCPAY"  # left alone
 
 
 class Crash(Exception):

@@ -190,12 +190,19 @@ def test_a_429_storm_and_an_expired_token_mid_run_are_survived(fresh_conn: Conne
 
 
 def test_nothing_is_written_back_to_nexudus_by_default(fresh_conn: Connection) -> None:
-    """The ledger is the record: the write-back costs three Nexudus calls an invoice."""
+    """The ledger is the record: the write-back costs three Nexudus calls an invoice, so it is
+    off unless the params turn it on, and a push then makes no Nexudus call at all."""
     conn = fresh_conn
+    assert conn.params.write_back_system_id is False
     before = conn.nexudus.calls
     with _ledger(conn) as ledger:
-        result = push(conn, plan_transfer(conn, ledger=ledger), ledger)
+        plan = plan_transfer(conn, ledger=ledger)
+        assert plan.options.write_back is False and plan.write_back_calls == 0
+        result = push(conn, plan, ledger)
         assert (ledger.transfers(conn.xero.tenant_id)["written_back"] == 0).all()
+    assert result.calls["nexudus"] == 0
+    assert result.context["write_back_calls_needed"] == 0
+    assert "written_back" not in result.context
     first = result.outcomes.iloc[0]
     assert not conn.nexudus.get_invoice(int(first["nexudus_invoice_id"])).get("SystemId")
     assert conn.nexudus.calls - before < 10  # the plan's reads, no write per invoice
@@ -210,12 +217,18 @@ def test_with_write_back_on_each_xero_id_is_kept_in_a_whole_record_put(
     )
     with _ledger(conn) as ledger:
         plan = plan_transfer(conn, ledger=ledger)
+        assert plan.options.write_back and plan.write_back_calls == 3 * len(plan.eligible)
         first_id = int(plan.eligible.iloc[0]["nexudus_invoice_id"])
         before = conn.nexudus.get_invoice(first_id)
         result = push(conn, plan, ledger)
         transfers = ledger.transfers(conn.xero.tenant_id)
         events = ledger.events()
     not_back = transfers[transfers["written_back"] == 0]
+    # nexudus.md §5: hundreds of writes in a few of the sandbox's one-second "minutes", paced by
+    # the client: never throttled (a 409 would be retried, one more call), three calls for each
+    # invoice written back and one for each refused on its first read.
+    assert result.context["written_back"] == len(transfers) - len(not_back) > 60
+    assert result.calls["nexudus"] == 3 * result.context["written_back"] + len(not_back)
     # Only invoices Nexudus could not save stay unwritten: the planted blank billing names
     # (BillToName is required on a PUT, nexudus.md §7.1); the ledger names the field.
     assert 0 < len(not_back) < 5
@@ -229,6 +242,44 @@ def test_with_write_back_on_each_xero_id_is_kept_in_a_whole_record_put(
     assert after["SystemId"] == f"xero:{row['xero_id']}"
     unchanged = ("BillToName", "BillToAddress", "DueDate", "InvoiceFromDate", "PurchaseOrder")
     assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
+
+
+def test_the_write_back_keeps_to_its_nexudus_call_budget_and_the_next_push_writes_back_the_rest(
+    fresh_conn: Connection,
+) -> None:
+    """Counted in Nexudus' budget, not Xero's: three calls an invoice (nexudus.md §4), at most
+    ``write_back_budget`` of them in one push; the ledger says how many are left."""
+    conn = dataclasses.replace(
+        fresh_conn, params=fresh_conn.params.with_overrides(write_back_system_id=True)
+    )
+    clean = set(conn.sandbox.planted["clean_invoices"])
+    with _ledger(conn) as ledger:
+        full = plan_transfer(conn, ledger=ledger)
+        plan = full.only([n for n in full.eligible["invoice_number"] if n in clean][:5])
+        assert plan.write_back_calls == 15
+
+        first = push(conn, plan, ledger, write_back_budget=7)
+
+        assert first.calls["nexudus"] == 6  # two invoices' worth; a third would need 9
+        assert (first.context["written_back"], first.context["write_back_left"]) == (2, 3)
+        assert first.context["write_back_calls_needed"] == 15
+        assert int(ledger.transfers(plan.tenant_id)["written_back"].sum()) == 2
+        events = ledger.events()
+        deferred = events[
+            (events["action"] == "write back xero id") & (events["outcome"] == "deferred")
+        ]
+        assert deferred["detail"].str.contains("3 of 5 left for the next push").any()
+
+        again = push(conn, plan, ledger)  # nothing to Xero; the three left, within the default
+
+        assert set(again.outcomes["outcome"]) == {"skipped"}
+        assert again.calls["nexudus"] == 9 and again.context["write_back_left"] == 0
+        transfers = ledger.transfers(plan.tenant_id)
+    assert (transfers["written_back"] == 1).all()
+    for rec in transfers.itertuples():
+        assert conn.nexudus.get_invoice(int(rec.nexudus_invoice_id))["SystemId"] == (
+            f"xero:{rec.xero_id}"
+        )
 
 
 def test_contacts_are_keyed_on_a_stable_number_and_a_same_name_contact_is_used_not_duplicated(

@@ -16,7 +16,10 @@ Xero would compute differently, a customer name Xero would refuse).
 content. The ledger records the intent before each batch and the outcome
 after; a run that finds intents without outcomes looks those invoice numbers
 up in Xero before sending anything. One invoice's error never stops the batch
-or the run; a whole-batch failure is resolved the same way as a crash.
+or the run; a whole-batch failure is resolved the same way as a crash. The Xero
+write calls a push needs are ``calls_needed``; storing each new Xero id in
+Nexudus (params ``write_back_system_id``, off by default: the ledger is the
+record) costs ``write_back_calls`` Nexudus calls, paced under Nexudus' limits.
 
 ``plan_allocations(conn, ledger)`` previews (an ``AllocationPlan``) and
 ``allocate(conn, plan, ledger)`` writes (an ``AllocationResult``) the allocation
@@ -37,6 +40,7 @@ from recon.transfer.plan import (
     day_calls_left,
     fit_budget,
     plan_transfer,
+    write_back_calls,
 )
 from recon.transfer.push import BUDGET_RESERVE, TransferResult, batch_key, push, recover
 
@@ -56,4 +60,5 @@ __all__ = [
     "plan_transfer",
     "push",
     "recover",
+    "write_back_calls",
 ]

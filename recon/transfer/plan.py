@@ -6,7 +6,8 @@ Xero will compute (per-line tax, rounded half away from zero to the cent), and
 every excluded invoice with its reason (void, draft, already transferred,
 blocked by the mapping, currency not in the organisation, a total Xero would
 compute differently, a customer name Xero would refuse). It also counts the
-write calls a push needs, against what is left of today's Xero limit.
+write calls a push needs, against what is left of today's Xero limit, and the
+Nexudus calls of the write-back when the params turn it on (off by default).
 
 Before anything else, the location's binding to its Xero organisation (``recon.bindings``):
 until a person confirmed it, or when the ledger binds the location to another organisation,
@@ -30,6 +31,7 @@ import pandas as pd
 
 from recon.bindings import BindingCheck, BindingState, binding_of, check_binding
 from recon.cells import csv_safe
+from recon.clients.nexudus_limits import NexudusLimits
 from recon.clients.xero import BATCH_SIZE
 from recon.ledger import Ledger
 from recon.mapping import MappingResult, check_location
@@ -49,10 +51,14 @@ from recon.transfer.guards import (
     check_number_clashes,
     fetch_numbered_documents,
     lock_date,
+    lookup_file,
+    lookup_window,
 )
 from recon.values import decimal_sum, records
 
 __all__ = [
+    "WRITE_BACK_BUDGET",
+    "WRITE_BACK_CALLS",
     "TransferOptions",
     "TransferPlan",
     "calls_needed",
@@ -60,9 +66,17 @@ __all__ = [
     "fit_budget",
     "plan_transfer",
     "settle_binding",
+    "write_back_calls",
 ]
 
 MAX_DESCRIPTION = 4000  # Xero's limit on a line's Description
+# Nexudus calls one write-back of a Xero id costs: a read by id, the whole-record PUT, a read
+# back (nexudus.md §4: a PUT replaces the record, and only a read by id is a safe base).
+WRITE_BACK_CALLS = 3
+# Nexudus calls one push's write-back may make unless told otherwise: an hour of Nexudus' limit
+# (5,000 calls, nexudus.md §5) less room for the other reads of that hour, about 1,500
+# invoices. Past it the write-back would only wait for the hour to roll; the next push goes on.
+WRITE_BACK_BUDGET = NexudusLimits().calls_per_hour - 500
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,10 @@ class TransferOptions:
 
     status: str = "AUTHORISED"  # DRAFT, SUBMITTED or AUTHORISED
     invoice_date: str = "issue"  # "issue" (CreatedOn) or "period" (InvoiceFromDate)
-    write_back: bool = True  # store the Xero id in the Nexudus invoice's SystemId
+    # Store each new Xero id in its Nexudus invoice's SystemId (params
+    # ``write_back_system_id``). Off by default: the ledger is the record, and each costs
+    # WRITE_BACK_CALLS Nexudus calls under its limits (nexudus.md §4, §5).
+    write_back: bool = False
     batch_size: int = BATCH_SIZE
     # Send quantity 1 x Nexudus' stored line amount when Xero's arithmetic cannot reproduce
     # Nexudus' rounding any other way (params ``send_line_amounts``).
@@ -88,6 +105,7 @@ class TransferOptions:
             invoice_date=params.invoice_date,
             line_amounts=params.send_line_amounts,
             negative_invoices=params.negative_invoices,
+            write_back=params.write_back_system_id,
         )
 
 
@@ -164,6 +182,11 @@ class TransferPlan:
         """Xero writes a full push needs: contact batches plus invoice and credit-note batches."""
         return calls_needed(self.eligible, self.new_contacts, self.options.batch_size)
 
+    @property
+    def write_back_calls(self) -> int:
+        """Nexudus calls a full push's write-back needs (0 when the write-back is off)."""
+        return write_back_calls(self.eligible, self.options.write_back)
+
     def describe(self) -> str:
         """'Transfer 297 invoices (GBP 249,653.80; EUR 641.70)'."""
         parts = "; ".join(f"{r.currency} {r.total:,.2f}" for r in self.totals().itertuples())
@@ -191,6 +214,12 @@ def calls_needed(
     return sum(math.ceil(int(n) / batch_size) for n in kinds.to_numpy()) + math.ceil(
         len(needed_contacts) / batch_size
     )
+
+
+def write_back_calls(eligible: pd.DataFrame, write_back: bool = True) -> int:
+    """The Nexudus calls storing these invoices' Xero ids in Nexudus costs: ``WRITE_BACK_CALLS``
+    an invoice when ``write_back`` is on, else 0. Nexudus' budget, not Xero's."""
+    return WRITE_BACK_CALLS * len(eligible) if write_back else 0
 
 
 def fit_budget(
@@ -444,19 +473,28 @@ def plan_transfer(
         },
         index=invoices.index,
     )[open_rows]
+    date_field = "InvoiceFromDate" if options.invoice_date == "period" else "CreatedOn"
+    xero_dates = (
+        invoices[date_field]
+        .where(invoices[date_field].notna(), invoices["CreatedOn"])
+        .map(_date)
+        .map(lambda d: date.fromisoformat(d) if d else None)
+    )
     if len(planned):
-        clashes = check_number_clashes(planned, fetch_numbered_documents(conn.xero, planned))
+        # One paged read of the dates these invoices will carry, kept beside the ledger so the
+        # next plan asks Xero only for what changed since (guards.fetch_numbered_documents).
+        found = fetch_numbered_documents(
+            conn.xero,
+            planned,
+            window=lookup_window(xero_dates[open_rows]),
+            kept=lookup_file(ledger.path, tenant) if ledger is not None else None,
+        )
+        clashes = check_number_clashes(planned, found)
         already = clashes["already_in_xero"].reindex(invoices.index, fill_value=False)
         exclude(already.astype(bool), "already in Xero (same invoice number)")
         clash = clashes["reason"].reindex(invoices.index).fillna("").astype("string")
         exclude(clash != "", clash)
-    date_field = "InvoiceFromDate" if options.invoice_date == "period" else "CreatedOn"
-    xero_dates = invoices[date_field].where(invoices[date_field].notna(), invoices["CreatedOn"])
-    locked = check_lock_dates(
-        xero_dates.map(_date).map(lambda d: date.fromisoformat(d) if d else None),
-        conn.organisation,
-        options.status,
-    )
+    locked = check_lock_dates(xero_dates, conn.organisation, options.status)
     exclude(locked != "", locked.astype("string"))
     eligible_mask = reasons == ""
     excluded = pd.DataFrame(

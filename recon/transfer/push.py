@@ -38,7 +38,9 @@ import hashlib
 import json
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -51,7 +53,14 @@ from recon.ledger import Ledger
 from recon.money import D
 from recon.outcomes import TransferOutcome, Verdict, counts_text
 from recon.session import Connection
-from recon.transfer.plan import TransferPlan, calls_needed, day_calls_left, fit_budget
+from recon.transfer.plan import (
+    WRITE_BACK_BUDGET,
+    WRITE_BACK_CALLS,
+    TransferPlan,
+    calls_needed,
+    day_calls_left,
+    fit_budget,
+)
 from recon.troubleshooting import explain_all
 from recon.values import is_missing, optional_int, records
 
@@ -288,9 +297,17 @@ def recover(conn: Connection, ledger: Ledger) -> pd.DataFrame:
 
 def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
     """Invoice and credit-note numbers -> their Xero id, total, contact and the record itself
-    (``booked``: what ``booked_differences`` reads), in batches."""
+    (``booked``: what ``booked_differences`` reads), in batches.
+
+    By number, not by the plan's paged read of dates (``guards.fetch_numbered_documents``):
+    these are a batch or a crash's open intents, a call per URL's worth of numbers, and an
+    exact read of them is never dearer than a page. Sales documents only (ACCREC,
+    ACCRECCREDIT): a supplier's bill may carry the same number.
+    """
     out: dict[str, dict[str, Any]] = {}
-    for inv in conn.xero.iter_invoices(invoice_numbers=numbers, summary_only=True):
+    for inv in conn.xero.iter_invoices(
+        invoice_numbers=numbers, where='Type=="ACCREC"', summary_only=True
+    ):
         if inv.get("Status") not in ("DELETED",):
             out[str(inv["InvoiceNumber"])] = {
                 "id": inv["InvoiceID"],
@@ -301,7 +318,9 @@ def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
     missing = [n for n in numbers if n not in out]
     if missing and hasattr(conn.xero, "iter_credit_notes"):
         for note in conn.xero.iter_credit_notes(numbers=missing):
-            if note.get("Status") not in ("DELETED",):
+            if note.get("Status") not in ("DELETED",) and note.get("Type", "ACCRECCREDIT") == (
+                "ACCRECCREDIT"
+            ):
                 out[str(note["CreditNoteNumber"])] = {
                     "id": note["CreditNoteID"],
                     "total": _xero_amount(note.get("Total")),
@@ -525,6 +544,7 @@ def push(
     after_batch: Callable[[int, list[dict[str, Any]]], None] | None = None,
     call_budget: int | None = None,
     lock_wait: float | None = None,
+    write_back_budget: int | None = None,
 ) -> TransferResult:
     """Write the plan to Xero. Safe to repeat: nothing is ever created twice. Never raises for
     a call that fails or an invoice that cannot go: every eligible invoice ends with an outcome.
@@ -539,12 +559,19 @@ def push(
     One push at a time per ledger file and organisation (``Ledger.writer``): a push
     that finds another one writing waits up to ``lock_wait`` seconds (default
     ``WRITER_WAIT_SECONDS``), then reports every invoice ``deferred`` with who holds it.
+
+    With the plan's ``options.write_back`` on (params ``write_back_system_id``; off by
+    default), each new Xero id is then stored in its Nexudus invoice, paced under Nexudus'
+    limits, ``WRITE_BACK_CALLS`` Nexudus calls an invoice, at most ``write_back_budget``
+    Nexudus calls (default ``WRITE_BACK_BUDGET``): the next push writes back the rest. The
+    result's ``calls`` count Xero's and Nexudus' calls apart.
     An invoice that cannot be sent as it is (no invoice number, a number another invoice
     of the plan or the ledger uses, a figure that is not an amount) is ``failed`` with
     the reason, naming the Nexudus invoice; the others go on.
     """
     started = time.monotonic()
     calls_before = conn.xero.calls
+    nexudus_before = conn.nexudus.calls
     tenant = plan.tenant_id
     refusal = _wrong_place(conn, plan, ledger)
     if refusal:
@@ -565,10 +592,19 @@ def push(
             columns=OUTCOME_COLUMNS,
         )
         return TransferResult(
-            frame, {"xero": 0}, time.monotonic() - started, {**plan.context, "refused": refusal}
+            frame,
+            {"xero": 0, "nexudus": 0},
+            time.monotonic() - started,
+            {**plan.context, "refused": refusal},
         )
     outcomes: list[dict[str, Any]] = []
-    figures: dict[str, Any] = {"write_calls_needed": 0, "call_budget": None, "deferred": 0}
+    figures: dict[str, Any] = {
+        "write_calls_needed": 0,
+        "call_budget": None,
+        "deferred": 0,
+        "write_back_calls_needed": plan.write_back_calls,
+        "write_back_budget": WRITE_BACK_BUDGET if write_back_budget is None else write_back_budget,
+    }
     purpose = f"push of {plan.context.get('location') or 'a location'} to Xero"
     try:
         with ledger.writer(tenant, purpose, wait=lock_wait):
@@ -586,7 +622,7 @@ def push(
     frame = pd.DataFrame(outcomes, columns=OUTCOME_COLUMNS)
     return TransferResult(
         frame,
-        {"xero": conn.xero.calls - calls_before},
+        {"xero": conn.xero.calls - calls_before, "nexudus": conn.nexudus.calls - nexudus_before},
         time.monotonic() - started,
         {**plan.context, "eligible": len(plan.eligible), **figures},
     )
@@ -635,7 +671,7 @@ def _push_held(
             "was sent is in the ledger and the next run goes on from there",
         )
     if plan.options.write_back:
-        _write_back(conn, ledger, tenant)
+        figures.update(_write_back(conn, ledger, tenant, int(figures["write_back_budget"])))
 
 
 def _push_steps(
@@ -727,52 +763,78 @@ def _push_steps(
     rows = records(todo)
     size = plan.options.batch_size
     total = len(rows)
-    for kind in ("invoice", "credit_note"):
-        batch_rows = [r for r in rows if r["kind"] == kind]
-        for start in range(0, len(batch_rows), size):
-            chunk = batch_rows[start : start + size]
-            if stop_reason:
-                outcomes.extend(
-                    outcome_row(r, TransferOutcome.SKIPPED, messages=[stop_reason]) for r in chunk
-                )
-                continue
-            ready: list[dict[str, Any]] = []
-            no_contact: list[dict[str, Any]] = []
-            for r in chunk:
-                (ready if r["contact_number"] in contact_ids else no_contact).append(r)
-            outcomes.extend(
-                outcome_row(
-                    r,
-                    TransferOutcome.FAILED,
-                    messages=["The Xero contact could not be created; see the contact's error"],
-                )
-                for r in no_contact
+    # Batches go out while earlier ones await their answers, as many as keep Xero's minute full
+    # (the pacer's ``useful_in_flight``, at most its concurrent limit); the ledger is written
+    # here, in batch order, and only the HTTP calls run in the sender's threads.
+    # ``after_batch`` (a test hook) runs between one batch's answer and the next batch's send.
+    sent = _Sender(conn, one_at_a_time=after_batch is not None)
+    in_flight: deque[_InFlight] = deque()
+    stops: list[_RunStopped] = []
+
+    def settle_oldest() -> None:
+        nonlocal stop_reason
+        outcomes.extend(
+            _settle_in_flight(
+                conn, plan, ledger, in_flight.popleft(), contact_ids, after_batch, stops
             )
-            if not ready:
-                continue
-            try:
+        )
+        if stops and not stop_reason:
+            # The run cannot go on (sign-in gone, or today's limit spent): the batches already
+            # sent are settled, then the recovery asks Xero about what stayed unanswered.
+            while in_flight:
                 outcomes.extend(
-                    _send_batch(conn, plan, ledger, kind, ready, contact_ids, after_batch)
-                )
-            except _RunStopped as stop:
-                # The run cannot go on (sign-in gone, or today's limit spent): say so for the rest.
-                outcomes.extend(stop.done)
-                stop_reason = f"{NOT_SENT}{stop.cause}"
-                try:
-                    recover(conn, ledger)
-                except ClientError as lookup_exc:
-                    # Xero cannot be asked either (same cause): the intents stay open and the
-                    # next run resolves them before it sends anything.
-                    ledger.event(
-                        "xero",
-                        "recover",
-                        "deferred to the next run",
-                        tenant_id=tenant,
-                        detail=str(lookup_exc),
+                    _settle_in_flight(
+                        conn, plan, ledger, in_flight.popleft(), contact_ids, after_batch, stops
                     )
+                )
+            stop_reason = f"{NOT_SENT}{stops[0].cause}"
+            _recover_after_stop(conn, ledger, tenant)
+            for stop in stops:
                 outcomes.extend(_as_recorded(ledger, tenant, stop.sent, stop_reason))
-            if progress:
-                progress(min(len(outcomes) - skipped, total), total)
+        if progress:
+            progress(min(len(outcomes) - skipped, total), total)
+
+    try:
+        for kind in ("invoice", "credit_note"):
+            batch_rows = [r for r in rows if r["kind"] == kind]
+            for start in range(0, len(batch_rows), size):
+                chunk = batch_rows[start : start + size]
+                while in_flight and not stop_reason and len(in_flight) >= sent.useful_in_flight():
+                    settle_oldest()
+                if stop_reason:
+                    outcomes.extend(
+                        outcome_row(r, TransferOutcome.SKIPPED, messages=[stop_reason])
+                        for r in chunk
+                    )
+                    continue
+                ready: list[dict[str, Any]] = []
+                no_contact: list[dict[str, Any]] = []
+                for r in chunk:
+                    (ready if r["contact_number"] in contact_ids else no_contact).append(r)
+                failed = [
+                    outcome_row(
+                        r,
+                        TransferOutcome.FAILED,
+                        messages=["The Xero contact could not be created; see the contact's error"],
+                    )
+                    for r in no_contact
+                ]
+                if not ready:
+                    outcomes.extend(failed)
+                    continue
+                settled, batch = _claim_batch(plan, ledger, kind, ready, contact_ids)
+                if batch is None:
+                    outcomes.extend(failed + settled)
+                    if progress and not in_flight:
+                        progress(min(len(outcomes) - skipped, total), total)
+                    continue
+                in_flight.append(_InFlight(failed + settled, batch, sent.send(batch)))
+        while in_flight:
+            settle_oldest()
+    finally:
+        # On the way out (also on a crash) the calls in flight finish; what they made stays in the
+        # ledger's open intents for the next run's recovery.
+        sent.close()
 
 
 class _RunStopped(Exception):
@@ -993,21 +1055,102 @@ def _as_recorded(
     return out
 
 
-def _send_batch(
+@dataclass(frozen=True)
+class _Batch:
+    """A batch claimed in the ledger and ready to go: its kind, key, rows and Xero payloads."""
+
+    kind: str
+    key: str
+    sendable: list[dict[str, Any]]
+    payloads: list[dict[str, Any]]
+
+
+@dataclass
+class _InFlight:
+    """A batch sent and not yet settled: the outcomes already known for its chunk, the batch, and
+    Xero's answer to come."""
+
+    settled: list[dict[str, Any]]
+    batch: _Batch
+    answer: Future[list[dict[str, Any]]]
+
+
+class _Sender:
+    """Sends claimed batches to Xero from worker threads, as many at once as the client's pacer
+    allows in flight; ledger work stays with the caller."""
+
+    def __init__(self, conn: Connection, *, one_at_a_time: bool = False) -> None:
+        self._conn = conn
+        self._pacer = None if one_at_a_time else getattr(conn.xero, "pacer", None)
+        workers = int(getattr(self._pacer, "max_in_flight", 1) or 1)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="xero-push")
+
+    def useful_in_flight(self) -> int:
+        """Batches worth having in flight now (1 while Xero answers quickly)."""
+        useful = getattr(self._pacer, "useful_in_flight", None)
+        return int(useful(str(self._conn.xero.tenant_id))) if useful else 1
+
+    def send(self, batch: _Batch) -> Future[list[dict[str, Any]]]:
+        """Start the batch's call; its future holds Xero's elements or the call's error."""
+        return self._pool.submit(_post_batch, self._conn, batch)
+
+    def close(self) -> None:
+        """Wait for the calls in flight to end."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _post_batch(conn: Connection, batch: _Batch) -> list[dict[str, Any]]:
+    """The batch's one Xero call (run in a sender thread: no ledger work here)."""
+    if batch.kind == "credit_note":
+        return conn.xero.create_credit_notes(batch.payloads, idempotency_key=batch.key)
+    return conn.xero.create_invoices(batch.payloads, idempotency_key=batch.key)
+
+
+def _recover_after_stop(conn: Connection, ledger: Ledger, tenant: str) -> None:
+    """After a stop, settle what Xero holds of the unanswered batches, if Xero can be asked."""
+    try:
+        recover(conn, ledger)
+    except ClientError as lookup_exc:
+        # Xero cannot be asked either (same cause): the intents stay open and the next run
+        # resolves them before it sends anything.
+        ledger.event(
+            "xero", "recover", "deferred to the next run", tenant_id=tenant, detail=str(lookup_exc)
+        )
+
+
+def _settle_in_flight(
     conn: Connection,
+    plan: TransferPlan,
+    ledger: Ledger,
+    flight: _InFlight,
+    contact_ids: dict[str, str],
+    after_batch: Callable[[int, list[dict[str, Any]]], None] | None,
+    stops: list[_RunStopped],
+) -> list[dict[str, Any]]:
+    """The outcomes of a sent batch once Xero answered; a stop condition is added to ``stops``
+    (its settled rows returned, its sent rows left for the caller)."""
+    try:
+        return flight.settled + _settle_batch(
+            conn, plan, ledger, flight.batch, flight.answer, contact_ids, after_batch
+        )
+    except _RunStopped as stop:
+        stops.append(stop)
+        return flight.settled + stop.done
+
+
+def _claim_batch(
     plan: TransferPlan,
     ledger: Ledger,
     kind: str,
     chunk: list[dict[str, Any]],
     contact_ids: dict[str, str],
-    after_batch: Callable[[int, list[dict[str, Any]]], None] | None,
-) -> list[dict[str, Any]]:
-    """Send one batch: claim each invoice in the ledger (compare-and-set), send, record each
-    answer. Raises ``_RunStopped`` for a stop condition, with what it settled."""
+) -> tuple[list[dict[str, Any]], _Batch | None]:
+    """Claim each invoice of the chunk in the ledger (compare-and-set) and record the intent:
+    (the outcomes of rows not to send, the batch to send or None)."""
     tenant = plan.tenant_id
     out, sendable = _claimable(ledger, tenant, chunk)
     if not sendable:
-        return out
+        return out, None
     payloads = []
     for r in sendable:
         body = dict(plan.payloads[int(r["nexudus_invoice_id"])])
@@ -1031,7 +1174,8 @@ def _send_batch(
             f"{NOT_SENT}another run changed this batch's invoices in the ledger while this one "
             "prepared it; the next run sends what is still to send"
         )
-        return out + [outcome_row(r, TransferOutcome.SKIPPED, messages=[reason]) for r in sendable]
+        skipped = [outcome_row(r, TransferOutcome.SKIPPED, messages=[reason]) for r in sendable]
+        return out + skipped, None
     ledger.event(
         "xero",
         f"create {kind}s",
@@ -1040,11 +1184,51 @@ def _send_batch(
         subject=key,
         detail=[r["invoice_number"] for r in sendable],
     )
+    return out, _Batch(kind, key, sendable, payloads)
+
+
+def _send_batch(
+    conn: Connection,
+    plan: TransferPlan,
+    ledger: Ledger,
+    kind: str,
+    chunk: list[dict[str, Any]],
+    contact_ids: dict[str, str],
+    after_batch: Callable[[int, list[dict[str, Any]]], None] | None,
+) -> list[dict[str, Any]]:
+    """Send one batch: claim each invoice in the ledger (compare-and-set), send, record each
+    answer. Raises ``_RunStopped`` for a stop condition, with what it settled."""
+    out, batch = _claim_batch(plan, ledger, kind, chunk, contact_ids)
+    if batch is None:
+        return out
+    answer: Future[list[dict[str, Any]]] = Future()
     try:
-        if kind == "credit_note":
-            elements = conn.xero.create_credit_notes(payloads, idempotency_key=key)
-        else:
-            elements = conn.xero.create_invoices(payloads, idempotency_key=key)
+        answer.set_result(_post_batch(conn, batch))
+    except ClientError as exc:
+        answer.set_exception(exc)
+    try:
+        return out + _settle_batch(conn, plan, ledger, batch, answer, contact_ids, after_batch)
+    except _RunStopped as stop:
+        stop.done[:0] = out
+        raise
+
+
+def _settle_batch(
+    conn: Connection,
+    plan: TransferPlan,
+    ledger: Ledger,
+    batch: _Batch,
+    answer: Future[list[dict[str, Any]]],
+    contact_ids: dict[str, str],
+    after_batch: Callable[[int, list[dict[str, Any]]], None] | None,
+) -> list[dict[str, Any]]:
+    """Record Xero's answer to a sent batch (waiting for it), invoice by invoice. Raises
+    ``_RunStopped`` for a stop condition, with what it settled."""
+    tenant = plan.tenant_id
+    kind, key, sendable = batch.kind, batch.key, batch.sendable
+    out: list[dict[str, Any]] = []
+    try:
+        elements = answer.result()
     except (AuthError, RateLimited) as exc:
         raise _RunStopped(exc, out, sendable) from exc
     except ClientError as exc:
@@ -1296,18 +1480,29 @@ def _adopt(
     return out
 
 
-def _write_back(conn: Connection, ledger: Ledger, tenant: str) -> None:
-    """Store each new Xero id in its Nexudus invoice's SystemId, when the params ask for it.
+def _write_back(conn: Connection, ledger: Ledger, tenant: str, budget: int) -> dict[str, int]:
+    """Store each new Xero id in its Nexudus invoice's SystemId, within ``budget`` Nexudus calls.
 
-    Each is a whole-record PUT built from a fresh read and read back (nexudus.md §4). A refused
-    sign-in or a rate limit stops the write-back; the next push writes back the rest.
+    Each is a whole-record PUT built from a fresh read and read back (nexudus.md §4), each call
+    paced by the Nexudus client under Nexudus' limits (60 writes and 120 calls a minute, 5,000
+    calls an hour, §5). A refused sign-in or a rate limit stops the write-back; what is left
+    (also past the budget) the next push writes back. Returns ``written_back`` and
+    ``write_back_left``.
     """
-    if not conn.params.write_back_system_id:
-        return  # off by default: the ledger is the record (see RunParams.write_back_system_id)
     rows = ledger.transfers(tenant)
-    for rec in records(
-        rows[(rows["state"] == TransferOutcome.CREATED) & (rows["written_back"] == 0)]
-    ):
+    todo = records(rows[(rows["state"] == TransferOutcome.CREATED) & (rows["written_back"] == 0)])
+    fits = max(0, budget) // WRITE_BACK_CALLS
+    if len(todo) > fits:
+        ledger.event(
+            "nexudus",
+            "write back xero id",
+            "deferred",
+            tenant_id=tenant,
+            detail=f"{len(todo) - fits} of {len(todo)} left for the next push: the write-back "
+            f"may make {budget} Nexudus calls, {WRITE_BACK_CALLS} an invoice",
+        )
+    written = 0
+    for rec in todo[:fits]:
         try:
             conn.nexudus.update_invoice(
                 int(rec["nexudus_invoice_id"]), SystemId=f"xero:{rec['xero_id']}"
@@ -1322,6 +1517,8 @@ def _write_back(conn: Connection, ledger: Ledger, tenant: str) -> None:
                 detail=str(exc),
             )
             if isinstance(exc, (AuthError, RateLimited)):
-                return  # the next push writes back the rest
+                break  # the next push writes back the rest
             continue
         ledger.record_written_back(tenant, int(rec["nexudus_invoice_id"]))
+        written += 1
+    return {"written_back": written, "write_back_left": len(todo) - written}
