@@ -38,7 +38,7 @@ from recon.transfer.push import TransferResult, outcome_row
 
 ROOT = Path(__file__).resolve().parent.parent
 PUSH = ROOT / "recon" / "transfer" / "push.py"
-STATUS = ROOT / "recon" / "status.py"
+STATUS = ROOT / "recon" / "status_paid.py"
 STATUS_XERO = ROOT / "recon" / "status_xero.py"
 
 # The strings transfer_outcomes.csv, status_applied.csv and the ledger hold: never to change.

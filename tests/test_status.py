@@ -3,28 +3,71 @@ once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import ROOT
 
 from recon.demo import act_as_accountant
 from recon.ledger import Ledger
-from recon.session import Connection
+from recon.params import load_params
+from recon.sandbox import NexudusLimits, RateLimits, start
+from recon.session import Connection, connect, register_sandbox
 from recon.status import Difference, apply_paid, sync_status
 from recon.transfer import TransferOptions, plan_transfer, push
 
 
-@pytest.fixture
-def transferred(fresh_conn: Connection) -> tuple[Connection, Ledger, pd.DataFrame]:
+def _transfer_and_act(
+    conn: Connection,
+) -> Iterator[tuple[Connection, Ledger, pd.DataFrame]]:
     """The demo period transferred; then the accountant pays 25, part-pays 2, voids 1 and edits 1 in
     Xero."""
-    ledger = Ledger(fresh_conn.ledger_path)
-    push(fresh_conn, plan_transfer(fresh_conn, ledger=ledger), ledger)
-    sync_status(fresh_conn, ledger)  # the baseline: Xero and Nexudus as just after the transfer
-    actions = act_as_accountant(fresh_conn)
-    yield fresh_conn, ledger, actions
+    ledger = Ledger(conn.ledger_path)
+    push(conn, plan_transfer(conn, ledger=ledger), ledger)
+    sync_status(conn, ledger)  # the baseline: Xero and Nexudus as just after the transfer
+    actions = act_as_accountant(conn)
+    yield conn, ledger, actions
     ledger.close()
+
+
+@pytest.fixture
+def transferred(fresh_conn: Connection) -> Iterator[tuple[Connection, Ledger, pd.DataFrame]]:
+    """The demo period transferred and acted on in Xero, on a sandbox of the test's own."""
+    yield from _transfer_and_act(fresh_conn)
+
+
+@pytest.fixture
+def unthrottled(tmp_path: Path) -> Iterator[tuple[Connection, Ledger, pd.DataFrame]]:
+    """As ``transferred``, on a sandbox of its own whose rate limits are lifted on both sides.
+
+    For tests that count calls: with limits on, a busy machine (``pytest -n 2`` beside other
+    work) can make a server see two paced calls closer than its window allows (it stamps them
+    when they arrive, the client when it sends them), answer 429, and the client's retry is
+    then counted as one more call, though the sync chose no extra read. Lifting the limits
+    leaves only the calls the sync decided to make.
+    """
+    box = start(
+        tmp_path / "sandbox",
+        limits=RateLimits(
+            per_minute=1_000_000, per_day=1_000_000, app_per_minute=1_000_000, minute_seconds=1.0
+        ),
+        nexudus_limits=NexudusLimits(enabled=False),
+    )
+    register_sandbox(box)
+    params = load_params(ROOT / "params" / "demo.yaml").with_overrides(
+        sandbox_dir=str(box.state_dir),
+        output_dir=str(tmp_path / "out"),
+        ledger_file=str(tmp_path / "ledger.sqlite"),
+    )
+    conn = connect(params)
+    try:
+        yield from _transfer_and_act(conn)
+    finally:
+        conn.close()
+        box.stop()
 
 
 def _kind(diff: pd.DataFrame, kind: Difference) -> set[str]:
@@ -172,9 +215,11 @@ def test_drafts_sent_to_xero_are_reported_as_awaiting_approval(fresh_conn: Conne
 
 
 def test_an_incremental_sync_reads_only_what_changed(
-    transferred: tuple[Connection, Ledger, pd.DataFrame],
+    unthrottled: tuple[Connection, Ledger, pd.DataFrame],
 ) -> None:
-    conn, ledger, _ = transferred
+    """xero-api.md §2 ``If-Modified-Since`` (only what changed since the watermark); nexudus.md §3
+    (``from_`` range filter on UpdatedOn; ``TotalItems`` of a one-record page)."""
+    conn, ledger, _ = unthrottled
     first = sync_status(conn, ledger)
     quiet = sync_status(conn, ledger)
     assert quiet.context["xero_changed"] <= 1  # the overlap second may return the last change again

@@ -1,0 +1,312 @@
+"""The ledger's copy of both sides, kept current with what changed: the reads of the status sync.
+
+Floor 3: the connection's clients and the ledger. Xero: ``If-Modified-Since`` from the
+stored watermark, pages of 1,000, summary objects. Nexudus: the ``UpdatedOn`` range since
+its watermark (nexudus.md §3), plus a one-record count that tells whether anything was
+deleted; credit notes linked to the invoices they credit (§7.1), deletions confirmed by a
+404 (§4).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+import pandas as pd
+
+from recon.clients.xero import parse_xero_date
+from recon.errors import ClientError, NotFound
+from recon.ledger import Ledger
+from recon.progress import progress
+from recon.session import Connection
+from recon.values import decimal_sum, records
+
+__all__ = [
+    "CREDIT_NOTE_FOUND",
+    "DELETED_FOUND",
+    "WATERMARK_OVERLAP",
+    "ids_of",
+    "nexudus_side",
+    "refresh_nexudus_state",
+    "refresh_xero_state",
+    "xero_state_row",
+]
+
+ZERO = Decimal("0")
+# The watermark is the newest UpdatedDateUTC seen, sent with milliseconds; Xero returns what changed
+# after it. Nexudus stamps to the second and its from_ filter is inclusive, so its last second is
+# read again (harmless).
+WATERMARK_OVERLAP = timedelta(0)
+# What the status sync finds in Nexudus and keeps in the ledger's audit trail (system "nexudus"):
+# a credit note linked to the invoice it credits (subject: the credit note's id), an invoice
+# confirmed deleted by a GET answering 404 (subject: its id).
+CREDIT_NOTE_FOUND = "credit note found"
+DELETED_FOUND = "deleted found"
+
+
+def xero_state_row(inv: dict[str, Any], *, kind: str, created_by_recon: bool) -> dict[str, Any]:
+    """One row of the ledger's copy of Xero (``Ledger.update_xero_state``) from an invoice, or a
+    credit note (``kind="credit_note"``), as Xero answers it."""
+    paid_on = parse_xero_date(inv.get("FullyPaidOnDate"))
+    updated = parse_xero_date(inv.get("UpdatedDateUTC"))
+    id_key, number_key = (
+        ("CreditNoteID", "CreditNoteNumber")
+        if kind == "credit_note"
+        else ("InvoiceID", "InvoiceNumber")
+    )
+    return {
+        "xero_id": inv[id_key],
+        "number": inv.get(number_key),
+        "kind": kind,
+        "status": inv.get("Status"),
+        "total": _dec(inv.get("Total")),
+        "amount_due": _dec(inv.get("AmountDue")),
+        "amount_paid": _dec(inv.get("AmountPaid")),
+        "amount_credited": _dec(inv.get("AmountCredited")),
+        "fully_paid_on": paid_on.date().isoformat() if paid_on else None,
+        "updated_utc": updated.isoformat() if updated else None,
+        "created_by_recon": created_by_recon,
+    }
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def refresh_xero_state(conn: Connection, ledger: Ledger, *, full: bool = False) -> dict[str, Any]:
+    """Bring the ledger's copy of Xero up to date; returns what it read.
+
+    Incremental (a watermark exists): invoices changed since it, and of those the
+    ones this app created: typically two calls. Full (first run, or ``full``):
+    every invoice and every one this app created, 1,000 a page.
+    """
+    tenant = str(conn.xero.tenant_id)
+    mark = None if full else ledger.watermark(tenant, "xero_invoices")
+    since = mark - WATERMARK_OVERLAP if mark else None
+    changed = list(
+        progress(
+            conn.xero.iter_invoices(modified_since=since, summary_only=True),
+            desc="Xero invoices changed",
+            unit="invoice",
+        )
+    )
+    mine = {
+        inv["InvoiceID"]
+        for inv in conn.xero.iter_invoices(
+            modified_since=since, summary_only=True, created_by_my_app=True
+        )
+    }
+    ledger.update_xero_state(
+        tenant,
+        [
+            xero_state_row(i, kind="invoice", created_by_recon=i["InvoiceID"] in mine)
+            for i in changed
+        ],
+        complete=since is None,
+    )
+    stamps = [parse_xero_date(i.get("UpdatedDateUTC")) for i in changed]
+    newest = max((s for s in stamps if s is not None), default=None)
+    if newest is not None and (mark is None or newest > mark):
+        ledger.set_watermark(tenant, "xero_invoices", newest)
+    return {"full": since is None, "changed": len(changed), "watermark": newest or mark}
+
+
+# ---- Nexudus' side: the ledger's copy, kept current with what changed ----------------------------
+def refresh_nexudus_state(
+    conn: Connection, ledger: Ledger, transferred_ids: set[int], *, full: bool = False
+) -> dict[str, Any]:
+    """Bring the ledger's copy of this location's Nexudus invoices up to date; returns what it
+    read.
+
+    Incremental (a watermark exists): the invoices whose ``UpdatedOn`` is at or
+    after it (§3 range filter), then the location's invoice count (one record,
+    ``TotalItems``). Only when that count differs from the invoices the ledger
+    knows (something was deleted), or a new credit note names an original the
+    read did not include, is the whole location read again (1,000 a page). From a
+    whole read, transferred invoices no longer listed are asked for by id, and only
+    a 404 counts as deleted (§4 "Not found"). Credit notes (``CreditNote``) are
+    linked to the invoice whose ``UniqueId`` is their ``OriginalInvoiceGuid`` (§7.1).
+    """
+    tenant = str(conn.xero.tenant_id)
+    business_id = int(conn.business["Id"])
+    # One watermark per location: locations that share an organisation are read separately.
+    kind = f"nexudus_invoices:{business_id}"
+    mark = None if full else ledger.watermark(tenant, kind)
+    since = mark - WATERMARK_OVERLAP if mark else None
+    changed = conn.nexudus.fetch_invoices(business_id=business_id, updated_since=since)
+    if len(changed):
+        ledger.update_nexudus_state(tenant, changed)
+    linked = ids_of(ledger.event_states(tenant, "nexudus", CREDIT_NOTE_FOUND)["subject"])
+    whole = changed if since is None else None
+    if whole is None and (
+        _unresolved_credit_notes(changed, linked)
+        or _count_differs(conn, ledger, tenant, business_id)
+    ):
+        whole = conn.nexudus.fetch_invoices(business_id=business_id)
+        if len(whole):
+            ledger.update_nexudus_state(tenant, whole)
+    found = _link_credit_notes(
+        ledger, tenant, changed if whole is None else whole, linked, final=whole is not None
+    )
+    deleted = (
+        _confirm_deleted(conn, ledger, tenant, business_id, whole, transferred_ids)
+        if whole is not None
+        else 0
+    )
+    stamps = pd.concat([changed["UpdatedOn"], whole["UpdatedOn"] if whole is not None else None])
+    newest = pd.to_datetime(stamps, utc=True).max() if len(stamps) else pd.NaT
+    if not pd.isna(newest) and (mark is None or newest.to_pydatetime() > mark):
+        ledger.set_watermark(tenant, kind, newest.to_pydatetime())
+    return {
+        "full": since is None,
+        "changed": len(changed),
+        "whole_read": whole is not None,
+        "credit_notes_found": found,
+        "deleted_found": deleted,
+    }
+
+
+def _or_zero(values: pd.Series) -> pd.Series:
+    """Money with blanks as zero (Decimal cells kept)."""
+    return values.astype(object).fillna(cast(Any, ZERO))
+
+
+def ids_of(values: pd.Series) -> set[int]:
+    """The ids in a column, as ints, blanks left out."""
+    return {int(v) for v in values.dropna()}
+
+
+def _credit_notes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The credit notes in a read of invoices that name the invoice they credit."""
+    guid = frame["OriginalInvoiceGuid"].fillna("").astype(str)
+    return frame[frame["CreditNote"].fillna(False).astype(bool) & (guid != "")]
+
+
+def _unresolved_credit_notes(changed: pd.DataFrame, linked: set[int]) -> bool:
+    """Whether a credit note not linked yet names an original missing from this read."""
+    notes = _credit_notes(changed)
+    notes = notes[~notes["Id"].isin(linked)]
+    return bool((~notes["OriginalInvoiceGuid"].isin(set(changed["UniqueId"].dropna()))).any())
+
+
+def _count_differs(conn: Connection, ledger: Ledger, tenant: str, business_id: int) -> bool:
+    """Whether Nexudus counts another number of this location's invoices than the ledger knows
+    (not counting those found deleted)."""
+    remote = conn.nexudus.count_invoices(business_id)
+    if remote is None:
+        return False
+    state = ledger.nexudus_state(tenant)
+    known = state[state["business_id"] == business_id]["nexudus_invoice_id"]
+    deleted = ids_of(ledger.event_states(tenant, "nexudus", DELETED_FOUND)["subject"])
+    return int((~known.isin(deleted)).sum()) != remote
+
+
+def _link_credit_notes(
+    ledger: Ledger, tenant: str, read: pd.DataFrame, linked: set[int], *, final: bool
+) -> int:
+    """Record each new credit note in ``read`` against the invoice it credits; returns how many
+    were linked. ``final`` (``read`` is the whole location): one whose original is not among them
+    (another location's invoice, say) is recorded without one, so it is not looked for again."""
+    notes = _credit_notes(read)
+    notes = notes[~notes["Id"].isin(linked)]
+    by_guid = read.drop_duplicates("UniqueId").set_index("UniqueId")["Id"]
+    originals = notes["OriginalInvoiceGuid"].map(by_guid)
+    found = notes.assign(original_id=originals)
+    if not final:
+        found = found[originals.notna()]
+    for note in records(found[["Id", "InvoiceNumber", "original_id"]]):
+        original = note["original_id"]
+        ledger.event(
+            "nexudus",
+            CREDIT_NOTE_FOUND,
+            "linked" if not pd.isna(original) else "original not in this location",
+            tenant_id=tenant,
+            subject=str(int(note["Id"])),
+            detail={
+                "original_id": None if pd.isna(original) else int(original),
+                "credit_note_number": str(note["InvoiceNumber"]),
+            },
+        )
+    return int(originals.notna().sum())
+
+
+def _confirm_deleted(
+    conn: Connection,
+    ledger: Ledger,
+    tenant: str,
+    business_id: int,
+    whole: pd.DataFrame,
+    transferred_ids: set[int],
+) -> int:
+    """Invoices the ledger knows that a whole read no longer lists: transferred ones confirmed by a
+    GET answering 404, the others forgotten. Returns how many transferred ones were deleted."""
+    state = ledger.nexudus_state(tenant)
+    known = state[state["business_id"] == business_id]["nexudus_invoice_id"]
+    missing = known[~known.isin(set(whole["Id"]))]
+    already = ids_of(ledger.event_states(tenant, "nexudus", DELETED_FOUND)["subject"])
+    candidates = missing[missing.isin(transferred_ids) & ~missing.isin(already)]
+    ledger.forget_nexudus_state(tenant, missing[~missing.isin(transferred_ids)])
+    deleted = 0
+    for invoice_id in progress(
+        candidates.astype(int), total=len(candidates), desc="Nexudus deletions", unit="invoice"
+    ):
+        try:
+            current = conn.nexudus.get_invoice(int(invoice_id))
+        except NotFound:
+            ledger.event(
+                "nexudus",
+                DELETED_FOUND,
+                "not found",
+                tenant_id=tenant,
+                subject=str(int(invoice_id)),
+                detail={"confirmed_by": "GET billing/coworkerinvoices/{id} answered 404"},
+            )
+            deleted += 1
+        except ClientError:
+            continue  # undecided: the count still differs, so the next sync looks again
+        else:
+            # Listed no more, yet there: moved to another location, say. Keep it as it now is.
+            ledger.update_nexudus_state(tenant, pd.DataFrame([current]))
+    return deleted
+
+
+def nexudus_side(
+    ledger: Ledger, tenant: str, business_id: int, transfers: pd.DataFrame
+) -> pd.DataFrame:
+    """Nexudus' side of every transferred invoice of this location, from the ledger's copy."""
+    state = ledger.nexudus_state(tenant)
+    links = ledger.event_states(tenant, "nexudus", CREDIT_NOTE_FOUND)
+    deleted = ids_of(ledger.event_states(tenant, "nexudus", DELETED_FOUND)["subject"])
+    credited = pd.Series(dtype=object)
+    if len(links):
+        notes = pd.DataFrame(
+            {
+                "note_id": links["subject"].astype(int).to_numpy(),
+                "original_id": pd.DataFrame(list(links["detail"]))["original_id"].to_numpy(),
+            }
+        ).dropna(subset=["original_id"])
+        notes = notes.astype({"original_id": "int64"}).merge(
+            state[["nexudus_invoice_id", "total", "void"]],
+            left_on="note_id",
+            right_on="nexudus_invoice_id",
+        )
+        notes = notes[notes["void"].fillna(0).astype(int) == 0]
+        amounts = notes.assign(amount=notes["total"].abs()).groupby("original_id")["amount"]
+        credited = amounts.agg(decimal_sum)
+    mine = state[
+        state["nexudus_invoice_id"].isin(set(transfers["nexudus_invoice_id"]))
+        & (state["business_id"] == business_id)
+    ]
+    return pd.DataFrame(
+        {
+            "nexudus_invoice_id": mine["nexudus_invoice_id"],
+            "nexudus_total": mine["total"],
+            "nexudus_paid": mine["paid"].astype(bool),
+            "nexudus_paid_amount": mine["paid_amount"].pipe(_or_zero),
+            "nexudus_void": mine["void"].astype(bool),
+            "nexudus_deleted": mine["nexudus_invoice_id"].isin(deleted),
+            "nexudus_credited": mine["nexudus_invoice_id"].map(credited).pipe(_or_zero),
+            "nexudus_due_date": mine["due_date"],
+        }
+    )
