@@ -19,6 +19,7 @@ import pytest
 
 from recon.params import load_params
 from recon.report import build_report, csv_safe, csv_text, is_formula_like, unescape
+from recon.report.workbook import heading
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,8 +112,8 @@ def test_a_formula_like_name_is_a_text_cell_in_the_workbook_never_a_formula(
     report, rows = hostile_report
     ws = openpyxl.load_workbook(report.workbook)["Transfers"]
     header = [c.value for c in ws[1]]
-    names = [r[header.index("contact_name")] for r in ws.iter_rows(min_row=2)]
-    numbers = [r[header.index("invoice_number")] for r in ws.iter_rows(min_row=2)]
+    names = [r[header.index(heading("contact_name"))] for r in ws.iter_rows(min_row=2)]
+    numbers = [r[header.index(heading("invoice_number"))] for r in ws.iter_rows(min_row=2)]
     for cell, row in zip(names, rows, strict=True):
         assert cell.data_type == "s", (cell.value, cell.data_type)
         # the name itself, not a changed one (an XML reader reads a carriage return as a newline)
@@ -121,15 +122,19 @@ def test_a_formula_like_name_is_a_text_cell_in_the_workbook_never_a_formula(
             assert cell.quotePrefix, f"{row['contact_name']!r} would turn into a formula on edit"
     hostile_number = next(c for c in numbers if c.value == "=SHO-91")
     assert hostile_number.data_type == "s" and hostile_number.quotePrefix
-    # openpyxl reads any formula back with data_type "f": none on any sheet
+    # openpyxl reads any formula back with data_type "f": none but the Summary's own tie-out check
     wb = openpyxl.load_workbook(report.workbook)
-    assert [
-        (ws.title, c.coordinate)
+    formulas = [
+        (ws.title, c.row, c.value)
         for ws in wb
         for row in ws.iter_rows()
         for c in row
         if c.data_type == "f"
-    ] == []
+    ]
+    assert all(
+        title == "Summary" and wb["Summary"].cell(row=r, column=1).value.startswith("Ties out")
+        for title, r, _ in formulas
+    ), formulas
 
 
 def test_a_formula_like_name_is_behind_a_quote_in_the_report_csv(hostile_report) -> None:
@@ -156,14 +161,14 @@ def test_negative_money_stays_a_number_in_the_workbook_and_unquoted_in_the_csv(
     ws = wb["Transfers"]
     header = [c.value for c in ws[1]]
     totals = {
-        r[header.index("invoice_number")].value: r[header.index("nexudus_total")]
+        r[header.index(heading("invoice_number"))].value: r[header.index(heading("nexudus_total"))]
         for r in ws.iter_rows(min_row=2)
     }
     assert totals["SHO-90"].data_type == "n" and totals["SHO-90"].value == -12.5
     assert totals["=SHO-91"].data_type == "n" and totals["=SHO-91"].value == -0.01
     account = wb["Account mapping"]
     header = [c.value for c in account[1]]
-    assert account.cell(row=2, column=header.index("total") + 1).value == -7.25
+    assert account.cell(row=2, column=header.index(heading("total")) + 1).value == -7.25
     written = {r["invoice_number"]: r for r in read_rows(report.csv_dir / "transfers.csv")}
     assert written["SHO-90"]["nexudus_total"] == "-12.50"
     assert written["'=SHO-91"]["nexudus_total"] == "-0.01"
@@ -202,4 +207,7 @@ def test_a_name_with_control_characters_does_not_cost_the_workbook(tmp_path: Pat
     report = build_report(run_dir, load_params(ROOT / "params" / "demo.yaml"), steps=[])
     ws = openpyxl.load_workbook(report.workbook)["Transfers"]
     header = [c.value for c in ws[1]]
-    assert ws.cell(row=2, column=header.index("contact_name") + 1).value == "Bell\ufffd Ltd\ufffd"
+    assert (
+        ws.cell(row=2, column=header.index(heading("contact_name")) + 1).value
+        == "Bell\ufffd Ltd\ufffd"
+    )

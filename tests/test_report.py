@@ -22,8 +22,9 @@ import openpyxl
 import pytest
 from support import fast_retry
 
-from recon import status, transfer
-from recon.demo import act_as_accountant
+from recon import status, status_xero, transfer
+from recon.cells import csv_safe
+from recon.demo import act_as_accountant, act_in_nexudus
 from recon.ledger import Ledger
 from recon.mapping import check_location
 from recon.money import CENT
@@ -44,11 +45,30 @@ from recon.report import (
     record_step,
     steps_from_run,
 )
+from recon.report.workbook import HEADINGS
 from recon.sandbox import RateLimits, start
 from recon.session import connect, register_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
-SHEETS = ["Summary", "Account mapping", "Tax mapping", "Transfers", "Status differences", "Errors"]
+SHEETS = [
+    "Summary",
+    "Run",
+    "Account mapping",
+    "Tax mapping",
+    "Transfers",
+    "Status differences",
+    "Errors",
+]
+# The sheet each CSV of csv/ copies (tie_out.csv: the Summary's tie-out, summary.csv: Run).
+SHEET_OF_CSV = {
+    "tie_out.csv": "Summary",
+    "summary.csv": "Run",
+    "account_mapping.csv": "Account mapping",
+    "tax_mapping.csv": "Tax mapping",
+    "transfers.csv": "Transfers",
+    "status_differences.csv": "Status differences",
+    "errors.csv": "Errors",
+}
 # Each data sheet and the step CSV it is made from.
 SOURCES = {
     "Account mapping": "mapping_accounts.csv",
@@ -107,11 +127,18 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
                 str(n["CreditNoteID"]): Decimal(str(n["Total"]))
                 for n in conn.xero.iter_credit_notes()
             }
+            allocations = transfer.plan_allocations(conn, ledger)
+            transfer.allocate(conn, allocations, ledger).save(run_dir)
             act_as_accountant(conn)
+            act_in_nexudus(conn, ledger)  # as notebook 03 does on the sandbox
             diff = status.sync_status(conn, ledger)
             diff.save(run_dir)
+            # What Xero shows unpaid, as the status step saves it beside the differences.
+            csv_safe(diff.unpaid).to_csv(run_dir / "status_unpaid.csv", index=False)
             applied = status.apply_paid(conn, ledger, diff)
             applied.to_csv(run_dir / "status_applied.csv", index=False)
+            changed = status_xero.apply_xero_changes(conn, ledger, diff, confirm=True)
+            csv_safe(changed).to_csv(run_dir / "status_xero_changes.csv", index=False)
         report = build_report(
             run_dir, params, started=T0, finished=T0 + timedelta(seconds=30), steps=ok_steps()
         )
@@ -125,9 +152,22 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def machine(header: object) -> str:
+    """A sheet's human header back as the step CSV's column name ("Invoice number" ->
+    "invoice_number", "Blocked GBP" -> "blocked_GBP")."""
+    text = str(header)
+    known = {v: k for k, v in HEADINGS.items()}
+    if text in known:
+        return known[text]
+    words = text.split(" ")
+    return "_".join(w if len(w) == 3 and w.isupper() and w != "ID" else w.lower() for w in words)
+
+
 def sheet_records(ws: openpyxl.worksheet.worksheet.Worksheet) -> list[dict[str, object]]:
+    """A data sheet's rows, keyed by the step CSVs' column names."""
     rows = list(ws.iter_rows(values_only=True))
-    return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    names = [machine(h) for h in rows[0]]
+    return [dict(zip(names, r, strict=True)) for r in rows[1:]]
 
 
 def cents(value: object) -> Decimal:
@@ -142,11 +182,11 @@ def test_the_workbook_has_the_audit_sheets_in_order(demo_run: DemoRun) -> None:
     assert wb.sheetnames == SHEETS
 
 
-def test_every_sheet_has_a_frozen_header_a_filter_over_its_table_and_readable_widths(
+def test_every_table_sheet_has_a_frozen_header_a_filter_over_its_table_and_readable_widths(
     demo_run: DemoRun,
 ) -> None:
     wb = openpyxl.load_workbook(demo_run.report.workbook)
-    for ws in wb:
+    for ws in wb.worksheets[1:]:  # the Summary is laid out apart (tests/test_workbook.py)
         assert ws.freeze_panes == "A2", ws.title
         assert ws.auto_filter.ref == ws.dimensions, ws.title
         assert all(cell.font.bold for cell in ws[1]), ws.title
@@ -154,7 +194,7 @@ def test_every_sheet_has_a_frozen_header_a_filter_over_its_table_and_readable_wi
             ws.column_dimensions[openpyxl.utils.get_column_letter(c)].width
             for c in range(1, ws.max_column + 1)
         ]
-        assert all(10 <= w <= 62 for w in widths), (ws.title, widths)
+        assert all(10 <= w <= 52 for w in widths), (ws.title, widths)
 
 
 def test_each_data_sheet_has_one_row_per_row_of_its_step_csv_and_of_its_csv_copy(
@@ -167,9 +207,11 @@ def test_each_data_sheet_has_one_row_per_row_of_its_step_csv_and_of_its_csv_copy
         assert step_rows, f"the demo run should give {source} rows"
         assert wb[sheet].max_row - 1 == len(step_rows), sheet
     for path in demo_run.report.csv:
-        sheet = next(s for s in SHEETS if s.lower().replace(" ", "_") + ".csv" == path.name)
-        assert wb[sheet].max_row - 1 == len(read_csv(path)), sheet
+        sheet = SHEET_OF_CSV[path.name]
+        if sheet != "Summary":
+            assert wb[sheet].max_row - 1 == len(read_csv(path)), sheet
     assert [p.name for p in demo_run.report.csv] == [
+        "tie_out.csv",
         "summary.csv",
         "account_mapping.csv",
         "tax_mapping.csv",
@@ -186,7 +228,7 @@ def test_money_cells_are_numbers_in_the_rows_currency_format(demo_run: DemoRun) 
         ("Status differences", ["xero_total", "nexudus_total"]),
     ):
         ws = wb[sheet]
-        header = [c.value for c in ws[1]]
+        header = [machine(c.value) for c in ws[1]]
         for row in ws.iter_rows(min_row=2):
             currency = row[header.index("currency")].value
             for name in columns:
@@ -200,7 +242,7 @@ def test_money_cells_are_numbers_in_the_rows_currency_format(demo_run: DemoRun) 
                     cell.number_format,
                 )
     blocked = wb["Account mapping"]
-    header = [c.value for c in blocked[1]]
+    header = [machine(c.value) for c in blocked[1]]
     cells = [row[header.index("blocked_GBP")] for row in blocked.iter_rows(min_row=2)]
     assert all(
         isinstance(c.value, (int, float)) and c.number_format == '#,##0.00 "GBP"'
@@ -232,9 +274,7 @@ def test_the_transfer_totals_per_currency_equal_the_created_invoices_in_xero_to_
     assert in_xero == expected, "what the report says was created is what the sandbox holds"
 
     summary = {
-        (r["item"], r["currency"]): r
-        for r in sheet_records(wb["Summary"])
-        if r["section"] == "totals"
+        (r["item"], r["currency"]): r for r in sheet_records(wb["Run"]) if r["section"] == "totals"
     }
     for currency, total in expected.items():
         row = summary[("transfer: created", currency)]
@@ -259,16 +299,16 @@ def test_every_attempted_invoice_is_on_the_transfers_sheet_with_its_outcome_and_
 
 def test_the_summary_gives_steps_context_parameters_versions_and_totals(demo_run: DemoRun) -> None:
     wb = openpyxl.load_workbook(demo_run.report.workbook)
-    rows = sheet_records(wb["Summary"])
+    rows = sheet_records(wb["Run"])
     by = {(r["section"], r["item"]): r["value"] for r in rows}
     assert by[("run", "run id")] == "20261102T020000Z"
-    assert (
-        by[("run", "started")] == "2026-11-02T02:00:00+00:00"
-        and by[("run", "finished")] == "2026-11-02T02:00:30+00:00"
-    )
+    assert by[("run", "started")] == datetime(2026, 11, 2, 2, 0) and by[
+        ("run", "finished")
+    ] == datetime(2026, 11, 2, 2, 0, 30)
     assert [by[("step", s.stem)] for s in ok_steps()] == ["ok", "ok", "ok"]
     assert by[("context", "location")] == "Hive Shoreditch"
-    assert by[("parameter", "period_start")] == "2026-08-01" and by[("parameter", "push")] == "true"
+    assert by[("parameter", "period_start")] == datetime(2026, 8, 1)  # a date cell
+    assert by[("parameter", "push")] == "true"
     assert by[("parameter", "xero.token_url")] == "https://identity.xero.com/connect/token"
     assert by[("parameter", "xero.client_secret_env")] == "(masked)"
     assert {"recon", "pandas", "httpx", "authlib", "papermill", "openpyxl", "python"} <= {
@@ -295,6 +335,7 @@ def test_the_report_renders_itself_and_loads_back(demo_run: DemoRun) -> None:
     assert str(report.workbook) in str(report) and "no step failed" in str(report)
     page = report._repr_html_()
     assert "audit.xlsx" in page and "transfer: created" in page and "client_secret_env" not in page
+    assert "in_scope_amount" in page, "the tie-out first"
     again = load_report(report.run_dir)
     assert (
         again.workbook == report.workbook
@@ -384,7 +425,7 @@ def test_a_failed_step_gives_every_sheet_a_note_and_the_error_from_its_notebook(
         s: ws["A2"].value
         for s, ws in ((s, wb[s]) for s in ("Tax mapping", "Transfers", "Status differences"))
     }
-    assert all(wb[s]["A1"].value == "note" and wb[s].max_row == 2 for s in notes)
+    assert all(wb[s]["A1"].value == "Note" and wb[s].max_row == 2 for s in notes)
     assert (
         "02_transfer failed" in notes["Transfers"]
         and "03_status_sync was skipped" in notes["Status differences"]
@@ -392,7 +433,7 @@ def test_a_failed_step_gives_every_sheet_a_note_and_the_error_from_its_notebook(
     assert "01_mapping_check ran but wrote no mapping_tax_rates.csv" in notes["Tax mapping"]
     assert wb["Account mapping"].max_row == 2 and wb["Account mapping"]["A2"].value == "4000"
 
-    summary = {(r["section"], r["item"]): r for r in sheet_records(wb["Summary"])}
+    summary = {(r["section"], r["item"]): r for r in sheet_records(wb["Run"])}
     assert (
         summary[("step", "02_transfer")]["value"] == "failed"
         and summary[("step", "03_status_sync")]["value"] == "skipped"
@@ -483,7 +524,7 @@ def test_amounts_keep_every_cent_in_the_workbook_and_exactly_in_the_csv(tmp_path
     assert [r["nexudus_total"] for r in read_csv(run_dir / "csv" / "transfers.csv")] == amounts
     totals = {
         r["item"] + r["currency"]: r["value"]
-        for r in sheet_records(openpyxl.load_workbook(report.workbook)["Summary"])
+        for r in sheet_records(openpyxl.load_workbook(report.workbook)["Run"])
         if r["section"] == "totals"
     }
     assert cents(totals["transfer: createdGBP"]) == Decimal("0.10") - Decimal("0.30") + Decimal(
@@ -495,9 +536,9 @@ def test_an_empty_folder_still_gives_the_whole_workbook(tmp_path: Path) -> None:
     report = build_report(tmp_path / "nothing-yet", load_params(ROOT / "params" / "demo.yaml"))
     wb = openpyxl.load_workbook(report.workbook)
     assert wb.sheetnames == SHEETS and report.html == ()
-    assert all(wb[s]["A1"].value == "note" for s in SOURCES)
+    assert all(wb[s]["A1"].value == "Note" for s in SOURCES)
     assert ("step", "(none recorded)") in {
-        (r["section"], r["item"]) for r in sheet_records(wb["Summary"])
+        (r["section"], r["item"]) for r in sheet_records(wb["Run"])
     }
 
 
@@ -534,7 +575,7 @@ def test_steps_a_notebook_panel_records_are_counted_and_its_report_stays_current
     first = open_report(session, params)
     summary = {
         (r["section"], r["item"]): r["value"]
-        for r in sheet_records(openpyxl.load_workbook(first.workbook)["Summary"])
+        for r in sheet_records(openpyxl.load_workbook(first.workbook)["Run"])
     }
     assert summary[("run", "result")] == "2 of 2 steps ran"
     assert is_notebook_session(session), "building the report keeps the session's mark"
@@ -573,6 +614,7 @@ def test_a_key_naming_a_secret_password_or_token_is_masked() -> None:
 # ---- a run over several locations ----------------------------------------------------------------
 LOCATION_SHEETS = [
     "Summary",
+    "Run",
     "Locations",
     "Account mapping",
     "Tax mapping",
@@ -681,9 +723,12 @@ def test_a_run_over_locations_gets_one_workbook_with_a_locations_sheet_and_a_loc
     )
     wb = openpyxl.load_workbook(report.workbook)
     assert wb.sheetnames == LOCATION_SHEETS and all(
-        wb[s]["A1"].value == "location" for s in LOCATION_SHEETS if s != "Locations"
+        wb[s]["A1"].value == "Location"
+        for s in LOCATION_SHEETS
+        if s not in ("Summary", "Locations")
     )
     assert [p.name for p in report.csv] == [
+        "tie_out.csv",
         "summary.csv",
         "locations.csv",
         "account_mapping.csv",
@@ -736,15 +781,13 @@ def test_a_run_over_locations_gets_one_workbook_with_a_locations_sheet_and_a_loc
         "ServiceUnavailable: Xero did not answer after 5 tries"
     )
     assert rows[("Hive Manchester", None)]["status"] == "not run"
-    header = [c.value for c in wb["Locations"][1]]
+    header = [machine(c.value) for c in wb["Locations"][1]]
     gbp_row = next(r for r in wb["Locations"].iter_rows(min_row=2) if r[1].value == "GBP")
     assert gbp_row[header.index("in_scope_total")].number_format == '#,##0.00 "GBP"'
-    assert gbp_row[0].fill.fgColor.rgb != "00F8D7DA"
-    assert all(
-        r[0].fill.fgColor.rgb == "00F8D7DA"
-        for r in wb["Locations"].iter_rows(min_row=2)
-        if r[2].value != "ok"
-    )
+    # a location that failed or did not run is filled red by a rule on its status column
+    [(area, rules)] = [(str(cf.sqref), cf.rules) for cf in wb["Locations"].conditional_formatting]
+    assert area == wb["Locations"].dimensions.replace("A1:", "A2:")
+    assert [r.formula for r in rules] == [['$C2<>"ok"']]
 
     transfers = sheet_records(wb["Transfers"])
     assert [(r["location"], r["invoice_number"] or r["note"][:20]) for r in transfers] == [
@@ -765,7 +808,7 @@ def test_a_run_over_locations_gets_one_workbook_with_a_locations_sheet_and_a_loc
     assert "another organisation" in errors[0]["what"]
     assert "html/hive-dublin-docklands/01_mapping_check.html" in errors[1]["fix"]
     assert "--location 'Hive Manchester' --run-id 20261102T020000Z" in errors[2]["fix"]
-    summary = {(r["location"], r["section"], r["item"]): r for r in sheet_records(wb["Summary"])}
+    summary = {(r["location"], r["section"], r["item"]): r for r in sheet_records(wb["Run"])}
     assert (
         summary[(None, "run", "result")]["value"]
         == "FAILED: Hive Dublin Docklands (01_mapping_check); Hive Manchester (not run)"

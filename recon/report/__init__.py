@@ -1,4 +1,5 @@
-"""The audit pack of one run: a workbook, the same tables as CSV, the executed notebooks as HTML.
+"""The audit pack of one run: a workbook, the same tables as CSV, the executed notebooks as web
+pages, and a manifest of every file.
 
 Floor 2: reads what the steps wrote into the run folder (their CSVs and the
 executed notebooks); imports no step, no client and no widget, and makes no
@@ -6,12 +7,22 @@ call to Xero or Nexudus, so a run that failed half-way still gets its report.
 
 ``build_report(run_dir, params, started=..., finished=..., steps=...)`` writes
 
-- ``audit.xlsx``: sheets Summary, Account mapping, Tax mapping, Transfers,
-  Status differences, Errors (frozen header, filter, readable widths, money as
-  numbers in a currency format);
-- ``csv/*.csv``: the same tables, money as exact decimal text;
-- ``html/*.html``: every executed notebook in the folder, without code cells;
+- ``audit.xlsx``: Summary first (the tie-out per currency: in scope =
+  transferred + held back + failed + excluded, checked by an Excel formula and
+  by recon; what the status sync, the payments, the changes in Xero and the
+  credit-note allocations did; money blocked by mapping problem and the ageing
+  of what Xero shows unpaid, each with a bar chart), then Run (steps, context,
+  parameters, versions, totals), Account mapping, Tax mapping, Transfers,
+  Status differences, Errors: human headers, real number and date cells,
+  problems filled by conditional formatting, printable on A4 landscape;
+- ``csv/*.csv``: the same tables under the steps' column names, money as
+  exact decimal text (``tie_out.csv`` the Summary's tie-out, ``summary.csv``
+  the Run sheet);
+- ``html/*.html``: every executed notebook in the folder, without code, paths
+  relative to the run folder and no Python reprs (``pages``);
 - ``run.json``: the run's steps and times, so the report can be rebuilt;
+- ``manifest.json`` last: recon's version and git commit, the params file's
+  SHA-256 and every file's (``manifest``);
 
 and returns a ``ReportPaths`` that renders itself. A step CSV that is missing
 (its step failed or was skipped, or did not write) still gives its sheet, with
@@ -20,21 +31,22 @@ one ``note`` row saying why.
 A run over several locations keeps each location's step outputs in a folder of
 its own (``<run-id>/<location-folder>/``, with the location's ``run.json``).
 Its report is still one workbook at ``<run-id>/audit.xlsx``: every table gets a
-``location`` column first and one more sheet, Locations (one row per location
-and currency: each step's status and the counts and totals that matter), comes
-after the Summary; ``csv/`` holds the combined tables and ``html/<folder>/``
-each location's notebooks. ``build_report`` builds it when given ``locations``
-or, given neither steps nor locations, when it finds location folders.
+``location`` column first, the Summary a block per location, and one more
+sheet, Locations (one row per location and currency: each step's status and the
+counts and totals that matter), comes after the Run sheet; ``csv/`` holds the
+combined tables and ``html/<folder>/`` each location's notebooks.
+``build_report`` builds it when given ``locations`` or, given neither steps nor
+locations, when it finds location folders.
 
 Money: the step CSVs hold exact decimal text. It is read as ``Decimal`` and
-turned into a float only when a cell is written (see ``_cell_value``).
+turned into a float only when a cell is written (``workbook``).
 
 The package, by job: ``runs`` (the step and location records, run.json,
 location folders), ``tables`` (the step CSVs read into the report's tables,
-the Summary and Errors), ``locations`` (the tables of a run over several
-locations), ``cells`` (text that no spreadsheet reads as a formula),
-``workbook`` (the workbook and CSV writing), ``build`` (building,
-loading and showing a report, the HTML export, ``ReportPaths``).
+the Run sheet and Errors), ``summary`` (the Summary's figures), ``locations``
+(the tables of a run over several locations), ``workbook`` (the workbook and
+CSV writing), ``pages`` (the notebooks as web pages), ``manifest`` (the
+hashes), ``build`` (building, loading and showing a report, ``ReportPaths``).
 """
 
 from recon.cells import FORMULA_STARTS as FORMULA_STARTS

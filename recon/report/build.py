@@ -13,7 +13,7 @@ import html
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from recon.report.locations import (
     locations_table,
     not_run_table,
 )
+from recon.report.manifest import MANIFEST, write_manifest
+from recon.report.pages import render_pages
 from recon.report.runs import (
     LocationRun,
     LocationStatus,
@@ -43,16 +45,26 @@ from recon.report.runs import (
     with_notebook_error,
     write_run_record,
 )
+from recon.report.summary import SummaryData, summary_data, tie_out_table
 from recon.report.tables import (
+    Table,
     errors_table,
     read_csv,
     step_table,
     summary_table,
     typed,
+    versions,
 )
 from recon.report.workbook import write_csv, write_workbook
 
 WORKBOOK = "audit.xlsx"
+# Each data sheet: its CSV in csv/ and the step CSV it is made from.
+DATA_SHEETS = (
+    ("Account mapping", "account_mapping.csv", "mapping_accounts.csv"),
+    ("Tax mapping", "tax_mapping.csv", "mapping_tax_rates.csv"),
+    ("Transfers", "transfers.csv", "transfer_outcomes.csv"),
+    ("Status differences", "status_differences.csv", "status_differences.csv"),
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,11 @@ class ReportPaths:
         return self.run_dir / "csv"
 
     @property
+    def manifest(self) -> Path:
+        """The run folder's manifest: versions, the params file's hash, every file's SHA-256."""
+        return self.run_dir / MANIFEST
+
+    @property
     def ok(self) -> bool:
         """Whether nothing failed: no step (and, over locations, no location left not run)."""
         return not self.failed_steps
@@ -96,8 +113,12 @@ class ReportPaths:
         return pd.DataFrame(rows, columns=columns, dtype=object)
 
     def summary(self) -> pd.DataFrame:
-        """The Summary sheet as a DataFrame."""
+        """The Run sheet (run, steps, context, parameters, versions, totals) as a DataFrame."""
         return self.table("summary")
+
+    def tie_out(self) -> pd.DataFrame:
+        """The Summary sheet's tie-out per currency as a DataFrame (money as Decimal)."""
+        return self.table("tie_out")
 
     def to_dict(self) -> dict[str, Any]:
         """Where everything is, as JSON-ready values (and each location, for a run over several)."""
@@ -140,18 +161,25 @@ class ReportPaths:
             f"<li>CSV: {_link(self.csv_dir)} ({len(self.csv)} files)</li>",
         ]
         links += [f"<li>HTML: {_link(p)}</li>" for p in self.html]
+
+        def text(v: Any) -> Any:
+            return "" if v is None else f"{v:,.2f}" if isinstance(v, Decimal) else v
+
         summary = self.summary()
-        shown = summary[summary["section"] != "parameter"].map(
-            lambda v: "" if v is None else f"{v:,.2f}" if isinstance(v, Decimal) else v
-        )
+        shown = summary[summary["section"] != "parameter"].map(text)
+        try:
+            tie_out = self.tie_out().map(text).to_html(index=False, escape=True)
+        except FileNotFoundError:  # a report built before the tie-out existed
+            tie_out = ""
         return (
             (
                 f"<h3>Audit report · run {html.escape(self.run_dir.name)} "
                 f"<span style='background:{colour};padding:0 .4em'>{html.escape(verdict)}</span>"
                 f"</h3><ul>{''.join(links)}</ul>"
             )
+            + tie_out
             + shown.to_html(index=False, escape=True)
-            + "<p><i>Parameters are on the workbook's Summary sheet.</i></p>"
+            + "<p><i>Parameters are on the workbook's Run sheet.</i></p>"
         )
 
 
@@ -190,46 +218,65 @@ def build_report(
     started = started or min((s.started for s in steps if s.started), default=None)
     finished = finished or max((s.finished for s in steps if s.finished), default=None)
     write_run_record(run_dir, params, started, finished, steps)
-    data = {
-        "Account mapping": step_table(
-            "Account mapping", "account_mapping.csv", run_dir, "mapping_accounts.csv", steps, params
-        ),
-        "Tax mapping": step_table(
-            "Tax mapping", "tax_mapping.csv", run_dir, "mapping_tax_rates.csv", steps, params
-        ),
-        "Transfers": step_table(
-            "Transfers", "transfers.csv", run_dir, "transfer_outcomes.csv", steps, params
-        ),
-        "Status differences": step_table(
-            "Status differences",
-            "status_differences.csv",
-            run_dir,
-            "status_differences.csv",
-            steps,
-            params,
-        ),
-    }
-    errors = errors_table(run_dir, steps)
-    summary = summary_table(
-        run_dir,
-        params,
-        started,
-        finished,
-        steps,
-        {**run_context(run_dir, params), **(context or {})},
+    context = {**run_context(run_dir, params), **(context or {})}
+    data = [
+        step_table(sheet, csv_name, run_dir, source, steps, params)
+        for sheet, csv_name, source in DATA_SHEETS
+    ]
+    run = summary_table(run_dir, params, started, finished, steps, context)
+    summary = summary_data(
+        [(None, run_dir)],
+        f"Audit pack: {context.get('location') or params.location}, {_period(params)}",
+        _summary_lines(run_dir, _result(run), context.get("organisation") or params.organisation),
+        (finished or started or datetime.now(tz=UTC)).astimezone(UTC).date(),
     )
-    tables = [summary, *data.values(), errors]
-    workbook = write_workbook(tables, run_dir / WORKBOOK)
-    csvs = tuple(write_csv(t, run_dir / "csv") for t in tables)
-    htmls = render_notebooks(run_dir, run_dir / "html")
+    tables = [run, *data, errors_table(run_dir, steps)]
+    paths = _write_pack(run_dir, params, tables, summary, render_pages(run_dir, run_dir / "html"))
     return ReportPaths(
         run_dir,
-        workbook,
-        csvs,
-        htmls,
+        paths[0],
+        paths[1],
+        paths[2],
         tuple(s.name for s in steps if s.status == StepStatus.FAILED),
         tuple(steps),
     )
+
+
+def _period(params: RunParams) -> str:
+    return f"{params.period_start.isoformat()} to {params.period_end.isoformat()}"
+
+
+def _result(run: Table) -> str:
+    """The run's result, from its Run table."""
+    section, item, value = (run.columns.index(c) for c in ("section", "item", "value"))
+    found = (r[value] for r in run.rows if (r[section], r[item]) == ("run", "result"))
+    return str(next(found, ""))
+
+
+def _summary_lines(run_dir: Path, result: str, organisation: str | None) -> list[str]:
+    """The lines under the Summary's title: the run and its result, then how the pack was made."""
+    recon_version = dict(versions()).get("recon", "")
+    return [
+        f"Run {run_dir.name}; organisation {organisation or 'not recorded'}; {result}",
+        f"Report built {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC by recon {recon_version}. "
+        "The Run sheet has the steps, parameters and versions; manifest.json a SHA-256 of "
+        "every file.",
+    ]
+
+
+def _write_pack(
+    run_dir: Path,
+    params: RunParams,
+    tables: list[Table],
+    summary: SummaryData,
+    htmls: tuple[Path, ...],
+) -> tuple[Path, tuple[Path, ...], tuple[Path, ...]]:
+    """Write the workbook and the CSVs, then the manifest of everything (last); return the
+    workbook, the CSVs and the pages."""
+    workbook = write_workbook(tables, run_dir / WORKBOOK, summary, run_dir.name)
+    csvs = tuple(write_csv(t, run_dir / "csv") for t in [tie_out_table(summary), *tables])
+    write_manifest(run_dir, params)
+    return workbook, csvs, htmls
 
 
 def load_report(run_dir: str | Path) -> ReportPaths:
@@ -284,26 +331,9 @@ def open_report(run_dir: str | Path, params: RunParams, *, rebuild: bool = False
 
 
 def render_notebooks(run_dir: Path, html_dir: Path) -> tuple[Path, ...]:
-    """Every executed notebook in ``run_dir`` as HTML without code cells (outputs, markdown and
-    errors only)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    notebooks = sorted(run_dir.glob("*.ipynb"))
-    if not notebooks:
-        return ()
-    html_dir.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(  # type: ignore[no-untyped-call]  # nbconvert's traitlets __init__
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
-    )
-    written = []
-    for path in notebooks:
-        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # unannotated
-        body, _ = exporter.from_notebook_node(notebook)
-        target = html_dir / f"{path.stem}.html"
-        target.write_text(body, "utf-8")
-        written.append(target)
-    return tuple(written)
+    """Every executed notebook in ``run_dir`` as a web page without code (``recon.report.pages``):
+    outputs and markdown, paths relative to the run folder, no Python reprs."""
+    return render_pages(Path(run_dir), Path(html_dir))
 
 
 def _locations_report(
@@ -331,12 +361,7 @@ def _locations_report(
         for loc in locs
     }
     data = []
-    for sheet, csv_name, source in (
-        ("Account mapping", "account_mapping.csv", "mapping_accounts.csv"),
-        ("Tax mapping", "tax_mapping.csv", "mapping_tax_rates.csv"),
-        ("Transfers", "transfers.csv", "transfer_outcomes.csv"),
-        ("Status differences", "status_differences.csv", "status_differences.csv"),
-    ):
+    for sheet, csv_name, source in DATA_SHEETS:
         parts = [
             (
                 loc.name,
@@ -347,20 +372,29 @@ def _locations_report(
             for loc in locs
         ]
         data.append(combined(sheet, csv_name, parts))
+    run = locations_summary(run_dir, params, started, finished, locs, contexts)
+    organisations = sorted(
+        {str(c["organisation"]) for c in contexts.values() if c.get("organisation")}
+    )
+    summary = summary_data(
+        [(loc.name, run_dir / loc.folder) for loc in locs],
+        f"Audit pack: {len(locs)} locations, {_period(params)}",
+        _summary_lines(run_dir, _result(run), ", ".join(organisations) or None),
+        (finished or started or datetime.now(tz=UTC)).astimezone(UTC).date(),
+    )
     tables = [
-        locations_summary(run_dir, params, started, finished, locs, contexts),
+        run,
         locations_table(run_dir, params, locs, contexts),
         *data,
         locations_errors(run_dir, locs),
     ]
-    workbook = write_workbook(tables, run_dir / WORKBOOK)
-    csvs = tuple(write_csv(t, run_dir / "csv") for t in tables)
     htmls = tuple(
         page
         for loc in locs
         if (run_dir / loc.folder).is_dir()
-        for page in render_notebooks(run_dir / loc.folder, run_dir / "html" / loc.folder)
+        for page in render_pages(run_dir / loc.folder, run_dir / "html" / loc.folder, run_dir)
     )
+    workbook, csvs, htmls = _write_pack(run_dir, params, tables, summary, htmls)
     return ReportPaths(run_dir, workbook, csvs, htmls, failed_in(locs), (), tuple(locs))
 
 

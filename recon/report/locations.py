@@ -17,15 +17,18 @@ from typing import Any
 from recon.money import ZERO
 from recon.outcomes import TransferOutcome, Verdict
 from recon.params import RunParams
-from recon.report.runs import LocationRun, LocationStatus, first_failed, iso
+from recon.report.runs import LocationRun, LocationStatus, first_failed
 from recon.report.tables import (
+    RUN_SHEET,
     Table,
     amount_or_zero,
     errors_table,
     parameter_rows,
+    parameter_value,
     read_csv,
     step_row,
     totals_rows,
+    utc,
     versions,
 )
 
@@ -123,8 +126,8 @@ def locations_summary(
     locs: Sequence[LocationRun],
     contexts: Mapping[str, Mapping[str, Any]],
 ) -> Table:
-    """The Summary sheet of a run over locations: the run, each location's status, steps and
-    context, the parameters, versions and each location's totals."""
+    """The Run sheet of a run over locations (``csv/summary.csv``): the run, each location's
+    status, steps and context, the parameters, versions and each location's totals."""
     bad = [loc for loc in locs if loc.status != LocationStatus.OK]
     result = (
         "FAILED: "
@@ -133,11 +136,11 @@ def locations_summary(
         else f"{len(locs)} of {len(locs)} locations ran, no step failed"
     )
     rows: list[list[Any]] = [
-        [None, "run", "run id", run_dir.name, None, None, str(run_dir)],
-        [None, "run", "started", iso(started) or "not recorded", None, None, "UTC"],
-        [None, "run", "finished", iso(finished) or "not recorded", None, None, "UTC"],
+        [None, "run", "run id", run_dir.name, None, None, "the run folder's name"],
+        [None, "run", "started", utc(started) or "not recorded", None, None, "UTC"],
+        [None, "run", "finished", utc(finished) or "not recorded", None, None, "UTC"],
         [None, "run", "result", result, None, None, ""],
-        [None, "run", "report built", iso(datetime.now(tz=UTC)), None, None, "UTC"],
+        [None, "run", "report built", utc(datetime.now(tz=UTC)), None, None, "UTC"],
         [
             None,
             "run",
@@ -188,7 +191,7 @@ def locations_summary(
             None,
             "parameter",
             key,
-            value,
+            parameter_value(value),
             None,
             None,
             (
@@ -205,7 +208,7 @@ def locations_summary(
         if (run_dir / loc.folder).is_dir():
             rows += [[loc.name, *r] for r in totals_rows(run_dir / loc.folder)]
     return Table(
-        "Summary",
+        RUN_SHEET,
         "summary.csv",
         ["location", "section", "item", "value", "currency", "count", "detail"],
         rows,

@@ -160,12 +160,9 @@ def steps_from_run(run_dir: str | Path) -> list[StepRun]:
         return [
             StepRun.from_dict(s) for s in json.loads(record.read_text("utf-8")).get("steps", [])
         ]
-    import nbformat
-
     steps = []
     for path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
-        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # unannotated
-        meta = notebook.metadata.get("papermill", {})
+        meta = (read_notebook(path).get("metadata") or {}).get("papermill") or {}
         status = StepStatus.FAILED if meta.get("exception") else StepStatus.OK
         steps.append(
             StepRun(
@@ -372,16 +369,12 @@ def with_notebook_error(run_dir: Path, step: StepRun) -> StepRun:
 def notebook_error(path: Path) -> tuple[str, str] | None:
     """(``"Name: message"``, ``"In [n]: first line of the cell"``) of the first error in an executed
     notebook."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # nbformat.read is unannotated
-    for index, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []):
+    for index, cell in enumerate(read_notebook(path).get("cells") or []):
+        for out in cell.get("outputs") or []:
             if out.get("output_type") == "error":
-                first = next(
-                    (ln.strip() for ln in str(cell.get("source", "")).splitlines() if ln.strip()),
-                    "",
-                )
+                source = cell.get("source") or ""
+                source = "".join(source) if isinstance(source, list) else str(source)
+                first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
                 label = (
                     f"In [{cell.get('execution_count')}]"
                     if cell.get("execution_count")
@@ -390,6 +383,19 @@ def notebook_error(path: Path) -> tuple[str, str] | None:
                 evalue = ANSI.sub("", str(out.get("evalue", ""))).strip()
                 return f"{out.get('ename')}: {evalue}", f"{label}: {first[:100]}"
     return None
+
+
+def read_notebook(path: Path) -> dict[str, Any]:
+    """An executed notebook's JSON (nbformat 4) as a dict; ``{}`` for a file that is not one.
+
+    Read as plain JSON: importing nbformat costs seconds (its schema validator), and the report
+    only reads cells, outputs and metadata.
+    """
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_run_record(

@@ -1,10 +1,11 @@
-"""The report's tables for one run folder: the step CSVs read in, the Summary and the Errors.
+"""The report's tables for one run folder: the step CSVs read in, the Run sheet and the Errors.
 
 Floor 2 (part of ``recon.report``): reads the CSVs the steps wrote into
-``Table``s (money as exact ``Decimal``, counts as int, a missing CSV as one
-``note`` row saying why), and builds the Summary (run, steps, context,
-parameters with secrets masked, versions, per-currency totals) and the Errors
-table. Writes nothing.
+``Table``s (money as exact ``Decimal``, counts as int, rates as ``Decimal``,
+dates as ``date``, a missing CSV as one ``note`` row saying why), and builds
+the Run table (run, steps, context, parameters with secrets masked, versions,
+per-currency totals; ``csv/summary.csv``, its name since the first reports) and
+the Errors table. Writes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from typing import Any
 
 from recon.cells import unescape
 from recon.money import ZERO
-from recon.outcomes import Outcome, PaymentOutcome, TransferOutcome, Verdict
+from recon.outcomes import (
+    AllocationOutcome,
+    Outcome,
+    PaymentOutcome,
+    TransferOutcome,
+    Verdict,
+    XeroChangeOutcome,
+)
 from recon.params import RunParams
 from recon.report.runs import StepRun, StepStatus, iso
 
@@ -47,8 +55,28 @@ MONEY_COLUMNS = frozenset(
         "in_scope_total",
         "blocked_total",
         "deferred_total",
+        "nexudus_total_at_transfer",
+        "nexudus_credited",
+        "xero_amount_credited",
+        "nexudus_due",
+        "nexudus_subtotal",
+        "nexudus_tax",
+        "xero_subtotal",
+        "xero_tax",
+        # the Summary's tie-out (csv/tie_out.csv)
+        "in_scope_amount",
+        "transferred_amount",
+        "held_back_amount",
+        "failed_amount",
+        "excluded_amount",
     }
 )
+# Percentages and exchange rates: numbers, but not money.
+RATE_COLUMNS = frozenset({"tax_rate", "xero_rate", "currency_rate"})
+# Days (``2026-08-15``) and moments (``2026-08-01 06:00:13+01:00``) the steps write as ISO text.
+DATE_COLUMNS = frozenset({"xero_paid_on", "paid_on", "due_date", "date"})
+# Yes/no columns the steps write as ``True``/``False``.
+BOOLEAN_COLUMNS = frozenset({"nexudus_paid"})
 COUNT_COLUMNS = frozenset(
     {
         "invoices",
@@ -63,8 +91,16 @@ COUNT_COLUMNS = frozenset(
         "deferred",
         "failed",
         "status_differences",
+        "in_scope_invoices",
+        "transferred_invoices",
+        "held_back_invoices",
+        "failed_invoices",
+        "excluded_invoices",
     }
 )
+# The sheet of the run's details (steps, context, parameters, versions, totals); the Summary sheet
+# is the tie-out (``recon.report.summary``).
+RUN_SHEET = "Run"
 # Which step writes a CSV: the step notebook whose name holds the keyword.
 STEP_OF_CSV = (("mapping_", "mapping"), ("transfer_", "transfer"), ("status_", "status"))
 
@@ -110,10 +146,15 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
 
 
 def typed(column: str, text: str) -> Any:
-    """A CSV cell as the report holds it: money as Decimal, counts as int, the rest as text."""
+    """A CSV cell as the report holds it: money and rates as Decimal, counts as int, dates as
+    ``date`` (a moment as ``datetime``), yes/no as bool, the rest as text."""
     if text == "":
         return None
-    if column in MONEY_COLUMNS or re.fullmatch(r"blocked_[A-Z]{3}", column):
+    if (
+        column in MONEY_COLUMNS
+        or column in RATE_COLUMNS
+        or re.fullmatch(r"blocked_[A-Z]{3}", column)
+    ):
         try:
             amount = Decimal(text)
         except InvalidOperation:
@@ -121,6 +162,23 @@ def typed(column: str, text: str) -> Any:
         return amount if amount.is_finite() else text
     if column in COUNT_COLUMNS and re.fullmatch(r"-?\d{1,15}", text):
         return int(text)
+    if column in DATE_COLUMNS:
+        return moment(text)
+    if column in BOOLEAN_COLUMNS and text in ("True", "False"):
+        return text == "True"
+    return text
+
+
+def moment(text: str) -> date | datetime | str:
+    """ISO text as a ``date`` (``2026-08-15``) or a ``datetime`` (with a time); other text as it
+    is."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*", text):
+            return datetime.fromisoformat(text)
+    except ValueError:
+        pass
     return text
 
 
@@ -227,8 +285,8 @@ def summary_table(
     steps: Sequence[StepRun],
     context: Mapping[str, Any],
 ) -> Table:
-    """The Summary sheet of one run folder: the run, its steps, the context, the parameters,
-    versions and the totals."""
+    """The Run sheet of one run folder (``csv/summary.csv``): the run, its steps, the context, the
+    parameters, versions and the totals."""
     columns = ["section", "item", "value", "currency", "count", "detail"]
     failed = [s.stem for s in steps if s.status == StepStatus.FAILED]
     ran = [s for s in steps if s.status == StepStatus.OK]
@@ -240,11 +298,11 @@ def summary_table(
         + (f"; skipped: {', '.join(skipped)}" if skipped else "")
     )
     rows: list[list[Any]] = [
-        ["run", "run id", run_dir.name, None, None, str(run_dir)],
-        ["run", "started", iso(started) or "not recorded", None, None, "UTC"],
-        ["run", "finished", iso(finished) or "not recorded", None, None, "UTC"],
+        ["run", "run id", run_dir.name, None, None, "the run folder's name"],
+        ["run", "started", utc(started) or "not recorded", None, None, "UTC"],
+        ["run", "finished", utc(finished) or "not recorded", None, None, "UTC"],
         ["run", "result", result, None, None, ""],
-        ["run", "report built", iso(datetime.now(tz=UTC)), None, None, "UTC"],
+        ["run", "report built", utc(datetime.now(tz=UTC)), None, None, "UTC"],
     ]
     rows += [step_row(s) for s in steps]
     if not steps:
@@ -281,10 +339,26 @@ def summary_table(
     ]
     if context.get("tenant_id"):
         rows.append(["context", "tenant id", context["tenant_id"], None, None, ""])
-    rows += [["parameter", key, value, None, None, ""] for key, value in parameter_rows(params)]
+    rows += [
+        ["parameter", key, parameter_value(value), None, None, ""]
+        for key, value in parameter_rows(params)
+    ]
     rows += [["version", name, version, None, None, ""] for name, version in versions()]
     rows += totals_rows(run_dir)
-    return Table("Summary", "summary.csv", columns, rows)
+    return Table(RUN_SHEET, "summary.csv", columns, rows)
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """A moment in UTC to the second (the Run sheet shows it as a date and time, UTC)."""
+    return moment.astimezone(UTC).replace(microsecond=0) if moment else None
+
+
+def parameter_value(text: str) -> str | date | int:
+    """A parameter's text as the Run sheet holds it: a day (``2026-08-01``) as a ``date``, a whole
+    number as an int."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return date.fromisoformat(text)
+    return int(text) if re.fullmatch(r"-?\d{1,15}", text) else text
 
 
 def step_row(s: StepRun) -> list[Any]:
@@ -417,6 +491,24 @@ def totals_rows(run_dir: Path) -> list[list[Any]]:
             "nexudus_total",
             "Nexudus totals",
         )
+    if (changes := load("status_xero_changes.csv")) is not None:
+        for outcome in sorted({r.get("outcome") or "" for r in changes}):
+            add(
+                f"changed in Xero: {outcome}",
+                "status_xero_changes.csv",
+                [r for r in changes if r.get("outcome") == outcome],
+                "amount",
+                _labelled(XeroChangeOutcome, outcome, "amounts of the invoices changed"),
+            )
+    if (allocations := load("allocation_outcomes.csv")) is not None:
+        for outcome in sorted({r.get("outcome") or "" for r in allocations}):
+            add(
+                f"credit note allocation: {outcome}",
+                "allocation_outcomes.csv",
+                [r for r in allocations if r.get("outcome") == outcome],
+                "amount",
+                _labelled(AllocationOutcome, outcome, "credit note amounts"),
+            )
     if (applied := load("status_applied.csv")) is not None:
         currency_of = {
             r.get("invoice_number") or "": r.get("currency") or "" for r in differences or []
