@@ -5,6 +5,7 @@
                              # sandbox
     python3 tasks.py test    # same set-up, then the whole test suite
     python3 tasks.py lock    # rewrite requirements.lock from the current .venv
+    python3 tasks.py strip   # clear outputs from notebooks/*.ipynb before a commit (a test checks)
 
 The virtualenv is reused while requirements.lock and pyproject.toml are unchanged
 (a stamp file records their hash). Only the standard library is used here.
@@ -99,8 +100,24 @@ def lock(args: list[str]) -> None:
     (ROOT / "requirements.lock").write_text("\n".join(header + lines) + "\n")
 
 
+def strip(args: list[str]) -> None:
+    """Clear outputs, execution counts and run metadata from notebooks/*.ipynb."""
+    import json
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text("utf-8"))
+        for key in ("widgets", "papermill"):
+            nb["metadata"].pop(key, None)
+        for cell in nb["cells"]:
+            for key in ("execution", "ExecuteTime", "papermill", "collapsed", "scrolled"):
+                cell.get("metadata", {}).pop(key, None)
+            if cell["cell_type"] == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", "utf-8")
+
+
 def main() -> None:
-    commands = {"demo": demo, "test": test, "lock": lock}
+    commands = {"demo": demo, "test": test, "lock": lock, "strip": strip}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     try:

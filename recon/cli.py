@@ -262,11 +262,23 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _skip_iri_grammar() -> None:
+    """Keep jsonschema's IRI grammar (``rfc3987_syntax``) out of papermill's import.
+
+    nbformat validates notebooks with jsonschema, which compiles about 40 grammars of
+    rfc3987_syntax on import when it is installed: several seconds of every ``recon run``.
+    Notebook schemas check no IRI, and jsonschema treats a missing rfc3987_syntax as "IRI
+    format not checked", so it is kept out (``None`` in ``sys.modules`` makes its import fail).
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
 def notebook_parameters(
     notebook: Path, params_file: Path, run_dir: Path, params: RunParams, location: str | None = None
 ) -> dict[str, Any]:
     """What papermill passes to a notebook: paths, run switches and the location it declares; never
     a credential."""
+    _skip_iri_grammar()
     import papermill as pm
 
     offered: dict[str, Any] = {
@@ -285,6 +297,7 @@ def run_step(
 ) -> StepRun:
     """Execute one notebook into the run folder; a failure becomes a failed ``StepRun``, never an
     exception."""
+    _skip_iri_grammar()
     import papermill as pm
 
     started = datetime.now(tz=UTC)
@@ -416,7 +429,7 @@ def run(
         params = params.with_overrides(location=location)
     notebooks = list(notebooks if notebooks is not None else notebooks_in_order())
     check_only(only, notebooks)
-    root = out_root or Path(params.output_dir)
+    root = out_root or params.output_path()
     run_dir = named_run_dir(root, run_name) if run_name else new_run_dir(root)
     if own_params:  # what the steps read, and what the run's record names
         params_file = params.save(run_dir / RUN_PARAMS)

@@ -241,10 +241,18 @@ class RunParams:
             return p
         base = Path(self.source).resolve().parent
         candidate = base / p
-        # params files live in params/; paths in them may be written from the repository root.
-        return (
-            candidate if candidate.exists() or not (base.parent / p).exists() else base.parent / p
-        )
+        if candidate.exists():
+            return candidate
+        # params files live in params/; paths in them may be written from the repository root
+        # (``output_dir: out`` is the checkout's out/, whether or not it exists yet).
+        if (base.parent / p).exists() or base.name == "params":
+            return base.parent / p
+        return candidate
+
+    def output_path(self) -> Path:
+        """The folder of reports and run folders (``output_dir``), resolved as every path of the
+        params is: from the params file's folder, never from the working folder."""
+        return self.resolve(self.output_dir) or Path(self.output_dir)
 
     def secret(self, env_name: str) -> str:
         """Read a credential from the environment (never from a params file)."""

@@ -163,7 +163,7 @@ def connect(params: RunParams | str | Path, **overrides: Any) -> Connection:
         wiring = LocationMap(str(organisation_name(xero)), category, option)
     tracking = _check_tracking(xero, wiring, params, str(business["Name"]))
     ledger = params.resolve(params.ledger_file) or (
-        (box.state_dir if box else Path(params.output_dir)) / "ledger.sqlite"
+        (box.state_dir if box else params.output_path()) / "ledger.sqlite"
     )
     return Connection(
         params=params,
