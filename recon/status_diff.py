@@ -198,6 +198,10 @@ DIFF_COLUMNS = [
 ]
 
 
+# What Xero shows unpaid at the sync (invoice, currency, amount due, due date): the ageing.
+UNPAID_FILE = "status_unpaid.csv"
+
+
 @dataclass(frozen=True)
 class StatusDiff:
     """The differences, the ageing of what is still owed, and what the sync cost."""
@@ -244,10 +248,12 @@ class StatusDiff:
         ).reset_index()
 
     def save(self, folder: str | Path) -> Path:
-        """Write the differences as ``status_differences.csv`` in ``folder``; returns its path."""
+        """Write the differences as ``status_differences.csv`` in ``folder``, and what Xero shows
+        unpaid as ``status_unpaid.csv`` (the report's ageing); returns the differences' path."""
         path = Path(folder) / "status_differences.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         csv_safe(self.differences).to_csv(path, index=False)
+        csv_safe(self.unpaid).to_csv(path.with_name(UNPAID_FILE), index=False)
         return path
 
     def __str__(self) -> str:

@@ -132,9 +132,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
             act_as_accountant(conn)
             act_in_nexudus(conn, ledger)  # as notebook 03 does on the sandbox
             diff = status.sync_status(conn, ledger)
-            diff.save(run_dir)
-            # What Xero shows unpaid, as the status step saves it beside the differences.
-            csv_safe(diff.unpaid).to_csv(run_dir / "status_unpaid.csv", index=False)
+            diff.save(run_dir)  # with status_unpaid.csv beside the differences
             applied = status.apply_paid(conn, ledger, diff)
             applied.to_csv(run_dir / "status_applied.csv", index=False)
             changed = status_xero.apply_xero_changes(conn, ledger, diff, confirm=True)
