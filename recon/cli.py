@@ -570,6 +570,8 @@ def execute(
         )
         done = {s.name for s in steps}
         rest = [nb for nb in notebooks if nb.name not in done]
+        if rest and "transfer" in rest[0].stem:
+            settle_interrupted_transfer(run_dir, why.split(": ", 1)[1], say)
         for i, nb in enumerate(rest):
             steps.append(
                 StepRun(
@@ -581,6 +583,22 @@ def execute(
             )
         return steps, EXIT_INTERRUPTED
     return steps, failure_code(steps)
+
+
+def settle_interrupted_transfer(run_dir: Path, why: str, say: Callable[[str], None]) -> None:
+    """Write the outcomes of a transfer stopped mid-push from the ledger (its kernel could not),
+    so the report lists what was sent; a failure to do so is said, never raised."""
+    import sqlite3
+
+    from recon.transfer.interrupted import outcomes_after_interrupt
+
+    try:
+        path = outcomes_after_interrupt(run_dir, why)
+    except (OSError, ValueError, KeyError, sqlite3.Error, ReconError) as exc:
+        say(f"could not read the interrupted transfer's outcomes back from the ledger: {exc}")
+        return
+    if path is not None:
+        say(f"  the transfer's outcomes, read back from the ledger: {path}")
 
 
 def run_locations(

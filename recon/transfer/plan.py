@@ -18,10 +18,11 @@ params confirm, before its first call (``settle_binding``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,10 @@ WRITE_BACK_CALLS = 3
 # (5,000 calls, nexudus.md §5) less room for the other reads of that hour, about 1,500
 # invoices. Past it the write-back would only wait for the hour to roll; the next push goes on.
 WRITE_BACK_BUDGET = NexudusLimits().calls_per_hour - 500
+
+
+# Beside the plan's CSV files: the organisation and ledger its push records in.
+PLAN_RECORD = "transfer_plan.json"
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,16 @@ class TransferPlan:
         ):
             csv_safe(frame).to_csv(out / name, index=False)
             paths.append(out / name)
+        # Where the push records its writes: an interrupted run's outcomes are read back from
+        # there (recon.transfer.interrupted). No credential, only a path and ids.
+        record = {
+            "tenant_id": self.tenant_id,
+            "ledger_path": self.context.get("ledger_path"),
+            "push": bool(self.context.get("push")),
+            "planned_at": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
+        }
+        (out / PLAN_RECORD).write_text(json.dumps(record, indent=1), "utf-8")
+        paths.append(out / PLAN_RECORD)
         return paths
 
     def contacts(self) -> pd.DataFrame:
@@ -583,6 +598,8 @@ def plan_transfer(
         "binding": binding.to_dict(),
         # Where the push records and checks the binding when it is not handed a ledger.
         "ledger_path": str(ledger.path) if ledger is not None else None,
+        # Whether an unattended run asked this plan to be pushed (params ``push``).
+        "push": bool(conn.params.push),
         "day_calls_left": day_calls_left(conn),
         "tracking": getattr(conn, "tracking", None),
         "contacts": contact_plan.contacts,

@@ -48,6 +48,7 @@ from typing import Any
 
 import pandas as pd
 
+from recon.cells import csv_safe
 from recon.errors import AuthError, ClientError, RateLimited, ServiceUnavailable, StepError
 from recon.ledger import Ledger
 from recon.money import D
@@ -82,6 +83,8 @@ __all__ = [
 UNSENT = "unsent"
 # How the messages of an invoice not sent because the run had to stop begin (outcome ``skipped``).
 NOT_SENT = "not sent: "
+# The step's outcomes file (one row per invoice the push was given).
+TRANSFER_OUTCOMES = "transfer_outcomes.csv"
 
 # ---- the push ---------------------------------------------------------------------------------
 OUTCOME_COLUMNS = [
@@ -119,10 +122,11 @@ class TransferResult:
         return self.outcomes[self.outcomes["outcome"] == TransferOutcome.FAILED]
 
     def save(self, folder: str | Path) -> Path:
-        """Write the outcomes as ``transfer_outcomes.csv`` in ``folder``; returns its path."""
-        path = Path(folder) / "transfer_outcomes.csv"
+        """Write the outcomes as ``transfer_outcomes.csv`` in ``folder`` (formula-looking text
+        made inert); returns its path."""
+        path = Path(folder) / TRANSFER_OUTCOMES
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.outcomes.to_csv(path, index=False)
+        csv_safe(self.outcomes).to_csv(path, index=False)
         return path
 
     @property
