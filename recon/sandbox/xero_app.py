@@ -4,7 +4,7 @@ One server answers what three Xero hosts do: ``/connect/token`` and
 ``/connect/revocation`` (identity.xero.com), ``/identity/connect/authorize``
 (login.xero.com), ``/connections`` and ``/api.xro/2.0/…`` (api.xero.com).
 Routes match case-insensitively. Contract: shared/reference/xero-api.md and
-the OpenAPI spec in shared/anchors/xero/.
+the OpenAPI spec (vendored in tests/openapi/, from shared/anchors/xero/).
 
 Knowing departures (also in the README): JSON only (a request without
 ``Accept: application/json`` gets 406 where Xero would answer XML); the

@@ -3,7 +3,7 @@
 The demo's shared organisation, "Hive Coworking North Ltd", tells Manchester and Leeds
 apart by the options of its "Location" tracking category (nexudus.md §3). Contract:
 the OpenAPI spec's /TrackingCategories paths and TrackingCategory, TrackingOption and
-LineItemTracking schemas (shared/anchors/xero/), the reference's "Tracking (≤2)" per
+LineItemTracking schemas (tests/openapi/), the reference's "Tracking (≤2)" per
 line (xero-api.md §3.3) and the accounting.settings scope (§11). Invoice numbers
 carry a per-test prefix so tests sharing the session sandbox never see each other's.
 """
@@ -30,14 +30,8 @@ from recon.sandbox.seed import generate
 
 NORTH_APP = "recon demo (Custom Connection North)"
 NOT_FOUND_TEXT = "The resource you're looking for cannot be found"
-SPEC = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "anchors"
-    / "xero"
-    / "xero_accounting.yaml"
-)
+# Vendored, see tests/openapi/README.md.
+SPEC = Path(__file__).resolve().parents[1] / "openapi" / "xero_accounting.yaml"
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -563,11 +557,6 @@ def test_an_own_organisation_refuses_tracking_it_does_not_have(xero: XeroClient)
 # ---- the OpenAPI spec -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    if not SPEC.exists():
-        pytest.skip(
-            f"Xero OpenAPI spec not found at {SPEC.resolve()} (expected the shared anchors next to "
-            "the repo)"
-        )
     with SPEC.open("rb") as fh:
         return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
