@@ -59,7 +59,8 @@ Exit codes of ``recon run`` (the same list is in ``recon --help``):
          variable not set. A retry will not help; fix the set-up
     3    every step ran, but some invoices or payments are not done: a transfer failed (Xero
          refused it, or booked it with other figures than planned), was refused, is unknown,
-         was deferred by today's call budget or not sent because the run had to stop, or a
+         was deferred by today's call budget or not sent because the run had to stop, is held
+         back as recon's own earlier copy that Xero booked with other figures, or a
          payment failed or is unknown. The report's Errors sheet lists them; the
          rows are in ``transfer_outcomes.csv`` and ``status_applied.csv``
     130  interrupted: Ctrl-C (SIGINT) or SIGTERM (a scheduler's or service manager's stop; one
@@ -109,7 +110,7 @@ from types import FrameType
 from typing import Any
 
 from recon.errors import ParamsError, ReconError
-from recon.outcomes import PaymentOutcome, TransferOutcome, Verdict
+from recon.outcomes import PaymentOutcome, ReconReason, TransferOutcome, Verdict, reason_of
 from recon.params import PERIODS, RunParams, load_params
 from recon.report import (
     RUN_RECORD,
@@ -136,6 +137,7 @@ SWITCHES = ("push", "apply", "apply_xero")
 EXIT_OK, EXIT_STEP_FAILED, EXIT_EXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_WRITES_UNFINISHED = 3  # every step ran, but some invoices or payments are not done
 TRANSFER_OUTCOMES, PAYMENT_OUTCOMES = "transfer_outcomes.csv", "status_applied.csv"
+PLAN_EXCLUDED = "transfer_plan_excluded.csv"
 PLANNED = "transfer_plan_eligible.csv"
 # The params a run's steps read when the command line changed the file's (--period, --dry-run) or
 # the file's period is relative (fixed as of the run's start): written into the run folder.
@@ -508,6 +510,13 @@ def unfinished_writes(folder: Path) -> list[str]:
     if transfers is not None and {"outcome", "messages"} <= set(transfers.columns):
         for rec in unfinished_outcomes(transfers).itertuples():
             lines.append(f"transfer {rec.invoice_number}: {rec.outcome}: {rec.messages}")
+    # Held back by the plan as recon's own earlier copy that Xero booked with other figures: in
+    # Xero, but not as planned, until a person voids or corrects it (not done, like a failure).
+    excluded = _read_outcomes(folder / PLAN_EXCLUDED)
+    if excluded is not None and {"invoice_number", "reason"} <= set(excluded.columns):
+        for rec in excluded.itertuples():
+            if reason_of(str(rec.reason)) is ReconReason.BOOKED_DIFFERENTLY:
+                lines.append(f"transfer {rec.invoice_number}: held back: {rec.reason}")
     payments = _read_outcomes(folder / PAYMENT_OUTCOMES)
     if payments is not None and "outcome" in payments.columns:
         for rec in payments.itertuples():

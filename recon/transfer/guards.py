@@ -391,13 +391,14 @@ def check_number_clashes(planned: pd.DataFrame, in_xero: pd.DataFrame) -> pd.Dat
     frame. Returns ``already_in_xero`` (bool: Xero holds this very invoice, same
     number, customer, currency and total: skip it), ``xero_id`` (that document's id)
     and ``reason`` (a clash: Xero uses the number for another customer or total; "" when
-    none). The same customer is the same Xero ContactID when the plan knows it, else the
-    same ContactNumber, else the same name as Xero compares names.
+    none), with ``clash_xero_id`` (the id of the document it clashes with). The same
+    customer is the same Xero ContactID when the plan knows it, else the same
+    ContactNumber, else the same name as Xero compares names.
     """
     out = pd.DataFrame(
-        {"already_in_xero": False, "xero_id": None, "reason": ""},
+        {"already_in_xero": False, "xero_id": None, "reason": "", "clash_xero_id": None},
         index=planned.index,
-    ).astype({"xero_id": "object", "reason": "object"})
+    ).astype({"xero_id": "object", "reason": "object", "clash_xero_id": "object"})
     if planned.empty or in_xero.empty:
         return out
     left = pd.DataFrame(
@@ -442,6 +443,7 @@ def check_number_clashes(planned: pd.DataFrame, in_xero: pd.DataFrame) -> pd.Dat
     out.loc[same.index, "xero_id"] = same["xero_id"]
     other = pairs[~pairs["row"].isin(same.index)].drop_duplicates("row").set_index("row")
     if len(other):
+        out.loc[other.index, "clash_xero_id"] = other["xero_id"]
         label = other["kind"].map({"invoice": "", "credit_note": "credit note "})
         out.loc[other.index, "reason"] = (
             label

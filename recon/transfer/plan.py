@@ -368,6 +368,45 @@ def settle_binding(
     return check()
 
 
+def _own_copies(
+    clash: pd.Series,
+    clashes: pd.DataFrame,
+    invoices: pd.DataFrame,
+    ledger: Ledger | None,
+    tenant: str,
+) -> pd.Series:
+    """``clash`` with each clash that is recon's own earlier copy of the invoice said as such.
+
+    A push whose invoice Xero booked with other figures records it failed with Xero's id
+    (``push.booked_differences``). On the next run that copy holds the invoice's number, but it
+    is no clash with another customer's invoice: the invoice is in Xero, not as planned, and
+    stays a write that is not done (``recon run`` exits 3) until it is voided or corrected.
+    """
+    if ledger is None or not (clash != "").any():
+        return clash
+    rows = ledger.transfers(tenant)
+    failed = rows[(rows["state"] == "failed") & rows["xero_id"].notna()]
+    if failed.empty:
+        return clash
+    recorded = pd.Series(
+        failed["xero_id"].astype(str).str.lower().to_numpy(),
+        index=failed["nexudus_invoice_id"].astype(int).to_numpy(),
+    )
+    theirs = clashes["clash_xero_id"].reindex(invoices.index).astype("object")
+    ours = invoices["Id"].astype("Int64").map(recorded)
+    own = (clash != "") & theirs.notna() & (theirs.astype(str).str.lower() == ours).fillna(False)
+    if not own.any():
+        return clash
+    said = (
+        "Xero holds it (id "
+        + theirs[own].astype(str)
+        + ") from an earlier push by recon, booked differently: "
+        + clash[own].str.replace(r": renumber one of them$", "", regex=True)
+        + ". Void or correct it in Xero, then run the status sync"
+    )
+    return clash.where(~own, said.reindex(clash.index)).astype("string")
+
+
 def plan_transfer(
     conn: Connection,
     mapping: MappingResult | None = None,
@@ -508,7 +547,7 @@ def plan_transfer(
         already = clashes["already_in_xero"].reindex(invoices.index, fill_value=False)
         exclude(already.astype(bool), "already in Xero (same invoice number)")
         clash = clashes["reason"].reindex(invoices.index).fillna("").astype("string")
-        exclude(clash != "", clash)
+        exclude(clash != "", _own_copies(clash, clashes, invoices, ledger, tenant))
     locked = check_lock_dates(xero_dates, conn.organisation, options.status)
     exclude(locked != "", locked.astype("string"))
     eligible_mask = reasons == ""
