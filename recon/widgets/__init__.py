@@ -16,10 +16,14 @@ written and where, *Confirm* writes it (``request_transfer``, ``confirm``,
 never pushes twice, and the push is recorded as ``recon run`` records its step
 (outcomes CSV, ``run.json``), so the report of a notebook session shows it.
 
+``BindingPanel`` shows which Xero organisation a location books into and records a person's
+confirmation of it in the ledger, once (the button is a lock, like *Confirm* above).
+
 ``StatusPanel`` marks in Nexudus the invoices fully paid in Xero, after a
 confirmation, with a progress bar (``request``, ``confirm``, ``cancel``).
 """
 
+from recon.widgets.bindings import BindingPanel
 from recon.widgets.status import StatusPanel
 from recon.widgets.tax_map import MAP_FIXABLE, NO_MAPPING, TaxMapEditor
 from recon.widgets.transfer import ALL_CURRENCIES, TransferPanel
@@ -28,6 +32,7 @@ __all__ = [
     "ALL_CURRENCIES",
     "MAP_FIXABLE",
     "NO_MAPPING",
+    "BindingPanel",
     "StatusPanel",
     "TaxMapEditor",
     "TransferPanel",
