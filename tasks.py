@@ -81,8 +81,9 @@ def test(args: list[str]) -> None:
     _run(PY, "-m", "ruff", "format", "--check", *LINTED)
     _run(PY, "-m", "mypy")  # [tool.mypy] in pyproject.toml: strict, on recon/
     coverage = ["--cov=recon", "--cov-branch", "--cov-report=term:skip-covered"]
-    # One worker per core (pytest-xdist): each worker starts its own sandbox.
-    _run(PY, "-m", "pytest", *(args or ["-q", "-n", "auto", *coverage]))
+    # One worker per core (pytest-xdist), each with its own sandbox; a file's tests stay on one
+    # worker, so a notebook's cells run in order in one kernel (nbval) and module fixtures once.
+    _run(PY, "-m", "pytest", *(args or ["-q", "-n", "auto", "--dist", "loadfile", *coverage]))
 
 
 def lock(args: list[str]) -> None:
