@@ -27,6 +27,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from support import sheet_records
 
 import recon.sandbox
 from recon import cli
@@ -240,15 +241,21 @@ def test_an_unknown_location_exits_2_and_its_report_says_what_failed_and_where(
     assert f"step {first} failed" in run.stderr and "Hive Atlantis" in run.stderr
 
     wb = openpyxl.load_workbook(run.run_dir / "audit.xlsx")
-    summary = {(r[0], r[1]): r[2] for r in wb["Summary"].iter_rows(min_row=2, values_only=True)}
+    summary = {(r["section"], r["item"]): r["value"] for r in sheet_records(wb["Run"])}
     assert summary[("step", first)] == "failed" and all(
         summary[("step", s)] == "skipped" for s in later
     )
     assert str(summary[("run", "result")]).startswith(f"FAILED: {first}")
-    errors = list(wb["Errors"].iter_rows(min_row=2, values_only=True))
-    assert len(errors) == 1
-    kind, where, what, meaning, _fix = errors[0]
-    assert kind == "step failed" and where.startswith(f"{first}, In [") and "connect(" in where
+    errors = sheet_records(wb["Errors"])
+    assert len(errors) == 1 and list(errors[0]) == ["kind", "where", "what", "meaning", "fix"]
+    kind, where, what, meaning = (errors[0][k] for k in ("kind", "where", "what", "meaning"))
+    assert kind == "step failed" and where.startswith(f"{first}, In [")
+    # "where" names the cell by its number and first line: the cell that connects.
+    number, line = where.removeprefix(f"{first}, In [").split("]: ", 1)
+    executed = json.loads((run.run_dir / steps[0].name).read_text("utf-8"))
+    (cell,) = [c for c in executed["cells"] if str(c.get("execution_count")) == number]
+    source = "".join(cell["source"])
+    assert source.strip().startswith(line) and "connect(" in source, (where, source)
     assert (
         what.startswith("ParamsError: no Nexudus location 'Hive Atlantis'")
         and "key 'location'" in what
@@ -451,6 +458,7 @@ ORGANISATION = {
 }
 SHEETS = [
     "Summary",
+    "Run",
     "Locations",
     "Account mapping",
     "Tax mapping",
@@ -475,11 +483,6 @@ def all_locations_run(all_state: Path) -> Run:
 def rows_of(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
-
-
-def records(ws: Any) -> list[dict[str, Any]]:
-    rows = list(ws.iter_rows(values_only=True))
-    return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
 
 
 def test_a_run_over_the_locations_map_runs_each_location_into_its_own_folder(
@@ -562,9 +565,15 @@ def test_the_one_workbook_has_a_locations_sheet_and_a_location_column_on_every_t
     assert all_locations_run.code == 0, all_locations_run.stderr
     wb = openpyxl.load_workbook(all_locations_run.run_dir / "audit.xlsx")
     assert wb.sheetnames == SHEETS
-    for sheet in SHEETS:
-        assert wb[sheet]["A1"].value == "location", sheet
-    locations = records(wb["Locations"])
+    for sheet in SHEETS[1:]:  # the Summary is a laid-out page, not a table
+        assert wb[sheet]["A1"].value == "Location", sheet
+    # The Summary's tie-out is one block per location, in the map's order, as its CSV copy says.
+    tie_out = rows_of(all_locations_run.run_dir / "csv" / "tie_out.csv")
+    assert tie_out and {r["location"] for r in tie_out} == set(FOLDERS)
+    assert next(iter(tie_out[0])) == "location", "the location column first"
+    titles = [c.value for (c,) in wb["Summary"].iter_rows(min_col=1, max_col=1)]
+    assert [t for t in titles if t in FOLDERS] == list(FOLDERS)
+    locations = sheet_records(wb["Locations"])
     assert [r["location"] for r in locations if r["location"]] == sorted(
         [r["location"] for r in locations], key=list(FOLDERS).index
     ), "one block per location, in the map's order"
@@ -577,18 +586,20 @@ def test_the_one_workbook_has_a_locations_sheet_and_a_location_column_on_every_t
             row = next(r for r in locations if r["location"] == name and r["currency"] == currency)
             assert row["transferred"] == sum(r["currency"] == currency for r in created)
             assert row["organisation"] == ORGANISATION[name] and row["02_transfer"] == "ok"
-    transfers = records(wb["Transfers"])
+    transfers = sheet_records(wb["Transfers"])
     assert len(transfers) == sum(
         len(rows_of(all_locations_run.run_dir / f / "transfer_outcomes.csv"))
         for f in FOLDERS.values()
     )
     assert all(str(r["invoice_number"]).startswith(PREFIX[str(r["location"])]) for r in transfers)
-    summary = {(r["location"], r["section"], r["item"]): r["value"] for r in records(wb["Summary"])}
+    summary = {
+        (r["location"], r["section"], r["item"]): r["value"] for r in sheet_records(wb["Run"])
+    }
     assert summary[(None, "run", "result")] == "2 of 2 locations ran, no step failed"
     assert all(
         summary[(name, "context", "organisation")] == org for name, org in ORGANISATION.items()
     )
-    assert [r["kind"] for r in records(wb["Errors"])] == ["none"]
+    assert [r["kind"] for r in sheet_records(wb["Errors"])] == ["none"]
 
 
 def test_a_location_in_an_unreachable_organisation_fails_alone_exits_2_and_the_report_says_why(
@@ -624,7 +635,7 @@ def test_a_location_in_an_unreachable_organisation_fails_alone_exits_2_and_the_r
     assert lines[-1].endswith("; location Hive Dublin Docklands failed → exit 2")
 
     wb = openpyxl.load_workbook(run.run_dir / "audit.xlsx")
-    status = {r["location"]: r for r in records(wb["Locations"])}
+    status = {r["location"]: r for r in sheet_records(wb["Locations"])}
     assert status["Hive Shoreditch"]["status"] == "ok"
     failed = status["Hive Dublin Docklands"]
     assert (failed["status"], failed["01_mapping_check"], failed["02_transfer"]) == (
@@ -633,15 +644,17 @@ def test_a_location_in_an_unreachable_organisation_fails_alone_exits_2_and_the_r
         "skipped",
     )
     assert "not connected" in failed["error"] and key in failed["error"]
-    errors = records(wb["Errors"])
+    errors = sheet_records(wb["Errors"])
     assert [(e["location"], e["kind"]) for e in errors] == [
         ("Hive Dublin Docklands", "step failed")
     ]
     assert errors[0]["where"].startswith("01_mapping_check, In [") and key in errors[0]["what"]
     assert "html/hive-dublin-docklands/01_mapping_check.html" in errors[0]["fix"]
-    summary = {(r["location"], r["section"], r["item"]): r["value"] for r in records(wb["Summary"])}
+    summary = {
+        (r["location"], r["section"], r["item"]): r["value"] for r in sheet_records(wb["Run"])
+    }
     assert summary[(None, "run", "result")] == "FAILED: Hive Dublin Docklands (01_mapping_check)"
-    notes = [r for r in records(wb["Transfers"]) if r["location"] == "Hive Dublin Docklands"]
+    notes = [r for r in sheet_records(wb["Transfers"]) if r["location"] == "Hive Dublin Docklands"]
     assert len(notes) == 1 and "02_transfer was skipped" in notes[0]["note"]
 
     # `recon report` rebuilds the same report from the folder (the params file is the one the run
@@ -649,7 +662,7 @@ def test_a_location_in_an_unreachable_organisation_fails_alone_exits_2_and_the_r
     assert cli.main(["report", str(run.run_dir)]) == 2
     again = {
         r["location"]: r["status"]
-        for r in records(openpyxl.load_workbook(run.run_dir / "audit.xlsx")["Locations"])
+        for r in sheet_records(openpyxl.load_workbook(run.run_dir / "audit.xlsx")["Locations"])
     }
     assert again == {"Hive Shoreditch": "ok", "Hive Dublin Docklands": "failed"}
 

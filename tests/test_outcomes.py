@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import ast
 import csv
+import re
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pandas as pd
 import pytest
+from openpyxl.utils import get_column_letter
+from support import machine, sheet_records
 
 from recon import display, report
 from recon.outcomes import (
@@ -233,26 +237,47 @@ def test_the_reports_labels_meanings_and_highlights_come_from_the_table(
     built = build_report(run_dir, load_params(ROOT / "params" / "demo.yaml"), steps=[])
     wb = openpyxl.load_workbook(built.workbook)
 
-    def records(sheet: str) -> list[dict[str, object]]:
-        rows = list(wb[sheet].iter_rows(values_only=True))
-        return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
-
     failures = [
         o for kind in (TransferOutcome, PaymentOutcome) for o in kind.judged(Verdict.FAILURE)
     ]
-    assert [(e["kind"], e["meaning"], e["fix"]) for e in records("Errors")] == [
+    assert [(e["kind"], e["meaning"], e["fix"]) for e in sheet_records(wb["Errors"])] == [
         (about(o).heading, about(o).meaning, about(o).fix) for o in failures
     ]
-    totals = {r["item"]: r["detail"] for r in records("Summary") if r["section"] == "totals"}
+    totals = {r["item"]: r["detail"] for r in sheet_records(wb["Run"]) if r["section"] == "totals"}
     for outcome in TransferOutcome:
         assert str(totals[f"transfer: {outcome}"]).startswith(f"{outcome.label}: ")
     for payment in PaymentOutcome:
         assert str(totals[f"marked paid in Nexudus: {payment}"]).startswith(f"{payment.label}: ")
+
+    # The Transfers sheet fills a row red by a conditional format on its outcome column: the rule's
+    # values are read back and applied to every row, which is red exactly when its outcome fails.
     sheet = wb["Transfers"]
-    column = [c.value for c in sheet[1]].index("outcome")
-    for cells in sheet.iter_rows(min_row=2):
-        failed = TransferOutcome(cells[column].value).verdict is Verdict.FAILURE
-        assert (cells[0].fill.fgColor.rgb == FAILED_FILL) is failed, cells[column].value
+    names = [machine(c.value) for c in sheet[1]]
+    outcome_col = get_column_letter(names.index("outcome") + 1)
+    red = red_when(sheet, outcome_col)
+    assert red == {o.value for o in TransferOutcome.judged(Verdict.FAILURE)}
+    rows = sheet_records(sheet)
+    assert [r["outcome"] for r in rows] == TRANSFER_VALUES
+    for row in rows:
+        failed = TransferOutcome(row["outcome"]).verdict is Verdict.FAILURE
+        assert (row["outcome"] in red) is failed, row["outcome"]
+
+
+def red_when(sheet: Any, column: str) -> set[str]:
+    """The values of ``column`` that the sheet's red conditional fills pick out: each red rule must
+    cover the whole table and be ``$X2="v"`` or an ``OR`` of such tests on that column."""
+    test = rf'\${column}2="([^"]*)"'
+    table = f"A2:{get_column_letter(sheet.max_column)}{sheet.max_row}"
+    values: set[str] = set()
+    for area in sheet.conditional_formatting:
+        for rule in area.rules:
+            if rule.dxf.fill.bgColor.rgb != FAILED_FILL:
+                continue
+            assert str(area.sqref) == table, (area.sqref, table)
+            (formula,) = rule.formula
+            assert re.fullmatch(rf"{test}|OR\({test}(,{test})*\)", formula), formula
+            values |= set(re.findall(test, formula))
+    return values
 
 
 def test_every_reason_recon_gives_itself_has_one_row_with_a_plain_label_meaning_and_fix() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from support import sheet_records
 
 import recon.widgets.transfer as transfer_panel
 from recon.errors import AuthError, StepError
@@ -312,15 +313,14 @@ def test_a_second_panel_on_the_same_ledger_and_organisation_waits_its_turn(
 
 # ---- the panel writes the step files, so a notebook session's report shows its push -------------
 def summary_of(workbook: Path) -> dict[tuple[str, str], object]:
-    ws = openpyxl.load_workbook(workbook)["Summary"]
-    return {(r[0], r[1]): r[2] for r in ws.iter_rows(min_row=2, values_only=True)}
+    """The Run sheet (the run's steps, context and totals) by (section, item)."""
+    run = sheet_records(openpyxl.load_workbook(workbook)["Run"])
+    return {(r["section"], r["item"]): r["value"] for r in run}
 
 
 def transfer_numbers(workbook: Path) -> list[str]:
-    ws = openpyxl.load_workbook(workbook)["Transfers"]
-    rows = list(ws.iter_rows(values_only=True))
-    at = rows[0].index("invoice_number")
-    return sorted(str(r[at]) for r in rows[1:])
+    rows = sheet_records(openpyxl.load_workbook(workbook)["Transfers"])
+    return sorted(str(r["invoice_number"]) for r in rows)
 
 
 def test_the_report_of_a_notebook_session_counts_the_panel_s_pushes(

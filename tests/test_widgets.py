@@ -15,6 +15,7 @@ import ipywidgets as widgets
 import openpyxl
 import pandas as pd
 import pytest
+from support import sheet_records
 
 import recon.widgets.status as status_widgets
 from recon.errors import ParamsError, StepError
@@ -388,7 +389,7 @@ def test_the_status_panel_writes_the_step_files_a_notebook_session_report_shows(
     applied = pd.read_csv(out / "status_applied.csv", dtype=str)
     assert sorted(applied["invoice_number"]) == sorted(panel.todo["invoice_number"])
     report = open_report(out, panel.conn.params)
-    ws = openpyxl.load_workbook(report.workbook)["Summary"]
-    summary = {(r[0], r[1]): r[2] for r in ws.iter_rows(min_row=2, values_only=True)}
+    run = sheet_records(openpyxl.load_workbook(report.workbook)["Run"])
+    summary = {(r["section"], r["item"]): r["value"] for r in run}
     assert summary[("step", "03_status_sync")] == "ok"
     assert summary[("run", "result")] == "1 of 1 steps ran"
