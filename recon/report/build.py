@@ -69,7 +69,8 @@ DATA_SHEETS = (
 
 @dataclass(frozen=True)
 class ReportPaths:
-    """Where a run's audit pack is. Shows itself as links and the Summary table."""
+    """Where a run's audit pack is. Shows itself as links, the tie-out per currency and the Run
+    table (without the parameters)."""
 
     run_dir: Path
     workbook: Path
