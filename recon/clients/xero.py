@@ -209,6 +209,9 @@ class XeroClient:
         try:
             token = self._http.fetch_token(self.config.token_url, grant_type="client_credentials")
         except (OAuth2Error, AuthlibOAuthError) as exc:
+            # A saved token these credentials can no longer renew is dropped: the next run
+            # signs in from scratch.
+            self.token_store.delete(self._token_name)
             raise AuthError(
                 f"Xero refused the app's credentials ({exc.error}): check the client id and secret "
                 "of the Custom Connection.",
