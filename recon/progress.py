@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, Never, TypeVar
 
 T = TypeVar("T")
 
@@ -51,3 +51,41 @@ def _length(items: Iterable[T]) -> int | None:
         return len(items)  # type: ignore[arg-type]
     except TypeError:
         return None
+
+
+class Counter:
+    """A bar advanced by ``(done, total)`` calls, the form the steps' ``progress`` hooks take;
+    draws nothing where nobody watches. Close it (or use it in ``with``) when the step ends."""
+
+    def __init__(self, desc: str, unit: str = "it") -> None:
+        self.desc, self.unit = desc, unit
+        self._bar: _Bar[Never] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total``."""
+        bar = self._bar
+        if bar is None:
+            if total < MIN_ITEMS or not _watched():
+                return
+            from tqdm.auto import tqdm
+
+            bar = self._bar = tqdm(
+                total=total, desc=self.desc, unit=self.unit, leave=False, dynamic_ncols=True
+            )
+        bar.update(max(done - bar.n, 0))
+
+    def close(self) -> None:
+        """Take the bar off the screen."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Counter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+if TYPE_CHECKING:
+    from tqdm import tqdm as _Bar

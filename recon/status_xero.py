@@ -30,6 +30,7 @@ import pandas as pd
 from recon.errors import ApiRejected, ClientError, StepError
 from recon.ledger import Ledger
 from recon.outcomes import AllocationOutcome, XeroChangeOutcome
+from recon.progress import Counter
 from recon.session import Connection
 from recon.status import (
     CREDIT_NOTE_FOUND,
@@ -192,8 +193,12 @@ def apply_xero_changes(
     refuse it too). Credits go through the transfer's allocation writer: the
     allocation plan's proposals for these invoices are allocated, and a credit note
     not transferred yet waits for the transfer step. Returns one row per invoice
-    (``XERO_CHANGE_COLUMNS``) with its ``XeroChangeOutcome`` and message.
+    (``XERO_CHANGE_COLUMNS``) with its ``XeroChangeOutcome`` and message. Without
+    ``progress``, a progress bar shows where someone watches (``recon.progress``).
     """
+    if progress is None and confirm:
+        with Counter("changes in Xero", unit="invoice") as bar:
+            return apply_xero_changes(conn, ledger, diff, confirm=True, progress=bar)
     if not confirm:
         raise StepError(
             "Nothing written to Xero: look at proposed_xero_changes(diff), then call "

@@ -53,6 +53,7 @@ from recon.errors import AuthError, ClientError, RateLimited, ServiceUnavailable
 from recon.ledger import Ledger
 from recon.money import D
 from recon.outcomes import TransferOutcome, Verdict, counts_text
+from recon.progress import Counter
 from recon.session import Connection
 from recon.transfer.plan import (
     WRITE_BACK_BUDGET,
@@ -572,7 +573,21 @@ def push(
     An invoice that cannot be sent as it is (no invoice number, a number another invoice
     of the plan or the ledger uses, a figure that is not an amount) is ``failed`` with
     the reason, naming the Nexudus invoice; the others go on.
+
+    Without ``progress``, a progress bar shows where someone watches (``recon.progress``).
     """
+    if progress is None:
+        with Counter("to Xero", unit="invoice") as bar:
+            return push(
+                conn,
+                plan,
+                ledger,
+                progress=bar,
+                after_batch=after_batch,
+                call_budget=call_budget,
+                lock_wait=lock_wait,
+                write_back_budget=write_back_budget,
+            )
     started = time.monotonic()
     calls_before = conn.xero.calls
     nexudus_before = conn.nexudus.calls
