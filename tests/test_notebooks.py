@@ -233,12 +233,20 @@ def test_the_transfer_notebook_writes_the_plan_to_xero_when_run_with_push_true(
 
 
 @pytest.mark.slow
-def test_a_notebook_runs_under_papermill_with_its_defaults_from_the_repository_root(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("notebook", STEP_NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_under_papermill_with_its_defaults_from_the_repository_root(
+    notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    xero_documents_and_ledger(tmp_path / "sandbox", tmp_path)  # the sandbox, as the others find it
     monkeypatch.chdir(ROOT)
-    out_dir = run_notebook(NOTEBOOKS / "01_mapping_check.ipynb", tmp_path, monkeypatch, cwd=ROOT)
-    assert_planted_mismatches(out_dir / "mapping_mismatches.csv")
+    out_dir = run_notebook(notebook, tmp_path, monkeypatch, cwd=ROOT)
+    if notebook.stem == "01_mapping_check":
+        assert_planted_mismatches(out_dir / "mapping_mismatches.csv")
+    if notebook.stem == "02_transfer":
+        assert (out_dir / "transfer_plan_eligible.csv").exists()
+    if notebook.stem == "03_status_sync":
+        assert (out_dir / "status_differences.csv").exists()
+    assert (tmp_path / notebook.name).exists(), "papermill wrote the executed notebook"
 
 
 @pytest.mark.slow
