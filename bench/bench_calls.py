@@ -64,7 +64,7 @@ from recon.transfer import (
     push,
     write_back_calls,
 )
-from recon.transfer.guards import fetch_numbered_documents
+from recon.transfer.lookups import fetch_numbered_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_DAY = 5_000  # Xero: calls per organisation per day

@@ -17,13 +17,15 @@ import pandas as pd
 
 from recon.session import Connection
 from recon.transfer.guards import (
-    LOOKUP_MAX_AGE,
-    DateWindow,
     check_currencies,
     check_lock_dates,
     check_number_clashes,
-    fetch_numbered_documents,
     lock_date,
+)
+from recon.transfer.lookups import (
+    LOOKUP_MAX_AGE,
+    DateWindow,
+    fetch_numbered_documents,
     lookup_file,
     lookup_window,
 )

@@ -18,7 +18,7 @@ import pandas as pd
 from recon.ledger import Ledger
 from recon.session import Connection
 from recon.transfer import plan_transfer, push
-from recon.transfer.guards import LOOKUP_MARGIN, lookup_file
+from recon.transfer.lookups import LOOKUP_MARGIN, lookup_file
 
 
 def _numbers_in_xero(conn: Connection) -> Counter[str]:

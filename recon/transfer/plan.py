@@ -50,11 +50,9 @@ from recon.transfer.guards import (
     check_currencies,
     check_lock_dates,
     check_number_clashes,
-    fetch_numbered_documents,
     lock_date,
-    lookup_file,
-    lookup_window,
 )
+from recon.transfer.lookups import fetch_numbered_documents, lookup_file, lookup_window
 from recon.values import decimal_sum, records
 
 __all__ = [
@@ -536,7 +534,7 @@ def plan_transfer(
     )
     if len(planned):
         # One paged read of the dates these invoices will carry, kept beside the ledger so the
-        # next plan asks Xero only for what changed since (guards.fetch_numbered_documents).
+        # next plan asks Xero only for what changed since (lookups.fetch_numbered_documents).
         found = fetch_numbered_documents(
             conn.xero,
             planned,

@@ -304,7 +304,7 @@ def _lookup(conn: Connection, numbers: list[str]) -> dict[str, dict[str, Any]]:
     """Invoice and credit-note numbers -> their Xero id, total, contact and the record itself
     (``booked``: what ``booked_differences`` reads), in batches.
 
-    By number, not by the plan's paged read of dates (``guards.fetch_numbered_documents``):
+    By number, not by the plan's paged read of dates (``lookups.fetch_numbered_documents``):
     these are a batch or a crash's open intents, a call per URL's worth of numbers, and an
     exact read of them is never dearer than a page. Sales documents only (ACCREC,
     ACCRECCREDIT): a supplier's bill may carry the same number.
