@@ -19,17 +19,25 @@ and what a per-invoice approach would have cost. Run:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import math
+import sqlite3
 import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recon.clients.nexudus import INVOICE_COLUMNS
 from recon.demo import act_as_accountant
 from recon.ledger import Ledger
 from recon.params import load_params
@@ -173,14 +181,215 @@ def sandbox_sync(invoices: int) -> None:
     print(f"calls ratio (per-invoice / recon): {transferred / max(1, diff.calls['xero']):,.0f}x")
 
 
+# ---- sync_status at ledger scale: 1,000,000 ledger rows, 10,000 changed ----------------------
+TARGET_SYNC_CPU = 1.0  # sync_status with 10,000 changed out of 1,000,000 ledger rows
+SCALE_TENANT = "bench-tenant"
+SCALE_BUSINESS = 1
+SCALE_MARK = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _cents_text(cents: np.ndarray) -> list[str]:
+    return [f"{int(c) // 100}.{int(c) % 100:02d}" for c in cents]
+
+
+def build_scale_ledger(path: Path, rows: int, open_share: float, seed: int = 17) -> np.ndarray:
+    """A ledger of ``rows`` transferred invoices written with plain SQL inserts (quick): every
+    one created in Xero and read from Nexudus, a share ``open_share`` still owing on both sides,
+    the rest paid on both sides. Returns the totals in cents."""
+    rng = np.random.default_rng(seed)
+    total = rng.integers(1_000, 500_000, rows)
+    is_open = rng.random(rows) < open_share
+    money = _cents_text(total)
+    zero = "0.00"
+    ids = range(1, rows + 1)
+    now = "2026-10-31T00:00:00.000+00:00"
+    Ledger(path).close()  # the layout, at this recon's version
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany(
+            "INSERT INTO transfers(tenant_id,nexudus_invoice_id,invoice_number,kind,state,xero_id,"
+            "currency,nexudus_total,xero_total,attempts,created_at,updated_at) "
+            "VALUES(?,?,?,'invoice','created',?,'GBP',?,?,1,?,?)",
+            (
+                (SCALE_TENANT, i, f"INV-{i:07d}", f"x-{i}", m, m, now, now)
+                for i, m in zip(ids, money, strict=True)
+            ),
+        )
+        db.executemany(
+            "INSERT INTO xero_state(tenant_id,xero_id,number,kind,status,total,amount_due,"
+            "amount_paid,amount_credited,fully_paid_on,updated_utc,created_by_recon) "
+            "VALUES(?,?,?,'invoice',?,?,?,?,?,?,?,1)",
+            (
+                (
+                    SCALE_TENANT,
+                    f"x-{i}",
+                    f"INV-{i:07d}",
+                    "AUTHORISED" if o else "PAID",
+                    m,
+                    m if o else zero,
+                    zero if o else m,
+                    zero,
+                    None if o else "2026-10-20",
+                    now,
+                )
+                for i, m, o in zip(ids, money, is_open, strict=True)
+            ),
+        )
+        db.executemany(
+            "INSERT INTO nexudus_state(tenant_id,nexudus_invoice_id,total,paid,paid_amount,void,"
+            "due_date,updated_on,business_id) VALUES(?,?,?,?,?,0,'2026-10-30T00:00:00',?,?)",
+            (
+                (SCALE_TENANT, i, m, 0 if o else 1, zero if o else m, now, SCALE_BUSINESS)
+                for i, m, o in zip(ids, money, is_open, strict=True)
+            ),
+        )
+        for kind in ("xero_invoices", f"nexudus_invoices:{SCALE_BUSINESS}"):
+            db.execute(
+                "INSERT INTO watermarks(tenant_id,kind,at) VALUES(?,?,?)",
+                (SCALE_TENANT, kind, SCALE_MARK.isoformat()),
+            )
+    db.close()
+    return total * np.where(is_open, 1, -1)  # negative: paid
+
+
+class _ScaleXero:
+    """Xero as the sync reads it: what changed since the watermark (summary objects)."""
+
+    def __init__(self, changed: list[dict[str, Any]]) -> None:
+        self.tenant_id, self.calls, self.changed = SCALE_TENANT, 0, changed
+
+    def iter_invoices(self, **query: Any) -> Iterator[dict[str, Any]]:
+        self.calls += 1
+        return iter(self.changed)  # every one was created by recon
+
+
+class _ScaleNexudus:
+    """Nexudus as the sync reads it: the UpdatedOn range, then the location's count."""
+
+    def __init__(self, changed: pd.DataFrame, count: int) -> None:
+        self.calls, self.changed, self.count = 0, changed, count
+
+    def fetch_invoices(self, **query: Any) -> pd.DataFrame:
+        self.calls += 1
+        return self.changed if query.get("updated_since") else self.changed.iloc[:0]
+
+    def count_invoices(self, business_id: int) -> int:
+        self.calls += 1
+        return self.count
+
+    def get_invoice(self, invoice_id: int) -> dict[str, Any]:
+        raise AssertionError("the bench never deletes an invoice")
+
+
+def scale_reads(totals: np.ndarray, changed: int, seed: int = 11) -> tuple[Any, Any]:
+    """The reads of an incremental sync after ``changed`` open invoices changed: 60% paid in
+    Xero, 20% paid on both sides, 20% voided in Nexudus (Xero's and Nexudus' answers as the
+    clients give them, money as Decimal)."""
+    rng = np.random.default_rng(seed)
+    open_ids = np.flatnonzero(totals > 0) + 1
+    if changed > len(open_ids):
+        raise SystemExit(f"--changed {changed:,} exceeds the {len(open_ids):,} open invoices")
+    picked = rng.choice(open_ids, changed, replace=False)
+    paid_x, both, void_n = np.split(picked, [int(changed * 0.6), int(changed * 0.8)])
+    stamp = "/Date(1793577600000+0000)/"  # 2026-11-02, after the watermark
+    xero = [
+        {
+            "InvoiceID": f"x-{i}", "InvoiceNumber": f"INV-{i:07d}", "Status": "PAID",
+            "Total": Decimal(int(totals[i - 1])).scaleb(-2), "AmountDue": Decimal("0.00"),
+            "AmountPaid": Decimal(int(totals[i - 1])).scaleb(-2),
+            "AmountCredited": Decimal("0.00"), "FullyPaidOnDate": stamp, "UpdatedDateUTC": stamp,
+        }
+        for i in np.concatenate([paid_x, both])
+    ]  # fmt: skip
+    n_ids = np.concatenate([both, void_n])
+    amount = [Decimal(int(totals[i - 1])).scaleb(-2) for i in n_ids]
+    is_both = np.isin(n_ids, both)
+    nexudus = pd.DataFrame(
+        {
+            "Id": n_ids.astype(np.int64),
+            "UniqueId": [f"u-{i}" for i in n_ids],
+            "InvoiceNumber": [f"INV-{i:07d}" for i in n_ids],
+            "BusinessId": SCALE_BUSINESS,
+            "TotalAmount": amount,
+            "PaidAmount": [a if b else Decimal(0) for a, b in zip(amount, is_both, strict=True)],
+            "Paid": is_both,
+            "Void": ~is_both,
+            "DueDate": pd.Timestamp("2026-10-30"),
+            "UpdatedOn": pd.Timestamp("2026-11-02T10:00:00Z"),
+            "CreditNote": False,
+            "OriginalInvoiceGuid": None,
+        }
+    ).reindex(columns=INVOICE_COLUMNS)
+    return xero, nexudus
+
+
+def _rss(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def scale_sync(rows: int, changed: int, open_share: float) -> None:
+    """``sync_status`` over a ledger of ``rows`` transferred invoices after ``changed`` of them
+    changed: CPU seconds, peak memory, ratio to the 1 CPU-s target."""
+    folder = Path(tempfile.mkdtemp(prefix="recon-bench-status-scale-"))
+    t0 = time.perf_counter()
+    totals = build_scale_ledger(folder / "ledger.sqlite", rows, open_share)
+    xero_rows, nexudus_rows = scale_reads(totals, changed)
+    quiet = SimpleNamespace(
+        xero=_ScaleXero([]),
+        nexudus=_ScaleNexudus(nexudus_rows.iloc[:0], rows),
+        business={"Id": SCALE_BUSINESS, "Name": "Bench location"},
+        organisation={"Name": "Bench organisation"},
+        location="Bench location",
+    )
+    with Ledger(folder / "ledger.sqlite") as ledger:
+        b0 = time.process_time()
+        baseline = sync_status(quiet, ledger)  # type: ignore[arg-type]
+        baseline_cpu = time.process_time() - b0
+        print(
+            f"ledger: {rows:,} transferred invoices, {int((totals > 0).sum()):,} open "
+            f"({open_share:.0%}); built and baseline-synced in {time.perf_counter() - t0:.1f} s "
+            f"(not timed; the baseline sync alone {baseline_cpu:.2f} CPU-s, "
+            f"{len(baseline.differences):,} differences)"
+        )
+        conn = SimpleNamespace(**{**vars(quiet), "xero": _ScaleXero(xero_rows)})
+        conn.nexudus = _ScaleNexudus(nexudus_rows, rows)
+        gc.collect()
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")  # the peak restarts from here
+        resident = _rss("VmRSS")
+        c0 = time.process_time()
+        diff = sync_status(conn, ledger)  # type: ignore[arg-type]
+        cpu = time.process_time() - c0
+        added = _rss("VmHWM") - resident
+    print(
+        f"sync_status, {changed:,} changed of {rows:,} ledger rows: {cpu:.2f} CPU-s, peak "
+        f"{added / 2**20:,.0f} MB above the process before it; "
+        f"{cpu / TARGET_SYNC_CPU:.0%} of the {TARGET_SYNC_CPU:.0f} CPU-s target"
+    )
+    print(f"  differences: {diff.counts()}; unpaid listed: {len(diff.unpaid):,}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--invoices", type=int, default=INVOICES)
     parser.add_argument("--before", action="store_true", help="also time the frozen diff")
-    parser.add_argument("--no-sandbox", action="store_true", help="only the local figure")
+    parser.add_argument("--no-sandbox", action="store_true", help="skip the sandbox sync")
+    parser.add_argument("--no-local", action="store_true", help="skip the diff of --lines")
+    parser.add_argument("--no-scale", action="store_true", help="skip the ledger-scale sync")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="ledger rows (scale sync)")
+    parser.add_argument("--changed", type=int, default=10_000, help="changed (scale sync)")
+    parser.add_argument(
+        "--open-share", type=float, default=0.03, help="share still owing (scale sync)"
+    )
     args = parser.parse_args(argv)
-    local(args.lines, args.before)
+    if not args.no_local:
+        local(args.lines, args.before)
+    if not args.no_scale:
+        scale_sync(args.rows, args.changed, args.open_share)
     if not args.no_sandbox:
         sandbox_sync(args.invoices)
 

@@ -26,6 +26,14 @@ Tables:
   Idempotency-Key, how many equal allocations Xero already showed before it, messages.
 - ``bindings`` (version 3): the Xero organisation (id, name, base currency) each Nexudus location
   books into, as a person confirmed it (who, when, how); one row per location (recon.bindings).
+- version 4, what lets a status sync cost what changed: ``status_touched``, one line per write to
+  ``transfers``, ``xero_state`` or ``nexudus_state`` (written by triggers, so no writer can forget
+  it: the keys written, an increasing id); ``status_syncs``, per organisation and location, the
+  last journal line and event a sync took in and how many transferred invoices it compared;
+  ``status_members``, those invoices, each flagged ``listed`` when that sync listed it (a
+  difference, or still owing in Xero); ``status_unknown``, the Xero records it reported as
+  unknown to the ledger. Indexes on ``transfers.xero_id``, the events' action and
+  ``nexudus_state.business_id``.
 
 One writer at a time: ``Ledger.writer(tenant_id, purpose)`` is a lock per ledger file and
 Xero organisation (``fcntl.flock``, or ``msvcrt.locking`` on Windows, on a ``.lock`` file beside
@@ -60,6 +68,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from recon.errors import StepError
@@ -68,7 +77,7 @@ from recon.values import cell_int, is_missing, optional_int, records
 __all__ = ["SCHEMA_VERSION", "WRITER_WAIT_SECONDS", "Ledger"]
 
 # The layout SCHEMA describes. Raise it, and add a step to _MIGRATIONS, when the layout changes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers(
@@ -158,13 +167,125 @@ def _from_version_2(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+# Version 4: the journal of writes a status sync reads to diff only what changed, and what the
+# last sync of each location listed. Statements one by one (a trigger body holds semicolons).
+_TOUCH = "INSERT INTO status_touched(tenant_id,nexudus_invoice_id,xero_id) "
+STATUS_STATEMENTS: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS status_touched(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, nexudus_invoice_id INTEGER,
+    xero_id TEXT)""",
+    """CREATE TABLE IF NOT EXISTS status_syncs(
+    tenant_id TEXT NOT NULL, business_id INTEGER NOT NULL, touched_id INTEGER NOT NULL,
+    event_id INTEGER NOT NULL, transferred INTEGER NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, business_id))""",
+    """CREATE TABLE IF NOT EXISTS status_members(
+    tenant_id TEXT NOT NULL, business_id INTEGER NOT NULL, nexudus_invoice_id INTEGER NOT NULL,
+    listed INTEGER NOT NULL, PRIMARY KEY(tenant_id, business_id, nexudus_invoice_id))""",
+    """CREATE INDEX IF NOT EXISTS status_members_listed
+    ON status_members(tenant_id, business_id, listed)""",
+    """CREATE TABLE IF NOT EXISTS status_unknown(
+    tenant_id TEXT NOT NULL, business_id INTEGER NOT NULL, xero_id TEXT NOT NULL,
+    PRIMARY KEY(tenant_id, business_id, xero_id))""",
+    "CREATE INDEX IF NOT EXISTS transfers_xero_id ON transfers(tenant_id, xero_id)",
+    "CREATE INDEX IF NOT EXISTS events_action ON events(tenant_id, system, action)",
+    "CREATE INDEX IF NOT EXISTS nexudus_state_business ON nexudus_state(tenant_id, business_id)",
+    # transfers: the columns a status diff reads (not written_back, messages, attempts...).
+    f"""CREATE TRIGGER IF NOT EXISTS transfers_touched_insert AFTER INSERT ON transfers BEGIN
+    {_TOUCH}VALUES(NEW.tenant_id, NEW.nexudus_invoice_id, NEW.xero_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS transfers_touched_update AFTER UPDATE OF tenant_id,
+    nexudus_invoice_id, invoice_number, kind, state, xero_id, currency, nexudus_total, xero_total
+    ON transfers BEGIN
+    {_TOUCH}VALUES(NEW.tenant_id, NEW.nexudus_invoice_id, NEW.xero_id);
+    {_TOUCH}SELECT OLD.tenant_id, OLD.nexudus_invoice_id, OLD.xero_id
+    WHERE OLD.xero_id IS NOT NEW.xero_id OR OLD.tenant_id IS NOT NEW.tenant_id
+    OR OLD.nexudus_invoice_id IS NOT NEW.nexudus_invoice_id; END""",
+    f"""CREATE TRIGGER IF NOT EXISTS transfers_touched_delete AFTER DELETE ON transfers BEGIN
+    {_TOUCH}VALUES(OLD.tenant_id, OLD.nexudus_invoice_id, OLD.xero_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS xero_state_touched_insert AFTER INSERT ON xero_state BEGIN
+    {_TOUCH}VALUES(NEW.tenant_id, NULL, NEW.xero_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS xero_state_touched_update AFTER UPDATE ON xero_state BEGIN
+    {_TOUCH}VALUES(NEW.tenant_id, NULL, NEW.xero_id);
+    {_TOUCH}SELECT OLD.tenant_id, NULL, OLD.xero_id
+    WHERE OLD.xero_id IS NOT NEW.xero_id OR OLD.tenant_id IS NOT NEW.tenant_id; END""",
+    f"""CREATE TRIGGER IF NOT EXISTS xero_state_touched_delete AFTER DELETE ON xero_state BEGIN
+    {_TOUCH}VALUES(OLD.tenant_id, NULL, OLD.xero_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS nexudus_state_touched_insert AFTER INSERT ON nexudus_state
+    BEGIN {_TOUCH}VALUES(NEW.tenant_id, NEW.nexudus_invoice_id, NULL); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS nexudus_state_touched_update AFTER UPDATE ON nexudus_state
+    BEGIN {_TOUCH}VALUES(NEW.tenant_id, NEW.nexudus_invoice_id, NULL);
+    {_TOUCH}SELECT OLD.tenant_id, OLD.nexudus_invoice_id, NULL
+    WHERE OLD.nexudus_invoice_id IS NOT NEW.nexudus_invoice_id
+    OR OLD.tenant_id IS NOT NEW.tenant_id; END""",
+    f"""CREATE TRIGGER IF NOT EXISTS nexudus_state_touched_delete AFTER DELETE ON nexudus_state
+    BEGIN {_TOUCH}VALUES(OLD.tenant_id, OLD.nexudus_invoice_id, NULL); END""",
+)
+
+
+def _from_version_3(db: sqlite3.Connection) -> None:
+    """Version 3 to 4: the status sync's journal of writes and what its last run listed."""
+    for statement in STATUS_STATEMENTS:
+        db.execute(statement)
+
+
 # _MIGRATIONS[v] brings a file at version v to v + 1.
-_MIGRATIONS = (_from_version_0, _from_version_1, _from_version_2)
+_MIGRATIONS = (_from_version_0, _from_version_1, _from_version_2, _from_version_3)
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 
 def _now() -> str:
     return datetime.now(tz=UTC).isoformat(timespec="milliseconds")
+
+
+# Ids per ``IN (...)`` query: under SQLite's old limit of 999 bound values, with room for the rest.
+ID_CHUNK = 900
+# Above this many ids, a filtered read reads the organisation's rows whole and keeps those asked
+# for: one scan is cheaper than so many lookups.
+WHOLE_READ_ABOVE = 100_000
+
+
+def _places(units: int) -> int:
+    """The decimal places of a whole unit (``units`` = 10, 100, 10_000...)."""
+    places = len(str(units)) - 1
+    if units < 1 or 10**places != units:
+        raise ValueError(f"units must be a power of ten, not {units}")
+    return places
+
+
+def _with_money(
+    frame: pd.DataFrame, money: tuple[str, ...], parse: Any, units: int | None
+) -> pd.DataFrame:
+    """``frame`` with each ``money`` column's text as ``parse`` gives it (Decimal, or None), and
+    with ``units`` (a power of ten) ``<money>_units`` (int64, blanks 0) and ``<money>_known``
+    beside it; each distinct text is read once (a million amounts hold far fewer distinct ones).
+
+    Raises ``ValueError`` for an amount with more decimals than ``units`` keeps, which no
+    whole-unit comparison could treat exactly."""
+    places = None if units is None else _places(units)
+    extra: dict[str, Any] = {}
+    for column in money:
+        codes, distinct = pd.factorize(frame[column].astype(object), use_na_sentinel=True)
+        amounts = [*(parse(v) for v in distinct), parse(None)]
+        parsed = np.empty(len(amounts), dtype=object)
+        parsed[:] = amounts
+        extra[column] = pd.Series(parsed[codes], index=frame.index, dtype=object)
+        if places is None:
+            continue
+        whole = np.zeros(len(amounts), dtype=np.int64)
+        known = np.zeros(len(amounts), dtype=bool)
+        for position, amount in enumerate(amounts):
+            if amount is None:
+                continue
+            scaled = amount.scaleb(places)
+            if scaled != scaled.to_integral_value():
+                raise ValueError(f"an amount has more than {places} decimal places in {column!r}")
+            whole[position], known[position] = int(scaled), True
+        extra[f"{column}_units"] = whole[codes]
+        extra[f"{column}_known"] = known[codes]
+    return frame.assign(**extra)
+
+
+def _decimal_or_none(value: object) -> Decimal | None:
+    return Decimal(str(value)) if value not in (None, "") else None
 
 
 def _stored_amount(value: object) -> Decimal | None:
@@ -439,33 +560,100 @@ class Ledger:
         rows = self._db.execute(sql, args).fetchall()
         return pd.DataFrame([dict(r) for r in rows], columns=columns)
 
+    def _tuples(self, sql: str, args: tuple[object, ...], columns: list[str]) -> pd.DataFrame:
+        """The rows of a query naming each of ``columns``, in that order, as a DataFrame."""
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        rows = cursor.execute(sql, args).fetchall()
+        return pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)
+
+    def _select_where(
+        self,
+        table: str,
+        tenant_id: str,
+        columns: list[str],
+        *,
+        key: str | None = None,
+        wanted: Iterable[object] | None = None,
+        order: str = "",
+    ) -> pd.DataFrame:
+        """An organisation's rows of ``table`` with ``columns``; only those whose ``key`` is among
+        ``wanted`` when given (``IN`` in chunks of ``ID_CHUNK``, or one read for many)."""
+        sql = f"SELECT {','.join(columns)} FROM {table} WHERE tenant_id=?"
+        keys = None if wanted is None else list(dict.fromkeys(wanted))
+        if keys is None or key is None or len(keys) > WHOLE_READ_ABOVE:
+            frame = self._tuples(sql + order, (tenant_id,), columns)
+            if keys is not None and key is not None:
+                frame = frame[frame[key].isin(keys)].reset_index(drop=True)
+            return frame
+        parts = [
+            self._tuples(
+                f"{sql} AND {key} IN ({','.join('?' * len(chunk))})", (tenant_id, *chunk), columns
+            )
+            for chunk in (keys[i : i + ID_CHUNK] for i in range(0, len(keys), ID_CHUNK))
+        ]
+        if not parts:
+            return pd.DataFrame(columns=columns)
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
     # ---- transfers ------------------------------------------------------------------
-    def transfers(self, tenant_id: str) -> pd.DataFrame:
-        """Every transfer row of an organisation."""
-        frame = self._select(
-            "SELECT * FROM transfers WHERE tenant_id=? ORDER BY invoice_number",
-            (tenant_id,),
-            [
-                "tenant_id",
-                "nexudus_invoice_id",
-                "invoice_number",
-                "kind",
-                "state",
-                "xero_id",
-                "batch_key",
-                "currency",
-                "nexudus_total",
-                "xero_total",
-                "attempts",
-                "messages",
-                "written_back",
-                "created_at",
-                "updated_at",
-            ],
-        )
-        for col in ("nexudus_total", "xero_total"):
-            frame[col] = frame[col].map(_stored_amount)
-        return frame
+    TRANSFER_COLUMNS: ClassVar[list[str]] = [
+        "tenant_id",
+        "nexudus_invoice_id",
+        "invoice_number",
+        "kind",
+        "state",
+        "xero_id",
+        "batch_key",
+        "currency",
+        "nexudus_total",
+        "xero_total",
+        "attempts",
+        "messages",
+        "written_back",
+        "created_at",
+        "updated_at",
+    ]
+
+    def transfers(
+        self,
+        tenant_id: str,
+        *,
+        nexudus_invoice_ids: Iterable[int] | None = None,
+        xero_ids: Iterable[str] | None = None,
+        units: int | None = None,
+    ) -> pd.DataFrame:
+        """Every transfer row of an organisation, by invoice number, money as Decimal.
+
+        ``nexudus_invoice_ids`` / ``xero_ids``: only the rows of these invoices (both given:
+        rows matching both). ``units`` (a power of ten, e.g. 10_000): also each amount as whole
+        units, ``nexudus_total_units`` and ``xero_total_units`` (int64, blanks 0), with
+        ``<amount>_known`` saying which were given.
+        """
+        if nexudus_invoice_ids is None and xero_ids is None:
+            frame = self._select_where(
+                "transfers",
+                tenant_id,
+                self.TRANSFER_COLUMNS,
+                order=" ORDER BY invoice_number",
+            )
+        else:
+            by_id = nexudus_invoice_ids is not None
+            frame = self._select_where(
+                "transfers",
+                tenant_id,
+                self.TRANSFER_COLUMNS,
+                key="nexudus_invoice_id" if by_id else "xero_id",
+                wanted=(
+                    [int(i) for i in nexudus_invoice_ids]
+                    if nexudus_invoice_ids is not None
+                    else [str(x) for x in xero_ids or ()]
+                ),
+            )
+            if by_id and xero_ids is not None:
+                frame = frame[frame["xero_id"].isin(set(xero_ids))]
+            frame = frame.sort_values("invoice_number", kind="stable").reset_index(drop=True)
+        return _with_money(frame, ("nexudus_total", "xero_total"), _stored_amount, units)
 
     def record_intents(
         self, tenant_id: str, batch_key: str, invoices: Iterable[dict[str, Any]]
@@ -577,11 +765,13 @@ class Ledger:
         frame = self.transfers(tenant_id)
         return frame[frame["state"] == "sending"]
 
-    def transferred_ids(self, tenant_id: str) -> set[int]:
-        """The Nexudus invoice ids an organisation's transfers created in Xero."""
+    def transferred_ids(self, tenant_id: str, kind: str | None = None) -> set[int]:
+        """The Nexudus invoice ids an organisation's transfers created in Xero (only those of
+        ``kind``, ``"invoice"`` or ``"credit_note"``, when given)."""
         rows = self._db.execute(
-            "SELECT nexudus_invoice_id FROM transfers WHERE tenant_id=? AND state='created'",
-            (tenant_id,),
+            "SELECT nexudus_invoice_id FROM transfers WHERE tenant_id=? AND state='created'"
+            + ("" if kind is None else " AND kind=?"),
+            (tenant_id,) if kind is None else (tenant_id, kind),
         )
         return {int(r[0]) for r in rows}
 
@@ -1120,17 +1310,28 @@ class Ledger:
                 n += 1
         return n
 
-    def xero_state(self, tenant_id: str) -> pd.DataFrame:
+    def xero_state(
+        self,
+        tenant_id: str,
+        *,
+        xero_ids: Iterable[str] | None = None,
+        units: int | None = None,
+    ) -> pd.DataFrame:
         """An organisation's records as Xero last showed them (``XERO_STATE_COLUMNS``), money as
-        Decimal."""
-        frame = self._select(
-            "SELECT * FROM xero_state WHERE tenant_id=?",
-            (tenant_id,),
+        Decimal.
+
+        ``xero_ids``: only these records. ``units`` (a power of ten): also each amount as whole
+        units, ``<amount>_units`` (int64, blanks 0) and ``<amount>_known``.
+        """
+        money = ("total", "amount_due", "amount_paid", "amount_credited")
+        frame = self._select_where(
+            "xero_state",
+            tenant_id,
             ["tenant_id", *self.XERO_STATE_COLUMNS],
+            key=None if xero_ids is None else "xero_id",
+            wanted=None if xero_ids is None else [str(x) for x in xero_ids],
         )
-        for col in ("total", "amount_due", "amount_paid", "amount_credited"):
-            frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
-        return frame
+        return _with_money(frame, money, _decimal_or_none, units)
 
     def update_nexudus_state(self, tenant_id: str, frame: pd.DataFrame) -> int:
         """Upsert Nexudus invoices as last read (columns Id, TotalAmount, Paid, PaidAmount, Void,
@@ -1157,26 +1358,68 @@ class Ledger:
             )
         return len(rows)
 
-    def nexudus_state(self, tenant_id: str) -> pd.DataFrame:
-        """An organisation's Nexudus invoices as last read, one row each, money as Decimal."""
-        frame = self._select(
-            "SELECT * FROM nexudus_state WHERE tenant_id=?",
-            (tenant_id,),
-            [
-                "tenant_id",
-                "nexudus_invoice_id",
-                "total",
-                "paid",
-                "paid_amount",
-                "void",
-                "due_date",
-                "updated_on",
-                "business_id",
-            ],
+    NEXUDUS_STATE_COLUMNS: ClassVar[list[str]] = [
+        "tenant_id",
+        "nexudus_invoice_id",
+        "total",
+        "paid",
+        "paid_amount",
+        "void",
+        "due_date",
+        "updated_on",
+        "business_id",
+    ]
+
+    def nexudus_state(
+        self,
+        tenant_id: str,
+        *,
+        nexudus_invoice_ids: Iterable[int] | None = None,
+        units: int | None = None,
+    ) -> pd.DataFrame:
+        """An organisation's Nexudus invoices as last read, one row each, money as Decimal.
+
+        ``nexudus_invoice_ids``: only these invoices. ``units`` (a power of ten): also
+        ``total_units`` and ``paid_amount_units`` (int64, blanks 0) with ``<amount>_known``.
+        """
+        money = ("total", "paid_amount")
+        frame = self._select_where(
+            "nexudus_state",
+            tenant_id,
+            self.NEXUDUS_STATE_COLUMNS,
+            key=None if nexudus_invoice_ids is None else "nexudus_invoice_id",
+            wanted=None if nexudus_invoice_ids is None else [int(i) for i in nexudus_invoice_ids],
         )
-        for col in ("total", "paid_amount"):
-            frame[col] = frame[col].map(lambda v: Decimal(v) if v not in (None, "") else None)
-        return frame
+        return _with_money(frame, money, _decimal_or_none, units)
+
+    def has_transferred(self, tenant_id: str) -> bool:
+        """Whether an organisation's transfers created any invoice (not credit note) in Xero."""
+        row = self._db.execute(
+            "SELECT 1 FROM transfers WHERE tenant_id=? AND state='created' AND kind='invoice' "
+            "LIMIT 1",
+            (tenant_id,),
+        ).fetchone()
+        return row is not None
+
+    def count_nexudus_state(
+        self, tenant_id: str, business_id: int, *, excluding: Iterable[int] = ()
+    ) -> int:
+        """How many of a location's Nexudus invoices the ledger knows, not counting
+        ``excluding``."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM nexudus_state WHERE tenant_id=? AND business_id=?",
+            (tenant_id, int(business_id)),
+        ).fetchone()
+        left_out = [int(i) for i in dict.fromkeys(excluding)]
+        found = 0
+        for start in range(0, len(left_out), ID_CHUNK):
+            chunk = left_out[start : start + ID_CHUNK]
+            found += self._db.execute(
+                "SELECT COUNT(*) FROM nexudus_state WHERE tenant_id=? AND business_id=? AND "
+                f"nexudus_invoice_id IN ({','.join('?' * len(chunk))})",
+                (tenant_id, int(business_id), *chunk),
+            ).fetchone()[0]
+        return int(row[0]) - found
 
     def forget_nexudus_state(self, tenant_id: str, nexudus_invoice_ids: Iterable[int]) -> int:
         """Drop invoices Nexudus no longer has from an organisation's Nexudus state."""
@@ -1199,6 +1442,149 @@ class Ledger:
         )
         frame["detail"] = frame["detail"].map(lambda v: json.loads(v) if v else {})
         return frame
+
+    # ---- the status sync's journal: what was written since a sync, what it listed ----------
+    def last_change_ids(self) -> tuple[int, int]:
+        """The newest journal line (``status_touched``) and audit line (``events``) ids, 0 when
+        there are none: where the next status sync of each location starts reading."""
+        touched = self._db.execute("SELECT MAX(id) FROM status_touched").fetchone()[0]
+        event = self._db.execute("SELECT MAX(id) FROM events").fetchone()[0]
+        return int(touched or 0), int(event or 0)
+
+    def touched_since(self, tenant_id: str, after: int, upto: int) -> tuple[set[int], set[str]]:
+        """The Nexudus invoice ids and Xero ids an organisation's transfers, Xero state or
+        Nexudus state rows were written under, in journal lines ``after`` < id <= ``upto``."""
+        rows = self._db.execute(
+            "SELECT nexudus_invoice_id, xero_id FROM status_touched WHERE id > ? AND id <= ? AND "
+            "tenant_id=?",
+            (int(after), int(upto), tenant_id),
+        ).fetchall()
+        invoices = {int(r[0]) for r in rows if r[0] is not None}
+        return invoices, {str(r[1]) for r in rows if r[1] is not None}
+
+    def events_between(
+        self, tenant_id: str, system: str, actions: Iterable[str], after: int, upto: int
+    ) -> pd.DataFrame:
+        """An organisation's audit lines of ``actions`` with ``after`` < id <= ``upto``: subject,
+        action, detail (decoded JSON), in the order written."""
+        wanted = list(actions)
+        frame = self._select(
+            "SELECT id, subject, action, detail FROM events WHERE id > ? AND id <= ? AND "
+            f"tenant_id=? AND system=? AND action IN ({','.join('?' * len(wanted))}) ORDER BY id",
+            (int(after), int(upto), tenant_id, system, *wanted),
+            ["id", "subject", "action", "detail"],
+        )
+        frame["detail"] = frame["detail"].map(lambda v: json.loads(v) if v else {})
+        return frame
+
+    def status_sync_mark(self, tenant_id: str, business_id: int) -> dict[str, Any] | None:
+        """Where the last status sync of a location stopped reading (``touched_id``,
+        ``event_id``), how many transferred invoices it compared (``transferred``) and when
+        (``at``); None if it has none."""
+        row = self._db.execute(
+            "SELECT touched_id, event_id, transferred, at FROM status_syncs WHERE tenant_id=? "
+            "AND business_id=?",
+            (tenant_id, int(business_id)),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def status_listed(self, tenant_id: str, business_id: int) -> tuple[set[int], set[str]]:
+        """What the last status sync of a location listed: the Nexudus invoice ids with a
+        difference or still owing, and the Xero ids it reported as unknown to the ledger."""
+        invoices = self._db.execute(
+            "SELECT nexudus_invoice_id FROM status_members WHERE tenant_id=? AND business_id=? "
+            "AND listed=1",
+            (tenant_id, int(business_id)),
+        ).fetchall()
+        unknown = self._db.execute(
+            "SELECT xero_id FROM status_unknown WHERE tenant_id=? AND business_id=?",
+            (tenant_id, int(business_id)),
+        ).fetchall()
+        return {int(r[0]) for r in invoices}, {str(r[0]) for r in unknown}
+
+    def status_members(
+        self, tenant_id: str, business_id: int, nexudus_invoice_ids: Iterable[int]
+    ) -> dict[int, bool]:
+        """Of these invoices, those the last status sync of a location compared, each with
+        whether it listed it."""
+        wanted = [int(i) for i in dict.fromkeys(nexudus_invoice_ids)]
+        found: dict[int, bool] = {}
+        for start in range(0, len(wanted), ID_CHUNK):
+            chunk = wanted[start : start + ID_CHUNK]
+            rows = self._db.execute(
+                "SELECT nexudus_invoice_id, listed FROM status_members WHERE tenant_id=? AND "
+                f"business_id=? AND nexudus_invoice_id IN ({','.join('?' * len(chunk))})",
+                (tenant_id, int(business_id), *chunk),
+            )
+            found.update({int(r[0]): bool(r[1]) for r in rows})
+        return found
+
+    def record_status_sync(
+        self,
+        tenant_id: str,
+        business_id: int,
+        *,
+        touched_id: int,
+        event_id: int,
+        members: dict[int, bool],
+        unknown: Iterable[str],
+        checked: tuple[dict[int, bool], Iterable[str]] | None = None,
+    ) -> None:
+        """After a status sync of a location: the transferred invoices it compared (id ->
+        whether it listed it), the Xero ids it reported unknown, where it stopped reading.
+
+        ``checked`` (an incremental sync): the stored rows of the invoices it compared, as
+        ``status_members`` gave them, and the Xero ids it checked; only rows that changed are
+        written. None (a whole sync): the location's rows are replaced. Journal lines every
+        location of the organisation has read are dropped. One transaction.
+        """
+        business = int(business_id)
+        key = (tenant_id, business)
+        with self._tx() as db:
+            if checked is None:
+                db.execute("DELETE FROM status_members WHERE tenant_id=? AND business_id=?", key)
+                db.execute("DELETE FROM status_unknown WHERE tenant_id=? AND business_id=?", key)
+                gone: list[int] = []
+                written = members
+                transferred = len(members)
+            else:
+                before, xero_ids = checked
+                gone = [i for i in before if i not in members]
+                written = {i: v for i, v in members.items() if before.get(i) != v}
+                mark = self.status_sync_mark(tenant_id, business)
+                base = int(mark["transferred"]) if mark else 0
+                transferred = base - len(before) + len(members)
+                db.executemany(
+                    "DELETE FROM status_unknown WHERE tenant_id=? AND business_id=? AND xero_id=?",
+                    ((*key, str(x)) for x in xero_ids),
+                )
+            db.executemany(
+                "DELETE FROM status_members WHERE tenant_id=? AND business_id=? AND "
+                "nexudus_invoice_id=?",
+                ((*key, int(i)) for i in gone),
+            )
+            db.executemany(
+                "INSERT INTO status_members(tenant_id,business_id,nexudus_invoice_id,listed) "
+                "VALUES(?,?,?,?) ON CONFLICT(tenant_id,business_id,nexudus_invoice_id) DO "
+                "UPDATE SET listed=excluded.listed",
+                ((*key, int(i), int(v)) for i, v in written.items()),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO status_unknown(tenant_id,business_id,xero_id) VALUES(?,?,?)",
+                ((*key, str(x)) for x in unknown),
+            )
+            db.execute(
+                "INSERT INTO status_syncs(tenant_id,business_id,touched_id,event_id,transferred,"
+                "at) VALUES(?,?,?,?,?,?) ON CONFLICT(tenant_id,business_id) DO UPDATE SET "
+                "touched_id=excluded.touched_id, event_id=excluded.event_id, "
+                "transferred=excluded.transferred, at=excluded.at",
+                (*key, int(touched_id), int(event_id), transferred, _now()),
+            )
+            db.execute(
+                "DELETE FROM status_touched WHERE tenant_id=? AND id <= (SELECT MIN(touched_id) "
+                "FROM status_syncs WHERE tenant_id=?)",
+                (tenant_id, tenant_id),
+            )
 
     def events(self) -> pd.DataFrame:
         """Every audit line, in the order written."""

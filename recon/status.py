@@ -13,6 +13,10 @@ Nexudus exactly the invoices fully paid in Xero with money (never one settled by
 The changes a diff asks for in Xero (void, allocate a credit note) are
 ``recon.status_xero``'s, a floor above, since the allocation is the transfer's writer.
 Every name the step offers is importable from here.
+
+A sync costs what changed: after the first (or a whole) sync of a location, it reads from the
+ledger only the invoices the last sync listed and those written since (``sync_scope``), money
+as whole units, and gives the rows a whole sync would give on the same ledger.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from recon.status_diff import (
     ACTIONS,
     DIFF_COLUMNS,
     RECON_ACTS,
+    SCALE,
     XERO_GONE,
     XERO_LIVE,
     Actor,
@@ -43,10 +48,12 @@ from recon.status_refresh import (
     CREDIT_NOTE_FOUND,
     DELETED_FOUND,
     WATERMARK_OVERLAP,
+    SyncScope,
     ids_of,
     nexudus_side,
     refresh_nexudus_state,
     refresh_xero_state,
+    sync_scope,
     xero_state_row,
 )
 
@@ -73,6 +80,16 @@ __all__ = [
 ]
 
 
+# The money the diff compares: its column in the sync's frame <- the ledger's column.
+_TRANSFER_MONEY = {"transferred_total": "xero_total", "nexudus_total_at_transfer": "nexudus_total"}
+_XERO_MONEY = {
+    "xero_total": "total",
+    "xero_amount_due": "amount_due",
+    "xero_amount_paid": "amount_paid",
+    "xero_amount_credited": "amount_credited",
+}
+
+
 def sync_status(
     conn: Connection, ledger: Ledger, *, full: bool = False, today: date | None = None
 ) -> StatusDiff:
@@ -80,18 +97,69 @@ def sync_status(
     started = time.monotonic()
     xero_calls, nexudus_calls = conn.xero.calls, conn.nexudus.calls
     tenant = str(conn.xero.tenant_id)
+    business_id = int(conn.business["Id"])
     read = refresh_xero_state(conn, ledger, full=full)
-    transfers = ledger.transfers(tenant)
-    transfers = transfers[
+    nexudus_read: dict[str, Any] = {}
+    if ledger.has_transferred(tenant):
+        nexudus_read = refresh_nexudus_state(conn, ledger, full=full)
+    whole = full or bool(read["full"]) or bool(nexudus_read.get("whole_read"))
+    scope = sync_scope(ledger, tenant, business_id, whole=whole)
+    frame, state, transfers = _both_sides(ledger, tenant, business_id, scope)
+    differences = find_differences(frame, state, transfers, full=read["full"])
+    owing = frame["xero_status"] == "AUTHORISED"
+    unpaid = frame[owing]
+    unpaid = pd.DataFrame(
+        {
+            "invoice_number": unpaid["invoice_number"],
+            "currency": unpaid["currency"],
+            "amount_due": or_zero(unpaid["xero_amount_due"]),
+            "due_date": unpaid["nexudus_due_date"],
+        }
+    )
+    transferred = _record_sync(ledger, tenant, business_id, scope, frame, owing, differences)
+    calls = {"xero": conn.xero.calls - xero_calls, "nexudus": conn.nexudus.calls - nexudus_calls}
+    context = {
+        "location": conn.location,
+        "organisation": conn.organisation.get("Name"),
+        "tenant_id": tenant,
+        "transferred": transferred,
+        "xero_changed": read["changed"],
+        "nexudus_changed": nexudus_read.get("changed", 0),
+        "nexudus_whole_read": nexudus_read.get("whole_read", False),
+        "full": read["full"],
+    }
+    return StatusDiff(
+        differences, unpaid.reset_index(drop=True), calls, time.monotonic() - started, context
+    )
+
+
+def _created_invoices(transfers: pd.DataFrame) -> pd.DataFrame:
+    return transfers[
         (transfers["state"] == TransferOutcome.CREATED) & (transfers["kind"] == "invoice")
     ]
-    state = ledger.xero_state(tenant)
-    nexudus_read: dict[str, Any] = {}
-    if len(transfers):
-        nexudus_read = refresh_nexudus_state(
-            conn, ledger, ids_of(transfers["nexudus_invoice_id"]), full=full
+
+
+def _both_sides(
+    ledger: Ledger, tenant: str, business_id: int, scope: SyncScope
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The sync's frame (each transferred invoice of the scope with both sides' copies, money
+    also in whole ``SCALE`` units), the Xero records and the transfer rows that tell which
+    records recon created are unknown to the ledger."""
+    if scope.whole:
+        transfers = _created_invoices(ledger.transfers(tenant, units=SCALE))
+        state = ledger.xero_state(tenant, units=SCALE)
+        named = transfers
+    else:
+        transfers = _created_invoices(
+            ledger.transfers(tenant, nexudus_invoice_ids=scope.nexudus_invoice_ids, units=SCALE)
         )
-    nexudus = nexudus_side(ledger, tenant, int(conn.business["Id"]), transfers)
+        wanted = set(transfers["xero_id"].dropna()) | scope.xero_ids
+        state = ledger.xero_state(tenant, xero_ids=wanted, units=SCALE)
+        named = _created_invoices(ledger.transfers(tenant, xero_ids=scope.xero_ids))
+    # One order for a whole and an incremental sync: by number, then Nexudus id.
+    transfers = transfers.sort_values(
+        ["invoice_number", "nexudus_invoice_id"], kind="stable"
+    ).reset_index(drop=True)
     frame = transfers[
         [
             "nexudus_invoice_id",
@@ -101,58 +169,69 @@ def sync_status(
             "xero_total",
             "nexudus_total",
         ]
+    ].rename(columns={v: k for k, v in _TRANSFER_MONEY.items()})
+    for column, source in _TRANSFER_MONEY.items():
+        frame[f"{column}_scaled"] = transfers[f"{source}_units"].to_numpy(dtype="int64")
+        frame[f"{column}_known"] = transfers[f"{source}_known"].to_numpy(dtype=bool)
+    xero = state[
+        [
+            "xero_id",
+            "status",
+            "total",
+            "amount_due",
+            "amount_paid",
+            "amount_credited",
+            "fully_paid_on",
+            "kind",
+        ]
     ].rename(
-        columns={"xero_total": "transferred_total", "nexudus_total": "nexudus_total_at_transfer"}
+        columns={"status": "xero_status", "fully_paid_on": "xero_paid_on"}
+        | {v: k for k, v in _XERO_MONEY.items()}
     )
-    frame = frame.merge(
-        state[
-            [
-                "xero_id",
-                "status",
-                "total",
-                "amount_due",
-                "amount_paid",
-                "amount_credited",
-                "fully_paid_on",
-                "kind",
-            ]
-        ].rename(
-            columns={
-                "status": "xero_status",
-                "total": "xero_total",
-                "amount_due": "xero_amount_due",
-                "amount_paid": "xero_amount_paid",
-                "amount_credited": "xero_amount_credited",
-                "fully_paid_on": "xero_paid_on",
-            }
-        ),
-        on="xero_id",
-        how="left",
-        indicator=True,
+    for column, source in _XERO_MONEY.items():
+        xero[f"{column}_scaled"] = state[f"{source}_units"].to_numpy(dtype="int64")
+        xero[f"{column}_known"] = state[f"{source}_known"].to_numpy(dtype=bool)
+    frame = frame.merge(xero, on="xero_id", how="left", indicator=True)
+    for column in _XERO_MONEY:  # not found in Xero's copy: unknown, as a blank
+        frame[f"{column}_scaled"] = frame[f"{column}_scaled"].fillna(0).astype("int64")
+        frame[f"{column}_known"] = frame[f"{column}_known"].fillna(False).astype(bool)
+    nexudus = nexudus_side(ledger, tenant, business_id, transfers, units=SCALE)
+    nexudus = nexudus.rename(
+        columns=lambda c: c.removesuffix("_units") + "_scaled" if c.endswith("_units") else c
     )
     # Only this location's invoices: another location may book into the same organisation.
     frame = frame.merge(nexudus, on="nexudus_invoice_id", how="inner")
-    differences = find_differences(frame, state, transfers, full=read["full"])
-    unpaid = frame[frame["xero_status"] == "AUTHORISED"]
-    unpaid = pd.DataFrame(
-        {
-            "invoice_number": unpaid["invoice_number"],
-            "currency": unpaid["currency"],
-            "amount_due": or_zero(unpaid["xero_amount_due"]),
-            "due_date": unpaid["nexudus_due_date"],
-        }
+    known = state if scope.whole else state[state["xero_id"].isin(scope.xero_ids)]
+    return frame, known, named
+
+
+def _record_sync(
+    ledger: Ledger,
+    tenant: str,
+    business_id: int,
+    scope: SyncScope,
+    frame: pd.DataFrame,
+    owing: pd.Series,
+    differences: pd.DataFrame,
+) -> int:
+    """Keep in the ledger what this sync listed and where it stopped reading; returns how many
+    transferred invoices of the location there are."""
+    unknown = differences["difference"] == Difference.UNKNOWN_TO_LEDGER.value
+    listed = ids_of(frame.loc[owing.to_numpy(), "nexudus_invoice_id"]) | ids_of(
+        differences.loc[~unknown, "nexudus_invoice_id"]
     )
-    calls = {"xero": conn.xero.calls - xero_calls, "nexudus": conn.nexudus.calls - nexudus_calls}
-    context = {
-        "location": conn.location,
-        "organisation": conn.organisation.get("Name"),
-        "tenant_id": tenant,
-        "transferred": len(frame),
-        "xero_changed": read["changed"],
-        "nexudus_changed": nexudus_read.get("changed", 0),
-        "nexudus_whole_read": nexudus_read.get("whole_read", False),
-        "full": read["full"],
-    }
-    return StatusDiff(
-        differences, unpaid.reset_index(drop=True), calls, time.monotonic() - started, context
+    members = {int(i): int(i) in listed for i in frame["nexudus_invoice_id"]}
+    before = scope.members
+    ledger.record_status_sync(
+        tenant,
+        business_id,
+        touched_id=scope.touched_id,
+        event_id=scope.event_id,
+        members=members,
+        unknown=set(differences.loc[unknown, "xero_id"].dropna().astype(str)),
+        checked=None if scope.whole or before is None else (before, scope.xero_ids),
     )
+    if scope.whole or before is None:
+        return len(members)
+    mark = ledger.status_sync_mark(tenant, business_id)
+    return int(mark["transferred"]) if mark else len(members)

@@ -5,14 +5,21 @@ stored watermark, pages of 1,000, summary objects. Nexudus: the ``UpdatedOn`` ra
 its watermark (nexudus.md §3), plus a one-record count that tells whether anything was
 deleted; credit notes linked to the invoices they credit (§7.1), deletions confirmed by a
 404 (§4).
+
+Then which invoices the diff must look at (``sync_scope``): after a first or whole sync, all;
+otherwise only those the last sync of the location listed and those the ledger's journal says
+were written since (``Ledger.touched_since``), so a sync costs what changed, not the ledger's
+size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 from recon.clients.xero import parse_xero_date
@@ -26,10 +33,12 @@ __all__ = [
     "CREDIT_NOTE_FOUND",
     "DELETED_FOUND",
     "WATERMARK_OVERLAP",
+    "SyncScope",
     "ids_of",
     "nexudus_side",
     "refresh_nexudus_state",
     "refresh_xero_state",
+    "sync_scope",
     "xero_state_row",
 ]
 
@@ -114,7 +123,11 @@ def refresh_xero_state(conn: Connection, ledger: Ledger, *, full: bool = False) 
 
 # ---- Nexudus' side: the ledger's copy, kept current with what changed ----------------------------
 def refresh_nexudus_state(
-    conn: Connection, ledger: Ledger, transferred_ids: set[int], *, full: bool = False
+    conn: Connection,
+    ledger: Ledger,
+    transferred_ids: set[int] | None = None,
+    *,
+    full: bool = False,
 ) -> dict[str, Any]:
     """Bring the ledger's copy of this location's Nexudus invoices up to date; returns what it
     read.
@@ -127,6 +140,8 @@ def refresh_nexudus_state(
     whole read, transferred invoices no longer listed are asked for by id, and only
     a 404 counts as deleted (§4 "Not found"). Credit notes (``CreditNote``) are
     linked to the invoice whose ``UniqueId`` is their ``OriginalInvoiceGuid`` (§7.1).
+    ``transferred_ids``: the invoices the organisation's transfers created (read from the
+    ledger when needed if not given).
     """
     tenant = str(conn.xero.tenant_id)
     business_id = int(conn.business["Id"])
@@ -150,7 +165,16 @@ def refresh_nexudus_state(
         ledger, tenant, changed if whole is None else whole, linked, final=whole is not None
     )
     deleted = (
-        _confirm_deleted(conn, ledger, tenant, business_id, whole, transferred_ids)
+        _confirm_deleted(
+            conn,
+            ledger,
+            tenant,
+            business_id,
+            whole,
+            ledger.transferred_ids(tenant, "invoice")
+            if transferred_ids is None
+            else transferred_ids,
+        )
         if whole is not None
         else 0
     )
@@ -196,10 +220,8 @@ def _count_differs(conn: Connection, ledger: Ledger, tenant: str, business_id: i
     remote = conn.nexudus.count_invoices(business_id)
     if remote is None:
         return False
-    state = ledger.nexudus_state(tenant)
-    known = state[state["business_id"] == business_id]["nexudus_invoice_id"]
     deleted = ids_of(ledger.event_states(tenant, "nexudus", DELETED_FOUND)["subject"])
-    return int((~known.isin(deleted)).sum()) != remote
+    return ledger.count_nexudus_state(tenant, business_id, excluding=deleted) != remote
 
 
 def _link_credit_notes(
@@ -272,13 +294,24 @@ def _confirm_deleted(
 
 
 def nexudus_side(
-    ledger: Ledger, tenant: str, business_id: int, transfers: pd.DataFrame
+    ledger: Ledger,
+    tenant: str,
+    business_id: int,
+    transfers: pd.DataFrame,
+    *,
+    units: int | None = None,
 ) -> pd.DataFrame:
-    """Nexudus' side of every transferred invoice of this location, from the ledger's copy."""
-    state = ledger.nexudus_state(tenant)
+    """Nexudus' side of every transferred invoice of this location, from the ledger's copy.
+
+    ``units`` (a power of ten): also ``<money>_units`` (int64) and ``<money>_known`` beside
+    ``nexudus_total``, ``nexudus_paid_amount`` and ``nexudus_credited``.
+    """
+    wanted = ids_of(transfers["nexudus_invoice_id"])
+    state = ledger.nexudus_state(tenant, nexudus_invoice_ids=wanted, units=units)
     links = ledger.event_states(tenant, "nexudus", CREDIT_NOTE_FOUND)
     deleted = ids_of(ledger.event_states(tenant, "nexudus", DELETED_FOUND)["subject"])
     credited = pd.Series(dtype=object)
+    credited_units = pd.Series(dtype="int64")
     if len(links):
         notes = pd.DataFrame(
             {
@@ -286,19 +319,24 @@ def nexudus_side(
                 "original_id": pd.DataFrame(list(links["detail"]))["original_id"].to_numpy(),
             }
         ).dropna(subset=["original_id"])
-        notes = notes.astype({"original_id": "int64"}).merge(
-            state[["nexudus_invoice_id", "total", "void"]],
+        notes = notes.astype({"original_id": "int64"})
+        notes = notes[notes["original_id"].isin(wanted)]
+        note_state = ledger.nexudus_state(
+            tenant, nexudus_invoice_ids=ids_of(notes["note_id"]), units=units
+        )
+        money = ["total_units"] if units is not None else []
+        notes = notes.merge(
+            note_state[["nexudus_invoice_id", "total", "void", *money]],
             left_on="note_id",
             right_on="nexudus_invoice_id",
         )
         notes = notes[notes["void"].fillna(0).astype(int) == 0]
         amounts = notes.assign(amount=notes["total"].abs()).groupby("original_id")["amount"]
         credited = amounts.agg(decimal_sum)
-    mine = state[
-        state["nexudus_invoice_id"].isin(set(transfers["nexudus_invoice_id"]))
-        & (state["business_id"] == business_id)
-    ]
-    return pd.DataFrame(
+        if units is not None:
+            credited_units = notes["total_units"].abs().groupby(notes["original_id"]).sum()
+    mine = state[state["nexudus_invoice_id"].isin(wanted) & (state["business_id"] == business_id)]
+    side = pd.DataFrame(
         {
             "nexudus_invoice_id": mine["nexudus_invoice_id"],
             "nexudus_total": mine["total"],
@@ -309,4 +347,76 @@ def nexudus_side(
             "nexudus_credited": mine["nexudus_invoice_id"].map(credited).pipe(_or_zero),
             "nexudus_due_date": mine["due_date"],
         }
+    )
+    if units is None:
+        return side
+    known = np.ones(len(mine), dtype=bool)  # blanks count as zero, as in the Decimal columns
+    return side.assign(
+        nexudus_total_units=mine["total_units"].to_numpy(dtype=np.int64),
+        nexudus_total_known=mine["total_known"].to_numpy(dtype=bool),
+        nexudus_paid_amount_units=mine["paid_amount_units"].to_numpy(dtype=np.int64),
+        nexudus_paid_amount_known=known,
+        nexudus_credited_units=mine["nexudus_invoice_id"]
+        .map(credited_units)
+        .fillna(0)
+        .to_numpy(dtype=np.int64),
+        nexudus_credited_known=known,
+    )
+
+
+# ---- which invoices a sync diffs -----------------------------------------------------------------
+@dataclass(frozen=True)
+class SyncScope:
+    """Which invoices a status sync of a location diffs, and where its reading of the ledger's
+    journal stops (``touched_id``, ``event_id``: ``Ledger.last_change_ids``).
+
+    ``whole``: every transferred invoice and every Xero record. Otherwise
+    ``nexudus_invoice_ids``: the invoices the last sync listed plus every one whose transfer
+    row, Xero or Nexudus copy, deletion or credit note was written since; ``xero_ids``: the Xero
+    records it reported unknown to the ledger plus every one written since (with the transfer
+    rows that name them); ``members``: the stored row (listed or not) of each of those invoices
+    the last sync compared. Every other invoice is as the last sync found it: no difference,
+    nothing owing.
+    """
+
+    whole: bool
+    touched_id: int
+    event_id: int
+    nexudus_invoice_ids: frozenset[int] = frozenset()
+    xero_ids: frozenset[str] = frozenset()
+    members: dict[int, bool] | None = None
+
+
+def sync_scope(ledger: Ledger, tenant: str, business_id: int, *, whole: bool) -> SyncScope:
+    """Which invoices this sync of a location diffs (``SyncScope``); ``whole`` (a full read, or
+    a whole read of the location) diffs all, and so does a location never synced before."""
+    touched_id, event_id = ledger.last_change_ids()
+    mark = None if whole else ledger.status_sync_mark(tenant, business_id)
+    if mark is None:
+        return SyncScope(True, touched_id, event_id)
+    invoices, xero_ids = ledger.touched_since(tenant, int(mark["touched_id"]), touched_id)
+    found = ledger.events_between(
+        tenant, "nexudus", (CREDIT_NOTE_FOUND, DELETED_FOUND), int(mark["event_id"]), event_id
+    )
+    invoices |= ids_of(found["subject"])
+    # A credit note written or linked since: the invoices it was ever linked to change too.
+    links = ledger.events_between(tenant, "nexudus", (CREDIT_NOTE_FOUND,), 0, event_id)
+    originals = pd.Series(
+        [d.get("original_id") if isinstance(d, dict) else None for d in links["detail"]],
+        dtype=object,
+    )
+    noted = links["subject"].isin({str(i) for i in invoices}).to_numpy()
+    invoices |= ids_of(originals[noted]) if len(links) else set()
+    # An invoice whose Xero record was written since.
+    if xero_ids:
+        invoices |= ids_of(ledger.transfers(tenant, xero_ids=xero_ids)["nexudus_invoice_id"])
+    listed, unknown = ledger.status_listed(tenant, business_id)
+    invoices |= listed
+    return SyncScope(
+        False,
+        touched_id,
+        event_id,
+        frozenset(invoices),
+        frozenset(xero_ids | unknown),
+        ledger.status_members(tenant, business_id, invoices),
     )

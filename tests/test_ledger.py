@@ -194,7 +194,7 @@ def test_a_new_file_is_stamped_with_the_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as ledger:
         assert ledger.transfers(TENANT).empty
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 3
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 4
     assert _pragma(path, "journal_mode") == "wal"
     with Ledger(path) as again:  # opening it again finds it up to date
         assert again.watermark(TENANT, "xero") is None
@@ -357,7 +357,7 @@ def test_a_version_2_file_gets_the_bindings_table_and_keeps_its_rows(tmp_path: P
         actions = ledger.events()["action"].tolist()
         assert actions[-2:] == ["bind location", "rebind location"]
     assert _columns(path, "bindings")[:3] == ["business_id", "location", "tenant_id"]
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 3
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 4
 
 
 def test_a_file_from_before_business_id_gets_the_column(tmp_path: Path) -> None:
@@ -393,3 +393,81 @@ def test_a_write_that_fails_half_way_leaves_nothing(tmp_path: Path) -> None:
         assert ledger.transferred_ids(TENANT) == set()
         assert ledger.unfinished(TENANT)["invoice_number"].tolist() == ["INV-1"]
         assert repr(ledger) == f"Ledger({str(tmp_path / 'ledger.sqlite')!r})"
+
+
+def test_a_version_3_file_gets_the_status_journal_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Version 4 added the journal a status sync reads to diff only what changed."""
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as ledger:
+        _write_everything(ledger)
+        expected = _everything(ledger)
+    db = sqlite3.connect(path)
+    with db:
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+            db.execute(f"DROP TRIGGER {name}")
+        for table in ("status_touched", "status_syncs", "status_members", "status_unknown"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("PRAGMA user_version=3")
+    db.close()
+    assert _columns(path, "status_touched") == []  # a version-3 file: no such table
+    with Ledger(path) as ledger:
+        found = _everything(ledger)
+        assert ledger.last_change_ids()[0] == 0  # nothing written since the upgrade
+        ledger.record_outcome(TENANT, 11, "created", xero_id="x-11b")
+        ledger.update_xero_state(TENANT, [{"xero_id": "x-99", "status": "PAID"}])
+        touched, upto = ledger.last_change_ids()
+        # The transfer row under its new and its old Xero id, and the Xero record.
+        assert ledger.touched_since(TENANT, 0, touched) == ({11}, {"x-11", "x-11b", "x-99"})
+        assert ledger.touched_since("another-tenant", 0, touched) == (set(), set())
+        assert upto == len(ledger.events())
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(found[name], frame, obj=name)
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 4
+
+
+def test_reads_by_id_give_the_same_rows_and_whole_units_beside_the_decimals(
+    tmp_path: Path,
+) -> None:
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        amounts = ["120.00", "-0.5", "1E+2", "", "not a number", "12.3456", "7"]
+        ledger.record_intents(
+            TENANT,
+            "batch",
+            [
+                {"nexudus_invoice_id": i, "invoice_number": f"INV-{9 - i}", "nexudus_total": a}
+                for i, a in enumerate(amounts)
+            ],
+        )
+        whole = ledger.transfers(TENANT, units=10_000)
+        assert whole.drop(
+            columns=[c for c in whole.columns if c.endswith(("_units", "_known"))]
+        ).equals(ledger.transfers(TENANT))
+        assert whole["nexudus_total_units"].tolist() == [
+            70_000,
+            123_456,
+            0,
+            0,
+            1_000_000,
+            -5_000,
+            1_200_000,
+        ]  # by invoice number: INV-3 (7) first
+        assert whole["nexudus_total_known"].tolist() == [True, True, False, False] + [True] * 3
+        assert whole["nexudus_total"].tolist()[:2] == [Decimal("7"), Decimal("12.3456")]
+        some = ledger.transfers(TENANT, nexudus_invoice_ids=[0, 6, 42], units=10_000)
+        pd.testing.assert_frame_equal(
+            some, whole[whole["nexudus_invoice_id"].isin([0, 6])].reset_index(drop=True)
+        )
+        with pytest.raises(ValueError, match="more than 2 decimal places"):
+            ledger.transfers(TENANT, units=100)  # 12.3456 in cents cannot be exact
+        ledger.update_xero_state(
+            TENANT,
+            [
+                {"xero_id": "x-1", "total": Decimal("10.10"), "amount_due": None},
+                {"xero_id": "x-2", "total": Decimal("-3.25"), "amount_due": Decimal("0")},
+            ],
+        )
+        state = ledger.xero_state(TENANT, xero_ids=["x-2"], units=100)
+        assert state[["xero_id", "total_units", "amount_due_known"]].values.tolist() == [
+            ["x-2", -325, True]
+        ]
+        assert state["total"].tolist() == [Decimal("-3.25")]
