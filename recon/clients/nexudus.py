@@ -79,6 +79,7 @@ from recon.errors import (
     ServiceUnavailable,
 )
 from recon.money import D
+from recon.progress import Counter
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -280,24 +281,26 @@ class NexudusClient:
         """
         params = {k: query_value(v) for k, v in (filters or {}).items() if v is not None}
         params.update(size=str(page_size), orderBy="Id")
-        for page in itertools.count(1):
-            params["page"] = str(page)
-            body = self._request("GET", path, params=params)
-            if not isinstance(body, Mapping):
-                raise ClientError(
-                    f"Nexudus answered {path} without a list envelope.",
-                    service=SERVICE,
-                    url=self._url(path),
-                )
-            records = [r for r in body.get("Records") or [] if isinstance(r, dict)]
-            current = body.get("CurrentPage")
-            if page > 1 and current is not None and int(current) != page:
-                # Another page than the one asked (a paging name ignored, §3): its records
-                # were yielded already; stop rather than repeat them.
-                return
-            yield from records
-            if not body.get("HasNextPage") or not records:
-                return
+        with Counter(f"Nexudus {path}", unit="page") as bar:
+            for page in itertools.count(1):
+                params["page"] = str(page)
+                body = self._request("GET", path, params=params)
+                if not isinstance(body, Mapping):
+                    raise ClientError(
+                        f"Nexudus answered {path} without a list envelope.",
+                        service=SERVICE,
+                        url=self._url(path),
+                    )
+                records = [r for r in body.get("Records") or [] if isinstance(r, dict)]
+                current = body.get("CurrentPage")
+                if page > 1 and current is not None and int(current) != page:
+                    # Another page than the one asked (a paging name ignored, §3): its records
+                    # were yielded already; stop rather than repeat them.
+                    return
+                bar(page, _int_or(body.get("TotalPages"), page))
+                yield from records
+                if not body.get("HasNextPage") or not records:
+                    return
 
     def use_location(self, business: Mapping[str, Any]) -> ZoneInfo:
         """Read the location's time zone and use it for every date from now on (§6)."""
@@ -1017,3 +1020,11 @@ def _encode(body: Any) -> bytes:
     for marker, digits in numbers.items():
         text = text.replace(marker, digits)
     return text.encode("utf-8")
+
+
+def _int_or(value: object, default: int) -> int:
+    """``value`` as a whole number (an envelope's page count), else ``default``."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return default

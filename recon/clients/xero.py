@@ -54,6 +54,7 @@ from recon.errors import (
     ServiceUnavailable,
     WrongOrganisation,
 )
+from recon.progress import Counter
 
 with warnings.catch_warnings():
     # authlib warns that it would rather use the httpx2 fork; recon pins httpx (design card).
@@ -589,19 +590,21 @@ class XeroClient:
         ``pagination.pageCount``; without a page object, until a short page."""
         headers = {"If-Modified-Since": _http_timestamp(modified_since)} if modified_since else None
         page = 1
-        while True:
-            query = dict(params or {})
-            query.update({"page": page, "pageSize": page_size})
-            body = self._get(path, query, headers)
-            records = _records(body, key)
-            if records:
-                yield records
-            pages = _page_count(body)
-            if not records or (pages is not None and page >= pages):
-                return
-            if pages is None and len(records) < page_size:
-                return
-            page += 1
+        with Counter(f"Xero {path}", unit="page") as bar:
+            while True:
+                query = dict(params or {})
+                query.update({"page": page, "pageSize": page_size})
+                body = self._get(path, query, headers)
+                records = _records(body, key)
+                pages = _page_count(body)
+                bar(page, pages if pages is not None else page)
+                if records:
+                    yield records
+                if not records or (pages is not None and page >= pages):
+                    return
+                if pages is None and len(records) < page_size:
+                    return
+                page += 1
 
     def iter_invoices(
         self,
