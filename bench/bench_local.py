@@ -5,8 +5,9 @@ Targets (issue 17, "Local"): mapping check + status diff of 1,000,000 lines in <
 peak memory <= 1.5 GB, >= 5x faster than datacompy on the same diff. This script measures both
 and prints their sum against the 3 CPU-s: the mapping check of ``--lines`` invoice lines and the
 status diff (``recon.status_diff.find_differences``) of as many transferred invoices, built by
-``bench_status.diff_inputs`` (money already in whole units, as the ledger supplies it; building
-them is not measured).
+``bench_status.diff_inputs`` (money in whole units, ``<money>_scaled``/``_known``, and Decimal
+cells one object per distinct amount, as ``Ledger.*(units=SCALE)`` supplies them; so the peak is
+the diff's, not a per-invoice Decimal frame's; building them is not measured).
 
 Inputs: ``bench_mapping.py``'s (Hive Shoreditch's in-period invoices and lines from the seed
 generator, with the Xero organisation's accounts and tax rates, tiled with fresh ids to

@@ -155,7 +155,7 @@ def _both_sides(
         )
         wanted = set(transfers["xero_id"].dropna()) | scope.xero_ids
         state = ledger.xero_state(tenant, xero_ids=wanted, units=SCALE)
-        named = _created_invoices(ledger.transfers(tenant, xero_ids=scope.xero_ids))
+        named = _created_invoices(ledger.transfer_keys(tenant, xero_ids=scope.xero_ids))
     # One order for a whole and an incremental sync: by number, then Nexudus id.
     transfers = transfers.sort_values(
         ["invoice_number", "nexudus_invoice_id"], kind="stable"

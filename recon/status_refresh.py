@@ -409,14 +409,12 @@ def sync_scope(ledger: Ledger, tenant: str, business_id: int, *, whole: bool) ->
     invoices |= ids_of(originals[noted]) if len(links) else set()
     # An invoice whose Xero record was written since.
     if xero_ids:
-        invoices |= ids_of(ledger.transfers(tenant, xero_ids=xero_ids)["nexudus_invoice_id"])
+        invoices |= ids_of(ledger.transfer_keys(tenant, xero_ids=xero_ids)["nexudus_invoice_id"])
     listed, unknown = ledger.status_listed(tenant, business_id)
+    # The stored rows of what it compares: the listed ones are known to be listed already.
+    members = dict.fromkeys(listed, True)
+    members.update(ledger.status_members(tenant, business_id, invoices - listed))
     invoices |= listed
     return SyncScope(
-        False,
-        touched_id,
-        event_id,
-        frozenset(invoices),
-        frozenset(xero_ids | unknown),
-        ledger.status_members(tenant, business_id, invoices),
+        False, touched_id, event_id, frozenset(invoices), frozenset(xero_ids | unknown), members
     )

@@ -471,3 +471,47 @@ def test_reads_by_id_give_the_same_rows_and_whole_units_beside_the_decimals(
             ["x-2", -325, True]
         ]
         assert state["total"].tolist() == [Decimal("-3.25")]
+
+
+def test_transfer_keys_name_the_rows_of_those_xero_ids_without_their_money(
+    tmp_path: Path,
+) -> None:
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.record_intents(
+            TENANT,
+            "batch",
+            [
+                {"nexudus_invoice_id": i, "invoice_number": f"INV-{i}", "nexudus_total": "9.99"}
+                for i in (1, 2, 3)
+            ],
+        )
+        ledger.record_outcome(TENANT, 1, "created", xero_id="x-1", xero_total=Decimal("9.99"))
+        ledger.record_outcome(TENANT, 3, "failed", xero_id="x-3")
+        keys = ledger.transfer_keys(TENANT, xero_ids=["x-3", "x-1", "x-9"])
+        assert list(keys.columns) == Ledger.TRANSFER_KEYS
+        assert sorted(keys[["nexudus_invoice_id", "state"]].values.tolist()) == [
+            [1, "created"],
+            [3, "failed"],
+        ]
+        assert ledger.transfer_keys(TENANT, xero_ids=[]).empty
+
+
+def test_a_batch_of_xero_records_naming_one_record_twice_keeps_the_later_row(
+    tmp_path: Path,
+) -> None:
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        written = ledger.update_xero_state(
+            TENANT,
+            [
+                {"xero_id": "x-2", "status": "AUTHORISED", "total": Decimal("5")},
+                {"xero_id": "x-1", "status": "AUTHORISED", "created_by_recon": True},
+                {"xero_id": "x-2", "status": "PAID", "total": Decimal("5")},
+                {"xero_id": "x-1", "status": "VOIDED", "created_by_recon": False},
+            ],
+        )
+        assert written == 4
+        state = ledger.xero_state(TENANT).set_index("xero_id")
+        assert state.loc["x-2", "status"] == "PAID"
+        # created_by_recon only ever turns on, also within one batch.
+        assert state.loc["x-1", "status"] == "VOIDED"
+        assert state.loc["x-1", "created_by_recon"] == 1
