@@ -16,7 +16,8 @@ best.
     .venv/bin/python bench/bench_demo.py [--params params/demo.yaml] [--repeat 1] [--keep]
                                          [--without-iri-syntax]
 
-``--without-iri-syntax`` measures a change proposed for ``recon/cli.py``: papermill imports
+``--without-iri-syntax`` measured the change ``recon/cli.py`` now makes itself
+(``_skip_iri_grammar``), so today it shows no difference: papermill imports
 nbformat, whose jsonschema imports the optional ``rfc3987_syntax`` (installed with
 jupyter-events' ``jsonschema[format-nongpl]``), which compiles some forty lark grammars at import
 time, 3-5 s of the command's start on a loaded two-core machine. nbformat's schema checks no IRI, so
