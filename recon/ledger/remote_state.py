@@ -1,0 +1,207 @@
+"""What each side last showed: ``xero_state``, ``nexudus_state`` and the sync
+``watermarks``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from recon.ledger.store import ID_CHUNK, LedgerStore
+from recon.ledger.stored import decimal_or_none, with_money
+from recon.values import cell_int, is_missing, optional_int, records
+
+
+class RemoteState(LedgerStore):
+    """The watermarks and last-seen states of ``Ledger``."""
+
+    # ---- watermarks -------------------------------------------------------------------------
+    def watermark(self, tenant_id: str, kind: str) -> datetime | None:
+        """When the last successful sync of ``kind`` for an organisation was, or None if never."""
+        row = self._db.execute(
+            "SELECT at FROM watermarks WHERE tenant_id=? AND kind=?", (tenant_id, kind)
+        ).fetchone()
+        return datetime.fromisoformat(row[0]) if row else None
+
+    def set_watermark(self, tenant_id: str, kind: str, at: datetime) -> None:
+        """Set the last successful sync of ``kind`` for an organisation to ``at``."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO watermarks(tenant_id,kind,at) VALUES(?,?,?) "
+                "ON CONFLICT(tenant_id,kind) DO UPDATE SET at=excluded.at",
+                (tenant_id, kind, at.isoformat()),
+            )
+
+    # ---- Xero's state, as last seen ------------------------------------------------------------
+    XERO_STATE_COLUMNS: ClassVar[list[str]] = [
+        "xero_id",
+        "number",
+        "kind",
+        "status",
+        "total",
+        "amount_due",
+        "amount_paid",
+        "amount_credited",
+        "fully_paid_on",
+        "updated_utc",
+        "created_by_recon",
+    ]
+
+    def update_xero_state(
+        self, tenant_id: str, rows: Iterable[dict[str, Any]], *, complete: bool = False
+    ) -> int:
+        """Upsert invoices as Xero last showed them; ``created_by_recon`` only ever turns on.
+
+        ``complete``: the rows are everything Xero has, so invoices not among them are forgotten.
+        """
+        # In key order (stable, so of two rows for one record the later still wins): neighbouring
+        # keys share pages, so each page is written once.
+        rows = sorted(rows, key=lambda r: str(r["xero_id"]))
+        with self._tx() as db:
+            if complete:
+                db.execute(
+                    "DELETE FROM xero_state WHERE tenant_id=? AND kind='invoice'", (tenant_id,)
+                )
+            db.executemany(
+                "INSERT INTO xero_state(tenant_id,xero_id,number,kind,status,total,amount_due,"
+                "amount_paid,amount_credited,fully_paid_on,updated_utc,created_by_recon) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON "
+                "CONFLICT(tenant_id,xero_id) DO UPDATE SET number=excluded.number, "
+                "status=excluded.status, total=excluded.total, "
+                "amount_due=excluded.amount_due, amount_paid=excluded.amount_paid, "
+                "amount_credited=excluded.amount_credited, "
+                "fully_paid_on=excluded.fully_paid_on, updated_utc=excluded.updated_utc, "
+                "created_by_recon=MAX(xero_state.created_by_recon, excluded.created_by_recon)",
+                (
+                    (
+                        tenant_id,
+                        r["xero_id"],
+                        r.get("number"),
+                        r.get("kind", "invoice"),
+                        r.get("status"),
+                        *(
+                            str(r[k]) if r.get(k) is not None else None
+                            for k in ("total", "amount_due", "amount_paid", "amount_credited")
+                        ),
+                        r.get("fully_paid_on"),
+                        r.get("updated_utc"),
+                        int(bool(r.get("created_by_recon"))),
+                    )
+                    for r in rows
+                ),
+            )
+        return len(rows)
+
+    def xero_state(
+        self,
+        tenant_id: str,
+        *,
+        xero_ids: Iterable[str] | None = None,
+        units: int | None = None,
+    ) -> pd.DataFrame:
+        """An organisation's records as Xero last showed them (``XERO_STATE_COLUMNS``), money as
+        Decimal.
+
+        ``xero_ids``: only these records. ``units`` (a power of ten): also each amount as whole
+        units, ``<amount>_units`` (int64, blanks 0) and ``<amount>_known``.
+        """
+        money = ("total", "amount_due", "amount_paid", "amount_credited")
+        frame = self._select_where(
+            "xero_state",
+            tenant_id,
+            ["tenant_id", *self.XERO_STATE_COLUMNS],
+            key=None if xero_ids is None else "xero_id",
+            wanted=None if xero_ids is None else [str(x) for x in xero_ids],
+        )
+        return with_money(frame, money, decimal_or_none, units)
+
+    def update_nexudus_state(self, tenant_id: str, frame: pd.DataFrame) -> int:
+        """Upsert Nexudus invoices as last read (columns Id, TotalAmount, Paid, PaidAmount, Void,
+        DueDate, UpdatedOn)."""
+        rows = [
+            (
+                tenant_id,
+                cell_int(r["Id"]),
+                str(r["TotalAmount"]),
+                int(bool(r["Paid"])),
+                str(r["PaidAmount"] or 0),
+                int(bool(r["Void"])),
+                None if is_missing(r["DueDate"]) else pd.Timestamp(r["DueDate"]).isoformat(),
+                None if is_missing(r["UpdatedOn"]) else pd.Timestamp(r["UpdatedOn"]).isoformat(),
+                optional_int(r["BusinessId"]),
+            )
+            for r in records(frame)
+        ]
+        rows.sort(key=lambda row: row[1])  # key order, stable: see update_xero_state
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO nexudus_state(tenant_id,nexudus_invoice_id,total,paid,"
+                "paid_amount,void,due_date,updated_on,business_id) VALUES(?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+        return len(rows)
+
+    NEXUDUS_STATE_COLUMNS: ClassVar[list[str]] = [
+        "tenant_id",
+        "nexudus_invoice_id",
+        "total",
+        "paid",
+        "paid_amount",
+        "void",
+        "due_date",
+        "updated_on",
+        "business_id",
+    ]
+
+    def nexudus_state(
+        self,
+        tenant_id: str,
+        *,
+        nexudus_invoice_ids: Iterable[int] | None = None,
+        units: int | None = None,
+    ) -> pd.DataFrame:
+        """An organisation's Nexudus invoices as last read, one row each, money as Decimal.
+
+        ``nexudus_invoice_ids``: only these invoices. ``units`` (a power of ten): also
+        ``total_units`` and ``paid_amount_units`` (int64, blanks 0) with ``<amount>_known``.
+        """
+        money = ("total", "paid_amount")
+        frame = self._select_where(
+            "nexudus_state",
+            tenant_id,
+            self.NEXUDUS_STATE_COLUMNS,
+            key=None if nexudus_invoice_ids is None else "nexudus_invoice_id",
+            wanted=None if nexudus_invoice_ids is None else [int(i) for i in nexudus_invoice_ids],
+        )
+        return with_money(frame, money, decimal_or_none, units)
+
+    def count_nexudus_state(
+        self, tenant_id: str, business_id: int, *, excluding: Iterable[int] = ()
+    ) -> int:
+        """How many of a location's Nexudus invoices the ledger knows, not counting
+        ``excluding``."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM nexudus_state WHERE tenant_id=? AND business_id=?",
+            (tenant_id, int(business_id)),
+        ).fetchone()
+        left_out = [int(i) for i in dict.fromkeys(excluding)]
+        found = 0
+        for start in range(0, len(left_out), ID_CHUNK):
+            chunk = left_out[start : start + ID_CHUNK]
+            found += self._db.execute(
+                "SELECT COUNT(*) FROM nexudus_state WHERE tenant_id=? AND business_id=? AND "
+                f"nexudus_invoice_id IN ({','.join('?' * len(chunk))})",
+                (tenant_id, int(business_id), *chunk),
+            ).fetchone()[0]
+        return int(row[0]) - found
+
+    def forget_nexudus_state(self, tenant_id: str, nexudus_invoice_ids: Iterable[int]) -> int:
+        """Drop invoices Nexudus no longer has from an organisation's Nexudus state."""
+        ids = [(tenant_id, int(i)) for i in nexudus_invoice_ids]
+        with self._tx() as db:
+            db.executemany(
+                "DELETE FROM nexudus_state WHERE tenant_id=? AND nexudus_invoice_id=?", ids
+            )
+        return len(ids)

@@ -1,0 +1,75 @@
+"""How the ledger writes times and amounts as text, and reads amounts back into frames."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def utc_now() -> str:
+    """Now in UTC as ISO text to the millisecond: how the ledger stores every time."""
+    return datetime.now(tz=UTC).isoformat(timespec="milliseconds")
+
+
+def _places(units: int) -> int:
+    """The decimal places of a whole unit (``units`` = 10, 100, 10_000...)."""
+    places = len(str(units)) - 1
+    if units < 1 or 10**places != units:
+        raise ValueError(f"units must be a power of ten, not {units}")
+    return places
+
+
+def with_money(
+    frame: pd.DataFrame, money: tuple[str, ...], parse: Any, units: int | None
+) -> pd.DataFrame:
+    """``frame`` with each ``money`` column's text as ``parse`` gives it (Decimal, or None), and
+    with ``units`` (a power of ten) ``<money>_units`` (int64, blanks 0) and ``<money>_known``
+    beside it; each distinct text is read once (a million amounts hold far fewer distinct ones).
+
+    Raises ``ValueError`` for an amount with more decimals than ``units`` keeps, which no
+    whole-unit comparison could treat exactly."""
+    places = None if units is None else _places(units)
+    extra: dict[str, Any] = {}
+    for column in money:
+        codes, distinct = pd.factorize(frame[column].astype(object), use_na_sentinel=True)
+        amounts = [*(parse(v) for v in distinct), parse(None)]
+        parsed = np.empty(len(amounts), dtype=object)
+        parsed[:] = amounts
+        extra[column] = pd.Series(parsed[codes], index=frame.index, dtype=object)
+        if places is None:
+            continue
+        whole = np.zeros(len(amounts), dtype=np.int64)
+        known = np.zeros(len(amounts), dtype=bool)
+        for position, amount in enumerate(amounts):
+            if amount is None:
+                continue
+            scaled = amount.scaleb(places)
+            if scaled != scaled.to_integral_value():
+                raise ValueError(f"an amount has more than {places} decimal places in {column!r}")
+            whole[position], known[position] = int(scaled), True
+        extra[f"{column}_units"] = whole[codes]
+        extra[f"{column}_known"] = known[codes]
+    return frame.assign(**extra)
+
+
+def decimal_or_none(value: object) -> Decimal | None:
+    """A stored amount's text as Decimal; None when blank."""
+    return Decimal(str(value)) if value not in (None, "") else None
+
+
+def stored_amount(value: object) -> Decimal | None:
+    """An amount column's text as Decimal; None when blank or not a number (a row written by an
+    older recon from a malformed invoice must not make the whole table unreadable)."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
+# ---- one writer at a time: a lock per ledger file and Xero organisation -------------------------
