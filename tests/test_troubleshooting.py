@@ -173,7 +173,15 @@ def _messages_written(path: Path) -> list[str]:
 
 
 def test_every_message_the_push_writes_is_explained_as_recons_own_or_as_xeros() -> None:
-    written = _messages_written(ROOT / "recon" / "transfer" / "push.py")
+    # the push and the modules it is cut into
+    modules = ("push", "result", "send", "recovery", "writeback")
+    written = sorted(
+        {
+            m
+            for name in modules
+            for m in _messages_written(ROOT / "recon" / "transfer" / f"{name}.py")
+        }
+    )
     assert len(written) >= 20
     # The budget and the concurrent run are told apart even with the figures left out.
     assert explain("deferred: this push needs x Xero calls").reason is ReconReason.CALL_BUDGET
