@@ -5,7 +5,8 @@ step's kernel is shut down before the notebook can save ``transfer_outcomes.csv`
 Every write was recorded in the ledger before and after its call, so the
 outcome of each invoice the plan made eligible is known from there: created,
 failed, unknown (in flight when the run stopped: the next run asks Xero before
-sending it again) or not sent. This module writes those outcomes in the step's
+sending it again) or not sent, read as a push that stops reads them
+(``recovery.as_recorded``). This module writes those outcomes in the step's
 place, so the report of an interrupted run lists what was sent.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -21,7 +21,8 @@ from recon.cells import csv_safe
 from recon.ledger import Ledger
 from recon.outcomes import TransferOutcome
 from recon.transfer.plan import PLAN_RECORD
-from recon.transfer.push import NOT_SENT, OUTCOME_COLUMNS, TRANSFER_OUTCOMES, outcome_row
+from recon.transfer.recovery import as_recorded
+from recon.transfer.result import NOT_SENT, OUTCOME_COLUMNS, TRANSFER_OUTCOMES
 from recon.values import records
 
 __all__ = ["outcomes_after_interrupt"]
@@ -47,45 +48,14 @@ def outcomes_after_interrupt(folder: str | Path, why: str) -> Path | None:
     if not ledger_path or not tenant or not record.get("push"):
         return None
     eligible = pd.read_csv(eligible_file, dtype=str, keep_default_na=False)
-    planned_at = str(record.get("planned_at") or "")
     with Ledger(ledger_path) as ledger:
-        # Only what this push recorded: a row last changed before the plan is an older run's.
-        known = {
-            int(r["nexudus_invoice_id"]): r
-            for r in records(ledger.transfers(tenant))
-            if str(r["updated_at"]) >= planned_at
-        }
-    rows = [
-        _outcome(row, known.get(int(row["nexudus_invoice_id"])), why) for row in records(eligible)
-    ]
+        rows = as_recorded(
+            ledger,
+            tenant,
+            records(eligible),
+            f"{NOT_SENT}the run was {why}",
+            sending=TransferOutcome.UNKNOWN,
+        )
     path = out / TRANSFER_OUTCOMES
     csv_safe(pd.DataFrame(rows, columns=OUTCOME_COLUMNS)).to_csv(path, index=False)
     return path
-
-
-def _outcome(row: dict[str, Any], rec: dict[str, Any] | None, why: str) -> dict[str, Any]:
-    state = None if rec is None else str(rec["state"])
-    if rec is not None and state == TransferOutcome.CREATED:
-        return outcome_row(
-            row, TransferOutcome.CREATED, xero_id=rec["xero_id"], xero_total=rec["xero_total"]
-        )
-    if rec is not None and state == TransferOutcome.FAILED:
-        return outcome_row(
-            row,
-            TransferOutcome.FAILED,
-            xero_id=rec["xero_id"] or None,
-            xero_total=rec["xero_total"],
-            messages=list(json.loads(rec["messages"] or "[]")),
-        )
-    if state in ("sending", "intent"):
-        return outcome_row(
-            row,
-            TransferOutcome.UNKNOWN,
-            messages=[
-                f"unknown: in flight when the run was {why}; the next run checks Xero before "
-                "sending it again"
-            ],
-        )
-    return outcome_row(
-        row, TransferOutcome.SKIPPED, messages=[f"{NOT_SENT}the run was {why} before it was sent"]
-    )

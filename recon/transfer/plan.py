@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -172,7 +172,6 @@ class TransferPlan:
             "tenant_id": self.tenant_id,
             "ledger_path": self.context.get("ledger_path"),
             "push": bool(self.context.get("push")),
-            "planned_at": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
         }
         (out / PLAN_RECORD).write_text(json.dumps(record, indent=1), "utf-8")
         paths.append(out / PLAN_RECORD)
