@@ -40,7 +40,7 @@ from recon.clients.nexudus import INVOICE_COLUMNS
 from recon.demo import act_as_accountant
 from recon.ledger import Ledger
 from recon.params import load_params
-from recon.sandbox import RateLimits, start
+from recon.sandbox import NO_LATENCY, RateLimits, start
 from recon.session import connect, register_sandbox
 from recon.status import apply_paid, find_differences, sync_status
 from recon.status_diff import SCALE
@@ -165,6 +165,7 @@ def sandbox_sync(invoices: int) -> None:
         state / "sandbox",
         invoices=invoices,
         limits=RateLimits(per_minute=1_000_000, app_per_minute=1_000_000, per_day=1_000_000),
+        xero_latency=NO_LATENCY,  # calls and CPU are measured, not Xero's answer times
     )
     register_sandbox(box)
     params = load_params(ROOT / "params" / "demo.yaml").with_overrides(

@@ -55,8 +55,7 @@ import httpx
 from recon.clients.xero import BATCH_SIZE
 from recon.ledger import Ledger
 from recon.params import load_params
-from recon.sandbox import RateLimits, start
-from recon.sandbox.xero_ratelimit import LATENCY_ENV, latency_from_env
+from recon.sandbox import RateLimits, parse_latency, start
 from recon.session import connect, register_sandbox
 from recon.transfer import plan_transfer, push
 
@@ -210,15 +209,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--latency",
         default="xero",
-        help="the sandbox's answer time: xero (0.3 s + 20 ms an element), off, or a,b seconds "
-        "(scaled by minute-seconds / 60)",
+        help="the sandbox's answer time: xero (0.3 s + 20 ms an element, the default), off, or "
+        "a,b seconds (scaled by minute-seconds / 60)",
     )
     parser.add_argument(
         "--max-in-flight", type=int, default=5, help="calls the client keeps in flight at most"
     )
     args = parser.parse_args(argv)
     minute = args.minute_seconds
-    latency = latency_from_env({LATENCY_ENV: args.latency}).scaled(minute / 60)
+    latency = parse_latency(args.latency).scaled(minute / 60)
 
     t0 = time.perf_counter()
     state = Path(tempfile.mkdtemp(prefix="recon-bench-transfer-"))
@@ -231,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     admissions = AdmissionCounter(box.xero.limiter.admit, box.xero.limiter.release)
     box.xero.limiter.admit = admissions  # type: ignore[method-assign]
     box.xero.limiter.release = admissions.release  # type: ignore[method-assign]
-    box.xero.latency = latency
+    box.xero.latency = latency  # --latency decides, whatever RECON_SANDBOX_XERO_LATENCY says
     params = load_params(ROOT / "params" / "demo.yaml").with_overrides(
         sandbox_dir=str(box.state_dir), location="Hive Shoreditch", output_dir=str(state / "out")
     )

@@ -19,6 +19,7 @@ until then the dates of a relative period are those of UTC.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ __all__ = [
     "INVOICE_DATE_CHOICES",
     "PERIODS",
     "REQUIRED_KEYS",
+    "SANDBOX_LATENCY_CHOICES",
     "XERO_STATUS_CHOICES",
     "LocationMap",
     "NexudusSettings",
@@ -115,6 +117,11 @@ class RunParams:
     output_dir: str = "out"
     ledger_file: str | None = None
     sandbox_dir: str | None = None
+    # How long the sandbox's Xero takes to answer when a run starts the sandbox (``target:
+    # sandbox``): "xero" (as slowly as the real Xero, 0.3 s a call + 20 ms per element written),
+    # "off" (at once), or "<per_call>,<per_element>" seconds. The environment variable
+    # RECON_SANDBOX_XERO_LATENCY, when set, wins (recon.sandbox.start).
+    sandbox_xero_latency: str = "xero"
     push: bool = False
     apply: bool = False
     # Under papermill: void in Xero what was voided or deleted in Nexudus, and allocate credit
@@ -290,7 +297,8 @@ GRANT_CHOICES = ("client_credentials", "authorization_code")
 # (nothing is written that was not asked for), ``xero_status`` AUTHORISED and ``invoice_date``
 # issue (Nexudus' own integration's choices), ``contact_key`` name_or_email (every match recon can
 # prove; ambiguous ones are held back, never guessed), ``period``/``period_as_of`` none (the dates
-# are the file's), ``organisation``/``tax_map_file``/``ledger_file``/
+# are the file's), ``sandbox_xero_latency`` xero (how fast the sandbox answers, never what it
+# books), ``organisation``/``tax_map_file``/``ledger_file``/
 # ``sandbox_dir``/``prices_include_tax`` none (their absence has a meaning of its own, documented
 # on ``RunParams``), ``output_dir`` ``out`` (a folder of reports, not of books), and the ``xero``
 # and ``nexudus`` sections (the real services' addresses and recon's standard variable names).
@@ -309,6 +317,8 @@ ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 _CREDENTIAL_LIKE = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}")
 # Keys that hold a path: text (a pathlib.Path from a notebook or the CLI is taken as its text).
 PATH_KEYS = ("tax_map_file", "output_dir", "ledger_file", "sandbox_dir")
+# The answer times ``sandbox_xero_latency`` may name besides "<per_call>,<per_element>" seconds.
+SANDBOX_LATENCY_CHOICES = ("xero", "off")
 BOOL_KEYS = (
     "push",
     "apply",
@@ -463,11 +473,39 @@ def _coerce(data: dict[str, Any], source: str) -> dict[str, Any]:
     for key in PATH_KEYS:
         if isinstance(out.get(key), os.PathLike):
             out[key] = os.fspath(out[key])
+    if "sandbox_xero_latency" in out:
+        out["sandbox_xero_latency"] = _sandbox_latency(out["sandbox_xero_latency"], source)
     if "contact_pins" in out:
         out["contact_pins"] = _contact_pins(out["contact_pins"], source)
     if "bindings" in out:
         out["bindings"] = _bindings(out["bindings"], source)
     return out
+
+
+def _sandbox_latency(raw: Any, source: str) -> str:
+    """``sandbox_xero_latency`` as text: "xero", "off" or "<per_call>,<per_element>" seconds (YAML
+    reads a bare ``off`` as false; one number is the seconds of every call)."""
+    if raw is False:
+        return "off"
+    number = isinstance(raw, int | float) and not isinstance(raw, bool)
+    text = str(raw).strip().lower().replace(" ", "") if number or isinstance(raw, str) else None
+    if text in SANDBOX_LATENCY_CHOICES:
+        return text
+    seconds: list[float] = []
+    if text is not None and text.count(",") <= 1:
+        try:
+            seconds = [float(part) for part in (*text.split(","), "0")[:2]]
+        except ValueError:
+            seconds = []
+    if len(seconds) != 2 or not all(math.isfinite(s) and s >= 0 for s in seconds):
+        shown = repr(raw) if isinstance(raw, str) else _type_name(raw)
+        raise ParamsError(
+            f"{shown} is not an answer time: use xero (as slowly as the real Xero), off (at "
+            "once), or '<per_call>,<per_element>' seconds, e.g. '0.3,0.02'",
+            file=source,
+            key="sandbox_xero_latency",
+        )
+    return f"{seconds[0]!r},{seconds[1]!r}"
 
 
 def _bindings(raw: Any, source: str) -> dict[str, OrganisationBinding]:
@@ -544,7 +582,7 @@ def _check_types(params: RunParams) -> None:
         "organisation": True,
     }
     texts |= {"xero_status": False, "invoice_date": False, "period": True, "period_zone": True}
-    texts |= {key: key != "output_dir" for key in PATH_KEYS}
+    texts |= {key: key != "output_dir" for key in PATH_KEYS} | {"sandbox_xero_latency": False}
     for key, may_be_none in texts.items():
         value = getattr(params, key)
         if not (isinstance(value, str) or (may_be_none and value is None)):

@@ -77,12 +77,22 @@ def register_sandbox(box: Sandbox) -> None:
 
 
 def sandbox_for(params: RunParams) -> Sandbox:
-    """The embedded sandbox for these params, started once per process and state folder."""
+    """The embedded sandbox for these params, started once per process and state folder.
+
+    Its Xero answers as ``sandbox_xero_latency`` says when this call starts it (an already
+    running or registered sandbox keeps its own); ``RECON_SANDBOX_XERO_LATENCY``, when set, wins
+    (recon.sandbox.start).
+    """
     key = str(params.resolve(params.sandbox_dir) or "")
     if key not in _SANDBOXES:
-        from recon.sandbox import start as start_sandbox  # only when a run targets it
+        # only when a run targets it
+        from recon.sandbox import parse_latency
+        from recon.sandbox import start as start_sandbox
 
-        _SANDBOXES[key] = start_sandbox(params.resolve(params.sandbox_dir))
+        _SANDBOXES[key] = start_sandbox(
+            params.resolve(params.sandbox_dir),
+            xero_latency=parse_latency(params.sandbox_xero_latency),
+        )
     return _SANDBOXES[key]
 
 

@@ -30,6 +30,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """Nothing a test run does may touch the user's real token or sandbox folders."""
     os.environ["RECON_CONFIG_DIR"] = tempfile.mkdtemp(prefix="recon-test-config-")
     os.environ.setdefault("RECON_SANDBOX_DIR", tempfile.mkdtemp(prefix="recon-test-sandbox-"))
+    # The sandbox's Xero answers as slowly as the real one unless told otherwise; tests run it
+    # without answer times. Kernels, papermill and `recon run` subprocesses inherit this; a test
+    # that needs answer times sets its own (sandbox.xero.latency, or the variable in a subprocess's
+    # environment).
+    os.environ.setdefault("RECON_SANDBOX_XERO_LATENCY", "off")
 
 
 @pytest.fixture(autouse=True)

@@ -66,6 +66,7 @@ def recon_command() -> list[str]:
 def run_env(state: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XERO_", "NEXUDUS_", "RECON_"))}
     env |= {"RECON_SANDBOX_DIR": str(state / "sandbox"), "RECON_CONFIG_DIR": str(state / "config")}
+    env["RECON_SANDBOX_XERO_LATENCY"] = "off"  # Xero's own answer times are the default
     return env | extra
 
 

@@ -419,3 +419,44 @@ def test_saved_params_load_back_to_the_same_values_with_absolute_paths(tmp_path:
         assert saved.tax_map_file == str(ROOT / "params" / "tax_map.yaml")
         assert saved.period == "this-month" and saved.period_as_of == params.period_as_of
         assert replace(saved, source=params.source, tax_map_file=params.tax_map_file) == params
+
+
+# ---- sandbox_xero_latency: how long the sandbox's Xero takes to answer ---------------------------
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("", "xero"),  # left out: as slowly as the real Xero
+        ("sandbox_xero_latency: xero\n", "xero"),
+        ("sandbox_xero_latency: XERO\n", "xero"),
+        ("sandbox_xero_latency: off\n", "off"),  # YAML reads a bare off as false
+        ("sandbox_xero_latency: 'off'\n", "off"),
+        ("sandbox_xero_latency: '0.3, 0.02'\n", "0.3,0.02"),
+        ("sandbox_xero_latency: 0.5\n", "0.5,0.0"),  # one number: seconds a call
+    ],
+)
+def test_the_sandbox_answer_time_is_xero_unless_the_params_say_off_or_give_seconds(
+    tmp_path: Path, text: str, read: str
+) -> None:
+    assert load_params(_write(tmp_path, text)).sandbox_xero_latency == read
+
+
+def test_the_demo_params_turn_the_sandbox_answer_time_off_and_an_override_can_set_it() -> None:
+    demo = load_params(ROOT / "params" / "demo.yaml")
+    assert demo.sandbox_xero_latency == "off"
+    assert demo.with_overrides(sandbox_xero_latency="0.1,0").sandbox_xero_latency == "0.1,0.0"
+    with pytest.raises(ParamsError) as err:
+        demo.with_overrides(sandbox_xero_latency="slow")
+    assert err.value.key == "sandbox_xero_latency"
+
+
+@pytest.mark.parametrize(
+    "value", ["fast", "'0.3,'", "'0.3,0.02,1'", "'-1,0'", "'nan,0'", "on", "[0.3, 0.02]"]
+)
+def test_a_malformed_sandbox_answer_time_is_refused_naming_the_key(
+    tmp_path: Path, value: str
+) -> None:
+    path = _write(tmp_path, f"sandbox_xero_latency: {value}\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert (err.value.file, err.value.key) == (str(path), "sandbox_xero_latency")
+    assert "is not an answer time: use xero" in str(err.value)

@@ -9,7 +9,8 @@ State lives in SQLite files under ``state_dir`` (default: the user state
 folder, or ``RECON_SANDBOX_DIR``), so one run's writes are seen by the next.
 The demo data is generated on first start only. Client secrets and the
 Nexudus password are made at first start and kept in that folder (never in the
-repository); ``Sandbox.__repr__`` does not show them.
+repository); ``Sandbox.__repr__`` does not show them. Xero answers as slowly as the
+real service unless told otherwise (``start(xero_latency=...)``, ``RECON_SANDBOX_XERO_LATENCY``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,27 @@ from recon.sandbox.clock import Clock
 from recon.sandbox.http import Server
 from recon.sandbox.nexudus_ratelimit import NexudusLimits
 from recon.sandbox.xero_app import API, XeroApp
-from recon.sandbox.xero_ratelimit import RateLimits
+from recon.sandbox.xero_ratelimit import (
+    LATENCY_ENV,
+    NO_LATENCY,
+    XERO_LATENCY,
+    Latency,
+    RateLimits,
+    parse_latency,
+)
 
-__all__ = ["NexudusLimits", "RateLimits", "Sandbox", "default_state_dir", "start"]
+__all__ = [
+    "LATENCY_ENV",
+    "NO_LATENCY",
+    "XERO_LATENCY",
+    "Latency",
+    "NexudusLimits",
+    "RateLimits",
+    "Sandbox",
+    "default_state_dir",
+    "parse_latency",
+    "start",
+]
 
 CREDENTIALS_FILE = "credentials.json"
 SEED_FILE = "seed.json"
@@ -183,6 +202,7 @@ def start(
     invoices: int | None = None,
     limits: RateLimits | None = None,
     nexudus_limits: NexudusLimits | None = None,
+    xero_latency: Latency | None = None,
     fresh: bool = False,
     xero_port: int = 0,
     nexudus_port: int = 0,
@@ -193,6 +213,12 @@ def start(
     business (only on a new state folder). ``limits`` sets Xero's rate limits
     (e.g. a one-second "minute" for tests). ``nexudus_limits`` sets Nexudus'
     (default: the real ones, with the "minute" of ``limits`` when given).
+
+    ``xero_latency`` is how long Xero takes to answer (``NO_LATENCY``: at once). Which one
+    applies, first to last: ``RECON_SANDBOX_XERO_LATENCY`` when set and not empty (``off``,
+    ``xero`` or ``<per_call>,<per_element>`` seconds: the operator's override), then
+    ``xero_latency``, then ``XERO_LATENCY``, the real service's. It stays settable while the
+    sandbox runs (``sandbox.xero.latency``, ``POST /_sandbox/settings``).
     """
     from recon.sandbox.nexudus_app import NexudusApp
     from recon.sandbox.seed import generate
@@ -225,7 +251,7 @@ def start(
     os.replace(tmp, folder / SEED_FILE)
     clock = Clock()
     data = generate(seed=seed, invoices=invoices)
-    xero = XeroApp(str(folder / "xero.sqlite"), clock=clock, limits=limits)
+    xero = XeroApp(str(folder / "xero.sqlite"), clock=clock, limits=limits, latency=xero_latency)
     app_secrets = xero.load_seed(data.xero_orgs, data.xero_apps)
     if nexudus_limits is None and limits is not None:
         nexudus_limits = NexudusLimits(minute_seconds=limits.minute_seconds)

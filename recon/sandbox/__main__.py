@@ -1,7 +1,9 @@
 """``python -m recon.sandbox``: run the Xero and Nexudus sandboxes in the foreground.
 
 Prints one JSON line on stdout with the base URLs and demo credentials, then
-serves until interrupted (Ctrl-C or SIGTERM).
+serves until interrupted (Ctrl-C or SIGTERM). Xero answers as slowly as the real
+service unless ``RECON_SANDBOX_XERO_LATENCY`` says otherwise (``off``, ``xero`` or
+``<per_call>,<per_element>`` seconds).
 """
 
 from __future__ import annotations

@@ -37,7 +37,13 @@ from recon.sandbox.store import Store
 from recon.sandbox.xero_auth import AccessGrant, Identity, OAuthError
 from recon.sandbox.xero_books import NIL_UUID, Books, Outcome
 from recon.sandbox.xero_format import iso_utc_string, msdatetime, parse_if_modified_since
-from recon.sandbox.xero_ratelimit import Latency, RateLimiter, RateLimits, latency_from_env
+from recon.sandbox.xero_ratelimit import (
+    DEFAULT_LATENCY,
+    Latency,
+    RateLimiter,
+    RateLimits,
+    latency_from_env,
+)
 from recon.sandbox.xero_where import QueryParseError, compile_where
 
 API = "/api.xro/2.0"
@@ -162,16 +168,25 @@ class XeroApp:
     """The Xero sandbox as a WSGI-free callable: ``(Request) -> Response``."""
 
     def __init__(
-        self, db_path: str, *, clock: Clock | None = None, limits: RateLimits | None = None
+        self,
+        db_path: str,
+        *,
+        clock: Clock | None = None,
+        limits: RateLimits | None = None,
+        latency: Latency | None = None,
     ) -> None:
+        """``latency``: how long Xero takes to answer; ``RECON_SANDBOX_XERO_LATENCY`` wins over
+        it, and None means the default, Xero's own (xero_ratelimit.latency_from_env)."""
         self.clock = clock or Clock()
         self.store = Store(db_path, IDEMPOTENCY_SCHEMA)
         self.books = Books(self.store, self.clock)
         self.identity = Identity(self.store, self.clock)
         self.limiter = RateLimiter(self.clock, limits)
-        # How long Xero takes to answer (xero_ratelimit.Latency); settable, and from the
-        # environment when the sandbox starts.
-        self.latency: Latency = latency_from_env()
+        # How long Xero takes to answer (xero_ratelimit.Latency); settable at run time (also by
+        # POST /_sandbox/settings).
+        self.latency: Latency = latency_from_env(
+            default=DEFAULT_LATENCY if latency is None else latency
+        )
         self.faults = Faults()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._key_locks_guard = threading.Lock()
