@@ -25,9 +25,11 @@ import time
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from recon.ledger import Ledger
+from recon.ledger.schema import KEPT_TEXT
 from recon.outcomes import TransferOutcome
 from recon.session import Connection
 from recon.status_diff import (
@@ -143,8 +145,9 @@ def _both_sides(
     ledger: Ledger, tenant: str, business_id: int, scope: SyncScope
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The sync's frame (each transferred invoice of the scope with both sides' copies, money
-    also in whole ``SCALE`` units), the Xero records and the transfer rows that tell which
-    records recon created are unknown to the ledger."""
+    also in whole ``SCALE`` units, read from the ledger, or as the last sync kept it), the Xero
+    records and the transfer rows that tell which records recon created are unknown to the
+    ledger."""
     if scope.whole:
         transfers = _created_invoices(ledger.transfers(tenant, units=SCALE))
         state = ledger.xero_state(tenant, units=SCALE)
@@ -156,10 +159,6 @@ def _both_sides(
         wanted = set(transfers["xero_id"].dropna()) | scope.xero_ids
         state = ledger.xero_state(tenant, xero_ids=wanted, units=SCALE)
         named = _created_invoices(ledger.transfer_keys(tenant, xero_ids=scope.xero_ids))
-    # One order for a whole and an incremental sync: by number, then Nexudus id.
-    transfers = transfers.sort_values(
-        ["invoice_number", "nexudus_invoice_id"], kind="stable"
-    ).reset_index(drop=True)
     frame = transfers[
         [
             "nexudus_invoice_id",
@@ -201,8 +200,39 @@ def _both_sides(
     )
     # Only this location's invoices: another location may book into the same organisation.
     frame = frame.merge(nexudus, on="nexudus_invoice_id", how="inner")
+    if scope.kept is not None and len(scope.kept):
+        frame = pd.concat([frame, _as_compared(scope.kept, frame.columns)], ignore_index=True)
+    # One order and one text type for a whole and an incremental sync, whatever rows each read:
+    # by number, then Nexudus id; text as pandas' string type, blanks NaN.
+    frame = (
+        frame.astype(dict.fromkeys(KEPT_TEXT, "str"))
+        .sort_values(["invoice_number", "nexudus_invoice_id"], kind="stable")
+        .reset_index(drop=True)
+    )
     known = state if scope.whole else state[state["xero_id"].isin(scope.xero_ids)]
     return frame, known, named
+
+
+# The Xero copy's columns, blank in the frame when the ledger has no copy of the record.
+_XERO_COPY = ["xero_status", "xero_paid_on", "kind", *_XERO_MONEY]
+
+
+def _as_compared(kept: pd.DataFrame, columns: pd.Index) -> pd.DataFrame:
+    """Kept rows (``Ledger.kept_status_rows``) as the sync's frame holds them: whether Xero's
+    copy was found as the merge's ``_merge``, its columns blank when it was not."""
+    found = kept["found_in_xero"].to_numpy(dtype=bool)
+    merged = pd.Categorical(
+        np.where(found, "both", "left_only"), categories=["left_only", "right_only", "both"]
+    )
+    rows = kept.assign(_merge=merged)
+    if not found.all():
+        rows.loc[~found, _XERO_COPY] = np.nan
+    return rows.reindex(columns=columns)
+
+
+def _kept(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's rows as the ledger keeps them (``KEPT_COLUMNS``)."""
+    return frame.assign(found_in_xero=(frame["_merge"] == "both").to_numpy())
 
 
 def _record_sync(
@@ -214,14 +244,20 @@ def _record_sync(
     owing: pd.Series,
     differences: pd.DataFrame,
 ) -> int:
-    """Keep in the ledger what this sync listed and where it stopped reading; returns how many
-    transferred invoices of the location there are."""
+    """Keep in the ledger what this sync listed, the rows it compared of each listed invoice
+    read afresh, and where it stopped reading; returns how many transferred invoices of the
+    location there are."""
     unknown = differences["difference"] == Difference.UNKNOWN_TO_LEDGER.value
     listed = ids_of(frame.loc[owing.to_numpy(), "nexudus_invoice_id"]) | ids_of(
         differences.loc[~unknown, "nexudus_invoice_id"]
     )
-    members = {int(i): int(i) in listed for i in frame["nexudus_invoice_id"]}
+    ids = frame["nexudus_invoice_id"]
+    members = {int(i): int(i) in listed for i in ids}
     before = scope.members
+    # Rows taken as kept stay as they are; those read afresh and listed are kept anew.
+    fresh = ids.isin(listed) & ~ids.isin(
+        [] if scope.kept is None else scope.kept["nexudus_invoice_id"]
+    )
     ledger.record_status_sync(
         tenant,
         business_id,
@@ -230,6 +266,7 @@ def _record_sync(
         members=members,
         unknown=set(differences.loc[unknown, "xero_id"].dropna().astype(str)),
         checked=None if scope.whole or before is None else (before, scope.xero_ids),
+        kept=_kept(frame[fresh.to_numpy()]),
     )
     if scope.whole or before is None:
         return len(members)

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from recon.cells import csv_safe
+from recon.ledger.schema import KEPT_MONEY
 from recon.values import decimal_sum
 
 __all__ = [
@@ -47,18 +48,9 @@ ZERO = Decimal("0")
 SCALE = 10_000
 XERO_LIVE = ("AUTHORISED", "DRAFT", "SUBMITTED", "PAID")
 XERO_GONE = ("VOIDED", "DELETED")
-# The money the diff compares, each as the ledger holds it (Decimal, blank when unknown).
-MONEY_COLUMNS = (
-    "transferred_total",
-    "nexudus_total_at_transfer",
-    "xero_total",
-    "xero_amount_due",
-    "xero_amount_paid",
-    "xero_amount_credited",
-    "nexudus_total",
-    "nexudus_paid_amount",
-    "nexudus_credited",
-)
+# The money the diff compares, each as the ledger holds it (Decimal, blank when unknown): the
+# money the ledger keeps of each invoice a sync listed.
+MONEY_COLUMNS = KEPT_MONEY
 # Shown with blanks as zero in a difference row.
 ZEROED_COLUMNS = (
     "xero_amount_paid",

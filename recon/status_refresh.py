@@ -365,18 +365,19 @@ def nexudus_side(
 
 
 # ---- which invoices a sync diffs -----------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SyncScope:
     """Which invoices a status sync of a location diffs, and where its reading of the ledger's
     journal stops (``touched_id``, ``event_id``: ``Ledger.last_change_ids``).
 
     ``whole``: every transferred invoice and every Xero record. Otherwise
-    ``nexudus_invoice_ids``: the invoices the last sync listed plus every one whose transfer
-    row, Xero or Nexudus copy, deletion or credit note was written since; ``xero_ids``: the Xero
-    records it reported unknown to the ledger plus every one written since (with the transfer
-    rows that name them); ``members``: the stored row (listed or not) of each of those invoices
-    the last sync compared. Every other invoice is as the last sync found it: no difference,
-    nothing owing.
+    ``nexudus_invoice_ids``: every invoice whose transfer row, Xero or Nexudus copy, deletion
+    or credit note was written since the last sync, read again from the ledger; ``kept``: the
+    rows the last sync kept of the other invoices it listed (``Ledger.kept_status_rows``),
+    compared again as they are; ``xero_ids``: the Xero records it reported unknown to the
+    ledger plus every one written since (with the transfer rows that name them); ``members``:
+    the stored row (listed or not) of each invoice of both, as the last sync left it. Every
+    other invoice is as the last sync found it: no difference, nothing owing.
     """
 
     whole: bool
@@ -385,6 +386,7 @@ class SyncScope:
     nexudus_invoice_ids: frozenset[int] = frozenset()
     xero_ids: frozenset[str] = frozenset()
     members: dict[int, bool] | None = None
+    kept: pd.DataFrame | None = None
 
 
 def sync_scope(ledger: Ledger, tenant: str, business_id: int, *, whole: bool) -> SyncScope:
@@ -410,11 +412,18 @@ def sync_scope(ledger: Ledger, tenant: str, business_id: int, *, whole: bool) ->
     # An invoice whose Xero record was written since.
     if xero_ids:
         invoices |= ids_of(ledger.transfer_keys(tenant, xero_ids=xero_ids)["nexudus_invoice_id"])
-    listed, unknown = ledger.status_listed(tenant, business_id)
-    # The stored rows of what it compares: the listed ones are known to be listed already.
+    kept = ledger.kept_status_rows(tenant, business_id)
+    listed = ids_of(kept["nexudus_invoice_id"])
+    # The stored rows of what it compares: the kept ones are known to be listed already.
     members = dict.fromkeys(listed, True)
     members.update(ledger.status_members(tenant, business_id, invoices - listed))
-    invoices |= listed
+    untouched = kept[~kept["nexudus_invoice_id"].isin(invoices)].reset_index(drop=True)
     return SyncScope(
-        False, touched_id, event_id, frozenset(invoices), frozenset(xero_ids | unknown), members
+        False,
+        touched_id,
+        event_id,
+        frozenset(invoices),
+        frozenset(xero_ids | ledger.status_unknown(tenant, business_id)),
+        members,
+        untouched,
     )

@@ -194,7 +194,7 @@ def test_a_new_file_is_stamped_with_the_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as ledger:
         assert ledger.transfers(TENANT).empty
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 4
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 5
     assert _pragma(path, "journal_mode") == "wal"
     with Ledger(path) as again:  # opening it again finds it up to date
         assert again.watermark(TENANT, "xero") is None
@@ -357,7 +357,7 @@ def test_a_version_2_file_gets_the_bindings_table_and_keeps_its_rows(tmp_path: P
         actions = ledger.events()["action"].tolist()
         assert actions[-2:] == ["bind location", "rebind location"]
     assert _columns(path, "bindings")[:3] == ["business_id", "location", "tenant_id"]
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 4
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 5
 
 
 def test_a_file_from_before_business_id_gets_the_column(tmp_path: Path) -> None:
@@ -405,7 +405,13 @@ def test_a_version_3_file_gets_the_status_journal_and_keeps_its_rows(tmp_path: P
     with db:
         for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
             db.execute(f"DROP TRIGGER {name}")
-        for table in ("status_touched", "status_syncs", "status_members", "status_unknown"):
+        for table in (
+            "status_touched",
+            "status_syncs",
+            "status_members",
+            "status_unknown",
+            "status_kept",
+        ):
             db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version=3")
     db.close()
@@ -422,7 +428,36 @@ def test_a_version_3_file_gets_the_status_journal_and_keeps_its_rows(tmp_path: P
         assert upto == len(ledger.events())
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(found[name], frame, obj=name)
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 4
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 5
+
+
+def test_a_version_4_file_gets_the_kept_rows_table_and_its_next_status_sync_is_whole(
+    tmp_path: Path,
+) -> None:
+    """Version 5 keeps the rows each status sync listed; a sync recorded before kept none, so
+    the upgrade forgets where it stopped and the next sync of the location reads all."""
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as ledger:
+        _write_everything(ledger)
+        ledger.record_status_sync(
+            TENANT, 7, touched_id=1, event_id=1, members={11: True}, unknown=["x-1"]
+        )
+        expected = _everything(ledger)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("DROP TABLE status_kept")
+        db.execute("PRAGMA user_version=4")
+    db.close()
+    assert _columns(path, "status_kept") == []  # a version-4 file: no such table
+    with Ledger(path) as ledger:
+        found = _everything(ledger)
+        assert ledger.status_sync_mark(TENANT, 7) is None
+        assert ledger.kept_status_rows(TENANT, 7).empty
+        assert ledger.status_unknown(TENANT, 7) == {"x-1"}
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(found[name], frame, obj=name)
+    assert "nexudus_invoice_id" in _columns(path, "status_kept")
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 5
 
 
 def test_reads_by_id_give_the_same_rows_and_whole_units_beside_the_decimals(

@@ -34,6 +34,10 @@ Tables:
   difference, or still owing in Xero); ``status_unknown``, the Xero records it reported as
   unknown to the ledger. Indexes on ``transfers.xero_id``, the events' action and
   ``nexudus_state.business_id``.
+- ``status_kept`` (version 5): the rows the last status sync of each location compared for each
+  invoice it listed (both sides' copies, money as text and in whole units), so the next sync
+  compares them again as they are, unless something was written under the invoice since.
+  Upgrading a version-4 file forgets where each location's last sync stopped: the next is whole.
 
 One writer at a time: ``Ledger.writer(tenant_id, purpose)`` is a lock per ledger file and
 Xero organisation (``fcntl.flock``, or ``msvcrt.locking`` on Windows, on a ``.lock`` file beside

@@ -11,7 +11,7 @@ import pandas as pd
 
 from recon.ledger.store import ID_CHUNK, LedgerStore
 from recon.ledger.stored import decimal_or_none, with_money
-from recon.values import cell_int, is_missing, optional_int, records
+from recon.values import cell_int, optional_int
 
 
 class RemoteState(LedgerStore):
@@ -119,27 +119,29 @@ class RemoteState(LedgerStore):
 
     def update_nexudus_state(self, tenant_id: str, frame: pd.DataFrame) -> int:
         """Upsert Nexudus invoices as last read (columns Id, TotalAmount, Paid, PaidAmount, Void,
-        DueDate, UpdatedOn)."""
-        rows = [
-            (
-                tenant_id,
-                cell_int(r["Id"]),
-                str(r["TotalAmount"]),
-                int(bool(r["Paid"])),
-                str(r["PaidAmount"] or 0),
-                int(bool(r["Void"])),
-                None if is_missing(r["DueDate"]) else pd.Timestamp(r["DueDate"]).isoformat(),
-                None if is_missing(r["UpdatedOn"]) else pd.Timestamp(r["UpdatedOn"]).isoformat(),
-                optional_int(r["BusinessId"]),
-            )
-            for r in records(frame)
+        DueDate, UpdatedOn, BusinessId)."""
+        columns = [
+            [cell_int(v) for v in frame["Id"]],
+            [str(v) for v in frame["TotalAmount"]],
+            [int(bool(v)) for v in frame["Paid"]],
+            [str(v or 0) for v in frame["PaidAmount"]],
+            [int(bool(v)) for v in frame["Void"]],
+            _iso_times(frame["DueDate"]),
+            _iso_times(frame["UpdatedOn"]),
+            [optional_int(v) for v in frame["BusinessId"]],
         ]
-        rows.sort(key=lambda row: row[1])  # key order, stable: see update_xero_state
+        # Key order, stable (of two rows for one invoice the later wins): see update_xero_state.
+        rows = sorted(zip(*columns, strict=True), key=lambda row: row[0])
         with self._tx() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO nexudus_state(tenant_id,nexudus_invoice_id,total,paid,"
-                "paid_amount,void,due_date,updated_on,business_id) VALUES(?,?,?,?,?,?,?,?,?)",
-                rows,
+                "INSERT INTO nexudus_state(tenant_id,nexudus_invoice_id,total,paid,paid_amount,"
+                "void,due_date,updated_on,business_id) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT("
+                "tenant_id,nexudus_invoice_id) DO UPDATE SET total=excluded.total, "
+                "paid=excluded.paid, "
+                "paid_amount=excluded.paid_amount, void=excluded.void, "
+                "due_date=excluded.due_date, updated_on=excluded.updated_on, "
+                "business_id=excluded.business_id",
+                ((tenant_id, *row) for row in rows),
             )
         return len(rows)
 
@@ -205,3 +207,11 @@ class RemoteState(LedgerStore):
                 "DELETE FROM nexudus_state WHERE tenant_id=? AND nexudus_invoice_id=?", ids
             )
         return len(ids)
+
+
+def _iso_times(values: pd.Series) -> list[str | None]:
+    """Each time or date as ISO text (``pd.Timestamp.isoformat``), blanks None; each distinct
+    value converted once."""
+    codes, distinct = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    texts = [*(pd.Timestamp(v).isoformat() for v in distinct), None]
+    return [texts[c] for c in codes]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 # The layout SCHEMA describes. Raise it, and add a step to MIGRATIONS, when the layout changes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers(
@@ -156,6 +156,55 @@ def _from_version_3(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+# Version 5: each invoice the last status sync of a location listed (still owing, or a
+# difference), as that sync compared it: both sides' copies, money as text and in whole units.
+# The next sync takes these rows as they are for every listed invoice nothing was written under
+# since, instead of reading three tables by key for each (``Ledger.kept_status_rows``).
+KEPT_TEXT = (
+    "invoice_number",
+    "xero_id",
+    "currency",
+    "xero_status",
+    "xero_paid_on",
+    "kind",
+    "nexudus_due_date",
+)
+KEPT_MONEY = (
+    "transferred_total",
+    "nexudus_total_at_transfer",
+    "xero_total",
+    "xero_amount_due",
+    "xero_amount_paid",
+    "xero_amount_credited",
+    "nexudus_total",
+    "nexudus_paid_amount",
+    "nexudus_credited",
+)
+KEPT_FLAGS = ("found_in_xero", "nexudus_paid", "nexudus_void", "nexudus_deleted")
+KEPT_COLUMNS = (
+    "nexudus_invoice_id",
+    *KEPT_TEXT,
+    *(f"{m}{suffix}" for m in KEPT_MONEY for suffix in ("", "_scaled", "_known")),
+    *KEPT_FLAGS,
+)
+_KEPT_TYPES = {"nexudus_invoice_id": "INTEGER NOT NULL"} | {
+    c: "INTEGER" if c.endswith(("_scaled", "_known")) or c in KEPT_FLAGS else "TEXT"
+    for c in KEPT_COLUMNS[1:]
+}
+STATUS_KEPT_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS status_kept(tenant_id TEXT NOT NULL, business_id INTEGER NOT "
+    f"NULL, {', '.join(f'{c} {t}' for c, t in _KEPT_TYPES.items())}, "
+    "PRIMARY KEY(tenant_id, business_id, nexudus_invoice_id)) WITHOUT ROWID"
+)
+
+
+def _from_version_4(db: sqlite3.Connection) -> None:
+    """Version 4 to 5: the rows the last status sync listed. A sync recorded before has none, so
+    the next sync of each location is a whole one (it forgets where the last one stopped)."""
+    db.execute(STATUS_KEPT_SCHEMA)
+    db.execute("DELETE FROM status_syncs")
+
+
 # MIGRATIONS[v] brings a file at version v to v + 1.
-MIGRATIONS = (_from_version_0, _from_version_1, _from_version_2, _from_version_3)
+MIGRATIONS = (_from_version_0, _from_version_1, _from_version_2, _from_version_3, _from_version_4)
 assert len(MIGRATIONS) == SCHEMA_VERSION

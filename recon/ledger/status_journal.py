@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from recon.ledger.schema import KEPT_COLUMNS, KEPT_FLAGS, KEPT_MONEY
 from recon.ledger.store import ID_CHUNK, LedgerStore
-from recon.ledger.stored import utc_now
+from recon.ledger.stored import decimal_or_none, utc_now, with_money
 
 
 class StatusJournal(LedgerStore):
@@ -56,6 +60,14 @@ class StatusJournal(LedgerStore):
         ).fetchall()
         return {int(r[0]) for r in invoices}, {str(r[0]) for r in unknown}
 
+    def status_unknown(self, tenant_id: str, business_id: int) -> set[str]:
+        """The Xero ids the last status sync of a location reported as unknown to the ledger."""
+        rows = self._db.execute(
+            "SELECT xero_id FROM status_unknown WHERE tenant_id=? AND business_id=?",
+            (tenant_id, int(business_id)),
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
     def status_members(
         self, tenant_id: str, business_id: int, nexudus_invoice_ids: Iterable[int]
     ) -> dict[int, bool]:
@@ -73,6 +85,24 @@ class StatusJournal(LedgerStore):
             found.update({int(r[0]): bool(r[1]) for r in rows})
         return found
 
+    def kept_status_rows(self, tenant_id: str, business_id: int) -> pd.DataFrame:
+        """The rows the last status sync of a location kept (``KEPT_COLUMNS``: each invoice it
+        listed, as it compared it), by invoice id; money as Decimal beside its whole units
+        (``<money>_scaled`` int64, ``<money>_known``), flags as bool."""
+        frame = self._tuples(
+            f"SELECT {','.join(KEPT_COLUMNS)} FROM status_kept WHERE tenant_id=? AND business_id=?",
+            (tenant_id, int(business_id)),
+            list(KEPT_COLUMNS),
+        )
+        frame = with_money(frame, KEPT_MONEY, decimal_or_none, None)
+        whole = {f"{m}_scaled": frame[f"{m}_scaled"].to_numpy(dtype=np.int64) for m in KEPT_MONEY}
+        flags = [*(f"{m}_known" for m in KEPT_MONEY), *KEPT_FLAGS]
+        return frame.assign(
+            nexudus_invoice_id=frame["nexudus_invoice_id"].to_numpy(dtype=np.int64),
+            **whole,
+            **{c: frame[c].to_numpy(dtype=bool) for c in flags},
+        )
+
     def record_status_sync(
         self,
         tenant_id: str,
@@ -83,14 +113,17 @@ class StatusJournal(LedgerStore):
         members: dict[int, bool],
         unknown: Iterable[str],
         checked: tuple[dict[int, bool], Iterable[str]] | None = None,
+        kept: pd.DataFrame | None = None,
     ) -> None:
         """After a status sync of a location: the transferred invoices it compared (id ->
         whether it listed it), the Xero ids it reported unknown, where it stopped reading.
 
         ``checked`` (an incremental sync): the stored rows of the invoices it compared, as
         ``status_members`` gave them, and the Xero ids it checked; only rows that changed are
-        written. None (a whole sync): the location's rows are replaced. Journal lines every
-        location of the organisation has read are dropped. One transaction.
+        written. None (a whole sync): the location's rows are replaced. ``kept``: the listed
+        invoices' rows (``KEPT_COLUMNS``) to keep, replacing any kept before; the kept row of
+        every compared invoice not listed now is dropped. Journal lines every location of the
+        organisation has read are dropped. One transaction.
         """
         business = int(business_id)
         key = (tenant_id, business)
@@ -98,6 +131,7 @@ class StatusJournal(LedgerStore):
             if checked is None:
                 db.execute("DELETE FROM status_members WHERE tenant_id=? AND business_id=?", key)
                 db.execute("DELETE FROM status_unknown WHERE tenant_id=? AND business_id=?", key)
+                db.execute("DELETE FROM status_kept WHERE tenant_id=? AND business_id=?", key)
                 gone: list[int] = []
                 written = members
                 transferred = len(members)
@@ -127,6 +161,18 @@ class StatusJournal(LedgerStore):
                 "INSERT OR IGNORE INTO status_unknown(tenant_id,business_id,xero_id) VALUES(?,?,?)",
                 ((*key, str(x)) for x in unknown),
             )
+            if checked is not None:
+                db.executemany(
+                    "DELETE FROM status_kept WHERE tenant_id=? AND business_id=? AND "
+                    "nexudus_invoice_id=?",
+                    ((*key, int(i)) for i in sorted({*before, *members}) if not members.get(i)),
+                )
+            if kept is not None and len(kept):
+                db.executemany(
+                    f"INSERT OR REPLACE INTO status_kept(tenant_id,business_id,"
+                    f"{','.join(KEPT_COLUMNS)}) VALUES(?,?{',?' * len(KEPT_COLUMNS)})",
+                    ((*key, *row) for row in _kept_rows(kept)),
+                )
             db.execute(
                 "INSERT INTO status_syncs(tenant_id,business_id,touched_id,event_id,transferred,"
                 "at) VALUES(?,?,?,?,?,?) ON CONFLICT(tenant_id,business_id) DO UPDATE SET "
@@ -139,3 +185,24 @@ class StatusJournal(LedgerStore):
                 "FROM status_syncs WHERE tenant_id=?)",
                 (tenant_id, tenant_id),
             )
+
+
+_WHOLE_NUMBERS = frozenset(
+    c for c in KEPT_COLUMNS if c.endswith(("_known", "_scaled")) or c in KEPT_FLAGS
+) | {"nexudus_invoice_id"}
+
+
+def _kept_rows(frame: pd.DataFrame) -> Iterator[tuple[object, ...]]:
+    """``frame``'s ``KEPT_COLUMNS`` as the ledger stores them, in key order: money as text,
+    units and flags as int, blanks as NULL."""
+    ordered = frame.sort_values("nexudus_invoice_id")
+    columns: list[list[object]] = []
+    for name in KEPT_COLUMNS:
+        values = ordered[name]
+        if name in _WHOLE_NUMBERS:
+            columns.append(values.to_numpy(dtype=np.int64).tolist())
+        else:  # text and money: as text, blanks NULL
+            cells = values.to_numpy(dtype=object)
+            blank = pd.isna(cells)
+            columns.append([None if b else str(v) for v, b in zip(cells, blank, strict=True)])
+    return zip(*columns, strict=True)

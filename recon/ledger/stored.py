@@ -28,31 +28,39 @@ def with_money(
 ) -> pd.DataFrame:
     """``frame`` with each ``money`` column's text as ``parse`` gives it (Decimal, or None), and
     with ``units`` (a power of ten) ``<money>_units`` (int64, blanks 0) and ``<money>_known``
-    beside it; each distinct text is read once (a million amounts hold far fewer distinct ones).
+    beside it; each distinct text of all the columns is read once (a million amounts hold far
+    fewer distinct ones, and an invoice's columns mostly hold the same few).
 
     Raises ``ValueError`` for an amount with more decimals than ``units`` keeps, which no
     whole-unit comparison could treat exactly."""
     places = None if units is None else _places(units)
-    extra: dict[str, Any] = {}
-    for column in money:
-        codes, distinct = pd.factorize(frame[column].astype(object), use_na_sentinel=True)
-        amounts = [*(parse(v) for v in distinct), parse(None)]
-        parsed = np.empty(len(amounts), dtype=object)
-        parsed[:] = amounts
-        extra[column] = pd.Series(parsed[codes], index=frame.index, dtype=object)
-        if places is None:
+    rows = len(frame)
+    texts = [frame[column].to_numpy(dtype=object) for column in money]
+    stacked = np.concatenate(texts) if texts else np.empty(0, dtype=object)
+    codes, distinct = pd.factorize(stacked, use_na_sentinel=True)
+    amounts = [*(parse(v) for v in distinct), parse(None)]  # code -1 (a blank): the last
+    parsed = np.empty(len(amounts), dtype=object)
+    parsed[:] = amounts
+    whole = np.zeros(len(amounts), dtype=np.int64)
+    known = np.zeros(len(amounts), dtype=bool)
+    inexact: set[int] = set()
+    for position, amount in enumerate(amounts if places is not None else ()):
+        if amount is None:
             continue
-        whole = np.zeros(len(amounts), dtype=np.int64)
-        known = np.zeros(len(amounts), dtype=bool)
-        for position, amount in enumerate(amounts):
-            if amount is None:
-                continue
-            scaled = amount.scaleb(places)
-            if scaled != scaled.to_integral_value():
-                raise ValueError(f"an amount has more than {places} decimal places in {column!r}")
-            whole[position], known[position] = int(scaled), True
-        extra[f"{column}_units"] = whole[codes]
-        extra[f"{column}_known"] = known[codes]
+        scaled = amount.scaleb(places)
+        if scaled != scaled.to_integral_value():
+            inexact.add(position)
+            continue
+        whole[position], known[position] = int(scaled), True
+    extra: dict[str, Any] = {}
+    for index, column in enumerate(money):
+        own = codes[index * rows : (index + 1) * rows]
+        if inexact and inexact.intersection(own.tolist()):
+            raise ValueError(f"an amount has more than {places} decimal places in {column!r}")
+        extra[column] = pd.Series(parsed[own], index=frame.index, dtype=object)
+        if places is not None:
+            extra[f"{column}_units"] = whole[own]
+            extra[f"{column}_known"] = known[own]
     return frame.assign(**extra)
 
 
