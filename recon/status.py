@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from recon.ledger import Ledger
-from recon.ledger.schema import KEPT_TEXT
+from recon.ledger.schema import KEPT_MONEY, KEPT_TEXT
 from recon.outcomes import TransferOutcome
 from recon.session import Connection
 from recon.status_diff import (
@@ -105,7 +105,7 @@ def sync_status(
     if ledger.has_transferred(tenant):
         nexudus_read = refresh_nexudus_state(conn, ledger, full=full)
     whole = full or bool(read["full"]) or bool(nexudus_read.get("whole_read"))
-    scope = sync_scope(ledger, tenant, business_id, whole=whole)
+    scope = sync_scope(ledger, tenant, business_id, whole=whole, units=SCALE)
     frame, state, transfers = _both_sides(ledger, tenant, business_id, scope)
     differences = find_differences(frame, state, transfers, full=read["full"])
     owing = frame["xero_status"] == "AUTHORISED"
@@ -158,7 +158,11 @@ def _both_sides(
         )
         wanted = set(transfers["xero_id"].dropna()) | scope.xero_ids
         state = ledger.xero_state(tenant, xero_ids=wanted, units=SCALE)
-        named = _created_invoices(ledger.transfer_keys(tenant, xero_ids=scope.xero_ids))
+        named = _created_invoices(
+            ledger.transfer_keys(tenant, xero_ids=scope.xero_ids)
+            if scope.named is None
+            else scope.named
+        )
     frame = transfers[
         [
             "nexudus_invoice_id",
@@ -213,6 +217,8 @@ def _both_sides(
     return frame, known, named
 
 
+# The ledger's whole units of an amount, as the frame names them.
+_UNITS_AS_SCALED = {f"{m}_units": f"{m}_scaled" for m in KEPT_MONEY}
 # The Xero copy's columns, blank in the frame when the ledger has no copy of the record.
 _XERO_COPY = ["xero_status", "xero_paid_on", "kind", *_XERO_MONEY]
 
@@ -224,7 +230,7 @@ def _as_compared(kept: pd.DataFrame, columns: pd.Index) -> pd.DataFrame:
     merged = pd.Categorical(
         np.where(found, "both", "left_only"), categories=["left_only", "right_only", "both"]
     )
-    rows = kept.assign(_merge=merged)
+    rows = kept.rename(columns=_UNITS_AS_SCALED).assign(_merge=merged)
     if not found.all():
         rows.loc[~found, _XERO_COPY] = np.nan
     return rows.reindex(columns=columns)

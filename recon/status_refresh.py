@@ -376,8 +376,9 @@ class SyncScope:
     rows the last sync kept of the other invoices it listed (``Ledger.kept_status_rows``),
     compared again as they are; ``xero_ids``: the Xero records it reported unknown to the
     ledger plus every one written since (with the transfer rows that name them); ``members``:
-    the stored row (listed or not) of each invoice of both, as the last sync left it. Every
-    other invoice is as the last sync found it: no difference, nothing owing.
+    the stored row (listed or not) of each invoice of both, as the last sync left it; ``named``:
+    the transfer rows naming ``xero_ids`` (``Ledger.transfer_keys``). Every other invoice is as
+    the last sync found it: no difference, nothing owing.
     """
 
     whole: bool
@@ -387,11 +388,15 @@ class SyncScope:
     xero_ids: frozenset[str] = frozenset()
     members: dict[int, bool] | None = None
     kept: pd.DataFrame | None = None
+    named: pd.DataFrame | None = None
 
 
-def sync_scope(ledger: Ledger, tenant: str, business_id: int, *, whole: bool) -> SyncScope:
+def sync_scope(
+    ledger: Ledger, tenant: str, business_id: int, *, whole: bool, units: int | None = None
+) -> SyncScope:
     """Which invoices this sync of a location diffs (``SyncScope``); ``whole`` (a full read, or
-    a whole read of the location) diffs all, and so does a location never synced before."""
+    a whole read of the location) diffs all, and so does a location never synced before.
+    ``units``: the kept rows' money also in these whole units (``Ledger.kept_status_rows``)."""
     touched_id, event_id = ledger.last_change_ids()
     mark = None if whole else ledger.status_sync_mark(tenant, business_id)
     if mark is None:
@@ -409,10 +414,12 @@ def sync_scope(ledger: Ledger, tenant: str, business_id: int, *, whole: bool) ->
     )
     noted = links["subject"].isin({str(i) for i in invoices}).to_numpy()
     invoices |= ids_of(originals[noted]) if len(links) else set()
-    # An invoice whose Xero record was written since.
-    if xero_ids:
-        invoices |= ids_of(ledger.transfer_keys(tenant, xero_ids=xero_ids)["nexudus_invoice_id"])
-    kept = ledger.kept_status_rows(tenant, business_id)
+    # The transfer rows naming a Xero record written since, or one the last sync reported
+    # unknown to the ledger; an invoice whose Xero record was written since is diffed again.
+    checked = xero_ids | ledger.status_unknown(tenant, business_id)
+    named = ledger.transfer_keys(tenant, xero_ids=checked)
+    invoices |= ids_of(named.loc[named["xero_id"].isin(xero_ids), "nexudus_invoice_id"])
+    kept = ledger.kept_status_rows(tenant, business_id, units=units)
     listed = ids_of(kept["nexudus_invoice_id"])
     # The stored rows of what it compares: the kept ones are known to be listed already.
     members = dict.fromkeys(listed, True)
@@ -423,7 +430,8 @@ def sync_scope(ledger: Ledger, tenant: str, business_id: int, *, whole: bool) ->
         touched_id,
         event_id,
         frozenset(invoices),
-        frozenset(xero_ids | ledger.status_unknown(tenant, business_id)),
+        frozenset(checked),
         members,
         untouched,
+        named,
     )

@@ -157,9 +157,9 @@ def _from_version_3(db: sqlite3.Connection) -> None:
 
 
 # Version 5: each invoice the last status sync of a location listed (still owing, or a
-# difference), as that sync compared it: both sides' copies, money as text and in whole units.
-# The next sync takes these rows as they are for every listed invoice nothing was written under
-# since, instead of reading three tables by key for each (``Ledger.kept_status_rows``).
+# difference), as that sync compared it: both sides' copies, money as text. The next sync takes
+# these rows as they are for every listed invoice nothing was written under since, instead of
+# reading three tables by key for each (``Ledger.kept_status_rows``).
 KEPT_TEXT = (
     "invoice_number",
     "xero_id",
@@ -181,16 +181,12 @@ KEPT_MONEY = (
     "nexudus_credited",
 )
 KEPT_FLAGS = ("found_in_xero", "nexudus_paid", "nexudus_void", "nexudus_deleted")
-KEPT_COLUMNS = (
-    "nexudus_invoice_id",
-    *KEPT_TEXT,
-    *(f"{m}{suffix}" for m in KEPT_MONEY for suffix in ("", "_scaled", "_known")),
-    *KEPT_FLAGS,
+KEPT_COLUMNS = ("nexudus_invoice_id", *KEPT_TEXT, *KEPT_MONEY, *KEPT_FLAGS)
+_KEPT_TYPES = (
+    {"nexudus_invoice_id": "INTEGER NOT NULL"}
+    | dict.fromkeys((*KEPT_TEXT, *KEPT_MONEY), "TEXT")
+    | dict.fromkeys(KEPT_FLAGS, "INTEGER NOT NULL")
 )
-_KEPT_TYPES = {"nexudus_invoice_id": "INTEGER NOT NULL"} | {
-    c: "INTEGER" if c.endswith(("_scaled", "_known")) or c in KEPT_FLAGS else "TEXT"
-    for c in KEPT_COLUMNS[1:]
-}
 STATUS_KEPT_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS status_kept(tenant_id TEXT NOT NULL, business_id INTEGER NOT "
     f"NULL, {', '.join(f'{c} {t}' for c, t in _KEPT_TYPES.items())}, "

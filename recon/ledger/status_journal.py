@@ -85,22 +85,22 @@ class StatusJournal(LedgerStore):
             found.update({int(r[0]): bool(r[1]) for r in rows})
         return found
 
-    def kept_status_rows(self, tenant_id: str, business_id: int) -> pd.DataFrame:
+    def kept_status_rows(
+        self, tenant_id: str, business_id: int, *, units: int | None = None
+    ) -> pd.DataFrame:
         """The rows the last status sync of a location kept (``KEPT_COLUMNS``: each invoice it
-        listed, as it compared it), by invoice id; money as Decimal beside its whole units
-        (``<money>_scaled`` int64, ``<money>_known``), flags as bool."""
+        listed, as it compared it), money as Decimal, flags as bool. ``units`` (a power of ten):
+        also each amount as whole units, ``<money>_units`` (int64, blanks 0) and
+        ``<money>_known``."""
         frame = self._tuples(
             f"SELECT {','.join(KEPT_COLUMNS)} FROM status_kept WHERE tenant_id=? AND business_id=?",
             (tenant_id, int(business_id)),
             list(KEPT_COLUMNS),
         )
-        frame = with_money(frame, KEPT_MONEY, decimal_or_none, None)
-        whole = {f"{m}_scaled": frame[f"{m}_scaled"].to_numpy(dtype=np.int64) for m in KEPT_MONEY}
-        flags = [*(f"{m}_known" for m in KEPT_MONEY), *KEPT_FLAGS]
+        frame = with_money(frame, KEPT_MONEY, decimal_or_none, units)
         return frame.assign(
             nexudus_invoice_id=frame["nexudus_invoice_id"].to_numpy(dtype=np.int64),
-            **whole,
-            **{c: frame[c].to_numpy(dtype=bool) for c in flags},
+            **{c: frame[c].to_numpy(dtype=bool) for c in KEPT_FLAGS},
         )
 
     def record_status_sync(
@@ -187,21 +187,16 @@ class StatusJournal(LedgerStore):
             )
 
 
-_WHOLE_NUMBERS = frozenset(
-    c for c in KEPT_COLUMNS if c.endswith(("_known", "_scaled")) or c in KEPT_FLAGS
-) | {"nexudus_invoice_id"}
-
-
 def _kept_rows(frame: pd.DataFrame) -> Iterator[tuple[object, ...]]:
-    """``frame``'s ``KEPT_COLUMNS`` as the ledger stores them, in key order: money as text,
-    units and flags as int, blanks as NULL."""
+    """``frame``'s ``KEPT_COLUMNS`` as the ledger stores them, in key order: text and money as
+    text, blanks NULL; the id and flags as int."""
     ordered = frame.sort_values("nexudus_invoice_id")
     columns: list[list[object]] = []
     for name in KEPT_COLUMNS:
         values = ordered[name]
-        if name in _WHOLE_NUMBERS:
+        if name == "nexudus_invoice_id" or name in KEPT_FLAGS:
             columns.append(values.to_numpy(dtype=np.int64).tolist())
-        else:  # text and money: as text, blanks NULL
+        else:
             cells = values.to_numpy(dtype=object)
             blank = pd.isna(cells)
             columns.append([None if b else str(v) for v, b in zip(cells, blank, strict=True)])
