@@ -194,18 +194,25 @@ def _both_sides(
     for column, source in _XERO_MONEY.items():
         xero[f"{column}_scaled"] = state[f"{source}_units"].to_numpy(dtype="int64")
         xero[f"{column}_known"] = state[f"{source}_known"].to_numpy(dtype=bool)
-    frame = frame.merge(xero, on="xero_id", how="left", indicator=True)
-    for column in _XERO_MONEY:  # not found in Xero's copy: unknown, as a blank
-        frame[f"{column}_scaled"] = frame[f"{column}_scaled"].fillna(0).astype("int64")
-        frame[f"{column}_known"] = frame[f"{column}_known"].fillna(False).astype(bool)
+    frame = _with_xero_copy(frame, xero)
     nexudus = nexudus_side(ledger, tenant, business_id, transfers, units=SCALE)
     nexudus = nexudus.rename(
         columns=lambda c: c.removesuffix("_units") + "_scaled" if c.endswith("_units") else c
     )
     # Only this location's invoices: another location may book into the same organisation.
     frame = frame.merge(nexudus, on="nexudus_invoice_id", how="inner")
+    parts = [frame]
     if scope.kept is not None and len(scope.kept):
-        frame = pd.concat([frame, _as_compared(scope.kept, frame.columns)], ignore_index=True)
+        parts.append(_as_compared(scope.kept, frame.columns))
+    if scope.refreshed is not None and len(scope.refreshed):
+        # Only Xero's copy was written since: the kept row with Xero's columns read again.
+        rows = scope.refreshed.rename(columns=_UNITS_AS_SCALED)
+        theirs = [c for c in xero.columns if c != "xero_id"]
+        parts.append(
+            _with_xero_copy(rows.drop(columns=theirs), xero).reindex(columns=frame.columns)
+        )
+    if len(parts) > 1:
+        frame = pd.concat(parts, ignore_index=True)
     # One order and one text type for a whole and an incremental sync, whatever rows each read:
     # by number, then Nexudus id; text as pandas' string type, blanks NaN.
     frame = (
@@ -236,6 +243,16 @@ def _as_compared(kept: pd.DataFrame, columns: pd.Index) -> pd.DataFrame:
     return rows.reindex(columns=columns)
 
 
+def _with_xero_copy(rows: pd.DataFrame, xero: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the ledger's copy of their Xero record beside them (``_merge`` tells
+    whether it was found; when not, its money is unknown, as a blank)."""
+    joined = rows.merge(xero, on="xero_id", how="left", indicator=True)
+    for column in _XERO_MONEY:
+        joined[f"{column}_scaled"] = joined[f"{column}_scaled"].fillna(0).astype("int64")
+        joined[f"{column}_known"] = joined[f"{column}_known"].fillna(False).astype(bool)
+    return joined
+
+
 def _kept(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame's rows as the ledger keeps them (``KEPT_COLUMNS``)."""
     return frame.assign(found_in_xero=(frame["_merge"] == "both").to_numpy())
@@ -260,7 +277,8 @@ def _record_sync(
     ids = frame["nexudus_invoice_id"]
     members = {int(i): int(i) in listed for i in ids}
     before = scope.members
-    # Rows taken as kept stay as they are; those read afresh and listed are kept anew.
+    # Rows taken as kept stay as they are; those read afresh (wholly or Xero's side) and listed
+    # are kept anew.
     fresh = ids.isin(listed) & ~ids.isin(
         [] if scope.kept is None else scope.kept["nexudus_invoice_id"]
     )

@@ -372,9 +372,11 @@ class SyncScope:
 
     ``whole``: every transferred invoice and every Xero record. Otherwise
     ``nexudus_invoice_ids``: every invoice whose transfer row, Xero or Nexudus copy, deletion
-    or credit note was written since the last sync, read again from the ledger; ``kept``: the
-    rows the last sync kept of the other invoices it listed (``Ledger.kept_status_rows``),
-    compared again as they are; ``xero_ids``: the Xero records it reported unknown to the
+    or credit note was written since the last sync, read again from the ledger, but for
+    ``refreshed``: the rows the last sync kept (``Ledger.kept_status_rows``) of invoices it
+    listed of which only the Xero record was written since, compared again with Xero's side
+    read again; ``kept``: its rows of the other invoices it listed, compared again as they
+    are; ``xero_ids``: the Xero records it reported unknown to the
     ledger plus every one written since (with the transfer rows that name them); ``members``:
     the stored row (listed or not) of each invoice of both, as the last sync left it; ``named``:
     the transfer rows naming ``xero_ids`` (``Ledger.transfer_keys``). Every other invoice is as
@@ -389,6 +391,7 @@ class SyncScope:
     members: dict[int, bool] | None = None
     kept: pd.DataFrame | None = None
     named: pd.DataFrame | None = None
+    refreshed: pd.DataFrame | None = None
 
 
 def sync_scope(
@@ -418,13 +421,17 @@ def sync_scope(
     # unknown to the ledger; an invoice whose Xero record was written since is diffed again.
     checked = xero_ids | ledger.status_unknown(tenant, business_id)
     named = ledger.transfer_keys(tenant, xero_ids=checked)
-    invoices |= ids_of(named.loc[named["xero_id"].isin(xero_ids), "nexudus_invoice_id"])
+    via_xero = ids_of(named.loc[named["xero_id"].isin(xero_ids), "nexudus_invoice_id"])
     kept = ledger.kept_status_rows(tenant, business_id, units=units)
     listed = ids_of(kept["nexudus_invoice_id"])
+    # A kept invoice of which only the Xero record was written since (its transfer row, its
+    # Nexudus copy, credit notes and deletion as kept): only Xero's side is read again.
+    xero_only = (via_xero - invoices) & listed
+    invoices |= via_xero - xero_only
     # The stored rows of what it compares: the kept ones are known to be listed already.
     members = dict.fromkeys(listed, True)
     members.update(ledger.status_members(tenant, business_id, invoices - listed))
-    untouched = kept[~kept["nexudus_invoice_id"].isin(invoices)].reset_index(drop=True)
+    ids = kept["nexudus_invoice_id"]
     return SyncScope(
         False,
         touched_id,
@@ -432,6 +439,7 @@ def sync_scope(
         frozenset(invoices),
         frozenset(checked),
         members,
-        untouched,
+        kept[~ids.isin(invoices | xero_only)].reset_index(drop=True),
         named,
+        kept[ids.isin(xero_only)].reset_index(drop=True),
     )

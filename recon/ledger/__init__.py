@@ -30,12 +30,13 @@ Tables:
   ``transfers``, ``xero_state`` or ``nexudus_state`` (written by triggers, so no writer can forget
   it: the keys written, an increasing id); ``status_syncs``, per organisation and location, the
   last journal line and event a sync took in and how many transferred invoices it compared;
-  ``status_members``, those invoices, each flagged ``listed`` when that sync listed it (a
-  difference, or still owing in Xero); ``status_unknown``, the Xero records it reported as
+  ``status_members``, those invoices (until version 5 each flagged ``listed``, now told by
+  ``status_kept``); ``status_unknown``, the Xero records it reported as
   unknown to the ledger. Indexes on ``transfers.xero_id``, the events' action and
   ``nexudus_state.business_id``.
 - ``status_kept`` (version 5): the rows the last status sync of each location compared for each
-  invoice it listed (both sides' copies, money as text and in whole units), so the next sync
+  invoice it listed (a difference, or still owing in Xero: both sides' copies, money as text),
+  so the next sync
   compares them again as they are, unless something was written under the invoice since.
   Upgrading a version-4 file forgets where each location's last sync stopped: the next is whole.
 

@@ -110,8 +110,7 @@ STATUS_STATEMENTS: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS status_members(
     tenant_id TEXT NOT NULL, business_id INTEGER NOT NULL, nexudus_invoice_id INTEGER NOT NULL,
     listed INTEGER NOT NULL, PRIMARY KEY(tenant_id, business_id, nexudus_invoice_id))""",
-    """CREATE INDEX IF NOT EXISTS status_members_listed
-    ON status_members(tenant_id, business_id, listed)""",
+    # (Version 4 also indexed status_members' listed flag; version 5 drops both.)
     """CREATE TABLE IF NOT EXISTS status_unknown(
     tenant_id TEXT NOT NULL, business_id INTEGER NOT NULL, xero_id TEXT NOT NULL,
     PRIMARY KEY(tenant_id, business_id, xero_id))""",
@@ -194,10 +193,22 @@ STATUS_KEPT_SCHEMA = (
 )
 
 
+# Version 5: the invoices the last sync compared, without a flag: what it listed is what it kept.
+STATUS_MEMBERS_SCHEMA = (
+    "CREATE TABLE status_members(tenant_id TEXT NOT NULL, business_id INTEGER NOT NULL, "
+    "nexudus_invoice_id INTEGER NOT NULL, PRIMARY KEY(tenant_id, business_id, "
+    "nexudus_invoice_id)) WITHOUT ROWID"
+)
+
+
 def _from_version_4(db: sqlite3.Connection) -> None:
-    """Version 4 to 5: the rows the last status sync listed. A sync recorded before has none, so
-    the next sync of each location is a whole one (it forgets where the last one stopped)."""
+    """Version 4 to 5: the rows the last status sync listed, and the invoices it compared
+    without a listed flag. A sync recorded before kept no rows, so the next sync of each
+    location is a whole one (it forgets where the last one stopped)."""
     db.execute(STATUS_KEPT_SCHEMA)
+    db.execute("DROP INDEX IF EXISTS status_members_listed")
+    db.execute("DROP TABLE IF EXISTS status_members")
+    db.execute(STATUS_MEMBERS_SCHEMA)
     db.execute("DELETE FROM status_syncs")
 
 

@@ -48,17 +48,13 @@ class StatusJournal(LedgerStore):
 
     def status_listed(self, tenant_id: str, business_id: int) -> tuple[set[int], set[str]]:
         """What the last status sync of a location listed: the Nexudus invoice ids with a
-        difference or still owing, and the Xero ids it reported as unknown to the ledger."""
+        difference or still owing (those it kept rows of), and the Xero ids it reported as
+        unknown to the ledger."""
         invoices = self._db.execute(
-            "SELECT nexudus_invoice_id FROM status_members WHERE tenant_id=? AND business_id=? "
-            "AND listed=1",
+            "SELECT nexudus_invoice_id FROM status_kept WHERE tenant_id=? AND business_id=?",
             (tenant_id, int(business_id)),
         ).fetchall()
-        unknown = self._db.execute(
-            "SELECT xero_id FROM status_unknown WHERE tenant_id=? AND business_id=?",
-            (tenant_id, int(business_id)),
-        ).fetchall()
-        return {int(r[0]) for r in invoices}, {str(r[0]) for r in unknown}
+        return {int(r[0]) for r in invoices}, self.status_unknown(tenant_id, business_id)
 
     def status_unknown(self, tenant_id: str, business_id: int) -> set[str]:
         """The Xero ids the last status sync of a location reported as unknown to the ledger."""
@@ -72,14 +68,17 @@ class StatusJournal(LedgerStore):
         self, tenant_id: str, business_id: int, nexudus_invoice_ids: Iterable[int]
     ) -> dict[int, bool]:
         """Of these invoices, those the last status sync of a location compared, each with
-        whether it listed it."""
+        whether it listed it (kept its row)."""
         wanted = sorted({int(i) for i in nexudus_invoice_ids})
         found: dict[int, bool] = {}
         for start in range(0, len(wanted), ID_CHUNK):
             chunk = wanted[start : start + ID_CHUNK]
             rows = self._db.execute(
-                "SELECT nexudus_invoice_id, listed FROM status_members WHERE tenant_id=? AND "
-                f"business_id=? AND nexudus_invoice_id IN ({','.join('?' * len(chunk))})",
+                "SELECT m.nexudus_invoice_id, k.nexudus_invoice_id IS NOT NULL FROM "
+                "status_members m LEFT JOIN status_kept k ON k.tenant_id=m.tenant_id AND "
+                "k.business_id=m.business_id AND k.nexudus_invoice_id=m.nexudus_invoice_id "
+                "WHERE m.tenant_id=? AND m.business_id=? AND m.nexudus_invoice_id IN "
+                f"({','.join('?' * len(chunk))})",
                 (tenant_id, int(business_id), *chunk),
             )
             found.update({int(r[0]): bool(r[1]) for r in rows})
@@ -118,12 +117,12 @@ class StatusJournal(LedgerStore):
         """After a status sync of a location: the transferred invoices it compared (id ->
         whether it listed it), the Xero ids it reported unknown, where it stopped reading.
 
-        ``checked`` (an incremental sync): the stored rows of the invoices it compared, as
-        ``status_members`` gave them, and the Xero ids it checked; only rows that changed are
-        written. None (a whole sync): the location's rows are replaced. ``kept``: the listed
-        invoices' rows (``KEPT_COLUMNS``) to keep, replacing any kept before; the kept row of
-        every compared invoice not listed now is dropped. Journal lines every location of the
-        organisation has read are dropped. One transaction.
+        ``checked`` (an incremental sync): the invoices it compared as ``status_members`` gave
+        them, and the Xero ids it checked; only invoices that joined or left are written. None
+        (a whole sync): the location's rows are replaced. ``kept``: the listed invoices' rows
+        (``KEPT_COLUMNS``) to keep, replacing any kept before (what a sync listed is what it
+        kept); the kept row of every compared invoice not listed now is dropped. Journal lines
+        every location of the organisation has read are dropped. One transaction.
         """
         business = int(business_id)
         key = (tenant_id, business)
@@ -133,12 +132,12 @@ class StatusJournal(LedgerStore):
                 db.execute("DELETE FROM status_unknown WHERE tenant_id=? AND business_id=?", key)
                 db.execute("DELETE FROM status_kept WHERE tenant_id=? AND business_id=?", key)
                 gone: list[int] = []
-                written = members
+                joined = sorted(members)
                 transferred = len(members)
             else:
                 before, xero_ids = checked
                 gone = [i for i in before if i not in members]
-                written = {i: v for i, v in members.items() if before.get(i) != v}
+                joined = sorted(i for i in members if i not in before)
                 mark = self.status_sync_mark(tenant_id, business)
                 base = int(mark["transferred"]) if mark else 0
                 transferred = base - len(before) + len(members)
@@ -152,10 +151,9 @@ class StatusJournal(LedgerStore):
                 ((*key, int(i)) for i in gone),
             )
             db.executemany(
-                "INSERT INTO status_members(tenant_id,business_id,nexudus_invoice_id,listed) "
-                "VALUES(?,?,?,?) ON CONFLICT(tenant_id,business_id,nexudus_invoice_id) DO "
-                "UPDATE SET listed=excluded.listed",
-                ((*key, int(i), int(v)) for i, v in written.items()),
+                "INSERT OR IGNORE INTO status_members(tenant_id,business_id,nexudus_invoice_id) "
+                "VALUES(?,?,?)",
+                ((*key, int(i)) for i in joined),
             )
             db.executemany(
                 "INSERT OR IGNORE INTO status_unknown(tenant_id,business_id,xero_id) VALUES(?,?,?)",
