@@ -320,15 +320,17 @@ def scale_reads(totals: np.ndarray, changed: int, seed: int = 11) -> tuple[Any, 
         raise SystemExit(f"--changed {changed:,} exceeds the {len(open_ids):,} open invoices")
     picked = rng.choice(open_ids, changed, replace=False)
     paid_x, both, void_n = np.split(picked, [int(changed * 0.6), int(changed * 0.8)])
-    stamp = "/Date(1793577600000+0000)/"  # 2026-11-02, after the watermark
+    day = 1793577600000  # 2026-11-02, after the watermark, in ms: the day paid
+    # Each change stamped to its own millisecond, as Xero stamps them (UpdatedDateUTC).
     xero = [
         {
             "InvoiceID": f"x-{i}", "InvoiceNumber": f"INV-{i:07d}", "Status": "PAID",
             "Total": Decimal(int(totals[i - 1])).scaleb(-2), "AmountDue": Decimal("0.00"),
             "AmountPaid": Decimal(int(totals[i - 1])).scaleb(-2),
-            "AmountCredited": Decimal("0.00"), "FullyPaidOnDate": stamp, "UpdatedDateUTC": stamp,
+            "AmountCredited": Decimal("0.00"), "FullyPaidOnDate": f"/Date({day}+0000)/",
+            "UpdatedDateUTC": f"/Date({day + 36_000_000 + 1_037 * k}+0000)/",
         }
-        for i in np.concatenate([paid_x, both])
+        for k, i in enumerate(np.concatenate([paid_x, both]))
     ]  # fmt: skip
     n_ids = np.concatenate([both, void_n])
     amount = [Decimal(int(totals[i - 1])).scaleb(-2) for i in n_ids]

@@ -24,6 +24,7 @@ only ``XeroConfig`` (URLs and credentials) differs.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -109,10 +110,16 @@ def parse_xero_date(value: Any) -> datetime | None:
     """``/Date(1539993600000+0000)/`` or ISO text as an aware UTC datetime."""
     if value in (None, ""):
         return None
-    m = _MS_DATE.fullmatch(str(value))
+    return _date_of_text(str(value))
+
+
+# A page of invoices repeats the same few dates; a datetime is immutable, so one can be shared.
+@functools.lru_cache(maxsize=4096)
+def _date_of_text(text: str) -> datetime:
+    m = _MS_DATE.fullmatch(text)
     if m:
         return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=UTC)
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
