@@ -122,19 +122,24 @@ def _by_type_and_text(values: npt.NDArray[np.object_]) -> IntArray:
     return pd.factorize(combined)[0].astype(np.intp)
 
 
-def _distinct(series: pd.Series) -> tuple[IntArray, IntArray]:
+def _distinct(series: pd.Series, *, by_value: bool = False) -> tuple[IntArray, IntArray]:
     """A code per row and the first row of each code, for converting each distinct value once.
 
     Rows share a code only when their values have the same type and the same text (strings:
     when they are equal), so a conversion that depends on nothing else gives each row what it
     would give the row itself. Values that are equal but differ in type or text (20 and 20.0,
     Decimal 0 and -0, None and "None") are kept apart.
+
+    ``by_value`` (the conversion gives equal Decimals the same result, but for the sign of a
+    zero): a column of Decimals only is coded by value, without writing each as text.
     """
     values = series.to_numpy(dtype=object)
     kind = (
         "string" if isinstance(series.dtype, pd.StringDtype) else infer_dtype(values, skipna=False)
     )
-    if kind == "decimal":  # no blanks and one type: the text says it all
+    if kind == "decimal" and by_value:
+        codes = _decimal_value_codes(values)
+    elif kind == "decimal":  # no blanks and one type: the text says it all
         codes = pd.factorize(np.frompyfunc(str, 1, 1)(values))[0].astype(np.intp)
     elif kind == "string" or infer_dtype(values, skipna=True) == "string":
         codes, uniques = pd.factorize(values)
@@ -148,15 +153,31 @@ def _distinct(series: pd.Series) -> tuple[IntArray, IntArray]:
     return codes, _first_positions(codes, n_codes)
 
 
+def _decimal_value_codes(values: npt.NDArray[np.object_]) -> IntArray:
+    """Codes of Decimals, equal exactly when the values are equal (20 and 20.0 share one), but
+    zeros, whose sign a conversion may show ("-0.00"), and NaNs are told apart by their text."""
+    codes, uniques = pd.factorize(values)
+    codes = codes.astype(np.intp)
+    apart = codes < 0  # NaN, which equals nothing
+    zeros = [i for i, value in enumerate(uniques) if value.is_zero()]
+    if zeros:
+        apart |= np.isin(codes, zeros)
+    if not apart.any():
+        return codes
+    codes[apart] = _by_type_and_text(values[apart]) + len(uniques)
+    return pd.factorize(codes)[0].astype(np.intp)  # no code left unused
+
+
 def _converted(
-    series: pd.Series, convert: Callable[[pd.Series], pd.Series]
+    series: pd.Series, convert: Callable[[pd.Series], pd.Series], *, by_value: bool = False
 ) -> tuple[IntArray, pd.Series]:
-    """``convert`` (a Series -> Series of the old per-line rule) applied to each distinct value.
+    """``convert`` (a Series -> Series of the old per-line rule) applied to each distinct value
+    (``by_value``: see ``_distinct``).
 
     Returns a code per row and the distinct results (no two alike), so that row ``i``
     converts to ``results.iloc[codes[i]]``.
     """
-    codes, first = _distinct(series)
+    codes, first = _distinct(series, by_value=by_value)
     converted: pd.Series = convert(series.iloc[first]).reset_index(drop=True)
     result_codes, _ = pd.factorize(converted.to_numpy(dtype=object))
     seen = _first_positions(result_codes.astype(np.intp), int(result_codes.max(initial=-1)) + 1)
@@ -175,7 +196,7 @@ def _minor_units(amounts: pd.Series) -> npt.NDArray[np.int64]:
     integer arithmetic, rounded half away from zero; anything else (blank, NaN, exponent,
     padded text) goes through ``minor_or_zero`` itself.
     """
-    codes, first = _distinct(amounts)
+    codes, first = _distinct(amounts, by_value=True)  # whole cents: the value decides
     values = amounts.to_numpy(dtype=object)[first]
     text = pd.Series(np.fromiter(map(str, values), dtype=object, count=len(values)), dtype=object)
     kinds = np.fromiter(map(type, values), dtype=object, count=len(values))
@@ -230,7 +251,7 @@ def line_keys(lines: pd.DataFrame, invoices: InvoiceCodes) -> Lines:
         _converted(lines["FinancialAccountName"], clean_text),
         _converted(lines["TaxCategoryName"], clean_text),
         # Percentages as text with a fixed 2 places: exact keys for grouping and comparing.
-        _converted(lines["TaxRate"], _rate_keys),
+        _converted(lines["TaxRate"], _rate_keys, by_value=True),
     ]
     invoice = pd.Index(invoices.ids).get_indexer(pd.Index(invoice_id))
     kept = np.flatnonzero(invoice >= 0)
