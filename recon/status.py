@@ -196,9 +196,7 @@ def _both_sides(
         xero[f"{column}_known"] = state[f"{source}_known"].to_numpy(dtype=bool)
     frame = _with_xero_copy(frame, xero)
     nexudus = nexudus_side(ledger, tenant, business_id, transfers, units=SCALE)
-    nexudus = nexudus.rename(
-        columns=lambda c: c.removesuffix("_units") + "_scaled" if c.endswith("_units") else c
-    )
+    nexudus = nexudus.rename(columns=_UNITS_AS_SCALED)
     # Only this location's invoices: another location may book into the same organisation.
     frame = frame.merge(nexudus, on="nexudus_invoice_id", how="inner")
     parts = [frame]
