@@ -56,7 +56,7 @@ from recon.status_refresh import (
     refresh_nexudus_state,
     refresh_xero_state,
     sync_scope,
-    xero_state_row,
+    xero_state_rows,
 )
 
 __all__ = [
@@ -78,7 +78,7 @@ __all__ = [
     "refresh_nexudus_state",
     "refresh_xero_state",
     "sync_status",
-    "xero_state_row",
+    "xero_state_rows",
 ]
 
 
@@ -275,11 +275,6 @@ def _record_sync(
     ids = frame["nexudus_invoice_id"]
     members = {int(i): int(i) in listed for i in ids}
     before = scope.members
-    # Rows taken as kept stay as they are; those read afresh (wholly or Xero's side) and listed
-    # are kept anew.
-    fresh = ids.isin(listed) & ~ids.isin(
-        [] if scope.kept is None else scope.kept["nexudus_invoice_id"]
-    )
     ledger.record_status_sync(
         tenant,
         business_id,
@@ -288,7 +283,7 @@ def _record_sync(
         members=members,
         unknown=set(differences.loc[unknown, "xero_id"].dropna().astype(str)),
         checked=None if scope.whole or before is None else (before, scope.xero_ids),
-        kept=_kept(frame[fresh.to_numpy()]),
+        kept=_kept(frame[ids.isin(listed).to_numpy()]),
     )
     if scope.whole or before is None:
         return len(members)

@@ -14,8 +14,10 @@ size.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -39,7 +41,7 @@ __all__ = [
     "refresh_nexudus_state",
     "refresh_xero_state",
     "sync_scope",
-    "xero_state_row",
+    "xero_state_rows",
 ]
 
 ZERO = Decimal("0")
@@ -54,33 +56,57 @@ CREDIT_NOTE_FOUND = "credit note found"
 DELETED_FOUND = "deleted found"
 
 
-def xero_state_row(inv: dict[str, Any], *, kind: str, created_by_recon: bool) -> dict[str, Any]:
-    """One row of the ledger's copy of Xero (``Ledger.update_xero_state``) from an invoice, or a
-    credit note (``kind="credit_note"``), as Xero answers it."""
-    paid_on = parse_xero_date(inv.get("FullyPaidOnDate"))
-    updated = parse_xero_date(inv.get("UpdatedDateUTC"))
+def xero_state_rows(
+    documents: Sequence[Mapping[str, Any]],
+    *,
+    kind: str,
+    mine: AbstractSet[str] | None = None,
+) -> pd.DataFrame:
+    """The ledger's copy of Xero (``Ledger.update_xero_state``) of invoices, or credit notes
+    (``kind="credit_note"``), as Xero answers them; ``created_by_recon`` for those whose id is in
+    ``mine`` (None: all, as for a record recon has just written). A column at a time, each
+    distinct amount and date read once; an amount that is not a number raises
+    ``decimal.InvalidOperation``."""
     id_key, number_key = (
         ("CreditNoteID", "CreditNoteNumber")
         if kind == "credit_note"
         else ("InvoiceID", "InvoiceNumber")
     )
-    return {
-        "xero_id": inv[id_key],
-        "number": inv.get(number_key),
-        "kind": kind,
-        "status": inv.get("Status"),
-        "total": _dec(inv.get("Total")),
-        "amount_due": _dec(inv.get("AmountDue")),
-        "amount_paid": _dec(inv.get("AmountPaid")),
-        "amount_credited": _dec(inv.get("AmountCredited")),
-        "fully_paid_on": paid_on.date().isoformat() if paid_on else None,
-        "updated_utc": updated.isoformat() if updated else None,
-        "created_by_recon": created_by_recon,
+    ids = [d[id_key] for d in documents]
+    paid_on = _xero_times([d.get("FullyPaidOnDate") for d in documents])
+    updated = _xero_times([d.get("UpdatedDateUTC") for d in documents])
+    columns = {
+        "xero_id": ids,
+        "number": [d.get(number_key) for d in documents],
+        "kind": [kind] * len(ids),
+        "status": [d.get("Status") for d in documents],
+        **{
+            name: _amount_texts([d.get(key) for d in documents])
+            for name, key in (
+                ("total", "Total"),
+                ("amount_due", "AmountDue"),
+                ("amount_paid", "AmountPaid"),
+                ("amount_credited", "AmountCredited"),
+            )
+        },
+        "fully_paid_on": [t.date().isoformat() if t else None for t in paid_on],
+        "updated_utc": [t.isoformat() if t else None for t in updated],
+        "created_by_recon": [True] * len(ids) if mine is None else [i in mine for i in ids],
     }
+    return pd.DataFrame(columns, dtype=object)
 
 
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
+def _xero_times(values: list[Any]) -> list[datetime | None]:
+    """Xero's dates (``/Date(...)/`` or ISO) as aware UTC datetimes, blanks None."""
+    return [parse_xero_date(v) for v in values]
+
+
+def _amount_texts(values: list[Any]) -> list[str | None]:
+    """Amounts as the ledger keeps them (a Decimal's text), blanks None; each distinct text read
+    once."""
+    texts = [None if v is None else str(v) for v in values]
+    read = {t: str(Decimal(t)) for t in set(texts) if t is not None}
+    return [None if t is None else read[t] for t in texts]
 
 
 def refresh_xero_state(conn: Connection, ledger: Ledger, *, full: bool = False) -> dict[str, Any]:
@@ -106,16 +132,10 @@ def refresh_xero_state(conn: Connection, ledger: Ledger, *, full: bool = False) 
             modified_since=since, summary_only=True, created_by_my_app=True
         )
     }
-    ledger.update_xero_state(
-        tenant,
-        [
-            xero_state_row(i, kind="invoice", created_by_recon=i["InvoiceID"] in mine)
-            for i in changed
-        ],
-        complete=since is None,
-    )
-    stamps = [parse_xero_date(i.get("UpdatedDateUTC")) for i in changed]
-    newest = max((s for s in stamps if s is not None), default=None)
+    rows = xero_state_rows(changed, kind="invoice", mine=mine)
+    ledger.update_xero_state(tenant, rows, complete=since is None)
+    stamps = pd.to_datetime(rows["updated_utc"].dropna(), utc=True, format="ISO8601")
+    newest = stamps.max().to_pydatetime() if len(stamps) else None
     if newest is not None and (mark is None or newest > mark):
         ledger.set_watermark(tenant, "xero_invoices", newest)
     return {"full": since is None, "changed": len(changed), "watermark": newest or mark}
@@ -402,7 +422,8 @@ def sync_scope(
     ``units``: the kept rows' money also in these whole units (``Ledger.kept_status_rows``)."""
     touched_id, event_id = ledger.last_change_ids()
     mark = None if whole else ledger.status_sync_mark(tenant, business_id)
-    if mark is None:
+    kept = None if mark is None else ledger.kept_status_rows(tenant, business_id, units=units)
+    if mark is None or kept is None:
         return SyncScope(True, touched_id, event_id)
     invoices, xero_ids = ledger.touched_since(tenant, int(mark["touched_id"]), touched_id)
     found = ledger.events_between(
@@ -422,7 +443,6 @@ def sync_scope(
     checked = xero_ids | ledger.status_unknown(tenant, business_id)
     named = ledger.transfer_keys(tenant, xero_ids=checked)
     via_xero = ids_of(named.loc[named["xero_id"].isin(xero_ids), "nexudus_invoice_id"])
-    kept = ledger.kept_status_rows(tenant, business_id, units=units)
     listed = ids_of(kept["nexudus_invoice_id"])
     # A kept invoice of which only the Xero record was written since (its transfer row, its
     # Nexudus copy, credit notes and deletion as kept): only Xero's side is read again.
@@ -430,7 +450,9 @@ def sync_scope(
     invoices |= via_xero - xero_only
     # The stored rows of what it compares: the kept ones are known to be listed already.
     members = dict.fromkeys(listed, True)
-    members.update(ledger.status_members(tenant, business_id, invoices - listed))
+    members.update(
+        dict.fromkeys(ledger.status_members(tenant, business_id, invoices - listed), False)
+    )
     ids = kept["nexudus_invoice_id"]
     return SyncScope(
         False,

@@ -37,7 +37,7 @@ from recon.status import (
     XERO_GONE,
     Difference,
     StatusDiff,
-    xero_state_row,
+    xero_state_rows,
 )
 from recon.transfer.allocate import (
     ALLOCATED,
@@ -308,9 +308,7 @@ def _voided(ledger: Ledger, tenant: str, rec: dict[str, Any], invoice: dict[str,
         detail={"invoice_number": rec["invoice_number"], "status": invoice.get("Status")},
     )
     if invoice.get("InvoiceID"):
-        ledger.update_xero_state(
-            tenant, [xero_state_row(invoice, kind="invoice", created_by_recon=True)]
-        )
+        ledger.update_xero_state(tenant, xero_state_rows([invoice], kind="invoice"))
 
 
 # ---- credit: the transfer's allocation writer ----------------------------------------------------

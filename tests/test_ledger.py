@@ -13,6 +13,14 @@ import pytest
 
 from recon.errors import StepError
 from recon.ledger import SCHEMA, SCHEMA_VERSION, Ledger
+from recon.ledger.schema import (
+    KEPT_COLUMNS,
+    KEPT_FLAGS,
+    KEPT_MONEY,
+    KEPT_TEXT,
+    STATUS_KEPT_V5_SCHEMA,
+)
+from recon.status_refresh import sync_scope
 
 TENANT = "tenant-1"
 
@@ -194,7 +202,7 @@ def test_a_new_file_is_stamped_with_the_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as ledger:
         assert ledger.transfers(TENANT).empty
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 5
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 6
     assert _pragma(path, "journal_mode") == "wal"
     with Ledger(path) as again:  # opening it again finds it up to date
         assert again.watermark(TENANT, "xero") is None
@@ -357,7 +365,7 @@ def test_a_version_2_file_gets_the_bindings_table_and_keeps_its_rows(tmp_path: P
         actions = ledger.events()["action"].tolist()
         assert actions[-2:] == ["bind location", "rebind location"]
     assert _columns(path, "bindings")[:3] == ["business_id", "location", "tenant_id"]
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 5
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 6
 
 
 def test_a_file_from_before_business_id_gets_the_column(tmp_path: Path) -> None:
@@ -428,14 +436,29 @@ def test_a_version_3_file_gets_the_status_journal_and_keeps_its_rows(tmp_path: P
         assert upto == len(ledger.events())
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(found[name], frame, obj=name)
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 5
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 6
 
 
-def test_a_version_4_file_gets_the_kept_rows_table_and_its_next_status_sync_is_whole(
-    tmp_path: Path,
+# How a version-4 file (no kept rows) and a version-5 file (a row per kept invoice) looked.
+_OLDER_KEPT_LAYOUTS = {
+    4: ("DROP TABLE status_kept",),
+    5: (
+        "DROP TABLE status_kept",
+        STATUS_KEPT_V5_SCHEMA,
+        "INSERT INTO status_kept(tenant_id,business_id,nexudus_invoice_id,found_in_xero,"
+        f"nexudus_paid,nexudus_void,nexudus_deleted) VALUES('{TENANT}',7,11,1,0,0,0)",
+    ),
+}
+
+
+@pytest.mark.parametrize("version", sorted(_OLDER_KEPT_LAYOUTS))
+def test_a_file_of_an_older_kept_rows_layout_gets_packed_columns_and_its_next_sync_is_whole(
+    tmp_path: Path, version: int
 ) -> None:
-    """Version 5 keeps the rows each status sync listed; a sync recorded before kept none, so
-    the upgrade forgets where it stopped and the next sync of the location reads all."""
+    """Version 5 kept the rows each status sync listed, a row per invoice; version 6 keeps them
+    as one blob of packed columns per location. Rows kept in an older layout (or none, before
+    5) are dropped, and with them where each location's last sync stopped: its next sync reads
+    all."""
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as ledger:
         _write_everything(ledger)
@@ -445,19 +468,75 @@ def test_a_version_4_file_gets_the_kept_rows_table_and_its_next_status_sync_is_w
         expected = _everything(ledger)
     db = sqlite3.connect(path)
     with db:
-        db.execute("DROP TABLE status_kept")
-        db.execute("PRAGMA user_version=4")
+        for statement in _OLDER_KEPT_LAYOUTS[version]:
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version={version}")
     db.close()
-    assert _columns(path, "status_kept") == []  # a version-4 file: no such table
     with Ledger(path) as ledger:
         found = _everything(ledger)
         assert ledger.status_sync_mark(TENANT, 7) is None
-        assert ledger.kept_status_rows(TENANT, 7).empty
+        kept = ledger.kept_status_rows(TENANT, 7)
+        assert kept is not None and kept.empty
         assert ledger.status_unknown(TENANT, 7) == {"x-1"}
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(found[name], frame, obj=name)
-    assert "nexudus_invoice_id" in _columns(path, "status_kept")
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 5
+    assert _columns(path, "status_kept") == ["tenant_id", "business_id", "rows", "columns"]
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 6
+
+
+def _kept_rows() -> pd.DataFrame:
+    """Three kept rows as a status sync hands them over: text with blanks, amounts as Decimals
+    (one object per distinct text, and 0 beside 0.00), flags as bool."""
+    zero, hundred = Decimal("0.00"), Decimal("100.00")
+    amounts = {name: [hundred, zero, None] for name in KEPT_MONEY}
+    amounts["nexudus_credited"] = [hundred, Decimal("0"), None]
+    amounts["xero_amount_due"] = [hundred, zero, Decimal("-12.3456")]
+    rows = pd.DataFrame(
+        {"nexudus_invoice_id": [30, 10, 20]}
+        | {name: ["a", None, "ü €"] for name in KEPT_TEXT}
+        | amounts
+        | {name: [True, False, True] for name in KEPT_FLAGS}
+    )
+    return rows.astype({name: "str" for name in KEPT_TEXT})
+
+
+def test_kept_rows_come_back_as_kept_text_for_text_amounts_and_flags(tmp_path: Path) -> None:
+    rows = _kept_rows()
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.record_status_sync(
+            TENANT, 7, touched_id=0, event_id=0, members={10: True, 20: True, 30: True},
+            unknown=[], kept=rows,
+        )  # fmt: skip
+        kept = ledger.kept_status_rows(TENANT, 7, units=10_000)
+        assert ledger.status_listed(TENANT, 7) == ({10, 20, 30}, set())
+        assert ledger.kept_status_rows(TENANT, 8) is not None  # another location kept none
+    assert kept is not None
+    assert list(kept.columns[: len(KEPT_COLUMNS)]) == list(KEPT_COLUMNS)
+    assert kept["nexudus_invoice_id"].tolist() == [10, 20, 30]  # in key order
+    ordered = rows.sort_values("nexudus_invoice_id").reset_index(drop=True)
+    for name in KEPT_TEXT:
+        assert kept[name].tolist() == [None, "ü €", "a"], name
+    for name in KEPT_MONEY:
+        # As text: 0 stays 0 beside 0.00, blanks stay blank.
+        expected = [None if pd.isna(v) else str(v) for v in ordered[name]]
+        assert [None if v is None else str(v) for v in kept[name]] == expected, name
+        assert kept[f"{name}_known"].tolist() == [v is not None for v in expected], name
+    assert kept["xero_amount_due_units"].tolist() == [0, -123456, 1_000_000]
+    for name in KEPT_FLAGS:
+        assert kept[name].tolist() == [False, True, True], name
+
+
+def test_kept_rows_that_cannot_be_read_make_the_next_sync_read_all(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.record_status_sync(
+            TENANT, 7, touched_id=0, event_id=0, members={10: True}, unknown=[],
+            kept=_kept_rows(),
+        )  # fmt: skip
+        blob = ledger._db.execute("SELECT columns FROM status_kept").fetchone()[0]
+        for damaged in (blob[:-3], b"not packed", blob.replace(b'"rows":3', b'"rows":4')):
+            ledger._db.execute("UPDATE status_kept SET columns=?", (damaged,))
+            assert ledger.kept_status_rows(TENANT, 7) is None
+            assert sync_scope(ledger, TENANT, 7, whole=False).whole
 
 
 def test_reads_by_id_give_the_same_rows_and_whole_units_beside_the_decimals(

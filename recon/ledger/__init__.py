@@ -39,6 +39,8 @@ Tables:
   so the next sync
   compares them again as they are, unless something was written under the invoice since.
   Upgrading a version-4 file forgets where each location's last sync stopped: the next is whole.
+  Version 6 keeps them as one blob of packed columns per location (``recon.ledger.columns``),
+  read and written whole; upgrading a version-5 file drops its rows, and the next sync is whole.
 
 One writer at a time: ``Ledger.writer(tenant_id, purpose)`` is a lock per ledger file and
 Xero organisation (``fcntl.flock``, or ``msvcrt.locking`` on Windows, on a ``.lock`` file beside

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -50,15 +50,32 @@ class RemoteState(LedgerStore):
     ]
 
     def update_xero_state(
-        self, tenant_id: str, rows: Iterable[dict[str, Any]], *, complete: bool = False
+        self,
+        tenant_id: str,
+        rows: pd.DataFrame | Iterable[Mapping[str, Any]],
+        *,
+        complete: bool = False,
     ) -> int:
-        """Upsert invoices as Xero last showed them; ``created_by_recon`` only ever turns on.
+        """Upsert records as Xero last showed them: ``XERO_STATE_COLUMNS``, of which only
+        ``xero_id`` is required (``kind`` defaults to invoice, amounts as Decimal or their
+        text); ``created_by_recon`` only ever turns on.
 
         ``complete``: the rows are everything Xero has, so invoices not among them are forgotten.
         """
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         # In key order (stable, so of two rows for one record the later still wins): neighbouring
         # keys share pages, so each page is written once.
-        rows = sorted(rows, key=lambda r: str(r["xero_id"]))
+        frame = frame.reindex(columns=self.XERO_STATE_COLUMNS).sort_values("xero_id", kind="stable")
+        money = ("total", "amount_due", "amount_paid", "amount_credited")
+        columns = [
+            [tenant_id] * len(frame),
+            *(
+                _cells(frame[name], str if name in money else None)
+                for name in self.XERO_STATE_COLUMNS[:-1]
+            ),
+            [int(v is not None and bool(v)) for v in _cells(frame["created_by_recon"])],
+        ]
+        columns[3] = [kind or "invoice" for kind in columns[3]]
         with self._tx() as db:
             if complete:
                 db.execute(
@@ -74,25 +91,9 @@ class RemoteState(LedgerStore):
                 "amount_credited=excluded.amount_credited, "
                 "fully_paid_on=excluded.fully_paid_on, updated_utc=excluded.updated_utc, "
                 "created_by_recon=MAX(xero_state.created_by_recon, excluded.created_by_recon)",
-                (
-                    (
-                        tenant_id,
-                        r["xero_id"],
-                        r.get("number"),
-                        r.get("kind", "invoice"),
-                        r.get("status"),
-                        *(
-                            str(r[k]) if r.get(k) is not None else None
-                            for k in ("total", "amount_due", "amount_paid", "amount_credited")
-                        ),
-                        r.get("fully_paid_on"),
-                        r.get("updated_utc"),
-                        int(bool(r.get("created_by_recon"))),
-                    )
-                    for r in rows
-                ),
+                zip(*columns, strict=True),
             )
-        return len(rows)
+        return len(frame)
 
     def xero_state(
         self,
@@ -212,6 +213,16 @@ class RemoteState(LedgerStore):
 def _iso_times(values: pd.Series) -> list[str | None]:
     """Each time or date as ISO text (``pd.Timestamp.isoformat``), blanks None; each distinct
     value converted once."""
-    codes, distinct = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
     texts = [*(pd.Timestamp(v).isoformat() for v in distinct), None]
-    return [texts[c] for c in codes]
+    return [texts[c] for c in codes.tolist()]
+
+
+def _cells(values: pd.Series, convert: Callable[[Any], Any] | None = None) -> list[Any]:
+    """A column's cells as SQLite takes them: blanks (None, NaN) as None, the others as they
+    are or as ``convert`` gives them."""
+    cells = values.to_numpy(dtype=object)
+    blank = pd.isna(cells).tolist()
+    if convert is None:
+        return [None if b else v for v, b in zip(cells.tolist(), blank, strict=True)]
+    return [None if b else convert(v) for v, b in zip(cells.tolist(), blank, strict=True)]

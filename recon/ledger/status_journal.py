@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from recon.ledger.schema import KEPT_COLUMNS, KEPT_FLAGS, KEPT_MONEY
+from recon.ledger.columns import PackedColumns, pack_columns, unpack_columns
+from recon.ledger.schema import KEPT_COLUMNS, KEPT_FLAGS, KEPT_MONEY, KEPT_TEXT
 from recon.ledger.store import ID_CHUNK, LedgerStore
-from recon.ledger.stored import decimal_or_none, utc_now, with_money
+from recon.ledger.stored import decimal_or_none, money_from_codes, utc_now
 
 
 class StatusJournal(LedgerStore):
@@ -50,11 +50,9 @@ class StatusJournal(LedgerStore):
         """What the last status sync of a location listed: the Nexudus invoice ids with a
         difference or still owing (those it kept rows of), and the Xero ids it reported as
         unknown to the ledger."""
-        invoices = self._db.execute(
-            "SELECT nexudus_invoice_id FROM status_kept WHERE tenant_id=? AND business_id=?",
-            (tenant_id, int(business_id)),
-        ).fetchall()
-        return {int(r[0]) for r in invoices}, self.status_unknown(tenant_id, business_id)
+        kept = self.kept_status_rows(tenant_id, business_id)
+        invoices = set() if kept is None else {int(i) for i in kept["nexudus_invoice_id"]}
+        return invoices, self.status_unknown(tenant_id, business_id)
 
     def status_unknown(self, tenant_id: str, business_id: int) -> set[str]:
         """The Xero ids the last status sync of a location reported as unknown to the ledger."""
@@ -66,41 +64,37 @@ class StatusJournal(LedgerStore):
 
     def status_members(
         self, tenant_id: str, business_id: int, nexudus_invoice_ids: Iterable[int]
-    ) -> dict[int, bool]:
-        """Of these invoices, those the last status sync of a location compared, each with
-        whether it listed it (kept its row)."""
+    ) -> set[int]:
+        """Of these invoices, those the last status sync of a location compared."""
         wanted = sorted({int(i) for i in nexudus_invoice_ids})
-        found: dict[int, bool] = {}
+        found: set[int] = set()
         for start in range(0, len(wanted), ID_CHUNK):
             chunk = wanted[start : start + ID_CHUNK]
             rows = self._db.execute(
-                "SELECT m.nexudus_invoice_id, k.nexudus_invoice_id IS NOT NULL FROM "
-                "status_members m LEFT JOIN status_kept k ON k.tenant_id=m.tenant_id AND "
-                "k.business_id=m.business_id AND k.nexudus_invoice_id=m.nexudus_invoice_id "
-                "WHERE m.tenant_id=? AND m.business_id=? AND m.nexudus_invoice_id IN "
-                f"({','.join('?' * len(chunk))})",
+                "SELECT nexudus_invoice_id FROM status_members WHERE tenant_id=? AND "
+                f"business_id=? AND nexudus_invoice_id IN ({','.join('?' * len(chunk))})",
                 (tenant_id, int(business_id), *chunk),
             )
-            found.update({int(r[0]): bool(r[1]) for r in rows})
+            found.update(int(r[0]) for r in rows)
         return found
 
     def kept_status_rows(
         self, tenant_id: str, business_id: int, *, units: int | None = None
-    ) -> pd.DataFrame:
+    ) -> pd.DataFrame | None:
         """The rows the last status sync of a location kept (``KEPT_COLUMNS``: each invoice it
-        listed, as it compared it), money as Decimal, flags as bool. ``units`` (a power of ten):
-        also each amount as whole units, ``<money>_units`` (int64, blanks 0) and
+        listed, as it compared it), money as Decimal, flags as bool; none if it kept none, and
+        None if what it kept cannot be read (the next sync must then read all). ``units`` (a
+        power of ten): also each amount as whole units, ``<money>_units`` (int64, blanks 0) and
         ``<money>_known``."""
-        frame = self._tuples(
-            f"SELECT {','.join(KEPT_COLUMNS)} FROM status_kept WHERE tenant_id=? AND business_id=?",
+        row = self._db.execute(
+            "SELECT columns FROM status_kept WHERE tenant_id=? AND business_id=?",
             (tenant_id, int(business_id)),
-            list(KEPT_COLUMNS),
-        )
-        frame = with_money(frame, KEPT_MONEY, decimal_or_none, units)
-        return frame.assign(
-            nexudus_invoice_id=frame["nexudus_invoice_id"].to_numpy(dtype=np.int64),
-            **{c: frame[c].to_numpy(dtype=bool) for c in KEPT_FLAGS},
-        )
+        ).fetchone()
+        try:
+            packed = unpack_columns(bytes(row[0]) if row else _NOTHING_KEPT)
+            return _kept_frame(packed, units)
+        except (KeyError, ValueError):
+            return None
 
     def record_status_sync(
         self,
@@ -119,10 +113,10 @@ class StatusJournal(LedgerStore):
 
         ``checked`` (an incremental sync): the invoices it compared as ``status_members`` gave
         them, and the Xero ids it checked; only invoices that joined or left are written. None
-        (a whole sync): the location's rows are replaced. ``kept``: the listed invoices' rows
-        (``KEPT_COLUMNS``) to keep, replacing any kept before (what a sync listed is what it
-        kept); the kept row of every compared invoice not listed now is dropped. Journal lines
-        every location of the organisation has read are dropped. One transaction.
+        (a whole sync): the location's rows are replaced. ``kept``: the rows of every invoice
+        it listed (``KEPT_COLUMNS``), replacing all the location kept before (what a sync
+        listed is what it kept); None keeps none. Journal lines every location of the
+        organisation has read are dropped. One transaction.
         """
         business = int(business_id)
         key = (tenant_id, business)
@@ -130,7 +124,6 @@ class StatusJournal(LedgerStore):
             if checked is None:
                 db.execute("DELETE FROM status_members WHERE tenant_id=? AND business_id=?", key)
                 db.execute("DELETE FROM status_unknown WHERE tenant_id=? AND business_id=?", key)
-                db.execute("DELETE FROM status_kept WHERE tenant_id=? AND business_id=?", key)
                 gone: list[int] = []
                 joined = sorted(members)
                 transferred = len(members)
@@ -159,17 +152,19 @@ class StatusJournal(LedgerStore):
                 "INSERT OR IGNORE INTO status_unknown(tenant_id,business_id,xero_id) VALUES(?,?,?)",
                 ((*key, str(x)) for x in unknown),
             )
-            if checked is not None:
-                db.executemany(
-                    "DELETE FROM status_kept WHERE tenant_id=? AND business_id=? AND "
-                    "nexudus_invoice_id=?",
-                    ((*key, int(i)) for i in sorted({*before, *members}) if not members.get(i)),
+            if kept is None:
+                db.execute("DELETE FROM status_kept WHERE tenant_id=? AND business_id=?", key)
+            else:
+                packed = pack_columns(
+                    kept.sort_values("nexudus_invoice_id"),
+                    integers=("nexudus_invoice_id", *KEPT_FLAGS),
+                    texts=KEPT_TEXT,
+                    amounts=KEPT_MONEY,
                 )
-            if kept is not None and len(kept):
-                db.executemany(
-                    f"INSERT OR REPLACE INTO status_kept(tenant_id,business_id,"
-                    f"{','.join(KEPT_COLUMNS)}) VALUES(?,?{',?' * len(KEPT_COLUMNS)})",
-                    ((*key, *row) for row in _kept_rows(kept)),
+                db.execute(
+                    "INSERT OR REPLACE INTO status_kept(tenant_id,business_id,rows,columns) "
+                    "VALUES(?,?,?,?)",
+                    (*key, len(kept), packed),
                 )
             db.execute(
                 "INSERT INTO status_syncs(tenant_id,business_id,touched_id,event_id,transferred,"
@@ -185,17 +180,31 @@ class StatusJournal(LedgerStore):
             )
 
 
-def _kept_rows(frame: pd.DataFrame) -> Iterator[tuple[object, ...]]:
-    """``frame``'s ``KEPT_COLUMNS`` as the ledger stores them, in key order: text and money as
-    text, blanks NULL; the id and flags as int."""
-    ordered = frame.sort_values("nexudus_invoice_id")
-    columns: list[list[object]] = []
-    for name in KEPT_COLUMNS:
-        values = ordered[name]
-        if name == "nexudus_invoice_id" or name in KEPT_FLAGS:
-            columns.append(values.to_numpy(dtype=np.int64).tolist())
-        else:
-            cells = values.to_numpy(dtype=object)
-            blank = pd.isna(cells)
-            columns.append([None if b else str(v) for v, b in zip(cells, blank, strict=True)])
-    return zip(*columns, strict=True)
+# What a location that kept no rows reads.
+_NOTHING_KEPT = pack_columns(
+    pd.DataFrame(columns=list(KEPT_COLUMNS)),
+    integers=("nexudus_invoice_id", *KEPT_FLAGS),
+    texts=KEPT_TEXT,
+    amounts=KEPT_MONEY,
+)
+
+
+def _kept_frame(packed: PackedColumns, units: int | None) -> pd.DataFrame:
+    """Kept rows as ``Ledger.kept_status_rows`` gives them, from their packed columns
+    (``KeyError``, ``ValueError``: they are not kept rows)."""
+    groups = {packed.groups[name] for name in KEPT_MONEY}
+    if len(groups) != 1:
+        raise ValueError("the kept amounts do not share one list of values")
+    index = pd.RangeIndex(packed.rows)
+    columns: dict[str, Any] = {"nexudus_invoice_id": packed.integers["nexudus_invoice_id"]}
+    columns |= {name: pd.Series(packed.text(name), index=index, dtype=object) for name in KEPT_TEXT}
+    columns |= money_from_codes(
+        {name: packed.codes[name] for name in KEPT_MONEY},
+        packed.values[groups.pop()],
+        decimal_or_none,
+        units,
+        index,
+    )
+    columns |= {name: packed.integers[name].astype(bool) for name in KEPT_FLAGS}
+    first = {name: columns.pop(name) for name in KEPT_COLUMNS}
+    return pd.DataFrame(first | columns, index=index)

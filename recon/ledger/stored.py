@@ -33,11 +33,26 @@ def with_money(
 
     Raises ``ValueError`` for an amount with more decimals than ``units`` keeps, which no
     whole-unit comparison could treat exactly."""
-    places = None if units is None else _places(units)
     rows = len(frame)
     texts = [frame[column].to_numpy(dtype=object) for column in money]
     stacked = np.concatenate(texts) if texts else np.empty(0, dtype=object)
     codes, distinct = pd.factorize(stacked, use_na_sentinel=True)
+    own = {column: codes[i * rows : (i + 1) * rows] for i, column in enumerate(money)}
+    return frame.assign(**money_from_codes(own, list(distinct), parse, units, frame.index))
+
+
+def money_from_codes(
+    codes: dict[str, np.ndarray],
+    distinct: list[Any],
+    parse: Any,
+    units: int | None,
+    index: pd.Index,
+) -> dict[str, Any]:
+    """Money columns from ``codes`` (per column, -1 for a blank) into ``distinct`` texts: each
+    as ``parse`` gives it (Decimal, or None), parsed once per distinct text, and with ``units``
+    (a power of ten) ``<money>_units`` (int64, blanks 0) and ``<money>_known``; columns to
+    assign to a frame of ``index``. ``ValueError`` as ``with_money``."""
+    places = None if units is None else _places(units)
     amounts = [*(parse(v) for v in distinct), parse(None)]  # code -1 (a blank): the last
     parsed = np.empty(len(amounts), dtype=object)
     parsed[:] = amounts
@@ -53,15 +68,14 @@ def with_money(
             continue
         whole[position], known[position] = int(scaled), True
     extra: dict[str, Any] = {}
-    for index, column in enumerate(money):
-        own = codes[index * rows : (index + 1) * rows]
+    for column, own in codes.items():
         if inexact and inexact.intersection(own.tolist()):
             raise ValueError(f"an amount has more than {places} decimal places in {column!r}")
-        extra[column] = pd.Series(parsed[own], index=frame.index, dtype=object)
+        extra[column] = pd.Series(parsed[own], index=index, dtype=object)
         if places is not None:
             extra[f"{column}_units"] = whole[own]
             extra[f"{column}_known"] = known[own]
-    return frame.assign(**extra)
+    return extra
 
 
 def decimal_or_none(value: object) -> Decimal | None:
