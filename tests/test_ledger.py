@@ -629,3 +629,33 @@ def test_a_batch_of_xero_records_naming_one_record_twice_keeps_the_later_row(
         # created_by_recon only ever turns on, also within one batch.
         assert state.loc["x-1", "status"] == "VOIDED"
         assert state.loc["x-1", "created_by_recon"] == 1
+
+
+def test_an_invoice_read_again_under_another_location_moves_there_and_only_then(
+    tmp_path: Path,
+) -> None:
+    """The location is written apart from the rest of an invoice's copy, and only when it
+    changed: the counts per location and the journal follow it."""
+    invoices = pd.DataFrame(
+        {
+            "Id": [1, 2, 3],
+            "TotalAmount": [Decimal("10.00")] * 3,
+            "Paid": False,
+            "PaidAmount": Decimal("0"),
+            "Void": False,
+            "DueDate": "2026-03-31",
+            "UpdatedOn": None,
+            "BusinessId": [3, 3, None],
+        }
+    )
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.update_nexudus_state(TENANT, invoices)
+        assert ledger.count_nexudus_state(TENANT, 3) == 2
+        start, _ = ledger.last_change_ids()
+        ledger.update_nexudus_state(TENANT, invoices.assign(BusinessId=[3, 4, 4], Paid=True))
+        state = ledger.nexudus_state(TENANT).set_index("nexudus_invoice_id")
+        assert state["business_id"].to_dict() == {1: 3, 2: 4, 3: 4}
+        assert state["paid"].tolist() == [1, 1, 1]
+        assert ledger.count_nexudus_state(TENANT, 3) == 1
+        assert ledger.count_nexudus_state(TENANT, 4, excluding=[3]) == 1
+        assert ledger.touched_since(TENANT, start, ledger.last_change_ids()[0])[0] == {1, 2, 3}

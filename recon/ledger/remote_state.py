@@ -140,9 +140,15 @@ class RemoteState(LedgerStore):
                 "tenant_id,nexudus_invoice_id) DO UPDATE SET total=excluded.total, "
                 "paid=excluded.paid, "
                 "paid_amount=excluded.paid_amount, void=excluded.void, "
-                "due_date=excluded.due_date, updated_on=excluded.updated_on, "
-                "business_id=excluded.business_id",
+                "due_date=excluded.due_date, updated_on=excluded.updated_on",
                 ((tenant_id, *row) for row in rows),
+            )
+            # The location apart, and only where it changed: naming an indexed column in an
+            # UPDATE rewrites its index entry even when the value stays, a page per invoice.
+            db.executemany(
+                "UPDATE nexudus_state SET business_id=? WHERE tenant_id=? AND "
+                "nexudus_invoice_id=? AND business_id IS NOT ?",
+                ((row[-1], tenant_id, row[0], row[-1]) for row in rows),
             )
         return len(rows)
 
