@@ -478,6 +478,10 @@ def test_a_file_of_an_older_kept_rows_layout_gets_packed_columns_and_its_next_sy
         kept = ledger.kept_status_rows(TENANT, 7)
         assert kept is not None and kept.empty
         assert ledger.status_unknown(TENANT, 7) == {"x-1"}
+        # Each location's invoices counted from the copy the file holds, and kept counted.
+        assert ledger.count_nexudus_state(TENANT, 3) == 1
+        ledger.forget_nexudus_state(TENANT, [11])
+        assert ledger.count_nexudus_state(TENANT, 3) == 0
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(found[name], frame, obj=name)
     assert _columns(path, "status_kept") == ["tenant_id", "business_id", "rows", "columns"]
@@ -659,3 +663,13 @@ def test_an_invoice_read_again_under_another_location_moves_there_and_only_then(
         assert ledger.count_nexudus_state(TENANT, 3) == 1
         assert ledger.count_nexudus_state(TENANT, 4, excluding=[3]) == 1
         assert ledger.touched_since(TENANT, start, ledger.last_change_ids()[0])[0] == {1, 2, 3}
+        ledger.forget_nexudus_state(TENANT, [2])
+        ledger.update_nexudus_state(TENANT, invoices.assign(Id=[4, 5, 6], BusinessId=[None, 4, 4]))
+        counted = dict(
+            ledger._db.execute(
+                "SELECT business_id, COUNT(*) FROM nexudus_state GROUP BY business_id"
+            ).fetchall()
+        )
+        assert counted == {None: 1, 3: 1, 4: 3}
+        assert {b: ledger.count_nexudus_state(TENANT, b) for b in (3, 4, 5)} == {3: 1, 4: 3, 5: 0}
+        assert ledger.count_nexudus_state("another-tenant", 4) == 0

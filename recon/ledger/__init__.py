@@ -41,6 +41,8 @@ Tables:
   Upgrading a version-4 file forgets where each location's last sync stopped: the next is whole.
   Version 6 keeps them as one blob of packed columns per location (``recon.ledger.columns``),
   read and written whole; upgrading a version-5 file drops its rows, and the next sync is whole.
+- ``nexudus_counts`` (version 6): how many invoices of each location the Nexudus copy holds,
+  kept by triggers on ``nexudus_state``; a status sync compares it with Nexudus' own count.
 
 One writer at a time: ``Ledger.writer(tenant_id, purpose)`` is a lock per ledger file and
 Xero organisation (``fcntl.flock``, or ``msvcrt.locking`` on Windows, on a ``.lock`` file beside

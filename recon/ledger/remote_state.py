@@ -192,7 +192,7 @@ class RemoteState(LedgerStore):
         """How many of a location's Nexudus invoices the ledger knows, not counting
         ``excluding``."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM nexudus_state WHERE tenant_id=? AND business_id=?",
+            "SELECT invoices FROM nexudus_counts WHERE tenant_id=? AND business_id=?",
             (tenant_id, int(business_id)),
         ).fetchone()
         left_out = [int(i) for i in dict.fromkeys(excluding)]
@@ -204,7 +204,7 @@ class RemoteState(LedgerStore):
                 f"nexudus_invoice_id IN ({','.join('?' * len(chunk))})",
                 (tenant_id, int(business_id), *chunk),
             ).fetchone()[0]
-        return int(row[0]) - found
+        return (int(row[0]) if row else 0) - found
 
     def forget_nexudus_state(self, tenant_id: str, nexudus_invoice_ids: Iterable[int]) -> int:
         """Drop invoices Nexudus no longer has from an organisation's Nexudus state."""
