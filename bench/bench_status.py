@@ -362,9 +362,11 @@ def _copy_ledger(source: Path, target: Path) -> None:
     dst.close()
 
 
-def scale_sync(rows: int, changed: int, open_share: float) -> None:
+def scale_sync(rows: int, changed: int, open_share: float, repeat: int = 3) -> None:
     """``sync_status`` over a ledger of ``rows`` transferred invoices after ``changed`` of them
-    changed: CPU seconds, peak memory, ratio to the 1 CPU-s target."""
+    changed: CPU seconds (the best of ``repeat`` runs, each on its own copy of the ledger as the
+    baseline left it, with the median beside it: a shared machine's speed drifts by a third
+    from one minute to the next), peak memory, ratio to the 1 CPU-s target."""
     folder = Path(tempfile.mkdtemp(prefix="recon-bench-status-scale-"))
     t0 = time.perf_counter()
     totals = build_scale_ledger(folder / "ledger.sqlite", rows, open_share)
@@ -380,35 +382,45 @@ def scale_sync(rows: int, changed: int, open_share: float) -> None:
         b0 = time.process_time()
         baseline = sync_status(quiet, ledger)  # type: ignore[arg-type]
         baseline_cpu = time.process_time() - b0
-        print(
-            f"ledger: {rows:,} transferred invoices, {int((totals > 0).sum()):,} open "
-            f"({open_share:.0%}); built and baseline-synced in {time.perf_counter() - t0:.1f} s "
-            f"(not timed; the baseline sync alone {baseline_cpu:.2f} CPU-s, "
-            f"{len(baseline.differences):,} differences)"
-        )
+    print(
+        f"ledger: {rows:,} transferred invoices, {int((totals > 0).sum()):,} open "
+        f"({open_share:.0%}); built and baseline-synced in {time.perf_counter() - t0:.1f} s "
+        f"(not timed; the baseline sync alone {baseline_cpu:.2f} CPU-s, "
+        f"{len(baseline.differences):,} differences)"
+    )
+
+    def changed_conn() -> SimpleNamespace:
         conn = SimpleNamespace(**{**vars(quiet), "xero": _ScaleXero(xero_rows)})
         conn.nexudus = _ScaleNexudus(nexudus_rows, rows)
-        _copy_ledger(ledger.path, folder / "again.sqlite")  # the same sync again, traced
-        gc.collect()
-        c0 = time.process_time()
-        diff = sync_status(conn, ledger)  # type: ignore[arg-type]
-        cpu = time.process_time() - c0
-    # The peak of Python's allocations during the same sync on a copy of the ledger as it stood
-    # (tracemalloc slows the call, so it is not the timed one; SQLite's own page cache and memory
-    # map are not Python allocations and are not counted). Resident-set figures cannot tell: the
-    # baseline sync leaves freed heap resident, which the timed sync reuses.
-    again = SimpleNamespace(**{**vars(quiet), "xero": _ScaleXero(xero_rows)})
-    again.nexudus = _ScaleNexudus(nexudus_rows, rows)
+        return conn
+
+    cpus: list[float] = []
+    for run in range(max(1, repeat)):
+        _copy_ledger(folder / "ledger.sqlite", folder / f"run-{run}.sqlite")
+        with Ledger(folder / f"run-{run}.sqlite") as ledger:
+            gc.collect()
+            c0 = time.process_time()
+            diff = sync_status(changed_conn(), ledger)  # type: ignore[arg-type]
+            cpus.append(time.process_time() - c0)
+        (folder / f"run-{run}.sqlite").unlink()
+    # The peak of Python's allocations during the same sync on another copy of the ledger as
+    # the baseline left it (tracemalloc slows the call, so it is not a timed one; SQLite's own
+    # page cache and memory map are not Python allocations and are not counted). Resident-set
+    # figures cannot tell: the baseline sync leaves freed heap resident, which a sync reuses.
+    _copy_ledger(folder / "ledger.sqlite", folder / "again.sqlite")
     with Ledger(folder / "again.sqlite") as copy:
         gc.collect()
         tracemalloc.start()
-        sync_status(again, copy)  # type: ignore[arg-type]
+        sync_status(changed_conn(), copy)  # type: ignore[arg-type]
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+    cpu = min(cpus)
     print(
-        f"sync_status, {changed:,} changed of {rows:,} ledger rows: {cpu:.2f} CPU-s, peak "
-        f"{peak / 2**20:,.0f} MB allocated (tracemalloc, same sync on a copy); "
-        f"{cpu / TARGET_SYNC_CPU:.0%} of the {TARGET_SYNC_CPU:.0f} CPU-s target"
+        f"sync_status, {changed:,} changed of {rows:,} ledger rows: {cpu:.2f} CPU-s (best of "
+        f"{len(cpus)}; median {float(np.median(cpus)):.2f}; each: "
+        f"{', '.join(f'{c:.2f}' for c in cpus)}), peak {peak / 2**20:,.0f} MB allocated "
+        f"(tracemalloc, same sync on a copy); {cpu / TARGET_SYNC_CPU:.0%} of the "
+        f"{TARGET_SYNC_CPU:.0f} CPU-s target"
     )
     print(f"  differences: {diff.counts()}; unpaid listed: {len(diff.unpaid):,}")
 
@@ -423,6 +435,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-scale", action="store_true", help="skip the ledger-scale sync")
     parser.add_argument("--rows", type=int, default=1_000_000, help="ledger rows (scale sync)")
     parser.add_argument("--changed", type=int, default=10_000, help="changed (scale sync)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs (scale sync)")
     parser.add_argument(
         "--open-share", type=float, default=0.03, help="share still owing (scale sync)"
     )
@@ -430,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_local:
         local(args.lines, args.before)
     if not args.no_scale:
-        scale_sync(args.rows, args.changed, args.open_share)
+        scale_sync(args.rows, args.changed, args.open_share, args.repeat)
     if not args.no_sandbox:
         sandbox_sync(args.invoices)
 

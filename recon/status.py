@@ -273,7 +273,8 @@ def _record_sync(
         differences.loc[~unknown, "nexudus_invoice_id"]
     )
     ids = frame["nexudus_invoice_id"]
-    members = {int(i): int(i) in listed for i in ids}
+    compared = ids.to_numpy(dtype=np.int64)
+    members = dict(zip(compared.tolist(), np.isin(compared, list(listed)).tolist(), strict=True))
     before = scope.members
     ledger.record_status_sync(
         tenant,

@@ -218,7 +218,7 @@ def _or_zero(values: pd.Series) -> pd.Series:
 
 def ids_of(values: pd.Series) -> set[int]:
     """The ids in a column, as ints, blanks left out."""
-    return {int(v) for v in values.dropna()}
+    return set(values.dropna().astype("int64").tolist())
 
 
 def _credit_notes(frame: pd.DataFrame) -> pd.DataFrame:

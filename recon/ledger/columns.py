@@ -82,25 +82,19 @@ def _coded(cells: np.ndarray, *, by_object: bool) -> tuple[np.ndarray, list[str]
     """Codes of ``cells`` (int32, -1 for a blank) into their distinct texts, in order of first
     appearance; grouped by value, or ``by_object`` by the object holding each."""
     if not by_object:
-        values = cells.copy()
-        values[pd.isna(cells)] = None
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        codes, uniques = pd.factorize(cells, use_na_sentinel=True)  # None and NaN: -1
         return codes.astype(_CODE), [str(value) for value in uniques]
     keys = np.fromiter(map(id, cells), dtype=np.int64, count=len(cells))
-    codes, _ = pd.factorize(keys)
+    by_key, _ = pd.factorize(keys)
     # A cell holding each object: any one, since they all hold that very object.
-    first = np.empty(codes.max(initial=-1) + 1, dtype=np.int64)
-    first[codes] = np.arange(len(cells))
+    first = np.empty(by_key.max(initial=-1) + 1, dtype=np.int64)
+    first[by_key] = np.arange(len(cells))
     objects = cells[first]
-    texts: dict[str, int] = {}
-    remap = np.array(
-        [
-            -1 if blank else texts.setdefault(str(value), len(texts))
-            for value, blank in zip(objects.tolist(), pd.isna(objects).tolist(), strict=True)
-        ],
-        dtype=np.int64,
-    )
-    return remap[codes].astype(_CODE), list(texts)
+    blank = pd.isna(objects)
+    texts = np.array([str(value) for value in objects], dtype=object)
+    texts[blank] = None
+    by_text, distinct = pd.factorize(texts, use_na_sentinel=True)
+    return by_text[by_key].astype(_CODE), [str(value) for value in distinct]
 
 
 def unpack_columns(blob: bytes) -> PackedColumns:
