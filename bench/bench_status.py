@@ -8,12 +8,19 @@ CPU via ``time.process_time``, its own allocation peak via ``tracemalloc``; with
 the frozen diff (``tests/reference_status_v1.py``) on the same rows for the ratio.
 Target: mapping check (``bench_local.py``) + status diff <= 3 CPU-s; the diff's share is printed.
 
-Sets up a sandbox scaled to ~10,000 Shoreditch invoices, transfers them (not
+Scale: ``sync_status`` over a ledger of ``--rows`` transferred invoices (built with plain SQL,
+then a baseline sync, not timed) after ``--changed`` of the open ones changed on either side; the
+best of ``--repeat`` syncs, each on its own copy of the ledger, against the 1 CPU-s target. Once
+with the open invoices scattered over the whole history (the stress case) and once with them
+mostly recent, as in a real space's books (``--open-layout``, ``OPEN_LAYOUTS``).
+
+Sandbox: sets up a sandbox scaled to ~10,000 Shoreditch invoices, transfers them (not
 timed), takes a baseline sync, has the demo accountant pay 2% in Xero, then
 times the incremental sync and prints the API calls it made (Xero and Nexudus)
 and what a per-invoice approach would have cost. Run:
 
     .venv/bin/python bench/bench_status.py [--lines 1000000] [--invoices 12150] [--before]
+        [--rows 1000000] [--changed 10000] [--repeat 3] [--open-layout recent]
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -221,13 +229,40 @@ def _cents_text(cents: np.ndarray) -> list[str]:
     return [f"{int(c) // 100}.{int(c) % 100:02d}" for c in cents]
 
 
-def build_scale_ledger(path: Path, rows: int, open_share: float, seed: int = 17) -> np.ndarray:
+# Where the invoices still owing lie in a ledger's history (--open-layout): "scattered", anywhere
+# with equal chance (the stress case: every change is on a page of its own); "recent", as in a
+# coworking space's books, where what is still owing is mostly last month's invoices: 90% among
+# the newest 5% of invoices, the rest overdue ones anywhere before.
+OPEN_LAYOUTS = ("scattered", "recent")
+RECENT_SHARE, RECENT_WINDOW = 0.9, 0.05
+
+
+def _open_invoices(rng: np.random.Generator, rows: int, share: float, layout: str) -> np.ndarray:
+    """Which of ``rows`` invoices (in the order they were written) are still owing."""
+    if layout == "scattered":
+        return rng.random(rows) < share
+    wanted = round(rows * share)
+    first_recent = rows - max(1, int(rows * RECENT_WINDOW))
+    recent = rng.choice(
+        np.arange(first_recent, rows), min(rows - first_recent, round(wanted * RECENT_SHARE)),
+        replace=False,
+    )  # fmt: skip
+    older = rng.choice(first_recent, min(first_recent, wanted - len(recent)), replace=False)
+    is_open = np.zeros(rows, dtype=bool)
+    is_open[recent] = is_open[older] = True
+    return is_open
+
+
+def build_scale_ledger(
+    path: Path, rows: int, open_share: float, seed: int = 17, layout: str = "scattered"
+) -> np.ndarray:
     """A ledger of ``rows`` transferred invoices written with plain SQL inserts (quick): every
-    one created in Xero and read from Nexudus, a share ``open_share`` still owing on both sides,
-    the rest paid on both sides. Returns the totals in cents."""
+    one created in Xero and read from Nexudus, a share ``open_share`` still owing on both sides
+    (where in the history: ``layout``, one of ``OPEN_LAYOUTS``), the rest paid on both sides.
+    Returns the totals in cents."""
     rng = np.random.default_rng(seed)
     total = rng.integers(1_000, 500_000, rows)
-    is_open = rng.random(rows) < open_share
+    is_open = _open_invoices(rng, rows, open_share, layout)
     money = _cents_text(total)
     zero = "0.00"
     ids = range(1, rows + 1)
@@ -362,14 +397,25 @@ def _copy_ledger(source: Path, target: Path) -> None:
     dst.close()
 
 
-def scale_sync(rows: int, changed: int, open_share: float, repeat: int = 3) -> None:
+def scale_sync(
+    rows: int, changed: int, open_share: float, repeat: int = 3, layout: str = "scattered"
+) -> None:
     """``sync_status`` over a ledger of ``rows`` transferred invoices after ``changed`` of them
     changed: CPU seconds (the best of ``repeat`` runs, each on its own copy of the ledger as the
     baseline left it, with the median beside it: a shared machine's speed drifts by a third
     from one minute to the next), peak memory, ratio to the 1 CPU-s target."""
     folder = Path(tempfile.mkdtemp(prefix="recon-bench-status-scale-"))
+    try:
+        _scale_sync_in(folder, rows, changed, open_share, repeat, layout)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # a ledger of a million rows: 0.7 GB a copy
+
+
+def _scale_sync_in(
+    folder: Path, rows: int, changed: int, open_share: float, repeat: int, layout: str
+) -> None:
     t0 = time.perf_counter()
-    totals = build_scale_ledger(folder / "ledger.sqlite", rows, open_share)
+    totals = build_scale_ledger(folder / "ledger.sqlite", rows, open_share, layout=layout)
     xero_rows, nexudus_rows = scale_reads(totals, changed)
     quiet = SimpleNamespace(
         xero=_ScaleXero([]),
@@ -384,7 +430,8 @@ def scale_sync(rows: int, changed: int, open_share: float, repeat: int = 3) -> N
         baseline_cpu = time.process_time() - b0
     print(
         f"ledger: {rows:,} transferred invoices, {int((totals > 0).sum()):,} open "
-        f"({open_share:.0%}); built and baseline-synced in {time.perf_counter() - t0:.1f} s "
+        f"({open_share:.0%}, {layout}); built and baseline-synced in "
+        f"{time.perf_counter() - t0:.1f} s "
         f"(not timed; the baseline sync alone {baseline_cpu:.2f} CPU-s, "
         f"{len(baseline.differences):,} differences)"
     )
@@ -416,7 +463,8 @@ def scale_sync(rows: int, changed: int, open_share: float, repeat: int = 3) -> N
         tracemalloc.stop()
     cpu = min(cpus)
     print(
-        f"sync_status, {changed:,} changed of {rows:,} ledger rows: {cpu:.2f} CPU-s (best of "
+        f"sync_status, {changed:,} changed of {rows:,} ledger rows ({layout}): {cpu:.2f} CPU-s "
+        f"(best of "
         f"{len(cpus)}; median {float(np.median(cpus)):.2f}; each: "
         f"{', '.join(f'{c:.2f}' for c in cpus)}), peak {peak / 2**20:,.0f} MB allocated "
         f"(tracemalloc, same sync on a copy); {cpu / TARGET_SYNC_CPU:.0%} of the "
@@ -437,13 +485,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--changed", type=int, default=10_000, help="changed (scale sync)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (scale sync)")
     parser.add_argument(
+        "--open-layout",
+        action="append",
+        choices=OPEN_LAYOUTS,
+        help="where the open invoices lie (scale sync; repeat for several; default: both)",
+    )
+    parser.add_argument(
         "--open-share", type=float, default=0.03, help="share still owing (scale sync)"
     )
     args = parser.parse_args(argv)
     if not args.no_local:
         local(args.lines, args.before)
     if not args.no_scale:
-        scale_sync(args.rows, args.changed, args.open_share, args.repeat)
+        for layout in args.open_layout or OPEN_LAYOUTS:
+            scale_sync(args.rows, args.changed, args.open_share, args.repeat, layout)
     if not args.no_sandbox:
         sandbox_sync(args.invoices)
 

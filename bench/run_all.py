@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -67,17 +71,45 @@ def run(name: str, argv: list[str]) -> tuple[int, float, list[str]]:
     return process.wait(), time.perf_counter() - started, verdicts
 
 
+def machine_speed() -> float:
+    """CPU seconds of a fixed mix of the work the benches time (a Python loop over dicts, a
+    pandas sort and merge, SQLite writes by key), best of three: printed at the start and the
+    end of a run, so figures taken at different times can be set side by side. A shared
+    machine's speed drifts by a third from one hour to the next."""
+    rng = np.random.default_rng(0)
+    keys = rng.permutation(200_000)
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        rows = [{"id": int(k), "text": f"INV-{k:07d}"} for k in keys]
+        frame = pd.DataFrame(rows).sort_values("text")
+        frame.merge(frame.sample(frac=0.5, random_state=0), on="id")
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, text TEXT)")
+        db.executemany("INSERT INTO t VALUES(?,?)", ((r["id"], r["text"]) for r in rows))
+        db.close()
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip", action="append", default=[], choices=sorted(BENCHES))
     parser.add_argument("--quick", action="store_true", help="small sizes: a check, not figures")
     args = parser.parse_args(argv)
+    speed_before = machine_speed()
+    print(f"machine speed, start: {speed_before:.2f} CPU-s for the fixed work", flush=True)
     results = {
         name: run(name, sizes[1] if args.quick else sizes[0])
         for name, sizes in BENCHES.items()
         if name not in args.skip
     }
+    speed_after = machine_speed()
     print("\n===== issue 17: every figure of this run against its target or peer")
+    print(
+        f"\nmachine speed: {speed_before:.2f} CPU-s for the fixed work at the start, "
+        f"{speed_after:.2f} at the end (lower is faster)"
+    )
     for name, (code, seconds, verdicts) in results.items():
         state = "ok" if code == 0 else f"FAILED (exit {code})"
         print(f"\n{name} ({state}, {seconds:.0f} s wall)")
