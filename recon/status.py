@@ -209,8 +209,10 @@ def _both_sides(
         parts.append(
             _with_xero_copy(rows.drop(columns=theirs), xero).reindex(columns=frame.columns)
         )
-    if len(parts) > 1:
-        frame = pd.concat(parts, ignore_index=True)
+    # An empty part would make pandas type its columns as object: a sync that read nothing
+    # again by key compares only kept rows, and must type them as any other sync does.
+    parts = [part for part in parts if len(part)] or [frame]
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     # One order and one text type for a whole and an incremental sync, whatever rows each read:
     # by number, then Nexudus id; text as pandas' string type, blanks NaN.
     frame = (
@@ -276,6 +278,13 @@ def _record_sync(
     compared = ids.to_numpy(dtype=np.int64)
     members = dict(zip(compared.tolist(), np.isin(compared, list(listed)).tolist(), strict=True))
     before = scope.members
+    kept_before = scope.kept["nexudus_invoice_id"] if scope.kept is not None else None
+    # Only rows kept before were compared, each listed again: what the ledger keeps stands.
+    as_kept = (
+        kept_before is not None
+        and len(frame) == len(kept_before) == len(listed)
+        and bool(ids.isin(kept_before).all())
+    )
     ledger.record_status_sync(
         tenant,
         business_id,
@@ -284,7 +293,8 @@ def _record_sync(
         members=members,
         unknown=set(differences.loc[unknown, "xero_id"].dropna().astype(str)),
         checked=None if scope.whole or before is None else (before, scope.xero_ids),
-        kept=_kept(frame[ids.isin(listed).to_numpy()]),
+        kept=None if as_kept else _kept(frame[ids.isin(listed).to_numpy()]),
+        kept_as_before=as_kept,
     )
     if scope.whole or before is None:
         return len(members)

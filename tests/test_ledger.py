@@ -673,3 +673,39 @@ def test_an_invoice_read_again_under_another_location_moves_there_and_only_then(
         assert counted == {None: 1, 3: 1, 4: 3}
         assert {b: ledger.count_nexudus_state(TENANT, b) for b in (3, 4, 5)} == {3: 1, 4: 3, 5: 0}
         assert ledger.count_nexudus_state("another-tenant", 4) == 0
+
+
+def test_records_read_again_as_they_were_are_not_written_again(tmp_path: Path) -> None:
+    """Nexudus' last second is read twice, and Xero may answer a record unchanged: neither is
+    written again, so the journal (and the next status sync) holds only what changed."""
+    nexudus = pd.DataFrame(
+        {
+            "Id": [1, 2],
+            "TotalAmount": [Decimal("10.00"), Decimal("20.00")],
+            "Paid": False,
+            "PaidAmount": Decimal("0"),
+            "Void": False,
+            "DueDate": "2026-03-31",
+            "UpdatedOn": "2026-03-01T10:00:00",
+            "BusinessId": 3,
+        }
+    )
+    xero = [
+        {"xero_id": "x-1", "status": "AUTHORISED", "total": Decimal("10.00")},
+        {"xero_id": "x-2", "status": "AUTHORISED", "total": Decimal("20.00")},
+    ]
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.update_nexudus_state(TENANT, nexudus)
+        ledger.update_xero_state(TENANT, xero)
+        start, _ = ledger.last_change_ids()
+        ledger.update_nexudus_state(TENANT, nexudus)
+        ledger.update_xero_state(TENANT, xero)
+        assert ledger.last_change_ids()[0] == start
+        ledger.update_nexudus_state(TENANT, nexudus.assign(Paid=[True, False]))
+        ledger.update_xero_state(TENANT, [xero[0], {**xero[1], "status": "PAID"}])
+        ledger.update_xero_state(TENANT, [{**xero[0], "created_by_recon": True}])
+        assert ledger.touched_since(TENANT, start, ledger.last_change_ids()[0]) == (
+            {1},
+            {"x-1", "x-2"},
+        )
+        assert ledger.xero_state(TENANT)["created_by_recon"].tolist() == [1, 0]

@@ -90,7 +90,13 @@ class RemoteState(LedgerStore):
                 "amount_due=excluded.amount_due, amount_paid=excluded.amount_paid, "
                 "amount_credited=excluded.amount_credited, "
                 "fully_paid_on=excluded.fully_paid_on, updated_utc=excluded.updated_utc, "
-                "created_by_recon=MAX(xero_state.created_by_recon, excluded.created_by_recon)",
+                "created_by_recon=MAX(xero_state.created_by_recon, excluded.created_by_recon) "
+                # A record read again as it was is not written (see update_nexudus_state).
+                "WHERE (number, status, total, amount_due, amount_paid, amount_credited, "
+                "fully_paid_on, updated_utc, created_by_recon) IS NOT (excluded.number, "
+                "excluded.status, excluded.total, excluded.amount_due, excluded.amount_paid, "
+                "excluded.amount_credited, excluded.fully_paid_on, excluded.updated_utc, "
+                "MAX(xero_state.created_by_recon, excluded.created_by_recon))",
                 zip(*columns, strict=True),
             )
         return len(frame)
@@ -140,7 +146,12 @@ class RemoteState(LedgerStore):
                 "tenant_id,nexudus_invoice_id) DO UPDATE SET total=excluded.total, "
                 "paid=excluded.paid, "
                 "paid_amount=excluded.paid_amount, void=excluded.void, "
-                "due_date=excluded.due_date, updated_on=excluded.updated_on",
+                "due_date=excluded.due_date, updated_on=excluded.updated_on WHERE "
+                # An invoice read again as it was (Nexudus' last second is read twice) is not
+                # written: the journal then holds only what changed, and so does the next sync.
+                "(total, paid, paid_amount, void, due_date, updated_on) IS NOT (excluded.total, "
+                "excluded.paid, excluded.paid_amount, excluded.void, excluded.due_date, "
+                "excluded.updated_on)",
                 ((tenant_id, *row) for row in rows),
             )
             # The location apart, and only where it changed: naming an indexed column in an

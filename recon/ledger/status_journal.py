@@ -107,6 +107,7 @@ class StatusJournal(LedgerStore):
         unknown: Iterable[str],
         checked: tuple[dict[int, bool], Iterable[str]] | None = None,
         kept: pd.DataFrame | None = None,
+        kept_as_before: bool = False,
     ) -> None:
         """After a status sync of a location: the transferred invoices it compared (id ->
         whether it listed it), the Xero ids it reported unknown, where it stopped reading.
@@ -115,8 +116,9 @@ class StatusJournal(LedgerStore):
         them, and the Xero ids it checked; only invoices that joined or left are written. None
         (a whole sync): the location's rows are replaced. ``kept``: the rows of every invoice
         it listed (``KEPT_COLUMNS``), replacing all the location kept before (what a sync
-        listed is what it kept); None keeps none. Journal lines every location of the
-        organisation has read are dropped. One transaction.
+        listed is what it kept); None keeps none. ``kept_as_before``: the rows kept before stand
+        as they are (the sync compared only them and listed each again), nothing is rewritten.
+        Journal lines every location of the organisation has read are dropped. One transaction.
         """
         business = int(business_id)
         key = (tenant_id, business)
@@ -152,9 +154,7 @@ class StatusJournal(LedgerStore):
                 "INSERT OR IGNORE INTO status_unknown(tenant_id,business_id,xero_id) VALUES(?,?,?)",
                 ((*key, str(x)) for x in unknown),
             )
-            if kept is None:
-                db.execute("DELETE FROM status_kept WHERE tenant_id=? AND business_id=?", key)
-            else:
+            if kept is not None:
                 packed = pack_columns(
                     kept.sort_values("nexudus_invoice_id"),
                     integers=("nexudus_invoice_id", *KEPT_FLAGS),
@@ -166,6 +166,8 @@ class StatusJournal(LedgerStore):
                     "VALUES(?,?,?,?)",
                     (*key, len(kept), packed),
                 )
+            elif not kept_as_before:
+                db.execute("DELETE FROM status_kept WHERE tenant_id=? AND business_id=?", key)
             db.execute(
                 "INSERT INTO status_syncs(tenant_id,business_id,touched_id,event_id,transferred,"
                 "at) VALUES(?,?,?,?,?,?) ON CONFLICT(tenant_id,business_id) DO UPDATE SET "
