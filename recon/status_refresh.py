@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -73,8 +73,8 @@ def xero_state_rows(
         else ("InvoiceID", "InvoiceNumber")
     )
     ids = [d[id_key] for d in documents]
-    paid_on = _xero_times([d.get("FullyPaidOnDate") for d in documents])
-    updated = _xero_times([d.get("UpdatedDateUTC") for d in documents])
+    paid_on = [parse_xero_date(d.get("FullyPaidOnDate")) for d in documents]
+    updated = [parse_xero_date(d.get("UpdatedDateUTC")) for d in documents]
     columns = {
         "xero_id": ids,
         "number": [d.get(number_key) for d in documents],
@@ -94,11 +94,6 @@ def xero_state_rows(
         "created_by_recon": [True] * len(ids) if mine is None else [i in mine for i in ids],
     }
     return pd.DataFrame(columns, dtype=object)
-
-
-def _xero_times(values: list[Any]) -> list[datetime | None]:
-    """Xero's dates (``/Date(...)/`` or ISO) as aware UTC datetimes, blanks None."""
-    return [parse_xero_date(v) for v in values]
 
 
 def _amount_texts(values: list[Any]) -> list[str | None]:

@@ -66,6 +66,7 @@ class RemoteState(LedgerStore):
         # In key order (stable, so of two rows for one record the later still wins): neighbouring
         # keys share pages, so each page is written once.
         frame = frame.reindex(columns=self.XERO_STATE_COLUMNS).sort_values("xero_id", kind="stable")
+        frame["kind"] = frame["kind"].astype(object).fillna("invoice")
         money = ("total", "amount_due", "amount_paid", "amount_credited")
         columns = [
             [tenant_id] * len(frame),
@@ -75,7 +76,6 @@ class RemoteState(LedgerStore):
             ),
             [int(v is not None and bool(v)) for v in _cells(frame["created_by_recon"])],
         ]
-        columns[3] = [kind or "invoice" for kind in columns[3]]
         with self._tx() as db:
             if complete:
                 db.execute(
