@@ -107,7 +107,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from recon.errors import ParamsError, ReconError
 from recon.outcomes import PaymentOutcome, ReconReason, TransferOutcome, Verdict, reason_of
@@ -120,6 +120,7 @@ from recon.report import (
     StepRun,
     StepStatus,
     build_report,
+    interruption,
     location_folders,
     location_runs,
     record_location,
@@ -264,6 +265,25 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+# How long a step whose kernel was interrupted waits for the SIGTERM that may have caused it.
+SIGNAL_GRACE_SECONDS = 2.0
+
+
+def stop_interrupted_step(failure: BaseException) -> NoReturn:
+    """Stop the run after a step whose kernel was interrupted: as ``Terminated`` when SIGTERM
+    caused it, else as Ctrl-C.
+
+    Under ``recon run`` only a stop of the run interrupts a kernel (jupyter_client interrupts it
+    on its way to shutting it down). The kernel's ``KeyboardInterrupt`` can be reported before
+    this process has run its SIGTERM handler: a signal that reached another thread is handled
+    only when the main thread next runs Python. Waiting on ``TERMINATED`` lets it run (the wait
+    is interrupted by the handler's ``Terminated``), so the step is recorded as what stopped it.
+    """
+    if TERMINATED.wait(SIGNAL_GRACE_SECONDS):
+        raise Terminated from failure
+    raise KeyboardInterrupt from failure
+
+
 def _skip_iri_grammar() -> None:
     """Keep jsonschema's IRI grammar (``rfc3987_syntax``) out of papermill's import.
 
@@ -313,8 +333,8 @@ def run_step(
             kernel_name="python3",
         )
     except pm.PapermillExecutionError as exc:
-        if TERMINATED.is_set():  # the kernel was interrupted because the run was
-            raise Terminated from exc
+        if TERMINATED.is_set() or exc.ename == KeyboardInterrupt.__name__:
+            stop_interrupted_step(exc)
         return StepRun(
             notebook.name,
             StepStatus.FAILED,
@@ -572,11 +592,7 @@ def execute(
     try:
         run_steps(notebooks, params_file, run_dir, params, only, steps.append, say, location)
     except KeyboardInterrupt as exc:
-        why = (
-            "Terminated: interrupted (SIGTERM)"
-            if isinstance(exc, Terminated)
-            else "KeyboardInterrupt: interrupted (Ctrl-C)"
-        )
+        why = interruption(isinstance(exc, Terminated))
         done = {s.name for s in steps}
         rest = [nb for nb in notebooks if nb.name not in done]
         if rest and "transfer" in rest[0].stem:

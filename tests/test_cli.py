@@ -997,6 +997,60 @@ def test_a_push_the_day_s_xero_limit_defers_entirely_exits_3_with_the_counts(
     assert "recon: transfer " in run.stderr and ": deferred: " in run.stderr
 
 
+def _kernel_interrupted(*args: object, **kwargs: object) -> None:
+    """papermill's answer for a step whose kernel was interrupted mid-cell."""
+    import papermill as pm
+
+    raise pm.PapermillExecutionError(3, 2, "push(...)", "KeyboardInterrupt", "", [])
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals need the main thread"
+)
+def test_a_step_whose_kernel_was_interrupted_is_stopped_by_the_sigterm_handled_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel reports its KeyboardInterrupt before this process has run its SIGTERM handler
+    (the signal reached another thread): the step waits for it and is recorded as terminated,
+    not as a failed cell."""
+    import papermill as pm
+
+    late = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
+
+    def interrupted_then_signalled(*args: object, **kwargs: object) -> None:
+        late.start()
+        _kernel_interrupted()
+
+    monkeypatch.setattr(pm, "execute_notebook", interrupted_then_signalled)
+    notebook = fake_notebooks(tmp_path / "nb")[1]
+    outcome: StepRun | BaseException
+    with cli.sigterm_as_interrupt():
+        try:
+            outcome = cli.run_step(notebook, DEMO, tmp_path, load_params(DEMO))
+        except KeyboardInterrupt as stopped:
+            outcome = stopped
+        finally:  # a SIGTERM not yet handled must never reach pytest's own handler
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            late.join()
+    assert isinstance(outcome, cli.Terminated), outcome
+    assert isinstance(outcome.__context__, pm.PapermillExecutionError)
+    assert cli.TERMINATED.is_set()
+
+
+def test_a_step_whose_kernel_was_interrupted_without_sigterm_stops_the_run_as_ctrl_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import papermill as pm
+
+    monkeypatch.setattr(pm, "execute_notebook", _kernel_interrupted)
+    monkeypatch.setattr(cli, "SIGNAL_GRACE_SECONDS", 0.05)
+    cli.TERMINATED.clear()
+    notebook = fake_notebooks(tmp_path / "nb")[1]
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        cli.run_step(notebook, DEMO, tmp_path, load_params(DEMO))
+    assert type(stopped.value) is KeyboardInterrupt
+
+
 def test_sigterm_mid_run_exits_130_and_the_run_folder_still_has_its_report(
     tmp_path: Path,
 ) -> None:

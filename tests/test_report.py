@@ -35,6 +35,7 @@ from recon.report import (
     StepRun,
     StepStatus,
     build_report,
+    interruption,
     is_notebook_session,
     load_report,
     location_folders,
@@ -452,6 +453,37 @@ def test_a_failed_step_gives_every_sheet_a_note_and_the_error_from_its_notebook(
         "HTML shows outputs, not code"
     )
     assert "FAILED" in str(report) and "#f8d7da" in report._repr_html_()
+
+
+@pytest.mark.parametrize("sigterm", [True, False])
+def test_a_step_stopped_by_the_runs_interruption_keeps_it_as_its_error_and_takes_the_cell(
+    tmp_path: Path, sigterm: bool
+) -> None:
+    """The kernel's KeyboardInterrupt that stopping the run caused is in the executed notebook
+    only when papermill wrote it in time: the step says what stopped the run either way, and where
+    the notebook shows it stopped."""
+    run_dir = tmp_path / "20261102T020000Z"
+    run_dir.mkdir()
+    interrupted_notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(
+        "for path in plan.save(output_dir):\n    path", execution_count=9
+    )
+    cell.outputs = [
+        nbformat.v4.new_output("error", ename="KeyboardInterrupt", evalue="", traceback=[])
+    ]
+    interrupted_notebook.cells = [cell]
+    nbformat.write(interrupted_notebook, run_dir / "02_transfer.ipynb")
+    why = interruption(sigterm)
+    steps = [
+        StepRun("01_mapping_check.ipynb", StepStatus.OK, T0, T0),
+        StepRun("02_transfer.ipynb", StepStatus.FAILED, T0, T0, why),
+    ]
+    report = build_report(run_dir, load_params(ROOT / "params" / "demo.yaml"), steps=steps)
+
+    errors = sheet_records(openpyxl.load_workbook(report.workbook)["Errors"])
+    assert [(e["what"], e["where"]) for e in errors] == [
+        (why, "02_transfer, In [9]: for path in plan.save(output_dir):")
+    ]
 
 
 def test_failed_transfers_and_payments_are_listed_as_errors_with_their_fix(tmp_path: Path) -> None:

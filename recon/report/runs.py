@@ -48,6 +48,18 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+def interruption(sigterm: bool) -> str:
+    """The error of a step stopped because the run was (SIGTERM, or else Ctrl-C)."""
+    return (
+        "Terminated: interrupted (SIGTERM)"
+        if sigterm
+        else "KeyboardInterrupt: interrupted (Ctrl-C)"
+    )
+
+
+INTERRUPTIONS = frozenset({interruption(True), interruption(False)})
+
+
 @dataclass(frozen=True)
 class StepRun:
     """One step notebook of a run: how it ended, when, and (if it failed) what and where."""
@@ -64,6 +76,11 @@ class StepRun:
     def stem(self) -> str:
         """The notebook's name without ``.ipynb`` (``02_transfer``)."""
         return Path(self.name).stem
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the step was stopped because the run was (``interruption``)."""
+        return self.error in INTERRUPTIONS
 
     @property
     def seconds(self) -> float | None:
@@ -355,7 +372,9 @@ def run_context(run_dir: Path, params: RunParams) -> dict[str, Any]:
 
 def with_notebook_error(run_dir: Path, step: StepRun) -> StepRun:
     """A failed step with the error text and cell taken from its executed notebook (the record of
-    truth)."""
+    truth), but for a step the run's interruption stopped: its notebook shows only the kernel's
+    ``KeyboardInterrupt`` that stop caused (and not always), so it keeps its error, and takes the
+    cell from the notebook."""
     path = run_dir / step.name
     if step.status != StepStatus.FAILED or not path.exists():
         return step
@@ -363,6 +382,8 @@ def with_notebook_error(run_dir: Path, step: StepRun) -> StepRun:
     if found is None:
         return step
     error, where = found
+    if step.interrupted:
+        error = step.error
     return StepRun(step.name, step.status, step.started, step.finished, error, where, step.note)
 
 
