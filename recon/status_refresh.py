@@ -24,7 +24,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from recon.clients.xero import parse_xero_date
+from recon.clients.xero import xero_day_texts, xero_time_texts
 from recon.errors import ClientError, NotFound
 from recon.ledger import Ledger
 from recon.progress import progress
@@ -73,8 +73,8 @@ def xero_state_rows(
         else ("InvoiceID", "InvoiceNumber")
     )
     ids = [d[id_key] for d in documents]
-    paid_on = [parse_xero_date(d.get("FullyPaidOnDate")) for d in documents]
-    updated = [parse_xero_date(d.get("UpdatedDateUTC")) for d in documents]
+    paid_on = xero_day_texts([d.get("FullyPaidOnDate") for d in documents])
+    updated = xero_time_texts([d.get("UpdatedDateUTC") for d in documents])
     columns = {
         "xero_id": ids,
         "number": [d.get(number_key) for d in documents],
@@ -89,8 +89,8 @@ def xero_state_rows(
                 ("amount_credited", "AmountCredited"),
             )
         },
-        "fully_paid_on": [t.date().isoformat() if t else None for t in paid_on],
-        "updated_utc": [t.isoformat() if t else None for t in updated],
+        "fully_paid_on": paid_on,
+        "updated_utc": updated,
         "created_by_recon": [True] * len(ids) if mine is None else [i in mine for i in ids],
     }
     return pd.DataFrame(columns, dtype=object)

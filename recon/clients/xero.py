@@ -31,7 +31,7 @@ import re
 import secrets
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import numpy as np
 import pandas as pd
 from authlib.deprecate import AuthlibDeprecationWarning
 
@@ -72,6 +73,8 @@ __all__ = [
     "XeroConfig",
     "json_text",
     "parse_xero_date",
+    "xero_day_texts",
+    "xero_time_texts",
 ]
 
 MAX_PAGE_SIZE = 1000  # reference §3.4
@@ -84,6 +87,8 @@ DEFAULT_SCOPES = (
     "accounting.invoices accounting.payments accounting.contacts accounting.settings.read"
 )
 _MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+# The same as a whole text, for pandas' extract (which searches).
+_MS_DATE_ANCHORED = r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/\Z"
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,51 @@ def parse_xero_date(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
     return _date_of_text(str(value))
+
+
+def xero_time_texts(values: Sequence[Any]) -> list[str | None]:
+    """Each Xero date as ``parse_xero_date(v).isoformat()`` gives it; blanks None (column-wise,
+    see ``_ms_dates``)."""
+    found, ms, texts = _ms_dates(values)
+    stamps = np.full(len(texts), None, dtype=object)
+    whole = ms.astype("datetime64[s]")  # floors, also before 1970
+    # isoformat() writes microseconds only when there are some.
+    stamps[found] = np.strings.add(
+        np.where(
+            ms == whole,
+            np.datetime_as_string(whole, unit="s"),
+            np.strings.add(np.datetime_as_string(ms, unit="ms"), "000"),
+        ),
+        "+00:00",
+    )
+    for i in np.flatnonzero(~found).tolist():
+        when = parse_xero_date(texts.iat[i])
+        stamps[i] = when.isoformat() if when else None
+    return list(stamps.tolist())
+
+
+def xero_day_texts(values: Sequence[Any]) -> list[str | None]:
+    """Each Xero date as ``parse_xero_date(v).date().isoformat()`` gives it; blanks None
+    (column-wise, see ``_ms_dates``)."""
+    found, ms, texts = _ms_dates(values)
+    days = np.full(len(texts), None, dtype=object)
+    days[found] = np.datetime_as_string(ms, unit="D")
+    for i in np.flatnonzero(~found).tolist():
+        when = parse_xero_date(texts.iat[i])
+        days[i] = when.date().isoformat() if when else None
+    return list(days.tolist())
+
+
+def _ms_dates(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """Which values are MS-JSON dates (``/Date(ms+0000)/``, every date of Xero's JSON), their
+    instants (``datetime64[ms]``, UTC) and the values as a Series: converted together, since a
+    page of 1,000 changed invoices holds 1,000 distinct ``UpdatedDateUTC``. The rest go through
+    ``parse_xero_date`` one at a time."""
+    texts = pd.Series(list(values), dtype=object)
+    matched = texts.str.extract(_MS_DATE_ANCHORED, expand=False)
+    found = matched.notna().to_numpy()
+    ms = matched[found].astype("int64").to_numpy().astype("datetime64[ms]")
+    return found, ms, texts
 
 
 # A page of invoices repeats the same few dates; a datetime is immutable, so one can be shared.

@@ -11,6 +11,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +23,14 @@ import pytest
 from support import fast_retry, xero_config
 
 from recon.clients.tokens import TokenStore
-from recon.clients.xero import IDS_PER_CALL, XeroClient, json_text, parse_xero_date
+from recon.clients.xero import (
+    IDS_PER_CALL,
+    XeroClient,
+    json_text,
+    parse_xero_date,
+    xero_day_texts,
+    xero_time_texts,
+)
 from recon.errors import ApiRejected, AuthError, ClientError, NotFound, WrongOrganisation
 from recon.sandbox import Sandbox
 
@@ -229,6 +237,41 @@ def test_parse_xero_date_reads_ms_json_and_iso_as_utc() -> None:
     )
     assert parse_xero_date("2018-10-20T00:00:00").tzinfo is not None
     assert parse_xero_date(None) is None and parse_xero_date("") is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/Date(1793613637037+0000)/",  # milliseconds: written as microseconds
+        "/Date(1793613637000)/",  # whole seconds: no fraction, as isoformat() writes them
+        "/Date(-1500+1300)/",  # before 1970, with an offset Xero's ms ignore
+        "/Date(0)/",
+        "2026-11-02T10:00:00+13:00",  # ISO text keeps its offset
+        "2026-11-02T10:00:00.5Z",
+        "2026-11-02",
+        None,
+        "",
+    ],
+)
+def test_xero_time_and_day_texts_are_the_iso_texts_of_parse_xero_date(value: str | None) -> None:
+    """The column-wise reading gives, text for text, what the ledger wrote from
+    ``parse_xero_date`` one date at a time."""
+    when = parse_xero_date(value)
+    expected = (when.isoformat(), when.date().isoformat()) if when else (None, None)
+    values = [value, "/Date(1539993600000+0000)/"]
+    stamps, days = xero_time_texts(values), xero_day_texts(values)
+    assert (stamps[0], days[0]) == expected
+    assert (stamps[1], days[1]) == ("2018-10-20T00:00:00+00:00", "2018-10-20")
+
+
+@pytest.mark.parametrize("texts", [xero_time_texts, xero_day_texts])
+def test_xero_date_texts_refuse_a_text_that_is_no_date_as_parse_xero_date_does(
+    texts: Callable[[list[str]], list[str | None]],
+) -> None:
+    with pytest.raises(ValueError):
+        parse_xero_date("/Date(1539993600000+0000)/ ")
+    with pytest.raises(ValueError):
+        texts(["/Date(1539993600000+0000)/", "/Date(1539993600000+0000)/ "])
 
 
 # ---- ids in chunks, calls ------------------------------------------------------------------------
