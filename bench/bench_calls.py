@@ -16,7 +16,8 @@ gets most of them), limits lifted (calls are counted here, not paced):
 3. **re-run**: a third sandbox is planned and half of it pushed; then the plan
    is made again, as a second run the same day does: its number lookup asks
    Xero only for what changed since the first (If-Modified-Since, the first
-   read kept beside the ledger).
+   read kept beside the ledger), and of that only the first page when Xero's
+   count of the changes shows the rest is what the push created and recorded.
 
 For each it prints the Xero accounting calls (token calls are not limited per
 organisation and are left out) by phase, reads and writes, per endpoint and

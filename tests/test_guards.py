@@ -7,6 +7,7 @@ Contract: shared/reference/xero-api.md §6 (Organisation lock dates, Currencies)
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from recon.session import Connection
+from recon.transfer import lookups
 from recon.transfer.guards import (
     check_currencies,
     check_lock_dates,
@@ -28,6 +31,7 @@ from recon.transfer.lookups import (
     fetch_numbered_documents,
     lookup_file,
     lookup_window,
+    remember_sent,
 )
 
 SALES = "4000"
@@ -456,6 +460,83 @@ def test_a_rerun_asks_xero_only_for_what_changed_since_the_kept_lookup(
     later = soon + LOOKUP_MAX_AGE + timedelta(minutes=1)
     whole = fetch_numbered_documents(conn.xero, planned, window=MAY, kept=kept, now=lambda: later)
     assert set(whole["xero_id"]) == {stays["InvoiceID"], hidden["InvoiceID"], new["InvoiceID"]}
+
+
+def test_a_rerun_after_a_push_reads_one_page_when_xeros_count_shows_the_rest_was_sent(
+    fresh_conn: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§1 ``pagination.itemCount``, §2 If-Modified-Since, §3.4 ``order``: what the push created
+    is kept as Xero answered it (``remember_sent``); when the first page of the changes holds
+    only that and Xero counts no more changes than were sent, the other pages are not read, and
+    the lookup is what reading them gives. One change by another hand, and every page is read.
+    (Pages of 3 here stand for Xero's 1,000.)"""
+    monkeypatch.setattr(lookups, "MAX_PAGE_SIZE", 3)
+    conn = fresh_conn
+    tenant = str(conn.xero.tenant_id)
+    tag = _tag()
+    planned = _many(tag)
+    contact = _contact(conn, f"Sent {tag} Ltd")
+    kept = lookup_file(tmp_path / "ledger.sqlite", tenant)
+    soon = datetime.now(UTC) + timedelta(minutes=10)  # the seeded books are older than the margin
+    assert fetch_numbered_documents(
+        conn.xero, planned, window=MAY, kept=kept, now=lambda: soon
+    ).empty
+    assert conn.sandbox is not None
+    conn.sandbox.clock.advance(20 * 60)
+    # The push: seven invoices created, recorded as Xero answered them.
+    made = [_invoice(conn, f"P{tag}-{i:04d}", contact, f"{i}.00") for i in range(1, 8)]
+    remember_sent(kept, tenant, "invoice", made)
+    assert kept.with_name(f"{kept.stem}.sent.jsonl").exists()
+    before = conn.xero.calls
+
+    again = fetch_numbered_documents(conn.xero, planned, window=MAY, kept=kept, now=lambda: soon)
+
+    assert conn.xero.calls - before == 1  # one page of 3, not ceil(7 / 3) = 3
+    assert set(again["xero_id"]) == {m["InvoiceID"] for m in made}
+    assert not kept.with_name(f"{kept.stem}.sent.jsonl").exists()  # read into the kept lookup
+    whole = fetch_numbered_documents(conn.xero, planned, window=MAY)  # no kept lookup: all read
+    assert sorted(again["xero_id"]) == sorted(whole["xero_id"])
+    # Another hand creates one more: Xero counts 8 changes where 7 were sent, so all is read.
+    other = _invoice(conn, f"P{tag}-0008", _contact(conn, f"Other {tag}"), "8.00")
+    before = conn.xero.calls
+
+    third = fetch_numbered_documents(conn.xero, planned, window=MAY, kept=kept, now=lambda: soon)
+
+    assert conn.xero.calls - before == 3  # ceil(8 / 3)
+    assert other["InvoiceID"] in set(third["xero_id"])
+
+
+def test_what_the_push_sent_is_kept_only_beside_a_kept_lookup_young_enough_to_use_it(
+    tmp_path: Path,
+) -> None:
+    kept = lookup_file(tmp_path / "ledger.sqlite", "tenant-1")
+    sent = kept.with_name(f"{kept.stem}.sent.jsonl")
+    document = {
+        "InvoiceID": "0f9c5b2e-0000-4000-8000-000000000001",
+        "InvoiceNumber": "INV-1",
+        "Status": "AUTHORISED",
+        "Total": "12.00",
+        "UpdatedDateUTC": "/Date(1793613637037+0000)/",
+    }
+    remember_sent(kept, "tenant-1", "invoice", [document])
+    assert not sent.exists()  # no kept lookup: the next one is a full read anyway
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{}")
+    remember_sent(kept, "tenant-1", "invoice", [document])
+    (line,) = sent.read_text().splitlines()
+    row = json.loads(line)
+    assert {k: row[k] for k in ("kind", "number", "xero_id", "total", "updated", "sent")} == {
+        "kind": "invoice",
+        "number": "INV-1",
+        "xero_id": document["InvoiceID"],
+        "total": "12.00",
+        "updated": "2026-11-02T10:00:37.037000+00:00",
+        "sent": True,
+    }
+    stale = (datetime.now(UTC) - LOOKUP_MAX_AGE - timedelta(minutes=1)).timestamp()
+    os.utime(kept, (stale, stale))
+    remember_sent(kept, "tenant-1", "invoice", [document])
+    assert not sent.exists()
 
 
 def test_a_kept_lookup_of_a_narrower_window_or_an_unreadable_one_means_a_whole_read(

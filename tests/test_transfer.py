@@ -4,6 +4,7 @@ breaks."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from recon.ledger import Ledger
 from recon.session import Connection
 from recon.transfer import TransferPlan, plan_transfer, push
+from recon.transfer.lookups import lookup_file
 
 
 class Crash(Exception):
@@ -70,6 +72,34 @@ def test_a_transfer_creates_exactly_the_eligible_invoices_with_nexudus_totals_to
     )
     assert all(xero_totals[n] == totals[n] for n in created)
     assert (result.outcomes["difference"] == 0).all()
+
+
+def test_what_a_push_creates_is_kept_for_the_next_plans_number_lookup(
+    fresh_conn: Connection,
+) -> None:
+    """Each document a push of half the plan created goes, as Xero answered it, beside the
+    plan's kept number lookup (lookups.remember_sent), and the next plan reads it into that
+    lookup: the re-run's
+    If-Modified-Since read need not page through recon's own new documents (test_guards)."""
+    conn = fresh_conn
+    tenant = str(conn.xero.tenant_id)
+    with _ledger(conn) as ledger:
+        kept = lookup_file(ledger.path, tenant)
+        sent = kept.with_name(f"{kept.stem}.sent.jsonl")
+        plan = plan_transfer(conn, ledger=ledger)
+        assert kept.exists()  # the plan read its numbers in one paged read of its dates
+        numbers = list(plan.eligible["invoice_number"])
+        result = push(conn, plan.only(numbers[: len(numbers) // 2]), ledger)
+        created = result.outcomes[result.outcomes["outcome"] == "created"]
+        assert len(created) == len(numbers) // 2
+        lines = [json.loads(line) for line in sent.read_text("utf-8").splitlines()]
+        assert sorted(r["xero_id"] for r in lines) == sorted(created["xero_id"])
+        assert all(r["sent"] is True and r["updated"] for r in lines)
+        assert len(plan_transfer(conn, ledger=ledger).eligible) == len(numbers) - len(created)
+    assert not sent.exists()
+    documents = json.loads(kept.read_text("utf-8"))["kinds"]
+    in_lookup = {d["xero_id"] for kind in documents.values() for d in kind["documents"]}
+    assert set(created["xero_id"]) <= in_lookup
 
 
 def test_every_excluded_invoice_says_why(fresh_conn: Connection) -> None:

@@ -31,7 +31,7 @@ import re
 import secrets
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -642,9 +642,12 @@ class XeroClient:
         *,
         page_size: int = MAX_PAGE_SIZE,
         modified_since: datetime | None = None,
+        item_count: Callable[[int], None] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield each page's records (pages are 1-based) up to the answer's
-        ``pagination.pageCount``; without a page object, until a short page."""
+        ``pagination.pageCount``; without a page object, until a short page. ``item_count`` is
+        told the first answer's ``pagination.itemCount`` (how many records all pages hold), when
+        it gives one, before its page is yielded."""
         headers = {"If-Modified-Since": _http_timestamp(modified_since)} if modified_since else None
         page = 1
         with Counter(f"Xero {path}", unit="page") as bar:
@@ -654,6 +657,9 @@ class XeroClient:
                 body = self._get(path, query, headers)
                 records = _records(body, key)
                 pages = _page_count(body)
+                items = _pagination_figure(body, "itemCount")
+                if page == 1 and item_count is not None and items is not None:
+                    item_count(items)
                 bar(page, pages if pages is not None else page)
                 if records:
                     yield records
@@ -675,10 +681,12 @@ class XeroClient:
         page_size: int = MAX_PAGE_SIZE,
         summary_only: bool = False,
         created_by_my_app: bool = False,
+        item_count: Callable[[int], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Invoices matching the filters, with line items, in as few calls as paging allows.
 
-        ``ids`` and ``invoice_numbers`` are sent in chunks that fit in a URL.
+        ``ids`` and ``invoice_numbers`` are sent in chunks that fit in a URL. ``item_count``:
+        see ``iter_pages`` (told only for a read without chunks: one count for all).
         """
         base: dict[str, Any] = dict(UNIT_DECIMALS)
         if where:
@@ -698,7 +706,12 @@ class XeroClient:
             chunked.append(("InvoiceNumbers", list(invoice_numbers)))
         if not chunked:
             for page in self.iter_pages(
-                "/Invoices", "Invoices", base, page_size=page_size, modified_since=modified_since
+                "/Invoices",
+                "Invoices",
+                base,
+                page_size=page_size,
+                modified_since=modified_since,
+                item_count=item_count,
             ):
                 yield from page
             return
@@ -829,14 +842,22 @@ class XeroClient:
         numbers: Iterable[str] | None = None,
         where: str | None = None,
         modified_since: datetime | None = None,
+        order: str | None = None,
+        item_count: Callable[[int], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Credit notes, paged; ``numbers`` are looked up with a where filter, 50 at a time."""
+        """Credit notes, paged; ``numbers`` are looked up with a where filter, 50 at a time.
+        ``item_count``: see ``iter_pages`` (told only for a read without ``numbers``)."""
         if numbers is None:
             for page in self.iter_pages(
                 "/CreditNotes",
                 "CreditNotes",
-                {**UNIT_DECIMALS, **({"where": where} if where else {})},
+                {
+                    **UNIT_DECIMALS,
+                    **({"where": where} if where else {}),
+                    **({"order": order} if order else {}),
+                },
                 modified_since=modified_since,
+                item_count=item_count,
             ):
                 yield from page
             return
@@ -903,8 +924,14 @@ def _first(body: Any, key: str) -> dict[str, Any]:
 
 def _page_count(body: Any) -> int | None:
     """The answer's ``pagination.pageCount`` (reference §3.4), or None when it carries none."""
+    return _pagination_figure(body, "pageCount")
+
+
+def _pagination_figure(body: Any, name: str) -> int | None:
+    """A whole number of the answer's ``pagination`` object (reference §1: ``page``,
+    ``pageSize``, ``pageCount``, ``itemCount``), or None when it carries none."""
     pagination = body.get("pagination") if isinstance(body, dict) else None
-    count = pagination.get("pageCount") if isinstance(pagination, dict) else None
+    count = pagination.get(name) if isinstance(pagination, dict) else None
     return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 

@@ -5,7 +5,9 @@ planned number against Xero (``guards.check_number_clashes``). ``fetch_numbered_
 reads them in one paged read of the plan's dates (up to 1,000 documents a call, narrowed by
 type and status, xero-api.md §3, §4), or by number when the numbers fit in one call; the next
 plan brings that read up to date with If-Modified-Since, from the copy kept beside the ledger
-(``lookup_file``). No writes to Xero.
+(``lookup_file``). The push adds what it created to that copy (``remember_sent``), so the next
+plan need not page through recon's own new documents to learn them (``_read_window``). No writes
+to Xero.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from recon.clients.xero import (
     MAX_PAGE_SIZE,
     URL_LIST_BUDGET,
     XeroClient,
+    parse_xero_date,
 )
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "fetch_numbered_documents",
     "lookup_file",
     "lookup_window",
+    "remember_sent",
 ]
 
 # A DELETED document frees its number (the sandbox and Xero's PUT both let it be reused).
@@ -73,6 +77,10 @@ LOOKUP_MAX_AGE = timedelta(hours=24)
 # so a local clock ahead of Xero's never hides a change (re-reading a few is harmless).
 CLOCK_MARGIN = timedelta(minutes=5)
 LOOKUP_FORMAT = 1  # version of the kept lookup file
+BY_CHANGE = "UpdatedDateUTC ASC"  # order of an If-Modified-Since read (xero-api.md §3.4)
+# What a kept document holds beside DOCUMENT_COLUMNS: Xero's UpdatedDateUTC as ISO text
+# ("updated"), and whether this app created it and recorded it so ("sent", ``remember_sent``).
+KEPT_EXTRA = ("updated", "sent")
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,41 @@ def lookup_window(
     if not known:
         return None
     return DateWindow(min(known) - margin, max(known) + margin)
+
+
+def remember_sent(
+    kept: Path, tenant_id: str, kind: str, documents: Iterable[Mapping[str, Any]]
+) -> None:
+    """Add documents of ``kind`` this app has just created, as Xero answered them, to the kept
+    lookup at ``kept`` (``lookup_file``): appended to a file beside it, which the next lookup
+    reads with it. A file that cannot be written only costs the next lookup its full pages."""
+    rows = [_document(kind, doc) for doc in documents]
+    lines = [json.dumps({**row, "total": str(row["total"]), "sent": True}) for row in rows]
+    if not lines:
+        return
+    try:
+        if not _fresh(kept):  # its next use is a full read: nothing to spare it
+            _sent_file(kept).unlink(missing_ok=True)
+            return
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with _sent_file(kept).open("a", encoding="utf-8") as out:
+            out.write("".join(f"{line}\n" for line in lines))
+    except OSError:
+        return
+
+
+def _sent_file(kept: Path) -> Path:
+    return kept.with_name(f"{kept.stem}.sent.jsonl")
+
+
+def _fresh(kept: Path) -> bool:
+    """Whether a kept lookup is there and young enough to be brought up to date (its file's
+    time; the read time inside it decides, see ``_since``)."""
+    try:
+        saved = datetime.fromtimestamp(kept.stat().st_mtime, tz=UTC)
+    except OSError:
+        return False
+    return datetime.now(UTC) - saved <= LOOKUP_MAX_AGE
 
 
 def lookup_file(ledger_path: str | Path, tenant_id: str) -> Path:
@@ -203,25 +246,39 @@ def _read_window(
     since = _since(kept, window, started)
     type_name = KINDS[kind][2]
     narrowed = f'Type=="{type_name}"' + ("" if since else f" AND {window.where()}")
+    changed: list[int] = []  # how many documents all pages hold, as the first answer says
     if kind == "invoice":
         answer: Iterable[Mapping[str, Any]] = xero.iter_invoices(
             where=narrowed,
             statuses=None if since else LIVE_STATUSES,
             modified_since=since,
+            # Oldest change first: what the last read saw comes before what was created since.
+            order=BY_CHANGE if since else None,
             summary_only=True,
             page_size=MAX_PAGE_SIZE,
+            item_count=changed.append,
         )
     else:
         # GET CreditNotes has no Statuses list (spec getCreditNotes): the status goes in where.
         status = "" if since else ' AND Status!="DELETED"'
-        answer = xero.iter_credit_notes(where=narrowed + status, modified_since=since)
+        answer = xero.iter_credit_notes(
+            where=narrowed + status,
+            modified_since=since,
+            order=BY_CHANGE if since else None,
+            item_count=changed.append,
+        )
     by_id: dict[str, dict[str, Any]] = {}
     if since and kept is not None:
         by_id = {str(d["xero_id"]): _from_kept(d) for d in kept["documents"]}
-    for doc in answer:
+    known, sent = _known_since(by_id.values(), since) if since else (set(), set())
+    first_page: set[str] = set()
+    for read, doc in enumerate(answer, start=1):
+        first_page.add(str(doc.get(KINDS[kind][1])))
         if doc.get("Type", type_name) == type_name:
             row = _document(kind, doc)
             by_id[str(row["xero_id"])] = row
+        if read == MAX_PAGE_SIZE and _rest_is_sent(changed, first_page, known, sent):
+            break  # the other pages hold only what this app created and kept already
     live = [r for r in by_id.values() if r["status"] in LIVE_STATUSES]
     covered = window if not since or kept is None else _window_of(kept)
     return live, {
@@ -229,6 +286,47 @@ def _read_window(
         "window": [covered.first.isoformat(), covered.last.isoformat()],
         "documents": [{**r, "total": str(r["total"])} for r in live],
     }
+
+
+def _known_since(
+    documents: Iterable[Mapping[str, Any]], since: datetime
+) -> tuple[set[str], set[str]]:
+    """Ids of the kept documents Xero stamped after ``since``, and of those the ones this app
+    created (``remember_sent``). Xero's stamp only moves forward, so each one is among what an
+    If-Modified-Since read from ``since`` answers."""
+    known: set[str] = set()
+    sent: set[str] = set()
+    for doc in documents:
+        stamp = doc.get("updated")
+        try:
+            after = isinstance(stamp, str) and datetime.fromisoformat(stamp) > since
+        except (TypeError, ValueError):  # not a time, or one without its zone
+            continue
+        if after:
+            known.add(str(doc["xero_id"]))
+            if doc.get("sent") is True:
+                sent.add(str(doc["xero_id"]))
+    return known, sent
+
+
+def _rest_is_sent(
+    changed: list[int], first_page: set[str], known: set[str], sent: set[str]
+) -> bool:
+    """Whether the pages after the first of an If-Modified-Since read hold only documents this
+    app created and kept (``sent``), so they need not be read.
+
+    Every ``known`` document is among the changed (``_known_since``); when Xero counts as many
+    changed as are known, the changed are exactly the known ones, and nobody created another.
+    The first page must hold each known one that another hand may have changed again since it
+    was read (all but the sent ones: read in order of Xero's stamp, it does, as they were read
+    before the push began), and nothing else."""
+    return (
+        len(changed) == 1
+        and changed[0] > MAX_PAGE_SIZE
+        and changed[0] == len(known)
+        and first_page <= known
+        and known - sent <= first_page
+    )
 
 
 def _since(kept: Mapping[str, Any] | None, window: DateWindow, now: datetime) -> datetime | None:
@@ -253,7 +351,11 @@ def _window_of(kept: Mapping[str, Any]) -> DateWindow:
 
 
 def _from_kept(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {**{c: row.get(c) for c in DOCUMENT_COLUMNS}, "total": Decimal(str(row["total"]))}
+    return {
+        **{c: row.get(c) for c in DOCUMENT_COLUMNS},
+        **{c: row[c] for c in KEPT_EXTRA if c in row},
+        "total": Decimal(str(row["total"])),
+    }
 
 
 def _load_kept(path: Path, tenant: str) -> dict[str, Any]:
@@ -272,6 +374,7 @@ def _load_kept(path: Path, tenant: str) -> dict[str, Any]:
     kinds = saved.get("kinds")
     if not isinstance(kinds, dict):
         return {}
+    _add_sent(kinds, _sent_file(path))
     usable = {}
     for kind, kept in kinds.items():
         try:
@@ -284,8 +387,32 @@ def _load_kept(path: Path, tenant: str) -> dict[str, Any]:
     return usable
 
 
+def _add_sent(kinds: dict[str, Any], sent_file: Path) -> None:
+    """Each kept kind with the documents ``remember_sent`` recorded since it was saved (a line
+    that cannot be read is left out: its document is then only missing from the count that
+    spares the next read its later pages)."""
+    try:
+        lines = sent_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return
+    by_kind: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        try:
+            doc = json.loads(line)
+            if doc["kind"] not in by_kind:
+                by_kind[doc["kind"]] = {
+                    str(d["xero_id"]): d for d in kinds[doc["kind"]]["documents"]
+                }
+            by_kind[doc["kind"]][str(doc["xero_id"])] = doc
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    for kind, documents in by_kind.items():
+        kinds[kind]["documents"] = list(documents.values())
+
+
 def _save_kept(path: Path, tenant: str, kinds: Mapping[str, Any]) -> None:
-    """Keep the lookup for the next run (replaced whole, so a reader never sees half a file).
+    """Keep the lookup for the next run (replaced whole, so a reader never sees half a file),
+    with the documents the push recorded since the last one (read into it, so their file goes).
     A folder that cannot be written only costs the next run a full read."""
     body = {"format": LOOKUP_FORMAT, "tenant_id": tenant, "kinds": dict(kinds)}
     try:
@@ -293,6 +420,7 @@ def _save_kept(path: Path, tenant: str, kinds: Mapping[str, Any]) -> None:
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps(body), encoding="utf-8")
         os.replace(temporary, path)
+        _sent_file(path).unlink(missing_ok=True)
     except OSError:
         return
 
@@ -310,4 +438,15 @@ def _document(kind: str, doc: Mapping[str, Any]) -> dict[str, Any]:
         "contact_number": contact.get("ContactNumber"),
         "currency": doc.get("CurrencyCode"),
         "total": Decimal(str(doc.get("Total") or 0)),
+        "updated": _stamp(doc.get("UpdatedDateUTC")),
     }
+
+
+def _stamp(value: Any) -> str | None:
+    """Xero's UpdatedDateUTC as ISO text; None when blank or not a date (such a document then
+    never spares a read its pages, see ``_known_since``)."""
+    try:
+        when = parse_xero_date(value)
+    except ValueError:
+        return None
+    return when.isoformat() if when else None

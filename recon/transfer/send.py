@@ -27,6 +27,7 @@ from recon.ledger import Ledger
 from recon.money import D
 from recon.outcomes import TransferOutcome
 from recon.session import Connection
+from recon.transfer.lookups import lookup_file, remember_sent
 from recon.transfer.plan import TransferPlan
 from recon.transfer.recovery import booked_differences, booked_differently, lookup
 from recon.transfer.result import NOT_SENT, UNSENT, outcome_row
@@ -294,6 +295,7 @@ def _settle_batch(
         )
     duplicates = []
     recorded = []
+    created: list[dict[str, Any]] = []  # Xero's records of what this batch created
     unreadable: list[dict[str, Any]] = []
     problems: list[str] = []
     id_key = "CreditNoteID" if kind == "credit_note" else "InvoiceID"
@@ -309,7 +311,11 @@ def _settle_batch(
             continue
         recorded.append(booked)
         out.append(shown)
+        if booked.get("xero_id"):
+            created.append(el)
     changed = ledger.record_outcomes(tenant, recorded, expected="sending")
+    # The next plan's number lookup learns these from here, not by paging through them in Xero.
+    remember_sent(lookup_file(ledger.path, tenant), tenant, kind, created)
     _note_moved_on(ledger, tenant, [b["nexudus_invoice_id"] for b in recorded], changed)
     if unreadable:
         detail = "; ".join(problems)
