@@ -202,7 +202,7 @@ def test_a_new_file_is_stamped_with_the_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as ledger:
         assert ledger.transfers(TENANT).empty
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 6
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 7
     assert _pragma(path, "journal_mode") == "wal"
     with Ledger(path) as again:  # opening it again finds it up to date
         assert again.watermark(TENANT, "xero") is None
@@ -365,7 +365,7 @@ def test_a_version_2_file_gets_the_bindings_table_and_keeps_its_rows(tmp_path: P
         actions = ledger.events()["action"].tolist()
         assert actions[-2:] == ["bind location", "rebind location"]
     assert _columns(path, "bindings")[:3] == ["business_id", "location", "tenant_id"]
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 6
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 7
 
 
 def test_a_file_from_before_business_id_gets_the_column(tmp_path: Path) -> None:
@@ -436,7 +436,7 @@ def test_a_version_3_file_gets_the_status_journal_and_keeps_its_rows(tmp_path: P
         assert upto == len(ledger.events())
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(found[name], frame, obj=name)
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 6
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 7
 
 
 # How a version-4 file (no kept rows) and a version-5 file (a row per kept invoice) looked.
@@ -485,7 +485,7 @@ def test_a_file_of_an_older_kept_rows_layout_gets_packed_columns_and_its_next_sy
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(found[name], frame, obj=name)
     assert _columns(path, "status_kept") == ["tenant_id", "business_id", "rows", "columns"]
-    assert _pragma(path, "user_version") == SCHEMA_VERSION == 6
+    assert _pragma(path, "user_version") == SCHEMA_VERSION == 7
 
 
 def _kept_rows() -> pd.DataFrame:
@@ -675,13 +675,13 @@ def test_an_invoice_read_again_under_another_location_moves_there_and_only_then(
         assert ledger.count_nexudus_state("another-tenant", 4) == 0
 
 
-def test_records_read_again_as_they_were_are_not_written_again(tmp_path: Path) -> None:
-    """Nexudus' last second is read twice, and Xero may answer a record unchanged: neither is
-    written again, so the journal (and the next status sync) holds only what changed."""
-    nexudus = pd.DataFrame(
+def _nexudus_invoices(totals: list[str]) -> pd.DataFrame:
+    """Unpaid Nexudus invoices 1, 2, ... of location 3 with these totals, as the client reads
+    them."""
+    return pd.DataFrame(
         {
-            "Id": [1, 2],
-            "TotalAmount": [Decimal("10.00"), Decimal("20.00")],
+            "Id": list(range(1, len(totals) + 1)),
+            "TotalAmount": [Decimal(t) for t in totals],
             "Paid": False,
             "PaidAmount": Decimal("0"),
             "Void": False,
@@ -690,6 +690,49 @@ def test_records_read_again_as_they_were_are_not_written_again(tmp_path: Path) -
             "BusinessId": 3,
         }
     )
+
+
+def test_each_record_written_puts_one_line_in_the_journal_and_a_new_key_puts_the_old_too(
+    tmp_path: Path,
+) -> None:
+    """Version 7: an upsert of changed records journals one line a record; an update that moves
+    a record to another key journals both keys, so the sync reads the record's old place too."""
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as ledger:
+        ledger.update_xero_state(
+            TENANT, [{"xero_id": f"x-{i}", "status": "DRAFT"} for i in range(3)]
+        )
+        ledger.update_nexudus_state(
+            TENANT,
+            _nexudus_invoices(["5.00", "5.00"]),
+        )
+        start, _ = ledger.last_change_ids()
+        ledger.update_xero_state(
+            TENANT, [{"xero_id": f"x-{i}", "status": "PAID"} for i in range(3)]
+        )
+        assert ledger.last_change_ids()[0] == start + 3
+        db = sqlite3.connect(path)
+        with db:
+            db.execute("UPDATE xero_state SET xero_id='x-9' WHERE xero_id='x-0'")
+            db.execute("UPDATE nexudus_state SET nexudus_invoice_id=9 WHERE nexudus_invoice_id=1")
+        db.close()
+        assert ledger.touched_since(TENANT, start + 3, ledger.last_change_ids()[0]) == (
+            {1, 9},
+            {"x-0", "x-9"},
+        )
+    triggers = {
+        name
+        for (name,) in sqlite3.connect(path).execute(
+            "SELECT name FROM sqlite_master WHERE type='trigger' AND name LIKE '%_rekey'"
+        )
+    }
+    assert triggers == {"xero_state_touched_rekey", "nexudus_state_touched_rekey"}
+
+
+def test_records_read_again_as_they_were_are_not_written_again(tmp_path: Path) -> None:
+    """Nexudus' last second is read twice, and Xero may answer a record unchanged: neither is
+    written again, so the journal (and the next status sync) holds only what changed."""
+    nexudus = _nexudus_invoices(["10.00", "20.00"])
     xero = [
         {"xero_id": "x-1", "status": "AUTHORISED", "total": Decimal("10.00")},
         {"xero_id": "x-2", "status": "AUTHORISED", "total": Decimal("20.00")},

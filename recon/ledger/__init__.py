@@ -43,6 +43,8 @@ Tables:
   read and written whole; upgrading a version-5 file drops its rows, and the next sync is whole.
 - ``nexudus_counts`` (version 6): how many invoices of each location the Nexudus copy holds,
   kept by triggers on ``nexudus_state``; a status sync compares it with Nexudus' own count.
+- version 7: the journal triggers of ``xero_state`` and ``nexudus_state`` write one line per
+  record written, and the record's old key only when an update names a key column.
 
 One writer at a time: ``Ledger.writer(tenant_id, purpose)`` is a lock per ledger file and
 Xero organisation (``fcntl.flock``, or ``msvcrt.locking`` on Windows, on a ``.lock`` file beside

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 # The layout SCHEMA describes. Raise it, and add a step to MIGRATIONS, when the layout changes.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers(
@@ -265,6 +265,35 @@ def _from_version_5(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+# Version 7: a write to the Xero or Nexudus copy puts its record in the journal with one
+# statement. The old key goes in too only when an update names a key column (an upsert never
+# does), where version 4's trigger tested that with a second statement for every row written:
+# about a tenth of what a status sync spends writing 12,000 changed records.
+JOURNAL_STATEMENTS: tuple[str, ...] = tuple(
+    statement
+    for table, key, row_of in (
+        ("xero_state", "xero_id", "{0}.tenant_id, NULL, {0}.xero_id"),
+        ("nexudus_state", "nexudus_invoice_id", "{0}.tenant_id, {0}.nexudus_invoice_id, NULL"),
+    )
+    for statement in (
+        # The statements may run again on a file (as NEXUDUS_COUNTS_STATEMENTS).
+        f"DROP TRIGGER IF EXISTS {table}_touched_update",
+        f"DROP TRIGGER IF EXISTS {table}_touched_rekey",
+        f"CREATE TRIGGER {table}_touched_update AFTER UPDATE ON {table} BEGIN "
+        f"{_TOUCH}VALUES({row_of.format('NEW')}); END",
+        f"CREATE TRIGGER {table}_touched_rekey AFTER UPDATE OF tenant_id, {key} ON {table} "
+        f"WHEN OLD.{key} IS NOT NEW.{key} OR OLD.tenant_id IS NOT NEW.tenant_id BEGIN "
+        f"{_TOUCH}VALUES({row_of.format('OLD')}); END",
+    )
+)
+
+
+def _from_version_6(db: sqlite3.Connection) -> None:
+    """Version 6 to 7: the journal triggers of the Xero and Nexudus copies (same lines)."""
+    for statement in JOURNAL_STATEMENTS:
+        db.execute(statement)
+
+
 # MIGRATIONS[v] brings a file at version v to v + 1.
 MIGRATIONS = (
     _from_version_0,
@@ -273,5 +302,6 @@ MIGRATIONS = (
     _from_version_3,
     _from_version_4,
     _from_version_5,
+    _from_version_6,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
