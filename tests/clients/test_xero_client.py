@@ -527,6 +527,25 @@ def test_paged_reads_stop_on_the_answers_page_count_not_on_an_empty_page(
     assert xero.calls - before == 1
 
 
+def test_the_first_answer_tells_how_many_records_all_pages_hold_and_a_reader_may_stop_there(
+    xero: XeroClient,
+) -> None:
+    """Reference §1: ``pagination.itemCount``. The count comes with the first page, before it is
+    read; a reader that stops after it costs one call, whatever the count."""
+    numbers = _four_invoices(xero)
+    where = " OR ".join(f'InvoiceNumber=="{n}"' for n in numbers)
+    counts: list[int] = []
+    before = xero.calls
+    pages = xero.iter_invoices(where=where, page_size=2, item_count=counts.append)
+    first = [next(pages), next(pages)]
+    pages.close()
+    assert counts == [4] and xero.calls - before == 1
+    assert {i["InvoiceNumber"] for i in first} <= set(numbers)
+    notes: list[int] = []
+    listed = list(xero.iter_credit_notes(where='Type=="ACCRECCREDIT"', item_count=notes.append))
+    assert notes == [len(listed)]
+
+
 def test_without_a_page_object_paging_stops_on_the_first_short_page(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
