@@ -56,6 +56,7 @@ from recon.status_refresh import (
     refresh_nexudus_state,
     refresh_xero_state,
     sync_scope,
+    written_or_read,
     xero_state_rows,
 )
 
@@ -106,7 +107,9 @@ def sync_status(
         nexudus_read = refresh_nexudus_state(conn, ledger, full=full)
     whole = full or bool(read["full"]) or bool(nexudus_read.get("whole_read"))
     scope = sync_scope(ledger, tenant, business_id, whole=whole, units=SCALE)
-    frame, state, transfers = _both_sides(ledger, tenant, business_id, scope)
+    frame, state, transfers = _both_sides(
+        ledger, tenant, business_id, scope, read["written"], nexudus_read.get("written")
+    )
     differences = find_differences(frame, state, transfers, full=read["full"])
     owing = frame["xero_status"] == "AUTHORISED"
     unpaid = frame[owing]
@@ -142,12 +145,18 @@ def _created_invoices(transfers: pd.DataFrame) -> pd.DataFrame:
 
 
 def _both_sides(
-    ledger: Ledger, tenant: str, business_id: int, scope: SyncScope
+    ledger: Ledger,
+    tenant: str,
+    business_id: int,
+    scope: SyncScope,
+    xero_written: pd.DataFrame | None = None,
+    nexudus_written: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The sync's frame (each transferred invoice of the scope with both sides' copies, money
     also in whole ``SCALE`` units, read from the ledger, or as the last sync kept it), the Xero
     records and the transfer rows that tell which records recon created are unknown to the
-    ledger."""
+    ledger. ``xero_written``, ``nexudus_written``: what this sync's refresh gave the ledger's
+    copies, taken as written where the write alone decides the stored row, not read back."""
     if scope.whole:
         transfers = _created_invoices(ledger.transfers(tenant, units=SCALE))
         state = ledger.xero_state(tenant, units=SCALE)
@@ -157,7 +166,16 @@ def _both_sides(
             ledger.transfers(tenant, nexudus_invoice_ids=scope.nexudus_invoice_ids, units=SCALE)
         )
         wanted = set(transfers["xero_id"].dropna()) | scope.xero_ids
-        state = ledger.xero_state(tenant, xero_ids=wanted, units=SCALE)
+        state = written_or_read(
+            None
+            if xero_written is None
+            else ledger.xero_state_written(
+                tenant, xero_written[xero_written["xero_id"].isin(wanted)], units=SCALE
+            ),
+            "xero_id",
+            wanted,
+            lambda rest: ledger.xero_state(tenant, xero_ids=rest, units=SCALE),
+        )
         named = _created_invoices(
             ledger.transfer_keys(tenant, xero_ids=scope.xero_ids)
             if scope.named is None
@@ -195,7 +213,14 @@ def _both_sides(
         xero[f"{column}_scaled"] = state[f"{source}_units"].to_numpy(dtype="int64")
         xero[f"{column}_known"] = state[f"{source}_known"].to_numpy(dtype=bool)
     frame = _with_xero_copy(frame, xero)
-    nexudus = nexudus_side(ledger, tenant, business_id, transfers, units=SCALE)
+    nexudus = nexudus_side(
+        ledger,
+        tenant,
+        business_id,
+        transfers,
+        units=SCALE,
+        written=None if scope.whole else nexudus_written,
+    )
     nexudus = nexudus.rename(columns=_UNITS_AS_SCALED)
     # Only this location's invoices: another location may book into the same organisation.
     frame = frame.merge(nexudus, on="nexudus_invoice_id", how="inner")

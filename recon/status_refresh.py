@@ -14,7 +14,7 @@ size.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import timedelta
@@ -41,6 +41,7 @@ __all__ = [
     "refresh_nexudus_state",
     "refresh_xero_state",
     "sync_scope",
+    "written_or_read",
     "xero_state_rows",
 ]
 
@@ -133,7 +134,12 @@ def refresh_xero_state(conn: Connection, ledger: Ledger, *, full: bool = False) 
     newest = stamps.max().to_pydatetime() if len(stamps) else None
     if newest is not None and (mark is None or newest > mark):
         ledger.set_watermark(tenant, "xero_invoices", newest)
-    return {"full": since is None, "changed": len(changed), "watermark": newest or mark}
+    return {
+        "full": since is None,
+        "changed": len(changed),
+        "watermark": newest or mark,
+        "written": rows,
+    }
 
 
 # ---- Nexudus' side: the ledger's copy, kept current with what changed ----------------------------
@@ -200,6 +206,8 @@ def refresh_nexudus_state(
     return {
         "full": since is None,
         "changed": len(changed),
+        # What the ledger's copy now holds as read here; a whole read also wrote other rows.
+        "written": changed if whole is None else None,
         "whole_read": whole is not None,
         "credit_notes_found": found,
         "deleted_found": deleted,
@@ -315,14 +323,24 @@ def nexudus_side(
     transfers: pd.DataFrame,
     *,
     units: int | None = None,
+    written: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Nexudus' side of every transferred invoice of this location, from the ledger's copy.
 
     ``units`` (a power of ten): also ``<money>_units`` (int64) and ``<money>_known`` beside
-    ``nexudus_total``, ``nexudus_paid_amount`` and ``nexudus_credited``.
+    ``nexudus_total``, ``nexudus_paid_amount`` and ``nexudus_credited``. ``written``: Nexudus
+    invoices this sync has just given to ``Ledger.update_nexudus_state``, taken as that wrote
+    them rather than read back.
     """
     wanted = ids_of(transfers["nexudus_invoice_id"])
-    state = ledger.nexudus_state(tenant, nexudus_invoice_ids=wanted, units=units)
+    state = written_or_read(
+        None
+        if written is None
+        else ledger.nexudus_state_written(tenant, written[written["Id"].isin(wanted)], units=units),
+        "nexudus_invoice_id",
+        wanted,
+        lambda rest: ledger.nexudus_state(tenant, nexudus_invoice_ids=rest, units=units),
+    )
     links = ledger.event_states(tenant, "nexudus", CREDIT_NOTE_FOUND)
     deleted = ids_of(ledger.event_states(tenant, "nexudus", DELETED_FOUND)["subject"])
     credited = pd.Series(dtype=object)
@@ -377,6 +395,23 @@ def nexudus_side(
         .to_numpy(dtype=np.int64),
         nexudus_credited_known=known,
     )
+
+
+def written_or_read(
+    written: pd.DataFrame | None,
+    key: str,
+    wanted: AbstractSet[Any],
+    read: Callable[[AbstractSet[Any]], pd.DataFrame],
+) -> pd.DataFrame:
+    """The ledger's rows whose ``key`` is ``wanted``: those of ``written`` (rows this sync has
+    just written, as the ledger reads them back), and the rest as ``read`` gives them.
+
+    A sync reads back mostly what its refresh has just written (the changed invoices); each
+    row read by key from a ledger of a million costs more than the diff of it."""
+    if written is None or not len(written):
+        return read(wanted)
+    rest = read(set(wanted) - set(written[key]))
+    return pd.concat([written, rest], ignore_index=True) if len(rest) else written
 
 
 # ---- which invoices a sync diffs -----------------------------------------------------------------

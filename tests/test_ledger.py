@@ -635,6 +635,67 @@ def test_a_batch_of_xero_records_naming_one_record_twice_keeps_the_later_row(
         assert state.loc["x-1", "created_by_recon"] == 1
 
 
+def test_xero_records_as_written_are_the_rows_read_back_where_the_write_alone_decides(
+    tmp_path: Path,
+) -> None:
+    """``xero_state_written``: what a status sync takes without reading back. Each row it gives
+    is the row ``xero_state`` reads; a record whose stored flag the write cannot tell (read
+    again as not recon's, while the ledger had it as recon's) is left to be read."""
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.update_xero_state(
+            TENANT,
+            [
+                {"xero_id": "x-1", "status": "AUTHORISED", "created_by_recon": True},
+                {"xero_id": "x-2", "status": "AUTHORISED", "kind": "credit_note"},
+            ],
+        )
+        again = [
+            {"xero_id": "x-1", "status": "PAID", "created_by_recon": False,
+             "total": Decimal("10.10"), "amount_due": Decimal("0.00"),
+             "fully_paid_on": "2026-03-02", "updated_utc": "2026-03-02T10:00:00+00:00"},
+            {"xero_id": "x-2", "status": "PAID", "kind": "invoice", "created_by_recon": True,
+             "total": "7", "amount_paid": Decimal("7.000")},
+            {"xero_id": "x-3", "status": "DRAFT", "created_by_recon": True},
+            {"xero_id": "x-3", "status": "VOIDED", "number": "INV-3", "created_by_recon": 1},
+            {"xero_id": "x-4", "status": "PAID", "created_by_recon": False},
+        ]  # fmt: skip
+        ledger.update_xero_state(TENANT, again)
+        written = ledger.xero_state_written(TENANT, again, units=10_000)
+        assert written["xero_id"].tolist() == ["x-2", "x-3"]
+        read = ledger.xero_state(TENANT, xero_ids=["x-2", "x-3"], units=10_000)
+        pd.testing.assert_frame_equal(written, read.sort_values("xero_id", ignore_index=True))
+        # The latest read decides every column but the flag, the kind too.
+        assert read.set_index("xero_id")["kind"].to_dict() == {"x-2": "invoice", "x-3": "invoice"}
+        assert ledger.xero_state(TENANT, xero_ids=["x-1"])["created_by_recon"].tolist() == [1]
+
+
+def test_nexudus_invoices_as_written_are_the_rows_read_back(tmp_path: Path) -> None:
+    """``nexudus_state_written``: that write decides every column, the location too."""
+    first = _nexudus_invoices(["10.00", "20.00"])
+    again = pd.concat(
+        [
+            first.assign(BusinessId=[4, 3], Paid=True, PaidAmount=Decimal("20.00"), DueDate=None),
+            _nexudus_invoices(["10.00", "20.00", "30.50"]).iloc[2:].assign(Void=True),
+            first.iloc[:1].assign(TotalAmount=Decimal("12.5"), UpdatedOn=None),
+        ],
+        ignore_index=True,
+    )
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.update_nexudus_state(TENANT, first)
+        ledger.update_nexudus_state(TENANT, again)
+        written = ledger.nexudus_state_written(TENANT, again, units=100)
+        read = ledger.nexudus_state(TENANT, units=100)
+        pd.testing.assert_frame_equal(
+            written.sort_values("nexudus_invoice_id", ignore_index=True),
+            read.sort_values("nexudus_invoice_id", ignore_index=True),
+        )
+        assert written.set_index("nexudus_invoice_id")["total_units"].to_dict() == {
+            1: 1250,
+            2: 2000,
+            3: 3050,
+        }
+
+
 def test_an_invoice_read_again_under_another_location_moves_there_and_only_then(
     tmp_path: Path,
 ) -> None:

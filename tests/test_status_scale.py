@@ -20,7 +20,7 @@ import pandas as pd
 from recon.demo import act_as_accountant
 from recon.ledger import Ledger
 from recon.session import Connection
-from recon.status import StatusDiff, apply_paid, sync_scope, sync_status
+from recon.status import Difference, StatusDiff, apply_paid, sync_scope, sync_status
 from recon.transfer import plan_transfer, push
 
 
@@ -117,3 +117,24 @@ def test_an_incremental_sync_after_changes_gives_the_rows_of_a_whole_sync(
         # so the sync compared only the rows it kept, which stand as they were.
         assert ledger.last_change_ids()[0] == touched
         assert _kept_blob(ledger) == kept
+
+        # Round 4: an invoice recon created under an earlier Xero app, that the ledger holds as
+        # recon's while no transfer row names it (the push's record of it was lost), changes;
+        # Xero no longer lists it as this app's. The ledger keeps it as recon's, so the
+        # incremental sync must not take the flag its refresh wrote for the stored one: it
+        # reports the invoice unknown to the ledger, as a whole sync of the same ledger does.
+        stranger = str(
+            third.unpaid.merge(ledger.transfers(tenant), on="invoice_number")["xero_id"].iloc[0]
+        )
+        with conn.sandbox.xero.books.store.write() as books:
+            books.execute("UPDATE records SET created_by='an-earlier-app' WHERE id=?", (stranger,))
+        with sqlite3.connect(ledger.path) as db:
+            db.execute("DELETE FROM transfers WHERE xero_id=?", (stranger,))
+        conn.xero.update_invoice(stranger, {"Status": "VOIDED"})
+        fourth = sync_status(conn, ledger)
+        assert not fourth.context["full"] and fourth.context["xero_changed"] == 1
+        assert ledger.xero_state(tenant, xero_ids=[stranger])["created_by_recon"].tolist() == [1]
+        unknown = fourth.differences[fourth.differences["xero_id"] == stranger]
+        assert unknown["difference"].tolist() == [Difference.UNKNOWN_TO_LEDGER.value]
+        assert unknown["xero_status"].tolist() == ["VOIDED"]
+        _same(fourth, _whole_sync_of_a_copy(conn, ledger, tmp_path))
